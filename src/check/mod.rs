@@ -1,0 +1,3 @@
+//! Checks on a run: thresholds and the verdict (frame validation arrives with conformance).
+
+pub mod thresholds;
