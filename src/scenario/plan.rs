@@ -53,6 +53,10 @@ pub struct Plan {
     pub seed: u64,
     /// Grace period for in-flight iterations at the end of the run (`graceful_stop:`, default 5 s).
     pub graceful_stop: Duration,
+    /// Hex SHA-256 of the scenario file's text (recorded in results).
+    pub source_sha256: String,
+    /// Initial template variables (`vars:`).
+    pub vars: Vec<(String, serde_json::Value)>,
 }
 
 /// Connection options.
