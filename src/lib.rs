@@ -1,7 +1,14 @@
 //! squall: load-test and conformance-check WebSocket APIs from YAML scenarios.
+//!
+//! Data flows one way: [`scenario`] parses and lowers a YAML file into a [`scenario::Plan`];
+//! [`swarm`] plays it with VUs on worker threads; [`metrics`] records per worker and merges
+//! every tick; [`report`] turns the merged figures into `results.json` and a summary;
+//! [`check`] judges them against the thresholds. [`run`] strings these together for
+//! `squall run`.
 
 pub mod check;
 pub mod metrics;
 pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod swarm;

@@ -1,1 +1,125 @@
-fn main(){}
+//! The `squall` command line: parse arguments, call the library, map outcomes to exit codes
+//! (0 pass, 1 a threshold or check failed, 2 bad scenario or usage, 3 target unreachable or
+//! run aborted, 130 interrupted).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use squall::run::{execute, RunArgs};
+use squall::scenario::{self, LoadOptions};
+
+/// Load-test and conformance-check WebSocket APIs from YAML scenarios.
+#[derive(Parser)]
+#[command(name = "squall", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario and write results (exit 0 pass, 1 threshold failed, 3 aborted, 130 interrupted).
+    Run(RunCmd),
+    /// Check scenario files without connecting (exit 0 valid, 2 invalid).
+    Check {
+        /// Scenario files.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunCmd {
+    /// The scenario file.
+    scenario: PathBuf,
+    /// Target URL (ws:// or wss://), replacing the scenario's `target:`.
+    #[arg(long)]
+    target: Option<String>,
+    /// Output folder [default: reports/<scenario>-<UTC timestamp>/].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Total load duration (e.g. 30s, 2m): cuts the phases, or holds the last level longer.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Peak VUs for a closed-model scenario (phases are scaled).
+    #[arg(long)]
+    vus: Option<u64>,
+    /// Peak arrival rate per second for an open-model scenario (e.g. 200 or 200/s).
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// Seed for every random choice [default: the scenario's `seed:`, else drawn and recorded].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// No live progress and no summary table.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Start the bundled squall-server on 127.0.0.1 (ephemeral port) and run against it.
+    #[arg(long)]
+    serve: bool,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let n = s.strip_suffix("/s").unwrap_or(s);
+    n.parse::<f64>()
+        .map_err(|_| format!("'{s}' is not a rate; write e.g. 200 or 200/s"))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    ExitCode::from(match cli.command {
+        Command::Run(cmd) => run(cmd),
+        Command::Check { scenarios } => check(&scenarios),
+    })
+}
+
+fn run(cmd: RunCmd) -> u8 {
+    let args = RunArgs {
+        scenario: cmd.scenario,
+        target: cmd.target,
+        out: cmd.out,
+        duration: cmd.duration,
+        vus: cmd.vus,
+        rate: cmd.rate,
+        seed: cmd.seed,
+        threads: cmd.threads,
+        quiet: cmd.quiet,
+        progress: std::io::stdout().is_terminal(),
+        serve: cmd.serve,
+    };
+    match execute(args) {
+        Ok(done) => done.exit_code(),
+        Err(e) => {
+            eprintln!("squall: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn check(files: &[PathBuf]) -> u8 {
+    let opts = LoadOptions::from_process_env();
+    let mut code = 0;
+    for f in files {
+        match scenario::load_file(f, &opts) {
+            Ok(_) => println!("{}: ok", f.display()),
+            Err(e) => {
+                eprintln!("{e}");
+                code = 2;
+            }
+        }
+    }
+    code
+}

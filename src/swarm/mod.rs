@@ -1,1 +1,203 @@
-//! swarm
+//! The swarm: worker threads running VUs by the plan's load model, and the controller that
+//! merges their metrics every tick, watches for a dead target, and stops them in order.
+
+pub mod connect;
+mod io;
+pub mod matcher;
+mod pace;
+pub mod schedule;
+mod vu;
+mod worker;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::metrics::health::CpuSampler;
+use crate::metrics::Aggregate;
+use crate::report::Status;
+use crate::scenario::plan::Plan;
+
+/// Options of one swarm run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Worker threads (each a current-thread runtime). Default: available cores.
+    pub threads: usize,
+    /// Metrics merge interval. Default 1 s.
+    pub tick: Duration,
+    /// Consecutive ticks with failed and no successful connections, while none is open,
+    /// after which the target counts as dead and the run is aborted. Default 2.
+    pub dead_ticks: u32,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            tick: Duration::from_secs(1),
+            dead_ticks: 2,
+        }
+    }
+}
+
+/// A request from outside the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Ctrl-C or SIGTERM: the first stops scheduling and drains; the second stops at once.
+    Interrupt,
+}
+
+/// Sees the merged metrics after every tick (live progress, results written as the run goes).
+pub trait Observer {
+    /// Called once per tick with the elapsed time since the start.
+    fn on_tick(&mut self, agg: &Aggregate, elapsed: Duration);
+}
+
+/// How a run ended.
+pub struct Outcome {
+    /// Everything measured.
+    pub aggregate: Aggregate,
+    /// Complete, interrupted or aborted.
+    pub status: Status,
+    /// Why, when not complete.
+    pub reason: Option<String>,
+    /// Wall-clock start.
+    pub started_at: SystemTime,
+    /// How long it ran.
+    pub elapsed: Duration,
+    /// Worker threads used.
+    pub threads: usize,
+}
+
+/// Runs `plan` to the end, or until interrupted or the target dies.
+pub async fn run(
+    plan: Arc<Plan>,
+    opts: RunOptions,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    observer: &mut dyn Observer,
+) -> Outcome {
+    let threads = opts.threads.max(1);
+    let (graceful_tx, graceful_rx) = watch::channel(false);
+    let (hard_tx, hard_rx) = watch::channel(false);
+    let (snap_tx, mut snap_rx) = mpsc::unbounded_channel();
+    let started_at = SystemTime::now();
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(threads);
+    for idx in 0..threads {
+        let spec = worker::WorkerSpec {
+            idx,
+            workers: threads,
+            plan: plan.clone(),
+            start,
+            tick: opts.tick,
+            signals: worker::Signals {
+                graceful: graceful_rx.clone(),
+                hard: hard_rx.clone(),
+            },
+            snapshots: snap_tx.clone(),
+        };
+        let h = std::thread::Builder::new()
+            .name(format!("squall-worker-{idx}"))
+            .spawn(move || worker::run(spec));
+        match h {
+            Ok(h) => handles.push(h),
+            Err(e) => eprintln!("squall: could not start worker thread {idx}: {e}"),
+        }
+    }
+    // Workers hold the only senders now: the channel closes when the last one exits.
+    drop(snap_tx);
+
+    let mut agg = Aggregate::new(plan.metrics.clone());
+    let mut cpu = CpuSampler::new();
+    let mut status = Status::Complete;
+    let mut reason = None;
+    let planned = plan.load.duration();
+    let mut grace_until: Option<Instant> = None;
+    let mut ticks = 1u32;
+    let mut dead = DeadTarget::default();
+    let mut control_open = true;
+    let stop_soft = |grace: &mut Option<Instant>| {
+        if grace.is_none() {
+            let _ = graceful_tx.send(true);
+            *grace = Some(Instant::now() + plan.graceful_stop);
+        }
+    };
+    loop {
+        let next_tick = start + opts.tick * ticks;
+        let hard_at = grace_until.unwrap_or(next_tick + Duration::from_secs(3600));
+        tokio::select! {
+            snap = snap_rx.recv() => match snap {
+                Some(s) => agg.add(s),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(next_tick.into()) => {
+                ticks += 1;
+                let elapsed = start.elapsed();
+                agg.tick(elapsed, cpu.sample());
+                observer.on_tick(&agg, elapsed);
+                if dead.observe(&agg, opts.dead_ticks) && status == Status::Complete {
+                    status = Status::Aborted;
+                    reason = Some(format!(
+                        "target unreachable: connections keep failing and none is open ({} failed in all)",
+                        agg.connections_failed()
+                    ));
+                    let _ = graceful_tx.send(true);
+                    let _ = hard_tx.send(true);
+                }
+                if elapsed >= planned {
+                    stop_soft(&mut grace_until);
+                }
+            }
+            _ = tokio::time::sleep_until(hard_at.into()), if grace_until.is_some() => {
+                let _ = hard_tx.send(true);
+                grace_until = None;
+            }
+            c = control.recv(), if control_open => match c {
+                Some(Control::Interrupt) if status == Status::Complete => {
+                    status = Status::Interrupted;
+                    reason = Some("interrupted (Ctrl-C or SIGTERM)".into());
+                    stop_soft(&mut grace_until);
+                }
+                Some(Control::Interrupt) => {
+                    let _ = hard_tx.send(true);
+                }
+                None => control_open = false,
+            },
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    let elapsed = start.elapsed();
+    agg.tick(elapsed, cpu.sample());
+    observer.on_tick(&agg, elapsed);
+    Outcome {
+        aggregate: agg,
+        status,
+        reason,
+        started_at,
+        elapsed,
+        threads,
+    }
+}
+
+/// Tells a dead target from a slow one: ticks in a row where connection attempts failed,
+/// none succeeded, and none is open.
+#[derive(Default)]
+struct DeadTarget {
+    failed: u64,
+    opened: u64,
+    streak: u32,
+}
+
+impl DeadTarget {
+    fn observe(&mut self, agg: &Aggregate, limit: u32) -> bool {
+        let (failed, opened) = (agg.connections_failed(), agg.connections_opened());
+        let dead = failed > self.failed && opened == self.opened && agg.active_connections() == 0;
+        self.streak = if dead { self.streak + 1 } else { 0 };
+        self.failed = failed;
+        self.opened = opened;
+        self.streak >= limit
+    }
+}

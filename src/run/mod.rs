@@ -1,0 +1,335 @@
+//! One `squall run` end to end: load the scenario, prepare the output folder, check the
+//! target, run the swarm while writing results as it goes, evaluate thresholds, and say how
+//! it ended (which the CLI turns into an exit code).
+
+mod progress;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::check::verdict;
+use crate::metrics::Aggregate;
+use crate::report::{render_summary, ReportError, Results, ResultsWriter, RunMeta, Status};
+use crate::scenario::plan::{LoadModel, Plan};
+use crate::scenario::{self, LoadError, LoadOptions};
+use crate::swarm::{self, connect, Control, Observer, RunOptions};
+
+/// What `squall run` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct RunArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Replaces the scenario's `target:`.
+    pub target: Option<String>,
+    /// Output folder; default `reports/<scenario>-<UTC timestamp>/`.
+    pub out: Option<PathBuf>,
+    /// Cuts or extends the load to this total duration.
+    pub duration: Option<Duration>,
+    /// Scales a closed model's peak to this many VUs.
+    pub vus: Option<u64>,
+    /// Scales an open model's peak arrival rate to this (per second).
+    pub rate: Option<f64>,
+    /// Replaces the scenario's `seed:`.
+    pub seed: Option<u64>,
+    /// Worker threads; default all cores.
+    pub threads: Option<usize>,
+    /// No live progress and no summary table.
+    pub quiet: bool,
+    /// Show live progress (the CLI sets it when stdout is a terminal).
+    pub progress: bool,
+    /// Start the bundled squall-server on an ephemeral port and aim the run at it.
+    pub serve: bool,
+}
+
+/// Why a run could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The scenario did not load.
+    #[error("{0}")]
+    Scenario(#[from] LoadError),
+    /// Flags that do not fit the scenario.
+    #[error("{0}")]
+    Usage(String),
+    /// The target could not be reached before the load started.
+    #[error("target unreachable: {0}")]
+    Unreachable(String),
+    /// The results could not be written.
+    #[error("{0}")]
+    Output(#[from] ReportError),
+    /// The bundled server (`--serve`) did not start.
+    #[error("cannot start the bundled server: {0}")]
+    Serve(std::io::Error),
+}
+
+impl RunError {
+    /// Exit code: 2 for bad input, 3 for an unreachable target or a failed run.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Scenario(_) | RunError::Usage(_) => 2,
+            RunError::Unreachable(_) | RunError::Output(_) | RunError::Serve(_) => 3,
+        }
+    }
+}
+
+/// A run that took place (whatever its verdict).
+pub struct Finished {
+    /// The final results, as written.
+    pub results: Results,
+    /// Where they were written.
+    pub out_dir: PathBuf,
+}
+
+impl Finished {
+    /// Exit code: 130 interrupted, 3 aborted, 1 a threshold failed, 0 pass.
+    pub fn exit_code(&self) -> u8 {
+        match self.results.status {
+            Status::Interrupted => 130,
+            Status::Aborted => 3,
+            _ if self.results.thresholds.iter().any(|t| !t.pass) => 1,
+            _ => 0,
+        }
+    }
+}
+
+/// Loads the scenario and applies the command-line overrides to its plan.
+pub fn prepare(args: &RunArgs) -> Result<Plan, RunError> {
+    let mut opts = LoadOptions::from_process_env();
+    opts.target = args.target.clone();
+    opts.seed = args.seed;
+    if args.serve && opts.target.is_none() {
+        // Any ws URL passes validation; the real address is known once the server is up.
+        opts.target = Some("ws://127.0.0.1:1/ws".into());
+    }
+    let mut plan = scenario::load_file(&args.scenario, &opts)?;
+    if let Some(d) = args.duration {
+        if d.is_zero() {
+            return Err(RunError::Usage("--duration must be greater than 0".into()));
+        }
+        plan.load = plan.load.with_duration(d);
+    }
+    match (plan.load.model, args.vus, args.rate) {
+        (LoadModel::Closed, Some(n), _) => plan.load = plan.load.with_peak(n as f64),
+        (LoadModel::Open { .. }, Some(_), _) => {
+            return Err(RunError::Usage(
+                "--vus applies to closed-model scenarios; this one has an arrival rate: use --rate".into(),
+            ))
+        }
+        _ => {}
+    }
+    match (plan.load.model, args.rate) {
+        (LoadModel::Open { .. }, Some(r)) if r > 0.0 => plan.load = plan.load.with_peak(r),
+        (_, Some(r)) if r <= 0.0 => return Err(RunError::Usage("--rate must be positive".into())),
+        (LoadModel::Closed, Some(_)) => {
+            return Err(RunError::Usage(
+                "--rate applies to open-model scenarios; this one runs VUs: use --vus".into(),
+            ))
+        }
+        _ => {}
+    }
+    Ok(plan)
+}
+
+/// Runs a scenario end to end on a runtime of its own.
+pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
+    let mut plan = prepare(&args)?;
+    let server = if args.serve {
+        let mut cfg = squall_server::Config::default();
+        cfg.listen = ([127, 0, 0, 1], 0).into();
+        let s = squall_server::spawn(cfg).map_err(RunError::Serve)?;
+        plan.target = retarget(&plan.target, s.addr());
+        Some(s)
+    } else {
+        None
+    };
+    let out_dir = args.out.clone().unwrap_or_else(|| default_out(&plan.name));
+    let writer = ResultsWriter::create(&out_dir)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Unreachable(format!("cannot start the runtime: {e}")))?;
+    let result = rt.block_on(run_plan(plan, &args, &writer));
+    if let Some(s) = server {
+        s.shutdown();
+    }
+    let results = result?;
+    Ok(Finished { results, out_dir })
+}
+
+async fn run_plan(plan: Plan, args: &RunArgs, writer: &ResultsWriter) -> Result<Results, RunError> {
+    preflight(&plan).await?;
+    let plan = Arc::new(plan);
+    let opts = RunOptions {
+        threads: args.threads.unwrap_or_else(|| RunOptions::default().threads),
+        ..RunOptions::default()
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let signals = tokio::spawn(forward_signals(tx));
+    let started = SystemTime::now();
+    let mut live = Live {
+        plan: &plan,
+        args,
+        writer,
+        started,
+        threads: opts.threads,
+        bar: (args.progress && !args.quiet).then(|| progress::Bar::new(plan.load.duration())),
+        error: None,
+    };
+    let outcome = swarm::run(plan.clone(), opts, rx, &mut live).await;
+    signals.abort();
+    if let Some(bar) = live.bar.take() {
+        bar.finish();
+    }
+    let mut meta = meta(&plan, args, outcome.started_at, outcome.threads);
+    meta.ended_at = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
+    meta.duration_s = outcome.elapsed.as_secs_f64();
+    let mut results = outcome.aggregate.results(meta, outcome.status);
+    results.status_reason = outcome.reason;
+    results.thresholds = verdict::evaluate(&plan.thresholds, &results);
+    writer.write(&results)?;
+    if !args.quiet {
+        println!("{}", render_summary(&results));
+        println!("results: {}", writer.path().display());
+    }
+    Ok(results)
+}
+
+/// Writes results and draws progress after every tick.
+struct Live<'a> {
+    plan: &'a Plan,
+    args: &'a RunArgs,
+    writer: &'a ResultsWriter,
+    started: SystemTime,
+    threads: usize,
+    bar: Option<progress::Bar>,
+    error: Option<ReportError>,
+}
+
+impl Observer for Live<'_> {
+    fn on_tick(&mut self, agg: &Aggregate, elapsed: Duration) {
+        let mut meta = meta(self.plan, self.args, self.started, self.threads);
+        meta.duration_s = elapsed.as_secs_f64();
+        let results = agg.results(meta, Status::Running);
+        if let Err(e) = self.writer.write(&results) {
+            if self.error.is_none() {
+                eprintln!("squall: {e}");
+            }
+            self.error = Some(e);
+        }
+        if let Some(bar) = &mut self.bar {
+            bar.update(agg, elapsed);
+        }
+    }
+}
+
+fn meta(plan: &Plan, args: &RunArgs, started: SystemTime, threads: usize) -> RunMeta {
+    RunMeta {
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        scenario_name: plan.name.clone(),
+        scenario_file: args.scenario.display().to_string(),
+        scenario_sha256: plan.source_sha256.clone(),
+        protocol: plan.protocol.clone(),
+        target: plan.target.clone(),
+        seed: plan.seed,
+        threads,
+        started_at: humantime::format_rfc3339_millis(started).to_string(),
+        ended_at: None,
+        duration_s: 0.0,
+        planned_duration_s: plan.load.duration().as_secs_f64(),
+        load_model: match plan.load.model {
+            LoadModel::Closed => "closed".into(),
+            LoadModel::Open { .. } => "open".into(),
+        },
+        host: hostname(),
+    }
+}
+
+/// Fail before load: one TCP connection to the target, so an unreachable target is one
+/// clear line (exit 3), not a run full of errors.
+async fn preflight(plan: &Plan) -> Result<(), RunError> {
+    let req = plan
+        .target
+        .as_str()
+        .into_client_request()
+        .map_err(|e| RunError::Usage(format!("bad target {}: {e}", plan.target)))?;
+    let host = req.uri().host().unwrap_or_default().trim_matches(['[', ']']).to_string();
+    let tls = req.uri().scheme_str() == Some("wss");
+    let port = req.uri().port_u16().unwrap_or(if tls { 443 } else { 80 });
+    match tokio::time::timeout(plan.connect.timeout, connect::tcp_connect(&host, port)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(RunError::Unreachable(format!("{}: {e}", plan.target))),
+        Err(_) => Err(RunError::Unreachable(format!(
+            "{}: no TCP connection within {:?}",
+            plan.target, plan.connect.timeout
+        ))),
+    }
+}
+
+async fn forward_signals(tx: mpsc::UnboundedSender<Control>) {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    loop {
+        #[cfg(unix)]
+        let got = match term.as_mut() {
+            Some(t) => tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                r = t.recv() => r.is_some(),
+            },
+            None => tokio::signal::ctrl_c().await.is_ok(),
+        };
+        #[cfg(not(unix))]
+        let got = tokio::signal::ctrl_c().await.is_ok();
+        if !got || tx.send(Control::Interrupt).is_err() {
+            return;
+        }
+    }
+}
+
+/// `ws://anything:port/path` → `ws://<addr>/path` (path `/ws` when the target has none).
+fn retarget(target: &str, addr: std::net::SocketAddr) -> String {
+    let rest = target.split_once("://").map_or("", |(_, r)| r);
+    let path = rest.find('/').map_or("/ws", |i| &rest[i..]);
+    let path = if path == "/" { "/ws" } else { path };
+    format!("ws://{addr}{path}")
+}
+
+fn default_out(name: &str) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "");
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    Path::new("reports").join(format!("{safe}-{stamp}"))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retarget_keeps_the_path() {
+        let a: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        assert_eq!(retarget("ws://127.0.0.1:8080/kite/ws", a), "ws://127.0.0.1:4000/kite/ws");
+        assert_eq!(retarget("ws://example.com", a), "ws://127.0.0.1:4000/ws");
+        assert_eq!(retarget("wss://h:1/", a), "ws://127.0.0.1:4000/ws");
+    }
+
+    #[test]
+    fn default_out_is_under_reports() {
+        let p = default_out("kite smoke");
+        let s = p.to_string_lossy();
+        assert!(s.starts_with("reports/kite_smoke-"), "{s}");
+        assert!(!s.contains(':'));
+    }
+}

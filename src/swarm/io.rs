@@ -1,0 +1,316 @@
+//! One VU's connection and its inbox: every inbound frame is parsed once, classified,
+//! counted, answered by auto-reply rules, and routed to whatever the current step waits for;
+//! frames nobody waits for are counted and kept in a small mailbox for a later `expect`.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::connect::Ws;
+use super::matcher::{kind_of, Want};
+use crate::metrics::{ErrorKind, Recorder};
+use crate::scenario::plan::{Payload, Plan};
+
+/// Unmatched frames kept for a later `expect`; older ones are dropped (still counted).
+const MAILBOX: usize = 32;
+/// How long a closing connection is drained for the peer's close frame.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
+
+/// How a wait ended.
+#[derive(Debug)]
+pub enum Woke {
+    /// The awaited frame arrived at the given instant.
+    Matched(Value, Instant),
+    /// The deadline passed.
+    Deadline,
+    /// The connection ended; the close code if the peer sent one.
+    Closed(Option<u16>),
+    /// The run is being stopped at once.
+    Stop,
+}
+
+/// A frame sitting in the mailbox.
+pub struct Held {
+    /// The parsed frame.
+    pub value: Value,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+/// The connection side of a VU.
+pub struct Io {
+    /// The open connection, if any.
+    pub ws: Option<Ws>,
+    /// The plan (kind pointers, id pointer).
+    pub plan: Arc<Plan>,
+    /// The worker's recorder.
+    pub rec: Rc<RefCell<Recorder>>,
+    /// Unmatched recent frames.
+    pub mailbox: VecDeque<Held>,
+    /// Auto-reply rules rendered for this connection: (trigger, what to send).
+    pub replies: Vec<(Want, String)>,
+    /// Becomes true when the run must stop at once.
+    pub hard_stop: watch::Receiver<bool>,
+    queued_replies: Vec<String>,
+}
+
+impl Io {
+    /// A VU's connection side, not yet connected.
+    pub fn new(plan: Arc<Plan>, rec: Rc<RefCell<Recorder>>, hard_stop: watch::Receiver<bool>) -> Self {
+        Io {
+            ws: None,
+            plan,
+            rec,
+            mailbox: VecDeque::new(),
+            replies: Vec::new(),
+            hard_stop,
+            queued_replies: Vec::new(),
+        }
+    }
+
+    /// Whether the run must stop now.
+    pub fn stopping(&self) -> bool {
+        *self.hard_stop.borrow()
+    }
+
+    /// Reads frames until `want` accepts one, the deadline passes, the connection ends or the
+    /// run stops. `want` sees each parsed frame with its kind and arrival time.
+    pub async fn pump(
+        &mut self,
+        deadline: Instant,
+        want: &mut dyn FnMut(&Value, Option<&str>, Instant) -> bool,
+    ) -> Woke {
+        let sleep = tokio::time::sleep_until(deadline.into());
+        tokio::pin!(sleep);
+        let mut stop = self.hard_stop.clone();
+        loop {
+            if *stop.borrow_and_update() {
+                return Woke::Stop;
+            }
+            let Some(ws) = self.ws.as_mut() else {
+                return Woke::Closed(None);
+            };
+            let msg = tokio::select! {
+                m = ws.next() => m,
+                _ = &mut sleep => return Woke::Deadline,
+                _ = stop.changed() => continue,
+            };
+            if let Some(woke) = self.on_message(msg, want).await {
+                return woke;
+            }
+        }
+    }
+
+    /// Handles whatever frames are already buffered, without waiting.
+    pub async fn drain_ready(&mut self) -> Option<Woke> {
+        for _ in 0..256 {
+            let ws = self.ws.as_mut()?;
+            let msg = ws.next().now_or_never()?;
+            if let Some(w) = self.on_message(msg, &mut |_, _, _| false).await {
+                return Some(w);
+            }
+        }
+        None
+    }
+
+    async fn on_message(
+        &mut self,
+        msg: Option<Result<Message, WsError>>,
+        want: &mut dyn FnMut(&Value, Option<&str>, Instant) -> bool,
+    ) -> Option<Woke> {
+        let at = Instant::now();
+        match msg {
+            Some(Ok(Message::Text(text))) => {
+                let matched = self.on_text(text.as_str(), at, want);
+                self.flush_replies().await;
+                matched.map(|v| Woke::Matched(v, at))
+            }
+            Some(Ok(Message::Binary(b))) => {
+                self.rec.borrow_mut().frame_in(Some("(binary)"), b.len());
+                None
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let code = frame.map(|f| u16::from(f.code));
+                self.finish(code);
+                Some(Woke::Closed(code))
+            }
+            Some(Ok(_)) => None, // ping/pong: tungstenite answers pings itself
+            Some(Err(e)) => {
+                self.rec.borrow_mut().error(error_kind(&e));
+                self.finish(None);
+                Some(Woke::Closed(None))
+            }
+            None => {
+                self.finish(None);
+                Some(Woke::Closed(None))
+            }
+        }
+    }
+
+    fn on_text(
+        &mut self,
+        text: &str,
+        at: Instant,
+        want: &mut dyn FnMut(&Value, Option<&str>, Instant) -> bool,
+    ) -> Option<Value> {
+        let Ok(value) = serde_json::from_str::<Value>(text) else {
+            self.rec.borrow_mut().frame_in(Some("(non-json)"), text.len());
+            return None;
+        };
+        let kind = kind_of(&value, &self.plan.kind_pointers);
+        self.rec.borrow_mut().frame_in(kind.as_deref(), text.len());
+        for (on, reply) in &self.replies {
+            if on.matches(&value, kind.as_deref(), &self.plan.id_pointer) {
+                self.queued_replies.push(reply.clone());
+            }
+        }
+        if want(&value, kind.as_deref(), at) {
+            return Some(value);
+        }
+        if self.mailbox.len() == MAILBOX {
+            self.mailbox.pop_front();
+        }
+        self.mailbox.push_back(Held { value, at });
+        None
+    }
+
+    async fn flush_replies(&mut self) {
+        if self.queued_replies.is_empty() {
+            return;
+        }
+        let replies = std::mem::take(&mut self.queued_replies);
+        for r in replies {
+            let len = r.len();
+            if self.feed(Message::text(r)).await {
+                self.rec.borrow_mut().frame_out(Some("(auto-reply)"), len);
+            }
+        }
+        self.flush().await;
+    }
+
+    /// Takes the oldest mailbox frame that `want` accepts.
+    pub fn take_held(&mut self, want: &Want) -> Option<Held> {
+        let plan = &self.plan;
+        let idx = self.mailbox.iter().position(|h| {
+            let kind = kind_of(&h.value, &plan.kind_pointers);
+            want.matches(&h.value, kind.as_deref(), &plan.id_pointer)
+        })?;
+        self.mailbox.remove(idx)
+    }
+
+    /// Queues a message without flushing; false when the connection is gone.
+    pub async fn feed(&mut self, msg: Message) -> bool {
+        let Some(ws) = self.ws.as_mut() else {
+            return false;
+        };
+        match ws.feed(msg).await {
+            Ok(()) => true,
+            Err(e) => {
+                self.rec.borrow_mut().error(error_kind(&e));
+                self.finish(None);
+                false
+            }
+        }
+    }
+
+    /// Flushes queued messages: one write for a whole batch.
+    pub async fn flush(&mut self) -> bool {
+        let Some(ws) = self.ws.as_mut() else {
+            return false;
+        };
+        match ws.flush().await {
+            Ok(()) => true,
+            Err(e) => {
+                self.rec.borrow_mut().error(error_kind(&e));
+                self.finish(None);
+                false
+            }
+        }
+    }
+
+    /// Sends one message now; false when the connection is gone.
+    pub async fn send(&mut self, msg: Message) -> bool {
+        self.feed(msg).await && self.flush().await
+    }
+
+    /// Closes from our side with `code`, reading (and counting) what the peer still sends
+    /// until its close frame, for at most a second.
+    pub async fn close(&mut self, code: u16) {
+        let Some(ws) = self.ws.as_mut() else {
+            return;
+        };
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: "".into(),
+        };
+        if ws.close(Some(frame)).await.is_err() {
+            self.finish(Some(code));
+            return;
+        }
+        let deadline = Instant::now() + CLOSE_DRAIN;
+        loop {
+            let Some(ws) = self.ws.as_mut() else { return };
+            let msg = match tokio::time::timeout_at(deadline.into(), ws.next()).await {
+                Ok(m) => m,
+                Err(_) => break,
+            };
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let mut never = |_: &Value, _: Option<&str>, _: Instant| false;
+                    self.on_text(t.as_str(), Instant::now(), &mut never);
+                    self.queued_replies.clear();
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    self.rec.borrow_mut().frame_in(Some("(binary)"), b.len());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
+            }
+        }
+        self.finish(Some(code));
+    }
+
+    /// Marks the connection ended and records its close code exactly once.
+    fn finish(&mut self, code: Option<u16>) {
+        if self.ws.take().is_some() {
+            self.rec.borrow_mut().closed(code);
+        }
+        self.mailbox.clear();
+    }
+
+    /// Renders and queues a payload; returns its byte length, or `None` when gone.
+    pub async fn feed_payload(&mut self, payload: &Payload, text: &str) -> Option<usize> {
+        let msg = match payload {
+            Payload::Binary(b) => Message::binary(b.clone()),
+            _ => Message::text(text.to_string()),
+        };
+        let len = match payload {
+            Payload::Binary(b) => b.len(),
+            _ => text.len(),
+        };
+        self.feed(msg).await.then_some(len)
+    }
+}
+
+fn error_kind(e: &WsError) -> ErrorKind {
+    use tokio_tungstenite::tungstenite::error::CapacityError;
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => ErrorKind::MessageTooLarge,
+        WsError::Capacity(_) => ErrorKind::MessageTooLarge,
+        WsError::Utf8(_) => ErrorKind::InvalidUtf8,
+        WsError::Protocol(_) => ErrorKind::Protocol,
+        WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_) => {
+            ErrorKind::Disconnected
+        }
+        _ => ErrorKind::Protocol,
+    }
+}

@@ -1,0 +1,207 @@
+//! Matching inbound frames: a [`Matcher`] rendered once into a [`Want`], then compared
+//! against parsed frames without allocating.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use crate::scenario::plan::Matcher;
+use crate::scenario::template::{Context, Template};
+
+/// One expected value, rendered: compared as text with strings, numerically with numbers.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    text: String,
+    num: Option<f64>,
+}
+
+impl Expected {
+    /// Renders `t` once.
+    pub fn render<C: Context>(t: &Template, ctx: &mut C) -> Self {
+        let mut text = String::new();
+        t.render(ctx, &mut text);
+        Self::from_text(text)
+    }
+
+    /// From already rendered text.
+    pub fn from_text(text: String) -> Self {
+        let num = text.parse::<f64>().ok();
+        Expected { text, num }
+    }
+
+    /// Whether a JSON value equals this expectation.
+    pub fn eq_value(&self, v: &Value) -> bool {
+        match v {
+            Value::String(s) => *s == self.text,
+            Value::Number(n) => self.num.is_some() && n.as_f64() == self.num,
+            Value::Bool(b) => self.text == if *b { "true" } else { "false" },
+            Value::Null => self.text == "null",
+            other => serde_json::to_string(other).is_ok_and(|s| s == self.text),
+        }
+    }
+}
+
+/// A matcher with its templates rendered: what a pending `expect` waits for.
+#[derive(Debug, Clone, Default)]
+pub struct Want {
+    kind: Option<String>,
+    id: Option<Expected>,
+    fields: Vec<(String, Expected)>,
+}
+
+impl Want {
+    /// Renders the matcher's templates (once, when the step starts).
+    pub fn render<C: Context>(m: &Matcher, ctx: &mut C) -> Self {
+        Want {
+            kind: m.kind.clone(),
+            id: m.id.as_ref().map(|t| Expected::render(t, ctx)),
+            fields: m
+                .fields
+                .iter()
+                .map(|(p, t)| (p.clone(), Expected::render(t, ctx)))
+                .collect(),
+        }
+    }
+
+    /// Whether the frame `v` of kind `kind` satisfies every condition.
+    pub fn matches(&self, v: &Value, kind: Option<&str>, id_pointer: &str) -> bool {
+        if let Some(k) = &self.kind {
+            if kind != Some(k.as_str()) {
+                return false;
+            }
+        }
+        if let Some(id) = &self.id {
+            if !v.pointer(id_pointer).is_some_and(|x| id.eq_value(x)) {
+                return false;
+            }
+        }
+        self.fields
+            .iter()
+            .all(|(p, e)| v.pointer(p).is_some_and(|x| e.eq_value(x)))
+    }
+}
+
+/// A frame's kind: the values at the kind pointers, joined by `.`. Borrowed in the common
+/// single-pointer case, so classifying a frame does not allocate.
+pub fn kind_of<'a>(v: &'a Value, pointers: &[String]) -> Option<Cow<'a, str>> {
+    match pointers {
+        [one] => v.pointer(one).and_then(Value::as_str).map(Cow::Borrowed),
+        many => {
+            let mut out = String::new();
+            for p in many {
+                let part = v.pointer(p).and_then(Value::as_str)?;
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(part);
+            }
+            Some(Cow::Owned(out))
+        }
+    }
+}
+
+/// A correlation id as a map key; numeric ids (the common case) avoid allocating.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdKey {
+    /// A non-negative integer id.
+    Num(u64),
+    /// Any other id, as its string value or JSON text.
+    Text(String),
+}
+
+impl IdKey {
+    /// The key of a JSON value.
+    pub fn of(v: &Value) -> IdKey {
+        match v {
+            Value::Number(n) if n.as_u64().is_some() => IdKey::Num(n.as_u64().unwrap_or(0)),
+            Value::String(s) => IdKey::Text(s.clone()),
+            other => IdKey::Text(other.to_string()),
+        }
+    }
+
+    /// The key of the value at `pointer` in a JSON text we rendered ourselves.
+    pub fn of_text(text: &str, pointer: &str) -> Option<IdKey> {
+        if let Some(field) = top_level_field(pointer) {
+            return top_level_raw(text, field).map(|raw| match raw {
+                Value::Number(n) if n.as_u64().is_some() => IdKey::Num(n.as_u64().unwrap_or(0)),
+                other => IdKey::of(&other),
+            });
+        }
+        let v: Value = serde_json::from_str(text).ok()?;
+        v.pointer(pointer).map(IdKey::of)
+    }
+}
+
+/// `/id` → `id`; `None` for nested or escaped pointers.
+fn top_level_field(pointer: &str) -> Option<&str> {
+    let f = pointer.strip_prefix('/')?;
+    (!f.contains('/') && !f.contains('~')).then_some(f)
+}
+
+/// Reads one top-level field of a JSON object, skipping the others without building them.
+fn top_level_raw(text: &str, field: &str) -> Option<Value> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Seek<'f>(&'f str);
+    impl<'de> Visitor<'de> for Seek<'_> {
+        type Value = Option<Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if found.is_none() && key == self.0 {
+                    found = Some(map.next_value::<Value>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Seek<'_> {
+        type Value = Option<Value>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    Seek(field).deserialize(&mut de).ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn expected_compares_strings_and_numbers() {
+        let e = Expected::from_text("42".into());
+        assert!(e.eq_value(&json!(42)));
+        assert!(e.eq_value(&json!("42")));
+        assert!(!e.eq_value(&json!(43)));
+        let s = Expected::from_text("scrape:all".into());
+        assert!(s.eq_value(&json!("scrape:all")));
+        assert!(!s.eq_value(&json!("scrape:x")));
+    }
+
+    #[test]
+    fn kind_of_joins_pointers() {
+        let v = json!({"type": "event", "payload": {"eventType": "task"}});
+        assert_eq!(kind_of(&v, &["/type".into()]).as_deref(), Some("event"));
+        let both = ["/type".to_string(), "/payload/eventType".to_string()];
+        assert_eq!(kind_of(&v, &both).as_deref(), Some("event.task"));
+        assert_eq!(kind_of(&v, &["/nope".into()]), None);
+    }
+
+    #[test]
+    fn id_keys_from_text_and_values_agree() {
+        let text = r#"{"type":"ping","data":{"id":9},"id":17}"#;
+        assert_eq!(IdKey::of_text(text, "/id"), Some(IdKey::Num(17)));
+        assert_eq!(IdKey::of(&json!(17)), IdKey::Num(17));
+        assert_eq!(IdKey::of_text(text, "/data/id"), Some(IdKey::Num(9)));
+        let s = r#"{"id":"a-1"}"#;
+        assert_eq!(IdKey::of_text(s, "/id"), Some(IdKey::Text("a-1".into())));
+        assert_eq!(IdKey::of_text(r#"{"x":1}"#, "/id"), None);
+    }
+}

@@ -1,0 +1,222 @@
+//! Pipelined requests (`pace`) and bursts: the sending side of a VU under a schedule.
+//!
+//! Latency is measured from the *intended* send time, computed arithmetically from the
+//! schedule (start + i / rate), so a stalled server cannot hide behind requests that were
+//! never sent (coordinated omission). The service time, from the actual send, is kept
+//! alongside so the two can be told apart.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::io::Woke;
+use super::matcher::{IdKey, Want};
+use super::vu::{outbound_kind, text_message, Flow, Vu};
+use crate::scenario::plan::{Pace, Payload};
+
+/// Outstanding request: when it should have gone out, and when it did.
+#[derive(Clone, Copy)]
+struct Sent {
+    intended: Instant,
+    actual: Instant,
+}
+
+impl Vu {
+    /// Runs a `pace` step.
+    pub(super) async fn pace(&mut self, p: &Pace) -> Flow {
+        if self.io.ws.is_none() {
+            return self.lost();
+        }
+        let start = Instant::now();
+        let interval = p.rate.map(|r| Duration::from_secs_f64(1.0 / r));
+        let end = p.duration.map(|d| start + d);
+        let intended = |i: u64| match interval {
+            Some(iv) => start + iv.mul_f64(i as f64),
+            None => Instant::now(),
+        };
+        // Requests the schedule asks for; `None` when only time bounds it (closed loop).
+        let planned = match (p.count, p.duration, p.rate) {
+            (Some(c), _, _) => Some(c),
+            (None, Some(d), Some(r)) => Some((d.as_secs_f64() * r).floor() as u64),
+            _ => None,
+        };
+        let id_ptr = self.shared.plan.id_pointer.clone();
+        let want = Want::render(&p.reply, &mut self.ctx);
+        let within_us = p.within.as_micros() as u64;
+        let mut outstanding: HashMap<IdKey, Sent> = HashMap::with_capacity(p.in_flight as usize);
+        let mut deadlines: VecDeque<(Instant, IdKey)> = VecDeque::new();
+        let mut kind: Option<Option<String>> = None;
+        let mut issued = 0u64;
+        let rec = self.shared.rec.clone();
+        loop {
+            let now = Instant::now();
+            let open = p.count.is_none_or(|c| issued < c)
+                && end.is_none_or(|e| now < e && intended(issued) < e);
+            if !open && outstanding.is_empty() {
+                break;
+            }
+            // Send everything due that the in-flight window allows, then flush once.
+            let mut fed = false;
+            while open
+                && p.count.is_none_or(|c| issued < c)
+                && outstanding.len() < p.in_flight as usize
+                && (interval.is_none() || intended(issued) <= now)
+                && end.is_none_or(|e| intended(issued) < e)
+            {
+                self.render(&p.payload);
+                let key = IdKey::of_text(&self.out, &id_ptr);
+                let kind = kind.get_or_insert_with(|| {
+                    outbound_kind(&p.payload, &self.out, &self.shared.plan.kind_pointers)
+                });
+                let len = self.out.len();
+                if !self.io.feed(text_message(&p.payload, &self.out)).await {
+                    return self.pace_lost(planned, issued, outstanding.len());
+                }
+                let sent = Sent {
+                    intended: intended(issued),
+                    actual: Instant::now(),
+                };
+                {
+                    let mut r = rec.borrow_mut();
+                    r.frame_out(kind.as_deref(), len);
+                    r.op();
+                }
+                issued += 1;
+                fed = true;
+                match key {
+                    Some(k) => {
+                        deadlines.push_back((sent.actual + p.within, k.clone()));
+                        outstanding.insert(k, sent);
+                    }
+                    // A request without an id can never be matched: count it as timed out
+                    // rather than waiting on it.
+                    None => rec.borrow_mut().timeout(Some(p.metric), 0),
+                }
+            }
+            if fed {
+                if !self.io.flush().await {
+                    return self.pace_lost(planned, issued, outstanding.len());
+                }
+                self.last_send_at = Some(Instant::now());
+            }
+            // Sleep until the next send is due, the earliest reply deadline, or a reply.
+            let mut wake = deadlines.front().map(|d| d.0);
+            if open && outstanding.len() < p.in_flight as usize {
+                if let Some(iv) = interval {
+                    let next = start + iv.mul_f64(issued as f64);
+                    wake = Some(wake.map_or(next, |w| w.min(next)));
+                }
+            }
+            let wake = match (wake, end) {
+                (Some(w), _) => w,
+                (None, Some(e)) if open => e,
+                _ => Instant::now() + p.within,
+            };
+            let metric = p.metric;
+            let mut accept = |v: &Value, k: Option<&str>, at: Instant| {
+                let Some(idv) = v.pointer(&id_ptr) else {
+                    return false;
+                };
+                let key = IdKey::of(idv);
+                if !outstanding.contains_key(&key) || !want.matches(v, k, &id_ptr) {
+                    return false;
+                }
+                if let Some(s) = outstanding.remove(&key) {
+                    let lat = at.saturating_duration_since(s.intended).as_micros() as u64;
+                    let svc = at.saturating_duration_since(s.actual).as_micros() as u64;
+                    rec.borrow_mut().latency(metric, lat, svc);
+                }
+                true
+            };
+            match self.io.pump(wake, &mut accept).await {
+                Woke::Matched(..) | Woke::Deadline => {}
+                Woke::Closed(_) => return self.pace_lost(planned, issued, outstanding.len()),
+                Woke::Stop => return Flow::Stop,
+            }
+            // Expire requests whose reply deadline has passed.
+            let now = Instant::now();
+            while deadlines.front().is_some_and(|d| d.0 <= now || !outstanding.contains_key(&d.1)) {
+                if let Some((_, k)) = deadlines.pop_front() {
+                    if outstanding.remove(&k).is_some() {
+                        rec.borrow_mut().timeout(Some(p.metric), within_us);
+                        self.errors += 1;
+                    }
+                }
+            }
+        }
+        // Sends the schedule wanted but that never happened (the window stayed full).
+        if let Some(planned) = planned {
+            if planned > issued {
+                rec.borrow_mut().missed(planned - issued);
+            }
+        }
+        Flow::Next
+    }
+
+    fn pace_lost(&mut self, planned: Option<u64>, issued: u64, outstanding: usize) -> Flow {
+        let mut r = self.shared.rec.borrow_mut();
+        if let Some(planned) = planned {
+            r.missed(planned.saturating_sub(issued));
+        }
+        // Requests in flight when the connection died never get a reply.
+        for _ in 0..outstanding {
+            r.error(crate::metrics::ErrorKind::Disconnected);
+        }
+        drop(r);
+        self.errors += outstanding as u32;
+        self.lost()
+    }
+
+    /// Runs a `burst` step: `count` messages as fast as possible, or at `rate` per second.
+    pub(super) async fn burst(&mut self, payload: &Payload, count: u64, rate: Option<f64>) -> Flow {
+        if self.io.ws.is_none() {
+            return self.lost();
+        }
+        let start = Instant::now();
+        let mut kind: Option<Option<String>> = None;
+        let rec = self.shared.rec.clone();
+        for i in 0..count {
+            if let Some(r) = rate {
+                let due = start + Duration::from_secs_f64(i as f64 / r);
+                let mut never = |_: &Value, _: Option<&str>, _: Instant| false;
+                match self.io.pump(due, &mut never).await {
+                    Woke::Deadline | Woke::Matched(..) => {}
+                    Woke::Closed(_) => {
+                        rec.borrow_mut().missed(count - i);
+                        return self.lost();
+                    }
+                    Woke::Stop => return Flow::Stop,
+                }
+            }
+            self.render(payload);
+            let kind = kind.get_or_insert_with(|| {
+                outbound_kind(payload, &self.out, &self.shared.plan.kind_pointers)
+            });
+            let len = self.out.len().max(match payload {
+                Payload::Binary(b) => b.len(),
+                _ => 0,
+            });
+            if !self.io.feed(text_message(payload, &self.out)).await {
+                rec.borrow_mut().missed(count - i);
+                return self.lost();
+            }
+            rec.borrow_mut().frame_out(kind.as_deref(), len);
+            // Flush in batches (and on every paced send) and read what came back meanwhile.
+            if rate.is_some() || i % 64 == 63 || i + 1 == count {
+                if !self.io.flush().await {
+                    rec.borrow_mut().missed(count - i - 1);
+                    return self.lost();
+                }
+                if rate.is_none() {
+                    if let Some(Woke::Closed(_)) = self.io.drain_ready().await {
+                        rec.borrow_mut().missed(count - i - 1);
+                        return self.lost();
+                    }
+                }
+            }
+        }
+        self.last_send_at = Some(Instant::now());
+        Flow::Next
+    }
+}

@@ -1,0 +1,457 @@
+//! A virtual user: picks a behaviour, connects, runs the steps, closes; again and again
+//! (closed model) or once (open model).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::connect::{with_query, Connecter};
+use super::io::{Io, Woke};
+use super::matcher::{kind_of, Want};
+use crate::metrics::{ErrorKind, Recorder};
+use crate::scenario::plan::{Backoff, Behaviour, Expect, Payload, Plan, Step, Think};
+use crate::scenario::template::Context;
+
+/// Template state of one VU.
+pub struct Ctx {
+    vu: u64,
+    iter: u64,
+    seq: u64,
+    rng: SmallRng,
+    vars: HashMap<String, Value>,
+    /// The last frame sent (text), parsed lazily when a `sent.` template asks.
+    last_sent: Option<String>,
+    last_sent_parsed: Option<Value>,
+}
+
+impl Context for Ctx {
+    fn vu(&self) -> u64 {
+        self.vu
+    }
+    fn iter(&self) -> u64 {
+        self.iter
+    }
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+    fn rng(&mut self) -> &mut SmallRng {
+        &mut self.rng
+    }
+    fn var(&self, name: &str) -> Option<&Value> {
+        self.vars.get(name)
+    }
+    fn sent(&mut self, pointer: &str) -> Option<Value> {
+        if self.last_sent_parsed.is_none() {
+            let text = self.last_sent.as_deref()?;
+            self.last_sent_parsed = serde_json::from_str(text).ok();
+        }
+        self.last_sent_parsed.as_ref()?.pointer(pointer).cloned()
+    }
+}
+
+impl Ctx {
+    fn remember_sent(&mut self, text: &str) {
+        let slot = self.last_sent.get_or_insert_with(String::new);
+        slot.clear();
+        slot.push_str(text);
+        self.last_sent_parsed = None;
+    }
+}
+
+/// Result of running steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on with the next step.
+    Next,
+    /// The connection is gone (and no reconnect followed); end the iteration.
+    Lost,
+    /// The run is stopping at once.
+    Stop,
+}
+
+/// What every VU of a worker shares.
+pub struct Shared {
+    /// The plan.
+    pub plan: Arc<Plan>,
+    /// The worker's recorder.
+    pub rec: Rc<RefCell<Recorder>>,
+    /// Prepared connection settings.
+    pub connecter: Connecter,
+    /// Becomes true when the run must stop at once.
+    pub hard_stop: watch::Receiver<bool>,
+}
+
+/// One virtual user.
+pub struct Vu {
+    pub(super) io: Io,
+    pub(super) ctx: Ctx,
+    pub(super) shared: Rc<Shared>,
+    /// Text buffer reused for every rendered message.
+    pub(super) out: String,
+    pub(super) last_send_at: Option<Instant>,
+    /// Errors seen in the current iteration.
+    pub(super) errors: u32,
+}
+
+impl Vu {
+    /// A VU numbered `vu` (1-based), its randomness derived from the run seed.
+    pub fn new(vu: u64, shared: Rc<Shared>) -> Self {
+        let seed = shared.plan.seed ^ vu.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let vars = shared.plan.vars.iter().cloned().collect();
+        Vu {
+            io: Io::new(
+                shared.plan.clone(),
+                shared.rec.clone(),
+                shared.hard_stop.clone(),
+            ),
+            ctx: Ctx {
+                vu,
+                iter: 0,
+                seq: 0,
+                rng: SmallRng::seed_from_u64(seed),
+                vars,
+                last_sent: None,
+                last_sent_parsed: None,
+            },
+            shared,
+            out: String::new(),
+            last_send_at: None,
+            errors: 0,
+        }
+    }
+
+    /// Runs iterations until `stop` is set (checked between iterations) or the run stops.
+    pub async fn run_loop(mut self, stop: Rc<Cell<bool>>) {
+        while !stop.get() && !self.io.stopping() {
+            let failed_connect = !self.iteration().await;
+            self.ctx.iter += 1;
+            if failed_connect {
+                // A target that refuses must not be hammered in a tight loop.
+                let pause = self.shared.connecter.timeout().min(Duration::from_millis(500));
+                let mut never = |_: &Value, _: Option<&str>, _: Instant| false;
+                if let Woke::Stop = self.io.pump(Instant::now() + pause, &mut never).await {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// One iteration; false when it could not even connect.
+    pub async fn iteration(&mut self) -> bool {
+        self.errors = 0;
+        let plan = self.shared.plan.clone();
+        let behaviour = pick_behaviour(&plan.behaviours, &mut self.ctx.rng);
+        if !self.connect().await {
+            self.shared.rec.borrow_mut().iteration(false);
+            return false;
+        }
+        let flow = self.run_steps(&behaviour.steps).await;
+        if flow == Flow::Lost {
+            self.errors += 1;
+        }
+        let code = if flow == Flow::Stop { 1001 } else { 1000 };
+        self.io.close(code).await;
+        self.shared.rec.borrow_mut().iteration(self.errors == 0);
+        true
+    }
+
+    /// Opens the connection; records the outcome.
+    pub(super) async fn connect(&mut self) -> bool {
+        let plan = self.shared.plan.clone();
+        let mut headers = Vec::with_capacity(plan.connect.headers.len());
+        for (name, t) in &plan.connect.headers {
+            let mut v = String::new();
+            t.render(&mut self.ctx, &mut v);
+            headers.push((name.clone(), v));
+        }
+        let mut query = Vec::with_capacity(plan.connect.query.len());
+        for (name, t) in &plan.connect.query {
+            let mut v = String::new();
+            t.render(&mut self.ctx, &mut v);
+            query.push((name.clone(), v));
+        }
+        let url = with_query(&plan.target, &query);
+        let started = Instant::now();
+        let result = self
+            .shared
+            .connecter
+            .connect(&url, &headers, &plan.connect.subprotocols)
+            .await;
+        match result {
+            Ok(ws) => {
+                let us = started.elapsed().as_micros() as u64;
+                self.shared.rec.borrow_mut().connect_ok(us);
+                self.io.ws = Some(ws);
+                self.io.replies = plan
+                    .replies
+                    .iter()
+                    .map(|r| {
+                        let want = Want::render(&r.on, &mut self.ctx);
+                        let mut text = String::new();
+                        render_payload(&r.reply, &mut self.ctx, &mut text);
+                        (want, text)
+                    })
+                    .collect();
+                true
+            }
+            Err(e) => {
+                self.shared.rec.borrow_mut().connect_failed(e.cause);
+                self.errors += 1;
+                false
+            }
+        }
+    }
+
+    /// Runs a list of steps in order.
+    pub fn run_steps<'a>(&'a mut self, steps: &'a [Step]) -> Pin<Box<dyn Future<Output = Flow> + 'a>> {
+        Box::pin(async move {
+            for step in steps {
+                if self.io.stopping() {
+                    return Flow::Stop;
+                }
+                let flow = self.step(step).await;
+                if flow != Flow::Next {
+                    return flow;
+                }
+            }
+            Flow::Next
+        })
+    }
+
+    async fn step(&mut self, step: &Step) -> Flow {
+        match step {
+            Step::Send { payload, .. } => self.send(payload).await,
+            Step::Expect(e) => self.expect(e).await,
+            Step::Listen { duration } => self.wait(*duration).await,
+            Step::Think(t) => {
+                let d = match *t {
+                    Think::Fixed(d) => d,
+                    Think::Range(a, b) => {
+                        let (a, b) = (a.as_micros() as u64, b.as_micros() as u64);
+                        Duration::from_micros(self.ctx.rng.random_range(a..=b.max(a)))
+                    }
+                };
+                self.wait(d).await
+            }
+            Step::Repeat {
+                count,
+                duration,
+                steps,
+            } => {
+                let until = duration.map(|d| Instant::now() + d);
+                let mut i = 0u64;
+                while count.is_none_or(|c| i < c) && until.is_none_or(|u| Instant::now() < u) {
+                    let flow = self.run_steps(steps).await;
+                    if flow != Flow::Next {
+                        return flow;
+                    }
+                    i += 1;
+                }
+                Flow::Next
+            }
+            Step::Choose { branches } => {
+                let total: f64 = branches.iter().map(|b| b.0).sum();
+                let mut x = self.ctx.rng.random::<f64>() * total;
+                let mut chosen = &branches[branches.len() - 1].1;
+                for (w, steps) in branches {
+                    if x < *w {
+                        chosen = steps;
+                        break;
+                    }
+                    x -= w;
+                }
+                self.run_steps(chosen).await
+            }
+            Step::Pace(p) => self.pace(p).await,
+            Step::Burst {
+                payload,
+                count,
+                rate,
+                ..
+            } => self.burst(payload, *count, *rate).await,
+            Step::ExpectClose { code, within } => self.expect_close(*code, *within).await,
+            Step::Reconnect(b) => self.reconnect(b).await,
+            Step::Close { code } => {
+                self.io.close(*code).await;
+                Flow::Next
+            }
+        }
+    }
+
+    /// Renders a payload into `self.out`.
+    pub(super) fn render(&mut self, payload: &Payload) {
+        self.out.clear();
+        render_payload(payload, &mut self.ctx, &mut self.out);
+    }
+
+    async fn send(&mut self, payload: &Payload) -> Flow {
+        self.render(payload);
+        let kind = outbound_kind(payload, &self.out, &self.shared.plan.kind_pointers);
+        let Some(len) = self.io.feed_payload(payload, &self.out).await else {
+            return self.lost();
+        };
+        if !self.io.flush().await {
+            return self.lost();
+        }
+        self.last_send_at = Some(Instant::now());
+        self.shared.rec.borrow_mut().frame_out(kind.as_deref(), len);
+        self.ctx.remember_sent(&self.out);
+        Flow::Next
+    }
+
+    /// The connection went away under a step that needed it.
+    pub(super) fn lost(&mut self) -> Flow {
+        if self.io.stopping() {
+            return Flow::Stop;
+        }
+        self.shared.rec.borrow_mut().error(ErrorKind::Disconnected);
+        self.errors += 1;
+        Flow::Lost
+    }
+
+    async fn expect(&mut self, e: &Expect) -> Flow {
+        let want = Want::render(&e.matcher, &mut self.ctx);
+        let start = Instant::now();
+        self.shared.rec.borrow_mut().op();
+        let since = self.last_send_at.unwrap_or(start);
+        let (value, at) = if let Some(held) = self.io.take_held(&want) {
+            (held.value, held.at)
+        } else {
+            let id_ptr = self.shared.plan.id_pointer.clone();
+            let mut accept = |v: &Value, k: Option<&str>, _: Instant| want.matches(v, k, &id_ptr);
+            match self.io.pump(start + e.within, &mut accept).await {
+                Woke::Matched(v, at) => (v, at),
+                Woke::Deadline => {
+                    let waited = e.within.as_micros() as u64;
+                    self.shared.rec.borrow_mut().timeout(e.metric, waited);
+                    self.errors += 1;
+                    return Flow::Next;
+                }
+                Woke::Closed(_) => return self.lost(),
+                Woke::Stop => return Flow::Stop,
+            }
+        };
+        if let Some(m) = e.metric {
+            let us = at.saturating_duration_since(since).as_micros() as u64;
+            self.shared.rec.borrow_mut().latency(m, us, us);
+        }
+        for (name, pointer) in &e.capture {
+            let v = value.pointer(pointer).cloned().unwrap_or(Value::Null);
+            self.ctx.vars.insert(name.clone(), v);
+        }
+        Flow::Next
+    }
+
+    /// Waits (reading, counting, auto-replying) for `d`.
+    async fn wait(&mut self, d: Duration) -> Flow {
+        if self.io.ws.is_none() {
+            // Nothing to read: a plain pause that still honours a hard stop.
+            let mut stop = self.io.hard_stop.clone();
+            return tokio::select! {
+                _ = tokio::time::sleep(d) => Flow::Next,
+                _ = stop.wait_for(|s| *s) => Flow::Stop,
+            };
+        }
+        let mut never = |_: &Value, _: Option<&str>, _: Instant| false;
+        match self.io.pump(Instant::now() + d, &mut never).await {
+            Woke::Deadline | Woke::Matched(..) => Flow::Next,
+            Woke::Closed(_) => self.lost(),
+            Woke::Stop => Flow::Stop,
+        }
+    }
+
+    async fn expect_close(&mut self, code: Option<u16>, within: Duration) -> Flow {
+        self.shared.rec.borrow_mut().op();
+        if self.io.ws.is_none() {
+            return self.lost();
+        }
+        let mut never = |_: &Value, _: Option<&str>, _: Instant| false;
+        match self.io.pump(Instant::now() + within, &mut never).await {
+            Woke::Closed(got) => {
+                if code.is_some() && got != code {
+                    self.shared.rec.borrow_mut().error(ErrorKind::UnexpectedClose);
+                    self.errors += 1;
+                }
+                Flow::Next
+            }
+            Woke::Deadline | Woke::Matched(..) => {
+                self.shared.rec.borrow_mut().timeout(None, within.as_micros() as u64);
+                self.errors += 1;
+                Flow::Next
+            }
+            Woke::Stop => Flow::Stop,
+        }
+    }
+
+    async fn reconnect(&mut self, b: &Backoff) -> Flow {
+        self.io.close(1000).await;
+        for attempt in 0..b.max_tries {
+            if self.connect().await {
+                return Flow::Next;
+            }
+            let base = b.initial.as_secs_f64() * b.factor.powi(attempt as i32);
+            let spread = 1.0 + b.jitter * (self.ctx.rng.random::<f64>() * 2.0 - 1.0);
+            let delay = Duration::from_secs_f64((base.min(b.max.as_secs_f64()) * spread).max(0.0));
+            if self.wait(delay).await == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
+        self.shared.rec.borrow_mut().error(ErrorKind::ReconnectExhausted);
+        self.errors += 1;
+        Flow::Lost
+    }
+}
+
+/// Renders a payload's text (binary payloads render nothing).
+pub fn render_payload<C: Context>(payload: &Payload, ctx: &mut C, out: &mut String) {
+    match payload {
+        Payload::Json(t) => t.render(ctx, out),
+        Payload::Text(t) => t.render(ctx, out),
+        Payload::Binary(_) => {}
+    }
+}
+
+/// The kind of an outbound message, for counting.
+pub fn outbound_kind(payload: &Payload, text: &str, pointers: &[String]) -> Option<String> {
+    match payload {
+        Payload::Binary(_) => Some("(binary)".to_string()),
+        Payload::Text(_) | Payload::Json(_) => {
+            let v: Value = serde_json::from_str(text).ok()?;
+            kind_of(&v, pointers).map(|k| k.into_owned())
+        }
+    }
+}
+
+fn pick_behaviour<'a>(bs: &'a [Behaviour], rng: &mut SmallRng) -> &'a Behaviour {
+    if bs.len() == 1 {
+        return &bs[0];
+    }
+    let total: f64 = bs.iter().map(|b| b.weight).sum();
+    let mut x = rng.random::<f64>() * total;
+    for b in bs {
+        if x < b.weight {
+            return b;
+        }
+        x -= b.weight;
+    }
+    &bs[bs.len() - 1]
+}
+
+/// Sends a `Message` built from already-rendered text (used by pace and burst).
+pub fn text_message(payload: &Payload, text: &str) -> Message {
+    match payload {
+        Payload::Binary(b) => Message::binary(b.clone()),
+        _ => Message::text(text.to_string()),
+    }
+}

@@ -1,0 +1,224 @@
+//! A worker thread: one current-thread tokio runtime running its share of the VUs, with one
+//! recorder they all write to without locks, handed to the aggregator on every tick.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, LocalSet};
+
+use super::connect::Connecter;
+use super::schedule::{arrival_time, share};
+use super::vu::{Shared, Vu};
+use crate::metrics::{Recorder, Snapshot};
+use crate::scenario::plan::{LoadModel, Plan};
+
+/// How often a closed-model worker re-reads the VU target.
+const CONTROL_TICK: Duration = Duration::from_millis(50);
+/// How often the scheduling-lag probe wakes.
+const LAG_PROBE: Duration = Duration::from_millis(10);
+
+/// Signals from the controller to every worker.
+#[derive(Clone)]
+pub struct Signals {
+    /// Stop starting work; let running iterations finish.
+    pub graceful: watch::Receiver<bool>,
+    /// Stop everything now.
+    pub hard: watch::Receiver<bool>,
+}
+
+/// What one worker needs.
+pub struct WorkerSpec {
+    /// This worker's index.
+    pub idx: usize,
+    /// Number of workers.
+    pub workers: usize,
+    /// The plan.
+    pub plan: Arc<Plan>,
+    /// The common start of the run.
+    pub start: Instant,
+    /// Snapshot interval.
+    pub tick: Duration,
+    /// Controller signals.
+    pub signals: Signals,
+    /// Where snapshots go.
+    pub snapshots: mpsc::UnboundedSender<Snapshot>,
+}
+
+/// Runs a worker to completion on the current thread.
+pub fn run(spec: WorkerSpec) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("squall: worker {} could not start a runtime: {e}", spec.idx);
+            return;
+        }
+    };
+    let local = LocalSet::new();
+    local.block_on(&rt, drive(spec));
+}
+
+async fn drive(spec: WorkerSpec) {
+    let rec = Rc::new(RefCell::new(Recorder::with_worker(spec.idx, &spec.plan.metrics)));
+    let shared = Rc::new(Shared {
+        plan: spec.plan.clone(),
+        rec: rec.clone(),
+        connecter: Connecter::new(&spec.plan.connect, &spec.plan.target),
+        hard_stop: spec.signals.hard.clone(),
+    });
+    let ticker = tokio::task::spawn_local(tick_snapshots(
+        rec.clone(),
+        spec.start,
+        spec.tick,
+        spec.snapshots.clone(),
+    ));
+    let probe = tokio::task::spawn_local(lag_probe(rec.clone()));
+    let mut vus = Vus::default();
+    match spec.plan.load.model {
+        LoadModel::Closed => closed(&spec, &shared, &mut vus).await,
+        LoadModel::Open { max_vus } => open(&spec, &shared, &mut vus, max_vus).await,
+    }
+    finish(&spec, &mut vus).await;
+    ticker.abort();
+    probe.abort();
+    // The last words: everything recorded since the previous tick.
+    let _ = spec.snapshots.send(rec.borrow_mut().take());
+}
+
+/// The VUs a worker runs: their stop flags and tasks.
+#[derive(Default)]
+struct Vus {
+    running: Vec<(Rc<Cell<bool>>, JoinHandle<()>)>,
+    next_local: u64,
+}
+
+impl Vus {
+    fn reap(&mut self) {
+        self.running.retain(|(_, h)| !h.is_finished());
+    }
+}
+
+fn spawn_vu(shared: &Rc<Shared>, vu: u64, once: bool) -> (Rc<Cell<bool>>, JoinHandle<()>) {
+    let stop = Rc::new(Cell::new(once));
+    let v = Vu::new(vu, shared.clone());
+    let rec = shared.rec.clone();
+    let flag = stop.clone();
+    let h = tokio::task::spawn_local(async move {
+        rec.borrow_mut().vu_started();
+        if once {
+            let mut v = v;
+            v.iteration().await;
+        } else {
+            v.run_loop(flag).await;
+        }
+        rec.borrow_mut().vu_stopped();
+    });
+    (stop, h)
+}
+
+async fn closed(spec: &WorkerSpec, shared: &Rc<Shared>, vus: &mut Vus) {
+    let total = spec.plan.load.duration();
+    let mut graceful = spec.signals.graceful.clone();
+    loop {
+        let t = spec.start.elapsed();
+        if t >= total || *graceful.borrow() {
+            return;
+        }
+        vus.reap();
+        let level = spec.plan.load.level_at(t).round().max(0.0) as u64;
+        let want = share(level, spec.idx, spec.workers) as usize;
+        while vus.running.len() < want {
+            // VU numbers are unique across workers: idx+1, idx+1+n, ...
+            let vu = spec.idx as u64 + 1 + vus.next_local * spec.workers as u64;
+            vus.next_local += 1;
+            vus.running.push(spawn_vu(shared, vu, false));
+        }
+        // Ramping down: the newest VUs finish their iteration and leave.
+        let mut excess = vus.running.iter().filter(|(s, _)| !s.get()).count().saturating_sub(want);
+        for (stop, _) in vus.running.iter().rev() {
+            if excess == 0 {
+                break;
+            }
+            if !stop.get() {
+                stop.set(true);
+                excess -= 1;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(CONTROL_TICK) => {}
+            _ = graceful.changed() => {}
+        }
+    }
+}
+
+async fn open(spec: &WorkerSpec, shared: &Rc<Shared>, vus: &mut Vus, max_vus: u32) {
+    let cap = share(u64::from(max_vus), spec.idx, spec.workers).max(1) as usize;
+    let mut graceful = spec.signals.graceful.clone();
+    let mut k = spec.idx as u64;
+    while let Some(due) = arrival_time(&spec.plan.load, k) {
+        let at = spec.start + due;
+        tokio::select! {
+            _ = tokio::time::sleep_until(at.into()) => {}
+            _ = graceful.wait_for(|g| *g) => return,
+        }
+        vus.reap();
+        if vus.running.len() < cap {
+            vus.running.push(spawn_vu(shared, k + 1, true));
+        } else {
+            // The arrival could not start: every slot was busy. Counted, never hidden.
+            shared.rec.borrow_mut().missed(1);
+        }
+        k += spec.workers as u64;
+    }
+    // Let the last arrivals run until the planned end.
+    let end = spec.start + spec.plan.load.duration();
+    tokio::select! {
+        _ = tokio::time::sleep_until(end.into()) => {}
+        _ = graceful.wait_for(|g| *g) => {}
+    }
+}
+
+/// End of load: every VU finishes its iteration; when the controller gives up waiting
+/// (grace period over, or a second Ctrl-C) it raises `hard` and they close at once.
+async fn finish(spec: &WorkerSpec, vus: &mut Vus) {
+    for (stop, _) in &vus.running {
+        stop.set(true);
+    }
+    let mut hard = spec.signals.hard.clone();
+    let all = futures_util::future::join_all(vus.running.iter_mut().map(|(_, h)| h));
+    tokio::pin!(all);
+    tokio::select! {
+        _ = &mut all => return,
+        _ = hard.wait_for(|h| *h) => {}
+    }
+    // Give them a moment to send their close frames; then they are dropped.
+    let _ = tokio::time::timeout(Duration::from_secs(2), &mut all).await;
+}
+
+async fn tick_snapshots(
+    rec: Rc<RefCell<Recorder>>,
+    start: Instant,
+    tick: Duration,
+    out: mpsc::UnboundedSender<Snapshot>,
+) {
+    let mut n = 1u32;
+    loop {
+        tokio::time::sleep_until((start + tick * n).into()).await;
+        n += 1;
+        let snap = rec.borrow_mut().take();
+        if out.send(snap).is_err() {
+            return;
+        }
+    }
+}
+
+async fn lag_probe(rec: Rc<RefCell<Recorder>>) {
+    loop {
+        let due = Instant::now() + LAG_PROBE;
+        tokio::time::sleep_until(due.into()).await;
+        let late = Instant::now().saturating_duration_since(due);
+        rec.borrow_mut().lag(late.as_micros() as u64);
+    }
+}

@@ -1,0 +1,120 @@
+//! Test servers with one odd behaviour each, on 127.0.0.1:0, and helpers shared by the
+//! integration tests.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// A server connection.
+pub type Conn = WebSocketStream<tokio::net::TcpStream>;
+
+/// A test server running on its own thread until the process ends.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// Frames the server sent (its own count, to compare with squall's).
+    pub sent: Arc<AtomicU64>,
+}
+
+impl TestServer {
+    /// Serves every connection with `handler(conn, sent_counter)`.
+    pub fn start<F, Fut>(handler: F) -> TestServer
+    where
+        F: Fn(Conn, Arc<AtomicU64>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                loop {
+                    let Ok((tcp, _)) = listener.accept().await else { return };
+                    let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                        continue;
+                    };
+                    tokio::task::spawn_local(handler(ws, counter.clone()));
+                }
+            });
+        });
+        let addr = rx.recv().unwrap();
+        TestServer { addr, sent }
+    }
+
+    /// `ws://addr/ws`
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+}
+
+/// Sends a text frame and counts it.
+pub async fn send(ws: &mut Conn, sent: &AtomicU64, text: String) -> bool {
+    sent.fetch_add(1, Ordering::Relaxed);
+    ws.send(Message::text(text)).await.is_ok()
+}
+
+/// Reads the next ping request and returns its id.
+pub async fn next_ping(ws: &mut Conn) -> Option<Value> {
+    while let Some(Ok(msg)) = ws.next().await {
+        if let Message::Text(t) = msg {
+            if let Ok(v) = serde_json::from_str::<Value>(t.as_str()) {
+                if v["type"] == "ping" {
+                    return Some(v["id"].clone());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Writes a scenario file into `dir` and returns its path.
+pub fn scenario(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Reads results.json from an output folder.
+pub fn results(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("results.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Validates a results document against the committed schema.
+pub fn assert_schema_valid(doc: &Value) {
+    let schema_text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/results.schema.json"))
+            .unwrap();
+    let schema: Value = serde_json::from_str(&schema_text).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "results.json invalid: {errors:#?}");
+}
+
+/// Waits (bounded) until `cond` holds, polling; panics with `what` on timeout.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
