@@ -250,3 +250,19 @@ fn busy_cpu_for_three_seconds_saturates() {
     assert_eq!(h.cpu_peak, Some(1.95));
     assert_eq!(h.warnings.len(), 1);
 }
+
+#[test]
+fn an_empty_summary_decodes_and_merges() {
+    let empty = Summary::empty();
+    assert_eq!((empty.count, empty.p99, empty.max), (0, 0, 0));
+    assert!(empty.histogram().unwrap().is_empty());
+    let mut h = new_histogram();
+    h.saturating_record(1_234);
+    let one = Summary::from_histogram(&h);
+    assert_eq!(empty.merge(&one).unwrap(), one);
+    let broken = Summary {
+        histogram: "not base64!".into(),
+        ..one
+    };
+    assert!(broken.histogram().is_err());
+}

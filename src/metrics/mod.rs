@@ -3,6 +3,24 @@
 //!
 //! All times are microseconds. Histograms cover 1 µs – 1 h at 3 significant digits;
 //! larger values saturate at the top instead of being dropped, so an outlier is never lost.
+//!
+//! The wiring, per worker thread and in the aggregator:
+//! ```
+//! use std::{cell::RefCell, rc::Rc, time::Duration};
+//! use squall::metrics::{Aggregate, Recorder};
+//! use squall::scenario::plan::MetricId;
+//!
+//! let names = vec!["ack".to_string()];
+//! // Worker 0: its VU tasks share one recorder; a borrow never spans an await.
+//! let rec = Rc::new(RefCell::new(Recorder::with_worker(0, &names)));
+//! rec.borrow_mut().latency(MetricId(0), 1_200, 900);
+//! // Every tick the worker sends `take()` over a channel; the aggregator merges.
+//! let snapshot = rec.borrow_mut().take();
+//! let mut agg = Aggregate::new(names);
+//! agg.add(snapshot);
+//! let point = agg.tick(Duration::from_secs(1), None);
+//! assert_eq!(point.p50_us, Some(1_200));
+//! ```
 
 pub mod aggregate;
 pub mod health;
