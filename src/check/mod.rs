@@ -1,3 +1,4 @@
 //! Checks on a run: thresholds and the verdict (frame validation arrives with conformance).
 
 pub mod thresholds;
+pub mod verdict;

@@ -1,0 +1,184 @@
+//! The verdict: each scenario threshold evaluated against a run's [`Results`].
+
+use crate::check::thresholds::{Cmp, Quantity, Stat, Threshold};
+use crate::report::results::{Results, Summary, ThresholdOutcome};
+use crate::report::summary::fmt_us;
+
+/// A measured value and how to show it.
+enum Measured {
+    /// The value, its unit name, and its rendering for people.
+    Value(f64, Unit),
+    /// Nothing to measure; the threshold fails with this message.
+    Missing(String),
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Micros,
+    Ratio,
+    PerSec,
+    Count,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Micros => "us",
+            Unit::Ratio => "ratio",
+            Unit::PerSec => "per_s",
+            Unit::Count => "count",
+        }
+    }
+
+    fn show(self, v: f64) -> String {
+        match self {
+            Unit::Micros => fmt_us(v),
+            Unit::Ratio => format!("{}%", trim(v * 100.0)),
+            Unit::PerSec => format!("{}/s", trim(v)),
+            Unit::Count => trim(v),
+        }
+    }
+}
+
+/// A number without noise: `3`, `0.5`, `12.35`.
+fn trim(v: f64) -> String {
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+fn symbol(op: Cmp) -> &'static str {
+    match op {
+        Cmp::Lt => "<",
+        Cmp::Le => "<=",
+        Cmp::Gt => ">",
+        Cmp::Ge => ">=",
+        Cmp::Eq => "==",
+        Cmp::Ne => "!=",
+    }
+}
+
+fn stat_name(stat: Stat) -> String {
+    match stat {
+        Stat::Min => "min".into(),
+        Stat::Mean => "mean".into(),
+        Stat::Max => "max".into(),
+        Stat::Percentile(p) => format!("p{}", trim(p)),
+    }
+}
+
+/// A statistic of a summary; unusual percentiles are read from the stored histogram.
+fn stat_of(s: Option<&Summary>, stat: Stat, what: &str) -> Measured {
+    let Some(s) = s else {
+        return Measured::Missing(format!("unknown metric '{what}'"));
+    };
+    if s.count == 0 {
+        return Measured::Missing("no samples".into());
+    }
+    let v = match stat {
+        Stat::Min => s.min as f64,
+        Stat::Mean => s.mean,
+        Stat::Max => s.max as f64,
+        Stat::Percentile(50.0) => s.p50 as f64,
+        Stat::Percentile(90.0) => s.p90 as f64,
+        Stat::Percentile(99.0) => s.p99 as f64,
+        Stat::Percentile(99.9) => s.p99_9 as f64,
+        Stat::Percentile(p) => match s.histogram() {
+            Ok(h) => h.value_at_quantile((p / 100.0).clamp(0.0, 1.0)) as f64,
+            Err(e) => return Measured::Missing(e.to_string()),
+        },
+    };
+    Measured::Value(v, Unit::Micros)
+}
+
+fn measure(q: &Quantity, r: &Results) -> (String, Measured) {
+    let c = &r.counters;
+    let count = |n: u64| Measured::Value(n as f64, Unit::Count);
+    let per_s = |n: u64| {
+        let d = r.meta.duration_s;
+        Measured::Value(if d > 0.0 { n as f64 / d } else { 0.0 }, Unit::PerSec)
+    };
+    match q {
+        Quantity::Latency { metric, stat } => (
+            stat_name(*stat),
+            stat_of(r.metrics.get(metric).map(|m| &m.latency), *stat, metric),
+        ),
+        Quantity::Service { metric, stat } => (
+            stat_name(*stat),
+            stat_of(r.metrics.get(metric).map(|m| &m.service), *stat, metric),
+        ),
+        Quantity::Connect(stat) => (
+            stat_name(*stat),
+            stat_of(Some(&r.connect), *stat, "connect"),
+        ),
+        Quantity::ErrorsCount => ("errors".into(), count(c.errors)),
+        Quantity::ErrorsRate => {
+            let rate = if c.ops > 0 {
+                c.errors as f64 / c.ops as f64
+            } else {
+                0.0
+            };
+            ("error rate".into(), Measured::Value(rate, Unit::Ratio))
+        }
+        Quantity::ErrorsOfKind(k) => (
+            k.clone(),
+            count(c.errors_by_kind.get(k).copied().unwrap_or(0)),
+        ),
+        Quantity::ConnectionsFailed => ("failed".into(), count(c.connections.failed)),
+        Quantity::ConnectionsOpened => ("opened".into(), count(c.connections.opened)),
+        Quantity::ThroughputIn => ("in".into(), per_s(c.frames_in)),
+        Quantity::ThroughputOut => ("out".into(), per_s(c.frames_out)),
+        Quantity::Iterations => (
+            "iterations".into(),
+            count(r.load.iterations_ok + r.load.iterations_failed),
+        ),
+        Quantity::Missed => ("missed".into(), count(c.missed)),
+    }
+}
+
+/// The unit a quantity is measured in, for outcomes without a value.
+fn unit_of(q: &Quantity) -> Unit {
+    match q {
+        Quantity::Latency { .. } | Quantity::Service { .. } | Quantity::Connect(_) => Unit::Micros,
+        Quantity::ErrorsRate => Unit::Ratio,
+        Quantity::ThroughputIn | Quantity::ThroughputOut => Unit::PerSec,
+        _ => Unit::Count,
+    }
+}
+
+/// Evaluates every threshold against `r`, in order.
+///
+/// `errors.rate` is errors / ops (0 when there were no ops); throughput is frames over
+/// `meta.duration_s`; `iterations.count` counts ended iterations, ok or failed. A latency
+/// threshold on a metric without samples fails with the message `no samples`.
+pub fn evaluate(thresholds: &[Threshold], r: &Results) -> Vec<ThresholdOutcome> {
+    thresholds.iter().map(|t| outcome(t, r)).collect()
+}
+
+fn outcome(t: &Threshold, r: &Results) -> ThresholdOutcome {
+    let (label, measured) = measure(&t.lhs, r);
+    match measured {
+        Measured::Value(v, unit) => {
+            let pass = t.op.holds(v, t.rhs);
+            ThresholdOutcome {
+                expr: t.source.clone(),
+                pass,
+                actual: Some(v),
+                unit: unit.name().into(),
+                message: format!(
+                    "{label} {} {} {}",
+                    unit.show(v),
+                    symbol(t.op),
+                    unit.show(t.rhs)
+                ),
+            }
+        }
+        Measured::Missing(message) => ThresholdOutcome {
+            expr: t.source.clone(),
+            pass: false,
+            actual: None,
+            unit: unit_of(&t.lhs).name().into(),
+            message,
+        },
+    }
+}

@@ -1,0 +1,101 @@
+//! Frame and byte counts by message kind, looked up by `&str` without allocating.
+
+use std::collections::HashMap;
+
+/// Most distinct kind names counted per recorder and direction; later ones go to [`OTHER_KIND`].
+pub const MAX_KINDS: usize = 256;
+/// Bucket for kinds seen after [`MAX_KINDS`] distinct ones: a misbehaving peer that puts
+/// random strings in its discriminator must not grow memory without bound.
+pub const OTHER_KIND: &str = "(other)";
+/// Bucket for frames without a kind (binary, unparsable, no discriminator).
+pub const NONE_KIND: &str = "(none)";
+
+/// Frames and bytes of one kind since the last take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindDelta {
+    /// Kind name, or [`OTHER_KIND`] / [`NONE_KIND`].
+    pub name: String,
+    /// Frames.
+    pub frames: u64,
+    /// Payload bytes.
+    pub bytes: u64,
+}
+
+/// Counts for one direction. Slots stay allocated across takes so a kind costs one
+/// allocation for the life of the recorder.
+#[derive(Debug, Default)]
+pub(crate) struct KindCounts {
+    index: HashMap<Box<str>, usize>,
+    /// (name, frames, bytes); slot 0 is `(none)`, slot 1 is `(other)`.
+    slots: Vec<(Box<str>, u64, u64)>,
+}
+
+impl KindCounts {
+    pub(crate) fn new() -> Self {
+        KindCounts {
+            index: HashMap::new(),
+            slots: vec![(NONE_KIND.into(), 0, 0), (OTHER_KIND.into(), 0, 0)],
+        }
+    }
+
+    /// Counts one frame of `bytes` under `kind`.
+    pub(crate) fn count(&mut self, kind: Option<&str>, bytes: usize) {
+        let slot = match kind {
+            None => 0,
+            Some(k) => match self.index.get(k) {
+                Some(&i) => i,
+                None if self.index.len() < MAX_KINDS => {
+                    let i = self.slots.len();
+                    self.slots.push((k.into(), 0, 0));
+                    self.index.insert(k.into(), i);
+                    i
+                }
+                None => 1,
+            },
+        };
+        let s = &mut self.slots[slot];
+        s.1 += 1;
+        s.2 += bytes as u64;
+    }
+
+    /// Non-zero counts since the last take, then zero them.
+    pub(crate) fn take(&mut self) -> Vec<KindDelta> {
+        let mut out = Vec::new();
+        for (name, frames, bytes) in &mut self.slots {
+            if *frames > 0 {
+                out.push(KindDelta {
+                    name: name.to_string(),
+                    frames: std::mem::take(frames),
+                    bytes: std::mem::take(bytes),
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_distinct_kinds_and_buckets_the_rest() {
+        let mut k = KindCounts::new();
+        for i in 0..(MAX_KINDS + 10) {
+            k.count(Some(&format!("k{i}")), 3);
+        }
+        k.count(Some("k0"), 1);
+        k.count(None, 5);
+        let d = k.take();
+        let named = d.iter().filter(|d| d.name.starts_with('k')).count();
+        assert_eq!(named, MAX_KINDS);
+        let other = d.iter().find(|d| d.name == OTHER_KIND).unwrap();
+        assert_eq!((other.frames, other.bytes), (10, 30));
+        let none = d.iter().find(|d| d.name == NONE_KIND).unwrap();
+        assert_eq!((none.frames, none.bytes), (1, 5));
+        let k0 = d.iter().find(|d| d.name == "k0").unwrap();
+        assert_eq!((k0.frames, k0.bytes), (2, 4));
+        // A take resets the deltas but keeps the slots.
+        assert!(k.take().is_empty());
+    }
+}

@@ -1,0 +1,289 @@
+//! The per-worker [`Recorder`] VU tasks write into, and the [`Snapshot`] it hands over each tick.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hdrhistogram::Histogram;
+
+use super::kinds::{KindCounts, KindDelta};
+use super::{new_histogram, ErrorKind, FailCause};
+use crate::scenario::plan::MetricId;
+
+/// Worker ids handed out by [`Recorder::new`]. They start high so they never collide with
+/// explicit indices from [`Recorder::with_worker`].
+static NEXT_AUTO_WORKER: AtomicU64 = AtomicU64::new(1 << 32);
+
+/// Everything one worker thread measures between two ticks.
+///
+/// Owned by one thread (share it between that thread's VU tasks with `Rc<RefCell<_>>`,
+/// never borrowed across an await). Recording a latency or a frame never locks and never
+/// allocates, except the first time a message kind is seen.
+#[derive(Debug)]
+pub struct Recorder {
+    worker: u64,
+    latency: Vec<Histogram<u64>>,
+    service: Vec<Histogram<u64>>,
+    connect: Histogram<u64>,
+    lag: Histogram<u64>,
+    tally: Tally,
+    frames_in: KindCounts,
+    frames_out: KindCounts,
+    active_connections: i64,
+    active_vus: i64,
+}
+
+/// Plain counters since the last take.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Tally {
+    pub(crate) opened: u64,
+    pub(crate) failed: BTreeMap<FailCause, u64>,
+    pub(crate) closed: BTreeMap<Option<u16>, u64>,
+    pub(crate) errors: [u64; ErrorKind::ALL.len()],
+    pub(crate) ops: u64,
+    pub(crate) missed: u64,
+    pub(crate) iterations_ok: u64,
+    pub(crate) iterations_failed: u64,
+}
+
+impl Tally {
+    /// All errors: error kinds plus failed connection attempts.
+    pub(crate) fn error_count(&self) -> u64 {
+        self.errors.iter().sum::<u64>() + self.failed.values().sum::<u64>()
+    }
+}
+
+/// What a [`Recorder`] measured since its previous [`Recorder::take`]; sent to the aggregator.
+///
+/// Counters and histograms are deltas; the two gauges are the worker's absolute values.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub(crate) worker: u64,
+    /// One entry per metric; `None` when nothing was recorded (saves moving empty histograms).
+    pub(crate) latency: Vec<Option<Histogram<u64>>>,
+    pub(crate) service: Vec<Option<Histogram<u64>>>,
+    pub(crate) connect: Option<Histogram<u64>>,
+    pub(crate) lag: Option<Histogram<u64>>,
+    pub(crate) tally: Tally,
+    pub(crate) kinds_in: Vec<KindDelta>,
+    pub(crate) kinds_out: Vec<KindDelta>,
+    pub(crate) active_connections: i64,
+    pub(crate) active_vus: i64,
+}
+
+impl Snapshot {
+    /// The worker this snapshot came from (gauges are kept per worker).
+    pub fn worker(&self) -> u64 {
+        self.worker
+    }
+}
+
+/// Moves a non-empty histogram out, leaving a fresh one; an empty one stays put.
+fn take_hist(h: &mut Histogram<u64>) -> Option<Histogram<u64>> {
+    if h.is_empty() {
+        None
+    } else {
+        Some(std::mem::replace(h, new_histogram()))
+    }
+}
+
+impl Recorder {
+    /// A recorder for the metrics named in `metric_names` (indexed by [`MetricId`]), with a
+    /// process-unique worker id.
+    pub fn new(metric_names: &[String]) -> Self {
+        Self::with_id(
+            NEXT_AUTO_WORKER.fetch_add(1, Ordering::Relaxed),
+            metric_names,
+        )
+    }
+
+    /// A recorder for worker `idx` (the worker thread's index). Use one recorder per index:
+    /// the aggregator keeps the latest gauges per worker id.
+    pub fn with_worker(idx: usize, metric_names: &[String]) -> Self {
+        Self::with_id(idx as u64, metric_names)
+    }
+
+    fn with_id(worker: u64, metric_names: &[String]) -> Self {
+        let n = metric_names.len();
+        Recorder {
+            worker,
+            latency: (0..n).map(|_| new_histogram()).collect(),
+            service: (0..n).map(|_| new_histogram()).collect(),
+            connect: new_histogram(),
+            lag: new_histogram(),
+            tally: Tally::default(),
+            frames_in: KindCounts::new(),
+            frames_out: KindCounts::new(),
+            active_connections: 0,
+            active_vus: 0,
+        }
+    }
+
+    /// This recorder's worker id.
+    pub fn worker(&self) -> u64 {
+        self.worker
+    }
+
+    /// A reply for metric `m`: `intended_us` from the time the request should have been sent
+    /// (what a user would see), `service_us` from when it actually was. An unknown id is
+    /// ignored rather than panicking mid-run.
+    pub fn latency(&mut self, m: MetricId, intended_us: u64, service_us: u64) {
+        let i = m.0 as usize;
+        if let (Some(l), Some(s)) = (self.latency.get_mut(i), self.service.get_mut(i)) {
+            l.saturating_record(intended_us);
+            s.saturating_record(service_us);
+        }
+    }
+
+    /// A connection came up after `us`: opened +1, active connections +1, one operation.
+    pub fn connect_ok(&mut self, us: u64) {
+        self.connect.saturating_record(us);
+        self.tally.opened += 1;
+        self.tally.ops += 1;
+        self.active_connections += 1;
+    }
+
+    /// A connection attempt failed: failed by cause, one error, one operation.
+    pub fn connect_failed(&mut self, cause: FailCause) {
+        *self.tally.failed.entry(cause).or_default() += 1;
+        self.tally.ops += 1;
+    }
+
+    /// A connection ended with close `code` (`None`: dropped without a close frame).
+    /// Active connections −1.
+    pub fn closed(&mut self, code: Option<u16>) {
+        *self.tally.closed.entry(code).or_default() += 1;
+        self.active_connections -= 1;
+    }
+
+    /// An inbound frame of message kind `kind` with `bytes` of payload.
+    pub fn frame_in(&mut self, kind: Option<&str>, bytes: usize) {
+        self.frames_in.count(kind, bytes);
+    }
+
+    /// An outbound frame of message kind `kind` with `bytes` of payload.
+    pub fn frame_out(&mut self, kind: Option<&str>, bytes: usize) {
+        self.frames_out.count(kind, bytes);
+    }
+
+    /// One operation (an `expect` or a paced request): the denominator of `errors.rate`.
+    /// Connection attempts count themselves; call this once per expect/request whatever
+    /// its outcome, including timeouts.
+    pub fn op(&mut self) {
+        self.tally.ops += 1;
+    }
+
+    /// One error of `kind`.
+    pub fn error(&mut self, kind: ErrorKind) {
+        self.tally.errors[kind.index()] += 1;
+    }
+
+    /// A deadline passed: a [`ErrorKind::Timeout`] error and, when the wait belongs to
+    /// metric `m`, `waited_us` recorded as both its latency and service time, so the tail
+    /// shows the timeouts instead of hiding them. Does not count an operation (see [`op`]).
+    ///
+    /// [`op`]: Recorder::op
+    pub fn timeout(&mut self, m: Option<MetricId>, waited_us: u64) {
+        self.error(ErrorKind::Timeout);
+        if let Some(m) = m {
+            self.latency(m, waited_us, waited_us);
+        }
+    }
+
+    /// `n` sends that could not happen at their intended time (the generator fell behind
+    /// or the in-flight window was full).
+    pub fn missed(&mut self, n: u64) {
+        self.tally.missed += n;
+    }
+
+    /// An iteration ended, successfully or not.
+    pub fn iteration(&mut self, ok: bool) {
+        if ok {
+            self.tally.iterations_ok += 1;
+        } else {
+            self.tally.iterations_failed += 1;
+        }
+    }
+
+    /// A VU started: active VUs +1.
+    pub fn vu_started(&mut self) {
+        self.active_vus += 1;
+    }
+
+    /// A VU stopped: active VUs −1.
+    pub fn vu_stopped(&mut self) {
+        self.active_vus -= 1;
+    }
+
+    /// A scheduling-lag probe: a timer meant to fire now fired `us` late.
+    pub fn lag(&mut self, us: u64) {
+        self.lag.saturating_record(us);
+    }
+
+    /// Everything since the previous take, as a [`Snapshot`]; counters and histograms
+    /// restart from zero, gauges carry on.
+    pub fn take(&mut self) -> Snapshot {
+        Snapshot {
+            worker: self.worker,
+            latency: self.latency.iter_mut().map(take_hist).collect(),
+            service: self.service.iter_mut().map(take_hist).collect(),
+            connect: take_hist(&mut self.connect),
+            lag: take_hist(&mut self.lag),
+            tally: std::mem::take(&mut self.tally),
+            kinds_in: self.frames_in.take(),
+            kinds_out: self.frames_out.take(),
+            active_connections: self.active_connections,
+            active_vus: self.active_vus,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        vec!["ack".into(), "rpc".into()]
+    }
+
+    #[test]
+    fn timeout_records_at_the_deadline() {
+        let mut r = Recorder::with_worker(0, &names());
+        r.timeout(Some(MetricId(1)), 2_000_000);
+        r.timeout(None, 5_000_000);
+        let s = r.take();
+        assert_eq!(s.tally.errors[ErrorKind::Timeout.index()], 2);
+        let h = s.latency[1].as_ref().unwrap();
+        assert_eq!(h.len(), 1);
+        assert!(h.equivalent(h.max(), 2_000_000));
+        assert!(s.service[1]
+            .as_ref()
+            .unwrap()
+            .equivalent(h.max(), 2_000_000));
+        assert!(s.latency[0].is_none());
+    }
+
+    #[test]
+    fn take_returns_deltas_and_keeps_gauges() {
+        let mut r = Recorder::with_worker(3, &names());
+        r.connect_ok(1500);
+        r.connect_ok(1500);
+        r.vu_started();
+        r.closed(Some(1000));
+        r.frame_in(Some("welcome"), 10);
+        let s = r.take();
+        assert_eq!(s.worker(), 3);
+        assert_eq!((s.tally.opened, s.tally.ops), (2, 2));
+        assert_eq!((s.active_connections, s.active_vus), (1, 1));
+        assert_eq!(s.kinds_in.len(), 1);
+        let s2 = r.take();
+        assert_eq!(s2.tally.opened, 0);
+        assert!(s2.kinds_in.is_empty() && s2.connect.is_none());
+        assert_eq!((s2.active_connections, s2.active_vus), (1, 1));
+    }
+
+    #[test]
+    fn snapshot_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Snapshot>();
+    }
+}

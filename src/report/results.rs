@@ -1,0 +1,400 @@
+//! The versioned results document, its histogram summaries and its atomic writer.
+//!
+//! `schemas/results.schema.json` describes the JSON form; change both together and bump
+//! [`RESULTS_VERSION`] when a reader of an older file would misread the new one.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::new_histogram;
+
+/// Version of the results document layout.
+pub const RESULTS_VERSION: u32 = 1;
+
+/// Errors reading or writing results.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A file or folder could not be created, written or renamed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The results could not be encoded as JSON.
+    #[error("encoding results: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A stored histogram is not valid base64 + HdrHistogram V2 deflate.
+    #[error("bad histogram: {0}")]
+    Histogram(String),
+}
+
+/// A whole run: what ran, what load was reached, what was measured, and the verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Results {
+    /// [`RESULTS_VERSION`] of the writer.
+    pub version: u32,
+    /// Where the run stands; `running` in a file means the writer never finished.
+    pub status: Status,
+    /// Why the run was interrupted or aborted, when it was.
+    pub status_reason: Option<String>,
+    /// What ran, where and when.
+    pub meta: RunMeta,
+    /// The load actually reached.
+    pub load: LoadReached,
+    /// Per latency metric, by name.
+    pub metrics: BTreeMap<String, MetricResult>,
+    /// Connection setup time (TCP + TLS + upgrade).
+    pub connect: Summary,
+    /// Run totals.
+    pub counters: Counters,
+    /// One point per tick (default every second).
+    pub series: Vec<SeriesPoint>,
+    /// Threshold outcomes, in scenario order (filled by `check::verdict`).
+    pub thresholds: Vec<ThresholdOutcome>,
+    /// Whether the generator itself was the bottleneck.
+    pub health: Health,
+}
+
+/// Run status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Still going (or crashed: nothing rewrote the file afterwards).
+    Running,
+    /// Ran to the planned end.
+    Complete,
+    /// Stopped early by the user (Ctrl-C) or a signal; results up to then are valid.
+    Interrupted,
+    /// Stopped by a fatal condition (see `status_reason`).
+    Aborted,
+}
+
+/// What ran, where and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunMeta {
+    /// squall version that produced the file.
+    pub tool_version: String,
+    /// Scenario `name:`.
+    pub scenario_name: String,
+    /// Scenario file path as given.
+    pub scenario_file: String,
+    /// Hex SHA-256 of the scenario text.
+    pub scenario_sha256: String,
+    /// Protocol profile, if any.
+    pub protocol: Option<String>,
+    /// Target URL.
+    pub target: String,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Worker threads.
+    pub threads: usize,
+    /// Start time, RFC 3339.
+    pub started_at: String,
+    /// End time, RFC 3339; `None` while running.
+    pub ended_at: Option<String>,
+    /// Elapsed seconds so far (or in all).
+    pub duration_s: f64,
+    /// Planned seconds (all load stages).
+    pub planned_duration_s: f64,
+    /// `closed` (VUs) or `open` (arrival rate).
+    pub load_model: String,
+    /// Host name of the generator.
+    pub host: String,
+}
+
+/// The load actually reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadReached {
+    /// Most VUs active at once (as seen at the merge ticks).
+    pub peak_vus: u64,
+    /// Most connections open at once (as seen at the merge ticks).
+    pub peak_connections: u64,
+    /// Highest arrival rate started, per second (open model only).
+    pub peak_arrival_rate: Option<f64>,
+    /// Iterations that ended successfully.
+    pub iterations_ok: u64,
+    /// Iterations that ended in failure.
+    pub iterations_failed: u64,
+}
+
+/// One latency metric: from the intended send time, and from the actual send time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricResult {
+    /// From the intended send time: what a user would see (no coordinated omission).
+    pub latency: Summary,
+    /// From the actual send time: what the server took. A large gap to `latency` means
+    /// the generator or the pacing fell behind.
+    pub service: Summary,
+}
+
+/// A histogram's statistics plus the histogram itself, for exact merging later.
+/// All values in µs; 0 when `count` is 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    /// Samples.
+    pub count: u64,
+    /// Smallest sample.
+    pub min: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p99_9: u64,
+    /// Largest sample (to histogram precision).
+    pub max: u64,
+    /// HdrHistogram V2 + deflate encoding, base64 (standard alphabet, padded).
+    pub histogram: String,
+}
+
+impl Summary {
+    /// Statistics and encoding of `h`.
+    pub fn from_histogram(h: &Histogram<u64>) -> Summary {
+        let mut buf = Vec::new();
+        // Writing into a Vec cannot fail for a well-formed histogram.
+        let _ = V2DeflateSerializer::new().serialize(h, &mut buf);
+        let histogram = base64::engine::general_purpose::STANDARD.encode(&buf);
+        if h.is_empty() {
+            return Summary {
+                count: 0,
+                min: 0,
+                mean: 0.0,
+                p50: 0,
+                p90: 0,
+                p99: 0,
+                p99_9: 0,
+                max: 0,
+                histogram,
+            };
+        }
+        Summary {
+            count: h.len(),
+            min: h.min(),
+            mean: h.mean(),
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p99_9: h.value_at_quantile(0.999),
+            max: h.max(),
+            histogram,
+        }
+    }
+
+    /// A summary with no samples.
+    pub fn empty() -> Summary {
+        Summary::from_histogram(&new_histogram())
+    }
+
+    /// Decodes the stored histogram.
+    pub fn histogram(&self) -> Result<Histogram<u64>, ReportError> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&self.histogram)
+            .map_err(|e| ReportError::Histogram(e.to_string()))?;
+        Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| ReportError::Histogram(format!("{e:?}")))
+    }
+
+    /// Exact merge of two summaries through their histograms (e.g. two shards).
+    pub fn merge(&self, other: &Summary) -> Result<Summary, ReportError> {
+        let mut h = new_histogram();
+        for s in [self, other] {
+            h.add(s.histogram()?)
+                .map_err(|e| ReportError::Histogram(format!("{e:?}")))?;
+        }
+        Ok(Summary::from_histogram(&h))
+    }
+}
+
+/// Exact merge of two summaries; see [`Summary::merge`].
+pub fn merge_summaries(a: &Summary, b: &Summary) -> Result<Summary, ReportError> {
+    a.merge(b)
+}
+
+/// Run totals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counters {
+    /// Connection attempts and ends.
+    pub connections: ConnectionCounts,
+    /// Inbound frames.
+    pub frames_in: u64,
+    /// Outbound frames.
+    pub frames_out: u64,
+    /// Inbound payload bytes.
+    pub bytes_in: u64,
+    /// Outbound payload bytes.
+    pub bytes_out: u64,
+    /// Inbound frames and bytes by message kind (`(none)`: no kind; `(other)`: past the cap).
+    pub kinds_in: BTreeMap<String, KindCount>,
+    /// Outbound frames and bytes by message kind.
+    pub kinds_out: BTreeMap<String, KindCount>,
+    /// All errors, connection failures included.
+    pub errors: u64,
+    /// Errors by kind (`timeout`, `connect_refused`, `http_429`, ...).
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Operations: connect attempts + expects + paced requests (denominator of `errors.rate`).
+    pub ops: u64,
+    /// Sends that could not happen at their intended time.
+    pub missed: u64,
+}
+
+/// Connection counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionCounts {
+    /// Connections established.
+    pub opened: u64,
+    /// Attempts that failed.
+    pub failed: u64,
+    /// Failed attempts by cause (`refused`, `timeout`, `tls`, `dns`, `http_429`, `other`).
+    pub failed_by_cause: BTreeMap<String, u64>,
+    /// Connections that ended.
+    pub closed: u64,
+    /// Ends by close code (`"1000"`; `"none"`: dropped without a close frame).
+    pub closed_by_code: BTreeMap<String, u64>,
+}
+
+/// Frames and bytes of one message kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindCount {
+    /// Frames.
+    pub frames: u64,
+    /// Payload bytes.
+    pub bytes: u64,
+}
+
+/// One tick of the time series. Rates are per second over the tick's interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesPoint {
+    /// Seconds since the start, at the end of the interval.
+    pub t: f64,
+    /// Inbound frames per second.
+    pub msgs_in: f64,
+    /// Outbound frames per second.
+    pub msgs_out: f64,
+    /// Inbound bytes per second.
+    pub bytes_in: f64,
+    /// Outbound bytes per second.
+    pub bytes_out: f64,
+    /// Open connections at the tick.
+    pub active_connections: u64,
+    /// Running VUs at the tick.
+    pub active_vus: u64,
+    /// Errors during the interval (a count, not a rate).
+    pub errors: u64,
+    /// Median latency over all metrics during the interval, µs; `None` without samples.
+    pub p50_us: Option<u64>,
+    /// 99th percentile latency over all metrics during the interval, µs.
+    pub p99_us: Option<u64>,
+    /// Generator CPU during the interval, in cores (2.0: two cores busy).
+    pub cpu: Option<f64>,
+}
+
+/// A threshold and how the run fared against it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdOutcome {
+    /// The expression as written.
+    pub expr: String,
+    /// Whether it held.
+    pub pass: bool,
+    /// The measured value in `unit`; `None` when there was nothing to measure.
+    pub actual: Option<f64>,
+    /// Unit of `actual`: `us`, `ratio`, `per_s` or `count`.
+    pub unit: String,
+    /// One line for people, e.g. `p99 12.3ms < 50ms` or `no samples`.
+    pub message: String,
+}
+
+/// Generator health: was squall itself the bottleneck?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// CPU ≥ 90% of the available cores for ≥ 3 s, or scheduling lag p99 > 10 ms:
+    /// latencies then partly measure the generator, not the target.
+    pub generator_saturated: bool,
+    /// Mean CPU over the ticks, in cores; `None` when never sampled.
+    pub cpu_mean: Option<f64>,
+    /// Highest per-tick CPU, in cores.
+    pub cpu_peak: Option<f64>,
+    /// Cores the generator could use.
+    pub cores: f64,
+    /// 99th percentile of the scheduling-lag probe, µs.
+    pub lag_p99_us: u64,
+    /// Largest scheduling lag seen, µs.
+    pub lag_max_us: u64,
+    /// Warnings raised during the run, in order.
+    pub warnings: Vec<String>,
+}
+
+/// Writes `results.json` atomically into a run folder.
+#[derive(Debug)]
+pub struct ResultsWriter {
+    dir: PathBuf,
+    path: PathBuf,
+    tmp: PathBuf,
+}
+
+impl ResultsWriter {
+    /// Creates `dir` (and parents) if needed; fails early when it cannot be created.
+    pub fn create(dir: &Path) -> Result<Self, ReportError> {
+        fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(ResultsWriter {
+            dir: dir.to_path_buf(),
+            path: dir.join("results.json"),
+            tmp: dir.join(".results.json.tmp"),
+        })
+    }
+
+    /// Replaces `results.json` with `r`: written to a temporary file in the same folder,
+    /// synced, then renamed over the old one, so a reader or a crash only ever sees a
+    /// whole document.
+    pub fn write(&self, r: &Results) -> Result<(), ReportError> {
+        let json = serde_json::to_vec_pretty(r)?;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ReportError::Io { path, source }
+        };
+        let mut f = File::create(&self.tmp).map_err(io(&self.tmp))?;
+        f.write_all(&json).map_err(io(&self.tmp))?;
+        f.write_all(b"\n").map_err(io(&self.tmp))?;
+        f.sync_all().map_err(io(&self.tmp))?;
+        drop(f);
+        fs::rename(&self.tmp, &self.path).map_err(io(&self.path))?;
+        // Persist the rename itself; not every filesystem supports syncing a folder,
+        // and the file is already whole, so a failure here is not an error.
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Path of `results.json`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

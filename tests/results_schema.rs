@@ -1,0 +1,141 @@
+//! results.json from a real aggregate validates against the committed JSON Schema,
+//! round-trips through serde, and is written atomically.
+
+use std::time::Duration;
+
+use squall::metrics::{Aggregate, FailCause, Recorder};
+use squall::report::{Results, ResultsWriter, RunMeta, Status};
+use squall::scenario::plan::MetricId;
+
+fn meta() -> RunMeta {
+    RunMeta {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        scenario_name: "kite-smoke".into(),
+        scenario_file: "scenarios/kite/smoke.yaml".into(),
+        scenario_sha256: "ab".repeat(32),
+        protocol: Some("kite".into()),
+        target: "ws://127.0.0.1:9/ws".into(),
+        seed: 42,
+        threads: 2,
+        started_at: "2026-11-22T02:30:00Z".into(),
+        ended_at: Some("2026-11-22T02:30:02Z".into()),
+        duration_s: 2.0,
+        planned_duration_s: 2.0,
+        load_model: "closed".into(),
+        host: "test".into(),
+    }
+}
+
+fn schema() -> jsonschema::Validator {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/results.schema.json");
+    let text = std::fs::read_to_string(path).expect("schema file");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
+    jsonschema::draft202012::new(&schema).expect("schema compiles")
+}
+
+/// A run of two workers over two ticks, touching every counter.
+fn run() -> Results {
+    let names = vec!["ack".to_string(), "rpc".to_string()];
+    let mut agg = Aggregate::new(names.clone());
+    let mut a = Recorder::with_worker(0, &names);
+    let mut b = Recorder::with_worker(1, &names);
+    for r in [&mut a, &mut b] {
+        r.vu_started();
+        r.connect_ok(1_800);
+        r.frame_out(Some("subscribe"), 40);
+        r.frame_in(Some("welcome"), 120);
+        r.frame_in(None, 8);
+        r.op();
+        r.latency(MetricId(0), 2_500, 2_000);
+        r.lag(150);
+    }
+    a.connect_failed(FailCause::Http(429));
+    a.timeout(Some(MetricId(1)), 1_000_000);
+    a.missed(3);
+    b.iteration(true);
+    b.closed(Some(1000));
+    agg.add(a.take());
+    agg.add(b.take());
+    agg.tick(Duration::from_secs(1), Some(0.4));
+    a.closed(None);
+    a.iteration(false);
+    agg.add(a.take());
+    agg.tick(Duration::from_secs(2), None);
+    agg.note_arrival_rate(5.0);
+    agg.results(meta(), Status::Complete)
+}
+
+#[test]
+fn results_validate_against_the_schema_and_round_trip() {
+    let r = run();
+    let json = serde_json::to_value(&r).unwrap();
+    let v = schema();
+    let errors: Vec<String> = v.iter_errors(&json).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(json["status"], "complete");
+    assert_eq!(json["counters"]["connections"]["closed_by_code"]["none"], 1);
+    assert_eq!(json["counters"]["errors_by_kind"]["http_429"], 1);
+    assert_eq!(json["series"].as_array().unwrap().len(), 2);
+
+    let back: Results = serde_json::from_value(json).unwrap();
+    assert_eq!(back, r);
+}
+
+#[test]
+fn a_running_file_with_no_samples_is_valid_too() {
+    let agg = Aggregate::new(vec!["ack".into()]);
+    let mut m = meta();
+    m.ended_at = None;
+    m.duration_s = 0.0;
+    let json = serde_json::to_value(agg.results(m, Status::Running)).unwrap();
+    assert!(schema().is_valid(&json));
+    assert_eq!(json["metrics"]["ack"]["latency"]["count"], 0);
+    assert!(json["health"]["cpu_mean"].is_null());
+}
+
+#[test]
+fn broken_documents_are_invalid() {
+    let v = schema();
+    let good = serde_json::to_value(run()).unwrap();
+    let mut bad_status = good.clone();
+    bad_status["status"] = "finished".into();
+    let mut negative = good.clone();
+    negative["counters"]["frames_in"] = (-1).into();
+    let mut extra = good.clone();
+    extra["meta"]["colour"] = "blue".into();
+    let mut missing = good.clone();
+    missing["health"]
+        .as_object_mut()
+        .unwrap()
+        .remove("lag_p99_us");
+    for (what, doc) in [
+        ("status", bad_status),
+        ("negative count", negative),
+        ("unknown field", extra),
+        ("missing field", missing),
+        ("not an object", serde_json::json!([1, 2])),
+    ] {
+        assert!(!v.is_valid(&doc), "{what} should be invalid");
+    }
+}
+
+#[test]
+fn writer_replaces_results_atomically() {
+    let dir = std::env::temp_dir().join(format!("squall-results-{}", std::process::id()));
+    let w = ResultsWriter::create(&dir.join("run")).unwrap();
+    let mut r = run();
+    r.status = Status::Running;
+    w.write(&r).unwrap();
+    r.status = Status::Interrupted;
+    r.status_reason = Some("interrupted by Ctrl-C".into());
+    w.write(&r).unwrap();
+    let text = std::fs::read_to_string(w.path()).unwrap();
+    let back: Results = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.status, Status::Interrupted);
+    let names: Vec<_> = std::fs::read_dir(dir.join("run"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["results.json"], "no temporary file left behind");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
