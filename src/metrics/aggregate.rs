@@ -261,6 +261,16 @@ impl Aggregate {
         self.counters.errors
     }
 
+    /// Connections opened so far.
+    pub fn connections_opened(&self) -> u64 {
+        self.counters.connections.opened
+    }
+
+    /// Connection attempts that failed so far.
+    pub fn connections_failed(&self) -> u64 {
+        self.counters.connections.failed
+    }
+
     /// Open connections: the sum of every worker's latest gauge.
     pub fn active_connections(&self) -> u64 {
         self.gauges.values().map(|g| g.0).sum::<i64>().max(0) as u64
