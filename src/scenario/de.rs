@@ -97,7 +97,7 @@ impl de::Error for DeError {
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        unknown_key("key", field, expected)
+        unknown_key("key", field, expected, expected)
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
@@ -117,15 +117,20 @@ impl de::Error for DeError {
     }
 }
 
-fn unknown_key(what: &str, name: &str, expected: &[&str]) -> DeError {
+/// Keys that stand beside a step in a step item.
+const MODIFIERS: [&str; 2] = ["unchecked", "steps"];
+
+fn unknown_key(what: &str, name: &str, expected: &[&str], listed: &[&str]) -> DeError {
     DeError::new(format!(
         "unknown {what} '{name}'{}",
         suggestion(name, expected.iter().copied())
     ))
-    .with_hint(if expected.is_empty() {
+    .with_hint(if listed.is_empty() {
         "this map takes no keys".to_string()
+    } else if what == "step" {
+        format!("steps are {}", listed.join(", "))
     } else {
-        format!("{what}s here are {}", expected.join(", "))
+        format!("keys here are {}", listed.join(", "))
     })
 }
 
@@ -204,6 +209,12 @@ impl<'a> NodeDe<'a> {
             .with_hint(format!("keys here are {}", fields.join(", "))));
         };
         let what = if name == STEP_ITEM { "step" } else { "key" };
+        // The hint for a step item lists the steps, not the modifiers beside them.
+        let listed: Vec<&str> = if name == STEP_ITEM {
+            fields.iter().copied().filter(|f| !MODIFIERS.contains(f)).collect()
+        } else {
+            fields.to_vec()
+        };
         let mut dropped = false;
         let mut kept = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -211,7 +222,7 @@ impl<'a> NodeDe<'a> {
                 kept.push(entry);
             } else {
                 dropped = true;
-                let e = unknown_key(what, &entry.0.name, fields);
+                let e = unknown_key(what, &entry.0.name, fields, &listed);
                 let _ = finish::<()>(self.sink, entry.0.pos, Err(e));
             }
         }
@@ -453,9 +464,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {
                 f.write_str("a value")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Sp<T>, A::Error> {
-                let (_, line) = m.next_entry::<&str, u32>()?.ok_or_else(missing)?;
-                let (_, col) = m.next_entry::<&str, u32>()?.ok_or_else(missing)?;
-                m.next_key::<&str>()?.ok_or_else(missing)?;
+                let (_, line) = m.next_entry::<de::IgnoredAny, u32>()?.ok_or_else(missing)?;
+                let (_, col) = m.next_entry::<de::IgnoredAny, u32>()?.ok_or_else(missing)?;
+                m.next_key::<de::IgnoredAny>()?.ok_or_else(missing)?;
                 let value = m.next_value()?;
                 Ok(Sp {
                     value,

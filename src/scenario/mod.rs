@@ -85,6 +85,8 @@ fn yaml_options() -> serde_saphyr::Options {
         max_alias_expansions_per_anchor: 200,
     };
     o.with_snippet = false;
+    // YAML 1.2 booleans only: `on:` (auto_reply) and `yes`/`no` stay strings.
+    o.strict_booleans = true;
     o
 }
 
