@@ -17,12 +17,30 @@ fn diagnostics(name: &str) -> Diagnostics {
 
 /// (fixture, expected first line without the directory prefix).
 const CASES: &[(&str, &str)] = &[
-    ("typo_step.yaml", "6:9: unknown step 'sned' (did you mean 'send'?)"),
-    ("unknown_key.yaml", "6:5: unknown key 'wieght' (did you mean 'weight'?)"),
-    ("bad_duration.yaml", "6:17: unknown duration unit 'x' in '10x'"),
-    ("negative_rate.yaml", "6:57: rate must be positive, got '-5/s'"),
-    ("undefined_variable.yaml", "7:38: undefined variable 'rom' (did you mean 'room'?)"),
-    ("undefined_env.yaml", "3:32: undefined environment variable 'SQUALL_TEST_NOPE'"),
+    (
+        "typo_step.yaml",
+        "6:9: unknown step 'sned' (did you mean 'send'?)",
+    ),
+    (
+        "unknown_key.yaml",
+        "6:5: unknown key 'wieght' (did you mean 'weight'?)",
+    ),
+    (
+        "bad_duration.yaml",
+        "6:17: unknown duration unit 'x' in '10x'",
+    ),
+    (
+        "negative_rate.yaml",
+        "6:57: rate must be positive, got '-5/s'",
+    ),
+    (
+        "undefined_variable.yaml",
+        "7:38: undefined variable 'rom' (did you mean 'room'?)",
+    ),
+    (
+        "undefined_env.yaml",
+        "3:32: undefined environment variable 'SQUALL_TEST_NOPE'",
+    ),
     ("zero_weights.yaml", "5:3: behaviour weights sum to 0"),
     ("unclosed_template.yaml", "6:24: unclosed '{{'"),
     (
@@ -46,7 +64,10 @@ const CASES: &[(&str, &str)] = &[
         "7:9: two steps in one item: 'send' and 'expect' (write each step as its own list item)",
     ),
     ("wrong_type.yaml", "6:17: expected a map, found a string"),
-    ("expect_no_condition.yaml", "6:17: expect needs at least one of kind, id or match"),
+    (
+        "expect_no_condition.yaml",
+        "6:17: expect needs at least one of kind, id or match",
+    ),
 ];
 
 #[test]
@@ -83,7 +104,11 @@ fn every_fixture_in_the_folder_is_in_the_table() {
 fn alias_bomb_fails_fast_with_an_alias_error() {
     let start = Instant::now();
     let d = diagnostics("alias_bomb.yaml");
-    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
     assert_eq!(d.items.len(), 1);
     let first = d.items[0].headline();
     assert!(

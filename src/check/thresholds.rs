@@ -124,8 +124,18 @@ fn fail<T>(offset: usize, message: impl Into<String>) -> Result<T, ThresholdSynt
 
 /// The quantity names, for did-you-mean.
 const QUANTITIES: [&str; 13] = [
-    "latency", "service", "connect", "errors.count", "errors.rate", "errors", "connections.failed",
-    "connections.opened", "throughput.in", "throughput.out", "iterations.count", "missed.count",
+    "latency",
+    "service",
+    "connect",
+    "errors.count",
+    "errors.rate",
+    "errors",
+    "connections.failed",
+    "connections.opened",
+    "throughput.in",
+    "throughput.out",
+    "iterations.count",
+    "missed.count",
     "connections",
 ];
 
@@ -180,7 +190,10 @@ fn quantity(lhs: &str, at: usize) -> Result<(Quantity, Unit), ThresholdSyntaxErr
     let q = match (head, tail) {
         ("latency" | "service", _) => {
             let Some((metric, stat_src)) = tail.split_once('.') else {
-                return fail(tail_at, format!("expected {head}.<metric>.<stat>, e.g. {head}.rtt.p99"));
+                return fail(
+                    tail_at,
+                    format!("expected {head}.<metric>.<stat>, e.g. {head}.rtt.p99"),
+                );
             };
             let stat = stat(stat_src, tail_at + metric.len() + 1)?;
             let metric = metric.to_owned();
@@ -194,7 +207,9 @@ fn quantity(lhs: &str, at: usize) -> Result<(Quantity, Unit), ThresholdSyntaxErr
         ("connect", s) => return Ok((Quantity::Connect(stat(s, tail_at)?), Unit::Time)),
         ("errors", "count") => (Quantity::ErrorsCount, Unit::Count),
         ("errors", "rate") => (Quantity::ErrorsRate, Unit::Fraction),
-        ("errors", kind) if !kind.is_empty() => (Quantity::ErrorsOfKind(kind.to_owned()), Unit::Count),
+        ("errors", kind) if !kind.is_empty() => {
+            (Quantity::ErrorsOfKind(kind.to_owned()), Unit::Count)
+        }
         ("connections", "failed") => (Quantity::ConnectionsFailed, Unit::Count),
         ("connections", "opened") => (Quantity::ConnectionsOpened, Unit::Count),
         ("throughput", "in") => (Quantity::ThroughputIn, Unit::PerSecond),
@@ -226,7 +241,9 @@ fn stat(s: &str, at: usize) -> Result<Stat, ThresholdSyntaxError> {
         Some(Ok(p)) if p > 0.0 && p <= 100.0 => Ok(Stat::Percentile(p)),
         _ => fail(
             at,
-            format!("unknown statistic '{s}': use min, mean, max or a percentile such as p99, p99.9"),
+            format!(
+                "unknown statistic '{s}': use min, mean, max or a percentile such as p99, p99.9"
+            ),
         ),
     }
 }
@@ -261,27 +278,43 @@ fn bound(rhs: &str, at: usize, unit: Unit) -> Result<f64, ThresholdSyntaxError> 
                         format!("'{rhs}' needs a time unit: write e.g. {rhs}ms, 1.5s or 200us"),
                     )
                 }
-                u => return fail(suffix_at, format!("unknown time unit '{u}': use us, ms, s or m")),
+                u => {
+                    return fail(
+                        suffix_at,
+                        format!("unknown time unit '{u}': use us, ms, s or m"),
+                    )
+                }
             };
             Ok(n * scale)
         }
         Unit::Fraction => match suffix {
             "%" => Ok(n / 100.0),
             "" => Ok(n),
-            u => fail(suffix_at, format!("a rate is a percentage or a fraction (0.1% or 0.001), not '{u}'")),
+            u => fail(
+                suffix_at,
+                format!("a rate is a percentage or a fraction (0.1% or 0.001), not '{u}'"),
+            ),
         },
         Unit::PerSecond => {
             let per = match suffix {
                 "" | "/s" => 1.0,
                 "/m" => 60.0,
                 "/ms" => 1e-3,
-                u => return fail(suffix_at, format!("throughput is per second (100/s or 6000/m), not '{u}'")),
+                u => {
+                    return fail(
+                        suffix_at,
+                        format!("throughput is per second (100/s or 6000/m), not '{u}'"),
+                    )
+                }
             };
             Ok(n / per)
         }
         Unit::Count => {
             if !suffix.is_empty() || n.fract() != 0.0 || n < 0.0 {
-                return fail(at, format!("'{rhs}' is not a count: write a whole number such as 0"));
+                return fail(
+                    at,
+                    format!("'{rhs}' is not a count: write a whole number such as 0"),
+                );
             }
             Ok(n)
         }
@@ -298,27 +331,57 @@ mod tests {
         assert_eq!(
             lat,
             (
-                Quantity::Latency { metric: "ack".into(), stat: Stat::Percentile(99.0) },
+                Quantity::Latency {
+                    metric: "ack".into(),
+                    stat: Stat::Percentile(99.0)
+                },
                 Cmp::Lt,
                 50_000.0
             )
         );
         assert_eq!(
             parse("service.rtt.p99.9 <= 1.5s").unwrap().0,
-            Quantity::Service { metric: "rtt".into(), stat: Stat::Percentile(99.9) }
+            Quantity::Service {
+                metric: "rtt".into(),
+                stat: Stat::Percentile(99.9)
+            }
         );
-        assert_eq!(parse("connect.max<200us").unwrap(), (Quantity::Connect(Stat::Max), Cmp::Lt, 200.0));
+        assert_eq!(
+            parse("connect.max<200us").unwrap(),
+            (Quantity::Connect(Stat::Max), Cmp::Lt, 200.0)
+        );
         assert_eq!(parse("errors.rate < 0.1%").unwrap().2, 0.001);
         assert_eq!(parse("errors.rate < 0.01").unwrap().2, 0.01);
-        assert_eq!(parse("errors.count == 0").unwrap(), (Quantity::ErrorsCount, Cmp::Eq, 0.0));
-        assert_eq!(parse("errors.timeout != 3").unwrap().0, Quantity::ErrorsOfKind("timeout".into()));
-        assert_eq!(parse("throughput.in >= 6000/m").unwrap(), (Quantity::ThroughputIn, Cmp::Ge, 100.0));
+        assert_eq!(
+            parse("errors.count == 0").unwrap(),
+            (Quantity::ErrorsCount, Cmp::Eq, 0.0)
+        );
+        assert_eq!(
+            parse("errors.timeout != 3").unwrap().0,
+            Quantity::ErrorsOfKind("timeout".into())
+        );
+        assert_eq!(
+            parse("throughput.in >= 6000/m").unwrap(),
+            (Quantity::ThroughputIn, Cmp::Ge, 100.0)
+        );
         assert_eq!(parse("throughput.out > 10").unwrap().2, 10.0);
-        assert_eq!(parse("connections.failed == 0").unwrap().0, Quantity::ConnectionsFailed);
-        assert_eq!(parse("connections.opened >= 10").unwrap().0, Quantity::ConnectionsOpened);
-        assert_eq!(parse("iterations.count > 1").unwrap().0, Quantity::Iterations);
+        assert_eq!(
+            parse("connections.failed == 0").unwrap().0,
+            Quantity::ConnectionsFailed
+        );
+        assert_eq!(
+            parse("connections.opened >= 10").unwrap().0,
+            Quantity::ConnectionsOpened
+        );
+        assert_eq!(
+            parse("iterations.count > 1").unwrap().0,
+            Quantity::Iterations
+        );
         assert_eq!(parse("missed.count == 0").unwrap().0, Quantity::Missed);
-        assert_eq!(parse("connect.mean < 1s").unwrap().0, Quantity::Connect(Stat::Mean));
+        assert_eq!(
+            parse("connect.mean < 1s").unwrap().0,
+            Quantity::Connect(Stat::Mean)
+        );
     }
 
     #[test]
@@ -327,7 +390,13 @@ mod tests {
         assert_eq!(e.offset, 18);
         assert!(e.message.contains("needs a time unit"), "{}", e.message);
         let e = parse("latncy.ack.p99 < 5ms").unwrap_err();
-        assert_eq!((e.offset, e.message.as_str()), (0, "unknown quantity 'latncy.ack.p99' (did you mean 'latency'?)"));
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (
+                0,
+                "unknown quantity 'latncy.ack.p99' (did you mean 'latency'?)"
+            )
+        );
         let e = parse("latency.ack.q99 < 5ms").unwrap_err();
         assert_eq!(e.offset, 12);
         let e = parse("errors.count ~ 1").unwrap_err();

@@ -211,7 +211,11 @@ impl<'a> NodeDe<'a> {
         let what = if name == STEP_ITEM { "step" } else { "key" };
         // The hint for a step item lists the steps, not the modifiers beside them.
         let listed: Vec<&str> = if name == STEP_ITEM {
-            fields.iter().copied().filter(|f| !MODIFIERS.contains(f)).collect()
+            fields
+                .iter()
+                .copied()
+                .filter(|f| !MODIFIERS.contains(f))
+                .collect()
         } else {
             fields.to_vec()
         };
@@ -227,8 +231,13 @@ impl<'a> NodeDe<'a> {
             }
         }
         // A struct missing what the bad key should have given would only repeat the problem.
-        v.visit_map(MapDe::new(kept, self.sink))
-            .map_err(|e| if dropped { DeError::silent() } else { e })
+        v.visit_map(MapDe::new(kept, self.sink)).map_err(|e| {
+            if dropped {
+                DeError::silent()
+            } else {
+                e
+            }
+        })
     }
 }
 
@@ -277,9 +286,9 @@ impl<'a> Deserializer<'a> for NodeDe<'a> {
         v: V,
     ) -> Result<V::Value, DeError> {
         let r = match &self.node.kind {
-            Kind::Str { value, .. } => {
-                v.visit_enum(IntoDeserializer::<DeError>::into_deserializer(value.as_str()))
-            }
+            Kind::Str { value, .. } => v.visit_enum(
+                IntoDeserializer::<DeError>::into_deserializer(value.as_str()),
+            ),
             k => Err(DeError::new(format!(
                 "expected a name, found {}",
                 k.describe()
@@ -380,7 +389,11 @@ impl<'a> Deserializer<'a> for KeyDe<'a> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'a>>(self, v: V) -> Result<V::Value, DeError> {
-        finish(self.sink, self.key.pos, v.visit_borrowed_str(&self.key.name))
+        finish(
+            self.sink,
+            self.key.pos,
+            v.visit_borrowed_str(&self.key.name),
+        )
     }
 
     fn deserialize_newtype_struct<V: Visitor<'a>>(
@@ -531,8 +544,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Recover<T> {
 }
 
 /// A YAML scalar of any type, kept for lowering (durations, rates, sizes, counts...).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) enum Scalar {
+    #[default]
     Null,
     Bool(bool),
     Int(i128),
@@ -600,7 +614,10 @@ impl<'de, M: Deserialize<'de>> Deserialize<'de> for OrMap<M> {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a single value or a map")
             }
-            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<OrMap<M>, D::Error> {
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<OrMap<M>, D::Error> {
                 M::deserialize(d).map(OrMap::Map)
             }
             fn visit_unit<E: de::Error>(self) -> Result<OrMap<M>, E> {

@@ -151,7 +151,13 @@ pub(crate) fn did_you_mean<'a>(
     candidates
         .into_iter()
         .filter(|c| *c != word)
-        .map(|c| (strsim::osa_distance(word, c), strsim::jaro_winkler(word, c), c))
+        .map(|c| {
+            (
+                strsim::osa_distance(word, c),
+                strsim::jaro_winkler(word, c),
+                c,
+            )
+        })
         .filter(|(d, jw, _)| *d <= budget || *jw >= 0.85)
         .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
         .map(|(_, _, c)| c)

@@ -140,13 +140,22 @@ mod tests {
 
     #[test]
     fn bad_durations_say_why() {
-        assert_eq!(parse_duration("5").unwrap_err().message, "duration '5' needs a unit");
+        assert_eq!(
+            parse_duration("5").unwrap_err().message,
+            "duration '5' needs a unit"
+        );
         assert_eq!(
             parse_duration("5x").unwrap_err().message,
             "unknown duration unit 'x' in '5x'"
         );
-        assert_eq!(parse_duration("soon").unwrap_err().message, "'soon' is not a duration");
-        assert!(parse_duration("-1s").unwrap_err().message.contains("negative"));
+        assert_eq!(
+            parse_duration("soon").unwrap_err().message,
+            "'soon' is not a duration"
+        );
+        assert!(parse_duration("-1s")
+            .unwrap_err()
+            .message
+            .contains("negative"));
         assert!(parse_duration("1s").is_ok());
     }
 
@@ -161,7 +170,10 @@ mod tests {
             "rate must be positive, got '-5/s'"
         );
         assert!(parse_rate("0/s").is_err());
-        assert_eq!(parse_rate("100").unwrap_err().message, "'100' is not a rate");
+        assert_eq!(
+            parse_rate("100").unwrap_err().message,
+            "'100' is not a rate"
+        );
         assert!(parse_rate("100/fortnight").is_err());
     }
 

@@ -159,7 +159,10 @@ impl<'a> Lower<'a> {
         self.err_hint(
             p.pos,
             format!("'{}' is not a JSON pointer", p.value),
-            format!("JSON pointers start with '/', e.g. /{}", p.value.trim_start_matches('.')),
+            format!(
+                "JSON pointers start with '/', e.g. /{}",
+                p.value.trim_start_matches('.')
+            ),
         );
         None
     }
@@ -250,14 +253,21 @@ pub(crate) fn lower(
         Recover::Ok(load) => l.load(&load),
         Recover::Failed => None,
         Recover::Missing => {
-            l.err_hint(TOP, "missing required key 'load'", "e.g. load: { vus: 10, duration: 30s }");
+            l.err_hint(
+                TOP,
+                "missing required key 'load'",
+                "e.g. load: { vus: 10, duration: 30s }",
+            );
             None
         }
     };
     let replies = auto_replies(&mut l, m.auto_reply);
     let behaviours = l.behaviours(m.behaviours);
     let thresholds = thresholds(&mut l, m.thresholds);
-    let graceful_stop = m.graceful_stop.as_ref().map_or(Some(FIVE_SECONDS), |g| l.duration(g));
+    let graceful_stop = m
+        .graceful_stop
+        .as_ref()
+        .map_or(Some(FIVE_SECONDS), |g| l.duration(g));
     let kind_pointers = match m.discriminator {
         Recover::Ok(ps) if ps.is_empty() => {
             l.err(TOP, "discriminator: needs at least one JSON pointer");
@@ -266,7 +276,10 @@ pub(crate) fn lower(
         Recover::Ok(ps) => ps.iter().map(|p| l.pointer(p)).collect(),
         _ => Some(vec!["/type".to_owned()]),
     };
-    let id_pointer = m.correlation.as_ref().map_or(Some("/id".to_owned()), |p| l.pointer(p));
+    let id_pointer = m
+        .correlation
+        .as_ref()
+        .map_or(Some("/id".to_owned()), |p| l.pointer(p));
     issues.append(&mut l.issues);
     if !issues.is_empty() {
         return Err(issues);
@@ -302,7 +315,11 @@ fn required(l: &mut Lower, v: Recover<Sp<String>>, key: &str, example: &str) -> 
         Recover::Ok(s) => Some(s.value),
         Recover::Failed => None,
         Recover::Missing => {
-            l.err_hint(TOP, format!("missing required key '{key}'"), format!("e.g. {example}"));
+            l.err_hint(
+                TOP,
+                format!("missing required key '{key}'"),
+                format!("e.g. {example}"),
+            );
             None
         }
     }
@@ -325,7 +342,9 @@ fn target(l: &mut Lower, v: &Recover<Sp<String>>, opts: &LoadOptions) -> Option<
             return None;
         }
     };
-    let rest = url.strip_prefix("ws://").or_else(|| url.strip_prefix("wss://"));
+    let rest = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"));
     match rest {
         Some(r) if !r.is_empty() && !r.starts_with('/') => Some(url),
         Some(_) => {
@@ -380,10 +399,14 @@ fn to_value(n: &Node) -> Value {
 }
 
 fn connect(l: &mut Lower, c: &ConnectM) -> Option<ConnectPlan> {
-    let pairs = |l: &mut Lower, e: &Entries<Sp<String>, Sp<Scalar>>| -> Option<Vec<(String, Template)>> {
-        let all: Vec<_> = e.0.iter().map(|(k, v)| l.scalar_template(v).map(|t| (k.value.clone(), t))).collect();
-        all.into_iter().collect()
-    };
+    let pairs =
+        |l: &mut Lower, e: &Entries<Sp<String>, Sp<Scalar>>| -> Option<Vec<(String, Template)>> {
+            let all: Vec<_> =
+                e.0.iter()
+                    .map(|(k, v)| l.scalar_template(v).map(|t| (k.value.clone(), t)))
+                    .collect();
+            all.into_iter().collect()
+        };
     let headers = pairs(l, &c.headers);
     let query = pairs(l, &c.query);
     let timeout = match &c.timeout {
@@ -404,18 +427,29 @@ fn connect(l: &mut Lower, c: &ConnectM) -> Option<ConnectPlan> {
     })
 }
 
-fn auto_replies(l: &mut Lower, v: Recover<Vec<Recover<Sp<super::model::AutoReplyM>>>>) -> Option<Vec<AutoReply>> {
+fn auto_replies(
+    l: &mut Lower,
+    v: Recover<Vec<Recover<Sp<super::model::AutoReplyM>>>>,
+) -> Option<Vec<AutoReply>> {
     let mut out = Vec::new();
     for item in v.ok().unwrap_or_default() {
         let Recover::Ok(r) = item else { continue };
         let on = match &r.value.on {
-            Some(on) if on.value.kind.is_none() && on.value.id.is_none() && on.value.fields.is_none() => {
+            Some(on)
+                if on.value.kind.is_none()
+                    && on.value.id.is_none()
+                    && on.value.fields.is_none() =>
+            {
                 l.err(on.pos, "on: needs kind: or match:");
                 None
             }
             Some(on) => l.matcher(&on.value),
             None => {
-                l.err_hint(r.pos, "auto_reply item needs on:", "e.g. on: { kind: ping }");
+                l.err_hint(
+                    r.pos,
+                    "auto_reply item needs on:",
+                    "e.g. on: { kind: ping }",
+                );
                 None
             }
         };

@@ -19,8 +19,16 @@ impl Lower<'_> {
             Some(s) if s.value == "open" => true,
             Some(s) if s.value == "closed" => false,
             Some(s) => {
-                let msg = format!("unknown load model '{}'{}", s.value, suggestion(&s.value, ["open", "closed"]));
-                self.err_hint(s.pos, msg, "model is closed (VUs, the default) or open (arrival rate)");
+                let msg = format!(
+                    "unknown load model '{}'{}",
+                    s.value,
+                    suggestion(&s.value, ["open", "closed"])
+                );
+                self.err_hint(
+                    s.pos,
+                    msg,
+                    "model is closed (VUs, the default) or open (arrival rate)",
+                );
                 return None;
             }
         };
@@ -31,23 +39,37 @@ impl Lower<'_> {
                 return None;
             }
             (true, None) => {
-                self.err_hint(m.pos, "the open model needs max_vus", "e.g. max_vus: 500 caps running iterations");
+                self.err_hint(
+                    m.pos,
+                    "the open model needs max_vus",
+                    "e.g. max_vus: 500 caps running iterations",
+                );
                 return None;
             }
             (false, Some(n)) => {
-                self.err(n.pos, "max_vus applies to the open model only (model: open)");
+                self.err(
+                    n.pos,
+                    "max_vus applies to the open model only (model: open)",
+                );
                 return None;
             }
             (false, None) => LoadModel::Closed,
         };
         let stages = match &v.phases {
             Some(phases) => {
-                if let Some(pos) = [v.vus.as_ref().map(|x| x.pos), v.rate.as_ref().map(|x| x.pos), v.duration.as_ref().map(|x| x.pos)]
-                    .into_iter()
-                    .flatten()
-                    .next()
+                if let Some(pos) = [
+                    v.vus.as_ref().map(|x| x.pos),
+                    v.rate.as_ref().map(|x| x.pos),
+                    v.duration.as_ref().map(|x| x.pos),
+                ]
+                .into_iter()
+                .flatten()
+                .next()
                 {
-                    self.err(pos, "use either phases: or the vus/rate + duration shorthand, not both");
+                    self.err(
+                        pos,
+                        "use either phases: or the vus/rate + duration shorthand, not both",
+                    );
                     return None;
                 }
                 self.phases(phases, open)?
@@ -56,7 +78,10 @@ impl Lower<'_> {
         };
         let plan = LoadPlan { model, stages };
         if plan.duration().is_zero() {
-            self.err(m.pos, "the load lasts 0s; give a phase or duration a length");
+            self.err(
+                m.pos,
+                "the load lasts 0s; give a phase or duration a length",
+            );
             return None;
         }
         Some(plan)
@@ -68,7 +93,11 @@ impl Lower<'_> {
             match &v.rate {
                 Some(r) => self.rate(r)?,
                 None => {
-                    self.err_hint(m.pos, "load needs phases: or rate: with duration:", "e.g. load: { model: open, rate: 50/s, duration: 30s, max_vus: 100 }");
+                    self.err_hint(
+                        m.pos,
+                        "load needs phases: or rate: with duration:",
+                        "e.g. load: { model: open, rate: 50/s, duration: 30s, max_vus: 100 }",
+                    );
                     return None;
                 }
             }
@@ -76,20 +105,34 @@ impl Lower<'_> {
             match &v.vus {
                 Some(n) => f64::from(n.value),
                 None => {
-                    self.err_hint(m.pos, "load needs phases: or vus: with duration:", "e.g. load: { vus: 10, duration: 30s }");
+                    self.err_hint(
+                        m.pos,
+                        "load needs phases: or vus: with duration:",
+                        "e.g. load: { vus: 10, duration: 30s }",
+                    );
                     return None;
                 }
             }
         };
         let Some(d) = &v.duration else {
-            self.err_hint(m.pos, "load needs duration: with the shorthand form", "e.g. duration: 30s");
+            self.err_hint(
+                m.pos,
+                "load needs duration: with the shorthand form",
+                "e.g. duration: 30s",
+            );
             return None;
         };
         let duration = self.duration(d)?;
         // Jump to the level at once, then hold it.
         Some(vec![
-            Stage { duration: std::time::Duration::ZERO, target: level },
-            Stage { duration, target: level },
+            Stage {
+                duration: std::time::Duration::ZERO,
+                target: level,
+            },
+            Stage {
+                duration,
+                target: level,
+            },
         ])
     }
 
@@ -125,7 +168,11 @@ impl Lower<'_> {
                 return None;
             }
             (false, _, Some(r)) => {
-                self.err_hint(r.pos, "closed-model phases set vus:, not rate:", "for an arrival rate, use model: open with max_vus");
+                self.err_hint(
+                    r.pos,
+                    "closed-model phases set vus:, not rate:",
+                    "for an arrival rate, use model: open with max_vus",
+                );
                 return None;
             }
             (true, None, Some(r)) => Some(self.rate(r)?),
@@ -141,10 +188,17 @@ impl Lower<'_> {
                 let d = self.duration(r)?;
                 let Some(target) = level else {
                     let key = if open { "rate: 100/s" } else { "vus: 100" };
-                    self.err_hint(p.pos, "a ramp needs a level to reach", format!("e.g. {{ ramp: 10s, {key} }}"));
+                    self.err_hint(
+                        p.pos,
+                        "a ramp needs a level to reach",
+                        format!("e.g. {{ ramp: 10s, {key} }}"),
+                    );
                     return None;
                 };
-                Some(vec![Stage { duration: d, target }])
+                Some(vec![Stage {
+                    duration: d,
+                    target,
+                }])
             }
             (None, Some(h)) => {
                 let d = self.duration(h)?;
@@ -152,25 +206,42 @@ impl Lower<'_> {
                 let target = level.unwrap_or(prev);
                 if target != prev {
                     // `{ hold: 30s, vus: 10 }` jumps to the level, then holds it.
-                    out.push(Stage { duration: std::time::Duration::ZERO, target });
+                    out.push(Stage {
+                        duration: std::time::Duration::ZERO,
+                        target,
+                    });
                 }
-                out.push(Stage { duration: d, target });
+                out.push(Stage {
+                    duration: d,
+                    target,
+                });
                 Some(out)
             }
             (None, None) => {
-                self.err_hint(p.pos, "a phase needs ramp: or hold:", "e.g. { ramp: 10s, vus: 100 } or { hold: 30s }");
+                self.err_hint(
+                    p.pos,
+                    "a phase needs ramp: or hold:",
+                    "e.g. { ramp: 10s, vus: 100 } or { hold: 30s }",
+                );
                 None
             }
         }
     }
 
     /// `behaviours:`: weights checked, weight-0 behaviours dropped from the plan.
-    pub fn behaviours(&mut self, v: Recover<Sp<Vec<Recover<Sp<BehaviourM>>>>>) -> Option<Vec<Behaviour>> {
+    pub fn behaviours(
+        &mut self,
+        v: Recover<Sp<Vec<Recover<Sp<BehaviourM>>>>>,
+    ) -> Option<Vec<Behaviour>> {
         let list = match v {
             Recover::Ok(l) => l,
             Recover::Failed => return None,
             Recover::Missing => {
-                self.err_hint(super::plan::Pos { line: 1, col: 1 }, "missing required key 'behaviours'", "e.g. behaviours: [ { steps: [ { listen: 10s } ] } ]");
+                self.err_hint(
+                    super::plan::Pos { line: 1, col: 1 },
+                    "missing required key 'behaviours'",
+                    "e.g. behaviours: [ { steps: [ { listen: 10s } ] } ]",
+                );
                 return None;
             }
         };
@@ -189,7 +260,11 @@ impl Lower<'_> {
             };
             // Captures are visible from where they are written to the end of their behaviour.
             self.vars.clone_from(&base_vars);
-            let name = b.value.name.as_ref().map_or_else(|| format!("behaviour-{}", i + 1), |n| n.value.clone());
+            let name = b
+                .value
+                .name
+                .as_ref()
+                .map_or_else(|| format!("behaviour-{}", i + 1), |n| n.value.clone());
             if names.contains(&name) {
                 let pos = b.value.name.as_ref().map_or(b.pos, |n| n.pos);
                 self.err(pos, format!("two behaviours are named '{name}'"));
@@ -199,7 +274,11 @@ impl Lower<'_> {
             let weight = self.weight(&b.value.weight);
             let steps = self.steps_field(&b.value.steps, b.pos, "behaviour");
             match (weight, steps) {
-                (Some(weight), Some(steps)) => out.push(Behaviour { name, weight, steps }),
+                (Some(weight), Some(steps)) => out.push(Behaviour {
+                    name,
+                    weight,
+                    steps,
+                }),
                 _ => ok = false,
             }
         }
@@ -208,7 +287,11 @@ impl Lower<'_> {
             return None;
         }
         if out.iter().map(|b| b.weight).sum::<f64>() <= 0.0 {
-            self.err_hint(list.pos, "behaviour weights sum to 0", "give at least one behaviour a weight above 0");
+            self.err_hint(
+                list.pos,
+                "behaviour weights sum to 0",
+                "give at least one behaviour a weight above 0",
+            );
             return None;
         }
         out.retain(|b| b.weight > 0.0);

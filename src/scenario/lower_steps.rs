@@ -12,7 +12,12 @@ const MAX_BINARY: u64 = 64 << 20;
 
 impl Lower<'_> {
     /// A required `steps:` list (behaviours, branches, repeat bodies).
-    pub fn steps_field(&mut self, steps: &Recover<Steps>, pos: Pos, owner: &str) -> Option<Vec<Step>> {
+    pub fn steps_field(
+        &mut self,
+        steps: &Recover<Steps>,
+        pos: Pos,
+        owner: &str,
+    ) -> Option<Vec<Step>> {
         match steps {
             Recover::Ok(items) if items.is_empty() => {
                 self.err(pos, format!("{owner} steps: is empty"));
@@ -21,7 +26,11 @@ impl Lower<'_> {
             Recover::Ok(items) => self.steps(items),
             Recover::Failed => None,
             Recover::Missing => {
-                self.err_hint(pos, format!("{owner} needs steps:"), "e.g. steps: [ { listen: 10s } ]");
+                self.err_hint(
+                    pos,
+                    format!("{owner} needs steps:"),
+                    "e.g. steps: [ { listen: 10s } ]",
+                );
                 None
             }
         }
@@ -47,28 +56,53 @@ impl Lower<'_> {
         let unchecked = item.unchecked.as_ref().map(|u| (u.value, u.pos));
         let may_be_unchecked = matches!(
             item.step,
-            StepM::Send(_) | StepM::SendText(_) | StepM::SendBinary(_) | StepM::Burst(_) | StepM::Pace(_)
+            StepM::Send(_)
+                | StepM::SendText(_)
+                | StepM::SendBinary(_)
+                | StepM::Burst(_)
+                | StepM::Pace(_)
         );
         if let (Some((_, at)), false) = (unchecked, may_be_unchecked) {
-            self.err(at, "unchecked: applies only to send, send_text, send_binary, burst and pace");
+            self.err(
+                at,
+                "unchecked: applies only to send, send_text, send_binary, burst and pace",
+            );
             return None;
         }
         let unchecked = unchecked.is_some_and(|u| u.0);
         if let (Some(s), false) = (&item.steps, matches!(item.step, StepM::Repeat(_))) {
-            self.err_hint(s.pos, "steps: here belongs to repeat", "nest the steps under a repeat:, or give choose branches their own steps:");
+            self.err_hint(
+                s.pos,
+                "steps: here belongs to repeat",
+                "nest the steps under a repeat:, or give choose branches their own steps:",
+            );
             return None;
         }
         match &item.step {
-            StepM::Send(body) => Some(Step::Send { payload: Payload::Json(self.json(body)?), unchecked }),
-            StepM::SendText(t) => Some(Step::Send { payload: Payload::Text(self.template(&t.value, t.pos)?), unchecked }),
-            StepM::SendBinary(b) => Some(Step::Send { payload: Payload::Binary(self.binary(b)?), unchecked }),
+            StepM::Send(body) => Some(Step::Send {
+                payload: Payload::Json(self.json(body)?),
+                unchecked,
+            }),
+            StepM::SendText(t) => Some(Step::Send {
+                payload: Payload::Text(self.template(&t.value, t.pos)?),
+                unchecked,
+            }),
+            StepM::SendBinary(b) => Some(Step::Send {
+                payload: Payload::Binary(self.binary(b)?),
+                unchecked,
+            }),
             StepM::Expect(e) => self.expect(e).map(Step::Expect),
             StepM::Listen(l) => {
                 let d = match &l.value {
                     OrMap::Map(m) => &m.duration,
-                    OrMap::Scalar(s) => &Sp { value: s.clone(), pos: l.pos },
+                    OrMap::Scalar(s) => &Sp {
+                        value: s.clone(),
+                        pos: l.pos,
+                    },
                 };
-                Some(Step::Listen { duration: self.positive_duration(d, "listen")? })
+                Some(Step::Listen {
+                    duration: self.positive_duration(d, "listen")?,
+                })
             }
             StepM::Think(t) => self.think(t).map(Step::Think),
             StepM::Repeat(r) => self.repeat(r, item.steps.as_ref(), pos),
@@ -85,31 +119,56 @@ impl Lower<'_> {
                         None
                     }
                     None => {
-                        self.err_hint(b.pos, "burst needs count:", "e.g. burst: { send: { type: ping }, count: 200 }");
+                        self.err_hint(
+                            b.pos,
+                            "burst needs count:",
+                            "e.g. burst: { send: { type: ping }, count: 200 }",
+                        );
                         None
                     }
                 };
-                Some(Step::Burst { payload: payload?, count: count?, rate: rate.map_or(Some(None), |r| r.map(Some))?, unchecked })
+                Some(Step::Burst {
+                    payload: payload?,
+                    count: count?,
+                    rate: rate.map_or(Some(None), |r| r.map(Some))?,
+                    unchecked,
+                })
             }
             StepM::ExpectClose(e) => {
                 let code = e.value.code.as_ref().map(|c| self.close_code(c, false));
                 let within = self.within(&e.value.within);
-                Some(Step::ExpectClose { code: code.map_or(Some(None), |c| c.map(Some))?, within: within? })
+                Some(Step::ExpectClose {
+                    code: code.map_or(Some(None), |c| c.map(Some))?,
+                    within: within?,
+                })
             }
             StepM::Reconnect(b) => self.backoff(b.as_ref()).map(Step::Reconnect),
             StepM::Close(c) => {
                 let code = match &c.value {
                     OrMap::Scalar(Scalar::Null) => Some(1000),
-                    OrMap::Map(m) => m.code.as_ref().map_or(Some(1000), |c| self.close_code(c, true)),
+                    OrMap::Map(m) => m
+                        .code
+                        .as_ref()
+                        .map_or(Some(1000), |c| self.close_code(c, true)),
                     OrMap::Scalar(Scalar::Int(i)) => match u16::try_from(*i) {
-                        Ok(code) => self.close_code(&Sp { value: code, pos: c.pos }, true),
+                        Ok(code) => self.close_code(
+                            &Sp {
+                                value: code,
+                                pos: c.pos,
+                            },
+                            true,
+                        ),
                         Err(_) => {
                             self.err(c.pos, format!("{i} is not a close code"));
                             None
                         }
                     },
                     OrMap::Scalar(other) => {
-                        self.err_hint(c.pos, format!("expected a close code, found '{other}'"), "e.g. close: 1000");
+                        self.err_hint(
+                            c.pos,
+                            format!("expected a close code, found '{other}'"),
+                            "e.g. close: 1000",
+                        );
                         None
                     }
                 };
@@ -127,7 +186,11 @@ impl Lower<'_> {
             (1000..=4999).contains(&code)
         };
         if !ok {
-            self.err_hint(c.pos, format!("{code} is not a valid close code here"), "use 1000 (normal), 1001, 1008, or 3000-4999");
+            self.err_hint(
+                c.pos,
+                format!("{code} is not a valid close code here"),
+                "use 1000 (normal), 1001, 1008, or 3000-4999",
+            );
             return None;
         }
         Some(code)
@@ -149,7 +212,11 @@ impl Lower<'_> {
                 Some((0..n).map(|i| i as u8).collect())
             }
             _ => {
-                self.err_hint(b.pos, "send_binary needs exactly one of base64: or size:", "e.g. send_binary: { size: 64KiB }");
+                self.err_hint(
+                    b.pos,
+                    "send_binary needs exactly one of base64: or size:",
+                    "e.g. send_binary: { size: 64KiB }",
+                );
                 None
             }
         }
@@ -158,7 +225,11 @@ impl Lower<'_> {
     fn expect(&mut self, e: &Sp<ExpectM>) -> Option<Expect> {
         let v = &e.value;
         if v.kind.is_none() && v.id.is_none() && v.fields.is_none() {
-            self.err_hint(e.pos, "expect needs at least one of kind, id or match", "e.g. expect: { kind: welcome, within: 2s }");
+            self.err_hint(
+                e.pos,
+                "expect needs at least one of kind, id or match",
+                "e.g. expect: { kind: welcome, within: 2s }",
+            );
             return None;
         }
         let matcher = self.matcher_parts(&v.kind, &v.id, &v.fields);
@@ -180,17 +251,41 @@ impl Lower<'_> {
         }
         let metric = metric.map_or(Some(None), |m| m.map(Some))?;
         (ok).then_some(())?;
-        Some(Expect { matcher: matcher?, within: within?, metric, capture })
+        Some(Expect {
+            matcher: matcher?,
+            within: within?,
+            metric,
+            capture,
+        })
     }
 
     fn think(&mut self, t: &Sp<OrMap<super::model::ThinkM>>) -> Option<Think> {
         let (min, max) = match &t.value {
             OrMap::Scalar(Scalar::Str(s)) if s.contains("..") => {
                 let (a, b) = s.split_once("..").unwrap_or_default();
-                let at_b = Pos { line: t.pos.line, col: t.pos.col + a.chars().count() as u32 + 2 };
-                (Sp { value: Scalar::Str(a.into()), pos: t.pos }, Sp { value: Scalar::Str(b.into()), pos: at_b })
+                let at_b = Pos {
+                    line: t.pos.line,
+                    col: t.pos.col + a.chars().count() as u32 + 2,
+                };
+                (
+                    Sp {
+                        value: Scalar::Str(a.into()),
+                        pos: t.pos,
+                    },
+                    Sp {
+                        value: Scalar::Str(b.into()),
+                        pos: at_b,
+                    },
+                )
             }
-            OrMap::Scalar(s) => return self.duration(&Sp { value: s.clone(), pos: t.pos }).map(Think::Fixed),
+            OrMap::Scalar(s) => {
+                return self
+                    .duration(&Sp {
+                        value: s.clone(),
+                        pos: t.pos,
+                    })
+                    .map(Think::Fixed)
+            }
             OrMap::Map(m) => (m.min.clone(), m.max.clone()),
         };
         let (min_d, max_d) = (self.duration(&min), self.duration(&max));
@@ -202,7 +297,12 @@ impl Lower<'_> {
         Some(Think::Range(min_d, max_d))
     }
 
-    fn repeat(&mut self, r: &Sp<OrMap<super::model::RepeatM>>, steps: Option<&Sp<Recover<Steps>>>, pos: Pos) -> Option<Step> {
+    fn repeat(
+        &mut self,
+        r: &Sp<OrMap<super::model::RepeatM>>,
+        steps: Option<&Sp<Recover<Steps>>>,
+        pos: Pos,
+    ) -> Option<Step> {
         let (count, duration) = match &r.value {
             OrMap::Scalar(Scalar::Int(i)) => match u64::try_from(*i) {
                 Ok(n) => (Some(n), None),
@@ -211,24 +311,51 @@ impl Lower<'_> {
                     return None;
                 }
             },
-            OrMap::Scalar(s @ Scalar::Str(_)) => (None, Some(self.positive_duration(&Sp { value: s.clone(), pos: r.pos }, "repeat duration")?)),
+            OrMap::Scalar(s @ Scalar::Str(_)) => (
+                None,
+                Some(self.positive_duration(
+                    &Sp {
+                        value: s.clone(),
+                        pos: r.pos,
+                    },
+                    "repeat duration",
+                )?),
+            ),
             OrMap::Map(m) if m.count.is_some() || m.duration.is_some() => {
-                let d = m.duration.as_ref().map(|d| self.positive_duration(d, "repeat duration"));
-                (m.count.as_ref().map(|c| c.value), d.map_or(Some(None), |d| d.map(Some))?)
+                let d = m
+                    .duration
+                    .as_ref()
+                    .map(|d| self.positive_duration(d, "repeat duration"));
+                (
+                    m.count.as_ref().map(|c| c.value),
+                    d.map_or(Some(None), |d| d.map(Some))?,
+                )
             }
             _ => {
-                self.err_hint(r.pos, "repeat needs a count or a duration", "e.g. repeat: 50 or repeat: 10s, with steps: beside it");
+                self.err_hint(
+                    r.pos,
+                    "repeat needs a count or a duration",
+                    "e.g. repeat: 50 or repeat: 10s, with steps: beside it",
+                );
                 return None;
             }
         };
         let body = match steps {
             Some(s) => self.steps_field(&s.value, s.pos, "repeat")?,
             None => {
-                self.err_hint(pos, "repeat needs steps: beside it", "- repeat: 5\n        steps: [ ... ]");
+                self.err_hint(
+                    pos,
+                    "repeat needs steps: beside it",
+                    "- repeat: 5\n        steps: [ ... ]",
+                );
                 return None;
             }
         };
-        Some(Step::Repeat { count, duration, steps: body })
+        Some(Step::Repeat {
+            count,
+            duration,
+            steps: body,
+        })
     }
 
     fn choose(&mut self, c: &Sp<Vec<Recover<Sp<BranchM>>>>) -> Option<Step> {
@@ -265,9 +392,16 @@ impl Lower<'_> {
         let v = &p.value;
         let payload = self.payload(&v.send, &v.send_text, p.pos, "pace");
         let rate = v.rate.as_ref().map(|r| self.rate(r));
-        let duration = v.duration.as_ref().map(|d| self.positive_duration(d, "pace duration"));
+        let duration = v
+            .duration
+            .as_ref()
+            .map(|d| self.positive_duration(d, "pace duration"));
         if v.count.is_none() && v.duration.is_none() {
-            self.err_hint(p.pos, "pace needs count: or duration:", "e.g. pace: { send: ..., rate: 100/s, count: 1000 }");
+            self.err_hint(
+                p.pos,
+                "pace needs count: or duration:",
+                "e.g. pace: { send: ..., rate: 100/s, count: 1000 }",
+            );
             return None;
         }
         let in_flight = match &v.in_flight {

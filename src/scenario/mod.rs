@@ -94,7 +94,10 @@ fn yaml_options() -> serde_saphyr::Options {
 fn parse_yaml(text: &str) -> Result<node::Node, Issue> {
     let built: node::Built =
         serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| {
-            let pos = e.location().map(|l| node::pos_of(&l)).unwrap_or(Pos { line: 1, col: 1 });
+            let pos = e
+                .location()
+                .map(|l| node::pos_of(&l))
+                .unwrap_or(Pos { line: 1, col: 1 });
             Issue::new(pos, yaml_message(&e.to_string()))
         })?;
     let mut root = built.0;

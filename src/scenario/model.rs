@@ -207,13 +207,13 @@ pub(crate) enum StepM {
     Send(Body),
     SendText(Sp<String>),
     SendBinary(Sp<BinaryM>),
-    Expect(Sp<ExpectM>),
+    Expect(Box<Sp<ExpectM>>),
     Listen(Sp<OrMap<ListenM>>),
     Think(Sp<OrMap<ThinkM>>),
     Repeat(Sp<OrMap<RepeatM>>),
     Choose(Sp<Vec<Recover<Sp<BranchM>>>>),
-    Pace(Sp<PaceM>),
-    Burst(Sp<BurstM>),
+    Pace(Box<Sp<PaceM>>),
+    Burst(Box<Sp<BurstM>>),
     ExpectClose(Sp<ExpectCloseM>),
     Reconnect(Option<Sp<BackoffM>>),
     Close(Sp<OrMap<CloseM>>),
@@ -394,11 +394,5 @@ impl<T: Default> Default for Sp<T> {
             value: T::default(),
             pos: Pos::default(),
         }
-    }
-}
-
-impl Default for Scalar {
-    fn default() -> Self {
-        Scalar::Null
     }
 }

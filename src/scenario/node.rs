@@ -39,7 +39,10 @@ pub(crate) enum Kind {
     Float(f64),
     /// A string; `content` is where its first character stands (after a quote, if any),
     /// so template errors can point inside it.
-    Str { value: String, content: Pos },
+    Str {
+        value: String,
+        content: Pos,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Key, Node)>),
 }
@@ -80,7 +83,10 @@ impl<'de> Deserialize<'de> for Built {
         let sp = Spanned::<Raw<Built, SpannedKey>>::deserialize(d)?;
         let pos = pos_of(&sp.referenced);
         let kind = match sp.value.0 {
-            Kind::Str { value, .. } => Kind::Str { value, content: pos },
+            Kind::Str { value, .. } => Kind::Str {
+                value,
+                content: pos,
+            },
             k => k,
         };
         Ok(Built(Node { pos, kind }))
@@ -153,10 +159,13 @@ where
         Ok(Raw(Kind::Float(v), PhantomData))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Raw(Kind::Str {
-            value: v.to_owned(),
-            content: Pos::default(),
-        }, PhantomData))
+        Ok(Raw(
+            Kind::Str {
+                value: v.to_owned(),
+                content: Pos::default(),
+            },
+            PhantomData,
+        ))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(Raw(Kind::Null, PhantomData))

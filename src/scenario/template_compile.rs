@@ -110,7 +110,10 @@ fn expr(e: &str, off: usize, scope: &Scope) -> Result<Parsed, TplError> {
         if rest.is_empty() {
             Ok(Parsed::Expr(x))
         } else {
-            Err(TplError::new(rest_off, format!("'{head}' takes no arguments")))
+            Err(TplError::new(
+                rest_off,
+                format!("'{head}' takes no arguments"),
+            ))
         }
     };
     match head {
@@ -127,18 +130,19 @@ fn expr(e: &str, off: usize, scope: &Scope) -> Result<Parsed, TplError> {
             match scope.env.get(name) {
                 Some(v) if rest.is_empty() => Ok(Parsed::Text(v.clone())),
                 Some(_) => Err(TplError::new(rest_off, "'env.NAME' takes no arguments")),
-                None => Err(TplError::new(
-                    off,
-                    format!("undefined environment variable '{name}'"),
-                )
-                .hint(format!("set {name} in the environment squall runs in"))),
+                None => Err(
+                    TplError::new(off, format!("undefined environment variable '{name}'"))
+                        .hint(format!("set {name} in the environment squall runs in")),
+                ),
             }
         }
         _ if head.starts_with("sent.") => {
             let p = &head[5..];
             if !p.is_empty() && !p.starts_with('/') || !rest.is_empty() {
-                return Err(TplError::new(off + 5, format!("'{p}{rest}' is not a JSON pointer"))
-                    .hint("write sent./field or sent./data/0/id"));
+                return Err(
+                    TplError::new(off + 5, format!("'{p}{rest}' is not a JSON pointer"))
+                        .hint("write sent./field or sent./data/0/id"),
+                );
             }
             Ok(Parsed::Expr(Expr::Sent(p.to_owned())))
         }
@@ -180,7 +184,10 @@ fn rand(rest: &str, off: usize) -> Result<Parsed, TplError> {
         .map_err(|_| usage())?;
     match nums[..] {
         [a, b] if a <= b => Ok(Parsed::Expr(Expr::Rand(a, b))),
-        [a, b] => Err(TplError::new(off, format!("rand bounds are reversed: {a} > {b}"))),
+        [a, b] => Err(TplError::new(
+            off,
+            format!("rand bounds are reversed: {a} > {b}"),
+        )),
         _ => Err(usage()),
     }
 }
@@ -274,7 +281,8 @@ impl JsonBuilder {
                     if i > 0 {
                         self.lit.push(',');
                     }
-                    self.lit.push_str(&Value::String(k.name.clone()).to_string());
+                    self.lit
+                        .push_str(&Value::String(k.name.clone()).to_string());
                     self.lit.push(':');
                     self.node(v, scope);
                 }
@@ -360,7 +368,14 @@ mod tests {
     fn render(src: &str) -> String {
         let env = env();
         let vars = ["cid".to_string(), "name".to_string()];
-        let t = compile(src, &Scope { env: &env, vars: &vars }).unwrap();
+        let t = compile(
+            src,
+            &Scope {
+                env: &env,
+                vars: &vars,
+            },
+        )
+        .unwrap();
         let mut out = String::new();
         t.render(&mut fake(), &mut out);
         out
@@ -368,14 +383,35 @@ mod tests {
 
     fn error(src: &str) -> TplError {
         let env = env();
-        compile(src, &Scope { env: &env, vars: &[] }).unwrap_err()
+        compile(
+            src,
+            &Scope {
+                env: &env,
+                vars: &[],
+            },
+        )
+        .unwrap_err()
     }
 
     #[test]
     fn literals_and_builtins() {
         assert_eq!(render("plain"), "plain");
-        assert_eq!(compile("a", &Scope { env: &env(), vars: &[] }).unwrap().as_literal(), Some("a"));
-        assert_eq!(render("vu={{vu}} it={{ iter }} s={{seq}},{{seq}}"), "vu=7 it=3 s=1,2");
+        assert_eq!(
+            compile(
+                "a",
+                &Scope {
+                    env: &env(),
+                    vars: &[]
+                }
+            )
+            .unwrap()
+            .as_literal(),
+            Some("a")
+        );
+        assert_eq!(
+            render("vu={{vu}} it={{ iter }} s={{seq}},{{seq}}"),
+            "vu=7 it=3 s=1,2"
+        );
         assert_eq!(render("{{env.TOKEN}}"), "s3cr\"t");
         assert_eq!(render("{{sent./room}}!"), "lobby!");
         assert_eq!(render("{{name}}"), "x\"y");
@@ -399,21 +435,39 @@ mod tests {
     #[test]
     fn errors_point_at_the_expression() {
         let e = error("ab {{ sqe }}");
-        assert_eq!((e.offset, e.message.as_str()), (6, "undefined variable 'sqe' (did you mean 'seq'?)"));
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (6, "undefined variable 'sqe' (did you mean 'seq'?)")
+        );
         assert_eq!(error("x {{seq").offset, 2);
         assert_eq!(error("x {{seq").message, "unclosed '{{'");
-        assert_eq!(error("{{env.NOPE}}").message, "undefined environment variable 'NOPE'");
-        assert_eq!(error("{{rand 9 1}}").message, "rand bounds are reversed: 9 > 1");
+        assert_eq!(
+            error("{{env.NOPE}}").message,
+            "undefined environment variable 'NOPE'"
+        );
+        assert_eq!(
+            error("{{rand 9 1}}").message,
+            "rand bounds are reversed: 9 > 1"
+        );
         assert_eq!(error("{{rand x}}").message, "rand needs two integers");
         assert_eq!(error("{{pick}}").message, "pick needs at least one choice");
-        assert!(error("{{foo bar}}").message.starts_with("unknown template expression"));
+        assert!(error("{{foo bar}}")
+            .message
+            .starts_with("unknown template expression"));
         assert_eq!(error("{{seq 1}}").message, "'seq' takes no arguments");
     }
 
     fn json(yaml_body: Node) -> String {
         let env = env();
         let vars = ["cid".to_string(), "name".to_string()];
-        let t = compile_json(&yaml_body, &Scope { env: &env, vars: &vars }).unwrap();
+        let t = compile_json(
+            &yaml_body,
+            &Scope {
+                env: &env,
+                vars: &vars,
+            },
+        )
+        .unwrap();
         let mut out = String::new();
         t.render(&mut fake(), &mut out);
         out
@@ -449,8 +503,14 @@ mod tests {
                     Node {
                         pos: Pos::default(),
                         kind: Kind::Seq(vec![
-                            Node { pos: Pos::default(), kind: Kind::Int(1) },
-                            Node { pos: Pos::default(), kind: Kind::Null },
+                            Node {
+                                pos: Pos::default(),
+                                kind: Kind::Int(1),
+                            },
+                            Node {
+                                pos: Pos::default(),
+                                kind: Kind::Null,
+                            },
                         ]),
                     },
                 ),
