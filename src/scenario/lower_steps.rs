@@ -346,7 +346,7 @@ impl Lower<'_> {
                 self.err_hint(
                     pos,
                     "repeat needs steps: beside it",
-                    "- repeat: 5\n        steps: [ ... ]",
+                    "write steps: in the same list item as repeat:",
                 );
                 return None;
             }
@@ -402,6 +402,10 @@ impl Lower<'_> {
                 "pace needs count: or duration:",
                 "e.g. pace: { send: ..., rate: 100/s, count: 1000 }",
             );
+            return None;
+        }
+        if let Some(c) = v.count.as_ref().filter(|c| c.value == 0) {
+            self.err(c.pos, "pace count must be at least 1");
             return None;
         }
         let in_flight = match &v.in_flight {

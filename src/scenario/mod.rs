@@ -17,6 +17,7 @@ mod node;
 pub mod plan;
 pub mod template;
 mod template_compile;
+mod wrappers;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -111,6 +112,8 @@ fn yaml_message(m: &str) -> String {
     let first = m.lines().next().unwrap_or(m).trim();
     let cut = first.find(" at line ").unwrap_or(first.len());
     let msg = first[..cut].trim_end_matches(',').trim();
+    // Advice about the parser's own options means nothing to a scenario author.
+    let msg = msg.split(", set DuplicateKeyPolicy").next().unwrap_or(msg);
     format!("invalid YAML: {msg}")
 }
 
