@@ -74,6 +74,7 @@ fn friendly(expected: &str) -> String {
         "i8" | "i16" | "i32" | "i64" | "isize" => "an integer".into(),
         "f32" | "f64" => "a number".into(),
         "a boolean" | "a string" => expected.into(),
+        "a sequence" => "a list".into(),
         e if e.starts_with("struct ") || e.starts_with("a map") => "a map".into(),
         e => e.into(),
     }
@@ -484,7 +485,9 @@ mod tests {
     fn recover_keeps_siblings_and_records_each_error_at_its_place() {
         let (v, issues) = read::<Vec<Recover<Item>>>("- n: 1\n- n: x\n- m: 3\n- n: 4\n");
         let v = v.unwrap();
-        assert!(matches!(&v[0], Recover::Ok(i) if i.n.value == 1 && i.n.pos == Pos { line: 1, col: 6 }));
+        assert!(
+            matches!(&v[0], Recover::Ok(i) if i.n.value == 1 && i.n.pos == Pos { line: 1, col: 6 })
+        );
         assert!(matches!(v[1], Recover::Failed));
         assert!(matches!(v[2], Recover::Failed));
         assert!(matches!(&v[3], Recover::Ok(i) if i.n.value == 4));
@@ -495,7 +498,11 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (2, 6, "expected a non-negative integer, found the string 'x'"),
+                (
+                    2,
+                    6,
+                    "expected a non-negative integer, found the string 'x'"
+                ),
                 (3, 3, "unknown key 'm' (did you mean 'n'?)"),
             ]
         );
