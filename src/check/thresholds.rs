@@ -104,3 +104,306 @@ impl Cmp {
         }
     }
 }
+
+/// A threshold that does not parse: where (byte offset in the expression) and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message} (at byte {offset})")]
+pub struct ThresholdSyntaxError {
+    /// Byte offset in the threshold text where the problem starts.
+    pub offset: usize,
+    /// What is wrong (with an example of the right form where useful).
+    pub message: String,
+}
+
+fn fail<T>(offset: usize, message: impl Into<String>) -> Result<T, ThresholdSyntaxError> {
+    Err(ThresholdSyntaxError {
+        offset,
+        message: message.into(),
+    })
+}
+
+/// The quantity names, for did-you-mean.
+const QUANTITIES: [&str; 13] = [
+    "latency",
+    "service",
+    "connect",
+    "errors.count",
+    "errors.rate",
+    "errors",
+    "connections.failed",
+    "connections.opened",
+    "throughput.in",
+    "throughput.out",
+    "iterations.count",
+    "missed.count",
+    "connections",
+];
+
+/// How a quantity's bound is written.
+#[derive(Clone, Copy)]
+enum Unit {
+    Time,
+    Fraction,
+    PerSecond,
+    Count,
+}
+
+/// Parses `<quantity> <op> <bound>`, e.g. `latency.ack.p99 < 50ms`, `errors.rate < 0.1%`.
+///
+/// Bounds come out in canonical units: µs for times, a fraction for rates, per second for
+/// throughput, plain numbers for counts. Offsets in errors are byte offsets into `src`.
+pub fn parse(src: &str) -> Result<(Quantity, Cmp, f64), ThresholdSyntaxError> {
+    let start = src.len() - src.trim_start().len();
+    let lhs_len = src[start..]
+        .find(|c: char| c.is_whitespace() || "<>=!".contains(c))
+        .unwrap_or(src.len() - start);
+    let lhs = &src[start..start + lhs_len];
+    if lhs.is_empty() {
+        return fail(start, "expected a quantity such as latency.<metric>.p99");
+    }
+    let (quantity, unit) = quantity(lhs, start)?;
+    let mut i = start + lhs_len;
+    i += src[i..].len() - src[i..].trim_start().len();
+    let ops = [
+        ("<=", Cmp::Le),
+        (">=", Cmp::Ge),
+        ("==", Cmp::Eq),
+        ("!=", Cmp::Ne),
+        ("<", Cmp::Lt),
+        (">", Cmp::Gt),
+    ];
+    let Some((tok, op)) = ops.iter().find(|(t, _)| src[i..].starts_with(t)) else {
+        return fail(i, "expected a comparison: <, <=, >, >=, == or !=");
+    };
+    i += tok.len();
+    i += src[i..].len() - src[i..].trim_start().len();
+    let rhs = src[i..].trim_end();
+    if rhs.is_empty() {
+        return fail(i, "expected a bound after the comparison");
+    }
+    Ok((quantity, *op, bound(rhs, i, unit)?))
+}
+
+fn quantity(lhs: &str, at: usize) -> Result<(Quantity, Unit), ThresholdSyntaxError> {
+    let (head, tail) = lhs.split_once('.').unwrap_or((lhs, ""));
+    let tail_at = at + head.len() + 1;
+    let q = match (head, tail) {
+        ("latency" | "service", _) => {
+            let Some((metric, stat_src)) = tail.split_once('.') else {
+                return fail(
+                    tail_at,
+                    format!("expected {head}.<metric>.<stat>, e.g. {head}.rtt.p99"),
+                );
+            };
+            let stat = stat(stat_src, tail_at + metric.len() + 1)?;
+            let metric = metric.to_owned();
+            let q = if head == "latency" {
+                Quantity::Latency { metric, stat }
+            } else {
+                Quantity::Service { metric, stat }
+            };
+            return Ok((q, Unit::Time));
+        }
+        ("connect", s) => return Ok((Quantity::Connect(stat(s, tail_at)?), Unit::Time)),
+        ("errors", "count") => (Quantity::ErrorsCount, Unit::Count),
+        ("errors", "rate") => (Quantity::ErrorsRate, Unit::Fraction),
+        ("errors", kind) if !kind.is_empty() => {
+            (Quantity::ErrorsOfKind(kind.to_owned()), Unit::Count)
+        }
+        ("connections", "failed") => (Quantity::ConnectionsFailed, Unit::Count),
+        ("connections", "opened") => (Quantity::ConnectionsOpened, Unit::Count),
+        ("throughput", "in") => (Quantity::ThroughputIn, Unit::PerSecond),
+        ("throughput", "out") => (Quantity::ThroughputOut, Unit::PerSecond),
+        ("iterations", "count") => (Quantity::Iterations, Unit::Count),
+        ("missed", "count") => (Quantity::Missed, Unit::Count),
+        _ => {
+            let near = QUANTITIES
+                .iter()
+                .map(|q| (strsim::jaro_winkler(lhs, q), q))
+                .filter(|(s, _)| *s > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, q)| format!(" (did you mean '{q}'?)"))
+                .unwrap_or_default();
+            return fail(at, format!("unknown quantity '{lhs}'{near}"));
+        }
+    };
+    Ok(q)
+}
+
+fn stat(s: &str, at: usize) -> Result<Stat, ThresholdSyntaxError> {
+    match s {
+        "min" => return Ok(Stat::Min),
+        "mean" => return Ok(Stat::Mean),
+        "max" => return Ok(Stat::Max),
+        _ => {}
+    }
+    match s.strip_prefix('p').map(str::parse::<f64>) {
+        Some(Ok(p)) if p > 0.0 && p <= 100.0 => Ok(Stat::Percentile(p)),
+        _ => fail(
+            at,
+            format!(
+                "unknown statistic '{s}': use min, mean, max or a percentile such as p99, p99.9"
+            ),
+        ),
+    }
+}
+
+/// Splits a leading decimal number from its unit.
+fn number(s: &str) -> Option<(f64, &str)> {
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e'))
+        .unwrap_or(s.len());
+    // `e` may start a unit rather than an exponent; back off until the number parses.
+    (1..=end)
+        .rev()
+        .find_map(|e| s[..e].parse::<f64>().ok().map(|n| (n, s[e..].trim_start())))
+        .filter(|(n, _)| n.is_finite())
+}
+
+fn bound(rhs: &str, at: usize, unit: Unit) -> Result<f64, ThresholdSyntaxError> {
+    let Some((n, suffix)) = number(rhs) else {
+        return fail(at, format!("'{rhs}' is not a number"));
+    };
+    let suffix_at = at + rhs.len() - suffix.len();
+    match unit {
+        Unit::Time => {
+            let scale = match suffix {
+                "us" | "µs" => 1.0,
+                "ms" => 1e3,
+                "s" => 1e6,
+                "m" => 60e6,
+                "" => {
+                    return fail(
+                        at,
+                        format!("'{rhs}' needs a time unit: write e.g. {rhs}ms, 1.5s or 200us"),
+                    )
+                }
+                u => {
+                    return fail(
+                        suffix_at,
+                        format!("unknown time unit '{u}': use us, ms, s or m"),
+                    )
+                }
+            };
+            Ok(n * scale)
+        }
+        Unit::Fraction => match suffix {
+            "%" => Ok(n / 100.0),
+            "" => Ok(n),
+            u => fail(
+                suffix_at,
+                format!("a rate is a percentage or a fraction (0.1% or 0.001), not '{u}'"),
+            ),
+        },
+        Unit::PerSecond => {
+            let per = match suffix {
+                "" | "/s" => 1.0,
+                "/m" => 60.0,
+                "/ms" => 1e-3,
+                u => {
+                    return fail(
+                        suffix_at,
+                        format!("throughput is per second (100/s or 6000/m), not '{u}'"),
+                    )
+                }
+            };
+            Ok(n / per)
+        }
+        Unit::Count => {
+            if !suffix.is_empty() || n.fract() != 0.0 || n < 0.0 {
+                return fail(
+                    at,
+                    format!("'{rhs}' is not a count: write a whole number such as 0"),
+                );
+            }
+            Ok(n)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_family() {
+        let lat = parse("latency.ack.p99 < 50ms").unwrap();
+        assert_eq!(
+            lat,
+            (
+                Quantity::Latency {
+                    metric: "ack".into(),
+                    stat: Stat::Percentile(99.0)
+                },
+                Cmp::Lt,
+                50_000.0
+            )
+        );
+        assert_eq!(
+            parse("service.rtt.p99.9 <= 1.5s").unwrap().0,
+            Quantity::Service {
+                metric: "rtt".into(),
+                stat: Stat::Percentile(99.9)
+            }
+        );
+        assert_eq!(
+            parse("connect.max<200us").unwrap(),
+            (Quantity::Connect(Stat::Max), Cmp::Lt, 200.0)
+        );
+        assert_eq!(parse("errors.rate < 0.1%").unwrap().2, 0.001);
+        assert_eq!(parse("errors.rate < 0.01").unwrap().2, 0.01);
+        assert_eq!(
+            parse("errors.count == 0").unwrap(),
+            (Quantity::ErrorsCount, Cmp::Eq, 0.0)
+        );
+        assert_eq!(
+            parse("errors.timeout != 3").unwrap().0,
+            Quantity::ErrorsOfKind("timeout".into())
+        );
+        assert_eq!(
+            parse("throughput.in >= 6000/m").unwrap(),
+            (Quantity::ThroughputIn, Cmp::Ge, 100.0)
+        );
+        assert_eq!(parse("throughput.out > 10").unwrap().2, 10.0);
+        assert_eq!(
+            parse("connections.failed == 0").unwrap().0,
+            Quantity::ConnectionsFailed
+        );
+        assert_eq!(
+            parse("connections.opened >= 10").unwrap().0,
+            Quantity::ConnectionsOpened
+        );
+        assert_eq!(
+            parse("iterations.count > 1").unwrap().0,
+            Quantity::Iterations
+        );
+        assert_eq!(parse("missed.count == 0").unwrap().0, Quantity::Missed);
+        assert_eq!(
+            parse("connect.mean < 1s").unwrap().0,
+            Quantity::Connect(Stat::Mean)
+        );
+    }
+
+    #[test]
+    fn errors_have_offsets() {
+        let e = parse("latency.ack.p99 < 50").unwrap_err();
+        assert_eq!(e.offset, 18);
+        assert!(e.message.contains("needs a time unit"), "{}", e.message);
+        let e = parse("latncy.ack.p99 < 5ms").unwrap_err();
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (
+                0,
+                "unknown quantity 'latncy.ack.p99' (did you mean 'latency'?)"
+            )
+        );
+        let e = parse("latency.ack.q99 < 5ms").unwrap_err();
+        assert_eq!(e.offset, 12);
+        let e = parse("errors.count ~ 1").unwrap_err();
+        assert_eq!(e.offset, 13);
+        assert_eq!(parse("errors.count < 1.5").unwrap_err().offset, 15);
+        assert_eq!(parse("latency.ack.p99 < 5parsecs").unwrap_err().offset, 19);
+        assert!(parse("errors.rate < 5/s").is_err());
+        assert!(parse("errors.count <").is_err());
+    }
+}

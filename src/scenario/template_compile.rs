@@ -1,0 +1,319 @@
+//! Compiling `{{...}}` templates: expression syntax, name resolution and JSON pre-serialization.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::diagnostic::{suggestion, Issue};
+use super::node::{Kind, Node};
+use super::plan::Pos;
+use super::template::{Choice, Expr, JsonTemplate, Part, Seg, Template};
+
+/// Names that need no declaration.
+pub(crate) const BUILTINS: [&str; 5] = ["uuid", "vu", "iter", "seq", "now"];
+
+const EXPR_HINT: &str = "expressions are uuid, vu, iter, seq, now, env.NAME, rand A B, \
+pick [\"a\",\"b\"], pick a b, sent./pointer, or a variable from vars:/capture:";
+
+/// What names a template may use at its place in the file.
+pub(crate) struct Scope<'a> {
+    /// Environment for `env.NAME` (resolved now, at load).
+    pub env: &'a HashMap<String, String>,
+    /// Variables declared so far (`vars:` and earlier `capture:`s).
+    pub vars: &'a [String],
+}
+
+/// A template error at a byte offset of the template text.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TplError {
+    pub offset: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl TplError {
+    fn new(offset: usize, message: impl Into<String>) -> Self {
+        TplError {
+            offset,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    fn hint(mut self, h: impl Into<String>) -> Self {
+        self.hint = Some(h.into());
+        self
+    }
+
+    /// The error as an issue, given where the template text starts in the file.
+    pub fn at(self, src: &str, start: Pos) -> Issue {
+        let mut issue = Issue::new(offset_pos(src, start, self.offset), self.message);
+        issue.hint = self.hint;
+        issue
+    }
+}
+
+/// Position of byte `offset` of `src`, whose first character stands at `start`.
+pub(crate) fn offset_pos(src: &str, start: Pos, offset: usize) -> Pos {
+    let before = &src[..offset.min(src.len())];
+    Pos {
+        line: start.line,
+        col: start.col + before.chars().count() as u32,
+    }
+}
+
+/// Compiles a string template.
+pub(crate) fn compile(src: &str, scope: &Scope) -> Result<Template, TplError> {
+    let mut parts = Vec::new();
+    let mut lit = String::new();
+    let mut i = 0;
+    while let Some(rel) = src[i..].find("{{") {
+        let open = i + rel;
+        lit.push_str(&src[i..open]);
+        let body_start = open + 2;
+        let Some(len) = src[body_start..].find("}}") else {
+            return Err(TplError::new(open, "unclosed '{{'").hint("end the expression with '}}'"));
+        };
+        let inner = &src[body_start..body_start + len];
+        let lead = inner.len() - inner.trim_start().len();
+        match expr(inner.trim(), body_start + lead, scope)? {
+            Parsed::Text(s) => lit.push_str(&s),
+            Parsed::Expr(e) => {
+                if !lit.is_empty() {
+                    parts.push(Part::Lit(std::mem::take(&mut lit)));
+                }
+                parts.push(Part::Expr(e));
+            }
+        }
+        i = body_start + len + 2;
+    }
+    lit.push_str(&src[i..]);
+    if !lit.is_empty() || parts.is_empty() {
+        parts.push(Part::Lit(lit));
+    }
+    Ok(Template { parts })
+}
+
+enum Parsed {
+    /// Resolved at load (`env.NAME`).
+    Text(String),
+    Expr(Expr),
+}
+
+fn expr(e: &str, off: usize, scope: &Scope) -> Result<Parsed, TplError> {
+    let (head, rest) = match e.find(char::is_whitespace) {
+        Some(i) => (&e[..i], e[i..].trim_start()),
+        None => (e, ""),
+    };
+    let rest_off = off + (e.len() - rest.len());
+    let no_args = |x: Expr| {
+        if rest.is_empty() {
+            Ok(Parsed::Expr(x))
+        } else {
+            Err(TplError::new(
+                rest_off,
+                format!("'{head}' takes no arguments"),
+            ))
+        }
+    };
+    match head {
+        "" => Err(TplError::new(off, "empty template expression").hint(EXPR_HINT)),
+        "uuid" => no_args(Expr::Uuid),
+        "vu" => no_args(Expr::Vu),
+        "iter" => no_args(Expr::Iter),
+        "seq" => no_args(Expr::Seq),
+        "now" => no_args(Expr::Now),
+        "rand" => rand(rest, rest_off),
+        "pick" => pick(rest, rest_off),
+        _ if head.starts_with("env.") => {
+            let name = &head[4..];
+            match scope.env.get(name) {
+                Some(v) if rest.is_empty() => Ok(Parsed::Text(v.clone())),
+                Some(_) => Err(TplError::new(rest_off, "'env.NAME' takes no arguments")),
+                None => Err(
+                    TplError::new(off, format!("undefined environment variable '{name}'"))
+                        .hint(format!("set {name} in the environment squall runs in")),
+                ),
+            }
+        }
+        _ if head.starts_with("sent.") => {
+            let p = &head[5..];
+            if !p.is_empty() && !p.starts_with('/') || !rest.is_empty() {
+                return Err(
+                    TplError::new(off + 5, format!("'{p}{rest}' is not a JSON pointer"))
+                        .hint("write sent./field or sent./data/0/id"),
+                );
+            }
+            Ok(Parsed::Expr(Expr::Sent(p.to_owned())))
+        }
+        _ if is_ident(head) && rest.is_empty() => {
+            if scope.vars.iter().any(|v| v == head) {
+                return Ok(Parsed::Expr(Expr::Var(head.to_owned())));
+            }
+            let known = scope.vars.iter().map(String::as_str).chain(BUILTINS);
+            Err(TplError::new(
+                off,
+                format!("undefined variable '{head}'{}", suggestion(head, known)),
+            )
+            .hint("variables come from vars: or an earlier capture: in the same behaviour"))
+        }
+        _ => Err(TplError::new(
+            off,
+            format!(
+                "unknown template expression '{e}'{}",
+                suggestion(head, BUILTINS.into_iter().chain(["rand", "pick"]))
+            ),
+        )
+        .hint(EXPR_HINT)),
+    }
+}
+
+/// Variable names: letters, digits, `_` and `-`, not starting with a digit.
+pub(crate) fn is_ident(s: &str) -> bool {
+    let mut cs = s.chars();
+    matches!(cs.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn rand(rest: &str, off: usize) -> Result<Parsed, TplError> {
+    let usage = || TplError::new(off, "rand needs two integers").hint("write {{rand 1 100}}");
+    let nums: Vec<i64> = rest
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| usage())?;
+    match nums[..] {
+        [a, b] if a <= b => Ok(Parsed::Expr(Expr::Rand(a, b))),
+        [a, b] => Err(TplError::new(
+            off,
+            format!("rand bounds are reversed: {a} > {b}"),
+        )),
+        _ => Err(usage()),
+    }
+}
+
+fn pick(rest: &str, off: usize) -> Result<Parsed, TplError> {
+    let values: Vec<Value> = if rest.starts_with('[') {
+        serde_json::from_str(rest).map_err(|e| {
+            TplError::new(off, format!("pick list is not a JSON array: {e}"))
+                .hint("write {{pick [\"a\", \"b\"]}} or {{pick a b}}")
+        })?
+    } else {
+        rest.split_whitespace()
+            .map(|w| Value::String(w.to_owned()))
+            .collect()
+    };
+    if values.is_empty() {
+        return Err(TplError::new(off, "pick needs at least one choice")
+            .hint("write {{pick [\"a\", \"b\"]}} or {{pick a b}}"));
+    }
+    let choices = values
+        .iter()
+        .map(|v| Choice {
+            text: match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            },
+            json: v.to_string(),
+        })
+        .collect();
+    Ok(Parsed::Expr(Expr::Pick(choices)))
+}
+
+/// Compiles a JSON body; every bad string in it is reported.
+pub(crate) fn compile_json(node: &Node, scope: &Scope) -> Result<JsonTemplate, Vec<Issue>> {
+    let mut b = JsonBuilder {
+        segs: Vec::new(),
+        lit: String::new(),
+        errors: Vec::new(),
+    };
+    b.node(node, scope);
+    if !b.errors.is_empty() {
+        return Err(b.errors);
+    }
+    b.flush();
+    Ok(JsonTemplate { segs: b.segs })
+}
+
+struct JsonBuilder {
+    segs: Vec<Seg>,
+    lit: String,
+    errors: Vec<Issue>,
+}
+
+impl JsonBuilder {
+    fn flush(&mut self) {
+        if !self.lit.is_empty() {
+            self.segs.push(Seg::Lit(std::mem::take(&mut self.lit)));
+        }
+    }
+
+    fn push(&mut self, seg: Seg) {
+        self.flush();
+        self.segs.push(seg);
+    }
+
+    fn node(&mut self, node: &Node, scope: &Scope) {
+        match &node.kind {
+            Kind::Null => self.lit.push_str("null"),
+            Kind::Bool(b) => self.lit.push_str(if *b { "true" } else { "false" }),
+            Kind::Int(i) => self.lit.push_str(&i.to_string()),
+            Kind::Float(f) => match serde_json::Number::from_f64(*f) {
+                Some(n) => self.lit.push_str(&n.to_string()),
+                None => self
+                    .errors
+                    .push(Issue::new(node.pos, format!("{f} is not a JSON number"))),
+            },
+            Kind::Str { value, content } => self.string(value, *content, scope),
+            Kind::Seq(items) => {
+                self.lit.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.lit.push(',');
+                    }
+                    self.node(item, scope);
+                }
+                self.lit.push(']');
+            }
+            Kind::Map(entries) => {
+                self.lit.push('{');
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        self.lit.push(',');
+                    }
+                    self.lit
+                        .push_str(&Value::String(k.name.clone()).to_string());
+                    self.lit.push(':');
+                    self.node(v, scope);
+                }
+                self.lit.push('}');
+            }
+        }
+    }
+
+    fn string(&mut self, src: &str, start: Pos, scope: &Scope) {
+        let t = match compile(src, scope) {
+            Ok(t) => t,
+            Err(e) => return self.errors.push(e.at(src, start)),
+        };
+        // A string that is exactly one expression stands for a typed value.
+        if let [Part::Expr(e)] = t.parts.as_slice() {
+            return self.push(Seg::Typed(e.clone()));
+        }
+        self.lit.push('"');
+        for part in t.parts {
+            match part {
+                Part::Lit(s) => {
+                    let quoted = Value::String(s).to_string();
+                    self.lit.push_str(&quoted[1..quoted.len() - 1]);
+                }
+                Part::Expr(e) => self.push(Seg::Escaped(e)),
+            }
+        }
+        self.lit.push('"');
+    }
+}
+
+#[cfg(test)]
+#[path = "template_tests.rs"]
+mod tests;
