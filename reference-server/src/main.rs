@@ -1,1 +1,116 @@
-fn main() {}
+//! The `squall-server` binary: parse flags, start the server, wait for a signal, shut down.
+
+use clap::Parser;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use squall_server::{Config, Profile};
+
+/// squall's reference WebSocket server.
+#[derive(Parser, Debug)]
+#[command(name = "squall-server", version, about)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port (printed on the first line).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Protocol to serve: kite.
+    #[arg(long, default_value = "kite")]
+    profile: Profile,
+    /// Events generated per second for each event family (0 disables events).
+    #[arg(long = "events", value_name = "RATE", default_value_t = 10.0)]
+    events: f64,
+    /// Open WebSocket connections allowed; further upgrades get HTTP 429.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    max_connections: usize,
+    /// Largest inbound message, in bytes or with a unit (KiB, MiB, K, M).
+    #[arg(long, value_name = "SIZE", default_value = "512KiB", value_parser = parse_size)]
+    max_message_size: usize,
+    /// Event frames queued per connection before it is closed (1008) as a slow consumer.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    queue_depth: usize,
+    /// Time allowed for the HTTP request head and upgrade, e.g. 10s or 500ms.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = humantime::parse_duration)]
+    handshake_timeout: Duration,
+    /// Runtime threads, each with its own SO_REUSEPORT listener [default: available cores].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+/// Parses `4096`, `512KiB`, `512K`, `1MiB` or `1M` (binary units) into bytes.
+fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("invalid size '{s}': expected e.g. 512KiB"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        other => return Err(format!("unknown size unit '{other}' (use B, KiB or MiB)")),
+    };
+    n.checked_mul(scale)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("invalid size '{s}'"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let defaults = Config::default();
+    let config = Config {
+        listen: args.listen,
+        profile: args.profile,
+        events_per_sec: args.events,
+        max_connections: args.max_connections,
+        max_message_size: args.max_message_size,
+        queue_depth: args.queue_depth,
+        handshake_timeout: args.handshake_timeout,
+        threads: args.threads.unwrap_or(defaults.threads),
+    };
+    let server = match squall_server::spawn(config) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("squall-server: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "listening on {}", server.addr());
+    let _ = stdout.flush();
+    if let Err(e) = wait_for_signal() {
+        eprintln!("squall-server: cannot wait for signals: {e}");
+    }
+    server.shutdown();
+    ExitCode::SUCCESS
+}
+
+/// Blocks until SIGINT or SIGTERM.
+fn wait_for_signal() -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512KiB"), Ok(512 * 1024));
+        assert_eq!(parse_size("1M"), Ok(1024 * 1024));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("12 parsecs").is_err());
+    }
+}

@@ -1,0 +1,201 @@
+//! One runtime thread: its SO_REUSEPORT listener, accept loop, event fan-out and shutdown drain.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::{watch, Notify};
+use tokio::task::LocalSet;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::kite::events::{Audience, Batch, Generator};
+use crate::rooms::Rooms;
+use crate::stats::Stats;
+use crate::{conn, Config};
+
+/// How long a graceful shutdown waits for connections to finish their closing handshakes.
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_millis(4500);
+
+/// The server's run state, broadcast to every runtime and connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Running,
+    /// Stop accepting, close every connection with 1001, drain.
+    Graceful,
+    /// Drop every socket now.
+    Kill,
+}
+
+/// State shared by all runtime threads.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub stats: Arc<Stats>,
+    pub audience: Arc<Audience>,
+    /// WebSocket connections admitted (reserved before the 101) across all threads.
+    pub admitted: AtomicUsize,
+}
+
+/// State owned by one runtime thread.
+pub(crate) struct Worker {
+    pub index: usize,
+    pub shared: Arc<Shared>,
+    pub rooms: RefCell<Rooms>,
+    pub mode: watch::Receiver<Mode>,
+    pub ws_config: WebSocketConfig,
+    next_id: Cell<u64>,
+    live: Cell<usize>,
+    idle: Notify,
+}
+
+impl Worker {
+    pub fn next_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    /// Counts a WebSocket session in; the returned guard counts it out when dropped.
+    pub fn enter(self: &Rc<Self>) -> Live {
+        self.live.set(self.live.get() + 1);
+        self.shared.stats.opened(self.index);
+        Live(self.clone())
+    }
+}
+
+/// An open WebSocket session on a worker; dropping it releases its admission slot.
+pub(crate) struct Live(Rc<Worker>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let w = &self.0;
+        w.shared.stats.closed(w.index);
+        w.shared
+            .admitted
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        w.live.set(w.live.get() - 1);
+        if w.live.get() == 0 {
+            w.idle.notify_one();
+        }
+    }
+}
+
+/// Binds a listener that shares its address with the other runtimes' listeners.
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Everything one runtime thread starts with.
+pub(crate) struct Start {
+    pub index: usize,
+    pub shared: Arc<Shared>,
+    pub listener: std::net::TcpListener,
+    pub runtime: Runtime,
+    pub mode: watch::Receiver<Mode>,
+    pub events: UnboundedReceiver<Batch>,
+    pub generator: Option<Generator>,
+}
+
+/// Runs one runtime until shutdown; returns after the drain (graceful) or at once (kill).
+pub(crate) fn run(start: Start) {
+    let Start {
+        index,
+        shared,
+        listener,
+        runtime,
+        mode,
+        events,
+        generator,
+    } = start;
+    let config = &shared.config;
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(64 * 1024)
+        .max_write_buffer_size(64 * 1024 + 2 * config.max_message_size + 64 * 1024)
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_message_size));
+    let worker = Rc::new(Worker {
+        index,
+        shared: shared.clone(),
+        rooms: RefCell::new(Rooms::default()),
+        mode,
+        ws_config,
+        next_id: Cell::new(0),
+        live: Cell::new(0),
+        idle: Notify::new(),
+    });
+    let local = LocalSet::new();
+    local.block_on(&runtime, async move {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => return eprintln!("squall-server: runtime {index}: {e}"),
+        };
+        tokio::task::spawn_local(dispatch(worker.clone(), events));
+        if let Some(generator) = generator {
+            tokio::task::spawn_local(generator.run());
+        }
+        let mode = accept(&worker, listener).await;
+        if mode == Mode::Graceful {
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, drained(&worker)).await;
+        }
+    });
+    // Dropping the LocalSet inside the runtime drops every remaining task and socket.
+    let _guard = runtime.enter();
+    drop(local);
+}
+
+/// Accepts until the mode leaves `Running`; returns the new mode.
+async fn accept(worker: &Rc<Worker>, listener: TcpListener) -> Mode {
+    let mut mode = worker.mode.clone();
+    loop {
+        tokio::select! {
+            biased;
+            changed = mode.changed() => {
+                if changed.is_err() {
+                    return Mode::Kill;
+                }
+                let now = *mode.borrow_and_update();
+                if now != Mode::Running {
+                    return now;
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::task::spawn_local(conn::serve(worker.clone(), stream));
+                }
+                // Out of file descriptors or similar: back off instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            },
+        }
+    }
+}
+
+async fn drained(worker: &Worker) {
+    while worker.live.get() > 0 {
+        worker.idle.notified().await;
+    }
+}
+
+/// Fans each generated batch out to this runtime's subscribers.
+async fn dispatch(worker: Rc<Worker>, mut events: UnboundedReceiver<Batch>) {
+    while let Some(batch) = events.recv().await {
+        let mut rooms = worker.rooms.borrow_mut();
+        for (feed, text) in batch.iter() {
+            for _ in 0..rooms.publish(*feed, text) {
+                worker.shared.audience.leave(*feed);
+            }
+        }
+    }
+}
