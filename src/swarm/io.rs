@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::connect::Ws;
 use super::matcher::{kind_of, Want};
 use crate::metrics::{ErrorKind, Recorder};
-use crate::scenario::plan::{Payload, Plan};
+use crate::scenario::plan::Plan;
 
 /// Unmatched frames kept for a later `expect`; older ones are dropped (still counted).
 const MAILBOX: usize = 32;
@@ -237,11 +237,6 @@ impl Io {
         }
     }
 
-    /// Sends one message now; false when the connection is gone.
-    pub async fn send(&mut self, msg: Message) -> bool {
-        self.feed(msg).await && self.flush().await
-    }
-
     /// Closes from our side with `code`, reading (and counting) what the peer still sends
     /// until its close frame, for at most a second.
     pub async fn close(&mut self, code: u16) {
@@ -285,19 +280,6 @@ impl Io {
             self.rec.borrow_mut().closed(code);
         }
         self.mailbox.clear();
-    }
-
-    /// Renders and queues a payload; returns its byte length, or `None` when gone.
-    pub async fn feed_payload(&mut self, payload: &Payload, text: &str) -> Option<usize> {
-        let msg = match payload {
-            Payload::Binary(b) => Message::binary(b.clone()),
-            _ => Message::text(text.to_string()),
-        };
-        let len = match payload {
-            Payload::Binary(b) => b.len(),
-            _ => text.len(),
-        };
-        self.feed(msg).await.then_some(len)
     }
 }
 

@@ -12,8 +12,14 @@ use serde_json::Value;
 
 use super::io::Woke;
 use super::matcher::{IdKey, Want};
-use super::vu::{outbound_kind, text_message, Flow, Vu};
+use super::vu::{outbound_kind, payload_len, text_message, Flow, Vu};
 use crate::scenario::plan::{Pace, Payload};
+
+/// tokio's timers tick in whole milliseconds, so a sleep wakes up to 1 ms late. A send
+/// due within this slack goes out now rather than after another timer tick; latency is
+/// then measured from the earlier of the intended and the actual send: never shorter
+/// than the service time, and a timer's rounding is not counted against the server.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
 
 /// Outstanding request: when it should have gone out, and when it did.
 #[derive(Clone, Copy)]
@@ -61,7 +67,7 @@ impl Vu {
             while open
                 && p.count.is_none_or(|c| issued < c)
                 && outstanding.len() < p.in_flight as usize
-                && (interval.is_none() || intended(issued) <= now)
+                && (interval.is_none() || intended(issued) <= now + TIMER_SLACK)
                 && end.is_none_or(|e| intended(issued) < e)
             {
                 self.render(&p.payload);
@@ -69,7 +75,7 @@ impl Vu {
                 let kind = kind.get_or_insert_with(|| {
                     outbound_kind(&p.payload, &self.out, &self.shared.plan.kind_pointers)
                 });
-                let len = self.out.len();
+                let len = payload_len(&p.payload, &self.out);
                 if !self.io.feed(text_message(&p.payload, &self.out)).await {
                     return self.pace_lost(planned, issued, outstanding.len());
                 }
@@ -104,7 +110,7 @@ impl Vu {
             let mut wake = deadlines.front().map(|d| d.0);
             if open && outstanding.len() < p.in_flight as usize {
                 if let Some(iv) = interval {
-                    let next = start + iv.mul_f64(issued as f64);
+                    let next = start + iv.mul_f64(issued as f64) - TIMER_SLACK;
                     wake = Some(wake.map_or(next, |w| w.min(next)));
                 }
             }
@@ -123,7 +129,8 @@ impl Vu {
                     return false;
                 }
                 if let Some(s) = outstanding.remove(&key) {
-                    let lat = at.saturating_duration_since(s.intended).as_micros() as u64;
+                    let from = s.intended.min(s.actual);
+                    let lat = at.saturating_duration_since(from).as_micros() as u64;
                     let svc = at.saturating_duration_since(s.actual).as_micros() as u64;
                     rec.borrow_mut().latency(metric, lat, svc);
                 }
@@ -193,10 +200,7 @@ impl Vu {
             let kind = kind.get_or_insert_with(|| {
                 outbound_kind(payload, &self.out, &self.shared.plan.kind_pointers)
             });
-            let len = self.out.len().max(match payload {
-                Payload::Binary(b) => b.len(),
-                _ => 0,
-            });
+            let len = payload_len(payload, &self.out);
             if !self.io.feed(text_message(payload, &self.out)).await {
                 rec.borrow_mut().missed(count - i);
                 return self.lost();

@@ -298,10 +298,8 @@ impl Vu {
     async fn send(&mut self, payload: &Payload) -> Flow {
         self.render(payload);
         let kind = outbound_kind(payload, &self.out, &self.shared.plan.kind_pointers);
-        let Some(len) = self.io.feed_payload(payload, &self.out).await else {
-            return self.lost();
-        };
-        if !self.io.flush().await {
+        let len = payload_len(payload, &self.out);
+        if !self.io.feed(text_message(payload, &self.out)).await || !self.io.flush().await {
             return self.lost();
         }
         self.last_send_at = Some(Instant::now());
@@ -448,7 +446,15 @@ fn pick_behaviour<'a>(bs: &'a [Behaviour], rng: &mut SmallRng) -> &'a Behaviour 
     &bs[bs.len() - 1]
 }
 
-/// Sends a `Message` built from already-rendered text (used by pace and burst).
+/// Bytes a payload puts on the wire.
+pub fn payload_len(payload: &Payload, text: &str) -> usize {
+    match payload {
+        Payload::Binary(b) => b.len(),
+        _ => text.len(),
+    }
+}
+
+/// The message for a payload whose text is already rendered.
 pub fn text_message(payload: &Payload, text: &str) -> Message {
     match payload {
         Payload::Binary(b) => Message::binary(b.clone()),

@@ -1,0 +1,140 @@
+//! End to end against squall-server on 127.0.0.1:0: a real run counts every frame the
+//! server sent, writes schema-valid results, and ends with the right status.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use squall::report::Status;
+use squall::run::{execute, RunArgs};
+use support::*;
+
+const FIFTY: &str = r#"
+name: e2e-fifty
+target: ws://127.0.0.1:1/ws
+seed: 3
+graceful_stop: 5s
+load:
+  phases:
+    - { ramp: 1s, vus: 50 }
+    - { hold: 2s }
+behaviours:
+  - name: chatty
+    weight: 2
+    steps:
+      - expect: { kind: welcome, within: 2s, metric: welcome }
+      - send: { type: subscribe, room: "scrape:all" }
+      - expect: { kind: subscribe, match: { /data/room: "{{sent./room}}" }, within: 2s, metric: subscribe_ack }
+      - pace: { send: { type: ping, id: "{{seq}}" }, rate: 50/s, duration: 1s, in_flight: 4, reply: { kind: pong }, metric: rtt }
+      - listen: 300ms
+  - name: quiet
+    weight: 1
+    steps:
+      - expect: { kind: welcome, within: 2s }
+      - think: 100ms..300ms
+      - burst: { send: { type: ping, id: "{{seq}}" }, count: 20 }
+      - listen: 200ms
+thresholds:
+  - "latency.rtt.p99 < 1s"
+  - "errors.count == 0"
+"#;
+
+fn args(scenario: PathBuf, out: PathBuf, target: String) -> RunArgs {
+    RunArgs {
+        scenario,
+        out: Some(out),
+        target: Some(target),
+        quiet: true,
+        threads: Some(2),
+        ..RunArgs::default()
+    }
+}
+
+fn server(events: f64) -> squall_server::ServerHandle {
+    let cfg = squall_server::Config {
+        listen: ([127, 0, 0, 1], 0).into(),
+        events_per_sec: events,
+        ..squall_server::Config::default()
+    };
+    squall_server::spawn(cfg).unwrap()
+}
+
+#[test]
+fn fifty_vus_count_exactly_what_the_server_sent() {
+    let srv = server(50.0);
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "fifty.yaml", FIFTY);
+    let out = dir.path().join("out");
+    let url = format!("ws://{}/ws", srv.addr());
+    let done = execute(args(sc, out.clone(), url)).unwrap();
+    assert_eq!(done.exit_code(), 0, "thresholds: {:#?}", done.results.thresholds);
+    assert_eq!(done.results.status, Status::Complete);
+    wait_until("server connections to close", Duration::from_secs(5), || {
+        srv.stats().connections_active == 0
+    });
+    let stats = srv.stats();
+    let doc = results(&out);
+    assert_schema_valid(&doc);
+    let c = &doc["counters"];
+    assert_eq!(c["frames_in"].as_u64().unwrap(), stats.frames_out, "frames in vs server out");
+    assert_eq!(c["frames_out"].as_u64().unwrap(), stats.frames_in, "frames out vs server in");
+    assert_eq!(c["bytes_in"].as_u64().unwrap(), stats.bytes_out, "bytes in vs server out");
+    assert_eq!(c["connections"]["opened"].as_u64().unwrap(), stats.connections_opened);
+    assert_eq!(doc["load"]["peak_vus"], 50);
+    // Events were flowing and were counted by kind, beside the replies.
+    let kinds = c["kinds_in"].as_object().unwrap();
+    assert!(kinds.keys().any(|k| k.starts_with("scrape.")), "{kinds:?}");
+    assert!(kinds["pong"]["frames"].as_u64().unwrap() > 1000);
+    assert!(doc["metrics"]["rtt"]["latency"]["count"].as_u64().unwrap() > 1000);
+    assert!(!doc["series"].as_array().unwrap().is_empty());
+    srv.shutdown();
+}
+
+#[test]
+fn a_threshold_that_cannot_hold_fails_the_run() {
+    let srv = server(0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let text = FIFTY
+        .replace("vus: 50", "vus: 5")
+        .replace("latency.rtt.p99 < 1s", "latency.rtt.p99 < 1us");
+    let sc = scenario(dir.path(), "strict.yaml", &text);
+    let out = dir.path().join("out");
+    let done = execute(args(sc, out.clone(), format!("ws://{}/ws", srv.addr()))).unwrap();
+    assert_eq!(done.exit_code(), 1);
+    let failed: Vec<_> = done.results.thresholds.iter().filter(|t| !t.pass).collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0].expr, "latency.rtt.p99 < 1us");
+    assert_eq!(results(&out)["thresholds"][0]["pass"], false);
+    srv.shutdown();
+}
+
+#[test]
+fn stopping_the_server_mid_run_aborts_with_a_valid_file() {
+    let srv = server(20.0);
+    let dir = tempfile::tempdir().unwrap();
+    let text = FIFTY
+        .replace("vus: 50", "vus: 20")
+        .replace("hold: 2s", "hold: 30s");
+    let sc = scenario(dir.path(), "long.yaml", &text);
+    let out = dir.path().join("out");
+    let a = args(sc, out.clone(), format!("ws://{}/ws", srv.addr()));
+    let run = std::thread::spawn(move || execute(a).unwrap());
+    wait_until("20 open connections", Duration::from_secs(10), || {
+        srv.stats().connections_active >= 20
+    });
+    srv.kill();
+    let done = run.join().unwrap();
+    assert_eq!(done.results.status, Status::Aborted);
+    assert_eq!(done.exit_code(), 3);
+    assert!(done.results.meta.duration_s < 20.0, "not aborted early enough");
+    let doc = results(&out);
+    assert_schema_valid(&doc);
+    assert_eq!(doc["status"], "aborted");
+    assert!(doc["status_reason"].as_str().unwrap().contains("unreachable"));
+    // Every connection the kill dropped is counted as closed without a close frame.
+    let closed = &doc["counters"]["connections"];
+    assert!(closed["closed_by_code"]["none"].as_u64().unwrap() >= 20, "{closed}");
+    assert_eq!(closed["opened"], closed["closed"]);
+    assert!(closed["failed_by_cause"]["refused"].as_u64().unwrap() > 0, "{closed}");
+}
