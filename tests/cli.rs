@@ -1,0 +1,149 @@
+//! The real `squall` binary: exit codes and what it prints.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+fn squall() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_squall"))
+}
+
+const SMALL: &str = r#"
+name: cli-small
+target: ws://127.0.0.1:1/ws
+load: { vus: 2, duration: 1s }
+behaviours:
+  - steps:
+      - expect: { kind: welcome, within: 2s }
+      - send: { type: ping, id: "{{seq}}" }
+      - expect: { kind: pong, id: "{{sent./id}}", within: 2s, metric: rtt }
+thresholds:
+  - "errors.count == 0"
+"#;
+
+#[test]
+fn version_prints_and_exits_zero() {
+    let out = squall().arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn check_passes_good_files_and_points_at_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = scenario(dir.path(), "good.yaml", SMALL);
+    let out = squall().arg("check").arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let bad = scenario(dir.path(), "bad.yaml", &SMALL.replace("- send:", "- sned:"));
+    let out = squall().arg("check").arg(&good).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml:8:9: unknown step 'sned' (did you mean 'send'?)"), "{err}");
+}
+
+#[test]
+fn bad_input_exits_two_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = squall().args(["run", "no/such/file.yaml"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/file.yaml"));
+
+    let good = scenario(dir.path(), "good.yaml", SMALL);
+    let not_ws = squall()
+        .arg("run")
+        .arg(&good)
+        .args(["--target", "http://127.0.0.1:9/x"])
+        .output()
+        .unwrap();
+    assert_eq!(not_ws.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&not_ws.stderr).contains("ws://"));
+
+    let rate = squall().arg("run").arg(&good).args(["--rate", "5"]).output().unwrap();
+    assert_eq!(rate.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&rate.stderr).contains("--vus"));
+
+    let usage = squall().args(["run"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn an_unreachable_target_exits_three_with_one_line() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "s.yaml", SMALL);
+    let out = squall()
+        .arg("run")
+        .arg(&sc)
+        .args(["--target", &format!("ws://127.0.0.1:{port}/ws"), "--quiet"])
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("unreachable") && err.contains("refused"), "{err}");
+}
+
+#[test]
+fn serve_runs_the_bundled_smoke_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/kite/smoke.yaml");
+    let out = squall()
+        .args(["run", smoke, "--serve", "--duration", "2s"])
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("latency rtt") && stdout.contains("thresholds"), "{stdout}");
+    assert_eq!(results(dir.path())["status"], "complete");
+}
+
+#[test]
+fn sigint_leaves_an_interrupted_file_and_exit_130() {
+    let srv = squall_server::spawn(squall_server::Config {
+        listen: ([127, 0, 0, 1], 0).into(),
+        ..squall_server::Config::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let long = SMALL.replace("duration: 1s", "duration: 60s");
+    let sc = scenario(dir.path(), "long.yaml", &long);
+    let out_dir = dir.path().join("out");
+    let mut child = squall()
+        .arg("run")
+        .arg(&sc)
+        .args(["--target", &format!("ws://{}/ws", srv.addr()), "--quiet"])
+        .arg("--out")
+        .arg(&out_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let file = out_dir.join("results.json");
+    wait_until("a results file with traffic", Duration::from_secs(15), || {
+        std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|d| d["counters"]["frames_in"].as_u64().unwrap_or(0) > 0)
+    });
+    // SAFETY: signalling our own child process by its pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let doc = results(&out_dir);
+    assert_schema_valid(&doc);
+    assert_eq!(doc["status"], "interrupted");
+    assert!(doc["meta"]["duration_s"].as_f64().unwrap() < 30.0);
+    srv.shutdown();
+}
