@@ -138,3 +138,33 @@ fn stopping_the_server_mid_run_aborts_with_a_valid_file() {
     assert_eq!(closed["opened"], closed["closed"]);
     assert!(closed["failed_by_cause"]["refused"].as_u64().unwrap() > 0, "{closed}");
 }
+
+#[test]
+fn an_upgrade_refused_with_429_is_counted_by_status() {
+    let srv = squall_server::spawn(squall_server::Config {
+        listen: ([127, 0, 0, 1], 0).into(),
+        max_connections: 3,
+        ..squall_server::Config::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+name: crowd
+target: ws://127.0.0.1:1/ws
+load: { vus: 6, duration: 1s }
+behaviours:
+  - steps:
+      - expect: { kind: welcome, within: 2s }
+      - listen: 2s
+"#;
+    let sc = scenario(dir.path(), "crowd.yaml", text);
+    let out = dir.path().join("out");
+    let done = execute(args(sc, out.clone(), format!("ws://{}/ws", srv.addr()))).unwrap();
+    assert_eq!(done.results.status, Status::Complete);
+    let doc = results(&out);
+    let c = &doc["counters"];
+    assert!(c["connections"]["failed_by_cause"]["http_429"].as_u64().unwrap() >= 3, "{c}");
+    assert!(c["errors_by_kind"]["http_429"].as_u64().unwrap() >= 3, "{c}");
+    assert_eq!(c["connections"]["opened"], 3);
+    srv.shutdown();
+}

@@ -209,7 +209,7 @@ struct Live<'a> {
 }
 
 impl Observer for Live<'_> {
-    fn on_tick(&mut self, agg: &Aggregate, elapsed: Duration) {
+    fn on_tick(&mut self, agg: &mut Aggregate, elapsed: Duration) {
         let mut meta = meta(self.plan, self.args, self.started, self.threads);
         meta.duration_s = elapsed.as_secs_f64();
         let results = agg.results(meta, Status::Running);
@@ -221,6 +221,11 @@ impl Observer for Live<'_> {
         }
         if let Some(bar) = &mut self.bar {
             bar.update(agg, elapsed);
+        }
+        if !self.args.quiet {
+            for w in agg.drain_warnings() {
+                eprintln!("squall: warning: {w}");
+            }
         }
     }
 }

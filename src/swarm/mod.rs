@@ -51,7 +51,7 @@ pub enum Control {
 /// Sees the merged metrics after every tick (live progress, results written as the run goes).
 pub trait Observer {
     /// Called once per tick with the elapsed time since the start.
-    fn on_tick(&mut self, agg: &Aggregate, elapsed: Duration);
+    fn on_tick(&mut self, agg: &mut Aggregate, elapsed: Duration);
 }
 
 /// How a run ended.
@@ -135,7 +135,7 @@ pub async fn run(
                 ticks += 1;
                 let elapsed = start.elapsed();
                 agg.tick(elapsed, cpu.sample());
-                observer.on_tick(&agg, elapsed);
+                observer.on_tick(&mut agg, elapsed);
                 if dead.observe(&agg, opts.dead_ticks) && status == Status::Complete {
                     status = Status::Aborted;
                     reason = Some(format!(
@@ -171,7 +171,7 @@ pub async fn run(
     }
     let elapsed = start.elapsed();
     agg.tick(elapsed, cpu.sample());
-    observer.on_tick(&agg, elapsed);
+    observer.on_tick(&mut agg, elapsed);
     Outcome {
         aggregate: agg,
         status,
