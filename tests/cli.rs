@@ -36,18 +36,29 @@ fn check_passes_good_files_and_points_at_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
     let good = scenario(dir.path(), "good.yaml", SMALL);
     let out = squall().arg("check").arg(&good).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bad = scenario(dir.path(), "bad.yaml", &SMALL.replace("- send:", "- sned:"));
     let out = squall().arg("check").arg(&good).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.yaml:8:9: unknown step 'sned' (did you mean 'send'?)"), "{err}");
+    assert!(
+        err.contains("bad.yaml:8:9: unknown step 'sned' (did you mean 'send'?)"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_input_exits_two_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
-    let missing = squall().args(["run", "no/such/file.yaml"]).output().unwrap();
+    let missing = squall()
+        .args(["run", "no/such/file.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/file.yaml"));
 
@@ -61,7 +72,12 @@ fn bad_input_exits_two_with_a_message() {
     assert_eq!(not_ws.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&not_ws.stderr).contains("ws://"));
 
-    let rate = squall().arg("run").arg(&good).args(["--rate", "5"]).output().unwrap();
+    let rate = squall()
+        .arg("run")
+        .arg(&good)
+        .args(["--rate", "5"])
+        .output()
+        .unwrap();
     assert_eq!(rate.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&rate.stderr).contains("--vus"));
 
@@ -88,7 +104,10 @@ fn an_unreachable_target_exits_three_with_one_line() {
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("unreachable") && err.contains("refused"), "{err}");
+    assert!(
+        err.contains("unreachable") && err.contains("refused"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -102,8 +121,16 @@ fn serve_runs_the_bundled_smoke_scenario() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("latency rtt") && stdout.contains("thresholds"), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("latency rtt") && stdout.contains("thresholds"),
+        "{stdout}"
+    );
     assert_eq!(results(dir.path())["status"], "complete");
 }
 
@@ -129,12 +156,16 @@ fn sigint_leaves_an_interrupted_file_and_exit_130() {
         .spawn()
         .unwrap();
     let file = out_dir.join("results.json");
-    wait_until("a results file with traffic", Duration::from_secs(15), || {
-        std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|d| d["counters"]["frames_in"].as_u64().unwrap_or(0) > 0)
-    });
+    wait_until(
+        "a results file with traffic",
+        Duration::from_secs(15),
+        || {
+            std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|d| d["counters"]["frames_in"].as_u64().unwrap_or(0) > 0)
+        },
+    );
     // SAFETY: signalling our own child process by its pid.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);

@@ -68,19 +68,41 @@ fn fifty_vus_count_exactly_what_the_server_sent() {
     let out = dir.path().join("out");
     let url = format!("ws://{}/ws", srv.addr());
     let done = execute(args(sc, out.clone(), url)).unwrap();
-    assert_eq!(done.exit_code(), 0, "thresholds: {:#?}", done.results.thresholds);
+    assert_eq!(
+        done.exit_code(),
+        0,
+        "thresholds: {:#?}",
+        done.results.thresholds
+    );
     assert_eq!(done.results.status, Status::Complete);
-    wait_until("server connections to close", Duration::from_secs(5), || {
-        srv.stats().connections_active == 0
-    });
+    wait_until(
+        "server connections to close",
+        Duration::from_secs(5),
+        || srv.stats().connections_active == 0,
+    );
     let stats = srv.stats();
     let doc = results(&out);
     assert_schema_valid(&doc);
     let c = &doc["counters"];
-    assert_eq!(c["frames_in"].as_u64().unwrap(), stats.frames_out, "frames in vs server out");
-    assert_eq!(c["frames_out"].as_u64().unwrap(), stats.frames_in, "frames out vs server in");
-    assert_eq!(c["bytes_in"].as_u64().unwrap(), stats.bytes_out, "bytes in vs server out");
-    assert_eq!(c["connections"]["opened"].as_u64().unwrap(), stats.connections_opened);
+    assert_eq!(
+        c["frames_in"].as_u64().unwrap(),
+        stats.frames_out,
+        "frames in vs server out"
+    );
+    assert_eq!(
+        c["frames_out"].as_u64().unwrap(),
+        stats.frames_in,
+        "frames out vs server in"
+    );
+    assert_eq!(
+        c["bytes_in"].as_u64().unwrap(),
+        stats.bytes_out,
+        "bytes in vs server out"
+    );
+    assert_eq!(
+        c["connections"]["opened"].as_u64().unwrap(),
+        stats.connections_opened
+    );
     assert_eq!(doc["load"]["peak_vus"], 50);
     // Events were flowing and were counted by kind, beside the replies.
     let kinds = c["kinds_in"].as_object().unwrap();
@@ -127,16 +149,28 @@ fn stopping_the_server_mid_run_aborts_with_a_valid_file() {
     let done = run.join().unwrap();
     assert_eq!(done.results.status, Status::Aborted);
     assert_eq!(done.exit_code(), 3);
-    assert!(done.results.meta.duration_s < 20.0, "not aborted early enough");
+    assert!(
+        done.results.meta.duration_s < 20.0,
+        "not aborted early enough"
+    );
     let doc = results(&out);
     assert_schema_valid(&doc);
     assert_eq!(doc["status"], "aborted");
-    assert!(doc["status_reason"].as_str().unwrap().contains("unreachable"));
+    assert!(doc["status_reason"]
+        .as_str()
+        .unwrap()
+        .contains("unreachable"));
     // Every connection the kill dropped is counted as closed without a close frame.
     let closed = &doc["counters"]["connections"];
-    assert!(closed["closed_by_code"]["none"].as_u64().unwrap() >= 20, "{closed}");
+    assert!(
+        closed["closed_by_code"]["none"].as_u64().unwrap() >= 20,
+        "{closed}"
+    );
     assert_eq!(closed["opened"], closed["closed"]);
-    assert!(closed["failed_by_cause"]["refused"].as_u64().unwrap() > 0, "{closed}");
+    assert!(
+        closed["failed_by_cause"]["refused"].as_u64().unwrap() > 0,
+        "{closed}"
+    );
 }
 
 #[test]
@@ -163,8 +197,17 @@ behaviours:
     assert_eq!(done.results.status, Status::Complete);
     let doc = results(&out);
     let c = &doc["counters"];
-    assert!(c["connections"]["failed_by_cause"]["http_429"].as_u64().unwrap() >= 3, "{c}");
-    assert!(c["errors_by_kind"]["http_429"].as_u64().unwrap() >= 3, "{c}");
+    assert!(
+        c["connections"]["failed_by_cause"]["http_429"]
+            .as_u64()
+            .unwrap()
+            >= 3,
+        "{c}"
+    );
+    assert!(
+        c["errors_by_kind"]["http_429"].as_u64().unwrap() >= 3,
+        "{c}"
+    );
     assert_eq!(c["connections"]["opened"], 3);
     srv.shutdown();
 }

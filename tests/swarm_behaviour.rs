@@ -12,8 +12,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use squall::run::{execute, Finished, RunArgs};
 use support::*;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -123,14 +123,23 @@ behaviours:
     assert!(iterations >= 2);
     let pings = iterations * 10;
     assert_eq!(c["errors"], 0);
-    assert_eq!(doc["metrics"]["rtt"]["latency"]["count"].as_u64().unwrap(), pings);
+    assert_eq!(
+        doc["metrics"]["rtt"]["latency"]["count"].as_u64().unwrap(),
+        pings
+    );
     // Four frames per ping were sent and every one was counted, matched or not.
-    assert_eq!(c["frames_in"].as_u64().unwrap(), srv.sent.load(std::sync::atomic::Ordering::Relaxed));
+    assert_eq!(
+        c["frames_in"].as_u64().unwrap(),
+        srv.sent.load(std::sync::atomic::Ordering::Relaxed)
+    );
     assert_eq!(c["frames_in"].as_u64().unwrap(), pings * 4);
     assert_eq!(c["kinds_in"]["pong"]["frames"].as_u64().unwrap(), pings * 2);
     assert_eq!(c["kinds_in"]["event"]["frames"].as_u64().unwrap(), pings);
     // Every heartbeat was answered by the declared rule.
-    assert_eq!(c["kinds_out"]["(auto-reply)"]["frames"].as_u64().unwrap(), pings);
+    assert_eq!(
+        c["kinds_out"]["(auto-reply)"]["frames"].as_u64().unwrap(),
+        pings
+    );
 }
 
 /// Sends one hostile thing right after the upgrade, then keeps reading.
@@ -173,7 +182,11 @@ behaviours:
 #[test]
 fn invalid_utf8_is_a_counted_error_not_a_panic() {
     let (done, doc) = run(&hostile("utf8"), EXPECT_WELCOME);
-    assert_eq!(done.exit_code(), 0, "no thresholds, so the run itself passes");
+    assert_eq!(
+        done.exit_code(),
+        0,
+        "no thresholds, so the run itself passes"
+    );
     let errs = &doc["counters"]["errors_by_kind"];
     assert!(errs["invalid_utf8"].as_u64().unwrap() >= 1, "{errs}");
     assert_eq!(done.results.load.iterations_ok, 0);
@@ -183,9 +196,17 @@ fn invalid_utf8_is_a_counted_error_not_a_panic() {
 fn non_json_text_is_counted_under_its_own_kind() {
     let (_, doc) = run(&hostile("nonjson"), EXPECT_WELCOME);
     let kinds = &doc["counters"]["kinds_in"];
-    assert!(kinds["(non-json)"]["frames"].as_u64().unwrap() >= 1, "{kinds}");
+    assert!(
+        kinds["(non-json)"]["frames"].as_u64().unwrap() >= 1,
+        "{kinds}"
+    );
     // The expect for a welcome that never came timed out, and says so.
-    assert!(doc["counters"]["errors_by_kind"]["timeout"].as_u64().unwrap() >= 1);
+    assert!(
+        doc["counters"]["errors_by_kind"]["timeout"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
 }
 
 #[test]
@@ -199,7 +220,15 @@ fn an_oversized_message_is_refused_within_the_limit() {
 fn a_server_that_closes_at_once_is_a_disconnect() {
     let (done, doc) = run(&hostile("close"), EXPECT_WELCOME);
     let c = &doc["counters"];
-    assert!(c["connections"]["closed_by_code"]["1000"].as_u64().is_some_and(|n| n >= 1), "{c}");
-    assert!(c["errors_by_kind"]["disconnected"].as_u64().unwrap() >= 1, "{c}");
+    assert!(
+        c["connections"]["closed_by_code"]["1000"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{c}"
+    );
+    assert!(
+        c["errors_by_kind"]["disconnected"].as_u64().unwrap() >= 1,
+        "{c}"
+    );
     assert_eq!(done.results.load.iterations_ok, 0);
 }

@@ -26,16 +26,25 @@ fn tls_server() -> std::net::SocketAddr {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
-                    let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else { return };
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                        return;
+                    };
                     let _ = ws.send(Message::text(r#"{"type":"welcome"}"#)).await;
                     use futures_util::StreamExt;
                     while let Some(Ok(_)) = ws.next().await {}
@@ -79,10 +88,18 @@ fn self_signed_is_refused_unless_insecure() {
     let strict = run(false, addr.port());
     let conns = &strict["counters"]["connections"];
     assert_eq!(conns["opened"], 0, "{conns}");
-    assert!(conns["failed_by_cause"]["tls"].as_u64().unwrap() >= 1, "{conns}");
+    assert!(
+        conns["failed_by_cause"]["tls"].as_u64().unwrap() >= 1,
+        "{conns}"
+    );
 
     let lax = run(true, addr.port());
     assert!(lax["counters"]["connections"]["opened"].as_u64().unwrap() >= 1);
-    assert!(lax["metrics"]["welcome"]["latency"]["count"].as_u64().unwrap() >= 1);
+    assert!(
+        lax["metrics"]["welcome"]["latency"]["count"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     assert_eq!(lax["counters"]["errors"], 0);
 }

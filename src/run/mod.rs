@@ -115,7 +115,8 @@ pub fn prepare(args: &RunArgs) -> Result<Plan, RunError> {
         (LoadModel::Closed, Some(n), _) => plan.load = plan.load.with_peak(n as f64),
         (LoadModel::Open { .. }, Some(_), _) => {
             return Err(RunError::Usage(
-                "--vus applies to closed-model scenarios; this one has an arrival rate: use --rate".into(),
+                "--vus applies to closed-model scenarios; this one has an arrival rate: use --rate"
+                    .into(),
             ))
         }
         _ => {}
@@ -137,8 +138,10 @@ pub fn prepare(args: &RunArgs) -> Result<Plan, RunError> {
 pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     let mut plan = prepare(&args)?;
     let server = if args.serve {
-        let mut cfg = squall_server::Config::default();
-        cfg.listen = ([127, 0, 0, 1], 0).into();
+        let cfg = squall_server::Config {
+            listen: ([127, 0, 0, 1], 0).into(),
+            ..squall_server::Config::default()
+        };
         let s = squall_server::spawn(cfg).map_err(RunError::Serve)?;
         plan.target = retarget(&plan.target, s.addr());
         Some(s)
@@ -163,7 +166,9 @@ async fn run_plan(plan: Plan, args: &RunArgs, writer: &ResultsWriter) -> Result<
     preflight(&plan).await?;
     let plan = Arc::new(plan);
     let opts = RunOptions {
-        threads: args.threads.unwrap_or_else(|| RunOptions::default().threads),
+        threads: args
+            .threads
+            .unwrap_or_else(|| RunOptions::default().threads),
         ..RunOptions::default()
     };
     let (tx, rx) = mpsc::unbounded_channel();
@@ -260,7 +265,12 @@ async fn preflight(plan: &Plan) -> Result<(), RunError> {
         .as_str()
         .into_client_request()
         .map_err(|e| RunError::Usage(format!("bad target {}: {e}", plan.target)))?;
-    let host = req.uri().host().unwrap_or_default().trim_matches(['[', ']']).to_string();
+    let host = req
+        .uri()
+        .host()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
     let tls = req.uri().scheme_str() == Some("wss");
     let port = req.uri().port_u16().unwrap_or(if tls { 443 } else { 80 });
     match tokio::time::timeout(plan.connect.timeout, connect::tcp_connect(&host, port)).await {
@@ -307,7 +317,13 @@ fn default_out(name: &str) -> PathBuf {
         .replace([':', '-'], "");
     let safe: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     Path::new("reports").join(format!("{safe}-{stamp}"))
 }
@@ -325,7 +341,10 @@ mod tests {
     #[test]
     fn retarget_keeps_the_path() {
         let a: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
-        assert_eq!(retarget("ws://127.0.0.1:8080/kite/ws", a), "ws://127.0.0.1:4000/kite/ws");
+        assert_eq!(
+            retarget("ws://127.0.0.1:8080/kite/ws", a),
+            "ws://127.0.0.1:4000/kite/ws"
+        );
         assert_eq!(retarget("ws://example.com", a), "ws://127.0.0.1:4000/ws");
         assert_eq!(retarget("wss://h:1/", a), "ws://127.0.0.1:4000/ws");
     }

@@ -278,10 +278,7 @@ mod tests {
             ("token".to_string(), "a b&c".to_string()),
             ("x".to_string(), "1".to_string()),
         ];
-        assert_eq!(
-            with_query("ws://h/ws", &q),
-            "ws://h/ws?token=a%20b%26c&x=1"
-        );
+        assert_eq!(with_query("ws://h/ws", &q), "ws://h/ws?token=a%20b%26c&x=1");
         assert_eq!(with_query("ws://h/ws?a=1", &q[1..]), "ws://h/ws?a=1&x=1");
     }
 }

@@ -65,7 +65,11 @@ pub struct Io {
 
 impl Io {
     /// A VU's connection side, not yet connected.
-    pub fn new(plan: Arc<Plan>, rec: Rc<RefCell<Recorder>>, hard_stop: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        plan: Arc<Plan>,
+        rec: Rc<RefCell<Recorder>>,
+        hard_stop: watch::Receiver<bool>,
+    ) -> Self {
         Io {
             ws: None,
             plan,
@@ -163,7 +167,9 @@ impl Io {
         want: &mut dyn FnMut(&Value, Option<&str>, Instant) -> bool,
     ) -> Option<Value> {
         let Ok(value) = serde_json::from_str::<Value>(text) else {
-            self.rec.borrow_mut().frame_in(Some("(non-json)"), text.len());
+            self.rec
+                .borrow_mut()
+                .frame_in(Some("(non-json)"), text.len());
             return None;
         };
         let kind = kind_of(&value, &self.plan.kind_pointers);

@@ -143,7 +143,10 @@ impl Vu {
             }
             // Expire requests whose reply deadline has passed.
             let now = Instant::now();
-            while deadlines.front().is_some_and(|d| d.0 <= now || !outstanding.contains_key(&d.1)) {
+            while deadlines
+                .front()
+                .is_some_and(|d| d.0 <= now || !outstanding.contains_key(&d.1))
+            {
                 if let Some((_, k)) = deadlines.pop_front() {
                     if outstanding.remove(&k).is_some() {
                         rec.borrow_mut().timeout(Some(p.metric), within_us);

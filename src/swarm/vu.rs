@@ -138,7 +138,11 @@ impl Vu {
             self.ctx.iter += 1;
             if failed_connect {
                 // A target that refuses must not be hammered in a tight loop.
-                let pause = self.shared.connecter.timeout().min(Duration::from_millis(500));
+                let pause = self
+                    .shared
+                    .connecter
+                    .timeout()
+                    .min(Duration::from_millis(500));
                 let mut never = |_: &Value, _: Option<&str>, _: Instant| false;
                 if let Woke::Stop = self.io.pump(Instant::now() + pause, &mut never).await {
                     break;
@@ -214,7 +218,10 @@ impl Vu {
     }
 
     /// Runs a list of steps in order.
-    pub fn run_steps<'a>(&'a mut self, steps: &'a [Step]) -> Pin<Box<dyn Future<Output = Flow> + 'a>> {
+    pub fn run_steps<'a>(
+        &'a mut self,
+        steps: &'a [Step],
+    ) -> Pin<Box<dyn Future<Output = Flow> + 'a>> {
         Box::pin(async move {
             for step in steps {
                 if self.io.stopping() {
@@ -378,13 +385,19 @@ impl Vu {
         match self.io.pump(Instant::now() + within, &mut never).await {
             Woke::Closed(got) => {
                 if code.is_some() && got != code {
-                    self.shared.rec.borrow_mut().error(ErrorKind::UnexpectedClose);
+                    self.shared
+                        .rec
+                        .borrow_mut()
+                        .error(ErrorKind::UnexpectedClose);
                     self.errors += 1;
                 }
                 Flow::Next
             }
             Woke::Deadline | Woke::Matched(..) => {
-                self.shared.rec.borrow_mut().timeout(None, within.as_micros() as u64);
+                self.shared
+                    .rec
+                    .borrow_mut()
+                    .timeout(None, within.as_micros() as u64);
                 self.errors += 1;
                 Flow::Next
             }
@@ -405,7 +418,10 @@ impl Vu {
                 return Flow::Stop;
             }
         }
-        self.shared.rec.borrow_mut().error(ErrorKind::ReconnectExhausted);
+        self.shared
+            .rec
+            .borrow_mut()
+            .error(ErrorKind::ReconnectExhausted);
         self.errors += 1;
         Flow::Lost
     }

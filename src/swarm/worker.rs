@@ -49,7 +49,10 @@ pub struct WorkerSpec {
 
 /// Runs a worker to completion on the current thread.
 pub fn run(spec: WorkerSpec) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("squall: worker {} could not start a runtime: {e}", spec.idx);
@@ -61,7 +64,10 @@ pub fn run(spec: WorkerSpec) {
 }
 
 async fn drive(spec: WorkerSpec) {
-    let rec = Rc::new(RefCell::new(Recorder::with_worker(spec.idx, &spec.plan.metrics)));
+    let rec = Rc::new(RefCell::new(Recorder::with_worker(
+        spec.idx,
+        &spec.plan.metrics,
+    )));
     let shared = Rc::new(Shared {
         plan: spec.plan.clone(),
         rec: rec.clone(),
@@ -136,7 +142,12 @@ async fn closed(spec: &WorkerSpec, shared: &Rc<Shared>, vus: &mut Vus) {
             vus.running.push(spawn_vu(shared, vu, false));
         }
         // Ramping down: the newest VUs finish their iteration and leave.
-        let mut excess = vus.running.iter().filter(|(s, _)| !s.get()).count().saturating_sub(want);
+        let mut excess = vus
+            .running
+            .iter()
+            .filter(|(s, _)| !s.get())
+            .count()
+            .saturating_sub(want);
         for (stop, _) in vus.running.iter().rev() {
             if excess == 0 {
                 break;

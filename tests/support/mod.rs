@@ -45,7 +45,9 @@ impl TestServer {
                 let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
                 loop {
-                    let Ok((tcp, _)) = listener.accept().await else { return };
+                    let Ok((tcp, _)) = listener.accept().await else {
+                        return;
+                    };
                     let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
                         continue;
                     };
@@ -98,9 +100,11 @@ pub fn results(dir: &Path) -> Value {
 
 /// Validates a results document against the committed schema.
 pub fn assert_schema_valid(doc: &Value) {
-    let schema_text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/results.schema.json"))
-            .unwrap();
+    let schema_text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/results.schema.json"
+    ))
+    .unwrap();
     let schema: Value = serde_json::from_str(&schema_text).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator
@@ -114,7 +118,10 @@ pub fn assert_schema_valid(doc: &Value) {
 pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + limit;
     while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
