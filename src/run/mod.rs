@@ -137,6 +137,14 @@ pub fn prepare(args: &RunArgs) -> Result<Plan, RunError> {
 /// Runs a scenario end to end on a runtime of its own.
 pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     let mut plan = prepare(&args)?;
+    let files = raise_fd_limit();
+    if plan.load.model == LoadModel::Closed && plan.load.peak() + 64.0 > files as f64 {
+        eprintln!(
+            "squall: warning: {} VUs need as many sockets, but this process may open {files} files; \
+             split the load across processes (--shard is on the roadmap)",
+            plan.load.peak()
+        );
+    }
     let server = if args.serve {
         let cfg = squall_server::Config {
             listen: ([127, 0, 0, 1], 0).into(),
@@ -326,6 +334,30 @@ fn default_out(name: &str) -> PathBuf {
         })
         .collect();
     Path::new("reports").join(format!("{safe}-{stamp}"))
+}
+
+/// Every VU holds a socket: raise the soft open-file limit to the hard one, and return it.
+fn raise_fd_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 1024;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+    }
+    r.rlim_cur
 }
 
 fn hostname() -> String {

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Macro-benchmarks: squall against the raw client (benches/raw_client.rs), same server,
+same run, alternating, medians of several rounds. Loopback only; every run is bounded.
+
+    cargo build --release --workspace --bins --examples
+    python3 benches/run.py roundtrip [--rounds 5]   # round trips/s at 100x16 and 100x1
+    python3 benches/run.py idle [--conns 10000]      # RSS per idle connection
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REL = os.path.join(ROOT, "target", "release")
+SERVER = os.path.join(REL, "squall-server")
+SQUALL = os.path.join(REL, "squall")
+RAW = os.path.join(REL, "examples", "raw-client")
+PACE_SECONDS = 5.0  # the pace step's duration in benches/scenarios/rtt-*.yaml
+
+
+def start_server(*extra):
+    p = subprocess.Popen(
+        [SERVER, "--listen", "127.0.0.1:0", "--profile", "kite", "--events", "0", *extra],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = p.stdout.readline()
+    m = re.search(r"listening on (\S+)", line)
+    if not m:
+        p.kill()
+        sys.exit(f"squall-server did not start: {line!r}")
+    return p, m.group(1)
+
+
+def raw_rate(addr, in_flight):
+    out = subprocess.run(
+        [RAW, "--url", f"ws://{addr}/ws", "--connections", "100", "--in-flight", str(in_flight),
+         "--duration", f"{int(PACE_SECONDS)}s"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])["rate"]
+
+
+def squall_rate(addr, in_flight):
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run(
+            [SQUALL, "run", os.path.join(ROOT, "benches", "scenarios", f"rtt-{in_flight}.yaml"),
+             "--target", f"ws://{addr}/ws", "--quiet", "--out", d],
+            timeout=120, check=False,
+        )
+        with open(os.path.join(d, "results.json")) as f:
+            r = json.load(f)
+    rtt = r["metrics"]["rtt"]["latency"]
+    return rtt["count"] / PACE_SECONDS, r["health"], rtt
+
+
+def roundtrip(rounds):
+    server, addr = start_server()
+    try:
+        for in_flight in (16, 1):
+            raws, ours = [], []
+            for i in range(rounds):
+                raws.append(raw_rate(addr, in_flight))
+                rate, health, rtt = squall_rate(addr, in_flight)
+                ours.append(rate)
+                print(f"  100x{in_flight} round {i + 1}: raw {raws[-1]:,.0f}/s  squall {rate:,.0f}/s"
+                      f"  (squall p50 {rtt['p50']}us p99 {rtt['p99']}us, saturated={health['generator_saturated']})")
+            mr, ms = statistics.median(raws), statistics.median(ours)
+            print(f"100x{in_flight}: raw median {mr:,.0f}/s, squall median {ms:,.0f}/s, ratio {ms / mr:.2f}")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def server_connections(addr):
+    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("squall_server_connections_active "):
+                return int(float(line.split()[1]))
+    return 0
+
+
+def idle(conns):
+    server, addr = start_server("--max-connections", str(conns + 100))
+    try:
+        out = subprocess.run(
+            [RAW, "--url", f"ws://{addr}/ws", "--idle", str(conns), "--hold", "2s"],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout
+        raw = json.loads(out.strip().splitlines()[-1])
+        print(f"raw client: {raw['rss_per_conn_kib']:.2f} KiB per idle connection")
+        with tempfile.TemporaryDirectory() as d:
+            scen = os.path.join(d, "idle.yaml")
+            with open(os.path.join(ROOT, "benches", "scenarios", "idle.yaml")) as f:
+                text = f.read().replace("vus: 10000", f"vus: {conns}")
+            with open(scen, "w") as f:
+                f.write(text)
+            p = subprocess.Popen([SQUALL, "run", scen, "--target", f"ws://{addr}/ws", "--quiet",
+                                  "--out", os.path.join(d, "out")])
+            time.sleep(1.5)  # inside the scenario's opening 3 s at 0 VUs
+            base = rss_kib(p.pid)
+            deadline = time.time() + 60
+            while server_connections(addr) < conns and time.time() < deadline:
+                time.sleep(0.2)
+            time.sleep(1.0)
+            full = rss_kib(p.pid)
+            reached = server_connections(addr)
+            p.terminate()
+            p.wait(timeout=30)
+        per = (full - base) / max(reached, 1)
+        print(f"squall: base {base} KiB, at {reached} connections {full} KiB: {per:.2f} KiB per idle connection")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("which", choices=["roundtrip", "idle"])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--conns", type=int, default=10000)
+    a = ap.parse_args()
+    for exe in (SERVER, SQUALL, RAW):
+        if not os.path.exists(exe):
+            sys.exit(f"{exe} missing: cargo build --release --workspace --bins --examples")
+    print(f"machine: {os.cpu_count()} cores, {os.uname().release}")
+    if a.which == "roundtrip":
+        roundtrip(a.rounds)
+    else:
+        idle(a.conns)
+
+
+if __name__ == "__main__":
+    main()
