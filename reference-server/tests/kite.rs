@@ -231,6 +231,14 @@ async fn over_max_connections_gets_429() {
         Err(WsError::Http(response)) => assert_eq!(response.status(), 429),
         other => panic!("expected 429, got {other:?}"),
     }
+    // Closing one frees its slot once the server has seen the close.
+    drop(_a);
+    let deadline = Instant::now() + WAIT;
+    while server.stats().connections_active != 1 {
+        assert!(Instant::now() < deadline, "slot never released");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _c = joined(&server).await;
 }
 
 #[tokio::test]
