@@ -331,3 +331,15 @@ async fn kill_drops_without_close_frame() {
         Some(Ok(msg)) => panic!("expected a dropped socket, got {msg:?}"),
     }
 }
+
+#[tokio::test]
+async fn oversized_message_is_closed_with_1009() {
+    let server = server(0.0, |c| c.max_message_size = 1024);
+    let mut ws = joined(&server).await;
+    let big = json!({"type": "ping", "pad": "x".repeat(2048)});
+    send(&mut ws, big).await;
+    match timeout(WAIT, ws.next()).await.unwrap() {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+}
