@@ -2,7 +2,6 @@
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::rc::Rc;
-use std::sync::atomic::Ordering::AcqRel;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -15,7 +14,7 @@ use crate::http::{self, HeadError, Route};
 use crate::kite::{self, Effect, Session};
 use crate::rooms::Outbox;
 use crate::stats::{prometheus, Tally};
-use crate::worker::{Mode, Worker};
+use crate::worker::{Admission, Mode, Worker};
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -29,19 +28,22 @@ const READ_BATCH: usize = 64;
 pub(crate) async fn serve(worker: Rc<Worker>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let limit = worker.shared.config.handshake_timeout;
-    let upgraded = match timeout(limit, handshake(&worker, &mut stream)).await {
-        Ok(Some(rest)) => rest,
+    let (rest, admission) = match timeout(limit, handshake(&worker, &mut stream)).await {
+        Ok(Some(upgraded)) => upgraded,
         _ => return,
     };
     let config = Some(worker.ws_config);
-    let ws = WebSocketStream::from_partially_read(stream, upgraded, Role::Server, config).await;
+    let ws = WebSocketStream::from_partially_read(stream, rest, Role::Server, config).await;
     let live = worker.enter();
     session(&worker, ws).await;
+    // Free the slot before counting the close, so a client that saw the count drop can reconnect.
+    drop(admission);
     drop(live);
 }
 
-/// Reads the request head and answers it; `Some(bytes past the head)` once upgraded.
-async fn handshake(worker: &Worker, stream: &mut TcpStream) -> Option<Vec<u8>> {
+/// Reads the request head and answers it; once upgraded, the bytes past the head and
+/// the connection's admission slot.
+async fn handshake(worker: &Worker, stream: &mut TcpStream) -> Option<(Vec<u8>, Admission)> {
     let head = match http::read_head(stream).await {
         Ok(head) => head,
         Err(HeadError::TooLarge) => {
@@ -88,21 +90,17 @@ async fn upgrade(
     stream: &mut TcpStream,
     key: &str,
     head: &http::Head,
-) -> Option<Vec<u8>> {
-    let shared = &worker.shared;
-    // Reserve a slot first so concurrent upgrades on other threads cannot overshoot.
-    if shared.admitted.fetch_add(1, AcqRel) >= shared.config.max_connections {
-        shared.admitted.fetch_sub(1, AcqRel);
+) -> Option<(Vec<u8>, Admission)> {
+    let Some(admission) = Admission::try_new(&worker.shared) else {
         let body = "too many connections\n";
         let _ = http::respond(stream, "429 Too Many Requests", "", "text/plain", body).await;
         return None;
-    }
+    };
     if *worker.mode.borrow() != Mode::Running || http::switch_protocols(stream, key).await.is_err()
     {
-        shared.admitted.fetch_sub(1, AcqRel);
         return None;
     }
-    Some(head.rest())
+    Some((head.rest(), admission))
 }
 
 /// Why a session loop ended.

@@ -3,6 +3,8 @@
 //! [`spawn`] binds one SO_REUSEPORT listener per runtime thread (one current-thread runtime
 //! each), and returns a [`ServerHandle`] for its address, counters and shutdown.
 
+#![deny(missing_docs)]
+
 mod clock;
 mod conn;
 mod http;

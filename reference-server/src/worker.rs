@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering::AcqRel};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -68,16 +68,35 @@ impl Worker {
     }
 }
 
-/// An open WebSocket session on a worker; dropping it releases its admission slot.
+/// A reserved connection slot (counted against `max_connections`), released on drop,
+/// so a handshake cancelled by its timeout cannot leak the slot.
+pub(crate) struct Admission(Arc<Shared>);
+
+impl Admission {
+    /// Reserves a slot, or `None` when the server is full.
+    pub fn try_new(shared: &Arc<Shared>) -> Option<Self> {
+        // Reserve first so concurrent upgrades on other threads cannot overshoot.
+        if shared.admitted.fetch_add(1, AcqRel) >= shared.config.max_connections {
+            shared.admitted.fetch_sub(1, AcqRel);
+            return None;
+        }
+        Some(Admission(shared.clone()))
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.admitted.fetch_sub(1, AcqRel);
+    }
+}
+
+/// An open WebSocket session on a worker, counted out when dropped.
 pub(crate) struct Live(Rc<Worker>);
 
 impl Drop for Live {
     fn drop(&mut self) {
         let w = &self.0;
         w.shared.stats.closed(w.index);
-        w.shared
-            .admitted
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         w.live.set(w.live.get() - 1);
         if w.live.get() == 0 {
             w.idle.notify_one();

@@ -231,6 +231,14 @@ async fn over_max_connections_gets_429() {
         Err(WsError::Http(response)) => assert_eq!(response.status(), 429),
         other => panic!("expected 429, got {other:?}"),
     }
+    // Closing one frees its slot once the server has seen the close.
+    drop(_a);
+    let deadline = Instant::now() + WAIT;
+    while server.stats().connections_active != 1 {
+        assert!(Instant::now() < deadline, "slot never released");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _c = joined(&server).await;
 }
 
 #[tokio::test]
@@ -321,5 +329,17 @@ async fn kill_drops_without_close_frame() {
     match timeout(WAIT, ws.next()).await.unwrap() {
         None | Some(Err(_)) => {}
         Some(Ok(msg)) => panic!("expected a dropped socket, got {msg:?}"),
+    }
+}
+
+#[tokio::test]
+async fn oversized_message_is_closed_with_1009() {
+    let server = server(0.0, |c| c.max_message_size = 1024);
+    let mut ws = joined(&server).await;
+    let big = json!({"type": "ping", "pad": "x".repeat(2048)});
+    send(&mut ws, big).await;
+    match timeout(WAIT, ws.next()).await.unwrap() {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected close 1009, got {other:?}"),
     }
 }
