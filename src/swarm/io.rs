@@ -22,6 +22,8 @@ use crate::scenario::plan::Plan;
 
 /// Unmatched frames kept for a later `expect`; older ones are dropped (still counted).
 const MAILBOX: usize = 32;
+/// Most buffered frames handled in one pass before control returns to the step.
+const READ_BATCH: usize = 64;
 /// How long a closing connection is drained for the peer's close frame.
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
@@ -114,13 +116,19 @@ impl Io {
         }
     }
 
-    /// Handles whatever frames are already buffered, without waiting.
-    pub async fn drain_ready(&mut self) -> Option<Woke> {
-        for _ in 0..256 {
+    /// Handles frames that are already buffered (up to a batch) without waiting, giving each
+    /// to `want`. After a wake-up this turns a burst of replies into one pass, so the
+    /// requests that follow go out in one write instead of one syscall per reply.
+    pub async fn drain_ready(
+        &mut self,
+        want: &mut dyn FnMut(&Value, Option<&str>, Instant) -> bool,
+    ) -> Option<Woke> {
+        for _ in 0..READ_BATCH {
             let ws = self.ws.as_mut()?;
             let msg = ws.next().now_or_never()?;
-            if let Some(w) = self.on_message(msg, &mut |_, _, _| false).await {
-                return Some(w);
+            match self.on_message(msg, want).await {
+                None | Some(Woke::Matched(..)) => {}
+                Some(other) => return Some(other),
             }
         }
         None

@@ -71,25 +71,42 @@ impl Want {
             }
         }
         if let Some(id) = &self.id {
-            if !v.pointer(id_pointer).is_some_and(|x| id.eq_value(x)) {
+            if !lookup(v, id_pointer).is_some_and(|x| id.eq_value(x)) {
                 return false;
             }
         }
         self.fields
             .iter()
-            .all(|(p, e)| v.pointer(p).is_some_and(|x| e.eq_value(x)))
+            .all(|(p, e)| lookup(v, p).is_some_and(|x| e.eq_value(x)))
     }
+}
+
+/// The value at a JSON pointer. Like `Value::pointer`, but tokens without `~` are used as
+/// they are instead of being unescaped into a new string: this runs for every frame.
+pub fn lookup<'a>(v: &'a Value, pointer: &str) -> Option<&'a Value> {
+    if pointer.is_empty() {
+        return Some(v);
+    }
+    let rest = pointer.strip_prefix('/')?;
+    if rest.contains('~') {
+        return v.pointer(pointer);
+    }
+    rest.split('/').try_fold(v, |node, token| match node {
+        Value::Object(map) => map.get(token),
+        Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
 }
 
 /// A frame's kind: the values at the kind pointers, joined by `.`. Borrowed in the common
 /// single-pointer case, so classifying a frame does not allocate.
 pub fn kind_of<'a>(v: &'a Value, pointers: &[String]) -> Option<Cow<'a, str>> {
     match pointers {
-        [one] => v.pointer(one).and_then(Value::as_str).map(Cow::Borrowed),
+        [one] => lookup(v, one).and_then(Value::as_str).map(Cow::Borrowed),
         many => {
             let mut out = String::new();
             for p in many {
-                let part = v.pointer(p).and_then(Value::as_str)?;
+                let part = lookup(v, p).and_then(Value::as_str)?;
                 if !out.is_empty() {
                     out.push('.');
                 }
@@ -128,7 +145,7 @@ impl IdKey {
             });
         }
         let v: Value = serde_json::from_str(text).ok()?;
-        v.pointer(pointer).map(IdKey::of)
+        lookup(&v, pointer).map(IdKey::of)
     }
 }
 
@@ -183,6 +200,14 @@ mod tests {
         let s = Expected::from_text("scrape:all".into());
         assert!(s.eq_value(&json!("scrape:all")));
         assert!(!s.eq_value(&json!("scrape:x")));
+    }
+
+    #[test]
+    fn lookup_agrees_with_value_pointer() {
+        let v = json!({"a": {"b/c": 1, "d": [10, 20]}, "t~x": 2, "": 3});
+        for p in ["", "/a", "/a/d/1", "/a/d/9", "/a/b~1c", "/t~0x", "/nope", "/a/d/x", "/"] {
+            assert_eq!(lookup(&v, p), v.pointer(p), "{p}");
+        }
     }
 
     #[test]

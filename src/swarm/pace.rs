@@ -5,13 +5,15 @@
 //! never sent (coordinated omission). The service time, from the actual send, is kept
 //! alongside so the two can be told apart.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::io::Woke;
-use super::matcher::{IdKey, Want};
+use super::matcher::{lookup, IdKey, Want};
 use super::vu::{outbound_kind, payload_len, text_message, Flow, Vu};
 use crate::scenario::plan::{Pace, Payload};
 
@@ -37,9 +39,10 @@ impl Vu {
         let start = Instant::now();
         let interval = p.rate.map(|r| Duration::from_secs_f64(1.0 / r));
         let end = p.duration.map(|d| start + d);
-        let intended = |i: u64| match interval {
+        // In closed-loop mode (no rate) a request is intended when it goes out: `now`.
+        let intended = |i: u64, now: Instant| match interval {
             Some(iv) => start + iv.mul_f64(i as f64),
-            None => Instant::now(),
+            None => now,
         };
         // Requests the schedule asks for; `None` when only time bounds it (closed loop).
         let planned = match (p.count, p.duration, p.rate) {
@@ -50,7 +53,8 @@ impl Vu {
         let id_ptr = self.shared.plan.id_pointer.clone();
         let want = Want::render(&p.reply, &mut self.ctx);
         let within_us = p.within.as_micros() as u64;
-        let mut outstanding: HashMap<IdKey, Sent> = HashMap::with_capacity(p.in_flight as usize);
+        let mut outstanding: FxHashMap<IdKey, Sent> = FxHashMap::default();
+        outstanding.reserve(p.in_flight as usize);
         let mut deadlines: VecDeque<(Instant, IdKey)> = VecDeque::new();
         let mut kind: Option<Option<String>> = None;
         let mut issued = 0u64;
@@ -58,7 +62,7 @@ impl Vu {
         loop {
             let now = Instant::now();
             let open = p.count.is_none_or(|c| issued < c)
-                && end.is_none_or(|e| now < e && intended(issued) < e);
+                && end.is_none_or(|e| now < e && intended(issued, now) < e);
             if !open && outstanding.is_empty() {
                 break;
             }
@@ -67,8 +71,8 @@ impl Vu {
             while open
                 && p.count.is_none_or(|c| issued < c)
                 && outstanding.len() < p.in_flight as usize
-                && (interval.is_none() || intended(issued) <= now + TIMER_SLACK)
-                && end.is_none_or(|e| intended(issued) < e)
+                && (interval.is_none() || intended(issued, now) <= now + TIMER_SLACK)
+                && end.is_none_or(|e| intended(issued, now) < e)
             {
                 self.render(&p.payload);
                 let key = IdKey::of_text(&self.out, &id_ptr);
@@ -79,9 +83,11 @@ impl Vu {
                 if !self.io.feed(text_message(&p.payload, &self.out)).await {
                     return self.pace_lost(planned, issued, outstanding.len());
                 }
+                // One clock read per batch: the writes are only queued here, and the batch
+                // goes out in the flush below.
                 let sent = Sent {
-                    intended: intended(issued),
-                    actual: Instant::now(),
+                    intended: intended(issued, now),
+                    actual: now,
                 };
                 {
                     let mut r = rec.borrow_mut();
@@ -121,7 +127,7 @@ impl Vu {
             };
             let metric = p.metric;
             let mut accept = |v: &Value, k: Option<&str>, at: Instant| {
-                let Some(idv) = v.pointer(&id_ptr) else {
+                let Some(idv) = lookup(v, &id_ptr) else {
                     return false;
                 };
                 let key = IdKey::of(idv);
@@ -136,7 +142,11 @@ impl Vu {
                 }
                 true
             };
-            match self.io.pump(wake, &mut accept).await {
+            let mut woke = self.io.pump(wake, &mut accept).await;
+            if let Woke::Matched(..) = woke {
+                woke = self.io.drain_ready(&mut accept).await.unwrap_or(Woke::Deadline);
+            }
+            match woke {
                 Woke::Matched(..) | Woke::Deadline => {}
                 Woke::Closed(_) => return self.pace_lost(planned, issued, outstanding.len()),
                 Woke::Stop => return Flow::Stop,
@@ -216,7 +226,8 @@ impl Vu {
                     return self.lost();
                 }
                 if rate.is_none() {
-                    if let Some(Woke::Closed(_)) = self.io.drain_ready().await {
+                    let mut never = |_: &Value, _: Option<&str>, _: Instant| false;
+                    if let Some(Woke::Closed(_)) = self.io.drain_ready(&mut never).await {
                         rec.borrow_mut().missed(count - i - 1);
                         return self.lost();
                     }
