@@ -9,16 +9,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use serde_json::Value;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::connect::Ws;
-use super::matcher::{kind_of, Want};
+use super::frame::{Frame, Shape};
+use super::matcher::Want;
 use crate::metrics::{ErrorKind, Recorder};
-use crate::scenario::plan::Plan;
 
 /// Unmatched frames kept for a later `expect`; older ones are dropped (still counted).
 const MAILBOX: usize = 32;
@@ -30,8 +29,8 @@ const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 /// How a wait ended.
 #[derive(Debug)]
 pub enum Woke {
-    /// The awaited frame arrived at the given instant.
-    Matched(Value, Instant),
+    /// The awaited frame arrived (the step's closure has seen it).
+    Matched,
     /// The deadline passed.
     Deadline,
     /// The connection ended; the close code if the peer sent one.
@@ -40,20 +39,23 @@ pub enum Woke {
     Stop,
 }
 
-/// A frame sitting in the mailbox.
+/// A frame sitting in the mailbox: its text (shared, not copied) and arrival time.
 pub struct Held {
-    /// The parsed frame.
-    pub value: Value,
+    /// The frame's text.
+    pub text: Utf8Bytes,
     /// When it arrived.
     pub at: Instant,
 }
+
+/// What a waiting step is given for each inbound frame: true when it was the awaited one.
+pub type Accept<'w> = dyn FnMut(&Frame) -> bool + 'w;
 
 /// The connection side of a VU.
 pub struct Io {
     /// The open connection, if any.
     pub ws: Option<Ws>,
-    /// The plan (kind pointers, id pointer).
-    pub plan: Arc<Plan>,
+    /// How frames are read (kind and id pointers).
+    pub shape: Arc<Shape>,
     /// The worker's recorder.
     pub rec: Rc<RefCell<Recorder>>,
     /// Unmatched recent frames.
@@ -68,13 +70,13 @@ pub struct Io {
 impl Io {
     /// A VU's connection side, not yet connected.
     pub fn new(
-        plan: Arc<Plan>,
+        shape: Arc<Shape>,
         rec: Rc<RefCell<Recorder>>,
         hard_stop: watch::Receiver<bool>,
     ) -> Self {
         Io {
             ws: None,
-            plan,
+            shape,
             rec,
             mailbox: VecDeque::new(),
             replies: Vec::new(),
@@ -93,7 +95,7 @@ impl Io {
     pub async fn pump(
         &mut self,
         deadline: Instant,
-        want: &mut dyn FnMut(&Value, Option<&str>, Instant) -> bool,
+        want: &mut Accept<'_>,
     ) -> Woke {
         let sleep = tokio::time::sleep_until(deadline.into());
         tokio::pin!(sleep);
@@ -121,13 +123,13 @@ impl Io {
     /// requests that follow go out in one write instead of one syscall per reply.
     pub async fn drain_ready(
         &mut self,
-        want: &mut dyn FnMut(&Value, Option<&str>, Instant) -> bool,
+        want: &mut Accept<'_>,
     ) -> Option<Woke> {
         for _ in 0..READ_BATCH {
             let ws = self.ws.as_mut()?;
             let msg = ws.next().now_or_never()?;
             match self.on_message(msg, want).await {
-                None | Some(Woke::Matched(..)) => {}
+                None | Some(Woke::Matched) => {}
                 Some(other) => return Some(other),
             }
         }
@@ -137,14 +139,13 @@ impl Io {
     async fn on_message(
         &mut self,
         msg: Option<Result<Message, WsError>>,
-        want: &mut dyn FnMut(&Value, Option<&str>, Instant) -> bool,
+        want: &mut Accept<'_>,
     ) -> Option<Woke> {
-        let at = Instant::now();
         match msg {
             Some(Ok(Message::Text(text))) => {
-                let matched = self.on_text(text.as_str(), at, want);
+                let matched = self.on_text(text, Instant::now(), want);
                 self.flush_replies().await;
-                matched.map(|v| Woke::Matched(v, at))
+                matched.then_some(Woke::Matched)
             }
             Some(Ok(Message::Binary(b))) => {
                 self.rec.borrow_mut().frame_in(Some("(binary)"), b.len());
@@ -168,33 +169,32 @@ impl Io {
         }
     }
 
-    fn on_text(
-        &mut self,
-        text: &str,
-        at: Instant,
-        want: &mut dyn FnMut(&Value, Option<&str>, Instant) -> bool,
-    ) -> Option<Value> {
-        let Ok(value) = serde_json::from_str::<Value>(text) else {
-            self.rec
-                .borrow_mut()
-                .frame_in(Some("(non-json)"), text.len());
-            return None;
+    /// Reads, counts and routes one text frame; true when `want` took it.
+    fn on_text(&mut self, text: Utf8Bytes, at: Instant, want: &mut Accept<'_>) -> bool {
+        let frame = Frame::read(text.as_str(), at, &self.shape);
+        let kind = if frame.is_json() {
+            frame.kind()
+        } else {
+            Some("(non-json)")
         };
-        let kind = kind_of(&value, &self.plan.kind_pointers);
-        self.rec.borrow_mut().frame_in(kind.as_deref(), text.len());
+        self.rec.borrow_mut().frame_in(kind, text.len());
+        if !frame.is_json() {
+            return false;
+        }
         for (on, reply) in &self.replies {
-            if on.matches(&value, kind.as_deref(), &self.plan.id_pointer) {
+            if on.matches(&frame) {
                 self.queued_replies.push(reply.clone());
             }
         }
-        if want(&value, kind.as_deref(), at) {
-            return Some(value);
+        if want(&frame) {
+            return true;
         }
+        drop(frame);
         if self.mailbox.len() == MAILBOX {
             self.mailbox.pop_front();
         }
-        self.mailbox.push_back(Held { value, at });
-        None
+        self.mailbox.push_back(Held { text, at });
+        false
     }
 
     async fn flush_replies(&mut self) {
@@ -211,13 +211,14 @@ impl Io {
         self.flush().await;
     }
 
-    /// Takes the oldest mailbox frame that `want` accepts.
-    pub fn take_held(&mut self, want: &Want) -> Option<Held> {
-        let plan = &self.plan;
-        let idx = self.mailbox.iter().position(|h| {
-            let kind = kind_of(&h.value, &plan.kind_pointers);
-            want.matches(&h.value, kind.as_deref(), &plan.id_pointer)
-        })?;
+    /// Offers the mailbox's frames, oldest first, to `want`; removes and returns the first
+    /// one it takes.
+    pub fn take_held(&mut self, want: &mut Accept<'_>) -> Option<Held> {
+        let shape = &self.shape;
+        let idx = self
+            .mailbox
+            .iter()
+            .position(|h| want(&Frame::read(h.text.as_str(), h.at, shape)))?;
         self.mailbox.remove(idx)
     }
 
@@ -274,8 +275,7 @@ impl Io {
             };
             match msg {
                 Some(Ok(Message::Text(t))) => {
-                    let mut never = |_: &Value, _: Option<&str>, _: Instant| false;
-                    self.on_text(t.as_str(), Instant::now(), &mut never);
+                    self.on_text(t, Instant::now(), &mut |_| false);
                     self.queued_replies.clear();
                 }
                 Some(Ok(Message::Binary(b))) => {

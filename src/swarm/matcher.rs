@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+use super::frame::Frame;
 use crate::scenario::plan::Matcher;
 use crate::scenario::template::{Context, Template};
 
@@ -27,6 +28,14 @@ impl Expected {
     pub fn from_text(text: String) -> Self {
         let num = text.parse::<f64>().ok();
         Expected { text, num }
+    }
+
+    /// Whether a correlation id equals this expectation.
+    pub fn eq_key(&self, k: &IdKey) -> bool {
+        match k {
+            IdKey::Num(n) => self.num == Some(*n as f64),
+            IdKey::Text(s) => *s == self.text,
+        }
     }
 
     /// Whether a JSON value equals this expectation.
@@ -63,18 +72,23 @@ impl Want {
         }
     }
 
-    /// Whether the frame `v` of kind `kind` satisfies every condition.
-    pub fn matches(&self, v: &Value, kind: Option<&str>, id_pointer: &str) -> bool {
+    /// Whether the frame satisfies every condition. Only field conditions need the frame's
+    /// full JSON value; kind and id were read when it arrived.
+    pub fn matches(&self, f: &Frame) -> bool {
         if let Some(k) = &self.kind {
-            if kind != Some(k.as_str()) {
+            if f.kind() != Some(k.as_str()) {
                 return false;
             }
         }
         if let Some(id) = &self.id {
-            if !lookup(v, id_pointer).is_some_and(|x| id.eq_value(x)) {
+            if !f.id().is_some_and(|x| id.eq_key(x)) {
                 return false;
             }
         }
+        if self.fields.is_empty() {
+            return true;
+        }
+        let Some(v) = f.value() else { return false };
         self.fields
             .iter()
             .all(|(p, e)| lookup(v, p).is_some_and(|x| e.eq_value(x)))

@@ -2,6 +2,7 @@
 //! merges their metrics every tick, watches for a dead target, and stops them in order.
 
 pub mod connect;
+pub mod frame;
 mod io;
 pub mod matcher;
 mod pace;

@@ -10,10 +10,9 @@ use std::collections::VecDeque;
 use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use super::io::Woke;
-use super::matcher::{lookup, IdKey, Want};
+use super::frame::Frame;
+use super::matcher::{IdKey, Want};
 use super::vu::{outbound_kind, payload_len, text_message, Flow, Vu};
 use crate::scenario::plan::{Pace, Payload};
 
@@ -126,15 +125,15 @@ impl Vu {
                 _ => Instant::now() + p.within,
             };
             let metric = p.metric;
-            let mut accept = |v: &Value, k: Option<&str>, at: Instant| {
-                let Some(idv) = lookup(v, &id_ptr) else {
+            let mut accept = |f: &Frame| {
+                let Some(key) = f.id() else {
                     return false;
                 };
-                let key = IdKey::of(idv);
-                if !outstanding.contains_key(&key) || !want.matches(v, k, &id_ptr) {
+                if !outstanding.contains_key(key) || !want.matches(f) {
                     return false;
                 }
-                if let Some(s) = outstanding.remove(&key) {
+                let at = f.at;
+                if let Some(s) = outstanding.remove(key) {
                     let from = s.intended.min(s.actual);
                     let lat = at.saturating_duration_since(from).as_micros() as u64;
                     let svc = at.saturating_duration_since(s.actual).as_micros() as u64;
@@ -143,11 +142,11 @@ impl Vu {
                 true
             };
             let mut woke = self.io.pump(wake, &mut accept).await;
-            if let Woke::Matched(..) = woke {
+            if let Woke::Matched = woke {
                 woke = self.io.drain_ready(&mut accept).await.unwrap_or(Woke::Deadline);
             }
             match woke {
-                Woke::Matched(..) | Woke::Deadline => {}
+                Woke::Matched | Woke::Deadline => {}
                 Woke::Closed(_) => return self.pace_lost(planned, issued, outstanding.len()),
                 Woke::Stop => return Flow::Stop,
             }
@@ -199,9 +198,9 @@ impl Vu {
         for i in 0..count {
             if let Some(r) = rate {
                 let due = start + Duration::from_secs_f64(i as f64 / r);
-                let mut never = |_: &Value, _: Option<&str>, _: Instant| false;
+                let mut never = |_: &Frame| false;
                 match self.io.pump(due, &mut never).await {
-                    Woke::Deadline | Woke::Matched(..) => {}
+                    Woke::Deadline | Woke::Matched => {}
                     Woke::Closed(_) => {
                         rec.borrow_mut().missed(count - i);
                         return self.lost();
@@ -226,7 +225,7 @@ impl Vu {
                     return self.lost();
                 }
                 if rate.is_none() {
-                    let mut never = |_: &Value, _: Option<&str>, _: Instant| false;
+                    let mut never = |_: &Frame| false;
                     if let Some(Woke::Closed(_)) = self.io.drain_ready(&mut never).await {
                         rec.borrow_mut().missed(count - i - 1);
                         return self.lost();

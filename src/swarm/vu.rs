@@ -17,7 +17,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::connect::{with_query, Connecter};
 use super::io::{Io, Woke};
-use super::matcher::{kind_of, Want};
+use super::frame::{Frame, Shape};
+use super::matcher::{kind_of, lookup, Want};
 use crate::metrics::{ErrorKind, Recorder};
 use crate::scenario::plan::{Backoff, Behaviour, Expect, Payload, Plan, Step, Think};
 use crate::scenario::template::Context;
@@ -84,6 +85,8 @@ pub enum Flow {
 pub struct Shared {
     /// The plan.
     pub plan: Arc<Plan>,
+    /// How frames are read.
+    pub shape: Arc<Shape>,
     /// The worker's recorder.
     pub rec: Rc<RefCell<Recorder>>,
     /// Prepared connection settings.
@@ -111,7 +114,7 @@ impl Vu {
         let vars = shared.plan.vars.iter().cloned().collect();
         Vu {
             io: Io::new(
-                shared.plan.clone(),
+                shared.shape.clone(),
                 shared.rec.clone(),
                 shared.hard_stop.clone(),
             ),
@@ -143,7 +146,7 @@ impl Vu {
                     .connecter
                     .timeout()
                     .min(Duration::from_millis(500));
-                let mut never = |_: &Value, _: Option<&str>, _: Instant| false;
+                let mut never = |_: &Frame| false;
                 if let Woke::Stop = self.io.pump(Instant::now() + pause, &mut never).await {
                     break;
                 }
@@ -330,13 +333,23 @@ impl Vu {
         let start = Instant::now();
         self.shared.rec.borrow_mut().op();
         let since = self.last_send_at.unwrap_or(start);
-        let (value, at) = if let Some(held) = self.io.take_held(&want) {
-            (held.value, held.at)
-        } else {
-            let id_ptr = self.shared.plan.id_pointer.clone();
-            let mut accept = |v: &Value, k: Option<&str>, _: Instant| want.matches(v, k, &id_ptr);
+        // Captures are read while the matched frame is at hand, from its JSON value.
+        let mut got: Option<(Instant, Vec<Value>)> = None;
+        let mut accept = |f: &Frame| {
+            if !want.matches(f) {
+                return false;
+            }
+            let values = e
+                .capture
+                .iter()
+                .map(|(_, p)| f.value().and_then(|v| lookup(v, p)).cloned().unwrap_or(Value::Null))
+                .collect();
+            got = Some((f.at, values));
+            true
+        };
+        if self.io.take_held(&mut accept).is_none() {
             match self.io.pump(start + e.within, &mut accept).await {
-                Woke::Matched(v, at) => (v, at),
+                Woke::Matched => {}
                 Woke::Deadline => {
                     let waited = e.within.as_micros() as u64;
                     self.shared.rec.borrow_mut().timeout(e.metric, waited);
@@ -346,13 +359,15 @@ impl Vu {
                 Woke::Closed(_) => return self.lost(),
                 Woke::Stop => return Flow::Stop,
             }
+        }
+        let Some((at, values)) = got else {
+            return Flow::Next;
         };
         if let Some(m) = e.metric {
             let us = at.saturating_duration_since(since).as_micros() as u64;
             self.shared.rec.borrow_mut().latency(m, us, us);
         }
-        for (name, pointer) in &e.capture {
-            let v = value.pointer(pointer).cloned().unwrap_or(Value::Null);
+        for ((name, _), v) in e.capture.iter().zip(values) {
             self.ctx.vars.insert(name.clone(), v);
         }
         Flow::Next
@@ -368,9 +383,9 @@ impl Vu {
                 _ = stop.wait_for(|s| *s) => Flow::Stop,
             };
         }
-        let mut never = |_: &Value, _: Option<&str>, _: Instant| false;
+        let mut never = |_: &Frame| false;
         match self.io.pump(Instant::now() + d, &mut never).await {
-            Woke::Deadline | Woke::Matched(..) => Flow::Next,
+            Woke::Deadline | Woke::Matched => Flow::Next,
             Woke::Closed(_) => self.lost(),
             Woke::Stop => Flow::Stop,
         }
@@ -381,7 +396,7 @@ impl Vu {
         if self.io.ws.is_none() {
             return self.lost();
         }
-        let mut never = |_: &Value, _: Option<&str>, _: Instant| false;
+        let mut never = |_: &Frame| false;
         match self.io.pump(Instant::now() + within, &mut never).await {
             Woke::Closed(got) => {
                 if code.is_some() && got != code {
@@ -393,7 +408,7 @@ impl Vu {
                 }
                 Flow::Next
             }
-            Woke::Deadline | Woke::Matched(..) => {
+            Woke::Deadline | Woke::Matched => {
                 self.shared
                     .rec
                     .borrow_mut()

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, LocalSet};
 
 use super::connect::Connecter;
+use super::frame::Shape;
 use super::schedule::{arrival_time, share};
 use super::vu::{Shared, Vu};
 use crate::metrics::{Recorder, Snapshot};
@@ -69,6 +70,7 @@ async fn drive(spec: WorkerSpec) {
         &spec.plan.metrics,
     )));
     let shared = Rc::new(Shared {
+        shape: Arc::new(Shape::new(&spec.plan.kind_pointers, &spec.plan.id_pointer)),
         plan: spec.plan.clone(),
         rec: rec.clone(),
         connecter: Connecter::new(&spec.plan.connect, &spec.plan.target),
