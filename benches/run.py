@@ -74,7 +74,9 @@ def roundtrip(rounds):
                 print(f"  100x{in_flight} round {i + 1}: raw {raws[-1]:,.0f}/s  squall {rate:,.0f}/s"
                       f"  (squall p50 {rtt['p50']}us p99 {rtt['p99']}us, saturated={health['generator_saturated']})")
             mr, ms = statistics.median(raws), statistics.median(ours)
-            print(f"100x{in_flight}: raw median {mr:,.0f}/s, squall median {ms:,.0f}/s, ratio {ms / mr:.2f}")
+            paired = statistics.median(o / r for o, r in zip(ours, raws))
+            print(f"100x{in_flight}: raw median {mr:,.0f}/s, squall median {ms:,.0f}/s, "
+                  f"ratio of medians {ms / mr:.2f}, median of paired ratios {paired:.2f}")
     finally:
         server.terminate()
         server.wait(timeout=10)

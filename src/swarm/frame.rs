@@ -134,9 +134,9 @@ impl<'a> Frame<'a> {
     }
 }
 
-/// A kind field: a string, borrowed from the frame when it has no escapes; any other JSON
-/// value gives no kind.
-struct MaybeStr<'de>(Option<Cow<'de, str>>);
+/// A string borrowed from the frame when it has no escapes (serde's own `Cow<str>` always
+/// copies); any other JSON value reads as `None`. Used for keys and kind fields.
+pub(crate) struct MaybeStr<'de>(pub Option<Cow<'de, str>>);
 
 impl<'de> serde::Deserialize<'de> for MaybeStr<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -167,7 +167,10 @@ impl<'de> serde::Deserialize<'de> for MaybeStr<'de> {
             fn visit_unit<E>(self) -> Result<Self::Value, E> {
                 Ok(MaybeStr(None))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<Self::Value, A::Error> {
                 while s.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(MaybeStr(None))
             }
@@ -196,7 +199,8 @@ fn skim<'a>(text: &'a str, kinds: &[String], id: &str) -> Option<Skimmed<'a>> {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut parts: Vec<Option<Cow<'de, str>>> = vec![None; self.kinds.len()];
             let mut id = None;
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            while let Some(MaybeStr(key)) = map.next_key::<MaybeStr<'de>>()? {
+                let key = key.unwrap_or_default();
                 let as_kind = self.kinds.iter().position(|k| *k == key);
                 let as_id = *key == *self.id;
                 match (as_kind, as_id) {
@@ -233,7 +237,10 @@ fn skim<'a>(text: &'a str, kinds: &[String], id: &str) -> Option<Skimmed<'a>> {
         fn visit_unit<E>(self) -> Result<Self::Value, E> {
             Ok((vec![None; self.kinds.len()], None))
         }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut s: A,
+        ) -> Result<Self::Value, A::Error> {
             while s.next_element::<IgnoredAny>()?.is_some() {}
             Ok((vec![None; self.kinds.len()], None))
         }

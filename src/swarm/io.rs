@@ -92,11 +92,7 @@ impl Io {
 
     /// Reads frames until `want` accepts one, the deadline passes, the connection ends or the
     /// run stops. `want` sees each parsed frame with its kind and arrival time.
-    pub async fn pump(
-        &mut self,
-        deadline: Instant,
-        want: &mut Accept<'_>,
-    ) -> Woke {
+    pub async fn pump(&mut self, deadline: Instant, want: &mut Accept<'_>) -> Woke {
         let sleep = tokio::time::sleep_until(deadline.into());
         tokio::pin!(sleep);
         let mut stop = self.hard_stop.clone();
@@ -121,10 +117,7 @@ impl Io {
     /// Handles frames that are already buffered (up to a batch) without waiting, giving each
     /// to `want`. After a wake-up this turns a burst of replies into one pass, so the
     /// requests that follow go out in one write instead of one syscall per reply.
-    pub async fn drain_ready(
-        &mut self,
-        want: &mut Accept<'_>,
-    ) -> Option<Woke> {
+    pub async fn drain_ready(&mut self, want: &mut Accept<'_>) -> Option<Woke> {
         for _ in 0..READ_BATCH {
             let ws = self.ws.as_mut()?;
             let msg = ws.next().now_or_never()?;

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::frame::Frame;
+use super::frame::{Frame, MaybeStr};
 use crate::scenario::plan::Matcher;
 use crate::scenario::template::{Context, Template};
 
@@ -180,8 +180,8 @@ fn top_level_raw(text: &str, field: &str) -> Option<Value> {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut found = None;
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                if found.is_none() && key == self.0 {
+            while let Some(MaybeStr(key)) = map.next_key::<MaybeStr<'de>>()? {
+                if found.is_none() && key.as_deref() == Some(self.0) {
                     found = Some(map.next_value::<Value>()?);
                 } else {
                     map.next_value::<IgnoredAny>()?;
@@ -219,7 +219,9 @@ mod tests {
     #[test]
     fn lookup_agrees_with_value_pointer() {
         let v = json!({"a": {"b/c": 1, "d": [10, 20]}, "t~x": 2, "": 3});
-        for p in ["", "/a", "/a/d/1", "/a/d/9", "/a/b~1c", "/t~0x", "/nope", "/a/d/x", "/"] {
+        for p in [
+            "", "/a", "/a/d/1", "/a/d/9", "/a/b~1c", "/t~0x", "/nope", "/a/d/x", "/",
+        ] {
             assert_eq!(lookup(&v, p), v.pointer(p), "{p}");
         }
     }

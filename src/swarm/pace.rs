@@ -10,8 +10,8 @@ use std::collections::VecDeque;
 use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
-use super::io::Woke;
 use super::frame::Frame;
+use super::io::Woke;
 use super::matcher::{IdKey, Want};
 use super::vu::{outbound_kind, payload_len, text_message, Flow, Vu};
 use crate::scenario::plan::{Pace, Payload};
@@ -129,21 +129,26 @@ impl Vu {
                 let Some(key) = f.id() else {
                     return false;
                 };
-                if !outstanding.contains_key(key) || !want.matches(f) {
+                if !want.matches(f) {
                     return false;
                 }
                 let at = f.at;
-                if let Some(s) = outstanding.remove(key) {
-                    let from = s.intended.min(s.actual);
-                    let lat = at.saturating_duration_since(from).as_micros() as u64;
-                    let svc = at.saturating_duration_since(s.actual).as_micros() as u64;
-                    rec.borrow_mut().latency(metric, lat, svc);
-                }
+                let Some(s) = outstanding.remove(key) else {
+                    return false;
+                };
+                let from = s.intended.min(s.actual);
+                let lat = at.saturating_duration_since(from).as_micros() as u64;
+                let svc = at.saturating_duration_since(s.actual).as_micros() as u64;
+                rec.borrow_mut().latency(metric, lat, svc);
                 true
             };
             let mut woke = self.io.pump(wake, &mut accept).await;
             if let Woke::Matched = woke {
-                woke = self.io.drain_ready(&mut accept).await.unwrap_or(Woke::Deadline);
+                woke = self
+                    .io
+                    .drain_ready(&mut accept)
+                    .await
+                    .unwrap_or(Woke::Deadline);
             }
             match woke {
                 Woke::Matched | Woke::Deadline => {}

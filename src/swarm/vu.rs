@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::connect::{with_query, Connecter};
-use super::io::{Io, Woke};
 use super::frame::{Frame, Shape};
+use super::io::{Io, Woke};
 use super::matcher::{kind_of, lookup, Want};
 use crate::metrics::{ErrorKind, Recorder};
 use crate::scenario::plan::{Backoff, Behaviour, Expect, Payload, Plan, Step, Think};
@@ -342,7 +342,12 @@ impl Vu {
             let values = e
                 .capture
                 .iter()
-                .map(|(_, p)| f.value().and_then(|v| lookup(v, p)).cloned().unwrap_or(Value::Null))
+                .map(|(_, p)| {
+                    f.value()
+                        .and_then(|v| lookup(v, p))
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                })
                 .collect();
             got = Some((f.at, values));
             true
