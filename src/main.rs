@@ -123,8 +123,3 @@ fn check(files: &[PathBuf]) -> u8 {
     }
     code
 }
-
-// glibc's allocator shows up at ~7% of a saturated run's profile (every inbound frame becomes a
-// `serde_json::Value`); mimalloc's thread-local free lists make that allocation cheap.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,6 +1,6 @@
 //! Frame and byte counts by message kind, looked up by `&str` without allocating.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// Most distinct kind names counted per recorder and direction; later ones go to [`OTHER_KIND`].
 pub const MAX_KINDS: usize = 256;
@@ -25,7 +25,9 @@ pub struct KindDelta {
 /// allocation for the life of the recorder.
 #[derive(Debug, Default)]
 pub(crate) struct KindCounts {
-    index: HashMap<Box<str>, usize>,
+    // Fx rather than SipHash: kinds come from the tested server, not an attacker choosing
+    // collisions, and this lookup runs for every frame.
+    index: FxHashMap<Box<str>, usize>,
     /// (name, frames, bytes); slot 0 is `(none)`, slot 1 is `(other)`.
     slots: Vec<(Box<str>, u64, u64)>,
 }
@@ -33,7 +35,7 @@ pub(crate) struct KindCounts {
 impl KindCounts {
     pub(crate) fn new() -> Self {
         KindCounts {
-            index: HashMap::new(),
+            index: FxHashMap::default(),
             slots: vec![(NONE_KIND.into(), 0, 0), (OTHER_KIND.into(), 0, 0)],
         }
     }

@@ -134,11 +134,16 @@ impl Vu {
         }
     }
 
-    /// Runs iterations until `stop` is set (checked between iterations) or the run stops.
-    pub async fn run_loop(mut self, stop: Rc<Cell<bool>>) {
-        while !stop.get() && !self.io.stopping() {
+    /// Runs one iteration (`once`: open model) or iterations until `stop` is set (checked
+    /// between iterations) or the run stops.
+    pub async fn run(mut self, stop: Rc<Cell<bool>>, once: bool) {
+        self.shared.rec.borrow_mut().vu_started();
+        loop {
             let failed_connect = !self.iteration().await;
             self.ctx.iter += 1;
+            if once || stop.get() || self.io.stopping() {
+                break;
+            }
             if failed_connect {
                 // A target that refuses must not be hammered in a tight loop.
                 let pause = self
@@ -147,11 +152,13 @@ impl Vu {
                     .timeout()
                     .min(Duration::from_millis(500));
                 let mut never = |_: &Frame| false;
-                if let Woke::Stop = self.io.pump(Instant::now() + pause, &mut never).await {
+                let paused = Box::pin(self.io.pump(Instant::now() + pause, &mut never)).await;
+                if let Woke::Stop = paused {
                     break;
                 }
             }
         }
+        self.shared.rec.borrow_mut().vu_stopped();
     }
 
     /// One iteration; false when it could not even connect.
@@ -159,7 +166,9 @@ impl Vu {
         self.errors = 0;
         let plan = self.shared.plan.clone();
         let behaviour = pick_behaviour(&plan.behaviours, &mut self.ctx.rng);
-        if !self.connect().await {
+        // Boxed: the handshake's state machine (TLS included) is large, and inline it would
+        // sit in every VU's future for the whole connection's life.
+        if !Box::pin(self.connect()).await {
             self.shared.rec.borrow_mut().iteration(false);
             return false;
         }
@@ -168,7 +177,7 @@ impl Vu {
             self.errors += 1;
         }
         let code = if flow == Flow::Stop { 1001 } else { 1000 };
-        self.io.close(code).await;
+        Box::pin(self.io.close(code)).await;
         self.shared.rec.borrow_mut().iteration(self.errors == 0);
         true
     }
@@ -241,8 +250,8 @@ impl Vu {
 
     async fn step(&mut self, step: &Step) -> Flow {
         match step {
-            Step::Send { payload, .. } => self.send(payload).await,
-            Step::Expect(e) => self.expect(e).await,
+            Step::Send { payload, .. } => Box::pin(self.send(payload)).await,
+            Step::Expect(e) => Box::pin(self.expect(e)).await,
             Step::Listen { duration } => self.wait(*duration).await,
             Step::Think(t) => {
                 let d = match *t {
@@ -283,17 +292,18 @@ impl Vu {
                 }
                 self.run_steps(chosen).await
             }
-            Step::Pace(p) => self.pace(p).await,
+            // Boxed so that an idle VU's future is only as large as its current step needs.
+            Step::Pace(p) => Box::pin(self.pace(p)).await,
             Step::Burst {
                 payload,
                 count,
                 rate,
                 ..
-            } => self.burst(payload, *count, *rate).await,
-            Step::ExpectClose { code, within } => self.expect_close(*code, *within).await,
-            Step::Reconnect(b) => self.reconnect(b).await,
+            } => Box::pin(self.burst(payload, *count, *rate)).await,
+            Step::ExpectClose { code, within } => Box::pin(self.expect_close(*code, *within)).await,
+            Step::Reconnect(b) => Box::pin(self.reconnect(b)).await,
             Step::Close { code } => {
-                self.io.close(*code).await;
+                Box::pin(self.io.close(*code)).await;
                 Flow::Next
             }
         }
@@ -428,7 +438,7 @@ impl Vu {
     async fn reconnect(&mut self, b: &Backoff) -> Flow {
         self.io.close(1000).await;
         for attempt in 0..b.max_tries {
-            if self.connect().await {
+            if Box::pin(self.connect()).await {
                 return Flow::Next;
             }
             let base = b.initial.as_secs_f64() * b.factor.powi(attempt as i32);

@@ -109,20 +109,9 @@ impl Vus {
 }
 
 fn spawn_vu(shared: &Rc<Shared>, vu: u64, once: bool) -> (Rc<Cell<bool>>, JoinHandle<()>) {
-    let stop = Rc::new(Cell::new(once));
-    let v = Vu::new(vu, shared.clone());
-    let rec = shared.rec.clone();
-    let flag = stop.clone();
-    let h = tokio::task::spawn_local(async move {
-        rec.borrow_mut().vu_started();
-        if once {
-            let mut v = v;
-            v.iteration().await;
-        } else {
-            v.run_loop(flag).await;
-        }
-        rec.borrow_mut().vu_stopped();
-    });
+    let stop = Rc::new(Cell::new(false));
+    // The task's future is the VU's own: no wrapper holding a second copy of its state.
+    let h = tokio::task::spawn_local(Vu::new(vu, shared.clone()).run(stop.clone(), once));
     (stop, h)
 }
 
