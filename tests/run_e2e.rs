@@ -211,3 +211,77 @@ behaviours:
     assert_eq!(c["connections"]["opened"], 3);
     srv.shutdown();
 }
+
+#[test]
+fn open_model_starts_arrivals_on_schedule_and_counts_what_could_not_start() {
+    let srv = server(0.0);
+    let dir = tempfile::tempdir().unwrap();
+    // 40 arrivals over 2 s; each holds its slot ~400 ms, so 2 slots cannot take them all.
+    let text = r#"
+name: open
+target: ws://127.0.0.1:1/ws
+load: { model: open, max_vus: 2, rate: 20/s, duration: 2s }
+behaviours:
+  - steps:
+      - expect: { kind: welcome, within: 2s, metric: welcome }
+      - think: 400ms
+"#;
+    let sc = scenario(dir.path(), "open.yaml", text);
+    let out = dir.path().join("out");
+    let done = execute(args(sc, out.clone(), format!("ws://{}/ws", srv.addr()))).unwrap();
+    assert_eq!(done.results.status, Status::Complete);
+    let r = &done.results;
+    let started = r.load.iterations_ok + r.load.iterations_failed;
+    assert_eq!(
+        started + r.counters.missed,
+        40,
+        "every arrival starts or is counted missed"
+    );
+    assert!(
+        (6..=14).contains(&started),
+        "2 slots × 2 s / 0.4 s ≈ 10, got {started}"
+    );
+    assert!(r.load.peak_vus <= 2);
+    srv.shutdown();
+}
+
+#[test]
+fn expect_close_then_reconnect_and_choose() {
+    let srv = server(0.0);
+    let dir = tempfile::tempdir().unwrap();
+    // The Kite server closes with 1009 on a message over 512 KiB; the VU then reconnects.
+    let text = r#"
+name: close-reconnect
+target: ws://127.0.0.1:1/ws
+load: { vus: 2, duration: 1s }
+behaviours:
+  - steps:
+      - expect: { kind: welcome, within: 2s }
+      - choose:
+          - { weight: 1, steps: [ { send: { type: ping, id: 1 } } ] }
+          - { weight: 1, steps: [ { send: { type: ping, id: 2 } } ] }
+      - expect: { kind: pong, within: 2s, capture: { got: /id } }
+      - send_binary: { size: 600KiB }
+      - expect_close: { code: 1009, within: 2s }
+      - reconnect: { initial: 10ms, max_tries: 3 }
+      - expect: { kind: welcome, within: 2s, metric: rewelcome }
+      - send: { type: ping, id: "{{got}}" }
+      - expect: { kind: pong, id: "{{got}}", within: 2s }
+thresholds:
+  - "errors.count == 0"
+"#;
+    let sc = scenario(dir.path(), "cr.yaml", text);
+    let out = dir.path().join("out");
+    let done = execute(args(sc, out.clone(), format!("ws://{}/ws", srv.addr()))).unwrap();
+    assert_eq!(done.exit_code(), 0, "{:#?}", done.results.counters);
+    let c = &done.results.counters;
+    let iterations = done.results.load.iterations_ok;
+    assert!(iterations >= 2);
+    assert_eq!(
+        c.connections.closed_by_code.get("1009").copied(),
+        Some(iterations)
+    );
+    assert_eq!(c.connections.opened, 2 * iterations);
+    assert_eq!(done.results.metrics["rewelcome"].latency.count, iterations);
+    srv.shutdown();
+}

@@ -257,9 +257,21 @@ async fn finish(worker: &Worker, id: u64, kite: &Session, mut ws: Ws, end: End) 
         code,
         reason: reason.into(),
     };
+    let oversized = matches!(end, End::TooBig);
     // Send our close, then read until the peer's close (or the deadline) ends the stream.
     let _ = timeout(CLOSE_TIMEOUT, async {
-        if ws.close(Some(frame)).await.is_ok() {
+        if ws.close(Some(frame)).await.is_err() {
+            return;
+        }
+        if oversized {
+            // The rest of the oversized message is still arriving and is no frame boundary
+            // tungstenite could resync on. Discard raw bytes until the peer closes: dropping
+            // the socket with unread data would send a reset, and the peer would lose our
+            // close frame (and its 1009) with it.
+            let mut sink = [0u8; 4096];
+            let tcp = ws.get_mut();
+            while matches!(tokio::io::AsyncReadExt::read(tcp, &mut sink).await, Ok(n) if n > 0) {}
+        } else {
             while let Some(Ok(_)) = ws.next().await {}
         }
     })

@@ -65,6 +65,7 @@ pub struct Io {
     /// Becomes true when the run must stop at once.
     pub hard_stop: watch::Receiver<bool>,
     queued_replies: Vec<String>,
+    failure_recorded: bool,
 }
 
 impl Io {
@@ -82,6 +83,7 @@ impl Io {
             replies: Vec::new(),
             hard_stop,
             queued_replies: Vec::new(),
+            failure_recorded: false,
         }
     }
 
@@ -151,7 +153,7 @@ impl Io {
             }
             Some(Ok(_)) => None, // ping/pong: tungstenite answers pings itself
             Some(Err(e)) => {
-                self.rec.borrow_mut().error(error_kind(&e));
+                self.failed(&e);
                 self.finish(None);
                 Some(Woke::Closed(None))
             }
@@ -223,7 +225,7 @@ impl Io {
         match ws.feed(msg).await {
             Ok(()) => true,
             Err(e) => {
-                self.rec.borrow_mut().error(error_kind(&e));
+                self.failed(&e);
                 self.finish(None);
                 false
             }
@@ -238,7 +240,7 @@ impl Io {
         match ws.flush().await {
             Ok(()) => true,
             Err(e) => {
-                self.rec.borrow_mut().error(error_kind(&e));
+                self.failed(&e);
                 self.finish(None);
                 false
             }
@@ -279,6 +281,20 @@ impl Io {
             }
         }
         self.finish(Some(code));
+    }
+
+    /// Records why the connection failed, once: the step that then finds it gone does not
+    /// count the same loss again as `disconnected` (see [`Io::take_failure`]).
+    fn failed(&mut self, e: &WsError) {
+        if self.ws.is_some() {
+            self.rec.borrow_mut().error(error_kind(e));
+            self.failure_recorded = true;
+        }
+    }
+
+    /// Whether the connection's loss was already counted as an error (and forget it).
+    pub fn take_failure(&mut self) -> bool {
+        std::mem::take(&mut self.failure_recorded)
     }
 
     /// Marks the connection ended and records its close code exactly once.

@@ -209,6 +209,7 @@ impl Vu {
                 let us = started.elapsed().as_micros() as u64;
                 self.shared.rec.borrow_mut().connect_ok(us);
                 self.io.ws = Some(ws);
+                self.io.take_failure();
                 self.io.replies = plan
                     .replies
                     .iter()
@@ -333,7 +334,9 @@ impl Vu {
         if self.io.stopping() {
             return Flow::Stop;
         }
-        self.shared.rec.borrow_mut().error(ErrorKind::Disconnected);
+        if !self.io.take_failure() {
+            self.shared.rec.borrow_mut().error(ErrorKind::Disconnected);
+        }
         self.errors += 1;
         Flow::Lost
     }
