@@ -281,17 +281,8 @@ impl Vu {
                 Flow::Next
             }
             Step::Choose { branches } => {
-                let total: f64 = branches.iter().map(|b| b.0).sum();
-                let mut x = self.ctx.rng.random::<f64>() * total;
-                let mut chosen = &branches[branches.len() - 1].1;
-                for (w, steps) in branches {
-                    if x < *w {
-                        chosen = steps;
-                        break;
-                    }
-                    x -= w;
-                }
-                self.run_steps(chosen).await
+                let i = pick_weighted(branches.iter().map(|b| b.0), &mut self.ctx.rng);
+                self.run_steps(&branches[i].1).await
             }
             // Boxed so that an idle VU's future is only as large as its current step needs.
             Step::Pace(p) => Box::pin(self.pace(p)).await,
@@ -481,18 +472,26 @@ pub fn outbound_kind(payload: &Payload, text: &str, pointers: &[String]) -> Opti
 }
 
 fn pick_behaviour<'a>(bs: &'a [Behaviour], rng: &mut SmallRng) -> &'a Behaviour {
-    if bs.len() == 1 {
-        return &bs[0];
+    &bs[pick_weighted(bs.iter().map(|b| b.weight), rng)]
+}
+
+/// Index of an item drawn with probability proportional to its weight (all > 0, as the
+/// plan guarantees). A single item costs no random draw, so adding a behaviour later does not
+/// change the draws of a one-behaviour scenario.
+fn pick_weighted(weights: impl Iterator<Item = f64> + Clone, rng: &mut SmallRng) -> usize {
+    let total: f64 = weights.clone().sum();
+    let n = weights.clone().count();
+    if n <= 1 {
+        return 0;
     }
-    let total: f64 = bs.iter().map(|b| b.weight).sum();
     let mut x = rng.random::<f64>() * total;
-    for b in bs {
-        if x < b.weight {
-            return b;
+    for (i, w) in weights.enumerate() {
+        if x < w {
+            return i;
         }
-        x -= b.weight;
+        x -= w;
     }
-    &bs[bs.len() - 1]
+    n - 1
 }
 
 /// Bytes a payload puts on the wire.
@@ -508,5 +507,21 @@ pub fn text_message(payload: &Payload, text: &str) -> Message {
     match payload {
         Payload::Binary(b) => Message::binary(b.clone()),
         _ => Message::text(text.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_picks_follow_the_weights() {
+        let mut rng = SmallRng::seed_from_u64(5);
+        let w = [3.0, 1.0];
+        let first = (0..10_000)
+            .filter(|_| pick_weighted(w.iter().copied(), &mut rng) == 0)
+            .count();
+        assert!((7_200..7_800).contains(&first), "{first}");
+        assert_eq!(pick_weighted([2.0].into_iter(), &mut rng), 0);
     }
 }
