@@ -178,3 +178,65 @@ fn sigint_leaves_an_interrupted_file_and_exit_130() {
     assert!(doc["meta"]["duration_s"].as_f64().unwrap() < 30.0);
     srv.shutdown();
 }
+
+#[test]
+fn a_second_sigint_stops_at_once() {
+    let srv = squall_server::spawn(squall_server::Config {
+        listen: ([127, 0, 0, 1], 0).into(),
+        ..squall_server::Config::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Iterations that would take a minute, and a grace period of a minute to finish them.
+    let text = r#"
+name: cli-stubborn
+target: ws://127.0.0.1:1/ws
+graceful_stop: 60s
+load: { vus: 3, duration: 60s }
+behaviours:
+  - steps:
+      - expect: { kind: welcome, within: 2s }
+      - listen: 60s
+"#;
+    let sc = scenario(dir.path(), "stubborn.yaml", text);
+    let out_dir = dir.path().join("out");
+    let started = std::time::Instant::now();
+    let mut child = squall()
+        .arg("run")
+        .arg(&sc)
+        .args(["--target", &format!("ws://{}/ws", srv.addr()), "--quiet"])
+        .arg("--out")
+        .arg(&out_dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("3 open connections", Duration::from_secs(15), || {
+        srv.stats().connections_active >= 3
+    });
+    // The first SIGINT starts a 60 s grace period; keep signalling until squall exits. With
+    // only one signal it would wait out the whole grace period.
+    let mut status = None;
+    wait_until(
+        "squall to stop after a second SIGINT",
+        Duration::from_secs(15),
+        || {
+            // SAFETY: signalling our own child process by its pid.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGINT);
+            }
+            status = child.try_wait().unwrap();
+            status.is_some()
+        },
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(130));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let doc = results(&out_dir);
+    assert_eq!(doc["status"], "interrupted");
+    // The stopped VUs closed with 1001 (going away), each counted.
+    assert_eq!(doc["counters"]["connections"]["closed_by_code"]["1001"], 3);
+    srv.shutdown();
+}

@@ -232,3 +232,75 @@ fn a_server_that_closes_at_once_is_a_disconnect() {
     );
     assert_eq!(done.results.load.iterations_ok, 0);
 }
+
+#[test]
+fn headers_query_and_subprotocols_reach_the_server() {
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    let (tx, rx) = std::sync::mpsc::channel::<(String, String, String)>();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            // The first connection is squall's TCP preflight, which never upgrades.
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let tx = tx.clone();
+                let cb = move |req: &Request, mut resp: Response| {
+                    let h = |n: &str| {
+                        let v = req.headers().get(n).and_then(|v| v.to_str().ok());
+                        v.unwrap_or("").to_string()
+                    };
+                    let uri = req.uri().to_string();
+                    tx.send((uri, h("x-tenant"), h("sec-websocket-protocol")))
+                        .unwrap();
+                    let chosen = "kite.v1".parse().unwrap();
+                    resp.headers_mut().insert("sec-websocket-protocol", chosen);
+                    Ok(resp)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else {
+                    continue;
+                };
+                let _ = ws.send(Message::text(r#"{"type":"welcome"}"#)).await;
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+        });
+    });
+    let addr = addr_rx.recv().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(
+        dir.path(),
+        "h.yaml",
+        r#"
+name: headers
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+connect:
+  headers: { X-Tenant: "acme-{{vu}}" }
+  query: { token: "a b&c" }
+  subprotocols: [kite.v1, kite.v0]
+behaviours:
+  - steps:
+      - expect: { kind: welcome, within: 2s }
+      - listen: 5s
+"#,
+    );
+    let out = dir.path().join("out");
+    execute(RunArgs {
+        scenario: sc,
+        out: Some(out.clone()),
+        target: Some(format!("ws://{addr}/ws")),
+        quiet: true,
+        threads: Some(1),
+        ..RunArgs::default()
+    })
+    .unwrap();
+    let (uri, tenant, protocols) = rx.recv().unwrap();
+    assert_eq!(uri, "/ws?token=a%20b%26c");
+    assert_eq!(tenant, "acme-1");
+    assert_eq!(protocols, "kite.v1, kite.v0");
+}
