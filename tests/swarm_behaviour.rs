@@ -234,6 +234,8 @@ fn a_server_that_closes_at_once_is_a_disconnect() {
 }
 
 #[test]
+// The handshake callback's signature is tungstenite's; its error type is what it is.
+#[allow(clippy::result_large_err)]
 fn headers_query_and_subprotocols_reach_the_server() {
     use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
     let (tx, rx) = std::sync::mpsc::channel::<(String, String, String)>();
