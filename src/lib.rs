@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod metrics;
+pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod scenario;

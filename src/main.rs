@@ -3,12 +3,14 @@
 //! run aborted, 130 interrupted).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use squall::check::offline::validate_lines;
+use squall::protocol::{self, Profile};
 use squall::run::{execute, RunArgs};
 use squall::scenario::{self, LoadOptions};
 
@@ -29,6 +31,34 @@ enum Command {
         /// Scenario files.
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
+    },
+    /// Check recorded frames (JSON lines; `-` for stdin) against a protocol's schemas
+    /// (exit 0 clean, 1 violations, 2 bad input).
+    Validate {
+        /// Profile name (schemas/<name>) or a folder holding protocol.yaml.
+        #[arg(long)]
+        protocol: String,
+        /// Where profiles live.
+        #[arg(long, default_value = "schemas")]
+        schemas: PathBuf,
+        /// The recording: one frame per line, or {"dir":"in"|"out","frame":...}.
+        file: String,
+    },
+    /// Protocol profile tools.
+    Schemas {
+        #[command(subcommand)]
+        command: SchemasCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemasCmd {
+    /// Check profiles: files exist and compile, examples validate or fail as expected
+    /// (exit 0 sound, 1 problems, 2 a profile does not load).
+    Lint {
+        /// Profile folders (schemas/<name>).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
     },
 }
 
@@ -83,6 +113,14 @@ fn main() -> ExitCode {
     ExitCode::from(match cli.command {
         Command::Run(cmd) => run(cmd),
         Command::Check { scenarios } => check(&scenarios),
+        Command::Validate {
+            protocol,
+            schemas,
+            file,
+        } => validate(&protocol, &schemas, &file),
+        Command::Schemas {
+            command: SchemasCmd::Lint { dirs },
+        } => lint(&dirs),
     })
 }
 
@@ -115,6 +153,82 @@ fn check(files: &[PathBuf]) -> u8 {
     for f in files {
         match scenario::load_file(f, &opts) {
             Ok(_) => println!("{}: ok", f.display()),
+            Err(e) => {
+                eprintln!("{e}");
+                code = 2;
+            }
+        }
+    }
+    code
+}
+
+fn profile_dir(protocol: &str, schemas: &Path) -> PathBuf {
+    let direct = PathBuf::from(protocol);
+    if direct.join("protocol.yaml").is_file() {
+        direct
+    } else {
+        schemas.join(protocol)
+    }
+}
+
+fn validate(protocol: &str, schemas: &Path, file: &str) -> u8 {
+    let profile = match Profile::load(&profile_dir(protocol, schemas)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let result = if file == "-" {
+        validate_lines(&profile, std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(file) {
+            Ok(f) => validate_lines(&profile, std::io::BufReader::new(f)),
+            Err(e) => {
+                eprintln!("squall: {file}: {e}");
+                return 2;
+            }
+        }
+    };
+    match result {
+        Ok((frames, findings)) => {
+            for f in &findings {
+                println!("{file}:{}: {}", f.line, f.violation);
+            }
+            let bad: std::collections::BTreeSet<usize> = findings.iter().map(|f| f.line).collect();
+            println!(
+                "{frames} frames, {} with violations ({} violations)",
+                bad.len(),
+                findings.len()
+            );
+            u8::from(!findings.is_empty())
+        }
+        Err(e) => {
+            eprintln!("squall: {file}: {e}");
+            2
+        }
+    }
+}
+
+fn lint(dirs: &[PathBuf]) -> u8 {
+    let mut code = 0;
+    for d in dirs {
+        match protocol::lint(d) {
+            Ok(r) if r.problems.is_empty() => {
+                println!("{}: ok ({} examples)", d.display(), r.checked);
+            }
+            Ok(r) => {
+                for p in &r.problems {
+                    println!("{p}");
+                }
+                println!(
+                    "{}: {} problems in {} examples",
+                    d.display(),
+                    r.problems.len(),
+                    r.checked
+                );
+                code = code.max(1);
+            }
             Err(e) => {
                 eprintln!("{e}");
                 code = 2;

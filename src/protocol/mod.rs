@@ -1,0 +1,325 @@
+//! Protocol profiles (`schemas/<name>/protocol.yaml`): how a protocol's frames are told
+//! apart, and the JSON Schema each kind must meet in each direction, compiled once.
+//!
+//! Checking asks the fast question first (`is_valid`) and collects error details only for a
+//! frame that fails, so a clean frame costs one validation pass.
+
+mod lint;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use jsonschema::{Draft, Retrieve, Uri, Validator};
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use lint::{lint, LintReport};
+
+/// Which way a frame travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Server to client.
+    In,
+    /// Client to server.
+    Out,
+}
+
+impl Direction {
+    /// `in` or `out`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
+/// One way a frame broke its protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The frame's direction.
+    pub dir: Direction,
+    /// The frame's kind, or `(unknown)`, `(non-json)`, `(binary)`.
+    pub kind: String,
+    /// The failing JSON Schema keyword, or `unknown_kind`, `json`, `binary`, `utf8`.
+    pub keyword: String,
+    /// JSON pointer into the frame where it failed.
+    pub pointer: String,
+    /// What the schema said.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = if self.pointer.is_empty() {
+            "/"
+        } else {
+            &self.pointer
+        };
+        write!(
+            f,
+            "{} {}: {} at {}: {}",
+            self.dir.as_str(),
+            self.kind,
+            self.keyword,
+            at,
+            self.message
+        )
+    }
+}
+
+/// A profile that could not be loaded: every problem found, each naming its file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct ProfileError {
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+/// `protocol.yaml`, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: String,
+    #[serde(default)]
+    document: Option<String>,
+    #[serde(default)]
+    endpoints: Vec<String>,
+    discriminator: Vec<String>,
+    #[serde(default)]
+    correlation: Option<String>,
+    #[serde(default)]
+    envelope: Option<String>,
+    #[serde(default)]
+    inbound: BTreeMap<String, String>,
+    #[serde(default)]
+    outbound: BTreeMap<String, String>,
+    #[serde(default)]
+    limits: BTreeMap<String, u64>,
+}
+
+/// A loaded profile with every schema compiled.
+pub struct Profile {
+    /// The protocol's name.
+    pub name: String,
+    /// The folder it was loaded from.
+    pub dir: PathBuf,
+    /// The seed document it follows.
+    pub document: Option<String>,
+    /// Endpoint paths the document describes.
+    pub endpoints: Vec<String>,
+    /// JSON pointers whose string values, joined by `.`, name a frame's kind.
+    pub discriminator: Vec<String>,
+    /// Pointer pairing replies with requests, if the protocol has one.
+    pub correlation: Option<String>,
+    /// The documented limits (`max_message_bytes`, `max_subscriptions`, ...).
+    pub limits: BTreeMap<String, u64>,
+    envelope: Option<Validator>,
+    inbound: HashMap<String, Validator>,
+    outbound: HashMap<String, Validator>,
+}
+
+impl Profile {
+    /// Loads `dir/protocol.yaml` and compiles every schema it names (with formats asserted
+    /// and `$ref`s resolved inside `dir` only). All problems are reported together.
+    pub fn load(dir: &Path) -> Result<Profile, ProfileError> {
+        let file = dir.join("protocol.yaml");
+        let text = std::fs::read_to_string(&file).map_err(|e| ProfileError {
+            problems: vec![format!("{}: {e}", file.display())],
+        })?;
+        let raw: RawProfile = serde_saphyr::from_str(&text).map_err(|e| ProfileError {
+            problems: vec![format!("{}: {e}", file.display())],
+        })?;
+        let root = dir.canonicalize().map_err(|e| ProfileError {
+            problems: vec![format!("{}: {e}", dir.display())],
+        })?;
+        let mut problems = Vec::new();
+        let mut compile_all = |map: &BTreeMap<String, String>| -> HashMap<String, Validator> {
+            map.iter()
+                .filter_map(|(kind, rel)| match compile(&root, rel) {
+                    Ok(v) => Some((kind.clone(), v)),
+                    Err(e) => {
+                        problems.push(e);
+                        None
+                    }
+                })
+                .collect()
+        };
+        let inbound = compile_all(&raw.inbound);
+        let outbound = compile_all(&raw.outbound);
+        let envelope = match raw.envelope.as_deref().map(|rel| compile(&root, rel)) {
+            Some(Ok(v)) => Some(v),
+            Some(Err(e)) => {
+                problems.push(e);
+                None
+            }
+            None => None,
+        };
+        if raw.discriminator.is_empty() {
+            problems.push(format!(
+                "{}: discriminator: needs at least one JSON pointer",
+                file.display()
+            ));
+        }
+        for p in raw.discriminator.iter().chain(raw.correlation.iter()) {
+            if !p.is_empty() && !p.starts_with('/') {
+                problems.push(format!(
+                    "{}: '{p}' is not a JSON pointer (start it with /)",
+                    file.display()
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ProfileError { problems });
+        }
+        Ok(Profile {
+            name: raw.name,
+            dir: root,
+            document: raw.document,
+            endpoints: raw.endpoints,
+            discriminator: raw.discriminator,
+            correlation: raw.correlation,
+            limits: raw.limits,
+            envelope,
+            inbound,
+            outbound,
+        })
+    }
+
+    /// The kinds known in one direction, sorted.
+    pub fn kinds(&self, dir: Direction) -> Vec<&str> {
+        let mut k: Vec<&str> = self.schemas(dir).keys().map(String::as_str).collect();
+        k.sort_unstable();
+        k
+    }
+
+    fn schemas(&self, dir: Direction) -> &HashMap<String, Validator> {
+        match dir {
+            Direction::In => &self.inbound,
+            Direction::Out => &self.outbound,
+        }
+    }
+
+    /// A frame's kind by the discriminator, if every pointer names a string.
+    pub fn kind_of(&self, v: &Value) -> Option<String> {
+        let mut out = String::new();
+        for p in &self.discriminator {
+            let part = v.pointer(p)?.as_str()?;
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+        Some(out)
+    }
+
+    /// Checks a parsed frame: the envelope, then the schema of its kind. Clean frames cost
+    /// one `is_valid` per schema; details are gathered only on failure.
+    pub fn check(&self, dir: Direction, v: &Value) -> Result<(), Vec<Violation>> {
+        let kind = self.kind_of(v);
+        let mut found = Vec::new();
+        let label = kind.clone().unwrap_or_else(|| "(unknown)".into());
+        if let Some(env) = &self.envelope {
+            if !env.is_valid(v) {
+                found.extend(details(env, v, dir, &label));
+            }
+        }
+        match kind.as_deref().and_then(|k| self.schemas(dir).get(k)) {
+            Some(schema) => {
+                if !schema.is_valid(v) {
+                    found.extend(details(schema, v, dir, &label));
+                }
+            }
+            None => found.push(Violation {
+                dir,
+                kind: label.clone(),
+                keyword: "unknown_kind".into(),
+                pointer: self.discriminator.first().cloned().unwrap_or_default(),
+                message: match &kind {
+                    Some(k) => {
+                        format!("no {} message of kind '{k}' in {}", dir.as_str(), self.name)
+                    }
+                    None => format!("the discriminator {:?} names no kind", self.discriminator),
+                },
+            }),
+        }
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(found)
+        }
+    }
+
+    /// Checks a text frame: non-JSON text is a violation of its own kind.
+    pub fn check_text(&self, dir: Direction, text: &str) -> Result<(), Vec<Violation>> {
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) => self.check(dir, &v),
+            Err(e) => Err(vec![Violation {
+                dir,
+                kind: "(non-json)".into(),
+                keyword: "json".into(),
+                pointer: String::new(),
+                message: format!("not JSON: {e}"),
+            }]),
+        }
+    }
+}
+
+fn details(schema: &Validator, v: &Value, dir: Direction, kind: &str) -> Vec<Violation> {
+    schema
+        .iter_errors(v)
+        .map(|e| Violation {
+            dir,
+            kind: kind.to_string(),
+            keyword: e.kind().keyword().to_string(),
+            pointer: e.instance_path().to_string(),
+            message: e.to_string(),
+        })
+        .collect()
+}
+
+/// Compiles one schema file of a profile.
+fn compile(root: &Path, rel: &str) -> Result<Validator, String> {
+    let path = root.join(rel);
+    let shown = path.display();
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{shown}: {e}"))?;
+    let schema: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{shown}: not JSON: {e}"))?;
+    let path = path.canonicalize().map_err(|e| format!("{shown}: {e}"))?;
+    jsonschema::options()
+        .with_draft(Draft::Draft202012)
+        .should_validate_formats(true)
+        .with_base_uri(format!("file://{}", path.display()))
+        .with_retriever(LocalFiles {
+            root: root.to_path_buf(),
+        })
+        .build(&schema)
+        .map_err(|e| format!("{shown}: {e}"))
+}
+
+/// Resolves `$ref`s to files inside the profile's folder, and nothing else: a profile never
+/// reaches the network or the rest of the disk.
+struct LocalFiles {
+    root: PathBuf,
+}
+
+impl Retrieve for LocalFiles {
+    fn retrieve(
+        &self,
+        uri: &Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        if uri.scheme().as_str() != "file" {
+            return Err(format!("{uri}: only files inside the profile are resolved").into());
+        }
+        let path = PathBuf::from(uri.path().as_str()).canonicalize()?;
+        if !path.starts_with(&self.root) {
+            return Err(format!("{}: outside the profile's folder", path.display()).into());
+        }
+        Ok(serde_json::from_str(&std::fs::read_to_string(&path)?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+use super::*;
+use serde_json::json;
+
+/// A two-message profile with a shared definition, an envelope and asserted formats.
+fn profile_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let w = |rel: &str, text: &str| {
+        let p = d.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w(
+        "protocol.yaml",
+        "name: tiny\ndiscriminator: [/type]\ncorrelation: /id\nenvelope: envelope.json\n\
+         inbound:\n  pong: inbound/pong.json\noutbound:\n  ping: outbound/ping.json\n\
+         limits:\n  max_message_bytes: 1024\n",
+    );
+    w(
+        "defs.json",
+        r#"{"$defs": {"ts": {"type": "string", "format": "date-time"}}}"#,
+    );
+    w(
+        "envelope.json",
+        r#"{"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object", "required": ["type"]}"#,
+    );
+    w(
+        "inbound/pong.json",
+        r#"{"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object", "additionalProperties": false,
+            "required": ["type", "id", "timestamp"],
+            "properties": {"type": {"const": "pong"}, "id": {"type": "integer", "minimum": 0},
+                           "timestamp": {"$ref": "../defs.json#/$defs/ts"}}}"#,
+    );
+    w(
+        "outbound/ping.json",
+        r#"{"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object", "required": ["type", "id"],
+            "properties": {"type": {"const": "ping"}, "id": {"type": "integer"}}}"#,
+    );
+    d
+}
+
+#[test]
+fn classifies_and_validates_by_kind_and_direction() {
+    let d = profile_dir();
+    let p = Profile::load(d.path()).unwrap();
+    assert_eq!(p.kinds(Direction::In), ["pong"]);
+    assert_eq!(p.limits["max_message_bytes"], 1024);
+    let good = json!({"type": "pong", "id": 1, "timestamp": "2026-11-22T10:00:00.5Z"});
+    assert_eq!(p.check(Direction::In, &good), Ok(()));
+    // A pong is not something a client sends.
+    let v = p.check(Direction::Out, &good).unwrap_err();
+    assert_eq!(
+        (v[0].keyword.as_str(), v[0].pointer.as_str()),
+        ("unknown_kind", "/type")
+    );
+}
+
+#[test]
+fn formats_are_asserted_and_errors_point_at_the_field() {
+    let d = profile_dir();
+    let p = Profile::load(d.path()).unwrap();
+    let bad_ts = json!({"type": "pong", "id": 1, "timestamp": "yesterday"});
+    let v = p.check(Direction::In, &bad_ts).unwrap_err();
+    assert_eq!(v.len(), 1);
+    assert_eq!(
+        (v[0].keyword.as_str(), v[0].pointer.as_str()),
+        ("format", "/timestamp")
+    );
+    assert_eq!(v[0].kind, "pong");
+    let extra = json!({"type": "pong", "id": -1, "timestamp": "2026-11-22T10:00:00Z", "x": 1});
+    let mut found: Vec<(String, String)> = p
+        .check(Direction::In, &extra)
+        .unwrap_err()
+        .into_iter()
+        .map(|v| (v.keyword, v.pointer))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("additionalProperties".into(), "".into()),
+            ("minimum".into(), "/id".into())
+        ]
+    );
+}
+
+#[test]
+fn non_json_and_kindless_frames_are_violations() {
+    let d = profile_dir();
+    let p = Profile::load(d.path()).unwrap();
+    let v = p.check_text(Direction::In, "{not json").unwrap_err();
+    assert_eq!(
+        (v[0].kind.as_str(), v[0].keyword.as_str()),
+        ("(non-json)", "json")
+    );
+    let v = p.check(Direction::In, &json!({"id": 3})).unwrap_err();
+    let keywords: Vec<&str> = v.iter().map(|v| v.keyword.as_str()).collect();
+    assert_eq!(keywords, ["required", "unknown_kind"]);
+}
+
+#[test]
+fn a_broken_profile_lists_every_problem() {
+    let d = profile_dir();
+    std::fs::write(d.path().join("inbound/pong.json"), "{oops").unwrap();
+    std::fs::remove_file(d.path().join("outbound/ping.json")).unwrap();
+    let e = Profile::load(d.path()).err().unwrap();
+    assert_eq!(e.problems.len(), 2, "{e}");
+    assert!(e.problems[0].contains("pong.json") && e.problems[0].contains("not JSON"));
+    assert!(e.problems[1].contains("ping.json"));
+}
+
+#[test]
+fn refs_outside_the_profile_are_refused() {
+    let d = profile_dir();
+    std::fs::write(
+        d.path().join("outbound/ping.json"),
+        r#"{"$ref": "../../../../../etc/hostname"}"#,
+    )
+    .unwrap();
+    let e = Profile::load(d.path()).err().unwrap();
+    assert!(e.to_string().contains("ping.json"), "{e}");
+}
+
+#[test]
+fn lint_checks_examples_both_ways() {
+    let d = profile_dir();
+    let w = |rel: &str, text: &str| {
+        let p = d.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w("examples/valid/out-ping.json", r#"{"type":"ping","id":1}"#);
+    w(
+        "examples/valid/in-pong.json",
+        r#"{"type":"pong","id":1,"timestamp":"2026-11-22T10:00:00Z"}"#,
+    );
+    w("examples/invalid/no-id.json", r#"{"type":"ping"}"#);
+    w(
+        "examples/invalid/bad-ts.json",
+        r#"{"type":"pong","id":1,"timestamp":"x"}"#,
+    );
+    w(
+        "examples/invalid/expected.yaml",
+        "- { file: no-id.json, dir: out, kind: ping, keyword: required, pointer: '' }\n\
+         - { file: bad-ts.json, dir: in, kind: pong, keyword: format, pointer: /timestamp }\n",
+    );
+    let r = lint(d.path()).unwrap();
+    assert_eq!(r.checked, 4);
+    assert!(r.problems.is_empty(), "{:#?}", r.problems);
+    // A valid example that is not, and an invalid one that fails differently, are caught.
+    w("examples/valid/in-pong.json", r#"{"type":"pong"}"#);
+    w(
+        "examples/invalid/bad-ts.json",
+        r#"{"type":"pong","id":"1","timestamp":"2026-11-22T10:00:00Z"}"#,
+    );
+    w("examples/invalid/stray.json", "{}");
+    let r = lint(d.path()).unwrap();
+    assert_eq!(r.problems.len(), 4, "{:#?}", r.problems);
+}
