@@ -93,6 +93,12 @@ struct RunCmd {
     /// Start the bundled squall-server on 127.0.0.1 (ephemeral port) and run against it.
     #[arg(long)]
     serve: bool,
+    /// Do not check frames against the protocol's schemas (to measure what checking costs).
+    #[arg(long)]
+    no_check: bool,
+    /// Where protocol profiles live [default: schemas].
+    #[arg(long)]
+    schemas: Option<PathBuf>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -137,6 +143,8 @@ fn run(cmd: RunCmd) -> u8 {
         quiet: cmd.quiet,
         progress: std::io::stdout().is_terminal(),
         serve: cmd.serve,
+        no_check: cmd.no_check,
+        schemas: cmd.schemas,
     };
     match execute(args) {
         Ok(done) => done.exit_code(),

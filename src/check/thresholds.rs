@@ -59,6 +59,11 @@ pub enum Quantity {
     Iterations,
     /// `missed.count`: sends that could not happen at their intended time.
     Missed,
+    /// `violations` (every protocol violation) or `violations["<kind>"]` (those of one
+    /// message kind).
+    Violations(Option<String>),
+    /// `violations.rate`: frames with a violation / frames checked.
+    ViolationsRate,
 }
 
 /// A statistic of a histogram.
@@ -123,7 +128,7 @@ fn fail<T>(offset: usize, message: impl Into<String>) -> Result<T, ThresholdSynt
 }
 
 /// The quantity names, for did-you-mean.
-const QUANTITIES: [&str; 13] = [
+const QUANTITIES: [&str; 15] = [
     "latency",
     "service",
     "connect",
@@ -137,6 +142,8 @@ const QUANTITIES: [&str; 13] = [
     "iterations.count",
     "missed.count",
     "connections",
+    "violations",
+    "violations.rate",
 ];
 
 /// How a quantity's bound is written.
@@ -185,6 +192,19 @@ pub fn parse(src: &str) -> Result<(Quantity, Cmp, f64), ThresholdSyntaxError> {
 }
 
 fn quantity(lhs: &str, at: usize) -> Result<(Quantity, Unit), ThresholdSyntaxError> {
+    if let Some(inner) = lhs.strip_prefix("violations[") {
+        let Some(quoted) = inner.strip_suffix(']') else {
+            return fail(at + lhs.len(), "expected ] after violations[\"<kind>\"");
+        };
+        let kind = quoted
+            .strip_prefix('"')
+            .and_then(|q| q.strip_suffix('"'))
+            .or_else(|| quoted.strip_prefix('\'').and_then(|q| q.strip_suffix('\'')));
+        return match kind {
+            Some(k) if !k.is_empty() => Ok((Quantity::Violations(Some(k.to_owned())), Unit::Count)),
+            _ => fail(at + "violations[".len(), "expected a quoted kind: violations[\"<kind>\"]"),
+        };
+    }
     let (head, tail) = lhs.split_once('.').unwrap_or((lhs, ""));
     let tail_at = at + head.len() + 1;
     let q = match (head, tail) {
@@ -216,6 +236,8 @@ fn quantity(lhs: &str, at: usize) -> Result<(Quantity, Unit), ThresholdSyntaxErr
         ("throughput", "out") => (Quantity::ThroughputOut, Unit::PerSecond),
         ("iterations", "count") => (Quantity::Iterations, Unit::Count),
         ("missed", "count") => (Quantity::Missed, Unit::Count),
+        ("violations", "" | "count") => (Quantity::Violations(None), Unit::Count),
+        ("violations", "rate") => (Quantity::ViolationsRate, Unit::Fraction),
         _ => {
             let near = QUANTITIES
                 .iter()
@@ -324,6 +346,26 @@ fn bound(rhs: &str, at: usize, unit: Unit) -> Result<f64, ThresholdSyntaxError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_violation_thresholds() {
+        assert_eq!(
+            parse("violations == 0").unwrap(),
+            (Quantity::Violations(None), Cmp::Eq, 0.0)
+        );
+        assert_eq!(
+            parse(r#"violations["scrape.progress"] == 0"#).unwrap(),
+            (Quantity::Violations(Some("scrape.progress".into())), Cmp::Eq, 0.0)
+        );
+        assert_eq!(
+            parse("violations.rate < 0.01%").unwrap(),
+            (Quantity::ViolationsRate, Cmp::Lt, 0.0001)
+        );
+        let e = parse("violations[scrape] == 0").unwrap_err();
+        assert_eq!(e.offset, "violations[".len());
+        let e = parse("violation == 0").unwrap_err();
+        assert!(e.message.contains("did you mean 'violations'"), "{}", e.message);
+    }
 
     #[test]
     fn parses_each_family() {

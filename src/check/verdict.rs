@@ -133,6 +133,20 @@ fn measure(q: &Quantity, r: &Results) -> (String, Measured) {
             count(r.load.iterations_ok + r.load.iterations_failed),
         ),
         Quantity::Missed => ("missed".into(), count(c.missed)),
+        // A run that checked nothing cannot vouch for conformance: no vacuous pass.
+        _ if r.violations.checked == 0 => (
+            "violations".into(),
+            Measured::Missing("no frames were checked (no protocol profile, or --no-check)".into()),
+        ),
+        Quantity::Violations(None) => ("violations".into(), count(r.violations.total)),
+        Quantity::Violations(Some(kind)) => {
+            let n = r.violations.groups.iter().filter(|g| &g.kind == kind).map(|g| g.count).sum();
+            (format!("violations[{kind}]"), count(n))
+        }
+        Quantity::ViolationsRate => {
+            let rate = r.violations.frames as f64 / r.violations.checked as f64;
+            ("violation rate".into(), Measured::Value(rate, Unit::Ratio))
+        }
     }
 }
 
@@ -140,7 +154,7 @@ fn measure(q: &Quantity, r: &Results) -> (String, Measured) {
 fn unit_of(q: &Quantity) -> Unit {
     match q {
         Quantity::Latency { .. } | Quantity::Service { .. } | Quantity::Connect(_) => Unit::Micros,
-        Quantity::ErrorsRate => Unit::Ratio,
+        Quantity::ErrorsRate | Quantity::ViolationsRate => Unit::Ratio,
         Quantity::ThroughputIn | Quantity::ThroughputOut => Unit::PerSec,
         _ => Unit::Count,
     }

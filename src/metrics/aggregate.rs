@@ -9,10 +9,11 @@ use hdrhistogram::Histogram;
 use super::health::{available_cores, SaturationWatch, LAG_P99_LIMIT_US};
 use super::kinds::KindDelta;
 use super::recorder::Snapshot;
+use super::violations::ViolationTally;
 use super::{add_hist, new_histogram, ErrorKind};
 use crate::report::results::{
     Counters, Health, KindCount, LoadReached, MetricResult, Results, RunMeta, SeriesPoint, Status,
-    Summary, RESULTS_VERSION,
+    Summary, Violations, RESULTS_VERSION,
 };
 
 /// What happened since the last tick.
@@ -23,6 +24,7 @@ struct Interval {
     bytes_in: u64,
     bytes_out: u64,
     errors: u64,
+    violations: u64,
     /// All latency metrics together, for the series percentiles.
     latency: Histogram<u64>,
     lag: Histogram<u64>,
@@ -36,6 +38,7 @@ impl Interval {
             bytes_in: 0,
             bytes_out: 0,
             errors: 0,
+            violations: 0,
             latency: new_histogram(),
             lag: new_histogram(),
         }
@@ -67,6 +70,7 @@ pub struct Aggregate {
     series: Vec<SeriesPoint>,
     watch: SaturationWatch,
     warnings_drained: usize,
+    violations: ViolationTally,
 }
 
 fn add_kinds(into: &mut BTreeMap<String, KindCount>, deltas: Vec<KindDelta>) {
@@ -109,6 +113,7 @@ impl Aggregate {
             series: Vec::new(),
             watch: SaturationWatch::new(available_cores()),
             warnings_drained: 0,
+            violations: ViolationTally::default(),
         }
     }
 
@@ -159,6 +164,8 @@ impl Aggregate {
         self.iterations_ok += t.iterations_ok;
         self.iterations_failed += t.iterations_failed;
         self.open.errors += errors;
+        self.open.violations += s.violations.total();
+        self.violations.merge(s.violations);
         self.add_frames(s.kinds_in, s.kinds_out);
         self.gauges
             .insert(s.worker, (s.active_connections, s.active_vus));
@@ -232,6 +239,7 @@ impl Aggregate {
             active_connections: self.active_connections(),
             active_vus: self.active_vus(),
             errors: open.errors,
+            violations: open.violations,
             p50_us: pct(&open.latency, 0.5),
             p99_us: pct(&open.latency, 0.99),
             cpu,
@@ -322,9 +330,15 @@ impl Aggregate {
             connect: Summary::from_histogram(&self.connect),
             counters: self.counters.clone(),
             series: self.series.clone(),
+            violations: Violations::from_tally(&self.violations),
             thresholds: Vec::new(),
             health: self.health(),
         }
+    }
+
+    /// Protocol violations so far.
+    pub fn violations(&self) -> u64 {
+        self.violations.total()
     }
 
     fn health(&self) -> Health {

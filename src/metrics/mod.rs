@@ -26,6 +26,7 @@ pub mod aggregate;
 pub mod health;
 mod kinds;
 pub mod recorder;
+pub mod violations;
 
 use hdrhistogram::Histogram;
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hdrhistogram::Histogram;
 
 use super::kinds::{KindCounts, KindDelta};
+use super::violations::ViolationTally;
 use super::{new_histogram, ErrorKind, FailCause};
 use crate::scenario::plan::MetricId;
 
@@ -30,6 +31,7 @@ pub struct Recorder {
     frames_out: KindCounts,
     active_connections: i64,
     active_vus: i64,
+    violations: ViolationTally,
 }
 
 /// Plain counters since the last take.
@@ -68,6 +70,7 @@ pub struct Snapshot {
     pub(crate) kinds_out: Vec<KindDelta>,
     pub(crate) active_connections: i64,
     pub(crate) active_vus: i64,
+    pub(crate) violations: ViolationTally,
 }
 
 impl Snapshot {
@@ -115,6 +118,7 @@ impl Recorder {
             frames_out: KindCounts::new(),
             active_connections: 0,
             active_vus: 0,
+            violations: ViolationTally::default(),
         }
     }
 
@@ -219,6 +223,16 @@ impl Recorder {
         self.lag.saturating_record(us);
     }
 
+    /// A frame was checked against its schema.
+    pub fn checked(&mut self) {
+        self.violations.checked += 1;
+    }
+
+    /// A checked frame broke its protocol; `t` is seconds since the run started.
+    pub fn violations(&mut self, found: &[crate::protocol::Violation], frame: &str, t: f64, vu: u64) {
+        self.violations.record(found, frame, t, vu);
+    }
+
     /// Everything since the previous take, as a [`Snapshot`]; counters and histograms
     /// restart from zero, gauges carry on.
     pub fn take(&mut self) -> Snapshot {
@@ -229,6 +243,7 @@ impl Recorder {
             connect: take_hist(&mut self.connect),
             lag: take_hist(&mut self.lag),
             tally: std::mem::take(&mut self.tally),
+            violations: std::mem::take(&mut self.violations),
             kinds_in: self.frames_in.take(),
             kinds_out: self.frames_out.take(),
             active_connections: self.active_connections,

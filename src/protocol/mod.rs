@@ -17,7 +17,9 @@ use serde_json::Value;
 pub use lint::{lint, LintReport};
 
 /// Which way a frame travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Server to client.
@@ -121,6 +123,17 @@ pub struct Profile {
     outbound: HashMap<String, Validator>,
 }
 
+impl fmt::Debug for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Profile")
+            .field("name", &self.name)
+            .field("dir", &self.dir)
+            .field("inbound", &self.kinds(Direction::In))
+            .field("outbound", &self.kinds(Direction::Out))
+            .finish()
+    }
+}
+
 impl Profile {
     /// Loads `dir/protocol.yaml` and compiles every schema it names (with formats asserted
     /// and `$ref`s resolved inside `dir` only). All problems are reported together.
@@ -218,37 +231,47 @@ impl Profile {
     /// Checks a parsed frame: the envelope, then the schema of its kind. Clean frames cost
     /// one `is_valid` per schema; details are gathered only on failure.
     pub fn check(&self, dir: Direction, v: &Value) -> Result<(), Vec<Violation>> {
-        let kind = self.kind_of(v);
-        let mut found = Vec::new();
-        let label = kind.clone().unwrap_or_else(|| "(unknown)".into());
-        if let Some(env) = &self.envelope {
-            if !env.is_valid(v) {
-                found.extend(details(env, v, dir, &label));
-            }
+        self.check_kind(dir, self.kind_of(v).as_deref(), v)
+    }
+
+    /// [`Profile::check`] for a frame whose kind the caller already read (by this profile's
+    /// discriminator), so the hot path classifies each frame once.
+    pub fn check_kind(&self, dir: Direction, kind: Option<&str>, v: &Value) -> Result<(), Vec<Violation>> {
+        let schema = kind.and_then(|k| self.schemas(dir).get(k));
+        let clean = self.envelope.as_ref().is_none_or(|e| e.is_valid(v))
+            && schema.is_some_and(|s| s.is_valid(v));
+        if clean {
+            return Ok(());
         }
-        match kind.as_deref().and_then(|k| self.schemas(dir).get(k)) {
-            Some(schema) => {
-                if !schema.is_valid(v) {
-                    found.extend(details(schema, v, dir, &label));
-                }
-            }
+        let label = kind.unwrap_or("(unknown)");
+        let mut found = Vec::new();
+        if let Some(env) = &self.envelope {
+            found.extend(details(env, v, dir, label));
+        }
+        match schema {
+            Some(schema) => found.extend(details(schema, v, dir, label)),
             None => found.push(Violation {
                 dir,
-                kind: label.clone(),
+                kind: label.to_string(),
                 keyword: "unknown_kind".into(),
                 pointer: self.discriminator.first().cloned().unwrap_or_default(),
-                message: match &kind {
-                    Some(k) => {
-                        format!("no {} message of kind '{k}' in {}", dir.as_str(), self.name)
-                    }
+                message: match kind {
+                    Some(k) => format!("no {} message of kind '{k}' in {}", dir.as_str(), self.name),
                     None => format!("the discriminator {:?} names no kind", self.discriminator),
                 },
             }),
         }
-        if found.is_empty() {
-            Ok(())
-        } else {
-            Err(found)
+        Err(found)
+    }
+
+    /// A violation for a frame that is not text at all.
+    pub fn binary_violation(dir: Direction, len: usize) -> Violation {
+        Violation {
+            dir,
+            kind: "(binary)".into(),
+            keyword: "binary".into(),
+            pointer: String::new(),
+            message: format!("a binary message ({len} bytes) where the protocol sends JSON text"),
         }
     }
 

@@ -13,6 +13,9 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::violations::{ViolationSample, ViolationTally};
+use crate::protocol::Direction;
+
 use crate::metrics::new_histogram;
 
 /// Version of the results document layout.
@@ -59,6 +62,8 @@ pub struct Results {
     pub counters: Counters,
     /// One point per tick (default every second).
     pub series: Vec<SeriesPoint>,
+    /// Protocol checking: what was checked and what broke.
+    pub violations: Violations,
     /// Threshold outcomes, in scenario order (filled by `check::verdict`).
     pub thresholds: Vec<ThresholdOutcome>,
     /// Whether the generator itself was the bottleneck.
@@ -303,6 +308,8 @@ pub struct SeriesPoint {
     pub active_vus: u64,
     /// Errors during the interval (a count, not a rate).
     pub errors: u64,
+    /// Protocol violations during the interval (a count).
+    pub violations: u64,
     /// Median latency over all metrics during the interval, µs; `None` without samples.
     pub p50_us: Option<u64>,
     /// 99th percentile latency over all metrics during the interval, µs.
@@ -396,5 +403,60 @@ impl ResultsWriter {
     /// Path of `results.json`.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Protocol checking over the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Violations {
+    /// Frames checked against their schemas (both directions).
+    pub checked: u64,
+    /// Frames with at least one violation.
+    pub frames: u64,
+    /// Violations in all (a frame can break several rules).
+    pub total: u64,
+    /// Grouped by direction, kind, keyword and pointer, most frequent first.
+    pub groups: Vec<ViolationGroup>,
+}
+
+/// One kind of violation and where it was seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViolationGroup {
+    /// `in` or `out`.
+    pub dir: Direction,
+    /// The frame kind (or `(unknown)`, `(non-json)`, `(binary)`).
+    pub kind: String,
+    /// The failing JSON Schema keyword (or `unknown_kind`, `json`, `binary`, `utf8`).
+    pub keyword: String,
+    /// JSON pointer into the frame.
+    pub pointer: String,
+    /// How many times.
+    pub count: u64,
+    /// The first few offending frames.
+    pub samples: Vec<ViolationSample>,
+}
+
+impl Violations {
+    /// The results view of a tally.
+    pub fn from_tally(t: &ViolationTally) -> Violations {
+        let mut groups: Vec<ViolationGroup> = t
+            .by_key
+            .iter()
+            .map(|(k, (count, samples))| ViolationGroup {
+                dir: k.dir,
+                kind: k.kind.clone(),
+                keyword: k.keyword.clone(),
+                pointer: k.pointer.clone(),
+                count: *count,
+                samples: samples.clone(),
+            })
+            .collect();
+        groups.sort_by(|a, b| b.count.cmp(&a.count));
+        Violations {
+            checked: t.checked,
+            frames: t.bad_frames,
+            total: t.total(),
+            groups,
+        }
     }
 }

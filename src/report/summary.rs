@@ -136,7 +136,7 @@ fn health(out: &mut String, r: &Results) {
 }
 
 /// The end-of-run table: status, load, connections, traffic, latencies, errors, closes,
-/// thresholds and generator health. Plain text, about 20–40 lines for a typical run.
+/// violations, thresholds and generator health. Plain text, about 20–40 lines for a typical run.
 pub fn render_summary(r: &Results) -> String {
     let mut out = String::new();
     let m = &r.meta;
@@ -178,9 +178,43 @@ pub fn render_summary(r: &Results) -> String {
         fmt_map(&c.errors_by_kind),
         c.missed
     );
+    violations(&mut out, r);
     verdicts(&mut out, r);
     health(&mut out, r);
     out
+}
+
+/// Protocol checking: a line, then the most frequent violations with a sample each.
+fn violations(out: &mut String, r: &Results) {
+    let v = &r.violations;
+    if v.checked == 0 {
+        let _ = writeln!(out, "frames checked 0 (no protocol profile, or --no-check)");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "frames checked {}   violations {} in {} frames",
+        v.checked, v.total, v.frames
+    );
+    for g in v.groups.iter().take(8) {
+        let at = if g.pointer.is_empty() { "/" } else { &g.pointer };
+        let _ = writeln!(
+            out,
+            "  ✗ {:>6}× {} {} {} at {}",
+            g.count,
+            g.dir.as_str(),
+            g.kind,
+            g.keyword,
+            at
+        );
+        if let Some(s) = g.samples.first() {
+            let frame: String = s.frame.chars().take(100).collect();
+            let _ = writeln!(out, "      {}  e.g. {frame}", s.message);
+        }
+    }
+    if v.groups.len() > 8 {
+        let _ = writeln!(out, "  … {} more kinds of violation in results.json", v.groups.len() - 8);
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::check::verdict;
 use crate::metrics::Aggregate;
+use crate::protocol::Profile;
 use crate::report::{render_summary, ReportError, Results, ResultsWriter, RunMeta, Status};
 use crate::scenario::plan::{LoadModel, Plan};
 use crate::scenario::{self, LoadError, LoadOptions};
@@ -43,6 +44,10 @@ pub struct RunArgs {
     pub progress: bool,
     /// Start the bundled squall-server on an ephemeral port and aim the run at it.
     pub serve: bool,
+    /// Do not check frames against the protocol's schemas (to measure what checking costs).
+    pub no_check: bool,
+    /// Where protocol profiles live; default `schemas/`.
+    pub schemas: Option<PathBuf>,
 }
 
 /// Why a run could not be carried out.
@@ -63,13 +68,16 @@ pub enum RunError {
     /// The bundled server (`--serve`) did not start.
     #[error("cannot start the bundled server: {0}")]
     Serve(std::io::Error),
+    /// The scenario's protocol profile did not load.
+    #[error("protocol profile: {0}")]
+    Profile(#[from] crate::protocol::ProfileError),
 }
 
 impl RunError {
     /// Exit code: 2 for bad input, 3 for an unreachable target or a failed run.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Scenario(_) | RunError::Usage(_) => 2,
+            RunError::Scenario(_) | RunError::Usage(_) | RunError::Profile(_) => 2,
             RunError::Unreachable(_) | RunError::Output(_) | RunError::Serve(_) => 3,
         }
     }
@@ -134,9 +142,27 @@ pub fn prepare(args: &RunArgs) -> Result<Plan, RunError> {
     Ok(plan)
 }
 
+/// Loads the profile the scenario names (unless `--no-check`), and reads frames by its
+/// discriminator and correlation where the scenario kept the defaults.
+pub fn profile_for(plan: &mut Plan, args: &RunArgs) -> Result<Option<Arc<Profile>>, RunError> {
+    let Some(name) = plan.protocol.clone().filter(|_| !args.no_check) else {
+        return Ok(None);
+    };
+    let root = args.schemas.clone().unwrap_or_else(|| PathBuf::from("schemas"));
+    let profile = Profile::load(&root.join(&name))?;
+    if plan.kind_pointers == ["/type"] {
+        plan.kind_pointers = profile.discriminator.clone();
+    }
+    if let (true, Some(c)) = (plan.id_pointer == "/id", &profile.correlation) {
+        plan.id_pointer = c.clone();
+    }
+    Ok(Some(Arc::new(profile)))
+}
+
 /// Runs a scenario end to end on a runtime of its own.
 pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     let mut plan = prepare(&args)?;
+    let profile = profile_for(&mut plan, &args)?;
     let files = raise_fd_limit();
     if plan.load.model == LoadModel::Closed && plan.load.peak() + 64.0 > files as f64 {
         eprintln!(
@@ -162,7 +188,7 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
         .enable_all()
         .build()
         .map_err(|e| RunError::Unreachable(format!("cannot start the runtime: {e}")))?;
-    let result = rt.block_on(run_plan(plan, &args, &writer));
+    let result = rt.block_on(run_plan(plan, profile, &args, &writer));
     if let Some(s) = server {
         s.shutdown();
     }
@@ -170,13 +196,19 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     Ok(Finished { results, out_dir })
 }
 
-async fn run_plan(plan: Plan, args: &RunArgs, writer: &ResultsWriter) -> Result<Results, RunError> {
+async fn run_plan(
+    plan: Plan,
+    profile: Option<Arc<Profile>>,
+    args: &RunArgs,
+    writer: &ResultsWriter,
+) -> Result<Results, RunError> {
     preflight(&plan).await?;
     let plan = Arc::new(plan);
     let opts = RunOptions {
         threads: args
             .threads
             .unwrap_or_else(|| RunOptions::default().threads),
+        profile,
         ..RunOptions::default()
     };
     let (tx, rx) = mpsc::unbounded_channel();

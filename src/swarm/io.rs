@@ -18,6 +18,7 @@ use super::connect::Ws;
 use super::frame::{Frame, Shape};
 use super::matcher::Want;
 use crate::metrics::{ErrorKind, Recorder};
+use crate::protocol::{Direction, Profile, Violation};
 
 /// Unmatched frames kept for a later `expect`; older ones are dropped (still counted).
 const MAILBOX: usize = 32;
@@ -66,6 +67,27 @@ pub struct Io {
     pub hard_stop: watch::Receiver<bool>,
     queued_replies: Vec<String>,
     failure_recorded: bool,
+    checker: Option<Checker>,
+}
+
+/// Schema checking for one VU's frames.
+pub struct Checker {
+    /// The protocol's compiled profile (shared by every VU).
+    pub profile: Arc<Profile>,
+    /// When the run started (samples carry their time).
+    pub start: Instant,
+    /// The VU (samples carry it).
+    pub vu: u64,
+}
+
+impl Checker {
+    fn record(&self, rec: &RefCell<Recorder>, found: Result<(), Vec<Violation>>, frame: &str) {
+        let mut rec = rec.borrow_mut();
+        rec.checked();
+        if let Err(vs) = found {
+            rec.violations(&vs, frame, self.start.elapsed().as_secs_f64(), self.vu);
+        }
+    }
 }
 
 impl Io {
@@ -74,6 +96,7 @@ impl Io {
         shape: Arc<Shape>,
         rec: Rc<RefCell<Recorder>>,
         hard_stop: watch::Receiver<bool>,
+        checker: Option<Checker>,
     ) -> Self {
         Io {
             ws: None,
@@ -84,6 +107,15 @@ impl Io {
             hard_stop,
             queued_replies: Vec::new(),
             failure_recorded: false,
+            checker,
+        }
+    }
+
+    /// Checks an outbound text frame (unless the step said `unchecked`).
+    pub fn check_out(&mut self, text: &str) {
+        if let Some(c) = &self.checker {
+            let found = c.profile.check_text(Direction::Out, text);
+            c.record(&self.rec, found, text);
         }
     }
 
@@ -144,6 +176,10 @@ impl Io {
             }
             Some(Ok(Message::Binary(b))) => {
                 self.rec.borrow_mut().frame_in(Some("(binary)"), b.len());
+                if let Some(c) = &self.checker {
+                    let v = Profile::binary_violation(Direction::In, b.len());
+                    c.record(&self.rec, Err(vec![v]), "");
+                }
                 None
             }
             Some(Ok(Message::Close(frame))) => {
@@ -173,6 +209,14 @@ impl Io {
             Some("(non-json)")
         };
         self.rec.borrow_mut().frame_in(kind, text.len());
+        if let Some(c) = &self.checker {
+            // The frame's JSON value is built here once, and kept for matchers and captures.
+            let found = match frame.value() {
+                Some(v) => c.profile.check_kind(Direction::In, frame.kind(), v),
+                None => c.profile.check_text(Direction::In, frame.text()),
+            };
+            c.record(&self.rec, found, frame.text());
+        }
         if !frame.is_json() {
             return false;
         }
@@ -198,6 +242,7 @@ impl Io {
         }
         let replies = std::mem::take(&mut self.queued_replies);
         for r in replies {
+            self.check_out(&r);
             let len = r.len();
             if self.feed(Message::text(r)).await {
                 self.rec.borrow_mut().frame_out(Some("(auto-reply)"), len);
@@ -286,6 +331,16 @@ impl Io {
     /// Records why the connection failed, once: the step that then finds it gone does not
     /// count the same loss again as `disconnected` (see [`Io::take_failure`]).
     fn failed(&mut self, e: &WsError) {
+        if let (Some(c), WsError::Utf8(detail)) = (&self.checker, e) {
+            let v = Violation {
+                dir: Direction::In,
+                kind: "(invalid-utf8)".into(),
+                keyword: "utf8".into(),
+                pointer: String::new(),
+                message: format!("a text message that is not UTF-8: {detail}"),
+            };
+            c.record(&self.rec, Err(vec![v]), "");
+        }
         if self.ws.is_some() {
             self.rec.borrow_mut().error(error_kind(e));
             self.failure_recorded = true;

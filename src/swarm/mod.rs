@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::metrics::health::CpuSampler;
 use crate::metrics::Aggregate;
+use crate::protocol::Profile;
 use crate::report::Status;
 use crate::scenario::plan::Plan;
 
@@ -30,6 +31,8 @@ pub struct RunOptions {
     /// Consecutive ticks with failed and no successful connections, while none is open,
     /// after which the target counts as dead and the run is aborted. Default 2.
     pub dead_ticks: u32,
+    /// The protocol profile every frame is checked against (`None`: no checking).
+    pub profile: Option<Arc<Profile>>,
 }
 
 impl Default for RunOptions {
@@ -38,6 +41,7 @@ impl Default for RunOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             tick: Duration::from_secs(1),
             dead_ticks: 2,
+            profile: None,
         }
     }
 }
@@ -97,6 +101,7 @@ pub async fn run(
                 hard: hard_rx.clone(),
             },
             snapshots: snap_tx.clone(),
+            profile: opts.profile.clone(),
         };
         let h = std::thread::Builder::new()
             .name(format!("squall-worker-{idx}"))

@@ -74,6 +74,7 @@ impl Vu {
                 && end.is_none_or(|e| intended(issued, now) < e)
             {
                 self.render(&p.payload);
+                self.check_out(&p.payload, p.unchecked);
                 let key = IdKey::of_text(&self.out, &id_ptr);
                 let kind = kind.get_or_insert_with(|| {
                     outbound_kind(&p.payload, &self.out, &self.shared.plan.kind_pointers)
@@ -193,7 +194,13 @@ impl Vu {
     }
 
     /// Runs a `burst` step: `count` messages as fast as possible, or at `rate` per second.
-    pub(super) async fn burst(&mut self, payload: &Payload, count: u64, rate: Option<f64>) -> Flow {
+    pub(super) async fn burst(
+        &mut self,
+        payload: &Payload,
+        count: u64,
+        rate: Option<f64>,
+        unchecked: bool,
+    ) -> Flow {
         if self.io.ws.is_none() {
             return self.lost();
         }
@@ -214,6 +221,7 @@ impl Vu {
                 }
             }
             self.render(payload);
+            self.check_out(payload, unchecked);
             let kind = kind.get_or_insert_with(|| {
                 outbound_kind(payload, &self.out, &self.shared.plan.kind_pointers)
             });

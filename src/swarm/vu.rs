@@ -17,9 +17,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::connect::{with_query, Connecter};
 use super::frame::{Frame, Shape};
-use super::io::{Io, Woke};
+use super::io::{Checker, Io, Woke};
 use super::matcher::{kind_of, lookup, Want};
 use crate::metrics::{ErrorKind, Recorder};
+use crate::protocol::Profile;
 use crate::scenario::plan::{Backoff, Behaviour, Expect, Payload, Plan, Step, Think};
 use crate::scenario::template::Context;
 
@@ -93,6 +94,11 @@ pub struct Shared {
     pub connecter: Connecter,
     /// Becomes true when the run must stop at once.
     pub hard_stop: watch::Receiver<bool>,
+    /// The protocol profile every frame is checked against; `None` with `--no-check` or
+    /// without `protocol:`.
+    pub profile: Option<Arc<Profile>>,
+    /// When the run started.
+    pub start: Instant,
 }
 
 /// One virtual user.
@@ -117,6 +123,11 @@ impl Vu {
                 shared.shape.clone(),
                 shared.rec.clone(),
                 shared.hard_stop.clone(),
+                shared.profile.clone().map(|profile| Checker {
+                    profile,
+                    start: shared.start,
+                    vu,
+                }),
             ),
             ctx: Ctx {
                 vu,
@@ -251,7 +262,7 @@ impl Vu {
 
     async fn step(&mut self, step: &Step) -> Flow {
         match step {
-            Step::Send { payload, .. } => Box::pin(self.send(payload)).await,
+            Step::Send { payload, unchecked } => Box::pin(self.send(payload, *unchecked)).await,
             Step::Expect(e) => Box::pin(self.expect(e)).await,
             Step::Listen { duration } => self.wait(*duration).await,
             Step::Think(t) => {
@@ -290,8 +301,8 @@ impl Vu {
                 payload,
                 count,
                 rate,
-                ..
-            } => Box::pin(self.burst(payload, *count, *rate)).await,
+                unchecked,
+            } => Box::pin(self.burst(payload, *count, *rate, *unchecked)).await,
             Step::ExpectClose { code, within } => Box::pin(self.expect_close(*code, *within)).await,
             Step::Reconnect(b) => Box::pin(self.reconnect(b)).await,
             Step::Close { code } => {
@@ -307,8 +318,9 @@ impl Vu {
         render_payload(payload, &mut self.ctx, &mut self.out);
     }
 
-    async fn send(&mut self, payload: &Payload) -> Flow {
+    async fn send(&mut self, payload: &Payload, unchecked: bool) -> Flow {
         self.render(payload);
+        self.check_out(payload, unchecked);
         let kind = outbound_kind(payload, &self.out, &self.shared.plan.kind_pointers);
         let len = payload_len(payload, &self.out);
         if !self.io.feed(text_message(payload, &self.out)).await || !self.io.flush().await {
@@ -318,6 +330,13 @@ impl Vu {
         self.shared.rec.borrow_mut().frame_out(kind.as_deref(), len);
         self.ctx.remember_sent(&self.out);
         Flow::Next
+    }
+
+    /// Checks a rendered outbound text frame against the profile, unless told not to.
+    pub(super) fn check_out(&mut self, payload: &Payload, unchecked: bool) {
+        if !unchecked && !matches!(payload, Payload::Binary(_)) {
+            self.io.check_out(&self.out);
+        }
     }
 
     /// The connection went away under a step that needed it.

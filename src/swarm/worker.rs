@@ -14,6 +14,7 @@ use super::frame::Shape;
 use super::schedule::{arrival_time, share};
 use super::vu::{Shared, Vu};
 use crate::metrics::{Recorder, Snapshot};
+use crate::protocol::Profile;
 use crate::scenario::plan::{LoadModel, Plan};
 
 /// How often a closed-model worker re-reads the VU target.
@@ -46,6 +47,8 @@ pub struct WorkerSpec {
     pub signals: Signals,
     /// Where snapshots go.
     pub snapshots: mpsc::UnboundedSender<Snapshot>,
+    /// The profile frames are checked against, if any.
+    pub profile: Option<Arc<Profile>>,
 }
 
 /// Runs a worker to completion on the current thread.
@@ -75,6 +78,8 @@ async fn drive(spec: WorkerSpec) {
         rec: rec.clone(),
         connecter: Connecter::new(&spec.plan.connect, &spec.plan.target),
         hard_stop: spec.signals.hard.clone(),
+        profile: spec.profile.clone(),
+        start: spec.start,
     });
     let ticker = tokio::task::spawn_local(tick_snapshots(
         rec.clone(),
