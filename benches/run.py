@@ -49,11 +49,12 @@ def raw_rate(addr, in_flight):
     return json.loads(out.strip().splitlines()[-1])["rate"]
 
 
-def squall_rate(addr, in_flight):
+def squall_rate(addr, in_flight, check):
     with tempfile.TemporaryDirectory() as d:
         subprocess.run(
             [SQUALL, "run", os.path.join(ROOT, "benches", "scenarios", f"rtt-{in_flight}.yaml"),
-             "--target", f"ws://{addr}/ws", "--quiet", "--out", d],
+             "--target", f"ws://{addr}/ws", "--quiet", "--out", d,
+             "--schemas", os.path.join(ROOT, "schemas")] + ([] if check else ["--no-check"]),
             timeout=120, check=False,
         )
         with open(os.path.join(d, "results.json")) as f:
@@ -66,17 +67,22 @@ def roundtrip(rounds):
     server, addr = start_server()
     try:
         for in_flight in (16, 1):
-            raws, ours = [], []
+            raws, ours, checked = [], [], []
             for i in range(rounds):
                 raws.append(raw_rate(addr, in_flight))
-                rate, health, rtt = squall_rate(addr, in_flight)
+                rate, health, rtt = squall_rate(addr, in_flight, check=False)
                 ours.append(rate)
-                print(f"  100x{in_flight} round {i + 1}: raw {raws[-1]:,.0f}/s  squall {rate:,.0f}/s"
-                      f"  (squall p50 {rtt['p50']}us p99 {rtt['p99']}us, saturated={health['generator_saturated']})")
-            mr, ms = statistics.median(raws), statistics.median(ours)
+                crate, _, _ = squall_rate(addr, in_flight, check=True)
+                checked.append(crate)
+                print(f"  100x{in_flight} round {i + 1}: raw {raws[-1]:,.0f}/s  squall --no-check {rate:,.0f}/s"
+                      f"  squall checking {crate:,.0f}/s"
+                      f"  (p50 {rtt['p50']}us p99 {rtt['p99']}us, saturated={health['generator_saturated']})")
+            mr, ms, mc = statistics.median(raws), statistics.median(ours), statistics.median(checked)
             paired = statistics.median(o / r for o, r in zip(ours, raws))
-            print(f"100x{in_flight}: raw median {mr:,.0f}/s, squall median {ms:,.0f}/s, "
-                  f"ratio of medians {ms / mr:.2f}, median of paired ratios {paired:.2f}")
+            cost = statistics.median(1 - c / o for c, o in zip(checked, ours))
+            print(f"100x{in_flight}: raw median {mr:,.0f}/s, squall --no-check median {ms:,.0f}/s, "
+                  f"ratio of medians {ms / mr:.2f}, median of paired ratios {paired:.2f}; "
+                  f"checking every frame: median {mc:,.0f}/s, cost {cost:.0%} (median of paired)")
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -114,7 +120,7 @@ def idle(conns):
             with open(scen, "w") as f:
                 f.write(text)
             p = subprocess.Popen([SQUALL, "run", scen, "--target", f"ws://{addr}/ws", "--quiet",
-                                  "--out", os.path.join(d, "out")])
+                                  "--no-check", "--out", os.path.join(d, "out")])
             time.sleep(1.5)  # inside the scenario's opening 3 s at 0 VUs
             base = rss_kib(p.pid)
             deadline = time.time() + 60

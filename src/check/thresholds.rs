@@ -202,7 +202,10 @@ fn quantity(lhs: &str, at: usize) -> Result<(Quantity, Unit), ThresholdSyntaxErr
             .or_else(|| quoted.strip_prefix('\'').and_then(|q| q.strip_suffix('\'')));
         return match kind {
             Some(k) if !k.is_empty() => Ok((Quantity::Violations(Some(k.to_owned())), Unit::Count)),
-            _ => fail(at + "violations[".len(), "expected a quoted kind: violations[\"<kind>\"]"),
+            _ => fail(
+                at + "violations[".len(),
+                "expected a quoted kind: violations[\"<kind>\"]",
+            ),
         };
     }
     let (head, tail) = lhs.split_once('.').unwrap_or((lhs, ""));
@@ -355,7 +358,11 @@ mod tests {
         );
         assert_eq!(
             parse(r#"violations["scrape.progress"] == 0"#).unwrap(),
-            (Quantity::Violations(Some("scrape.progress".into())), Cmp::Eq, 0.0)
+            (
+                Quantity::Violations(Some("scrape.progress".into())),
+                Cmp::Eq,
+                0.0
+            )
         );
         assert_eq!(
             parse("violations.rate < 0.01%").unwrap(),
@@ -364,7 +371,11 @@ mod tests {
         let e = parse("violations[scrape] == 0").unwrap_err();
         assert_eq!(e.offset, "violations[".len());
         let e = parse("violation == 0").unwrap_err();
-        assert!(e.message.contains("did you mean 'violations'"), "{}", e.message);
+        assert!(
+            e.message.contains("did you mean 'violations'"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -140,7 +140,13 @@ fn measure(q: &Quantity, r: &Results) -> (String, Measured) {
         ),
         Quantity::Violations(None) => ("violations".into(), count(r.violations.total)),
         Quantity::Violations(Some(kind)) => {
-            let n = r.violations.groups.iter().filter(|g| &g.kind == kind).map(|g| g.count).sum();
+            let n = r
+                .violations
+                .groups
+                .iter()
+                .filter(|g| &g.kind == kind)
+                .map(|g| g.count)
+                .sum();
             (format!("violations[{kind}]"), count(n))
         }
         Quantity::ViolationsRate => {

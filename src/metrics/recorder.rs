@@ -229,7 +229,13 @@ impl Recorder {
     }
 
     /// A checked frame broke its protocol; `t` is seconds since the run started.
-    pub fn violations(&mut self, found: &[crate::protocol::Violation], frame: &str, t: f64, vu: u64) {
+    pub fn violations(
+        &mut self,
+        found: &[crate::protocol::Violation],
+        frame: &str,
+        t: f64,
+        vu: u64,
+    ) {
         self.violations.record(found, frame, t, vu);
     }
 

@@ -127,7 +127,12 @@ mod tests {
     fn counts_by_key_and_keeps_the_first_samples() {
         let mut a = ViolationTally::default();
         for i in 0..7 {
-            a.record(&[v("pong", "type"), v("pong", "required")], &format!("f{i}"), i as f64, 1);
+            a.record(
+                &[v("pong", "type"), v("pong", "required")],
+                &format!("f{i}"),
+                i as f64,
+                1,
+            );
         }
         assert_eq!(a.total(), 14);
         assert_eq!(a.bad_frames, 7);

@@ -236,7 +236,12 @@ impl Profile {
 
     /// [`Profile::check`] for a frame whose kind the caller already read (by this profile's
     /// discriminator), so the hot path classifies each frame once.
-    pub fn check_kind(&self, dir: Direction, kind: Option<&str>, v: &Value) -> Result<(), Vec<Violation>> {
+    pub fn check_kind(
+        &self,
+        dir: Direction,
+        kind: Option<&str>,
+        v: &Value,
+    ) -> Result<(), Vec<Violation>> {
         let schema = kind.and_then(|k| self.schemas(dir).get(k));
         let clean = self.envelope.as_ref().is_none_or(|e| e.is_valid(v))
             && schema.is_some_and(|s| s.is_valid(v));
@@ -256,7 +261,9 @@ impl Profile {
                 keyword: "unknown_kind".into(),
                 pointer: self.discriminator.first().cloned().unwrap_or_default(),
                 message: match kind {
-                    Some(k) => format!("no {} message of kind '{k}' in {}", dir.as_str(), self.name),
+                    Some(k) => {
+                        format!("no {} message of kind '{k}' in {}", dir.as_str(), self.name)
+                    }
                     None => format!("the discriminator {:?} names no kind", self.discriminator),
                 },
             }),

@@ -6,7 +6,6 @@ pub mod summary;
 pub use results::{
     merge_summaries, ConnectionCounts, Counters, Health, KindCount, LoadReached, MetricResult,
     ReportError, Results, ResultsWriter, RunMeta, SeriesPoint, Status, Summary, ThresholdOutcome,
-    ViolationGroup, Violations,
-    RESULTS_VERSION,
+    ViolationGroup, Violations, RESULTS_VERSION,
 };
 pub use summary::{fmt_bytes, fmt_us, render_summary};

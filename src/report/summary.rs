@@ -197,7 +197,11 @@ fn violations(out: &mut String, r: &Results) {
         v.checked, v.total, v.frames
     );
     for g in v.groups.iter().take(8) {
-        let at = if g.pointer.is_empty() { "/" } else { &g.pointer };
+        let at = if g.pointer.is_empty() {
+            "/"
+        } else {
+            &g.pointer
+        };
         let _ = writeln!(
             out,
             "  ✗ {:>6}× {} {} {} at {}",
@@ -213,7 +217,11 @@ fn violations(out: &mut String, r: &Results) {
         }
     }
     if v.groups.len() > 8 {
-        let _ = writeln!(out, "  … {} more kinds of violation in results.json", v.groups.len() - 8);
+        let _ = writeln!(
+            out,
+            "  … {} more kinds of violation in results.json",
+            v.groups.len() - 8
+        );
     }
 }
 

@@ -148,7 +148,10 @@ pub fn profile_for(plan: &mut Plan, args: &RunArgs) -> Result<Option<Arc<Profile
     let Some(name) = plan.protocol.clone().filter(|_| !args.no_check) else {
         return Ok(None);
     };
-    let root = args.schemas.clone().unwrap_or_else(|| PathBuf::from("schemas"));
+    let root = args
+        .schemas
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("schemas"));
     let profile = Profile::load(&root.join(&name))?;
     if plan.kind_pointers == ["/type"] {
         plan.kind_pointers = profile.discriminator.clone();

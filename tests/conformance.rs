@@ -1,0 +1,180 @@
+//! Every frame checked in a run: a test server sends known-bad Kite frames after a valid
+//! welcome, and each is counted once, under the right kind, keyword and pointer; a clean run
+//! against squall-server counts none.
+
+mod support;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use squall::run::{execute, RunArgs};
+use support::*;
+use tokio_tungstenite::tungstenite::Message;
+
+const TS: &str = "2026-11-22T10:00:00.123456Z";
+
+/// The bad frames, each with the (kind, keyword, pointer) it must be counted under.
+fn bad_frames() -> Vec<(Message, (&'static str, &'static str, &'static str))> {
+    let text = |v: Value| Message::text(v.to_string());
+    vec![
+        (
+            text(json!({"type": "scrape.progress", "timestamp": TS, "data":
+                {"job_id": "j1", "current": "45", "total": 100, "percent": 45.0, "message": "m"}})),
+            ("scrape.progress", "type", "/data/current"),
+        ),
+        (
+            text(json!({"type": "case.deleted", "data": {}, "timestamp": TS})),
+            ("case.deleted", "required", "/data"),
+        ),
+        (
+            text(json!({"type": "system.alert", "timestamp": TS, "data":
+                {"severity": "apocalyptic", "component": "db", "message": "m"}})),
+            ("system.alert", "enum", "/data/severity"),
+        ),
+        (
+            text(
+                json!({"type": "case.deleted", "data": {"case_id": "c1"}, "timestamp": "yesterday"}),
+            ),
+            ("case.deleted", "pattern", "/timestamp"),
+        ),
+        (
+            text(json!({"type": "scrape.paused", "data": {}, "timestamp": TS})),
+            ("scrape.paused", "unknown_kind", "/type"),
+        ),
+        (
+            Message::text("this is { not json"),
+            ("(non-json)", "json", ""),
+        ),
+        (Message::binary(vec![1u8, 2, 3]), ("(binary)", "binary", "")),
+    ]
+}
+
+async fn hostile(mut ws: Conn, sent: Arc<AtomicU64>) {
+    let welcome = json!({"type": "welcome", "timestamp": TS, "data":
+        {"client_id": "0b0e4f4e-7f3c-4c59-9d53-3f5d2c1b9a10", "message": "Connected to Kite WebSocket API"}});
+    let _ = send(&mut ws, &sent, welcome.to_string()).await;
+    for (msg, _) in bad_frames() {
+        let _ = ws.send(msg).await;
+    }
+    while let Some(Ok(_)) = ws.next().await {}
+}
+
+fn run(target: String, yaml: &str, no_check: bool) -> (u8, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "c.yaml", yaml);
+    let out = dir.path().join("out");
+    let done = execute(RunArgs {
+        scenario: sc,
+        out: Some(out.clone()),
+        target: Some(target),
+        quiet: true,
+        threads: Some(1),
+        no_check,
+        schemas: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas").into()),
+        ..RunArgs::default()
+    })
+    .unwrap();
+    let doc = results(&out);
+    assert_schema_valid(&doc);
+    (done.exit_code(), doc)
+}
+
+const ONE_VISIT: &str = r#"
+name: conformance
+protocol: kite
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - expect: { kind: welcome, within: 2s }
+      - send: { type: subscribe, room: "scrape:all" }
+      - send: { type: subscribe, room: 42 }
+        unchecked: true
+      - expect: { kind: scrape.paused, within: 2s }
+      - listen: 200ms
+      - close: 1000
+thresholds:
+  - "violations == 0"
+"#;
+
+#[test]
+fn each_bad_frame_is_counted_once_under_its_kind_keyword_and_pointer() {
+    let srv = TestServer::start(hostile);
+    let (code, doc) = run(srv.url(), ONE_VISIT, false);
+    assert_eq!(code, 1, "violations == 0 must fail");
+    let v = &doc["violations"];
+    let iterations = doc["load"]["iterations_ok"].as_u64().unwrap()
+        + doc["load"]["iterations_failed"].as_u64().unwrap();
+    assert!(iterations >= 1);
+    let groups = v["groups"].as_array().unwrap();
+    for (_, (kind, keyword, pointer)) in bad_frames() {
+        let g = groups
+            .iter()
+            .find(|g| g["kind"] == kind && g["keyword"] == keyword && g["pointer"] == pointer)
+            .unwrap_or_else(|| panic!("no group {kind} {keyword} {pointer}: {groups:#?}"));
+        assert_eq!(g["dir"], "in");
+        assert!(g["samples"][0]["vu"].as_u64().is_some());
+    }
+    // Seven bad frames per visit; the outbound subscribe with a numeric room was marked
+    // unchecked, and the valid subscribe passed.
+    assert_eq!(v["frames"].as_u64().unwrap(), 7 * iterations, "{v:#}");
+    assert!(groups.iter().all(|g| g["dir"] == "in"), "{groups:#?}");
+    let frames = &doc["counters"];
+    let total_frames =
+        frames["frames_in"].as_u64().unwrap() + frames["frames_out"].as_u64().unwrap();
+    let unchecked = iterations; // the one unchecked send per visit
+    assert_eq!(v["checked"].as_u64().unwrap(), total_frames - unchecked);
+}
+
+#[test]
+fn no_check_checks_nothing_and_cannot_vouch_for_conformance() {
+    let srv = TestServer::start(hostile);
+    let (code, doc) = run(srv.url(), ONE_VISIT, true);
+    assert_eq!(doc["violations"]["checked"], 0);
+    assert_eq!(doc["violations"]["total"], 0);
+    assert_eq!(code, 1, "violations == 0 has nothing to stand on");
+    assert!(doc["thresholds"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no frames were checked"));
+}
+
+#[test]
+fn squall_server_speaks_kite_as_its_schemas_say() {
+    let srv = squall_server::spawn(squall_server::Config {
+        listen: ([127, 0, 0, 1], 0).into(),
+        events_per_sec: 200.0,
+        ..squall_server::Config::default()
+    })
+    .unwrap();
+    let yaml = r#"
+name: clean
+protocol: kite
+target: ws://127.0.0.1:1/ws
+load: { vus: 5, duration: 2s }
+behaviours:
+  - steps:
+      - expect: { kind: welcome, within: 2s }
+      - send: { type: subscribe, room: "scrape:all" }
+      - send: { type: subscribe, room: "cases:all" }
+      - send: { type: subscribe, room: "alerts:all" }
+      - send: { type: subscribe, room: "workers:all" }
+      - pace: { send: { type: ping, id: "{{seq}}" }, rate: 50/s, duration: 1s, reply: { kind: pong } }
+      - send: { type: unsubscribe, room: "scrape:all" }
+      - listen: 200ms
+thresholds:
+  - "violations == 0"
+  - "violations.rate == 0"
+"#;
+    let (code, doc) = run(format!("ws://{}/ws", srv.addr()), yaml, false);
+    assert_eq!(code, 0, "{:#}", doc["violations"]);
+    let kinds = doc["counters"]["kinds_in"].as_object().unwrap();
+    assert!(
+        kinds.len() >= 8,
+        "events of several families were checked: {kinds:?}"
+    );
+    assert!(doc["violations"]["checked"].as_u64().unwrap() > 500);
+    srv.shutdown();
+}
