@@ -451,7 +451,7 @@ impl Violations {
                 samples: samples.clone(),
             })
             .collect();
-        groups.sort_by(|a, b| b.count.cmp(&a.count));
+        groups.sort_by_key(|g| std::cmp::Reverse(g.count));
         Violations {
             checked: t.checked,
             frames: t.bad_frames,
