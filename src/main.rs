@@ -99,6 +99,9 @@ struct RunCmd {
     /// Where protocol profiles live [default: schemas].
     #[arg(long)]
     schemas: Option<PathBuf>,
+    /// Also write JUnit XML here (one test case per threshold and per message kind seen).
+    #[arg(long)]
+    junit: Option<PathBuf>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -145,6 +148,7 @@ fn run(cmd: RunCmd) -> u8 {
         serve: cmd.serve,
         no_check: cmd.no_check,
         schemas: cmd.schemas,
+        junit: cmd.junit,
     };
     match execute(args) {
         Ok(done) => done.exit_code(),

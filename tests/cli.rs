@@ -240,3 +240,116 @@ behaviours:
     assert_eq!(doc["counters"]["connections"]["closed_by_code"]["1001"], 3);
     srv.shutdown();
 }
+
+#[test]
+fn validate_checks_recorded_frames_line_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let ts = "2026-11-22T10:00:00Z";
+    let lines = [
+        format!(r#"{{"type":"case.deleted","data":{{"case_id":"c1"}},"timestamp":"{ts}"}}"#),
+        format!(r#"{{"type":"case.deleted","data":{{}},"timestamp":"{ts}"}}"#),
+        r#"{"dir":"out","frame":{"type":"subscribe","room":"scrape:all"}}"#.to_string(),
+        r#"{"dir":"out","frame":{"type":"subscribe"}}"#.to_string(),
+        "not json at all".to_string(),
+    ];
+    let file = dir.path().join("frames.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = squall()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["validate", "--protocol", "kite"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let name = file.display().to_string();
+    assert!(
+        text.contains(&format!("{name}:2: in case.deleted: required at /data")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{name}:4: out subscribe: required at /")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{name}:5: in (non-json): json")),
+        "{text}"
+    );
+    assert!(!text.contains(&format!("{name}:1:")) && !text.contains(&format!("{name}:3:")));
+    assert!(text.contains("5 frames, 3 with violations"), "{text}");
+
+    let mut clean = squall()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["validate", "--protocol", "kite", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    clean
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines[0].as_bytes())
+        .unwrap();
+    let out = clean.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn schemas_lint_passes_the_shipped_profiles_and_fails_a_broken_one() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas");
+    let profiles: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("protocol.yaml").is_file())
+        .collect();
+    assert!(!profiles.is_empty());
+    let out = squall()
+        .args(["schemas", "lint"])
+        .args(&profiles)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches(": ok (").count(), profiles.len(), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("kite");
+    copy_dir(&profiles[0], &broken);
+    std::fs::write(
+        broken.join("examples/valid/in-extra.json"),
+        r#"{"type":"nope"}"#,
+    )
+    .unwrap();
+    let out = squall()
+        .args(["schemas", "lint"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("in-extra.json: should be valid"));
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}

@@ -62,9 +62,16 @@ async fn hostile(mut ws: Conn, sent: Arc<AtomicU64>) {
 }
 
 fn run(target: String, yaml: &str, no_check: bool) -> (u8, Value) {
+    let (code, doc, _) = run_junit(target, yaml, no_check);
+    (code, doc)
+}
+
+/// Runs and returns the exit code, results.json and the JUnit XML.
+fn run_junit(target: String, yaml: &str, no_check: bool) -> (u8, Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let sc = scenario(dir.path(), "c.yaml", yaml);
     let out = dir.path().join("out");
+    let junit = dir.path().join("junit.xml");
     let done = execute(RunArgs {
         scenario: sc,
         out: Some(out.clone()),
@@ -73,12 +80,17 @@ fn run(target: String, yaml: &str, no_check: bool) -> (u8, Value) {
         threads: Some(1),
         no_check,
         schemas: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas").into()),
+        junit: Some(junit.clone()),
         ..RunArgs::default()
     })
     .unwrap();
     let doc = results(&out);
     assert_schema_valid(&doc);
-    (done.exit_code(), doc)
+    (
+        done.exit_code(),
+        doc,
+        std::fs::read_to_string(junit).unwrap(),
+    )
 }
 
 const ONE_VISIT: &str = r#"
@@ -177,4 +189,60 @@ thresholds:
     );
     assert!(doc["violations"]["checked"].as_u64().unwrap() > 500);
     srv.shutdown();
+}
+
+#[test]
+fn a_violation_fails_the_run_and_shows_in_junit() {
+    let srv = TestServer::start(hostile);
+    let no_thresholds = ONE_VISIT.split("thresholds:").next().unwrap();
+    let (code, doc, xml) = run_junit(srv.url(), no_thresholds, false);
+    assert_eq!(
+        code, 1,
+        "a schema violation fails the run even without a threshold"
+    );
+    assert!(doc["violations"]["total"].as_u64().unwrap() >= 7);
+    let tree = roxmltree::Document::parse(&xml).expect("JUnit output is XML");
+    let root = tree.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    let cases: Vec<_> = tree
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    let failing: Vec<&str> = cases
+        .iter()
+        .filter(|c| c.children().any(|f| f.has_tag_name("failure")))
+        .map(|c| c.attribute("name").unwrap())
+        .collect();
+    // One failing case per bad kind; the welcome passed.
+    for kind in [
+        "scrape.progress",
+        "case.deleted",
+        "system.alert",
+        "scrape.paused",
+        "(non-json)",
+        "(binary)",
+    ] {
+        assert!(
+            failing.contains(&format!("in {kind}").as_str()),
+            "{kind}: {failing:?}"
+        );
+    }
+    assert_eq!(failing.len(), 6, "{failing:?}");
+    assert!(cases
+        .iter()
+        .any(|c| c.attribute("name") == Some("in welcome")));
+    let failures = root
+        .attribute("failures")
+        .unwrap()
+        .parse::<usize>()
+        .unwrap();
+    assert_eq!(failures, 6);
+    let body = tree
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap();
+    assert!(
+        body.text().unwrap_or("").contains("vu="),
+        "samples travel with the failure"
+    );
 }

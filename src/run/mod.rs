@@ -14,7 +14,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::check::verdict;
 use crate::metrics::Aggregate;
 use crate::protocol::Profile;
-use crate::report::{render_summary, ReportError, Results, ResultsWriter, RunMeta, Status};
+use crate::report::{
+    render_junit, render_summary, ReportError, Results, ResultsWriter, RunMeta, Status,
+};
 use crate::scenario::plan::{LoadModel, Plan};
 use crate::scenario::{self, LoadError, LoadOptions};
 use crate::swarm::{self, connect, Control, Observer, RunOptions};
@@ -48,6 +50,8 @@ pub struct RunArgs {
     pub no_check: bool,
     /// Where protocol profiles live; default `schemas/`.
     pub schemas: Option<PathBuf>,
+    /// Also write JUnit XML here.
+    pub junit: Option<PathBuf>,
 }
 
 /// Why a run could not be carried out.
@@ -92,14 +96,20 @@ pub struct Finished {
 }
 
 impl Finished {
-    /// Exit code: 130 interrupted, 3 aborted, 1 a threshold failed, 0 pass.
+    /// Exit code: 130 interrupted, 3 aborted, 1 a threshold failed or a frame broke its
+    /// protocol's schemas, 0 pass.
     pub fn exit_code(&self) -> u8 {
         match self.results.status {
             Status::Interrupted => 130,
             Status::Aborted => 3,
-            _ if self.results.thresholds.iter().any(|t| !t.pass) => 1,
+            _ if !self.passed() => 1,
             _ => 0,
         }
+    }
+
+    /// Whether every threshold held and no frame broke its schemas.
+    pub fn passed(&self) -> bool {
+        self.results.thresholds.iter().all(|t| t.pass) && self.results.violations.total == 0
     }
 }
 
@@ -238,6 +248,12 @@ async fn run_plan(
     results.status_reason = outcome.reason;
     results.thresholds = verdict::evaluate(&plan.thresholds, &results);
     writer.write(&results)?;
+    if let Some(path) = &args.junit {
+        std::fs::write(path, render_junit(&results)).map_err(|source| ReportError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    }
     if !args.quiet {
         println!("{}", render_summary(&results));
         println!("results: {}", writer.path().display());

@@ -1,0 +1,161 @@
+//! JUnit XML for CI test tabs: one test case per threshold, and one per message kind seen in
+//! each direction (failing when frames of that kind broke their schema, with samples).
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use super::results::{Results, ViolationGroup};
+use crate::protocol::Direction;
+
+/// Renders the run as a JUnit XML document.
+pub fn render_junit(r: &Results) -> String {
+    let thresholds: Vec<Case> = r
+        .thresholds
+        .iter()
+        .map(|t| Case {
+            name: t.expr.clone(),
+            failure: (!t.pass).then(|| (t.message.clone(), t.message.clone())),
+        })
+        .collect();
+    let conformance = kind_cases(r);
+    let time = r.meta.duration_s;
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let all = thresholds.len() + conformance.len();
+    let failed = thresholds
+        .iter()
+        .chain(&conformance)
+        .filter(|c| c.failure.is_some())
+        .count();
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"squall {}\" tests=\"{all}\" failures=\"{failed}\" time=\"{time:.3}\">",
+        esc(&r.meta.scenario_name)
+    );
+    suite(&mut out, "thresholds", &thresholds, time);
+    suite(&mut out, "conformance", &conformance, time);
+    out.push_str("</testsuites>\n");
+    out
+}
+
+struct Case {
+    name: String,
+    /// (message attribute, body)
+    failure: Option<(String, String)>,
+}
+
+fn kind_cases(r: &Results) -> Vec<Case> {
+    if r.violations.checked == 0 {
+        return Vec::new();
+    }
+    let mut seen: BTreeSet<(Direction, String)> = BTreeSet::new();
+    seen.extend(
+        r.counters
+            .kinds_in
+            .keys()
+            .map(|k| (Direction::In, k.clone())),
+    );
+    seen.extend(
+        r.counters
+            .kinds_out
+            .keys()
+            .map(|k| (Direction::Out, k.clone())),
+    );
+    seen.extend(r.violations.groups.iter().map(|g| (g.dir, g.kind.clone())));
+    seen.into_iter()
+        .map(|(dir, kind)| {
+            let groups: Vec<&ViolationGroup> = r
+                .violations
+                .groups
+                .iter()
+                .filter(|g| g.dir == dir && g.kind == kind)
+                .collect();
+            let failure = (!groups.is_empty()).then(|| failure(&groups));
+            Case {
+                name: format!("{} {kind}", dir.as_str()),
+                failure,
+            }
+        })
+        .collect()
+}
+
+fn failure(groups: &[&ViolationGroup]) -> (String, String) {
+    let total: u64 = groups.iter().map(|g| g.count).sum();
+    let message = format!("{total} violations");
+    let mut body = String::new();
+    for g in groups {
+        let at = if g.pointer.is_empty() {
+            "/"
+        } else {
+            &g.pointer
+        };
+        let _ = writeln!(body, "{}× {} at {}", g.count, g.keyword, at);
+        for s in &g.samples {
+            let _ = writeln!(
+                body,
+                "  t={:.3}s vu={}: {}\n    {}",
+                s.t, s.vu, s.message, s.frame
+            );
+        }
+    }
+    (message, body)
+}
+
+fn suite(out: &mut String, name: &str, cases: &[Case], time: f64) {
+    let failed = cases.iter().filter(|c| c.failure.is_some()).count();
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"{name}\" tests=\"{}\" failures=\"{failed}\" time=\"{time:.3}\">",
+        cases.len()
+    );
+    for c in cases {
+        let _ = write!(
+            out,
+            "    <testcase classname=\"squall.{name}\" name=\"{}\" time=\"0\"",
+            esc(&c.name)
+        );
+        match &c.failure {
+            None => out.push_str("/>\n"),
+            Some((message, body)) => {
+                let _ = writeln!(
+                    out,
+                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                    esc(message),
+                    esc(body)
+                );
+            }
+        }
+    }
+    out.push_str("  </testsuite>\n");
+}
+
+/// XML-escapes text for attributes and content, dropping characters XML 1.0 cannot carry
+/// (frames from a misbehaving server may hold any control character).
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::esc;
+
+    #[test]
+    fn escapes_markup_and_control_characters() {
+        assert_eq!(
+            esc("a<b>&\"c'\u{1}"),
+            "a&lt;b&gt;&amp;&quot;c&apos;\u{FFFD}"
+        );
+    }
+}
