@@ -215,17 +215,10 @@ impl Profile {
         }
     }
 
-    /// A frame's kind by the discriminator, if every pointer names a string.
+    /// A frame's kind by the discriminator: the string values at the pointers that are
+    /// present, joined by `.`; `None` when none is.
     pub fn kind_of(&self, v: &Value) -> Option<String> {
-        let mut out = String::new();
-        for p in &self.discriminator {
-            let part = v.pointer(p)?.as_str()?;
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(part);
-        }
-        Some(out)
+        crate::swarm::matcher::kind_of(v, &self.discriminator).map(|k| k.into_owned())
     }
 
     /// Checks a parsed frame: the envelope, then the schema of its kind. Clean frames cost

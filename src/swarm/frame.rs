@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
-use super::matcher::{kind_of, lookup, IdKey};
+use super::matcher::{join_parts, kind_of, lookup, IdKey};
 
 /// How frames of a plan are read: precomputed once per run.
 #[derive(Debug, Clone)]
@@ -256,17 +256,7 @@ fn skim<'a>(text: &'a str, kinds: &[String], id: &str) -> Option<Skimmed<'a>> {
     de.end().ok()?;
     let kind = match parts.len() {
         1 => parts.into_iter().next().flatten(),
-        _ => {
-            let mut joined = String::new();
-            for p in parts {
-                let p = p?;
-                if !joined.is_empty() {
-                    joined.push('.');
-                }
-                joined.push_str(&p);
-            }
-            Some(Cow::Owned(joined))
-        }
+        _ => join_parts(parts.into_iter()),
     };
     Some((kind, id))
 }

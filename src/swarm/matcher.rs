@@ -112,23 +112,30 @@ pub fn lookup<'a>(v: &'a Value, pointer: &str) -> Option<&'a Value> {
     })
 }
 
-/// A frame's kind: the values at the kind pointers, joined by `.`. Borrowed in the common
-/// single-pointer case, so classifying a frame does not allocate.
+/// A frame's kind: the string values at the kind pointers that are present, joined by `.`
+/// (KECS: `event.task` for an event, plain `ping` where the other pointers are absent); `None`
+/// when no pointer names a string. Borrowed in the single-pointer case, so classifying a frame
+/// does not allocate.
 pub fn kind_of<'a>(v: &'a Value, pointers: &[String]) -> Option<Cow<'a, str>> {
     match pointers {
         [one] => lookup(v, one).and_then(Value::as_str).map(Cow::Borrowed),
-        many => {
-            let mut out = String::new();
-            for p in many {
-                let part = lookup(v, p).and_then(Value::as_str)?;
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(part);
+        many => join_parts(many.iter().map(|p| lookup(v, p).and_then(Value::as_str))),
+    }
+}
+
+/// Joins the present parts of a kind with `.`; `None` when none is present.
+pub fn join_parts<'a, S: AsRef<str>>(parts: impl Iterator<Item = Option<S>>) -> Option<Cow<'a, str>> {
+    let mut out: Option<String> = None;
+    for part in parts.flatten() {
+        match &mut out {
+            Some(o) => {
+                o.push('.');
+                o.push_str(part.as_ref());
             }
-            Some(Cow::Owned(out))
+            None => out = Some(part.as_ref().to_string()),
         }
     }
+    out.map(Cow::Owned)
 }
 
 /// A correlation id as a map key; numeric ids (the common case) avoid allocating.
@@ -233,6 +240,9 @@ mod tests {
         let both = ["/type".to_string(), "/payload/eventType".to_string()];
         assert_eq!(kind_of(&v, &both).as_deref(), Some("event.task"));
         assert_eq!(kind_of(&v, &["/nope".into()]), None);
+        let absent = ["/type".to_string(), "/action".to_string(), "/payload/eventType".into()];
+        assert_eq!(kind_of(&json!({"type": "ping"}), &absent).as_deref(), Some("ping"));
+        assert_eq!(kind_of(&json!({"x": 1}), &absent), None);
     }
 
     #[test]
