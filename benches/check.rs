@@ -12,7 +12,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use squall::protocol::{Direction, Profile};
 
 fn frame(protocol: &str, file: &str) -> (Profile, String) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(protocol);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(protocol);
     let profile = Profile::load(&root).expect("profile loads");
     let text = std::fs::read_to_string(root.join("examples/valid").join(file)).expect("fixture");
     // One line, as it travels.
@@ -25,14 +27,19 @@ fn bench(c: &mut Criterion) {
         ("kite", "in-scrape.progress.json"),
         ("covetpy", "in-rpc_response.json"),
     ] {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(protocol);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("schemas")
+            .join(protocol);
         if !root.join("examples/valid").join(file).exists() {
             continue;
         }
         let (profile, text) = frame(protocol, file);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let kind = profile.kind_of(&value);
-        assert!(profile.check(Direction::In, &value).is_ok(), "{file} must be valid");
+        assert!(
+            profile.check(Direction::In, &value).is_ok(),
+            "{file} must be valid"
+        );
         let mut g = c.benchmark_group(format!("{protocol} {file} ({} bytes)", text.len()));
         g.throughput(Throughput::Elements(1));
         g.bench_function("parse", |b| {
@@ -44,7 +51,9 @@ fn bench(c: &mut Criterion) {
         g.bench_function("parse+validate", |b| {
             b.iter(|| {
                 let v: serde_json::Value = serde_json::from_str(black_box(&text)).unwrap();
-                profile.check_kind(Direction::In, kind.as_deref(), &v).is_ok()
+                profile
+                    .check_kind(Direction::In, kind.as_deref(), &v)
+                    .is_ok()
             })
         });
         g.finish();

@@ -124,7 +124,9 @@ pub fn kind_of<'a>(v: &'a Value, pointers: &[String]) -> Option<Cow<'a, str>> {
 }
 
 /// Joins the present parts of a kind with `.`; `None` when none is present.
-pub fn join_parts<'a, S: AsRef<str>>(parts: impl Iterator<Item = Option<S>>) -> Option<Cow<'a, str>> {
+pub fn join_parts<'a, S: AsRef<str>>(
+    parts: impl Iterator<Item = Option<S>>,
+) -> Option<Cow<'a, str>> {
     let mut out: Option<String> = None;
     for part in parts.flatten() {
         match &mut out {
@@ -240,8 +242,15 @@ mod tests {
         let both = ["/type".to_string(), "/payload/eventType".to_string()];
         assert_eq!(kind_of(&v, &both).as_deref(), Some("event.task"));
         assert_eq!(kind_of(&v, &["/nope".into()]), None);
-        let absent = ["/type".to_string(), "/action".to_string(), "/payload/eventType".into()];
-        assert_eq!(kind_of(&json!({"type": "ping"}), &absent).as_deref(), Some("ping"));
+        let absent = [
+            "/type".to_string(),
+            "/action".to_string(),
+            "/payload/eventType".into(),
+        ];
+        assert_eq!(
+            kind_of(&json!({"type": "ping"}), &absent).as_deref(),
+            Some("ping")
+        );
         assert_eq!(kind_of(&json!({"x": 1}), &absent), None);
     }
 
