@@ -311,9 +311,14 @@ fn compile(root: &Path, rel: &str) -> Result<Validator, String> {
     let schema: Value =
         serde_json::from_str(&text).map_err(|e| format!("{shown}: not JSON: {e}"))?;
     let path = path.canonicalize().map_err(|e| format!("{shown}: {e}"))?;
+    // The `regex` engine (linear time) rather than the default backtracking one: patterns run
+    // on every frame against strings the target chose, and a backtracking engine would let a
+    // hostile server stall the generator. Profiles needing look-around or back-references
+    // fail to compile, and `schemas lint` says where.
     jsonschema::options()
         .with_draft(Draft::Draft202012)
         .should_validate_formats(true)
+        .with_pattern_options(jsonschema::PatternOptions::regex())
         .with_base_uri(format!("file://{}", path.display()))
         .with_retriever(LocalFiles {
             root: root.to_path_buf(),

@@ -26,11 +26,13 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// The shape for the plan's kind pointers and correlation pointer.
-    pub fn new(kind_pointers: &[String], id_pointer: &str) -> Self {
+    /// The shape for the plan's kind pointers and correlation pointer. With `full`, every
+    /// frame's whole value is wanted anyway (schema checking): it is parsed once, at once,
+    /// rather than skimmed first.
+    pub fn new(kind_pointers: &[String], id_pointer: &str, full: bool) -> Self {
         let kinds: Option<Vec<String>> = kind_pointers.iter().map(|p| top_level(p)).collect();
         let skim = match (kinds, top_level(id_pointer)) {
-            (Some(k), Some(id)) if !k.is_empty() => Some((k, id)),
+            (Some(k), Some(id)) if !k.is_empty() && !full => Some((k, id)),
             _ => None,
         };
         Shape {
@@ -267,7 +269,7 @@ mod tests {
 
     fn shape(kinds: &[&str], id: &str) -> Shape {
         let k: Vec<String> = kinds.iter().map(|s| s.to_string()).collect();
-        Shape::new(&k, id)
+        Shape::new(&k, id, false)
     }
 
     #[test]

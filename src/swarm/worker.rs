@@ -73,7 +73,11 @@ async fn drive(spec: WorkerSpec) {
         &spec.plan.metrics,
     )));
     let shared = Rc::new(Shared {
-        shape: Arc::new(Shape::new(&spec.plan.kind_pointers, &spec.plan.id_pointer)),
+        shape: Arc::new(Shape::new(
+            &spec.plan.kind_pointers,
+            &spec.plan.id_pointer,
+            spec.profile.is_some(),
+        )),
         plan: spec.plan.clone(),
         rec: rec.clone(),
         connecter: Connecter::new(&spec.plan.connect, &spec.plan.target),
