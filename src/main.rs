@@ -102,6 +102,9 @@ struct RunCmd {
     /// Also write JUnit XML here (one test case per threshold and per message kind seen).
     #[arg(long)]
     junit: Option<PathBuf>,
+    /// How far in the future an inbound frame's timestamp may be [default: 1s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    max_clock_skew: Option<Duration>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -149,6 +152,7 @@ fn run(cmd: RunCmd) -> u8 {
         no_check: cmd.no_check,
         schemas: cmd.schemas,
         junit: cmd.junit,
+        max_clock_skew: cmd.max_clock_skew,
     };
     match execute(args) {
         Ok(done) => done.exit_code(),

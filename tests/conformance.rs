@@ -13,7 +13,7 @@ use squall::run::{execute, RunArgs};
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
-const TS: &str = "2026-11-22T10:00:00.123456Z";
+const TS: &str = "2024-05-01T10:00:00.123456Z";
 
 /// The bad frames, each with the (kind, keyword, pointer) it must be counted under.
 fn bad_frames() -> Vec<(Message, (&'static str, &'static str, &'static str))> {
@@ -42,6 +42,11 @@ fn bad_frames() -> Vec<(Message, (&'static str, &'static str, &'static str))> {
         (
             text(json!({"type": "scrape.paused", "data": {}, "timestamp": TS})),
             ("scrape.paused", "unknown_kind", "/type"),
+        ),
+        (
+            text(json!({"type": "case.deleted", "data": {"case_id": "c1"},
+                "timestamp": "2099-01-01T00:00:00Z"})),
+            ("case.deleted", "clock_skew", "/timestamp"),
         ),
         (
             Message::text("this is { not json"),
@@ -129,9 +134,9 @@ fn each_bad_frame_is_counted_once_under_its_kind_keyword_and_pointer() {
         assert_eq!(g["dir"], "in");
         assert!(g["samples"][0]["vu"].as_u64().is_some());
     }
-    // Seven bad frames per visit; the outbound subscribe with a numeric room was marked
+    // Eight bad frames per visit; the outbound subscribe with a numeric room was marked
     // unchecked, and the valid subscribe passed.
-    assert_eq!(v["frames"].as_u64().unwrap(), 7 * iterations, "{v:#}");
+    assert_eq!(v["frames"].as_u64().unwrap(), 8 * iterations, "{v:#}");
     assert!(groups.iter().all(|g| g["dir"] == "in"), "{groups:#?}");
     let frames = &doc["counters"];
     let total_frames =
@@ -200,7 +205,7 @@ fn a_violation_fails_the_run_and_shows_in_junit() {
         code, 1,
         "a schema violation fails the run even without a threshold"
     );
-    assert!(doc["violations"]["total"].as_u64().unwrap() >= 7);
+    assert!(doc["violations"]["total"].as_u64().unwrap() >= 8);
     let tree = roxmltree::Document::parse(&xml).expect("JUnit output is XML");
     let root = tree.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");

@@ -100,6 +100,8 @@ struct RawProfile {
     outbound: BTreeMap<String, String>,
     #[serde(default)]
     limits: BTreeMap<String, u64>,
+    #[serde(default)]
+    clock: Option<String>,
 }
 
 /// A loaded profile with every schema compiled.
@@ -118,6 +120,9 @@ pub struct Profile {
     pub correlation: Option<String>,
     /// The documented limits (`max_message_bytes`, `max_subscriptions`, ...).
     pub limits: BTreeMap<String, u64>,
+    /// Pointer of an inbound frame's send time (RFC 3339), checked against the generator's
+    /// clock: a frame stamped in the future beyond the allowed skew is a violation.
+    pub clock: Option<String>,
     envelope: Option<Validator>,
     inbound: HashMap<String, Validator>,
     outbound: HashMap<String, Validator>,
@@ -176,7 +181,12 @@ impl Profile {
                 file.display()
             ));
         }
-        for p in raw.discriminator.iter().chain(raw.correlation.iter()) {
+        for p in raw
+            .discriminator
+            .iter()
+            .chain(raw.correlation.iter())
+            .chain(raw.clock.iter())
+        {
             if !p.is_empty() && !p.starts_with('/') {
                 problems.push(format!(
                     "{}: '{p}' is not a JSON pointer (start it with /)",
@@ -195,6 +205,7 @@ impl Profile {
             discriminator: raw.discriminator,
             correlation: raw.correlation,
             limits: raw.limits,
+            clock: raw.clock,
             envelope,
             inbound,
             outbound,
@@ -262,6 +273,33 @@ impl Profile {
             }),
         }
         Err(found)
+    }
+
+    /// Checks the frame's timestamp (at [`Profile::clock`]) against `now`: stamped more than
+    /// `skew` in the future is a violation. A missing or unparsable timestamp is the schema's
+    /// business, not this check's.
+    pub fn check_clock(
+        &self,
+        kind: Option<&str>,
+        v: &Value,
+        now: std::time::SystemTime,
+        skew: std::time::Duration,
+    ) -> Option<Violation> {
+        let pointer = self.clock.as_deref()?;
+        let text = crate::swarm::matcher::lookup(v, pointer)?.as_str()?;
+        let stamped = humantime::parse_rfc3339_weak(text).ok()?;
+        let ahead = stamped.duration_since(now).ok()?;
+        (ahead > skew).then(|| Violation {
+            dir: Direction::In,
+            kind: kind.unwrap_or("(unknown)").to_string(),
+            keyword: "clock_skew".into(),
+            pointer: pointer.to_string(),
+            message: format!(
+                "stamped {:.3} s in the future (allowed skew {:.3} s)",
+                ahead.as_secs_f64(),
+                skew.as_secs_f64()
+            ),
+        })
     }
 
     /// A violation for a frame that is not text at all.

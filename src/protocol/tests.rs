@@ -159,3 +159,38 @@ fn lint_checks_examples_both_ways() {
     let r = lint(d.path()).unwrap();
     assert_eq!(r.problems.len(), 4, "{:#?}", r.problems);
 }
+
+#[test]
+fn timestamps_from_the_future_are_caught_beyond_the_skew() {
+    let d = profile_dir();
+    let yaml = std::fs::read_to_string(d.path().join("protocol.yaml")).unwrap();
+    std::fs::write(
+        d.path().join("protocol.yaml"),
+        format!("{yaml}clock: /timestamp\n"),
+    )
+    .unwrap();
+    let p = Profile::load(d.path()).unwrap();
+    let now = humantime::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
+    let skew = std::time::Duration::from_secs(1);
+    let at = |ts: &str| json!({"type": "pong", "id": 1, "timestamp": ts});
+    assert_eq!(
+        p.check_clock(Some("pong"), &at("2026-11-22T10:00:00.900Z"), now, skew),
+        None
+    );
+    assert_eq!(
+        p.check_clock(Some("pong"), &at("2026-11-22T09:00:00Z"), now, skew),
+        None
+    );
+    let v = p
+        .check_clock(Some("pong"), &at("2026-11-22T10:00:02.5Z"), now, skew)
+        .unwrap();
+    assert_eq!(
+        (v.keyword.as_str(), v.pointer.as_str()),
+        ("clock_skew", "/timestamp")
+    );
+    assert!(v.message.contains("2.500 s in the future"), "{}", v.message);
+    assert_eq!(
+        p.check_clock(Some("pong"), &json!({"type": "pong"}), now, skew),
+        None
+    );
+}

@@ -52,6 +52,8 @@ pub struct RunArgs {
     pub schemas: Option<PathBuf>,
     /// Also write JUnit XML here.
     pub junit: Option<PathBuf>,
+    /// How far in the future an inbound timestamp may be; default 1 s.
+    pub max_clock_skew: Option<Duration>,
 }
 
 /// Why a run could not be carried out.
@@ -222,6 +224,9 @@ async fn run_plan(
             .threads
             .unwrap_or_else(|| RunOptions::default().threads),
         profile,
+        clock_skew: args
+            .max_clock_skew
+            .unwrap_or_else(|| RunOptions::default().clock_skew),
         ..RunOptions::default()
     };
     let (tx, rx) = mpsc::unbounded_channel();

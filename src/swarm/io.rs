@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::watch;
@@ -78,6 +78,8 @@ pub struct Checker {
     pub start: Instant,
     /// The VU (samples carry it).
     pub vu: u64,
+    /// How far in the future an inbound timestamp may be.
+    pub skew: Duration,
 }
 
 impl Checker {
@@ -212,7 +214,21 @@ impl Io {
         if let Some(c) = &self.checker {
             // The frame's JSON value is built here once, and kept for matchers and captures.
             let found = match frame.value() {
-                Some(v) => c.profile.check_kind(Direction::In, frame.kind(), v),
+                Some(v) => {
+                    let kind = frame.kind();
+                    let late =
+                        c.profile.clock.as_ref().and_then(|_| {
+                            c.profile.check_clock(kind, v, SystemTime::now(), c.skew)
+                        });
+                    match (c.profile.check_kind(Direction::In, kind, v), late) {
+                        (found, None) => found,
+                        (Ok(()), Some(late)) => Err(vec![late]),
+                        (Err(mut vs), Some(late)) => {
+                            vs.push(late);
+                            Err(vs)
+                        }
+                    }
+                }
                 None => c.profile.check_text(Direction::In, frame.text()),
             };
             c.record(&self.rec, found, frame.text());

@@ -33,6 +33,9 @@ pub struct RunOptions {
     pub dead_ticks: u32,
     /// The protocol profile every frame is checked against (`None`: no checking).
     pub profile: Option<Arc<Profile>>,
+    /// How far in the future an inbound frame's timestamp may be (the profile's `clock`).
+    /// Default 1 s.
+    pub clock_skew: Duration,
 }
 
 impl Default for RunOptions {
@@ -42,6 +45,7 @@ impl Default for RunOptions {
             tick: Duration::from_secs(1),
             dead_ticks: 2,
             profile: None,
+            clock_skew: Duration::from_secs(1),
         }
     }
 }
@@ -102,6 +106,7 @@ pub async fn run(
             },
             snapshots: snap_tx.clone(),
             profile: opts.profile.clone(),
+            clock_skew: opts.clock_skew,
         };
         let h = std::thread::Builder::new()
             .name(format!("squall-worker-{idx}"))

@@ -99,6 +99,8 @@ pub struct Shared {
     pub profile: Option<Arc<Profile>>,
     /// When the run started.
     pub start: Instant,
+    /// How far in the future an inbound frame's timestamp may be.
+    pub clock_skew: Duration,
 }
 
 /// One virtual user.
@@ -127,6 +129,7 @@ impl Vu {
                     profile,
                     start: shared.start,
                     vu,
+                    skew: shared.clock_skew,
                 }),
             ),
             ctx: Ctx {

@@ -49,6 +49,8 @@ pub struct WorkerSpec {
     pub snapshots: mpsc::UnboundedSender<Snapshot>,
     /// The profile frames are checked against, if any.
     pub profile: Option<Arc<Profile>>,
+    /// How far in the future an inbound frame's timestamp may be.
+    pub clock_skew: Duration,
 }
 
 /// Runs a worker to completion on the current thread.
@@ -84,6 +86,7 @@ async fn drive(spec: WorkerSpec) {
         hard_stop: spec.signals.hard.clone(),
         profile: spec.profile.clone(),
         start: spec.start,
+        clock_skew: spec.clock_skew,
     });
     let ticker = tokio::task::spawn_local(tick_snapshots(
         rec.clone(),
