@@ -8,6 +8,7 @@ pub mod matcher;
 mod pace;
 pub mod schedule;
 mod vu;
+mod waits;
 mod worker;
 
 use std::sync::Arc;

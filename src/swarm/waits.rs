@@ -1,0 +1,133 @@
+//! The waiting steps of a VU: `expect`, `listen`/`think`, `expect_close` and `reconnect`.
+
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+use serde_json::Value;
+
+use super::frame::Frame;
+use super::io::Woke;
+use super::matcher::{lookup, Want};
+use super::vu::{Flow, Vu};
+use crate::metrics::ErrorKind;
+use crate::scenario::plan::{Backoff, Expect};
+
+impl Vu {
+    pub(super) async fn expect(&mut self, e: &Expect) -> Flow {
+        let want = Want::render(&e.matcher, &mut self.ctx);
+        let start = Instant::now();
+        self.shared.rec.borrow_mut().op();
+        let since = self.last_send_at.unwrap_or(start);
+        // Captures are read while the matched frame is at hand, from its JSON value.
+        let mut got: Option<(Instant, Vec<Value>)> = None;
+        let mut accept = |f: &Frame| {
+            if !want.matches(f) {
+                return false;
+            }
+            let values = e
+                .capture
+                .iter()
+                .map(|(_, p)| {
+                    f.value()
+                        .and_then(|v| lookup(v, p))
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                })
+                .collect();
+            got = Some((f.at, values));
+            true
+        };
+        if self.io.take_held(&mut accept).is_none() {
+            match self.io.pump(start + e.within, &mut accept).await {
+                Woke::Matched => {}
+                Woke::Deadline => {
+                    let waited = e.within.as_micros() as u64;
+                    self.shared.rec.borrow_mut().timeout(e.metric, waited);
+                    self.errors += 1;
+                    return Flow::Next;
+                }
+                Woke::Closed(_) => return self.lost(),
+                Woke::Stop => return Flow::Stop,
+            }
+        }
+        let Some((at, values)) = got else {
+            return Flow::Next;
+        };
+        if let Some(m) = e.metric {
+            let us = at.saturating_duration_since(since).as_micros() as u64;
+            self.shared.rec.borrow_mut().latency(m, us, us);
+        }
+        for ((name, _), v) in e.capture.iter().zip(values) {
+            self.ctx.vars.insert(name.clone(), v);
+        }
+        Flow::Next
+    }
+
+    /// Waits (reading, counting, auto-replying) for `d`.
+    pub(super) async fn wait(&mut self, d: Duration) -> Flow {
+        if self.io.ws.is_none() {
+            // Nothing to read: a plain pause that still honours a hard stop.
+            let mut stop = self.io.hard_stop.clone();
+            return tokio::select! {
+                _ = tokio::time::sleep(d) => Flow::Next,
+                _ = stop.wait_for(|s| *s) => Flow::Stop,
+            };
+        }
+        let mut never = |_: &Frame| false;
+        match self.io.pump(Instant::now() + d, &mut never).await {
+            Woke::Deadline | Woke::Matched => Flow::Next,
+            Woke::Closed(_) => self.lost(),
+            Woke::Stop => Flow::Stop,
+        }
+    }
+
+    pub(super) async fn expect_close(&mut self, code: Option<u16>, within: Duration) -> Flow {
+        self.shared.rec.borrow_mut().op();
+        if self.io.ws.is_none() {
+            return self.lost();
+        }
+        let mut never = |_: &Frame| false;
+        match self.io.pump(Instant::now() + within, &mut never).await {
+            Woke::Closed(got) => {
+                if code.is_some() && got != code {
+                    self.shared
+                        .rec
+                        .borrow_mut()
+                        .error(ErrorKind::UnexpectedClose);
+                    self.errors += 1;
+                }
+                Flow::Next
+            }
+            Woke::Deadline | Woke::Matched => {
+                self.shared
+                    .rec
+                    .borrow_mut()
+                    .timeout(None, within.as_micros() as u64);
+                self.errors += 1;
+                Flow::Next
+            }
+            Woke::Stop => Flow::Stop,
+        }
+    }
+
+    pub(super) async fn reconnect(&mut self, b: &Backoff) -> Flow {
+        self.io.close(1000).await;
+        for attempt in 0..b.max_tries {
+            if Box::pin(self.connect()).await {
+                return Flow::Next;
+            }
+            let base = b.initial.as_secs_f64() * b.factor.powi(attempt as i32);
+            let spread = 1.0 + b.jitter * (self.ctx.rng.random::<f64>() * 2.0 - 1.0);
+            let delay = Duration::from_secs_f64((base.min(b.max.as_secs_f64()) * spread).max(0.0));
+            if self.wait(delay).await == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
+        self.shared
+            .rec
+            .borrow_mut()
+            .error(ErrorKind::ReconnectExhausted);
+        self.errors += 1;
+        Flow::Lost
+    }
+}
