@@ -165,8 +165,15 @@ pub fn profile_for(plan: &mut Plan, args: &RunArgs) -> Result<Option<Arc<Profile
         .clone()
         .unwrap_or_else(|| PathBuf::from("schemas"));
     let profile = Profile::load(&root.join(&name))?;
+    // Frames are classified once, for matching and checking alike, so both must use the
+    // profile's discriminator.
     if plan.kind_pointers == ["/type"] {
         plan.kind_pointers = profile.discriminator.clone();
+    } else if plan.kind_pointers != profile.discriminator {
+        return Err(RunError::Usage(format!(
+            "discriminator {:?} differs from the {} profile's {:?}: leave it out to use the profile's",
+            plan.kind_pointers, profile.name, profile.discriminator
+        )));
     }
     if let (true, Some(c)) = (plan.id_pointer == "/id", &profile.correlation) {
         plan.id_pointer = c.clone();

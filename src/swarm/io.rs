@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use serde_json::Value;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -117,6 +118,18 @@ impl Io {
     pub fn check_out(&mut self, text: &str) {
         if let Some(c) = &self.checker {
             let found = c.profile.check_text(Direction::Out, text);
+            c.record(&self.rec, found, text);
+        }
+    }
+
+    /// [`Io::check_out`] for a frame the caller already parsed (`None`: not JSON) and
+    /// classified.
+    pub fn check_out_parsed(&mut self, v: Option<&Value>, kind: Option<&str>, text: &str) {
+        if let Some(c) = &self.checker {
+            let found = match v {
+                Some(v) => c.profile.check_kind(Direction::Out, kind, v),
+                None => c.profile.check_text(Direction::Out, text),
+            };
             c.record(&self.rec, found, text);
         }
     }

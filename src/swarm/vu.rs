@@ -63,11 +63,11 @@ impl Context for Ctx {
 }
 
 impl Ctx {
-    fn remember_sent(&mut self, text: &str) {
+    fn remember_sent(&mut self, text: &str, parsed: Option<Value>) {
         let slot = self.last_sent.get_or_insert_with(String::new);
         slot.clear();
         slot.push_str(text);
-        self.last_sent_parsed = None;
+        self.last_sent_parsed = parsed;
     }
 }
 
@@ -323,15 +323,29 @@ impl Vu {
 
     async fn send(&mut self, payload: &Payload, unchecked: bool) -> Flow {
         self.render(payload);
-        self.check_out(payload, unchecked);
-        let kind = outbound_kind(payload, &self.out, &self.shared.plan.kind_pointers);
+        // One parse of what we send serves the kind count, the check and `sent.` templates.
+        let parsed = match payload {
+            Payload::Binary(_) => None,
+            _ => Some(serde_json::from_str::<Value>(&self.out).ok()),
+        };
+        let kind = match &parsed {
+            None => Some("(binary)".to_string()),
+            Some(v) => v
+                .as_ref()
+                .and_then(|v| kind_of(v, &self.shared.plan.kind_pointers))
+                .map(|k| k.into_owned()),
+        };
+        if let (Some(v), false) = (&parsed, unchecked) {
+            self.io
+                .check_out_parsed(v.as_ref(), kind.as_deref(), &self.out);
+        }
         let len = payload_len(payload, &self.out);
         if !self.io.feed(text_message(payload, &self.out)).await || !self.io.flush().await {
             return self.lost();
         }
         self.last_send_at = Some(Instant::now());
         self.shared.rec.borrow_mut().frame_out(kind.as_deref(), len);
-        self.ctx.remember_sent(&self.out);
+        self.ctx.remember_sent(&self.out, parsed.flatten());
         Flow::Next
     }
 
