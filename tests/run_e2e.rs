@@ -242,6 +242,12 @@ behaviours:
         "2 slots × 2 s / 0.4 s ≈ 10, got {started}"
     );
     assert!(r.load.peak_vus <= 2);
+    // Only arrivals that started count toward the rate reached: ~5/s of the 20/s asked.
+    let reached = r
+        .load
+        .peak_arrival_rate
+        .expect("an open model reports its rate");
+    assert!(reached > 0.0 && reached < 15.0, "{reached}");
     srv.shutdown();
 }
 

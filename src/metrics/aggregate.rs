@@ -25,6 +25,7 @@ struct Interval {
     bytes_out: u64,
     errors: u64,
     violations: u64,
+    arrivals: u64,
     /// All latency metrics together, for the series percentiles.
     latency: Histogram<u64>,
     lag: Histogram<u64>,
@@ -39,6 +40,7 @@ impl Interval {
             bytes_out: 0,
             errors: 0,
             violations: 0,
+            arrivals: 0,
             latency: new_histogram(),
             lag: new_histogram(),
         }
@@ -123,7 +125,8 @@ impl Aggregate {
         self.watch = SaturationWatch::new(cores);
     }
 
-    /// Notes the arrival rate the open model started at; the peak goes into the results.
+    /// Notes an arrival rate the open model reached; the peak goes into the results. Ticks
+    /// note the measured rate of each interval themselves.
     pub fn note_arrival_rate(&mut self, per_s: f64) {
         let peak = self.peak_arrival_rate.get_or_insert(per_s);
         *peak = peak.max(per_s);
@@ -163,6 +166,7 @@ impl Aggregate {
         c.missed += t.missed;
         self.iterations_ok += t.iterations_ok;
         self.iterations_failed += t.iterations_failed;
+        self.open.arrivals += t.arrivals;
         self.open.errors += errors;
         self.open.violations += s.violations.total();
         self.violations.merge(s.violations);
@@ -227,6 +231,10 @@ impl Aggregate {
         let dt = t.saturating_sub(self.last_tick).as_secs_f64();
         self.last_tick = t;
         let open = std::mem::replace(&mut self.open, Interval::new());
+        // A short interval (the last, partial one) would overstate the rate.
+        if open.arrivals > 0 && dt >= 0.5 {
+            self.note_arrival_rate(open.arrivals as f64 / dt);
+        }
         let pct = |h: &Histogram<u64>, q| (!h.is_empty()).then(|| h.value_at_quantile(q));
         self.watch
             .observe(t.as_secs_f64(), cpu, pct(&open.lag, 0.99));

@@ -45,6 +45,7 @@ pub(crate) struct Tally {
     pub(crate) missed: u64,
     pub(crate) iterations_ok: u64,
     pub(crate) iterations_failed: u64,
+    pub(crate) arrivals: u64,
 }
 
 impl Tally {
@@ -199,7 +200,12 @@ impl Recorder {
         self.tally.missed += n;
     }
 
-    /// An iteration ended, successfully or not.
+    /// An open-model arrival started an iteration (its rate per tick is the load reached).
+    pub fn arrival(&mut self) {
+        self.tally.arrivals += 1;
+    }
+
+    /// An iteration ended, `ok` when it saw no error.
     pub fn iteration(&mut self, ok: bool) {
         if ok {
             self.tally.iterations_ok += 1;

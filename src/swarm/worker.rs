@@ -179,6 +179,7 @@ async fn open(spec: &WorkerSpec, shared: &Rc<Shared>, vus: &mut Vus, max_vus: u3
         }
         vus.reap();
         if vus.running.len() < cap {
+            shared.rec.borrow_mut().arrival();
             vus.running.push(spawn_vu(shared, k + 1, true));
         } else {
             // The arrival could not start: every slot was busy. Counted, never hidden.
