@@ -251,3 +251,64 @@ fn a_violation_fails_the_run_and_shows_in_junit() {
         "samples travel with the failure"
     );
 }
+
+/// Acks every subscribe for another room, and answers every ping with another id.
+async fn confused(mut ws: Conn, sent: Arc<AtomicU64>) {
+    let welcome = json!({"type": "welcome", "timestamp": TS, "data":
+        {"client_id": "0b0e4f4e-7f3c-4c59-9d53-3f5d2c1b9a10", "message": "hi"}});
+    let _ = send(&mut ws, &sent, welcome.to_string()).await;
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+        let reply = match v["type"].as_str() {
+            Some("subscribe") => json!({"type": "subscribe", "timestamp": TS, "data": {
+                "client_id": "0b0e4f4e-7f3c-4c59-9d53-3f5d2c1b9a10",
+                "room": "cases:all", "status": "subscribed"}}),
+            Some("ping") => json!({"type": "pong", "timestamp": TS,
+                "id": v["id"].as_u64().unwrap_or(0) + 1000,
+                "data": {"client_id": "0b0e4f4e-7f3c-4c59-9d53-3f5d2c1b9a10"}}),
+            _ => continue,
+        };
+        let _ = send(&mut ws, &sent, reply.to_string()).await;
+    }
+}
+
+#[test]
+fn replies_that_answer_no_request_are_violations() {
+    let srv = TestServer::start(confused);
+    let yaml = r#"
+name: pairing
+protocol: kite
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - expect: { kind: welcome, within: 2s }
+      - send: { type: subscribe, room: "scrape:all" }
+      - expect: { kind: subscribe, within: 2s }
+      - send: { type: ping, id: 7 }
+      - expect: { kind: pong, within: 2s }
+      - close: 1000
+"#;
+    let (code, doc) = run(srv.url(), yaml, false);
+    assert_eq!(code, 1);
+    let groups = doc["violations"]["groups"].as_array().unwrap();
+    let count = |kind: &str, pointer: &str| {
+        groups
+            .iter()
+            .filter(|g| {
+                g["kind"] == kind && g["keyword"] == "reply_mismatch" && g["pointer"] == pointer
+            })
+            .map(|g| g["count"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
+    assert!(iterations >= 1);
+    assert_eq!(count("subscribe", "/data/room"), iterations, "{groups:#?}");
+    assert_eq!(count("pong", "/id"), iterations, "{groups:#?}");
+    assert_eq!(
+        doc["violations"]["total"].as_u64().unwrap(),
+        2 * iterations,
+        "{groups:#?}"
+    );
+}

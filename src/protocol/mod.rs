@@ -5,6 +5,7 @@
 //! frame that fails, so a clean frame costs one validation pass.
 
 mod lint;
+pub mod pairing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -102,6 +103,8 @@ struct RawProfile {
     limits: BTreeMap<String, u64>,
     #[serde(default)]
     clock: Option<String>,
+    #[serde(default)]
+    replies: Vec<pairing::ReplyRule>,
 }
 
 /// A loaded profile with every schema compiled.
@@ -123,6 +126,8 @@ pub struct Profile {
     /// Pointer of an inbound frame's send time (RFC 3339), checked against the generator's
     /// clock: a frame stamped in the future beyond the allowed skew is a violation.
     pub clock: Option<String>,
+    /// Which inbound kinds answer which outbound kinds, and which fields they echo.
+    pub replies: Vec<pairing::ReplyRule>,
     envelope: Option<Validator>,
     inbound: HashMap<String, Validator>,
     outbound: HashMap<String, Validator>,
@@ -194,6 +199,21 @@ impl Profile {
                 ));
             }
         }
+        for r in &raw.replies {
+            if !raw.outbound.contains_key(&r.request) || !raw.inbound.contains_key(&r.reply) {
+                problems.push(format!(
+                    "{}: replies: {} → {} names a kind the profile does not list",
+                    file.display(),
+                    r.request,
+                    r.reply
+                ));
+            }
+            for p in r.fields.keys().chain(r.fields.values()) {
+                if !p.is_empty() && !p.starts_with('/') {
+                    problems.push(format!("{}: '{p}' is not a JSON pointer", file.display()));
+                }
+            }
+        }
         if !problems.is_empty() {
             return Err(ProfileError { problems });
         }
@@ -206,6 +226,7 @@ impl Profile {
             correlation: raw.correlation,
             limits: raw.limits,
             clock: raw.clock,
+            replies: raw.replies,
             envelope,
             inbound,
             outbound,

@@ -42,6 +42,11 @@ impl Shape {
         }
     }
 
+    /// The kind pointers.
+    pub fn kind_pointers(&self) -> &[String] {
+        &self.kind_pointers
+    }
+
     /// The correlation pointer.
     pub fn id_pointer(&self) -> &str {
         &self.id_pointer

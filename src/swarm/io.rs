@@ -17,8 +17,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::connect::Ws;
 use super::frame::{Frame, Shape};
+use super::matcher::kind_of;
 use super::matcher::Want;
 use crate::metrics::{ErrorKind, Recorder};
+use crate::protocol::pairing::Pending;
 use crate::protocol::{Direction, Profile, Violation};
 
 /// Unmatched frames kept for a later `expect`; older ones are dropped (still counted).
@@ -81,6 +83,8 @@ pub struct Checker {
     pub vu: u64,
     /// How far in the future an inbound timestamp may be.
     pub skew: Duration,
+    /// Requests on the current connection that await their reply.
+    pub pending: Pending,
 }
 
 impl Checker {
@@ -114,24 +118,41 @@ impl Io {
         }
     }
 
-    /// Checks an outbound text frame (unless the step said `unchecked`).
-    pub fn check_out(&mut self, text: &str) {
-        if let Some(c) = &self.checker {
-            let found = c.profile.check_text(Direction::Out, text);
-            c.record(&self.rec, found, text);
+    /// Checks an outbound text frame against its schema (unless `unchecked`) and remembers
+    /// it when a reply must answer it. Does nothing without a profile.
+    pub fn check_out(&mut self, text: &str, unchecked: bool) {
+        if self.checker.is_none() {
+            return;
         }
+        let v = serde_json::from_str::<Value>(text).ok();
+        let kind = v
+            .as_ref()
+            .and_then(|v| kind_of(v, self.shape.kind_pointers()));
+        let kind = kind.map(|k| k.into_owned());
+        self.check_out_parsed(v.as_ref(), kind.as_deref(), text, unchecked);
     }
 
     /// [`Io::check_out`] for a frame the caller already parsed (`None`: not JSON) and
     /// classified.
-    pub fn check_out_parsed(&mut self, v: Option<&Value>, kind: Option<&str>, text: &str) {
-        if let Some(c) = &self.checker {
-            let found = match v {
-                Some(v) => c.profile.check_kind(Direction::Out, kind, v),
-                None => c.profile.check_text(Direction::Out, text),
-            };
-            c.record(&self.rec, found, text);
+    pub fn check_out_parsed(
+        &mut self,
+        v: Option<&Value>,
+        kind: Option<&str>,
+        text: &str,
+        unchecked: bool,
+    ) {
+        let Some(c) = &mut self.checker else { return };
+        if let Some(v) = v {
+            c.pending.sent(&c.profile.replies, kind, v);
         }
+        if unchecked {
+            return;
+        }
+        let found = match v {
+            Some(v) => c.profile.check_kind(Direction::Out, kind, v),
+            None => c.profile.check_text(Direction::Out, text),
+        };
+        c.record(&self.rec, found, text);
     }
 
     /// Whether the run must stop now.
@@ -224,7 +245,7 @@ impl Io {
             Some("(non-json)")
         };
         self.rec.borrow_mut().frame_in(kind, text.len());
-        if let Some(c) = &self.checker {
+        if let Some(c) = &mut self.checker {
             // The frame's JSON value is built here once, and kept for matchers and captures.
             let found = match frame.value() {
                 Some(v) => {
@@ -233,11 +254,16 @@ impl Io {
                         c.profile.clock.as_ref().and_then(|_| {
                             c.profile.check_clock(kind, v, SystemTime::now(), c.skew)
                         });
-                    match (c.profile.check_kind(Direction::In, kind, v), late) {
-                        (found, None) => found,
-                        (Ok(()), Some(late)) => Err(vec![late]),
-                        (Err(mut vs), Some(late)) => {
-                            vs.push(late);
+                    let unpaired = c.pending.received(&c.profile.replies, kind, v);
+                    let extra: Vec<Violation> = late.into_iter().chain(unpaired).collect();
+                    match (
+                        c.profile.check_kind(Direction::In, kind, v),
+                        extra.is_empty(),
+                    ) {
+                        (found, true) => found,
+                        (Ok(()), false) => Err(extra),
+                        (Err(mut vs), false) => {
+                            vs.extend(extra);
                             Err(vs)
                         }
                     }
@@ -271,7 +297,7 @@ impl Io {
         }
         let replies = std::mem::take(&mut self.queued_replies);
         for r in replies {
-            self.check_out(&r);
+            self.check_out(&r, false);
             let len = r.len();
             if self.feed(Message::text(r)).await {
                 self.rec.borrow_mut().frame_out(Some("(auto-reply)"), len);
@@ -387,6 +413,9 @@ impl Io {
             self.rec.borrow_mut().closed(code);
         }
         self.mailbox.clear();
+        if let Some(c) = &mut self.checker {
+            c.pending.clear();
+        }
     }
 }
 

@@ -130,6 +130,7 @@ impl Vu {
                     start: shared.start,
                     vu,
                     skew: shared.clock_skew,
+                    pending: Default::default(),
                 }),
             ),
             ctx: Ctx {
@@ -335,9 +336,9 @@ impl Vu {
                 .and_then(|v| kind_of(v, &self.shared.plan.kind_pointers))
                 .map(|k| k.into_owned()),
         };
-        if let (Some(v), false) = (&parsed, unchecked) {
-            self.io
-                .check_out_parsed(v.as_ref(), kind.as_deref(), &self.out);
+        if let Some(v) = &parsed {
+            let (v, kind) = (v.as_ref(), kind.as_deref());
+            self.io.check_out_parsed(v, kind, &self.out, unchecked);
         }
         let len = payload_len(payload, &self.out);
         if !self.io.feed(text_message(payload, &self.out)).await || !self.io.flush().await {
@@ -349,10 +350,11 @@ impl Vu {
         Flow::Next
     }
 
-    /// Checks a rendered outbound text frame against the profile, unless told not to.
+    /// Checks a rendered outbound text frame against the profile (unless `unchecked`) and
+    /// notes it for reply pairing.
     pub(super) fn check_out(&mut self, payload: &Payload, unchecked: bool) {
-        if !unchecked && !matches!(payload, Payload::Binary(_)) {
-            self.io.check_out(&self.out);
+        if !matches!(payload, Payload::Binary(_)) {
+            self.io.check_out(&self.out, unchecked);
         }
     }
 
