@@ -312,3 +312,77 @@ behaviours:
         "{groups:#?}"
     );
 }
+
+/// Acks subscribes and unsubscribes faithfully, but pushes a cases event nobody asked for
+/// and keeps sending scrape events after acknowledging the unsubscribe.
+async fn leaky(mut ws: Conn, sent: Arc<AtomicU64>) {
+    let cid = "0b0e4f4e-7f3c-4c59-9d53-3f5d2c1b9a10";
+    let welcome =
+        json!({"type": "welcome", "timestamp": TS, "data": {"client_id": cid, "message": "hi"}});
+    let _ = send(&mut ws, &sent, welcome.to_string()).await;
+    let progress = json!({"type": "scrape.progress", "timestamp": TS, "data":
+        {"job_id": "j1", "current": 1, "total": 2, "percent": 50.0, "message": "m"}});
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+        let (kind, status) = match v["type"].as_str() {
+            Some("subscribe") => ("subscribe", "subscribed"),
+            Some("unsubscribe") => ("unsubscribe", "unsubscribed"),
+            _ => continue,
+        };
+        let ack = json!({"type": kind, "timestamp": TS,
+            "data": {"client_id": cid, "room": v["room"], "status": status}});
+        let _ = send(&mut ws, &sent, ack.to_string()).await;
+        let extra = if kind == "subscribe" {
+            // Subscribed to scrape:all: a scrape event is fine, a cases event is not.
+            vec![
+                progress.clone(),
+                json!({"type": "case.deleted", "timestamp": TS, "data": {"case_id": "c9"}}),
+            ]
+        } else {
+            vec![progress.clone()] // after the unsubscribe was acknowledged
+        };
+        for e in extra {
+            let _ = send(&mut ws, &sent, e.to_string()).await;
+        }
+    }
+}
+
+#[test]
+fn events_for_rooms_not_held_are_violations() {
+    let srv = TestServer::start(leaky);
+    let yaml = r#"
+name: rooms
+protocol: kite
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - expect: { kind: welcome, within: 2s }
+      - send: { type: subscribe, room: "scrape:all" }
+      - expect: { kind: case.deleted, within: 2s }
+      - send: { type: unsubscribe, room: "scrape:all" }
+      - expect: { kind: scrape.progress, within: 2s }
+      - close: 1000
+"#;
+    let (code, doc) = run(srv.url(), yaml, false);
+    assert_eq!(code, 1);
+    let groups = doc["violations"]["groups"].as_array().unwrap();
+    let count = |kind: &str| {
+        groups
+            .iter()
+            .filter(|g| g["kind"] == kind && g["keyword"] == "unsubscribed")
+            .map(|g| g["count"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
+    assert!(iterations >= 1);
+    assert_eq!(count("case.deleted"), iterations, "{groups:#?}");
+    // The first scrape event was for a held room; the one after the unsubscribe ack was not.
+    assert_eq!(count("scrape.progress"), iterations, "{groups:#?}");
+    assert_eq!(
+        doc["violations"]["total"].as_u64().unwrap(),
+        2 * iterations,
+        "{groups:#?}"
+    );
+}

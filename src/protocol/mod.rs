@@ -6,6 +6,7 @@
 
 mod lint;
 pub mod pairing;
+pub mod rooms;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -105,6 +106,8 @@ struct RawProfile {
     clock: Option<String>,
     #[serde(default)]
     replies: Vec<pairing::ReplyRule>,
+    #[serde(default)]
+    subscriptions: Option<rooms::RoomRules>,
 }
 
 /// A loaded profile with every schema compiled.
@@ -128,6 +131,8 @@ pub struct Profile {
     pub clock: Option<String>,
     /// Which inbound kinds answer which outbound kinds, and which fields they echo.
     pub replies: Vec<pairing::ReplyRule>,
+    /// Which events a connection may receive, by the rooms it subscribed to.
+    pub subscriptions: Option<rooms::RoomRules>,
     envelope: Option<Validator>,
     inbound: HashMap<String, Validator>,
     outbound: HashMap<String, Validator>,
@@ -214,6 +219,19 @@ impl Profile {
                 }
             }
         }
+        if let Some(r) = &raw.subscriptions {
+            let unknown = r.rooms.keys().filter(|k| !raw.inbound.contains_key(*k));
+            let unknown: Vec<&String> = unknown
+                .chain(Some(&r.unsubscribed).filter(|k| !raw.inbound.contains_key(*k)))
+                .chain(Some(&r.subscribe).filter(|k| !raw.outbound.contains_key(*k)))
+                .collect();
+            if !unknown.is_empty() {
+                problems.push(format!(
+                    "{}: subscriptions: kinds the profile does not list: {unknown:?}",
+                    file.display()
+                ));
+            }
+        }
         if !problems.is_empty() {
             return Err(ProfileError { problems });
         }
@@ -227,6 +245,7 @@ impl Profile {
             limits: raw.limits,
             clock: raw.clock,
             replies: raw.replies,
+            subscriptions: raw.subscriptions,
             envelope,
             inbound,
             outbound,

@@ -21,6 +21,7 @@ use super::matcher::kind_of;
 use super::matcher::Want;
 use crate::metrics::{ErrorKind, Recorder};
 use crate::protocol::pairing::Pending;
+use crate::protocol::rooms::Subscribed;
 use crate::protocol::{Direction, Profile, Violation};
 
 /// Unmatched frames kept for a later `expect`; older ones are dropped (still counted).
@@ -85,6 +86,8 @@ pub struct Checker {
     pub skew: Duration,
     /// Requests on the current connection that await their reply.
     pub pending: Pending,
+    /// Rooms the current connection holds.
+    pub rooms: Subscribed,
 }
 
 impl Checker {
@@ -144,6 +147,9 @@ impl Io {
         let Some(c) = &mut self.checker else { return };
         if let Some(v) = v {
             c.pending.sent(&c.profile.replies, kind, v);
+            if let Some(rules) = &c.profile.subscriptions {
+                c.rooms.sent(rules, kind, v);
+            }
         }
         if unchecked {
             return;
@@ -255,7 +261,10 @@ impl Io {
                             c.profile.check_clock(kind, v, SystemTime::now(), c.skew)
                         });
                     let unpaired = c.pending.received(&c.profile.replies, kind, v);
-                    let extra: Vec<Violation> = late.into_iter().chain(unpaired).collect();
+                    let stray = c.profile.subscriptions.as_ref();
+                    let stray = stray.and_then(|r| c.rooms.received(r, kind, v));
+                    let extra: Vec<Violation> =
+                        late.into_iter().chain(unpaired).chain(stray).collect();
                     match (
                         c.profile.check_kind(Direction::In, kind, v),
                         extra.is_empty(),
@@ -415,6 +424,7 @@ impl Io {
         self.mailbox.clear();
         if let Some(c) = &mut self.checker {
             c.pending.clear();
+            c.rooms.clear();
         }
     }
 }

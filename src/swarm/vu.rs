@@ -131,6 +131,7 @@ impl Vu {
                     vu,
                     skew: shared.clock_skew,
                     pending: Default::default(),
+                    rooms: Default::default(),
                 }),
             ),
             ctx: Ctx {
