@@ -136,11 +136,7 @@ fn serve_runs_the_bundled_smoke_scenario() {
 
 #[test]
 fn sigint_leaves_an_interrupted_file_and_exit_130() {
-    let srv = squall_server::spawn(squall_server::Config {
-        listen: ([127, 0, 0, 1], 0).into(),
-        ..squall_server::Config::default()
-    })
-    .unwrap();
+    let srv = reference_server(|_| {});
     let dir = tempfile::tempdir().unwrap();
     let long = SMALL.replace("duration: 1s", "duration: 60s");
     let sc = scenario(dir.path(), "long.yaml", &long);
@@ -181,11 +177,7 @@ fn sigint_leaves_an_interrupted_file_and_exit_130() {
 
 #[test]
 fn a_second_sigint_stops_at_once() {
-    let srv = squall_server::spawn(squall_server::Config {
-        listen: ([127, 0, 0, 1], 0).into(),
-        ..squall_server::Config::default()
-    })
-    .unwrap();
+    let srv = reference_server(|_| {});
     let dir = tempfile::tempdir().unwrap();
     // Iterations that would take a minute, and a grace period of a minute to finish them.
     let text = r#"

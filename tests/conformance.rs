@@ -14,6 +14,26 @@ use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
 const TS: &str = "2024-05-01T10:00:00.123456Z";
+const CLIENT_ID: &str = "0b0e4f4e-7f3c-4c59-9d53-3f5d2c1b9a10";
+
+/// A valid Kite welcome.
+fn welcome() -> String {
+    json!({"type": "welcome", "timestamp": TS,
+        "data": {"client_id": CLIENT_ID, "message": "Connected to Kite WebSocket API"}})
+    .to_string()
+}
+
+/// How many violations of `kind` with `keyword` (at `pointer`, when given) a run counted.
+fn violations(doc: &Value, kind: &str, keyword: &str, pointer: Option<&str>) -> u64 {
+    doc["violations"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["kind"] == kind && g["keyword"] == keyword)
+        .filter(|g| pointer.is_none_or(|p| g["pointer"] == p))
+        .map(|g| g["count"].as_u64().unwrap())
+        .sum()
+}
 
 /// The bad frames, each with the (kind, keyword, pointer) it must be counted under.
 fn bad_frames() -> Vec<(Message, (&'static str, &'static str, &'static str))> {
@@ -57,9 +77,7 @@ fn bad_frames() -> Vec<(Message, (&'static str, &'static str, &'static str))> {
 }
 
 async fn hostile(mut ws: Conn, sent: Arc<AtomicU64>) {
-    let welcome = json!({"type": "welcome", "timestamp": TS, "data":
-        {"client_id": "0b0e4f4e-7f3c-4c59-9d53-3f5d2c1b9a10", "message": "Connected to Kite WebSocket API"}});
-    let _ = send(&mut ws, &sent, welcome.to_string()).await;
+    let _ = send(&mut ws, &sent, welcome()).await;
     for (msg, _) in bad_frames() {
         let _ = ws.send(msg).await;
     }
@@ -160,12 +178,7 @@ fn no_check_checks_nothing_and_cannot_vouch_for_conformance() {
 
 #[test]
 fn squall_server_speaks_kite_as_its_schemas_say() {
-    let srv = squall_server::spawn(squall_server::Config {
-        listen: ([127, 0, 0, 1], 0).into(),
-        events_per_sec: 200.0,
-        ..squall_server::Config::default()
-    })
-    .unwrap();
+    let srv = reference_server(|c| c.events_per_sec = 200.0);
     let yaml = r#"
 name: clean
 protocol: kite
@@ -254,19 +267,17 @@ fn a_violation_fails_the_run_and_shows_in_junit() {
 
 /// Acks every subscribe for another room, and answers every ping with another id.
 async fn confused(mut ws: Conn, sent: Arc<AtomicU64>) {
-    let welcome = json!({"type": "welcome", "timestamp": TS, "data":
-        {"client_id": "0b0e4f4e-7f3c-4c59-9d53-3f5d2c1b9a10", "message": "hi"}});
-    let _ = send(&mut ws, &sent, welcome.to_string()).await;
+    let _ = send(&mut ws, &sent, welcome()).await;
     while let Some(Ok(msg)) = ws.next().await {
         let Message::Text(t) = msg else { continue };
         let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
         let reply = match v["type"].as_str() {
             Some("subscribe") => json!({"type": "subscribe", "timestamp": TS, "data": {
-                "client_id": "0b0e4f4e-7f3c-4c59-9d53-3f5d2c1b9a10",
+                "client_id": CLIENT_ID,
                 "room": "cases:all", "status": "subscribed"}}),
             Some("ping") => json!({"type": "pong", "timestamp": TS,
                 "id": v["id"].as_u64().unwrap_or(0) + 1000,
-                "data": {"client_id": "0b0e4f4e-7f3c-4c59-9d53-3f5d2c1b9a10"}}),
+                "data": {"client_id": CLIENT_ID}}),
             _ => continue,
         };
         let _ = send(&mut ws, &sent, reply.to_string()).await;
@@ -293,15 +304,7 @@ behaviours:
     let (code, doc) = run(srv.url(), yaml, false);
     assert_eq!(code, 1);
     let groups = doc["violations"]["groups"].as_array().unwrap();
-    let count = |kind: &str, pointer: &str| {
-        groups
-            .iter()
-            .filter(|g| {
-                g["kind"] == kind && g["keyword"] == "reply_mismatch" && g["pointer"] == pointer
-            })
-            .map(|g| g["count"].as_u64().unwrap())
-            .sum::<u64>()
-    };
+    let count = |kind: &str, pointer: &str| violations(&doc, kind, "reply_mismatch", Some(pointer));
     let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
     assert!(iterations >= 1);
     assert_eq!(count("subscribe", "/data/room"), iterations, "{groups:#?}");
@@ -316,9 +319,7 @@ behaviours:
 /// Acks subscribes and unsubscribes faithfully, but pushes a cases event nobody asked for
 /// and keeps sending scrape events after acknowledging the unsubscribe.
 async fn leaky(mut ws: Conn, sent: Arc<AtomicU64>) {
-    let cid = "0b0e4f4e-7f3c-4c59-9d53-3f5d2c1b9a10";
-    let welcome =
-        json!({"type": "welcome", "timestamp": TS, "data": {"client_id": cid, "message": "hi"}});
+    let welcome = json!({"type": "welcome", "timestamp": TS, "data": {"client_id": CLIENT_ID, "message": "hi"}});
     let _ = send(&mut ws, &sent, welcome.to_string()).await;
     let progress = json!({"type": "scrape.progress", "timestamp": TS, "data":
         {"job_id": "j1", "current": 1, "total": 2, "percent": 50.0, "message": "m"}});
@@ -331,7 +332,7 @@ async fn leaky(mut ws: Conn, sent: Arc<AtomicU64>) {
             _ => continue,
         };
         let ack = json!({"type": kind, "timestamp": TS,
-            "data": {"client_id": cid, "room": v["room"], "status": status}});
+            "data": {"client_id": CLIENT_ID, "room": v["room"], "status": status}});
         let _ = send(&mut ws, &sent, ack.to_string()).await;
         let extra = if kind == "subscribe" {
             // Subscribed to scrape:all: a scrape event is fine, a cases event is not.
@@ -368,13 +369,7 @@ behaviours:
     let (code, doc) = run(srv.url(), yaml, false);
     assert_eq!(code, 1);
     let groups = doc["violations"]["groups"].as_array().unwrap();
-    let count = |kind: &str| {
-        groups
-            .iter()
-            .filter(|g| g["kind"] == kind && g["keyword"] == "unsubscribed")
-            .map(|g| g["count"].as_u64().unwrap())
-            .sum::<u64>()
-    };
+    let count = |kind: &str| violations(&doc, kind, "unsubscribed", None);
     let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
     assert!(iterations >= 1);
     assert_eq!(count("case.deleted"), iterations, "{groups:#?}");

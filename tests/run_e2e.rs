@@ -52,12 +52,7 @@ fn args(scenario: PathBuf, out: PathBuf, target: String) -> RunArgs {
 }
 
 fn server(events: f64) -> squall_server::ServerHandle {
-    let cfg = squall_server::Config {
-        listen: ([127, 0, 0, 1], 0).into(),
-        events_per_sec: events,
-        ..squall_server::Config::default()
-    };
-    squall_server::spawn(cfg).unwrap()
+    reference_server(|c| c.events_per_sec = events)
 }
 
 #[test]
@@ -175,12 +170,7 @@ fn stopping_the_server_mid_run_aborts_with_a_valid_file() {
 
 #[test]
 fn an_upgrade_refused_with_429_is_counted_by_status() {
-    let srv = squall_server::spawn(squall_server::Config {
-        listen: ([127, 0, 0, 1], 0).into(),
-        max_connections: 3,
-        ..squall_server::Config::default()
-    })
-    .unwrap();
+    let srv = reference_server(|c| c.max_connections = 3);
     let dir = tempfile::tempdir().unwrap();
     let text = r#"
 name: crowd

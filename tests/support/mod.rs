@@ -125,3 +125,15 @@ pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// squall-server on 127.0.0.1 with an ephemeral port; `tweak` adjusts the rest of its config.
+pub fn reference_server(
+    tweak: impl FnOnce(&mut squall_server::Config),
+) -> squall_server::ServerHandle {
+    let mut cfg = squall_server::Config {
+        listen: ([127, 0, 0, 1], 0).into(),
+        ..squall_server::Config::default()
+    };
+    tweak(&mut cfg);
+    squall_server::spawn(cfg).unwrap()
+}
