@@ -319,8 +319,7 @@ behaviours:
 /// Acks subscribes and unsubscribes faithfully, but pushes a cases event nobody asked for
 /// and keeps sending scrape events after acknowledging the unsubscribe.
 async fn leaky(mut ws: Conn, sent: Arc<AtomicU64>) {
-    let welcome = json!({"type": "welcome", "timestamp": TS, "data": {"client_id": CLIENT_ID, "message": "hi"}});
-    let _ = send(&mut ws, &sent, welcome.to_string()).await;
+    let _ = send(&mut ws, &sent, welcome()).await;
     let progress = json!({"type": "scrape.progress", "timestamp": TS, "data":
         {"job_id": "j1", "current": 1, "total": 2, "percent": 50.0, "message": "m"}});
     while let Some(Ok(msg)) = ws.next().await {
