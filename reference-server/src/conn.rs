@@ -1,18 +1,22 @@
-//! One client connection: HTTP routing, the upgrade, and the Kite session loop with batched writes.
+//! One client connection: HTTP routing, admission, the upgrade, and the loop driving its
+//! protocol session, with batched writes and close codes for protocol errors.
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::http::{self, HeadError, Route};
-use crate::kite::{self, Effect, Session};
+use crate::hub::{ClientSlot, RoomKey};
+use crate::protocols;
 use crate::rooms::Outbox;
+use crate::session::{Cx, Effects, Proto, Refusal, Session, Upgrade};
 use crate::stats::{prometheus, Tally};
 use crate::worker::{Admission, Mode, Worker};
 
@@ -28,25 +32,49 @@ const READ_BATCH: usize = 64;
 pub(crate) async fn serve(worker: Rc<Worker>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let limit = worker.shared.config.handshake_timeout;
-    let (rest, admission) = match timeout(limit, handshake(&worker, &mut stream)).await {
+    let upgraded = match timeout(limit, handshake(&worker, &mut stream)).await {
         Ok(Some(upgraded)) => upgraded,
-        _ => return,
+        Ok(None) => return,
+        Err(_) => {
+            worker
+                .shared
+                .hub
+                .count(Proto::Kite, "handshake_timeouts", "", 1);
+            return;
+        }
     };
-    let config = Some(worker.ws_config);
+    let Upgraded {
+        rest,
+        proto,
+        session,
+        slots,
+    } = upgraded;
+    let config = Some(worker.ws_configs[proto.index()]);
     let ws = WebSocketStream::from_partially_read(stream, rest, Role::Server, config).await;
-    let live = worker.enter();
-    session(&worker, ws).await;
-    // Free the slot before counting the close, so a client that saw the count drop can reconnect.
-    drop(admission);
+    let live = worker.enter(proto);
+    run(&worker, ws, proto, session).await;
+    // Free the slots before counting the close, so a client that saw the count drop can reconnect.
+    drop(slots);
     drop(live);
 }
 
-/// Reads the request head and answers it; once upgraded, the bytes past the head and
-/// the connection's admission slot.
-async fn handshake(worker: &Worker, stream: &mut TcpStream) -> Option<(Vec<u8>, Admission)> {
+/// An accepted upgrade: the bytes past the head, the session, and the slots it holds.
+struct Upgraded {
+    rest: Vec<u8>,
+    proto: Proto,
+    session: Box<dyn Session>,
+    slots: (Admission, Option<ClientSlot>),
+}
+
+/// Reads the request head and answers it; `Some` once upgraded.
+async fn handshake(worker: &Worker, stream: &mut TcpStream) -> Option<Upgraded> {
     let head = match http::read_head(stream).await {
         Ok(head) => head,
         Err(HeadError::TooLarge) => {
+            worker
+                .shared
+                .hub
+                .count(Proto::Kite, "http_rejects", "header_too_large", 1);
             let _ = http::respond(
                 stream,
                 "431 Request Header Fields Too Large",
@@ -60,10 +88,10 @@ async fn handshake(worker: &Worker, stream: &mut TcpStream) -> Option<(Vec<u8>, 
         Err(HeadError::Io) => return None,
     };
     let text = "text/plain; charset=utf-8";
-    let result = match http::route(&head) {
+    let result = match http::route(&head, worker.shared.config.profile) {
         Route::Health => http::respond(stream, "200 OK", "", text, "ok\n").await,
         Route::Metrics => {
-            let body = prometheus(&worker.shared.stats.snapshot());
+            let body = prometheus(&worker.shared.stats, &worker.shared.hub);
             http::respond(stream, "200 OK", "", "text/plain; version=0.0.4", &body).await
         }
         Route::UpgradeRequired => {
@@ -78,29 +106,73 @@ async fn handshake(worker: &Worker, stream: &mut TcpStream) -> Option<(Vec<u8>, 
         Route::TooLarge => {
             http::respond(stream, "431 Request Header Fields Too Large", "", text, "").await
         }
-        Route::Upgrade(key) => return upgrade(worker, stream, &key, &head).await,
+        Route::Upgrade(req) => return upgrade(worker, stream, req, &head).await,
     };
     let _ = result;
     None
 }
 
-/// Admits the connection (or answers 429) and writes the 101.
+/// Admits the connection (or refuses it with the protocol's status) and writes the 101.
 async fn upgrade(
     worker: &Worker,
     stream: &mut TcpStream,
-    key: &str,
+    req: http::Request,
     head: &http::Head,
-) -> Option<(Vec<u8>, Admission)> {
-    let Some(admission) = Admission::try_new(&worker.shared) else {
-        let body = "too many connections\n";
-        let _ = http::respond(stream, "429 Too Many Requests", "", "text/plain", body).await;
-        return None;
+) -> Option<Upgraded> {
+    let hub = &worker.shared.hub;
+    let refuse = |status: u16, reason: &'static str, body: String| Refusal {
+        status,
+        reason,
+        body,
     };
-    if *worker.mode.borrow() != Mode::Running || http::switch_protocols(stream, key).await.is_err()
+    let decided = match Admission::try_new(&worker.shared) {
+        None => Err(refuse(
+            429,
+            "max_connections",
+            "too many connections\n".into(),
+        )),
+        Some(admission) => {
+            let up = Upgrade {
+                path: &req.path,
+                query: &req.query,
+                headers: &req.headers,
+            };
+            match protocols::admit(req.proto, &up, &worker.shared.config) {
+                Err(refusal) => Err(refusal),
+                Ok(admitted) => match admitted.per_client {
+                    None => Ok((admission, None, admitted.session)),
+                    Some((client, limit)) => match hub.client_enter(req.proto, client, limit) {
+                        Some(slot) => Ok((admission, Some(slot), admitted.session)),
+                        None => Err(refuse(
+                            429,
+                            "per_client_limit",
+                            format!("too many connections for this client (at most {limit})\n"),
+                        )),
+                    },
+                },
+            }
+        }
+    };
+    let (admission, slot, session) = match decided {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            hub.count(req.proto, "rejects", refusal.reason, 1);
+            let status = http::status_line(refusal.status);
+            let _ = http::respond(stream, &status, "", "text/plain", &refusal.body).await;
+            return None;
+        }
+    };
+    if *worker.mode.borrow() != Mode::Running
+        || http::switch_protocols(stream, &req.key).await.is_err()
     {
         return None;
     }
-    Some((head.rest(), admission))
+    Some(Upgraded {
+        rest: head.rest(),
+        proto: req.proto,
+        session,
+        slots: (admission, slot),
+    })
 }
 
 /// Why a session loop ended.
@@ -109,19 +181,23 @@ enum End {
     Gone,
     Shutdown,
     SlowConsumer,
-    TooBig,
+    /// The session (or a protocol error) asked for this close.
+    Close(u16, String),
 }
 
-/// Runs the Kite protocol on an upgraded connection.
-async fn session(worker: &Worker, mut ws: Ws) {
+/// Runs a protocol session on an upgraded connection.
+async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Session>) {
     let mut mode = worker.mode.clone();
     let outbox = Rc::new(Outbox::new(worker.shared.config.queue_depth));
-    let id = worker.next_id();
-    let mut kite = Session::new();
-    let mut tally = Tally::default();
-    let mut out: Vec<Utf8Bytes> = Vec::new();
-    push(&mut out, &mut tally, kite.welcome().into());
-    let mut dirty = false;
+    let mut state = State {
+        worker,
+        proto,
+        id: worker.next_id(),
+        outbox: &outbox,
+        fx: Effects::default(),
+        tally: Tally::new(proto),
+    };
+    state.call(&mut *session, |s, cx| s.open(cx));
     let end = loop {
         if *mode.borrow_and_update() != Mode::Running {
             break End::Shutdown;
@@ -130,23 +206,30 @@ async fn session(worker: &Worker, mut ws: Ws) {
             break End::SlowConsumer;
         }
         for text in outbox.drain() {
-            push(&mut out, &mut tally, text);
+            state.fx.out.push(Message::Text(text));
         }
-        if !out.is_empty() || dirty {
+        if !state.fx.out.is_empty() {
             // Count before the bytes leave, so a client that has seen a frame can trust stats().
-            worker.shared.stats.flush(worker.index, &mut tally);
-            dirty = false;
+            state.count_out();
+            worker.shared.stats.flush(worker.index, &mut state.tally);
             tokio::select! {
                 biased;
                 _ = mode.changed() => break End::Shutdown,
                 _ = outbox.wait_kicked() => break End::SlowConsumer,
-                written = write_all(&mut ws, &mut out) => if written.is_err() { break End::Gone },
+                written = write_all(&mut ws, &mut state.fx.out) => if written.is_err() { break End::Gone },
             }
         }
+        if let Some((code, reason)) = state.fx.close.take() {
+            break End::Close(code, reason);
+        }
+        let deadline = session.deadline();
         tokio::select! {
             biased;
             _ = mode.changed() => break End::Shutdown,
             _ = outbox.wait() => {}
+            _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
+                state.call(&mut *session, |s, cx| s.timer(cx));
+            }
             first = ws.next() => {
                 let mut next = Some(first);
                 let mut handled = 0;
@@ -154,14 +237,11 @@ async fn session(worker: &Worker, mut ws: Ws) {
                     // Events queued before this message go out before its reply, so an
                     // unsubscribe ack is the last frame of that room the client sees.
                     for text in outbox.drain() {
-                        push(&mut out, &mut tally, text);
+                        state.fx.out.push(Message::Text(text));
                     }
-                    match inbound(worker, id, &outbox, &mut kite, &mut tally, &mut out, item) {
-                        Ok(()) => dirty = true,
-                        Err(end) => {
-                            worker.shared.stats.flush(worker.index, &mut tally);
-                            return finish(worker, id, &kite, ws, end).await;
-                        }
+                    state.inbound(&mut *session, item);
+                    if state.fx.close.is_some() {
+                        break;
                     }
                     handled += 1;
                     next = if handled < READ_BATCH { ws.next().now_or_never() } else { None };
@@ -169,105 +249,147 @@ async fn session(worker: &Worker, mut ws: Ws) {
             }
         }
     };
-    worker.shared.stats.flush(worker.index, &mut tally);
-    finish(worker, id, &kite, ws, end).await
+    if matches!(end, End::Shutdown) && *worker.mode.borrow() == Mode::Graceful {
+        state.call(&mut *session, |s, cx| s.shutdown(cx));
+        state.count_out();
+        let _ = timeout(CLOSE_TIMEOUT, write_all(&mut ws, &mut state.fx.out)).await;
+    }
+    worker.shared.stats.flush(worker.index, &mut state.tally);
+    let joined = std::mem::take(&mut state.fx.joined);
+    finish(worker, proto, state.id, joined, ws, end).await
 }
 
-fn push(out: &mut Vec<Utf8Bytes>, tally: &mut Tally, text: Utf8Bytes) {
-    tally.frames_out += 1;
-    tally.bytes_out += text.len() as u64;
-    out.push(text);
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}
+
+/// A connection's bookkeeping around its session.
+struct State<'a> {
+    worker: &'a Worker,
+    proto: Proto,
+    id: u64,
+    outbox: &'a Rc<Outbox>,
+    fx: Effects,
+    tally: Tally,
+}
+
+impl State<'_> {
+    /// Calls the session with a fresh context; a panic inside closes the connection with 1011
+    /// instead of taking the runtime thread down.
+    fn call(&mut self, session: &mut dyn Session, f: impl FnOnce(&mut dyn Session, &mut Cx<'_>)) {
+        let shared = &self.worker.shared;
+        let mut cx = Cx {
+            now: Instant::now(),
+            config: &shared.config,
+            proto: self.proto,
+            conn: self.id,
+            hub: &shared.hub,
+            fx: &mut self.fx,
+            local: Some((&self.worker.rooms, self.outbox)),
+        };
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(session, &mut cx)));
+        if result.is_err() {
+            shared.hub.count(self.proto, "rejects", "handler_panic", 1);
+            self.fx.close = Some((1011, "internal error".into()));
+        }
+    }
+
+    fn count_out(&mut self) {
+        for msg in &self.fx.out {
+            self.tally.frames_out += 1;
+            self.tally.bytes_out += msg.len() as u64;
+        }
+    }
+
+    /// Handles one item from the stream; a close (code 0: just drop) ends the session.
+    fn inbound(&mut self, session: &mut dyn Session, item: Option<Result<Message, WsError>>) {
+        let hub = &self.worker.shared.hub;
+        let close = |code: u16, reason: &str| Some((code, reason.to_owned()));
+        match item {
+            None => self.fx.close = close(0, ""),
+            Some(Ok(Message::Text(text))) => {
+                self.tally.frames_in += 1;
+                self.tally.bytes_in += text.len() as u64;
+                self.call(session, |s, cx| s.text(&text, cx));
+            }
+            Some(Ok(Message::Binary(data))) => {
+                self.tally.frames_in += 1;
+                self.tally.bytes_in += data.len() as u64;
+                self.call(session, |s, cx| s.binary(&data, cx));
+            }
+            // Control frames: tungstenite queues the pong or close reply; the flush sends it.
+            Some(Ok(_)) => {}
+            // RFC 6455 section 7.1.7: fail the connection with a close code saying why.
+            Some(Err(WsError::Capacity(_))) => {
+                hub.count(self.proto, "rejects", "message_too_big", 1);
+                self.fx.close = close(1009, "message too big");
+            }
+            Some(Err(WsError::Utf8(_))) => {
+                hub.count(self.proto, "rejects", "invalid_utf8", 1);
+                self.fx.close = close(1007, "invalid UTF-8 in a text message");
+            }
+            Some(Err(WsError::Protocol(e))) => {
+                hub.count(self.proto, "rejects", "protocol_error", 1);
+                self.fx.close = close(1002, &e.to_string());
+            }
+            Some(Err(_)) => self.fx.close = close(0, ""),
+        }
+    }
 }
 
 /// Feeds every pending frame, then flushes once.
-async fn write_all(ws: &mut Ws, out: &mut Vec<Utf8Bytes>) -> Result<(), WsError> {
-    for text in out.drain(..) {
-        ws.feed(Message::Text(text)).await?;
+async fn write_all(ws: &mut Ws, out: &mut Vec<Message>) -> Result<(), WsError> {
+    for msg in out.drain(..) {
+        ws.feed(msg).await?;
     }
     ws.flush().await
 }
 
-/// Handles one item from the stream: a reply is queued in `out`; `Err` ends the session.
-fn inbound(
-    worker: &Worker,
-    id: u64,
-    outbox: &Rc<Outbox>,
-    kite: &mut Session,
-    tally: &mut Tally,
-    out: &mut Vec<Utf8Bytes>,
-    item: Option<Result<Message, WsError>>,
-) -> Result<(), End> {
-    let reply = match item {
-        None => return Err(End::Gone),
-        Some(Err(WsError::Capacity(_))) => return Err(End::TooBig),
-        Some(Err(_)) => return Err(End::Gone),
-        Some(Ok(Message::Text(text))) => {
-            tally.frames_in += 1;
-            tally.bytes_in += text.len() as u64;
-            let (reply, effect) = kite.handle(&text);
-            apply(worker, id, outbox, effect);
-            reply
-        }
-        Some(Ok(Message::Binary(bytes))) => {
-            tally.frames_in += 1;
-            tally.bytes_in += bytes.len() as u64;
-            kite::error("binary frames are not supported; send JSON text", None)
-        }
-        // Control frames: tungstenite queues the pong or close reply; the flush sends it.
-        Some(Ok(_)) => return Ok(()),
-    };
-    push(out, tally, reply.into());
-    Ok(())
-}
-
-fn apply(worker: &Worker, id: u64, outbox: &Rc<Outbox>, effect: Effect) {
-    let audience = &worker.shared.audience;
-    match effect {
-        Effect::None => {}
-        Effect::Join(feed) => {
-            worker.rooms.borrow_mut().join(feed, id, outbox.clone());
-            audience.join(feed);
-        }
-        Effect::Leave(feed) => {
-            if worker.rooms.borrow_mut().leave(feed, id) {
-                audience.leave(feed);
-            }
-        }
-    }
-}
-
 /// Leaves every room, then closes the way `end` calls for.
-async fn finish(worker: &Worker, id: u64, kite: &Session, mut ws: Ws, end: End) {
-    for feed in kite.feeds() {
-        if worker.rooms.borrow_mut().leave(feed, id) {
-            worker.shared.audience.leave(feed);
+async fn finish(
+    worker: &Worker,
+    proto: Proto,
+    id: u64,
+    joined: Vec<RoomKey>,
+    mut ws: Ws,
+    end: End,
+) {
+    for room in joined {
+        if worker.rooms.borrow_mut().leave(&room, id) {
+            worker.shared.hub.leave(&room);
         }
     }
     let (code, reason) = match end {
-        End::Gone => return,
+        End::Gone | End::Close(0, _) => return,
         End::Shutdown if *worker.mode.borrow() == Mode::Kill => return,
-        End::Shutdown => (CloseCode::Away, "server shutting down"),
+        End::Shutdown => (CloseCode::Away, "server shutting down".to_owned()),
         End::SlowConsumer => {
-            worker.shared.stats.slow_consumer(worker.index);
-            (CloseCode::Policy, "slow consumer: outbound queue full")
+            worker.shared.stats.slow_consumer(worker.index, proto);
+            (
+                CloseCode::Policy,
+                "slow consumer: outbound queue full".to_owned(),
+            )
         }
-        End::TooBig => (CloseCode::Size, "message too big"),
+        End::Close(code, reason) => (CloseCode::from(code), reason),
     };
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
-    let oversized = matches!(end, End::TooBig);
+    let unsynced = matches!(
+        code,
+        CloseCode::Size | CloseCode::Protocol | CloseCode::Invalid
+    );
     // Send our close, then read until the peer's close (or the deadline) ends the stream.
     let _ = timeout(CLOSE_TIMEOUT, async {
         if ws.close(Some(frame)).await.is_err() {
             return;
         }
-        if oversized {
-            // The rest of the oversized message is still arriving and is no frame boundary
-            // tungstenite could resync on. Discard raw bytes until the peer closes: dropping
-            // the socket with unread data would send a reset, and the peer would lose our
-            // close frame (and its 1009) with it.
+        if unsynced {
+            // After a protocol error the rest of the stream is no frame boundary tungstenite
+            // could resync on. Discard raw bytes until the peer closes: dropping the socket
+            // with unread data would send a reset, and the peer would lose our close frame
+            // (and its code) with it.
             let mut sink = [0u8; 4096];
             let tcp = ws.get_mut();
             while matches!(tokio::io::AsyncReadExt::read(tcp, &mut sink).await, Ok(n) if n > 0) {}

@@ -4,6 +4,8 @@ use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::session::{Profile, Proto};
+
 /// Largest request head accepted; a longer head gets 431.
 pub(crate) const HEAD_LIMIT: usize = 16 * 1024;
 
@@ -62,8 +64,8 @@ pub(crate) enum Route {
     Health,
     /// `GET /metrics`.
     Metrics,
-    /// A valid WebSocket upgrade on a WebSocket path; carries `Sec-WebSocket-Key`.
-    Upgrade(String),
+    /// A valid WebSocket upgrade on a protocol's path.
+    Upgrade(Request),
     /// A WebSocket path without (valid) upgrade headers: 426.
     UpgradeRequired,
     /// Any other path: 404.
@@ -74,11 +76,23 @@ pub(crate) enum Route {
     TooLarge,
 }
 
-/// Paths that accept a Kite WebSocket upgrade.
-const WS_PATHS: [&str; 2] = ["/ws", "/kite/ws"];
+/// A WebSocket upgrade request, owned so the head buffer can be dropped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Request {
+    /// The protocol its path selects.
+    pub proto: Proto,
+    /// `Sec-WebSocket-Key`.
+    pub key: String,
+    /// The path without the query.
+    pub path: String,
+    /// The query string after `?`, empty when absent.
+    pub query: String,
+    /// Every header as (name, value), values lossily decoded as UTF-8.
+    pub headers: Vec<(String, String)>,
+}
 
-/// Decides the route from a complete head.
-pub(crate) fn route(head: &Head) -> Route {
+/// Decides the route from a complete head; `main` is the protocol answering at `/ws`.
+pub(crate) fn route(head: &Head, main: Profile) -> Route {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(&head.buf[..head.len]) {
@@ -86,17 +100,32 @@ pub(crate) fn route(head: &Head) -> Route {
         Err(httparse::Error::TooManyHeaders) => return Route::TooLarge,
         _ => return Route::BadRequest,
     }
-    let path = req.path.unwrap_or("/");
-    let path = path.split('?').next().unwrap_or(path);
+    let target = req.path.unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let get = req.method == Some("GET");
     match path {
         "/healthz" if get => Route::Health,
         "/metrics" if get => Route::Metrics,
-        p if WS_PATHS.contains(&p) => match upgrade_key(req.headers) {
-            Some(key) if get => Route::Upgrade(key),
-            _ => Route::UpgradeRequired,
+        p => match Proto::from_path(p, main) {
+            None => Route::NotFound,
+            Some(proto) => match upgrade_key(req.headers) {
+                Some(key) if get => Route::Upgrade(Request {
+                    proto,
+                    key,
+                    path: path.to_owned(),
+                    query: query.to_owned(),
+                    headers: req
+                        .headers
+                        .iter()
+                        .map(|h| {
+                            let value = String::from_utf8_lossy(h.value).into_owned();
+                            (h.name.to_owned(), value)
+                        })
+                        .collect(),
+                }),
+                _ => Route::UpgradeRequired,
+            },
         },
-        _ => Route::NotFound,
     }
 }
 
@@ -146,6 +175,21 @@ pub(crate) async fn respond(
     stream.shutdown().await
 }
 
+/// The status line text for a refusal's status code.
+pub(crate) fn status_line(status: u16) -> String {
+    let phrase = match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    format!("{status} {phrase}")
+}
+
 /// Writes the `101 Switching Protocols` answer to a valid upgrade.
 pub(crate) async fn switch_protocols(stream: &mut TcpStream, key: &str) -> io::Result<()> {
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
@@ -172,16 +216,20 @@ mod tests {
         let up = "GET /ws?x=1 HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\n\
                   Connection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n\
                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-        assert_eq!(
-            route(&head(up)),
-            Route::Upgrade("dGhlIHNhbXBsZSBub25jZQ==".into())
+        let Route::Upgrade(req) = route(&head(up), Profile::Kite) else {
+            panic!("an upgrade")
+        };
+        assert_eq!(req.key, "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!((req.proto, req.query.as_str()), (Proto::Kite, "x=1"));
+        assert_eq!(req.headers[0], ("Host".to_owned(), "a".to_owned()));
+        let kecs = up.replace("/ws?x=1", "/kecs/ws");
+        assert!(
+            matches!(route(&head(&kecs), Profile::Kite), Route::Upgrade(r) if r.proto == Proto::Kecs)
         );
-        assert_eq!(
-            route(&head("GET /ws HTTP/1.1\r\n\r\n")),
-            Route::UpgradeRequired
-        );
-        assert_eq!(route(&head("GET /healthz HTTP/1.1\r\n\r\n")), Route::Health);
-        assert_eq!(route(&head("GET /nope HTTP/1.1\r\n\r\n")), Route::NotFound);
-        assert_eq!(route(&head("\x01\x02\r\n\r\n")), Route::BadRequest);
+        let route = |text: &str| route(&head(text), Profile::Kite);
+        assert_eq!(route("GET /ws HTTP/1.1\r\n\r\n"), Route::UpgradeRequired);
+        assert_eq!(route("GET /healthz HTTP/1.1\r\n\r\n"), Route::Health);
+        assert_eq!(route("GET /nope HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(route("\x01\x02\r\n\r\n"), Route::BadRequest);
     }
 }

@@ -1,22 +1,28 @@
-//! squall's reference WebSocket server: the Kite protocol over tokio-tungstenite, built for speed.
+//! squall's reference WebSocket server: the five seed protocols (and an RFC 6455 echo
+//! route) over tokio-tungstenite, built for speed.
 //!
 //! [`spawn`] binds one SO_REUSEPORT listener per runtime thread (one current-thread runtime
-//! each), and returns a [`ServerHandle`] for its address, counters and shutdown.
+//! each), and returns a [`ServerHandle`] for its address, counters and shutdown. Each
+//! protocol is a [`session::Session`] state machine; `conn` drives it over a socket.
 
 #![deny(missing_docs)]
 
 mod clock;
 mod conn;
+mod echo;
+mod events;
 mod http;
+mod hub;
 pub mod kite;
+mod protocols;
 mod rooms;
+pub mod session;
 mod stats;
 mod worker;
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -24,38 +30,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use clock::now_rfc3339;
+pub use session::{Profile, Proto};
 pub use stats::StatsSnapshot;
 
-use kite::events::{Audience, Generator};
+use events::Generator;
+use hub::Hub;
 use stats::Stats;
 use worker::{Mode, Shared, Start};
-
-/// The protocol a server speaks; one variant per seed protocol as they are added.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Profile {
-    /// The Kite API (`seeds/kite.md`), served on `/ws` and `/kite/ws`.
-    #[default]
-    Kite,
-}
-
-impl FromStr for Profile {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "kite" => Ok(Profile::Kite),
-            other => Err(format!("unknown profile '{other}' (available: kite)")),
-        }
-    }
-}
-
-impl fmt::Display for Profile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Profile::Kite => "kite",
-        })
-    }
-}
 
 /// How to run a server.
 #[derive(Debug, Clone)]
@@ -63,15 +44,26 @@ pub struct Config {
     /// Address to listen on; port 0 picks a free port (see [`ServerHandle::addr`]).
     /// Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
-    /// Protocol to serve. Default [`Profile::Kite`].
+    /// Protocol answering at `/ws`; every protocol also answers at its own path
+    /// ([`Proto::path`]). Default [`Profile::Kite`].
     pub profile: Profile,
-    /// Events generated per second for each event family, published only into rooms
-    /// that have subscribers. Default 10; 0 disables the generator.
+    /// Events generated per second into each room that has subscribers (for every
+    /// protocol with generated events). Default 10; 0 disables the generator.
     pub events_per_sec: f64,
     /// Open WebSocket connections allowed; further upgrades get 429. Default 20,000.
     pub max_connections: usize,
-    /// Largest inbound message (and frame) in bytes. Default 512 KiB (Kite's limit).
-    pub max_message_size: usize,
+    /// Largest inbound message (and frame) in bytes for every protocol; `None` (default)
+    /// takes each protocol's documented limit ([`Proto::max_message_size`]).
+    pub max_message_size: Option<usize>,
+    /// The token clients must present where a protocol authenticates (compared in
+    /// constant time). `None` (default): any non-empty token is accepted where a
+    /// protocol requires one, and Kite runs without auth.
+    pub auth_token: Option<String>,
+    /// Server heartbeat/ping period for protocols that send one; `None` (default) takes
+    /// each document's period.
+    pub heartbeat: Option<Duration>,
+    /// Documented limits the server enforces; switch one off to show a scenario tests it.
+    pub limits: Limits,
     /// Event frames queued per connection before it is closed (1008) as a slow
     /// consumer. Default 1024.
     pub queue_depth: usize,
@@ -88,10 +80,60 @@ impl Default for Config {
             profile: Profile::Kite,
             events_per_sec: 10.0,
             max_connections: 20_000,
-            max_message_size: kite::MAX_MESSAGE_SIZE,
+            max_message_size: None,
+            auth_token: None,
+            heartbeat: None,
+            limits: Limits::default(),
             queue_depth: 1024,
             handshake_timeout: Duration::from_secs(10),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+impl Config {
+    /// The inbound message limit for `proto`.
+    pub fn message_limit(&self, proto: Proto) -> usize {
+        self.max_message_size
+            .unwrap_or_else(|| proto.max_message_size())
+    }
+
+    /// Whether `token` is acceptable: equal to [`auth_token`](Self::auth_token) in
+    /// constant time, or any non-empty token when none is configured.
+    pub fn token_ok(&self, token: &str) -> bool {
+        match &self.auth_token {
+            None => !token.is_empty(),
+            Some(want) => constant_time_eq(want.as_bytes(), token.as_bytes()),
+        }
+    }
+}
+
+/// Compares without an early exit, so the time taken does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(!x));
+    }
+    diff == 0
+}
+
+/// The documented limits, each on by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Message and request rates (Kite 100 msgs/s, KECS escalation, CovetPy rate_limit).
+    pub rate: bool,
+    /// Subscriptions per connection (Kite and KECS 50, Hexabase 100).
+    pub subscriptions: bool,
+    /// Connections per client (Kite 10).
+    pub per_client: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            rate: true,
+            subscriptions: true,
+            per_client: true,
         }
     }
 }
@@ -112,7 +154,7 @@ impl ServerHandle {
 
     /// Current counters. Frames a client has received are already counted.
     pub fn stats(&self) -> StatsSnapshot {
-        self.shared.stats.snapshot()
+        self.shared.snapshot()
     }
 
     /// Stops accepting, sends close 1001 to every client and waits for the runtime
@@ -160,22 +202,22 @@ pub fn spawn(config: Config) -> io::Result<ServerHandle> {
         listeners.push(worker::bind(addr)?);
     }
     let stats = Arc::new(Stats::new(threads));
-    let audience = Arc::new(Audience::default());
+    let hub = Arc::new(Hub::new());
     let shared = Arc::new(Shared {
         config: config.clone(),
         stats: stats.clone(),
-        audience: audience.clone(),
+        hub: hub.clone(),
         admitted: AtomicUsize::new(0),
     });
     let (mode_tx, mode_rx) = watch::channel(Mode::Running);
     let (senders, mut receivers): (Vec<_>, Vec<_>) = (0..threads)
         .map(|_| tokio::sync::mpsc::unbounded_channel())
         .unzip();
+    hub.connect(senders);
     let mut generator = Some(Generator {
         rate: config.events_per_sec,
-        audience,
+        hub,
         stats,
-        outs: senders,
     });
     let mut handles = Vec::with_capacity(threads);
     for (index, listener) in listeners.into_iter().enumerate() {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use squall_server::{Config, Profile};
+use squall_server::{Config, Limits, Profile};
 
 /// squall's reference WebSocket server.
 #[derive(Parser, Debug)]
@@ -15,18 +15,36 @@ struct Args {
     /// Address to listen on; port 0 picks a free port (printed on the first line).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Protocol to serve: kite.
+    /// Protocol answering at /ws: kite, kecs, newloom, hexabase, covetpy or conformance.
+    /// Every protocol also answers at its own path (/kite/ws, /kecs/ws, /newloom/ws/chat/,
+    /// /newloom/ws/streams/, /hexabase/ws, /covetpy/ws, /conformance/ws).
     #[arg(long, default_value = "kite")]
     profile: Profile,
-    /// Events generated per second for each event family (0 disables events).
+    /// Events generated per second into each room that has subscribers (0 disables events).
     #[arg(long = "events", value_name = "RATE", default_value_t = 10.0)]
     events: f64,
+    /// The token clients must present where a protocol authenticates (also read from
+    /// SQUALL_SERVER_TOKEN). Unset: any non-empty token is accepted, and Kite needs none.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SQUALL_SERVER_TOKEN",
+        hide_env_values = true
+    )]
+    auth_token: Option<String>,
+    /// Server heartbeat/ping period, e.g. 30s [default: each protocol's documented period].
+    #[arg(long, value_name = "D", value_parser = humantime::parse_duration)]
+    heartbeat: Option<Duration>,
+    /// Switch a documented limit off (repeatable): rate, subscriptions, per-client.
+    #[arg(long = "no-limit", value_name = "LIMIT", value_parser = ["rate", "subscriptions", "per-client"])]
+    no_limit: Vec<String>,
     /// Open WebSocket connections allowed; further upgrades get HTTP 429.
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     max_connections: usize,
-    /// Largest inbound message, in bytes or with a unit (KiB, MiB, K, M).
-    #[arg(long, value_name = "SIZE", default_value = "512KiB", value_parser = parse_size)]
-    max_message_size: usize,
+    /// Largest inbound message, in bytes or with a unit (KiB, MiB, K, M) [default: each
+    /// protocol's documented limit: Kite 512KiB, conformance 16MiB, the others 1MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_message_size: Option<usize>,
     /// Event frames queued per connection before it is closed (1008) as a slow consumer.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     queue_depth: usize,
@@ -66,6 +84,13 @@ fn main() -> ExitCode {
         events_per_sec: args.events,
         max_connections: args.max_connections,
         max_message_size: args.max_message_size,
+        auth_token: args.auth_token,
+        heartbeat: args.heartbeat,
+        limits: Limits {
+            rate: !args.no_limit.iter().any(|l| l == "rate"),
+            subscriptions: !args.no_limit.iter().any(|l| l == "subscriptions"),
+            per_client: !args.no_limit.iter().any(|l| l == "per-client"),
+        },
         queue_depth: args.queue_depth,
         handshake_timeout: args.handshake_timeout,
         threads: args.threads.unwrap_or(defaults.threads),

@@ -6,7 +6,9 @@ use std::rc::Rc;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::kite::Feed;
+use rustc_hash::FxHashMap;
+
+use crate::hub::RoomKey;
 
 /// A connection's bounded queue of event frames waiting to be written.
 pub(crate) struct Outbox {
@@ -79,35 +81,47 @@ impl Outbox {
     }
 }
 
-/// Subscribers of each feed on this runtime.
+/// Subscribers of each room on this runtime.
 #[derive(Default)]
 pub(crate) struct Rooms {
-    members: [Vec<(u64, Rc<Outbox>)>; Feed::COUNT],
+    members: FxHashMap<RoomKey, Vec<(u64, Rc<Outbox>)>>,
 }
 
 impl Rooms {
-    pub fn join(&mut self, feed: Feed, conn: u64, outbox: Rc<Outbox>) {
-        self.members[feed.index()].push((conn, outbox));
+    pub fn join(&mut self, room: &RoomKey, conn: u64, outbox: Rc<Outbox>) {
+        self.members
+            .entry(room.clone())
+            .or_default()
+            .push((conn, outbox));
     }
 
     /// Removes a subscriber; false if it was not there (e.g. already dropped as slow).
-    pub fn leave(&mut self, feed: Feed, conn: u64) -> bool {
-        let room = &mut self.members[feed.index()];
-        match room.iter().position(|(id, _)| *id == conn) {
-            Some(i) => {
-                room.swap_remove(i);
-                true
-            }
-            None => false,
+    pub fn leave(&mut self, room: &RoomKey, conn: u64) -> bool {
+        let Some(members) = self.members.get_mut(room) else {
+            return false;
+        };
+        let Some(i) = members.iter().position(|(id, _)| *id == conn) else {
+            return false;
+        };
+        members.swap_remove(i);
+        if members.is_empty() {
+            self.members.remove(room);
         }
+        true
     }
 
-    /// Offers one event to every subscriber; returns how many were dropped as gone or slow.
-    pub fn publish(&mut self, feed: Feed, text: &Utf8Bytes) -> usize {
-        let room = &mut self.members[feed.index()];
-        let before = room.len();
-        room.retain(|(_, outbox)| outbox.offer(text) == Offer::Queued);
-        before - room.len()
+    /// Offers one frame to every subscriber; returns how many were dropped as gone or slow.
+    pub fn publish(&mut self, room: &RoomKey, text: &Utf8Bytes) -> usize {
+        let Some(members) = self.members.get_mut(room) else {
+            return 0;
+        };
+        let before = members.len();
+        members.retain(|(_, outbox)| outbox.offer(text) == Offer::Queued);
+        let dropped = before - members.len();
+        if members.is_empty() {
+            self.members.remove(room);
+        }
+        dropped
     }
 }
 
@@ -119,14 +133,15 @@ mod tests {
     fn full_outbox_kicks_once() {
         let out = Rc::new(Outbox::new(2));
         let mut rooms = Rooms::default();
-        rooms.join(Feed::ScrapeAll, 1, out.clone());
-        rooms.join(Feed::CasesAll, 1, out.clone());
+        let (a, b): (RoomKey, RoomKey) = ("kite/scrape:all".into(), "kite/cases:all".into());
+        rooms.join(&a, 1, out.clone());
+        rooms.join(&b, 1, out.clone());
         let t = Utf8Bytes::from_static("e");
-        assert_eq!(rooms.publish(Feed::ScrapeAll, &t), 0);
-        assert_eq!(rooms.publish(Feed::ScrapeAll, &t), 0);
-        assert_eq!(rooms.publish(Feed::ScrapeAll, &t), 1);
+        assert_eq!(rooms.publish(&a, &t), 0);
+        assert_eq!(rooms.publish(&a, &t), 0);
+        assert_eq!(rooms.publish(&a, &t), 1);
         assert!(out.kicked());
-        assert_eq!(rooms.publish(Feed::CasesAll, &t), 1);
-        assert!(!rooms.leave(Feed::CasesAll, 1));
+        assert_eq!(rooms.publish(&b, &t), 1);
+        assert!(!rooms.leave(&b, 1));
     }
 }

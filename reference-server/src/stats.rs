@@ -3,6 +3,9 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::hub::Hub;
+use crate::session::Proto;
+
 /// A point-in-time copy of the server's counters. Frames and bytes count WebSocket
 /// data messages (text and binary payloads), not control frames.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,9 +28,7 @@ pub struct StatsSnapshot {
     pub events_published: u64,
 }
 
-/// One runtime thread's counters, padded to its own cache lines so two threads
-/// never contend on the same line.
-#[repr(align(128))]
+/// One protocol's counters on one runtime thread.
 #[derive(Default)]
 struct Counters {
     frames_in: AtomicU64,
@@ -37,33 +38,53 @@ struct Counters {
     opened: AtomicU64,
     closed: AtomicU64,
     slow: AtomicU64,
+}
+
+/// One runtime thread's counters, padded to its own cache lines so two threads
+/// never contend on the same line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Slot {
+    protos: [Counters; Proto::COUNT],
     events: AtomicU64,
 }
 
 /// Counters for the whole server, one slot per runtime thread.
 pub(crate) struct Stats {
-    slots: Vec<Counters>,
+    slots: Vec<Slot>,
 }
 
 /// A connection's unflushed tallies; flushed once per write batch, not per frame.
-#[derive(Default)]
 pub(crate) struct Tally {
+    pub proto: Proto,
     pub frames_in: u64,
     pub frames_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
 
+impl Tally {
+    pub fn new(proto: Proto) -> Self {
+        Tally {
+            proto,
+            frames_in: 0,
+            frames_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+}
+
 impl Stats {
     pub fn new(threads: usize) -> Self {
         Stats {
-            slots: (0..threads.max(1)).map(|_| Counters::default()).collect(),
+            slots: (0..threads.max(1)).map(|_| Slot::default()).collect(),
         }
     }
 
     /// Adds a connection's tally to its thread's slot and resets the tally.
     pub fn flush(&self, thread: usize, tally: &mut Tally) {
-        let c = &self.slots[thread];
+        let c = &self.slots[thread].protos[tally.proto.index()];
         if tally.frames_in > 0 {
             c.frames_in.fetch_add(tally.frames_in, Relaxed);
             c.bytes_in.fetch_add(tally.bytes_in, Relaxed);
@@ -72,29 +93,47 @@ impl Stats {
             c.frames_out.fetch_add(tally.frames_out, Relaxed);
             c.bytes_out.fetch_add(tally.bytes_out, Relaxed);
         }
-        *tally = Tally::default();
+        *tally = Tally::new(tally.proto);
     }
 
-    pub fn opened(&self, thread: usize) {
-        self.slots[thread].opened.fetch_add(1, Relaxed);
+    pub fn opened(&self, thread: usize, proto: Proto) {
+        self.slots[thread].protos[proto.index()]
+            .opened
+            .fetch_add(1, Relaxed);
     }
 
-    pub fn closed(&self, thread: usize) {
-        self.slots[thread].closed.fetch_add(1, Relaxed);
+    pub fn closed(&self, thread: usize, proto: Proto) {
+        self.slots[thread].protos[proto.index()]
+            .closed
+            .fetch_add(1, Relaxed);
     }
 
-    pub fn slow_consumer(&self, thread: usize) {
-        self.slots[thread].slow.fetch_add(1, Relaxed);
+    pub fn slow_consumer(&self, thread: usize, proto: Proto) {
+        self.slots[thread].protos[proto.index()]
+            .slow
+            .fetch_add(1, Relaxed);
     }
 
     pub fn events(&self, thread: usize, n: u64) {
         self.slots[thread].events.fetch_add(n, Relaxed);
     }
 
+    /// Totals over every protocol.
     pub fn snapshot(&self) -> StatsSnapshot {
         let mut s = StatsSnapshot::default();
+        for proto in Proto::ALL {
+            s.add(&self.protocol(proto));
+        }
+        s.events_published = self.slots.iter().map(|c| c.events.load(Relaxed)).sum();
+        s
+    }
+
+    /// One protocol's counters (`events_published` stays 0: events count server-wide).
+    pub fn protocol(&self, proto: Proto) -> StatsSnapshot {
+        let mut s = StatsSnapshot::default();
         let mut closed = 0;
-        for c in &self.slots {
+        for slot in &self.slots {
+            let c = &slot.protos[proto.index()];
             s.frames_in += c.frames_in.load(Relaxed);
             s.frames_out += c.frames_out.load(Relaxed);
             s.bytes_in += c.bytes_in.load(Relaxed);
@@ -102,7 +141,6 @@ impl Stats {
             s.connections_opened += c.opened.load(Relaxed);
             closed += c.closed.load(Relaxed);
             s.slow_consumers_closed += c.slow.load(Relaxed);
-            s.events_published += c.events.load(Relaxed);
         }
         // A connection may open on one thread's slot count before another slot's
         // close is read; saturate rather than wrap in that instant.
@@ -111,63 +149,118 @@ impl Stats {
     }
 }
 
-/// Renders a snapshot in the Prometheus text exposition format (version 0.0.4).
-pub(crate) fn prometheus(s: &StatsSnapshot) -> String {
-    let rows: [(&str, &str, &str, u64); 8] = [
+impl StatsSnapshot {
+    fn add(&mut self, o: &StatsSnapshot) {
+        self.frames_in += o.frames_in;
+        self.frames_out += o.frames_out;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.connections_opened += o.connections_opened;
+        self.connections_active += o.connections_active;
+        self.slow_consumers_closed += o.slow_consumers_closed;
+        self.events_published += o.events_published;
+    }
+}
+
+/// Renders the counters in the Prometheus text exposition format (version 0.0.4):
+/// per-protocol series labelled `protocol`, named counters from the hub labelled
+/// `reason` (rejects) or `kind`, and server-wide gauges.
+pub(crate) fn prometheus(stats: &Stats, hub: &Hub) -> String {
+    type Field = fn(&StatsSnapshot) -> u64;
+    let rows: [(&str, &str, &str, Field); 7] = [
         (
             "connections_active",
             "gauge",
             "Open WebSocket connections.",
-            s.connections_active,
+            |s| s.connections_active,
         ),
         (
             "connections_total",
             "counter",
             "WebSocket connections upgraded.",
-            s.connections_opened,
+            |s| s.connections_opened,
         ),
-        (
-            "frames_in_total",
-            "counter",
-            "Data frames received.",
-            s.frames_in,
-        ),
-        (
-            "frames_out_total",
-            "counter",
-            "Data frames sent.",
-            s.frames_out,
-        ),
+        ("frames_in_total", "counter", "Data frames received.", |s| {
+            s.frames_in
+        }),
+        ("frames_out_total", "counter", "Data frames sent.", |s| {
+            s.frames_out
+        }),
         (
             "bytes_in_total",
             "counter",
             "Payload bytes received.",
-            s.bytes_in,
+            |s| s.bytes_in,
         ),
-        (
-            "bytes_out_total",
-            "counter",
-            "Payload bytes sent.",
-            s.bytes_out,
-        ),
+        ("bytes_out_total", "counter", "Payload bytes sent.", |s| {
+            s.bytes_out
+        }),
         (
             "slow_consumers_total",
             "counter",
             "Connections closed as slow consumers.",
-            s.slow_consumers_closed,
+            |s| s.slow_consumers_closed,
         ),
+    ];
+    let per: Vec<(Proto, StatsSnapshot)> = Proto::ALL
+        .into_iter()
+        .map(|p| (p, stats.protocol(p)))
+        .collect();
+    let mut out = String::with_capacity(4096);
+    for (name, kind, help, field) in rows {
+        let _ = writeln!(out, "# HELP squall_server_{name} {help}");
+        let _ = writeln!(out, "# TYPE squall_server_{name} {kind}");
+        for (proto, s) in &per {
+            let _ = writeln!(
+                out,
+                "squall_server_{name}{{protocol=\"{}\"}} {}",
+                proto.name(),
+                field(s)
+            );
+        }
+    }
+    let gauges = [
         (
             "events_published_total",
             "counter",
-            "Events published into rooms.",
-            s.events_published,
+            "Frames published into rooms (once per room, not per subscriber).",
+            hub.published(),
+        ),
+        (
+            "subscriptions",
+            "gauge",
+            "Room memberships held by open connections.",
+            hub.subscriptions() as u64,
         ),
     ];
-    let mut out = String::with_capacity(1024);
-    for (name, kind, help, value) in rows {
+    for (name, kind, help, value) in gauges {
         let _ = writeln!(out, "# HELP squall_server_{name} {help}");
         let _ = writeln!(out, "# TYPE squall_server_{name} {kind}");
         let _ = writeln!(out, "squall_server_{name} {value}");
+    }
+    let mut counters = hub.counters();
+    // One TYPE line per metric: group the series by metric name.
+    counters.sort_by_key(|((proto, metric, label), _)| (*metric, *proto, *label));
+    let mut last = "";
+    for ((proto, metric, label), value) in counters {
+        if metric != last {
+            let _ = writeln!(out, "# TYPE squall_server_{metric}_total counter");
+            last = metric;
+        }
+        let key = if metric == "rejects" {
+            "reason"
+        } else {
+            "kind"
+        };
+        let _ = write!(
+            out,
+            "squall_server_{metric}_total{{protocol=\"{}\"",
+            proto.name()
+        );
+        if !label.is_empty() {
+            let _ = write!(out, ",{key}=\"{label}\"");
+        }
+        let _ = writeln!(out, "}} {value}");
     }
     out
 }

@@ -14,9 +14,11 @@ use tokio::sync::{watch, Notify};
 use tokio::task::LocalSet;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::kite::events::{Audience, Batch, Generator};
+use crate::events::Generator;
+use crate::hub::{Batch, Hub};
 use crate::rooms::Rooms;
-use crate::stats::Stats;
+use crate::session::Proto;
+use crate::stats::{Stats, StatsSnapshot};
 use crate::{conn, Config};
 
 /// How long a graceful shutdown waits for connections to finish their closing handshakes.
@@ -36,9 +38,18 @@ pub(crate) enum Mode {
 pub(crate) struct Shared {
     pub config: Config,
     pub stats: Arc<Stats>,
-    pub audience: Arc<Audience>,
+    pub hub: Arc<Hub>,
     /// WebSocket connections admitted (reserved before the 101) across all threads.
     pub admitted: AtomicUsize,
+}
+
+impl Shared {
+    /// The server's counters, with the hub's event count.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let mut s = self.stats.snapshot();
+        s.events_published = self.hub.published();
+        s
+    }
 }
 
 /// State owned by one runtime thread.
@@ -47,7 +58,8 @@ pub(crate) struct Worker {
     pub shared: Arc<Shared>,
     pub rooms: RefCell<Rooms>,
     pub mode: watch::Receiver<Mode>,
-    pub ws_config: WebSocketConfig,
+    /// Per protocol: its message size limit and buffers.
+    pub ws_configs: [WebSocketConfig; Proto::COUNT],
     next_id: Cell<u64>,
     live: Cell<usize>,
     idle: Notify,
@@ -61,10 +73,10 @@ impl Worker {
     }
 
     /// Counts a WebSocket session in; the returned guard counts it out when dropped.
-    pub fn enter(self: &Rc<Self>) -> Live {
+    pub fn enter(self: &Rc<Self>, proto: Proto) -> Live {
         self.live.set(self.live.get() + 1);
-        self.shared.stats.opened(self.index);
-        Live(self.clone())
+        self.shared.stats.opened(self.index, proto);
+        Live(self.clone(), proto)
     }
 }
 
@@ -91,12 +103,12 @@ impl Drop for Admission {
 }
 
 /// An open WebSocket session on a worker, counted out when dropped.
-pub(crate) struct Live(Rc<Worker>);
+pub(crate) struct Live(Rc<Worker>, Proto);
 
 impl Drop for Live {
     fn drop(&mut self) {
         let w = &self.0;
-        w.shared.stats.closed(w.index);
+        w.shared.stats.closed(w.index, self.1);
         w.live.set(w.live.get() - 1);
         if w.live.get() == 0 {
             w.idle.notify_one();
@@ -139,18 +151,23 @@ pub(crate) fn run(start: Start) {
         generator,
     } = start;
     let config = &shared.config;
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(64 * 1024)
-        .max_write_buffer_size(64 * 1024 + 2 * config.max_message_size + 64 * 1024)
-        .max_message_size(Some(config.max_message_size))
-        .max_frame_size(Some(config.max_message_size));
+    let ws_configs = Proto::ALL.map(|proto| {
+        let limit = config.message_limit(proto);
+        // Small read buffers keep idle connections cheap; the write buffer may hold a
+        // batch plus one echoed maximum-size message before writes apply backpressure.
+        WebSocketConfig::default()
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(64 * 1024)
+            .max_write_buffer_size(128 * 1024 + 2 * limit)
+            .max_message_size(Some(limit))
+            .max_frame_size(Some(limit))
+    });
     let worker = Rc::new(Worker {
         index,
         shared: shared.clone(),
         rooms: RefCell::new(Rooms::default()),
         mode,
-        ws_config,
+        ws_configs,
         next_id: Cell::new(0),
         live: Cell::new(0),
         idle: Notify::new(),
@@ -211,9 +228,10 @@ async fn drained(worker: &Worker) {
 async fn dispatch(worker: Rc<Worker>, mut events: UnboundedReceiver<Batch>) {
     while let Some(batch) = events.recv().await {
         let mut rooms = worker.rooms.borrow_mut();
-        for (feed, text) in batch.iter() {
-            for _ in 0..rooms.publish(*feed, text) {
-                worker.shared.audience.leave(*feed);
+        for (room, text) in batch.iter() {
+            // Slow consumers dropped from the room no longer count as its audience.
+            for _ in 0..rooms.publish(room, text) {
+                worker.shared.hub.leave(room);
             }
         }
     }

@@ -193,14 +193,16 @@ async fn healthz_and_metrics() {
     let metrics = http_get(&server, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").await;
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     for line in [
-        "squall_server_connections_active 1",
-        "squall_server_connections_total 1",
-        "squall_server_frames_out_total 1",
-        "squall_server_frames_in_total 0",
+        "squall_server_connections_active{protocol=\"kite\"} 1",
+        "squall_server_connections_active{protocol=\"kecs\"} 0",
+        "squall_server_connections_total{protocol=\"kite\"} 1",
+        "squall_server_frames_out_total{protocol=\"kite\"} 1",
+        "squall_server_frames_in_total{protocol=\"kite\"} 0",
         "# TYPE squall_server_bytes_out_total counter",
-        "squall_server_bytes_in_total 0",
-        "squall_server_slow_consumers_total 0",
+        "squall_server_bytes_in_total{protocol=\"kite\"} 0",
+        "squall_server_slow_consumers_total{protocol=\"kite\"} 0",
         "squall_server_events_published_total 0",
+        "squall_server_subscriptions 0",
     ] {
         assert!(metrics.contains(line), "missing {line}:\n{metrics}");
     }
@@ -334,7 +336,7 @@ async fn kill_drops_without_close_frame() {
 
 #[tokio::test]
 async fn oversized_message_is_closed_with_1009() {
-    let server = server(0.0, |c| c.max_message_size = 1024);
+    let server = server(0.0, |c| c.max_message_size = Some(1024));
     let mut ws = joined(&server).await;
     let big = json!({"type": "ping", "pad": "x".repeat(2048)});
     send(&mut ws, big).await;

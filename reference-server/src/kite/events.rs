@@ -1,46 +1,21 @@
-//! The Kite event generator: documented event types at a fixed rate per family, serialized once per room.
+//! Kite events: the documented event types of each room family, filled in from the room's
+//! name (`scrape:{job_id}` events carry that job id), serialized once per room.
 
 use rand::rngs::ThreadRng;
 use rand::RngExt;
 use serde::Serialize;
 use serde_json::json;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::mpsc::UnboundedSender;
-use tokio::time::{Instant, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::Feed;
 use crate::clock::now_rfc3339;
-use crate::stats::Stats;
-
-/// Events for one tick: each entry is one room's serialized frame, shared by all its subscribers.
-pub(crate) type Batch = Arc<Vec<(Feed, Utf8Bytes)>>;
-
-/// Subscriber counts per feed across all runtimes, so the generator skips empty rooms.
-#[derive(Default)]
-pub(crate) struct Audience([AtomicUsize; Feed::COUNT]);
-
-impl Audience {
-    pub fn join(&self, feed: Feed) {
-        self.0[feed.index()].fetch_add(1, Relaxed);
-    }
-
-    pub fn leave(&self, feed: Feed) {
-        self.0[feed.index()].fetch_sub(1, Relaxed);
-    }
-
-    fn any(&self, feed: Feed) -> bool {
-        self.0[feed.index()].load(Relaxed) > 0
-    }
-}
 
 /// A group of event types published together at `events_per_sec`.
 #[derive(Clone, Copy)]
 enum Family {
     Scrape,
     Cases,
+    /// `case:{id}`: the case events of one case.
+    Case,
+    Search,
     Workers,
     Queue,
     SystemAlerts,
@@ -48,37 +23,48 @@ enum Family {
     Metrics,
 }
 
-const FAMILIES: [Family; 7] = [
-    Family::Scrape,
-    Family::Cases,
-    Family::Workers,
-    Family::Queue,
-    Family::SystemAlerts,
-    Family::QualityAlerts,
-    Family::Metrics,
-];
-
 const JURISDICTIONS: [&str; 4] = ["Australia", "New Zealand", "United Kingdom", "Singapore"];
 
 impl Family {
-    fn feeds(self) -> &'static [Feed] {
-        match self {
-            Family::Scrape => &[Feed::ScrapeAll],
-            Family::Cases => &[Feed::CasesAll],
-            Family::Workers => &[Feed::WorkersAll],
-            Family::Queue => &[Feed::QueueAll],
-            Family::SystemAlerts => &[Feed::AlertsAll, Feed::AlertsSystem],
-            Family::QualityAlerts => &[Feed::AlertsQuality],
-            Family::Metrics => &[Feed::MetricsAll],
-        }
+    /// The family feeding `room`, and the id the room names (`None` for `*:all`).
+    fn of<'r>(room: &'r str, rng: &mut ThreadRng) -> Option<(Family, Option<&'r str>)> {
+        let (family, name) = room.split_once(':')?;
+        let named = (name != "all").then_some(name);
+        let family = match (family, name) {
+            ("scrape", _) => Family::Scrape,
+            ("cases", _) => Family::Cases,
+            ("case", _) => Family::Case,
+            ("search", _) => Family::Search,
+            ("workers", "all") => Family::Workers,
+            ("queue", "all") => Family::Queue,
+            ("alerts", "all") if rng.random_bool(0.5) => Family::QualityAlerts,
+            ("alerts", "all" | "system") => Family::SystemAlerts,
+            ("alerts", "quality") => Family::QualityAlerts,
+            ("metrics", _) => Family::Metrics,
+            _ => return None,
+        };
+        Some((family, named))
     }
 
     /// One random event of this family. A `Value` is fine here: it is built once per
     /// event, never per subscriber or per inbound frame.
-    fn event(self, rng: &mut ThreadRng) -> (&'static str, serde_json::Value) {
-        let job = format!("job_{:06x}", rng.random_range(0..0xff_ffffu32));
-        let case = format!("cth/HCA/2023/{}", rng.random_range(1..200u32));
-        let jurisdiction = JURISDICTIONS[rng.random_range(0..JURISDICTIONS.len())];
+    fn event(self, named: Option<&str>, rng: &mut ThreadRng) -> (&'static str, serde_json::Value) {
+        let job = match (self, named) {
+            (Family::Scrape, Some(id)) => id.to_owned(),
+            _ => format!("job_{:06x}", rng.random_range(0..0xff_ffffu32)),
+        };
+        let case = match (self, named) {
+            (Family::Case, Some(id)) => id.to_owned(),
+            _ => format!("cth/HCA/2023/{}", rng.random_range(1..200u32)),
+        };
+        let jurisdiction = match (self, named) {
+            (Family::Cases, Some(j)) => j,
+            _ => JURISDICTIONS[rng.random_range(0..JURISDICTIONS.len())],
+        };
+        let metric = match (self, named) {
+            (Family::Metrics, Some(m)) => m,
+            _ => "http_requests_total",
+        };
         match self {
             Family::Scrape => match rng.random_range(0..4u8) {
                 0 => (
@@ -103,7 +89,23 @@ impl Family {
                     json!({"job_id": job, "error": "Failed to fetch page: timeout", "status": "failed"}),
                 ),
             },
-            Family::Cases => match rng.random_range(0..4u8) {
+            // A jurisdiction room only gets the event that names its jurisdiction.
+            Family::Cases if named.is_some() => (
+                "case.created",
+                json!({"case_id": case, "case_name": "Smith v Jones",
+                "case_number": "[2023] HCA 15", "court": "High Court of Australia", "jurisdiction": jurisdiction}),
+            ),
+            Family::Search => {
+                let search = named.unwrap_or("search_xyz789");
+                let total = rng.random_range(1..100u32);
+                (
+                    "search.results",
+                    json!({"search_id": search, "results": [{"id": case, "case_name": "Smith v Jones",
+                    "case_number": "[2023] HCA 15", "court": "High Court of Australia",
+                    "jurisdiction": jurisdiction}], "result_count": 1, "total": total}),
+                )
+            }
+            Family::Cases | Family::Case => match rng.random_range(0..4u8) {
                 0 => (
                     "case.created",
                     json!({"case_id": case, "case_name": "Smith v Jones",
@@ -152,7 +154,7 @@ impl Family {
             ),
             Family::Metrics => (
                 "metric.update",
-                json!({"metric": "http_requests_total",
+                json!({"metric": metric,
                 "value": rng.random_range(0..100_000u32), "labels": {"method": "GET", "status": "200"}}),
             ),
         }
@@ -168,75 +170,40 @@ struct Event<'a> {
     seq: u64,
 }
 
-/// Publishes events into the feeds and hands each tick's batch to every runtime.
-pub(crate) struct Generator {
-    pub rate: f64,
-    pub audience: Arc<Audience>,
-    pub stats: Arc<Stats>,
-    pub outs: Vec<UnboundedSender<Batch>>,
+/// One event for `room` with sequence number `seq`; `None` for a room without events.
+pub(crate) fn event(room: &str, seq: u64, rng: &mut ThreadRng) -> Option<String> {
+    let (family, named) = Family::of(room, rng)?;
+    let (kind, data) = family.event(named, rng);
+    let timestamp = now_rfc3339();
+    let event = Event {
+        kind,
+        data: &data,
+        timestamp: &timestamp,
+        seq,
+    };
+    serde_json::to_string(&event).ok()
 }
 
-impl Generator {
-    /// Runs until every runtime's receiver is gone (or the task is dropped).
-    pub async fn run(mut self) {
-        if self.rate <= 0.0 {
-            return;
-        }
-        // Tick at the event period, but no faster than 1 ms: high rates publish several per tick.
-        let period = Duration::from_secs_f64((1.0 / self.rate).max(0.001));
-        let mut ticker = tokio::time::interval(period);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let start = Instant::now();
-        let mut seq = [0u64; Feed::COUNT];
-        let mut emitted = 0u64;
-        loop {
-            ticker.tick().await;
-            let due = (start.elapsed().as_secs_f64() * self.rate) as u64;
-            // After a stall, do not burst more than a second's worth.
-            let n = (due - emitted).min(self.rate.ceil() as u64);
-            emitted = due;
-            let batch = self.build(n, &mut seq);
-            if batch.is_empty() {
-                continue;
-            }
-            self.stats.events(0, batch.len() as u64);
-            let batch: Batch = Arc::new(batch);
-            self.outs.retain(|tx| tx.send(batch.clone()).is_ok());
-            if self.outs.is_empty() {
-                return;
-            }
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(room: &str) -> serde_json::Value {
+        serde_json::from_str(&event(room, 7, &mut rand::rng()).unwrap()).unwrap()
     }
 
-    fn build(&self, n: u64, seq: &mut [u64; Feed::COUNT]) -> Vec<(Feed, Utf8Bytes)> {
-        let mut rng = rand::rng();
-        let mut batch = Vec::new();
-        for family in FAMILIES {
-            let live: Vec<Feed> = family
-                .feeds()
-                .iter()
-                .copied()
-                .filter(|f| self.audience.any(*f))
-                .collect();
-            if live.is_empty() {
-                continue;
-            }
-            for _ in 0..n {
-                let (kind, data) = family.event(&mut rng);
-                let timestamp = now_rfc3339();
-                for feed in &live {
-                    seq[feed.index()] += 1;
-                    let event = Event {
-                        kind,
-                        data: &data,
-                        timestamp: &timestamp,
-                        seq: seq[feed.index()],
-                    };
-                    let text = serde_json::to_string(&event).unwrap_or_default();
-                    batch.push((*feed, Utf8Bytes::from(text)));
-                }
-            }
-        }
-        batch
+    #[test]
+    fn named_rooms_carry_their_ids() {
+        assert_eq!(one("scrape:job_1")["data"]["job_id"], "job_1");
+        assert_eq!(
+            one("case:cth/HCA/2023/15")["data"]["case_id"],
+            "cth/HCA/2023/15"
+        );
+        assert_eq!(one("cases:Singapore")["data"]["jurisdiction"], "Singapore");
+        assert_eq!(one("search:s1")["data"]["search_id"], "s1");
+        assert_eq!(one("metrics:cpu")["data"]["metric"], "cpu");
+        assert_eq!(one("alerts:system")["type"], "system.alert");
+        assert_eq!(one("queue:all")["seq"], 7);
+        assert!(event("workers:x", 1, &mut rand::rng()).is_none());
     }
 }

@@ -6,76 +6,63 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
+use tokio::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
+
 use crate::clock::now_rfc3339;
+use crate::session::{self, Admitted, Cx, Refusal, Upgrade};
+use crate::Config;
 
 /// Most rooms one connection may be subscribed to (seeds/kite.md, "Connection Limits").
 pub const MAX_SUBSCRIPTIONS: usize = 50;
 
-/// Largest message Kite accepts (seeds/kite.md: 512 KB).
-pub const MAX_MESSAGE_SIZE: usize = 512 * 1024;
+/// Messages per second one connection may send (seeds/kite.md, "Connection Limits").
+pub const MAX_RATE: u32 = 100;
 
-/// Rooms the event generator publishes into; only these carry events for now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Feed {
-    ScrapeAll,
-    CasesAll,
-    WorkersAll,
-    QueueAll,
-    AlertsAll,
-    AlertsSystem,
-    AlertsQuality,
-    MetricsAll,
-}
+/// Connections one client may hold open (seeds/kite.md, "Connection Limits").
+pub const MAX_PER_CLIENT: usize = 10;
 
-impl Feed {
-    pub const COUNT: usize = 8;
-    pub const ALL: [Feed; Feed::COUNT] = [
-        Feed::ScrapeAll,
-        Feed::CasesAll,
-        Feed::WorkersAll,
-        Feed::QueueAll,
-        Feed::AlertsAll,
-        Feed::AlertsSystem,
-        Feed::AlertsQuality,
-        Feed::MetricsAll,
-    ];
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Feed::ScrapeAll => "scrape:all",
-            Feed::CasesAll => "cases:all",
-            Feed::WorkersAll => "workers:all",
-            Feed::QueueAll => "queue:all",
-            Feed::AlertsAll => "alerts:all",
-            Feed::AlertsSystem => "alerts:system",
-            Feed::AlertsQuality => "alerts:quality",
-            Feed::MetricsAll => "metrics:all",
-        }
-    }
-}
-
-/// Checks a room name against the documented families; `Ok(Some(feed))` for a room
-/// with generated events, `Ok(None)` for a valid room that gets none yet.
-pub(crate) fn classify_room(room: &str) -> Result<Option<Feed>, String> {
-    if let Some(feed) = Feed::ALL.iter().find(|f| f.name() == room) {
-        return Ok(Some(*feed));
-    }
+/// Checks a room name against the documented families ("Rooms").
+pub(crate) fn classify_room(room: &str) -> Result<(), String> {
     let (family, rest) = room
         .split_once(':')
         .ok_or_else(|| format!("invalid room '{room}': expected 'family:name'"))?;
     if rest.is_empty() {
         return Err(format!("invalid room '{room}': empty name after ':'"));
     }
-    match family {
-        "scrape" | "cases" | "case" | "search" | "metrics" => Ok(None),
+    match (family, rest) {
+        ("scrape" | "cases" | "case" | "search" | "metrics", _) => Ok(()),
+        ("workers" | "queue", "all") | ("alerts", "all" | "system" | "quality") => Ok(()),
         // These families only have the documented fixed rooms.
-        "workers" | "queue" | "alerts" => Err(format!("unknown room '{room}'")),
+        ("workers" | "queue" | "alerts", _) => Err(format!("unknown room '{room}'")),
         _ => Err(format!("unknown room family '{family}' in '{room}'")),
     }
+}
+
+/// Admits an upgrade: with an auth token configured, the client must present it as
+/// `?token=` or `Authorization: Bearer`; the per-client limit keys on that token (or
+/// `?client_id=`), so anonymous clients on one address are not lumped together.
+pub(crate) fn admit(up: &Upgrade<'_>, config: &Config) -> Result<Admitted, Refusal> {
+    let bearer = up
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let token = up.param("token").or(bearer);
+    if config.auth_token.is_some() && !token.as_deref().is_some_and(|t| config.token_ok(t)) {
+        return Err(Refusal {
+            status: 401,
+            reason: "unauthorized",
+            body: "Unauthorized: a valid token is required\n".into(),
+        });
+    }
+    let client = token.or_else(|| up.param("client_id"));
+    let per_client = client
+        .filter(|_| config.limits.per_client)
+        .map(|c| (c, MAX_PER_CLIENT));
+    Ok(Admitted {
+        session: Box::new(Session::new(config)),
+        per_client,
+    })
 }
 
 /// An inbound frame; unknown fields are ignored so clients may send extra data.
@@ -135,24 +122,43 @@ fn frame<D: Serialize>(kind: &str, data: D, id: Option<&RawValue>) -> String {
     serde_json::to_string(&frame).unwrap_or_default()
 }
 
-/// Per-connection Kite state: the client id and its subscriptions.
+/// Per-connection Kite state: the client id, subscription count and rate window.
 pub(crate) struct Session {
     client_id: String,
-    rooms: Vec<String>,
+    max_subscriptions: Option<usize>,
+    rate: Option<Window>,
 }
 
-/// What the connection must do with the room registry after a message.
-pub(crate) enum Effect {
-    None,
-    Join(Feed),
-    Leave(Feed),
+/// A fixed one-second window counting messages.
+struct Window {
+    start: Option<Instant>,
+    count: u32,
+}
+
+impl Window {
+    /// Counts a message; false when it is over the limit.
+    fn admit(&mut self, now: Instant) -> bool {
+        match self.start {
+            Some(start) if now.duration_since(start) < Duration::from_secs(1) => {}
+            _ => {
+                self.start = Some(now);
+                self.count = 0;
+            }
+        }
+        self.count += 1;
+        self.count <= MAX_RATE
+    }
 }
 
 impl Session {
-    pub fn new() -> Self {
+    pub fn new(config: &Config) -> Self {
         Session {
             client_id: uuid::Uuid::new_v4().to_string(),
-            rooms: Vec::new(),
+            max_subscriptions: config.limits.subscriptions.then_some(MAX_SUBSCRIPTIONS),
+            rate: config.limits.rate.then_some(Window {
+                start: None,
+                count: 0,
+            }),
         }
     }
 
@@ -165,68 +171,54 @@ impl Session {
         frame("welcome", data, None)
     }
 
-    /// Rooms with events this session is subscribed to, for cleanup on close.
-    pub fn feeds(&self) -> impl Iterator<Item = Feed> + '_ {
-        self.rooms
-            .iter()
-            .filter_map(|r| classify_room(r).ok().flatten())
-    }
-
-    /// Handles one text message: the reply frame and any registry change.
-    pub fn handle(&mut self, text: &str) -> (String, Effect) {
+    /// Handles one text message, replying through `cx`.
+    fn handle(&mut self, text: &str, cx: &mut Cx<'_>) {
         let msg: Inbound<'_> = match serde_json::from_str(text) {
             Ok(m) => m,
-            Err(e) => return (error(&format!("invalid message: {e}"), None), Effect::None),
+            Err(e) => {
+                cx.reject("invalid_json");
+                return cx.send(error(&format!("invalid message: {e}"), None));
+            }
         };
-        match (msg.kind.as_ref(), msg.room.as_deref()) {
+        let reply = match (msg.kind.as_ref(), msg.room.as_deref()) {
             ("ping", _) => {
                 let data = ClientData {
                     client_id: &self.client_id,
                 };
-                (frame("pong", data, msg.id), Effect::None)
+                frame("pong", data, msg.id)
             }
-            ("subscribe", Some(room)) => self.subscribe(room, msg.id),
-            ("unsubscribe", Some(room)) => self.unsubscribe(room, msg.id),
+            ("subscribe", Some(room)) => self.subscribe(room, msg.id, cx),
+            ("unsubscribe", Some(room)) => {
+                cx.leave(room);
+                self.room_reply("unsubscribe", room, "unsubscribed", msg.id)
+            }
             ("subscribe" | "unsubscribe", None) => {
-                let text = format!("'{}' needs a 'room' field", msg.kind);
-                (error(&text, msg.id), Effect::None)
+                cx.reject("invalid_message");
+                error(&format!("'{}' needs a 'room' field", msg.kind), msg.id)
             }
             (other, _) => {
-                let text = format!("unknown message type '{other}'");
-                (error(&text, msg.id), Effect::None)
+                cx.reject("unknown_type");
+                error(&format!("unknown message type '{other}'"), msg.id)
             }
-        }
-    }
-
-    fn subscribe(&mut self, room: &str, id: Option<&RawValue>) -> (String, Effect) {
-        let feed = match classify_room(room) {
-            Ok(feed) => feed,
-            Err(e) => return (error(&e, id), Effect::None),
         };
-        let mut effect = Effect::None;
-        if !self.rooms.iter().any(|r| r == room) {
-            if self.rooms.len() >= MAX_SUBSCRIPTIONS {
-                let text = format!("subscription limit reached ({MAX_SUBSCRIPTIONS} rooms)");
-                return (error(&text, id), Effect::None);
-            }
-            self.rooms.push(room.to_owned());
-            effect = feed.map_or(Effect::None, Effect::Join);
-        }
-        (self.room_reply("subscribe", room, "subscribed", id), effect)
+        cx.send(reply);
     }
 
-    fn unsubscribe(&mut self, room: &str, id: Option<&RawValue>) -> (String, Effect) {
-        let mut effect = Effect::None;
-        if let Some(i) = self.rooms.iter().position(|r| r == room) {
-            self.rooms.swap_remove(i);
-            if let Ok(Some(feed)) = classify_room(room) {
-                effect = Effect::Leave(feed);
-            }
+    fn subscribe(&mut self, room: &str, id: Option<&RawValue>, cx: &mut Cx<'_>) -> String {
+        if let Err(e) = classify_room(room) {
+            cx.reject("unknown_room");
+            return error(&e, id);
         }
-        (
-            self.room_reply("unsubscribe", room, "unsubscribed", id),
-            effect,
-        )
+        if !cx.is_member(room) {
+            let held = cx.rooms().count();
+            if self.max_subscriptions.is_some_and(|max| held >= max) {
+                cx.reject("subscription_limit");
+                let text = format!("subscription limit reached ({MAX_SUBSCRIPTIONS} rooms)");
+                return error(&text, id);
+            }
+            cx.join(room);
+        }
+        self.room_reply("subscribe", room, "subscribed", id)
     }
 
     fn room_reply(&self, kind: &str, room: &str, status: &str, id: Option<&RawValue>) -> String {
@@ -239,6 +231,31 @@ impl Session {
     }
 }
 
+impl session::Session for Session {
+    fn open(&mut self, cx: &mut Cx<'_>) {
+        cx.send(self.welcome());
+    }
+
+    fn text(&mut self, text: &Utf8Bytes, cx: &mut Cx<'_>) {
+        if let Some(window) = &mut self.rate {
+            if !window.admit(cx.now) {
+                cx.reject("rate_limit");
+                let text = format!("rate limit exceeded: at most {MAX_RATE} messages per second");
+                return cx.send(error(&text, None));
+            }
+        }
+        self.handle(text, cx);
+    }
+
+    fn binary(&mut self, _data: &Bytes, cx: &mut Cx<'_>) {
+        cx.reject("binary_frame");
+        cx.send(error(
+            "binary frames are not supported; send JSON text",
+            None,
+        ));
+    }
+}
+
 /// An `error` frame with a human-readable message.
 pub(crate) fn error(message: &str, id: Option<&RawValue>) -> String {
     frame("error", ErrorData { message }, id)
@@ -247,34 +264,57 @@ pub(crate) fn error(message: &str, id: Option<&RawValue>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::{Harness, Proto, Session as _};
 
-    fn json(s: &str) -> serde_json::Value {
-        serde_json::from_str(s).unwrap()
+    fn send(h: &mut Harness, s: &mut Session, text: &str) -> serde_json::Value {
+        s.text(&Utf8Bytes::from(text.to_owned()), &mut h.cx());
+        h.sent().pop().expect("a reply")
     }
 
     #[test]
     fn ping_echoes_id_and_errors_are_frames() {
-        let mut s = Session::new();
-        let (pong, _) = s.handle(r#"{"type":"ping","id":42,"data":{}}"#);
-        let pong = json(&pong);
+        let mut h = Harness::new(Proto::Kite);
+        let mut s = Session::new(&h.config);
+        let pong = send(&mut h, &mut s, r#"{"type":"ping","id":42,"data":{}}"#);
         assert_eq!(pong["type"], "pong");
         assert_eq!(pong["id"], 42);
-        assert_eq!(json(&s.handle("nope").0)["type"], "error");
-        assert_eq!(json(&s.handle(r#"{"type":"x"}"#).0)["type"], "error");
+        assert_eq!(send(&mut h, &mut s, "nope")["type"], "error");
+        assert_eq!(send(&mut h, &mut s, r#"{"type":"x"}"#)["type"], "error");
     }
 
     #[test]
     fn rooms_are_checked_and_limited() {
-        assert_eq!(classify_room("scrape:all"), Ok(Some(Feed::ScrapeAll)));
-        assert_eq!(classify_room("case:cth/HCA/2023/15"), Ok(None));
+        assert!(classify_room("scrape:all").is_ok());
+        assert!(classify_room("case:cth/HCA/2023/15").is_ok());
         assert!(classify_room("bogus:all").is_err());
         assert!(classify_room("workers:x").is_err());
-        let mut s = Session::new();
+        let mut h = Harness::new(Proto::Kite);
+        let mut s = Session::new(&h.config);
         for i in 0..MAX_SUBSCRIPTIONS {
-            let (r, _) = s.handle(&format!(r#"{{"type":"subscribe","room":"case:{i}"}}"#));
-            assert_eq!(json(&r)["data"]["status"], "subscribed");
+            let r = send(
+                &mut h,
+                &mut s,
+                &format!(r#"{{"type":"subscribe","room":"case:{i}"}}"#),
+            );
+            assert_eq!(r["data"]["status"], "subscribed");
         }
-        let (r, _) = s.handle(r#"{"type":"subscribe","room":"case:x"}"#);
-        assert_eq!(json(&r)["type"], "error");
+        let r = send(&mut h, &mut s, r#"{"type":"subscribe","room":"case:x"}"#);
+        assert_eq!(r["type"], "error");
+        h.config.limits.subscriptions = false;
+        let mut s = Session::new(&h.config);
+        let r = send(&mut h, &mut s, r#"{"type":"subscribe","room":"case:x"}"#);
+        assert_eq!(r["type"], "subscribe", "limit off: the 51st is accepted");
+    }
+
+    #[test]
+    fn rate_limit_rejects_the_101st_message_in_a_second() {
+        let mut h = Harness::new(Proto::Kite);
+        let mut s = Session::new(&h.config);
+        for _ in 0..MAX_RATE {
+            assert_eq!(send(&mut h, &mut s, r#"{"type":"ping"}"#)["type"], "pong");
+        }
+        assert_eq!(send(&mut h, &mut s, r#"{"type":"ping"}"#)["type"], "error");
+        h.now += Duration::from_secs(1);
+        assert_eq!(send(&mut h, &mut s, r#"{"type":"ping"}"#)["type"], "pong");
     }
 }
