@@ -83,6 +83,10 @@ impl Proto {
         if path == "/ws" {
             return Some(main.proto());
         }
+        // Autobahn's fuzzing client asks for `/`.
+        if path == "/" && main == Profile::Conformance {
+            return Some(Proto::Conformance);
+        }
         if main == Profile::Newloom {
             match path {
                 "/ws/chat/" | "/ws/chat" => return Some(Proto::NewloomChat),
