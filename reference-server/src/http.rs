@@ -175,6 +175,29 @@ pub(crate) async fn respond(
     stream.shutdown().await
 }
 
+/// The query string with the values of credential parameters replaced, for logs.
+pub(crate) fn redact_query(query: &str) -> String {
+    const SECRET: [&str; 7] = [
+        "token",
+        "api_key",
+        "apikey",
+        "access_token",
+        "key",
+        "password",
+        "secret",
+    ];
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if SECRET.iter().any(|s| k.eq_ignore_ascii_case(s)) => {
+                format!("{k}=<redacted>")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// The status line text for a refusal's status code.
 pub(crate) fn status_line(status: u16) -> String {
     let phrase = match status {
@@ -209,6 +232,15 @@ mod tests {
             buf: text.as_bytes().to_vec(),
             len: text.len(),
         }
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(
+            redact_query("token=abc&room=x&API_KEY=k"),
+            "token=<redacted>&room=x&API_KEY=<redacted>"
+        );
+        assert_eq!(redact_query(""), "");
     }
 
     #[test]
