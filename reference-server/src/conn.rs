@@ -87,6 +87,17 @@ async fn handshake(worker: &Worker, stream: &mut TcpStream) -> Option<Upgraded> 
     let text = "text/plain; charset=utf-8";
     let result = match http::route(&head, worker.shared.config.profile) {
         Route::Health => http::respond(stream, "200 OK", "", text, "ok\n").await,
+        Route::Publish { query, length } => {
+            let (status, body) = match http::read_body(stream, head.rest(), length).await {
+                Ok(body) => protocols::publish(&worker.shared.hub, &query, &body),
+                Err(e) => (
+                    400,
+                    format!("{{\"error\":\"cannot read the body: {e}\"}}\n"),
+                ),
+            };
+            let status = http::status_line(status);
+            http::respond(stream, &status, "", "application/json", &body).await
+        }
         Route::Metrics => {
             let body = prometheus(&worker.shared.stats, &worker.shared.hub);
             http::respond(stream, "200 OK", "", "text/plain; version=0.0.4", &body).await
