@@ -22,6 +22,10 @@ use crate::Config;
 /// in one process, increasing within a chat.
 static NEXT_MESSAGE_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Numbers the default user names (`user<N>`) of connections without `?user=`; connection
+/// ids are only unique per runtime, so they would repeat across runtimes.
+static NEXT_ANONYMOUS: AtomicU64 = AtomicU64::new(1);
+
 /// "2. Receive Message", with the chat's sequence number.
 #[derive(Serialize)]
 struct MessageFrame<'a> {
@@ -65,8 +69,9 @@ pub(crate) struct Session {
 impl Session {
     pub fn new(id: Identity, config: &Config) -> Self {
         Session {
-            // Completed in `open`, where the connection id is known.
-            user: id.user.unwrap_or_default(),
+            user: id
+                .user
+                .unwrap_or_else(|| format!("user{}", NEXT_ANONYMOUS.fetch_add(1, Relaxed))),
             allowed: id.rooms,
             max_chats: room_limit(config),
             heartbeat: Heartbeat::new(config, Instant::now()),
@@ -170,9 +175,6 @@ impl Session {
 impl session::Session for Session {
     fn open(&mut self, cx: &mut Cx<'_>) {
         self.heartbeat.seen(cx.now);
-        if self.user.is_empty() {
-            self.user = format!("user{}", cx.conn);
-        }
         for chat_id in self.allowed.iter().flatten() {
             cx.join(&chat_id.to_string());
         }
@@ -306,7 +308,11 @@ mod tests {
         );
         let published = h.published();
         assert_eq!(published.len(), 1);
-        assert_eq!(published[0].1["message"]["user"], "user1");
+        let user = published[0].1["message"]["user"].as_str().unwrap();
+        assert!(
+            user.starts_with("user") && user[4..].parse::<u64>().is_ok(),
+            "{user}"
+        );
     }
 
     #[test]

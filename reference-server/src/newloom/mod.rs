@@ -217,7 +217,7 @@ type Denial = (&'static str, String);
 
 /// Who a connection is and which rooms (chats or streams) its query names.
 pub(crate) struct Identity {
-    /// `?user=`, when given; sessions fall back to `user<connection id>`.
+    /// `?user=`, when given; the chat falls back to `user<N>`.
     pub user: Option<String>,
     /// `?chats=` or `?streams=`, sorted and deduplicated; `None` when absent.
     pub rooms: Option<Vec<u64>>,
