@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -363,4 +364,57 @@ async fn the_newloom_profile_answers_at_ws() {
     }
     let mut ws = connect(&server, "/ws/streams/?token=t&streams=2").await;
     assert_eq!(recv(&mut ws).await["stream_id"], 2);
+}
+
+/// `POST /publish` with `body` into `room` of `protocol`; returns the JSON reply.
+async fn publish(server: &ServerHandle, protocol: &str, room: &str, body: &Value) -> Value {
+    let body = body.to_string();
+    let request = format!(
+        "POST /publish?protocol={protocol}&room={room} HTTP/1.1\r\nHost: t\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut tcp = TcpStream::connect(server.addr()).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    timeout(WAIT, tcp.read_to_string(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn publish_stamps_seq_and_time_into_chat_and_stream_frames() {
+    let server = server(|_| {});
+    let mut ws = member(&server, "chats=4", 4).await;
+    let frame = json!({"type": "message", "message": {"id": 1, "content": "from /publish",
+        "user": "publisher", "chat_id": 4}});
+    let reply = publish(&server, "newloom-chat", "4", &frame).await;
+    assert_eq!(
+        (reply["seq"].as_u64(), reply["subscribers"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let got = recv(&mut ws).await;
+    assert_eq!(got["message"]["content"], "from /publish");
+    assert_eq!(got["seq"], 2);
+    assert_eq!(got["message"]["timestamp"].as_str().unwrap().len(), 27);
+
+    let mut follower = connect(&server, &format!("{STREAMS}?token=t&streams=8")).await;
+    // The join happens as the connection opens; publish until it has an audience.
+    let status = json!({"type": "status_update", "stream_id": 8, "status": "completed"});
+    let deadline = Instant::now() + WAIT;
+    while publish(&server, "newloom-streams", "8", &status).await["subscribers"] == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the follower never joined stream 8"
+        );
+        tokio::task::yield_now().await;
+    }
+    let got = recv(&mut follower).await;
+    assert_eq!(
+        (got["status"].as_str(), got["seq"].as_u64()),
+        (Some("completed"), Some(1))
+    );
 }

@@ -41,6 +41,10 @@ pub(crate) fn events(proto: Proto) -> Option<EventFn> {
 pub(crate) fn stamps(proto: Proto) -> Option<(&'static str, &'static str)> {
     match proto {
         Proto::Kite => Some(("/seq", "/timestamp")),
+        // A chat `message` keeps its time inside the stored message; on the streams
+        // endpoint only `status_update` has a top-level timestamp, so that is what to publish.
+        Proto::NewloomChat => Some(("/seq", "/message/timestamp")),
+        Proto::NewloomStreams => Some(("/seq", "/timestamp")),
         _ => None,
     }
 }

@@ -104,7 +104,7 @@ pub(crate) fn event(room: &str, seq: u64, rng: &mut ThreadRng) -> Option<String>
         id => id.parse().ok().filter(|&id| id >= 1)?,
     };
     let timestamp = now_rfc3339();
-    let text = if seq % ERROR_EVERY == 0 {
+    let text = if seq.is_multiple_of(ERROR_EVERY) {
         let (code, message) = ERRORS[rng.random_range(0..ERRORS.len())];
         let error = StreamError {
             message,
