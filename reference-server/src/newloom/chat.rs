@@ -284,6 +284,16 @@ mod tests {
         ] {
             assert_eq!(code(&mut h, &mut s, bad), "invalid_format", "{bad}");
         }
+        let deep = format!(
+            r#"{{"type":"heartbeat","x":{}{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        // serde_json skips an unknown field's value without recursing: no stack at risk.
+        assert!(
+            send(&mut h, &mut s, &deep).is_empty(),
+            "a heartbeat after all"
+        );
         s.binary(&Bytes::from_static(b"\x00"), &mut h.cx());
         assert_eq!(h.sent()[0]["code"], "invalid_format");
         assert!(h.fx.close.is_none(), "format errors keep the connection");
