@@ -14,6 +14,7 @@ mod events;
 mod http;
 mod hub;
 pub mod kite;
+mod newloom;
 mod protocols;
 mod rooms;
 pub mod session;
