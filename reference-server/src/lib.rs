@@ -13,6 +13,7 @@ mod echo;
 mod events;
 mod http;
 mod hub;
+mod kecs;
 pub mod kite;
 mod newloom;
 mod protocols;

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::clock::now_rfc3339;
 use crate::hub::Hub;
 use crate::session::{Admitted, Proto, Refusal, Upgrade};
-use crate::{echo, kite, newloom, Config};
+use crate::{echo, kecs, kite, newloom, Config};
 
 /// Builds one generated event for a room with a sequence number; `None` when the room
 /// has no generated events.
@@ -17,6 +17,7 @@ pub(crate) fn admit(proto: Proto, up: &Upgrade<'_>, config: &Config) -> Result<A
     match proto {
         Proto::Kite => kite::admit(up, config),
         Proto::NewloomChat | Proto::NewloomStreams => newloom::admit(proto, up, config),
+        Proto::Kecs => kecs::admit(up, config),
         Proto::Conformance => Ok(echo::admit()),
         // Not served yet: answered like an unknown path.
         _ => Err(Refusal {
@@ -32,6 +33,7 @@ pub(crate) fn events(proto: Proto) -> Option<EventFn> {
     match proto {
         Proto::Kite => Some(kite::events::event),
         Proto::NewloomStreams => Some(newloom::streams::event),
+        Proto::Kecs => Some(kecs::events::event),
         _ => None,
     }
 }
@@ -45,6 +47,8 @@ pub(crate) fn stamps(proto: Proto) -> Option<(&'static str, &'static str)> {
         // endpoint only `status_update` has a top-level timestamp, so that is what to publish.
         Proto::NewloomChat => Some(("/seq", "/message/timestamp")),
         Proto::NewloomStreams => Some(("/seq", "/timestamp")),
+        // An `event` frame; the publisher supplies its `room` (the schemas' extension) if wanted.
+        Proto::Kecs => Some(("/seq", "/timestamp")),
         _ => None,
     }
 }
