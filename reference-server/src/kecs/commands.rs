@@ -85,8 +85,10 @@ pub(crate) fn execute(id: &str, raw: Option<&RawValue>, host: &str) -> Result<St
     if let Some((cluster, _)) = rest.split_once('/') {
         if cluster != &*req.cluster {
             let reason = format!("task is in cluster '{cluster}', not '{}'", &*req.cluster);
-            return Err(Fault::new(Code::ResourceNotFound, "task_not_found", "Task not found")
-                .at("task", reason));
+            return Err(
+                Fault::new(Code::ResourceNotFound, "task_not_found", "Task not found")
+                    .at("task", reason),
+            );
         }
     }
     let session_id = format!("exec-{}", uuid::Uuid::new_v4());
@@ -184,8 +186,11 @@ struct MetricsPayload<'a> {
     metrics: SeriesMap<'a>,
 }
 
+/// The metrics asked for (name and unit) and the statistics to report.
+type Wanted<'r> = (Vec<(&'r str, Unit)>, Vec<&'r str>);
+
 /// The metric names and statistics asked for, checked.
-fn checked<'r>(req: &'r GetMetrics<'_>) -> Result<(Vec<(&'r str, Unit)>, Vec<&'r str>), Fault> {
+fn checked<'r>(req: &'r GetMetrics<'_>) -> Result<Wanted<'r>, Fault> {
     const RESOURCES: [&str; 4] = ["cluster", "service", "task", "container"];
     if !RESOURCES.contains(&&*req.resource) {
         let reason = format!("one of {}", RESOURCES.join(", "));
@@ -199,25 +204,37 @@ fn checked<'r>(req: &'r GetMetrics<'_>) -> Result<(Vec<(&'r str, Unit)>, Vec<&'r
         }
     }
     if req.metrics.is_empty() || req.metrics.len() > MAX_METRICS {
-        return Err(Fault::invalid("metrics", format!("1 to {MAX_METRICS} metric names")));
+        return Err(Fault::invalid(
+            "metrics",
+            format!("1 to {MAX_METRICS} metric names"),
+        ));
     }
     let mut metrics = Vec::with_capacity(req.metrics.len());
     for name in &req.metrics {
         let Some(&(known, unit)) = METRICS.iter().find(|(m, _)| *m == &**name) else {
             let known: Vec<&str> = METRICS.iter().map(|(m, _)| *m).collect();
             let reason = format!("unknown metric '{}'; known: {}", &**name, known.join(", "));
-            return Err(Fault::new(Code::ResourceNotFound, "unknown_metric", "Metric not found")
-                .at("metrics", reason));
+            return Err(
+                Fault::new(Code::ResourceNotFound, "unknown_metric", "Metric not found")
+                    .at("metrics", reason),
+            );
         };
         if metrics.iter().any(|(m, _)| *m == known) {
-            return Err(Fault::invalid("metrics", format!("'{known}' is listed twice")));
+            return Err(Fault::invalid(
+                "metrics",
+                format!("'{known}' is listed twice"),
+            ));
         }
         metrics.push((known, unit));
     }
     let mut stats = Vec::new();
     for stat in req.statistics.iter().flatten() {
         let Some(&known) = STATISTICS.iter().find(|s| **s == &**stat) else {
-            let reason = format!("unknown statistic '{}'; one of {}", &**stat, STATISTICS.join(", "));
+            let reason = format!(
+                "unknown statistic '{}'; one of {}",
+                &**stat,
+                STATISTICS.join(", ")
+            );
             return Err(Fault::invalid("statistics", reason));
         };
         if !stats.contains(&known) {
@@ -290,7 +307,10 @@ mod tests {
 
     #[test]
     fn arns_are_parsed() {
-        assert_eq!(parse_arn(TASK), Some(("task", "production/1234567890abcdef")));
+        assert_eq!(
+            parse_arn(TASK),
+            Some(("task", "production/1234567890abcdef"))
+        );
         assert_eq!(parse_arn("arn:aws:ecs:us-east-1:123:task/x"), None);
         assert_eq!(parse_arn("arn:aws:s3:us-east-1:000000000000:task/x"), None);
         assert_eq!(parse_arn("nope"), None);
@@ -307,7 +327,10 @@ mod tests {
             serde_json::from_str(&execute("c1", Some(&body("production", TASK)), "h:1").unwrap())
                 .unwrap();
         let sid = ack["payload"]["sessionId"].as_str().unwrap();
-        assert_eq!(ack["payload"]["websocketUrl"], format!("ws://h:1/exec/{sid}"));
+        assert_eq!(
+            ack["payload"]["websocketUrl"],
+            format!("ws://h:1/exec/{sid}")
+        );
         assert_eq!(ack["id"], "c1");
         let e = execute("c", Some(&body("staging", TASK)), "h").unwrap_err();
         assert_eq!(e.code, Code::ResourceNotFound);
@@ -333,12 +356,33 @@ mod tests {
         let ts = cpu["Datapoints"][0]["Timestamp"].as_str().unwrap();
         assert!(ts.ends_with(":00.000000Z"), "{ts}");
         let bad = req.replace("RunningTaskCount", "Bogus");
-        assert_eq!(get_metrics("m", Some(&raw(&bad))).unwrap_err().code, Code::ResourceNotFound);
+        assert_eq!(
+            get_metrics("m", Some(&raw(&bad))).unwrap_err().code,
+            Code::ResourceNotFound
+        );
         let bad = req.replace("service/", "cluster/");
-        assert_eq!(get_metrics("m", Some(&raw(&bad))).unwrap_err().field.as_deref(), Some("resourceArn"));
+        assert_eq!(
+            get_metrics("m", Some(&raw(&bad)))
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("resourceArn")
+        );
         let bad = req.replace("\"Sum\"", "\"Median\"");
-        assert_eq!(get_metrics("m", Some(&raw(&bad))).unwrap_err().field.as_deref(), Some("statistics"));
+        assert_eq!(
+            get_metrics("m", Some(&raw(&bad)))
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("statistics")
+        );
         let bad = req.replace("60", "0");
-        assert_eq!(get_metrics("m", Some(&raw(&bad))).unwrap_err().field.as_deref(), Some("period"));
+        assert_eq!(
+            get_metrics("m", Some(&raw(&bad)))
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("period")
+        );
     }
 }

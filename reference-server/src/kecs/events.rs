@@ -45,7 +45,8 @@ const TASK_STATES: [(&str, &str); 6] = [
     ("STATUS_CHANGE", "STOPPED"),
     ("STOP", "STOPPED"),
 ];
-const DEPLOYMENT_STATES: [(&str, &str); 2] = [("PROGRESS", "IN_PROGRESS"), ("PROGRESS", "COMPLETED")];
+const DEPLOYMENT_STATES: [(&str, &str); 2] =
+    [("PROGRESS", "IN_PROGRESS"), ("PROGRESS", "COMPLETED")];
 
 /// Event ids, unique across the server.
 static NEXT_EVENT: AtomicU64 = AtomicU64::new(1);
@@ -55,13 +56,21 @@ fn arn(resource: &str, rest: &str) -> String {
 }
 
 /// A random (action, status) pair the room's filters accept, if there is one.
-fn pick(states: &[(&'static str, &'static str)], room: &Room<'_>, rng: &mut ThreadRng) -> Option<(&'static str, &'static str)> {
+fn pick(
+    states: &[(&'static str, &'static str)],
+    room: &Room<'_>,
+    rng: &mut ThreadRng,
+) -> Option<(&'static str, &'static str)> {
     let ok = |(a, s): &&(&str, &str)| allows(room.action, a) && allows(room.status, s);
     let n = states.iter().filter(ok).count();
     if n == 0 {
         return None;
     }
-    states.iter().filter(ok).nth(rng.random_range(0..n)).copied()
+    states
+        .iter()
+        .filter(ok)
+        .nth(rng.random_range(0..n))
+        .copied()
 }
 
 fn one<'a>(fixed: Option<&'a str>, pool: &'a [&'a str], rng: &mut ThreadRng) -> &'a str {
@@ -192,7 +201,11 @@ impl Ctx<'_> {
             timestamp: &self.timestamp,
             seq: self.seq,
             room: self.room,
-            payload: Payload { kind, action, record },
+            payload: Payload {
+                kind,
+                action,
+                record,
+            },
         };
         serde_json::to_string(&event).ok()
     }
@@ -234,7 +247,13 @@ pub(crate) fn event(room_name: &str, seq: u64, rng: &mut ThreadRng) -> Option<St
     }
 }
 
-fn service(cx: &Ctx<'_>, room: &Room<'_>, cluster: &str, cluster_arn: &str, rng: &mut ThreadRng) -> Option<String> {
+fn service(
+    cx: &Ctx<'_>,
+    room: &Room<'_>,
+    cluster: &str,
+    cluster_arn: &str,
+    rng: &mut ThreadRng,
+) -> Option<String> {
     let (action, status) = pick(&SERVICE_STATES, room, rng)?;
     let name = one(room.service, &SERVICES, rng);
     let revision = rng.random_range(1..20u32);
@@ -268,7 +287,13 @@ fn service(cx: &Ctx<'_>, room: &Room<'_>, cluster: &str, cluster_arn: &str, rng:
     cx.finish(room.kind, action, record)
 }
 
-fn task(cx: &Ctx<'_>, room: &Room<'_>, cluster: &str, cluster_arn: &str, rng: &mut ThreadRng) -> Option<String> {
+fn task(
+    cx: &Ctx<'_>,
+    room: &Room<'_>,
+    cluster: &str,
+    cluster_arn: &str,
+    rng: &mut ThreadRng,
+) -> Option<String> {
     let (action, status) = pick(&TASK_STATES, room, rng)?;
     let family = one(None, &SERVICES, rng);
     let task_id = format!("{:032x}", rng.random::<u128>());
@@ -277,9 +302,16 @@ fn task(cx: &Ctx<'_>, room: &Room<'_>, cluster: &str, cluster_arn: &str, rng: &m
     let record = Task {
         task_arn: &arn("task", &format!("{cluster}/{task_id}")),
         cluster_arn,
-        task_definition_arn: &arn("task-definition", &format!("{family}:{}", rng.random_range(1..20u32))),
+        task_definition_arn: &arn(
+            "task-definition",
+            &format!("{family}:{}", rng.random_range(1..20u32)),
+        ),
         last_status: status,
-        desired_status: if stopped || action == "STOP" { "STOPPED" } else { "RUNNING" },
+        desired_status: if stopped || action == "STOP" {
+            "STOPPED"
+        } else {
+            "RUNNING"
+        },
         stopped_reason: stopped.then_some("Essential container exited"),
         containers: [Container {
             container_arn: &arn("container", &format!("{cluster}/{task_id}/{container}")),
@@ -300,7 +332,11 @@ fn deployment(cx: &Ctx<'_>, room: &Room<'_>, cluster: &str, rng: &mut ThreadRng)
     let (running, rollout, reason) = if status == "COMPLETED" {
         (desired, "COMPLETED", "Deployment completed")
     } else {
-        (rng.random_range(0..desired), "IN_PROGRESS", "Rolling update in progress")
+        (
+            rng.random_range(0..desired),
+            "IN_PROGRESS",
+            "Rolling update in progress",
+        )
     };
     let created = format_micros(cx.now_us - i64::from(rng.random_range(1..600u32)) * 1_000_000);
     let record = Deployment {
@@ -332,25 +368,41 @@ mod tests {
     #[test]
     fn events_match_their_rooms() {
         let e = one_event("task/production?status=PENDING,RUNNING").unwrap();
-        assert_eq!((e["type"].as_str(), e["seq"].as_u64()), (Some("event"), Some(3)));
+        assert_eq!(
+            (e["type"].as_str(), e["seq"].as_u64()),
+            (Some("event"), Some(3))
+        );
         assert_eq!(e["room"], "task/production?status=PENDING,RUNNING");
         assert_eq!(e["payload"]["eventType"], "task");
         let task = &e["payload"]["task"];
-        assert!(task["clusterArn"].as_str().unwrap().ends_with(":cluster/production"));
+        assert!(task["clusterArn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":cluster/production"));
         assert_ne!(task["lastStatus"], "STOPPED");
         let e = one_event("service/staging/web-api?action=DELETE").unwrap();
         assert_eq!(e["payload"]["action"], "DELETE");
         assert_eq!(e["payload"]["service"]["serviceName"], "web-api");
         let e = one_event("deployment/staging/worker").unwrap();
-        assert!(e["payload"]["deployment"]["serviceArn"].as_str().unwrap().ends_with("service/staging/worker"));
+        assert!(e["payload"]["deployment"]["serviceArn"]
+            .as_str()
+            .unwrap()
+            .ends_with("service/staging/worker"));
         let e = one_event("cluster/*?action=CREATE&status=ACTIVE").unwrap();
         assert_eq!(e["payload"]["cluster"]["status"], "ACTIVE");
-        assert_ne!(one_event("cluster/*").unwrap()["id"], e["id"], "ids are unique");
+        assert_ne!(
+            one_event("cluster/*").unwrap()["id"],
+            e["id"],
+            "ids are unique"
+        );
     }
 
     #[test]
     fn rooms_without_events_decline() {
-        assert!(one_event("cluster/*?status=RUNNING").is_none(), "no cluster is RUNNING");
+        assert!(
+            one_event("cluster/*?status=RUNNING").is_none(),
+            "no cluster is RUNNING"
+        );
         assert!(one_event("health/*").is_none());
         assert!(one_event("not-a-room").is_none());
     }

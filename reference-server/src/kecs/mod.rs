@@ -99,7 +99,12 @@ impl Session {
         cx.reject("auth_failed");
         let fault = Fault::new(Code::AuthFailed, "auth_failed", "Authentication failed")
             .at("token", "the token is not valid");
-        self.terminate(wire::error(&fault, None), "Authentication failed", POLICY, cx);
+        self.terminate(
+            wire::error(&fault, None),
+            "Authentication failed",
+            POLICY,
+            cx,
+        );
     }
 
     /// Applies the rate limit; false when the message must not be handled.
@@ -154,13 +159,17 @@ impl Session {
             Ok(env) => env,
             Err(e) => {
                 let reason = format!("not a JSON object: {e}");
-                let fault = Fault::new(Code::InvalidRequest, "invalid_json", "Invalid message format")
-                    .at("message", reason);
+                let fault = Fault::new(
+                    Code::InvalidRequest,
+                    "invalid_json",
+                    "Invalid message format",
+                )
+                .at("message", reason);
                 cx.reject(fault.counter);
                 return cx.send(wire::error(&fault, None));
             }
         };
-        let id = match env.id.map(|raw| valid_id(raw)).transpose() {
+        let id = match env.id.map(valid_id).transpose() {
             Ok(id) => id,
             Err(fault) => {
                 cx.reject(fault.counter);
@@ -173,7 +182,12 @@ impl Session {
         }
     }
 
-    fn dispatch(&mut self, env: &Envelope<'_>, id: Option<&str>, cx: &mut Cx<'_>) -> Result<(), Fault> {
+    fn dispatch(
+        &mut self,
+        env: &Envelope<'_>,
+        id: Option<&str>,
+        cx: &mut Cx<'_>,
+    ) -> Result<(), Fault> {
         let kind = env
             .kind
             .ok_or_else(|| Fault::invalid("type", "'type' is required"))
@@ -190,12 +204,17 @@ impl Session {
             }
         }
         if !self.authed {
-            return Err(Fault::new(Code::AuthFailed, "auth_required", "Not authenticated").at(
-                "token",
-                "send {\"type\":\"auth\",\"token\":...} first, or connect with ?token=",
-            ));
+            return Err(
+                Fault::new(Code::AuthFailed, "auth_required", "Not authenticated").at(
+                    "token",
+                    "send {\"type\":\"auth\",\"token\":...} first, or connect with ?token=",
+                ),
+            );
         }
-        let action = env.action.map(|raw| wire::string(raw, "action")).transpose()?;
+        let action = env
+            .action
+            .map(|raw| wire::string(raw, "action"))
+            .transpose()?;
         let action = action.as_deref();
         let need_id = || id.ok_or_else(|| Fault::invalid("id", "'id' is required on requests"));
         match (&*kind, action) {
@@ -224,8 +243,15 @@ impl Session {
             }
             (_, None) => return Err(Fault::invalid("action", "'action' is required")),
             (kind, Some(other)) => {
-                let known = if kind == "command" { "execute or get_metrics" } else { "events" };
-                return Err(Fault::invalid("action", format!("unknown action '{other}' for '{kind}' (expected {known})")));
+                let known = if kind == "command" {
+                    "execute or get_metrics"
+                } else {
+                    "events"
+                };
+                return Err(Fault::invalid(
+                    "action",
+                    format!("unknown action '{other}' for '{kind}' (expected {known})"),
+                ));
             }
         }
         Ok(())
@@ -281,7 +307,8 @@ impl session::Session for Session {
     fn binary(&mut self, _data: &Bytes, cx: &mut Cx<'_>) {
         if self.admit(cx) {
             cx.reject("binary_frame");
-            let fault = Fault::invalid("message", "binary frames are not supported; send JSON text");
+            let fault =
+                Fault::invalid("message", "binary frames are not supported; send JSON text");
             cx.send(wire::error(&fault, None));
         }
     }
@@ -298,8 +325,16 @@ impl session::Session for Session {
             self.auth_deadline = None;
             cx.reject("auth_timeout");
             let fault = Fault::new(Code::AuthFailed, "auth_timeout", "Authentication timed out")
-                .at("token", format!("no auth message within {} s", AUTH_TIMEOUT.as_secs()));
-            return self.terminate(wire::error(&fault, None), "Authentication timed out", POLICY, cx);
+                .at(
+                    "token",
+                    format!("no auth message within {} s", AUTH_TIMEOUT.as_secs()),
+                );
+            return self.terminate(
+                wire::error(&fault, None),
+                "Authentication timed out",
+                POLICY,
+                cx,
+            );
         }
         if let (Some(at), Some(every)) = (self.next_ping, self.ping_every) {
             if cx.now >= at {

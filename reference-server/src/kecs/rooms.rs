@@ -150,12 +150,16 @@ fn filter(key: &str, values: &[Text<'_>]) -> Result<Option<String>, Fault> {
 pub(crate) fn rooms(raw: Option<&RawValue>) -> Result<Vec<String>, Fault> {
     let req: Subscribe<'_> = payload(raw, "payload")?;
     if req.event_types.is_empty() {
-        return Err(Fault::invalid("eventTypes", "at least one event type is required"));
+        return Err(Fault::invalid(
+            "eventTypes",
+            "at least one event type is required",
+        ));
     }
     let mut types = Vec::with_capacity(req.event_types.len());
     for t in &req.event_types {
-        let kind = EventType::parse(t)
-            .ok_or_else(|| Fault::invalid("eventTypes", format!("Unknown event type: '{}'", &**t)))?;
+        let kind = EventType::parse(t).ok_or_else(|| {
+            Fault::invalid("eventTypes", format!("Unknown event type: '{}'", &**t))
+        })?;
         types.push(kind);
     }
     types.sort_unstable();
@@ -166,10 +170,13 @@ pub(crate) fn rooms(raw: Option<&RawValue>) -> Result<Vec<String>, Fault> {
         Some(raw) => payload(Some(raw), "filters")?,
         None => Filters::default(),
     };
-    let parts: Vec<String> = [filter("action", &filters.action)?, filter("status", &filters.status)?]
-        .into_iter()
-        .flatten()
-        .collect();
+    let parts: Vec<String> = [
+        filter("action", &filters.action)?,
+        filter("status", &filters.status)?,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let suffix = if parts.is_empty() {
         String::new()
     } else {
@@ -280,38 +287,57 @@ mod tests {
         );
         let room = Room::parse(&rooms[2]).unwrap();
         assert_eq!(room.kind, EventType::Service);
-        assert_eq!((room.cluster, room.service), (Some("production"), Some("web-api")));
+        assert_eq!(
+            (room.cluster, room.service),
+            (Some("production"), Some("web-api"))
+        );
         assert!(allows(room.status, "RUNNING") && !allows(room.status, "ACTIVE"));
         assert!(allows(room.action, "CREATE"));
     }
 
     #[test]
     fn defaults_are_wildcards_and_bad_input_names_the_field() {
-        let rooms = expand(r#"{"eventTypes":["deployment","task","task"],"filters":{"action":["STOP"]}}"#)
-            .unwrap();
+        let rooms =
+            expand(r#"{"eventTypes":["deployment","task","task"],"filters":{"action":["STOP"]}}"#)
+                .unwrap();
         assert_eq!(rooms, ["task/*?action=STOP", "deployment/*/*?action=STOP"]);
         let r = Room::parse(&rooms[1]).unwrap();
         assert_eq!((r.cluster, r.service, r.action), (None, None, Some("STOP")));
         let err = |json: &str| expand(json).unwrap_err();
         let f = err(r#"{"eventTypes":["invalid-type"]}"#);
         assert_eq!(f.field.as_deref(), Some("eventTypes"));
-        assert_eq!(f.reason.as_deref(), Some("Unknown event type: 'invalid-type'"));
-        assert_eq!(err(r#"{"eventTypes":[]}"#).code, Code::InvalidRequest);
-        assert_eq!(err(r#"{"clusters":["a"]}"#).field.as_deref(), Some("eventTypes"));
         assert_eq!(
-            err(r#"{"eventTypes":["task"],"clusters":["a b"]}"#).field.as_deref(),
+            f.reason.as_deref(),
+            Some("Unknown event type: 'invalid-type'")
+        );
+        assert_eq!(err(r#"{"eventTypes":[]}"#).code, Code::InvalidRequest);
+        assert_eq!(
+            err(r#"{"clusters":["a"]}"#).field.as_deref(),
+            Some("eventTypes")
+        );
+        assert_eq!(
+            err(r#"{"eventTypes":["task"],"clusters":["a b"]}"#)
+                .field
+                .as_deref(),
             Some("clusters")
         );
         assert_eq!(
-            err(r#"{"eventTypes":["task"],"filters":{"zone":["A"]}}"#).field.as_deref(),
+            err(r#"{"eventTypes":["task"],"filters":{"zone":["A"]}}"#)
+                .field
+                .as_deref(),
             Some("filters.zone")
         );
         assert_eq!(
-            err(r#"{"eventTypes":["task"],"filters":{"status":["running"]}}"#).field.as_deref(),
+            err(r#"{"eventTypes":["task"],"filters":{"status":["running"]}}"#)
+                .field
+                .as_deref(),
             Some("filters.status")
         );
         let many: Vec<String> = (0..10).map(|i| format!("\"c{i}\"")).collect();
-        let wide = format!(r#"{{"eventTypes":["cluster","task","health","scaling","container","service","deployment"],"clusters":[{}]}}"#, many.join(","));
+        let wide = format!(
+            r#"{{"eventTypes":["cluster","task","health","scaling","container","service","deployment"],"clusters":[{}]}}"#,
+            many.join(",")
+        );
         assert_eq!(err(&wide).code, Code::SubscriptionError);
         assert!(Room::parse("task/x?zone=A").is_none());
         assert!(Room::parse("bogus/x").is_none());

@@ -39,19 +39,34 @@ impl Subscriptions {
     }
 
     /// Adds subscription `id` holding `rooms`, joining the rooms not yet held.
-    pub fn subscribe(&mut self, id: &str, rooms: Vec<String>, cx: &mut Cx<'_>) -> Result<(), Fault> {
+    pub fn subscribe(
+        &mut self,
+        id: &str,
+        rooms: Vec<String>,
+        cx: &mut Cx<'_>,
+    ) -> Result<(), Fault> {
         let refuse = |counter, reason: String| {
-            Err(Fault::new(Code::SubscriptionError, counter, "Failed to create subscription")
-                .at("id", reason))
+            Err(Fault::new(
+                Code::SubscriptionError,
+                counter,
+                "Failed to create subscription",
+            )
+            .at("id", reason))
         };
         if self.subs.iter().any(|(held, _)| **held == *id) {
-            return refuse("duplicate_subscription", format!("subscription '{id}' is already active"));
+            return refuse(
+                "duplicate_subscription",
+                format!("subscription '{id}' is already active"),
+            );
         }
         if self.subs.len() >= self.max {
             let reason = format!("at most {} active subscriptions per connection", self.max);
             return refuse("subscription_limit", reason);
         }
-        let new = rooms.iter().filter(|r| !self.held.contains_key(r.as_str())).count();
+        let new = rooms
+            .iter()
+            .filter(|r| !self.held.contains_key(r.as_str()))
+            .count();
         if self.held.len() + new > MAX_ROOMS {
             let reason = format!("at most {MAX_ROOMS} distinct rooms per connection");
             return refuse("room_limit", reason);
@@ -103,10 +118,13 @@ mod tests {
         let mut subs = Subscriptions::new(true);
         let mut cx = h.cx();
         let rooms = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        subs.subscribe("a", rooms(&["task/x", "task/y"]), &mut cx).unwrap();
+        subs.subscribe("a", rooms(&["task/x", "task/y"]), &mut cx)
+            .unwrap();
         subs.subscribe("b", rooms(&["task/x"]), &mut cx).unwrap();
         assert_eq!(cx.members("task/x"), 1, "joined once");
-        let dup = subs.subscribe("a", rooms(&["task/z"]), &mut cx).unwrap_err();
+        let dup = subs
+            .subscribe("a", rooms(&["task/z"]), &mut cx)
+            .unwrap_err();
         assert_eq!(dup.code, Code::SubscriptionError);
         subs.unsubscribe("a", &mut cx).unwrap();
         assert!(cx.is_member("task/x") && !cx.is_member("task/y"));
@@ -123,10 +141,14 @@ mod tests {
         let mut cx = h.cx();
         let mut subs = Subscriptions::new(true);
         for i in 0..MAX_SUBSCRIPTIONS {
-            subs.subscribe(&i.to_string(), vec!["cluster/*".into()], &mut cx).unwrap();
+            subs.subscribe(&i.to_string(), vec!["cluster/*".into()], &mut cx)
+                .unwrap();
         }
         let f = subs.subscribe("x", vec![], &mut cx).unwrap_err();
-        assert_eq!((f.code, f.counter), (Code::SubscriptionError, "subscription_limit"));
+        assert_eq!(
+            (f.code, f.counter),
+            (Code::SubscriptionError, "subscription_limit")
+        );
         let mut open = Subscriptions::new(false);
         for i in 0..HARD_MAX_SUBSCRIPTIONS {
             open.subscribe(&i.to_string(), vec![], &mut cx).unwrap();

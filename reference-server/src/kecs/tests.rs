@@ -41,8 +41,14 @@ fn query_token_connects_or_fails() {
     h.config.auth_token = Some("secret".into());
     let (_, sent) = open(&mut h, "token=secret");
     assert_eq!(sent[0]["type"], "connected");
-    assert!(sent[0]["payload"]["sessionId"].as_str().unwrap().starts_with("ws-session-"));
-    assert_eq!(sent[0]["payload"]["serverVersion"], env!("CARGO_PKG_VERSION"));
+    assert!(sent[0]["payload"]["sessionId"]
+        .as_str()
+        .unwrap()
+        .starts_with("ws-session-"));
+    assert_eq!(
+        sent[0]["payload"]["serverVersion"],
+        env!("CARGO_PKG_VERSION")
+    );
     let (_, sent) = open(&mut h, "token=wrong");
     assert_eq!(error_code(&sent[0]), "AUTH_FAILED");
     assert_eq!(sent[1]["type"], "disconnecting");
@@ -91,7 +97,11 @@ fn auth_times_out_and_pings_follow_the_period() {
     assert!(h.fx.close.is_some());
     h.config.heartbeat = Some(Duration::ZERO);
     let (s, _) = open(&mut h, "token=t");
-    assert_eq!(s.deadline(), None, "zero switches pings off; authenticated: no auth deadline");
+    assert_eq!(
+        s.deadline(),
+        None,
+        "zero switches pings off; authenticated: no auth deadline"
+    );
 }
 
 #[test]
@@ -99,7 +109,12 @@ fn bad_input_gets_invalid_request() {
     let mut h = Harness::new(Proto::Kecs);
     let (mut s, _) = open(&mut h, "token=t");
     let s = &mut *s;
-    let field = |v: &Value| v["payload"]["details"]["field"].as_str().unwrap().to_owned();
+    let field = |v: &Value| {
+        v["payload"]["details"]["field"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     for (text, want) in [
         ("not json", "message"),
         ("[1,2]", "message"),
@@ -110,9 +125,18 @@ fn bad_input_gets_invalid_request() {
         (r#"{"id":"x","type":"reboot"}"#, "type"),
         (r#"{"id":"x","type":"subscribe"}"#, "action"),
         (r#"{"id":"x","type":"command","action":"reboot"}"#, "action"),
-        (r#"{"type":"command","action":"execute","payload":{}}"#, "id"),
-        (r#"{"id":"x","type":"subscribe","action":"events"}"#, "payload"),
-        (r#"{"id":"x","type":"subscribe","action":"events","payload":{"eventTypes":["invalid-type"]}}"#, "eventTypes"),
+        (
+            r#"{"type":"command","action":"execute","payload":{}}"#,
+            "id",
+        ),
+        (
+            r#"{"id":"x","type":"subscribe","action":"events"}"#,
+            "payload",
+        ),
+        (
+            r#"{"id":"x","type":"subscribe","action":"events","payload":{"eventTypes":["invalid-type"]}}"#,
+            "eventTypes",
+        ),
         (r#"{"id":"x","type":"auth"}"#, "token"),
     ] {
         let r = raw(&mut h, s, text);
@@ -152,10 +176,15 @@ fn subscriptions_join_rooms_and_events_flow_into_them() {
         "services": ["web-api"], "filters": {"status": ["RUNNING"]}}});
     let ack = send(&mut h, s, sub.clone()).remove(0);
     assert_eq!(ack["id"], "sub-001");
-    assert_eq!(ack["payload"], json!({"subscriptionId": "sub-001", "status": "active"}));
+    assert_eq!(
+        ack["payload"],
+        json!({"subscriptionId": "sub-001", "status": "active"})
+    );
     let r = send(&mut h, s, sub).remove(0);
     assert_eq!(error_code(&r), "SUBSCRIPTION_ERROR");
-    let published = h.hub.generate(Proto::Kecs, 3, |room, seq| events::event(room, seq, &mut rand::rng()));
+    let published = h.hub.generate(Proto::Kecs, 3, |room, seq| {
+        events::event(room, seq, &mut rand::rng())
+    });
     assert_eq!(published, 3, "three task events; no deployment is RUNNING");
     for (room, event) in h.published() {
         assert_eq!(room, "task/production?status=RUNNING");
@@ -163,7 +192,10 @@ fn subscriptions_join_rooms_and_events_flow_into_them() {
     }
     let unsub = json!({"id": "u1", "type": "unsubscribe", "action": "events",
         "payload": {"subscriptionId": "sub-001"}});
-    assert!(send(&mut h, s, unsub.clone()).is_empty(), "no documented reply");
+    assert!(
+        send(&mut h, s, unsub.clone()).is_empty(),
+        "no documented reply"
+    );
     assert_eq!(h.cx().rooms().count(), 0);
     let r = send(&mut h, s, unsub).remove(0);
     assert_eq!(error_code(&r), "RESOURCE_NOT_FOUND");
@@ -201,7 +233,12 @@ fn rate_violations_escalate_to_termination() {
         }
         h.sent()
     };
-    let stage = |v: &Value| v["payload"]["details"]["stage"].as_str().unwrap().to_owned();
+    let stage = |v: &Value| {
+        v["payload"]["details"]["stage"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     let sent = burst(&mut h, &mut *s);
     assert_eq!(sent.len(), 1);
     assert_eq!(error_code(&sent[0]), "RATE_LIMIT_EXCEEDED");
@@ -233,9 +270,15 @@ fn shutdown_says_disconnecting_and_commands_answer() {
     let ack = send(&mut h, &mut *s, exec).remove(0);
     assert_eq!(ack["type"], "command_ack");
     let url = ack["payload"]["websocketUrl"].as_str().unwrap();
-    assert!(url.starts_with("ws://example.test:8080/exec/exec-"), "{url}");
+    assert!(
+        url.starts_with("ws://example.test:8080/exec/exec-"),
+        "{url}"
+    );
     s.shutdown(&mut h.cx());
     let bye = h.sent().remove(0);
     assert_eq!(bye["type"], "disconnecting");
-    assert_eq!(bye["payload"], json!({"reason": "Server shutdown", "code": 1001}));
+    assert_eq!(
+        bye["payload"],
+        json!({"reason": "Server shutdown", "code": 1001})
+    );
 }

@@ -282,11 +282,17 @@ mod tests {
         let f = payload::<P>(Some(&raw("{}")), "payload").err().unwrap();
         assert_eq!(f.field.as_deref(), Some("eventTypes"));
         assert_eq!(f.reason.as_deref(), Some("missing field `eventTypes`"));
-        let f = payload::<P>(Some(&raw(r#"{"eventTypes":[],"x":1}"#)), "payload").err().unwrap();
+        let f = payload::<P>(Some(&raw(r#"{"eventTypes":[],"x":1}"#)), "payload")
+            .err()
+            .unwrap();
         assert_eq!(f.field.as_deref(), Some("x"));
-        let f = payload::<P>(Some(&raw(r#"{"x":1}"#)), "filters").err().unwrap();
+        let f = payload::<P>(Some(&raw(r#"{"x":1}"#)), "filters")
+            .err()
+            .unwrap();
         assert_eq!(f.field.as_deref(), Some("filters.x"));
-        let f = payload::<P>(Some(&raw(r#"{"eventTypes":3}"#)), "payload").err().unwrap();
+        let f = payload::<P>(Some(&raw(r#"{"eventTypes":3}"#)), "payload")
+            .err()
+            .unwrap();
         assert_eq!(f.field.as_deref(), Some("payload"));
         assert!(payload::<P>(None, "payload").is_err());
         let escaped = raw(r#""a\"b""#);
