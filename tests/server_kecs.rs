@@ -391,19 +391,58 @@ async fn bad_input_gets_documented_errors_and_the_connection_stays() {
     }
 }
 
-/// The server's Prometheus text.
-async fn metrics(server: &ServerHandle) -> String {
+/// Sends one raw HTTP request and reads the whole response.
+async fn http(server: &ServerHandle, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = TcpStream::connect(server.addr()).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    timeout(WAIT, tcp.read_to_string(&mut body))
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    timeout(WAIT, tcp.read_to_string(&mut response))
         .await
         .unwrap()
         .unwrap();
-    body
+    response
+}
+
+/// The server's Prometheus text.
+async fn metrics(server: &ServerHandle) -> String {
+    http(
+        server,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn published_events_reach_the_room_stamped() {
+    let server = server(|_| {});
+    let mut c = Client::connected(&server).await;
+    c.send(subscribe(
+        "s",
+        json!({"eventTypes": ["deployment"], "clusters": ["production"],
+        "services": ["web-api"]}),
+    ))
+    .await;
+    assert_eq!(c.recv().await["type"], "subscribe_ack");
+    let room = "deployment/production/web-api";
+    let event = json!({"id": "evt-pub-1", "type": "event", "room": room, "payload": {
+        "eventType": "deployment", "action": "PROGRESS", "deployment": {
+            "serviceArn": "arn:aws:ecs:us-east-1:000000000000:service/production/web-api",
+            "deploymentId": "deploy-001", "status": "IN_PROGRESS"}}});
+    let body = event.to_string();
+    let request = format!(
+        "POST /publish?protocol=kecs&room={room} HTTP/1.1\r\nHost: t\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let reply = http(&server, &request).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let got = c.recv().await;
+    assert_eq!(
+        (got["id"].as_str(), got["seq"].as_u64()),
+        (Some("evt-pub-1"), Some(1))
+    );
+    assert!(got["timestamp"].as_str().unwrap().ends_with('Z'));
 }
 
 #[tokio::test]

@@ -153,7 +153,7 @@ fn bad_input_gets_invalid_request() {
     let rejects = |reason: &str| {
         counters
             .iter()
-            .find(|((p, m, l), _)| *p == Proto::Kecs && *m == "rejects" && *l == reason)
+            .find(|((p, m, l), _)| *p == Some(Proto::Kecs) && *m == "rejects" && *l == reason)
             .map_or(0, |(_, n)| *n)
     };
     assert_eq!(rejects("invalid_json"), 2);
