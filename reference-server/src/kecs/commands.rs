@@ -360,29 +360,14 @@ mod tests {
             get_metrics("m", Some(&raw(&bad))).unwrap_err().code,
             Code::ResourceNotFound
         );
-        let bad = req.replace("service/", "cluster/");
-        assert_eq!(
-            get_metrics("m", Some(&raw(&bad)))
-                .unwrap_err()
-                .field
-                .as_deref(),
-            Some("resourceArn")
-        );
-        let bad = req.replace("\"Sum\"", "\"Median\"");
-        assert_eq!(
-            get_metrics("m", Some(&raw(&bad)))
-                .unwrap_err()
-                .field
-                .as_deref(),
-            Some("statistics")
-        );
-        let bad = req.replace("60", "0");
-        assert_eq!(
-            get_metrics("m", Some(&raw(&bad)))
-                .unwrap_err()
-                .field
-                .as_deref(),
-            Some("period")
-        );
+        for (from, to, field) in [
+            ("service/", "cluster/", "resourceArn"),
+            ("\"Sum\"", "\"Median\"", "statistics"),
+            ("60", "0", "period"),
+        ] {
+            let bad = req.replace(from, to);
+            let fault = get_metrics("m", Some(&raw(&bad))).unwrap_err();
+            assert_eq!(fault.field.as_deref(), Some(field), "{bad}");
+        }
     }
 }

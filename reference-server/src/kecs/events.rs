@@ -186,23 +186,27 @@ struct Event<'a, P> {
 
 /// What every event of one room shares.
 struct Ctx<'a> {
-    room: &'a str,
+    name: &'a str,
+    room: Room<'a>,
     seq: u64,
     timestamp: String,
     now_us: i64,
+    /// The room's cluster, or one picked for a `*` room.
+    cluster: &'a str,
+    cluster_arn: String,
 }
 
 impl Ctx<'_> {
-    fn finish<R: Serialize>(&self, kind: EventType, action: &str, record: R) -> Option<String> {
+    fn finish<R: Serialize>(&self, action: &str, record: R) -> Option<String> {
         let id = format!("evt-{}", NEXT_EVENT.fetch_add(1, Relaxed));
         let event = Event {
             id: &id,
             kind: "event",
             timestamp: &self.timestamp,
             seq: self.seq,
-            room: self.room,
+            room: self.name,
             payload: Payload {
-                kind,
+                kind: self.room.kind,
                 action,
                 record,
             },
@@ -213,24 +217,26 @@ impl Ctx<'_> {
 
 /// One event for `room` with sequence number `seq`; `None` when the room's type has no
 /// generated events or its filters exclude every state.
-pub(crate) fn event(room_name: &str, seq: u64, rng: &mut ThreadRng) -> Option<String> {
-    let room = Room::parse(room_name)?;
+pub(crate) fn event(name: &str, seq: u64, rng: &mut ThreadRng) -> Option<String> {
+    let room = Room::parse(name)?;
     let now_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
+    let cluster = one(room.cluster, &CLUSTERS, rng);
     let cx = Ctx {
-        room: room_name,
+        name,
+        room,
         seq,
         timestamp: format_micros(now_us),
         now_us,
+        cluster,
+        cluster_arn: arn("cluster", cluster),
     };
-    let cluster = one(room.cluster, &CLUSTERS, rng);
-    let cluster_arn = arn("cluster", cluster);
-    match room.kind {
+    match cx.room.kind {
         EventType::Cluster => {
-            let (action, status) = pick(&CLUSTER_STATES, &room, rng)?;
+            let (action, status) = pick(&CLUSTER_STATES, &cx.room, rng)?;
             let record = Cluster {
-                cluster_arn: &cluster_arn,
+                cluster_arn: &cx.cluster_arn,
                 cluster_name: cluster,
                 status,
                 registered_container_instances_count: rng.random_range(0..10),
@@ -238,22 +244,17 @@ pub(crate) fn event(room_name: &str, seq: u64, rng: &mut ThreadRng) -> Option<St
                 pending_tasks_count: rng.random_range(0..5),
                 active_services_count: rng.random_range(0..10),
             };
-            cx.finish(room.kind, action, record)
+            cx.finish(action, record)
         }
-        EventType::Service => service(&cx, &room, cluster, &cluster_arn, rng),
-        EventType::Task => task(&cx, &room, cluster, &cluster_arn, rng),
-        EventType::Deployment => deployment(&cx, &room, cluster, rng),
+        EventType::Service => service(&cx, rng),
+        EventType::Task => task(&cx, rng),
+        EventType::Deployment => deployment(&cx, rng),
         EventType::Scaling | EventType::Health | EventType::Container => None,
     }
 }
 
-fn service(
-    cx: &Ctx<'_>,
-    room: &Room<'_>,
-    cluster: &str,
-    cluster_arn: &str,
-    rng: &mut ThreadRng,
-) -> Option<String> {
+fn service(cx: &Ctx<'_>, rng: &mut ThreadRng) -> Option<String> {
+    let (room, cluster) = (&cx.room, cx.cluster);
     let (action, status) = pick(&SERVICE_STATES, room, rng)?;
     let name = one(room.service, &SERVICES, rng);
     let revision = rng.random_range(1..20u32);
@@ -268,7 +269,7 @@ fn service(
     let record = Service {
         service_arn: &arn("service", &format!("{cluster}/{name}")),
         service_name: name,
-        cluster_arn,
+        cluster_arn: &cx.cluster_arn,
         status,
         desired_count: desired,
         running_count: running,
@@ -284,16 +285,11 @@ fn service(
             rollout_state_reason: reason,
         }],
     };
-    cx.finish(room.kind, action, record)
+    cx.finish(action, record)
 }
 
-fn task(
-    cx: &Ctx<'_>,
-    room: &Room<'_>,
-    cluster: &str,
-    cluster_arn: &str,
-    rng: &mut ThreadRng,
-) -> Option<String> {
+fn task(cx: &Ctx<'_>, rng: &mut ThreadRng) -> Option<String> {
+    let (room, cluster) = (&cx.room, cx.cluster);
     let (action, status) = pick(&TASK_STATES, room, rng)?;
     let family = one(None, &SERVICES, rng);
     let task_id = format!("{:032x}", rng.random::<u128>());
@@ -301,7 +297,7 @@ fn task(
     let container = uuid::Uuid::from_u128(rng.random::<u128>());
     let record = Task {
         task_arn: &arn("task", &format!("{cluster}/{task_id}")),
-        cluster_arn,
+        cluster_arn: &cx.cluster_arn,
         task_definition_arn: &arn(
             "task-definition",
             &format!("{family}:{}", rng.random_range(1..20u32)),
@@ -321,10 +317,11 @@ fn task(
             reason: None,
         }],
     };
-    cx.finish(room.kind, action, record)
+    cx.finish(action, record)
 }
 
-fn deployment(cx: &Ctx<'_>, room: &Room<'_>, cluster: &str, rng: &mut ThreadRng) -> Option<String> {
+fn deployment(cx: &Ctx<'_>, rng: &mut ThreadRng) -> Option<String> {
+    let (room, cluster) = (&cx.room, cx.cluster);
     let (action, status) = pick(&DEPLOYMENT_STATES, room, rng)?;
     let name = one(room.service, &SERVICES, rng);
     let revision = rng.random_range(1..20u32);
@@ -353,7 +350,7 @@ fn deployment(cx: &Ctx<'_>, room: &Room<'_>, cluster: &str, rng: &mut ThreadRng)
         created_at: &created,
         updated_at: &cx.timestamp,
     };
-    cx.finish(room.kind, action, record)
+    cx.finish(action, record)
 }
 
 #[cfg(test)]
