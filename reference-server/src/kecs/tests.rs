@@ -282,3 +282,28 @@ fn shutdown_says_disconnecting_and_commands_answer() {
         json!({"reason": "Server shutdown", "code": 1001})
     );
 }
+
+#[test]
+fn deep_nesting_and_subscribe_cycles_leave_nothing_behind() {
+    let mut h = Harness::new(Proto::Kecs);
+    h.config.limits.rate = false;
+    let (mut s, _) = open(&mut h, "token=t");
+    let s = &mut *s;
+    let deep = format!(
+        r#"{{"id":"d","type":"subscribe","action":"events","payload":{}{}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    assert_eq!(error_code(&raw(&mut h, s, &deep)), "INVALID_REQUEST");
+    for i in 0..10_000 {
+        let id = format!("c{i}");
+        let sub = json!({"id": id, "type": "subscribe", "action": "events",
+            "payload": {"eventTypes": ["task", "service"], "clusters": ["a", "b"]}});
+        assert_eq!(send(&mut h, s, sub)[0]["type"], "subscribe_ack");
+        let unsub = json!({"type": "unsubscribe", "action": "events",
+            "payload": {"subscriptionId": id}});
+        assert!(send(&mut h, s, unsub).is_empty());
+    }
+    assert_eq!(h.hub.subscriptions(), 0);
+    assert_eq!(h.cx().rooms().count(), 0);
+}
