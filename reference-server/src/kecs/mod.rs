@@ -151,14 +151,13 @@ impl Session {
         // serde would also read a struct from a JSON array: only objects are messages.
         let object = text.trim_start().starts_with('{');
         let parsed = if object {
-            serde_json::from_str::<Envelope<'_>>(text).map_err(|e| e.to_string())
+            serde_json::from_str::<Envelope<'_>>(text).map_err(|e| format!("not valid JSON: {e}"))
         } else {
             Err("expected a JSON object".to_owned())
         };
         let env = match parsed {
             Ok(env) => env,
-            Err(e) => {
-                let reason = format!("not a JSON object: {e}");
+            Err(reason) => {
                 let fault = Fault::new(
                     Code::InvalidRequest,
                     "invalid_json",
