@@ -3,7 +3,7 @@
 use rand::rngs::ThreadRng;
 
 use crate::session::{Admitted, Proto, Refusal, Upgrade};
-use crate::{echo, kite, Config};
+use crate::{echo, hexabase, kite, Config};
 
 /// Builds one generated event for a room with a sequence number; `None` when the room
 /// has no generated events.
@@ -13,6 +13,7 @@ pub(crate) type EventFn = fn(&str, u64, &mut ThreadRng) -> Option<String>;
 pub(crate) fn admit(proto: Proto, up: &Upgrade<'_>, config: &Config) -> Result<Admitted, Refusal> {
     match proto {
         Proto::Kite => kite::admit(up, config),
+        Proto::Hexabase => hexabase::admit(up, config),
         Proto::Conformance => Ok(echo::admit()),
         // Not served yet: answered like an unknown path.
         _ => Err(Refusal {
@@ -27,6 +28,7 @@ pub(crate) fn admit(proto: Proto, up: &Upgrade<'_>, config: &Config) -> Result<A
 pub(crate) fn events(proto: Proto) -> Option<EventFn> {
     match proto {
         Proto::Kite => Some(kite::events::event),
+        Proto::Hexabase => Some(hexabase::events::event),
         _ => None,
     }
 }
