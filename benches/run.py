@@ -28,7 +28,7 @@ PACE_SECONDS = 5.0  # the pace step's duration in benches/scenarios/rtt-*.yaml
 
 def start_server(*extra):
     p = subprocess.Popen(
-        [SERVER, "--listen", "127.0.0.1:0", "--profile", "kite", "--events", "0", *extra],
+        [SERVER, "--listen", "127.0.0.1:0", "--profile", "kite", "--events", "0", "--no-limit", "rate", "--no-limit", "per-client", *extra],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -378,6 +378,11 @@ async fn workspace_status_and_log_streams() {
         ("SUBSCRIPTION_LIMIT_EXCEEDED", Some("s-over"))
     );
     assert_eq!(r["error"]["details"]["current_streams"], MAX_STREAMS);
+    let metrics = http(&server, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert!(
+        metrics.contains("squall_server_log_lines_total{protocol=\"hexabase\"}"),
+        "{metrics}"
+    );
 }
 
 async fn fill_subscriptions(c: &mut Client) {
@@ -495,7 +500,7 @@ async fn bad_input_gets_documented_errors_and_counters_move() {
     assert_eq!(error_code(&c.recv().await), "INVALID_MESSAGE_FORMAT");
     c.send(status_request("still-open")).await;
     assert_eq!(c.recv().await["type"], "workspace_status");
-    let metrics = http_get(&server, "/metrics").await;
+    let metrics = http(&server, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").await;
     for reason in [
         "invalid_json",
         "unknown_type",
@@ -508,9 +513,8 @@ async fn bad_input_gets_documented_errors_and_counters_move() {
     }
 }
 
-async fn http_get(server: &ServerHandle, path: &str) -> String {
+async fn http(server: &ServerHandle, request: &str) -> String {
     let mut tcp = TcpStream::connect(server.addr()).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
     tcp.write_all(request.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     timeout(WAIT, tcp.read_to_end(&mut buf))
@@ -518,4 +522,29 @@ async fn http_get(server: &ServerHandle, path: &str) -> String {
         .unwrap()
         .unwrap();
     String::from_utf8(buf).unwrap()
+}
+
+#[tokio::test]
+async fn publish_endpoint_reaches_a_topic_room() {
+    let server = server(0.0, |_| {});
+    let mut c = Client::authed(&server).await;
+    c.send(subscribe("s", "workspace", "ws-123", &["status_changed"]))
+        .await;
+    c.recv().await;
+    let event = json!({"type": "workspace.status_changed", "data": {"workspace_id": "ws-123",
+        "previous_status": "provisioning", "new_status": "active"}});
+    let body = event.to_string();
+    let request = format!(
+        "POST /publish?protocol=hexabase&room=workspace:ws-123:status_changed HTTP/1.1\r\n\
+         Host: t\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let reply = http(&server, &request).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let got = c.recv().await;
+    assert_eq!(
+        (got["type"].as_str(), got["seq"].as_u64()),
+        (Some("workspace.status_changed"), Some(1))
+    );
+    assert_eq!(got["data"]["new_status"], "active");
 }

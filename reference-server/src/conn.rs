@@ -36,10 +36,7 @@ pub(crate) async fn serve(worker: Rc<Worker>, mut stream: TcpStream) {
         Ok(Some(upgraded)) => upgraded,
         Ok(None) => return,
         Err(_) => {
-            worker
-                .shared
-                .hub
-                .count(Proto::Kite, "handshake_timeouts", "", 1);
+            worker.shared.hub.count(None, "handshake_timeouts", "", 1);
             return;
         }
     };
@@ -74,7 +71,7 @@ async fn handshake(worker: &Worker, stream: &mut TcpStream) -> Option<Upgraded> 
             worker
                 .shared
                 .hub
-                .count(Proto::Kite, "http_rejects", "header_too_large", 1);
+                .count(None, "http_rejects", "header_too_large", 1);
             let _ = http::respond(
                 stream,
                 "431 Request Header Fields Too Large",
@@ -90,6 +87,17 @@ async fn handshake(worker: &Worker, stream: &mut TcpStream) -> Option<Upgraded> 
     let text = "text/plain; charset=utf-8";
     let result = match http::route(&head, worker.shared.config.profile) {
         Route::Health => http::respond(stream, "200 OK", "", text, "ok\n").await,
+        Route::Publish { query, length } => {
+            let (status, body) = match http::read_body(stream, head.rest(), length).await {
+                Ok(body) => protocols::publish(&worker.shared.hub, &query, &body),
+                Err(e) => (
+                    400,
+                    format!("{{\"error\":\"cannot read the body: {e}\"}}\n"),
+                ),
+            };
+            let status = http::status_line(status);
+            http::respond(stream, &status, "", "application/json", &body).await
+        }
         Route::Metrics => {
             let body = prometheus(&worker.shared.stats, &worker.shared.hub);
             http::respond(stream, "200 OK", "", "text/plain; version=0.0.4", &body).await
@@ -156,7 +164,15 @@ async fn upgrade(
     let (admission, slot, session) = match decided {
         Ok(admitted) => admitted,
         Err(refusal) => {
-            hub.count(req.proto, "rejects", refusal.reason, 1);
+            hub.count(Some(req.proto), "rejects", refusal.reason, 1);
+            tracing::debug!(
+                protocol = req.proto.name(),
+                path = %req.path,
+                query = %http::redact_query(&req.query),
+                status = refusal.status,
+                reason = refusal.reason,
+                "upgrade refused"
+            );
             let status = http::status_line(refusal.status);
             let _ = http::respond(stream, &status, "", "text/plain", &refusal.body).await;
             return None;
@@ -167,6 +183,12 @@ async fn upgrade(
     {
         return None;
     }
+    tracing::debug!(
+        protocol = req.proto.name(),
+        path = %req.path,
+        query = %http::redact_query(&req.query),
+        "upgraded"
+    );
     Some(Upgraded {
         rest: head.rest(),
         proto: req.proto,
@@ -289,7 +311,9 @@ impl State<'_> {
         };
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(session, &mut cx)));
         if result.is_err() {
-            shared.hub.count(self.proto, "rejects", "handler_panic", 1);
+            shared
+                .hub
+                .count(Some(self.proto), "rejects", "handler_panic", 1);
             self.fx.close = Some((1011, "internal error".into()));
         }
     }
@@ -321,17 +345,17 @@ impl State<'_> {
             Some(Ok(_)) => {}
             // RFC 6455 section 7.1.7: fail the connection with a close code saying why.
             Some(Err(WsError::Capacity(_))) => {
-                hub.count(self.proto, "rejects", "message_too_big", 1);
+                hub.count(Some(self.proto), "rejects", "message_too_big", 1);
                 // The protocol may say why in its own words before the close.
                 self.call(session, |s, cx| s.too_big(cx));
                 self.fx.close = close(1009, "message too big");
             }
             Some(Err(WsError::Utf8(_))) => {
-                hub.count(self.proto, "rejects", "invalid_utf8", 1);
+                hub.count(Some(self.proto), "rejects", "invalid_utf8", 1);
                 self.fx.close = close(1007, "invalid UTF-8 in a text message");
             }
             Some(Err(WsError::Protocol(e))) => {
-                hub.count(self.proto, "rejects", "protocol_error", 1);
+                hub.count(Some(self.proto), "rejects", "protocol_error", 1);
                 self.fx.close = close(1002, &e.to_string());
             }
             Some(Err(_)) => self.fx.close = close(0, ""),
@@ -374,6 +398,7 @@ async fn finish(
         }
         End::Close(code, reason) => (CloseCode::from(code), reason),
     };
+    tracing::debug!(protocol = proto.name(), conn = id, code = u16::from(code), %reason, "closing");
     let frame = CloseFrame {
         code,
         reason: reason.into(),

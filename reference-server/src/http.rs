@@ -32,6 +32,25 @@ impl Head {
     }
 }
 
+/// Largest `/publish` body accepted.
+pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Reads a request body of `length` bytes, of which `rest` already arrived with the head.
+pub(crate) async fn read_body(
+    stream: &mut TcpStream,
+    mut rest: Vec<u8>,
+    length: usize,
+) -> io::Result<Vec<u8>> {
+    if length > BODY_LIMIT {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "body too large"));
+    }
+    rest.truncate(length);
+    let have = rest.len();
+    rest.resize(length, 0);
+    stream.read_exact(&mut rest[have..]).await?;
+    Ok(rest)
+}
+
 /// Reads until the blank line ending the head, never buffering more than the limit.
 pub(crate) async fn read_head(stream: &mut TcpStream) -> Result<Head, HeadError> {
     let mut buf = Vec::with_capacity(1024);
@@ -62,6 +81,13 @@ pub(crate) async fn read_head(stream: &mut TcpStream) -> Result<Head, HeadError>
 pub(crate) enum Route {
     /// `GET /healthz`.
     Health,
+    /// `POST /publish?protocol=P&room=R` with a JSON body of this many bytes.
+    Publish {
+        /// The raw query string.
+        query: String,
+        /// `Content-Length`.
+        length: usize,
+    },
     /// `GET /metrics`.
     Metrics,
     /// A valid WebSocket upgrade on a protocol's path.
@@ -105,6 +131,20 @@ pub(crate) fn route(head: &Head, main: Profile) -> Route {
     let get = req.method == Some("GET");
     match path {
         "/healthz" if get => Route::Health,
+        "/publish" if req.method == Some("POST") => {
+            let length = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok());
+            match length {
+                Some(length) => Route::Publish {
+                    query: query.to_owned(),
+                    length,
+                },
+                None => Route::BadRequest,
+            }
+        }
         "/metrics" if get => Route::Metrics,
         p => match Proto::from_path(p, main) {
             None => Route::NotFound,
@@ -175,6 +215,29 @@ pub(crate) async fn respond(
     stream.shutdown().await
 }
 
+/// The query string with the values of credential parameters replaced, for logs.
+pub(crate) fn redact_query(query: &str) -> String {
+    const SECRET: [&str; 7] = [
+        "token",
+        "api_key",
+        "apikey",
+        "access_token",
+        "key",
+        "password",
+        "secret",
+    ];
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if SECRET.iter().any(|s| k.eq_ignore_ascii_case(s)) => {
+                format!("{k}=<redacted>")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// The status line text for a refusal's status code.
 pub(crate) fn status_line(status: u16) -> String {
     let phrase = match status {
@@ -209,6 +272,15 @@ mod tests {
             buf: text.as_bytes().to_vec(),
             len: text.len(),
         }
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(
+            redact_query("token=abc&room=x&API_KEY=k"),
+            "token=<redacted>&room=x&API_KEY=<redacted>"
+        );
+        assert_eq!(redact_query(""), "");
     }
 
     #[test]

@@ -11,6 +11,9 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::session::Proto;
 
+/// A named counter: (protocol, or `None` for server-wide; metric; label).
+pub(crate) type Counter = (Option<Proto>, &'static str, &'static str);
+
 /// A room's server-wide key: `"<protocol>/<room>"`.
 pub(crate) type RoomKey = Arc<str>;
 
@@ -31,7 +34,7 @@ pub(crate) struct Hub {
     outs: OnceLock<Vec<UnboundedSender<Batch>>>,
     recorded: Mutex<Vec<(RoomKey, Utf8Bytes)>>,
     clients: Mutex<FxHashMap<(Proto, String), usize>>,
-    counters: Mutex<BTreeMap<(Proto, &'static str, &'static str), u64>>,
+    counters: Mutex<BTreeMap<Counter, u64>>,
     published: AtomicU64,
 }
 
@@ -185,15 +188,15 @@ impl Hub {
         })
     }
 
-    /// Adds to a named counter.
-    pub fn count(&self, proto: Proto, metric: &'static str, label: &'static str, n: u64) {
+    /// Adds to a named counter; `proto` is `None` for server-wide ones (accept errors).
+    pub fn count(&self, proto: Option<Proto>, metric: &'static str, label: &'static str, n: u64) {
         *lock(&self.counters)
             .entry((proto, metric, label))
             .or_default() += n;
     }
 
-    /// Every named counter, as ((protocol, metric, label), value).
-    pub fn counters(&self) -> Vec<((Proto, &'static str, &'static str), u64)> {
+    /// Every named counter with its value.
+    pub fn counters(&self) -> Vec<(Counter, u64)> {
         lock(&self.counters).iter().map(|(k, v)| (*k, *v)).collect()
     }
 }

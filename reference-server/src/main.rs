@@ -54,6 +54,29 @@ struct Args {
     /// Runtime threads, each with its own SO_REUSEPORT listener [default: available cores].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Log filter (tracing EnvFilter syntax: error, warn, info, debug, or per target);
+    /// RUST_LOG overrides it. Logs go to stderr; tokens in query strings are redacted.
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    log: String,
+    /// Log format on stderr: text or json (one object per line).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+/// Sends tracing events to stderr, as text or JSON lines.
+fn init_logs(filter: &str, format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.with_ansi(false).init();
+    }
 }
 
 /// Parses `4096`, `512KiB`, `512K`, `1MiB` or `1M` (binary units) into bytes.
@@ -77,6 +100,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    init_logs(&args.log, &args.log_format);
     let defaults = Config::default();
     let config = Config {
         listen: args.listen,
@@ -105,10 +129,13 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "listening on {}", server.addr());
     let _ = stdout.flush();
+    tracing::info!(addr = %server.addr(), profile = %args.profile, "listening");
     if let Err(e) = wait_for_signal() {
         eprintln!("squall-server: cannot wait for signals: {e}");
     }
+    tracing::info!("shutting down: closing connections with 1001");
     server.shutdown();
+    tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 

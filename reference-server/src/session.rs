@@ -83,6 +83,10 @@ impl Proto {
         if path == "/ws" {
             return Some(main.proto());
         }
+        // Autobahn's fuzzing client asks for `/`.
+        if path == "/" && main == Profile::Conformance {
+            return Some(Proto::Conformance);
+        }
         if main == Profile::Newloom {
             match path {
                 "/ws/chat/" | "/ws/chat" => return Some(Proto::NewloomChat),
@@ -330,12 +334,12 @@ impl<'a> Cx<'a> {
 
     /// Counts a refused request under `reason` (`squall_server_rejects_total`).
     pub fn reject(&self, reason: &'static str) {
-        self.hub.count(self.proto, "rejects", reason, 1);
+        self.hub.count(Some(self.proto), "rejects", reason, 1);
     }
 
     /// Adds `n` to a named counter, e.g. `("upload_bytes", "")`.
     pub fn count(&self, metric: &'static str, label: &'static str, n: u64) {
-        self.hub.count(self.proto, metric, label, n);
+        self.hub.count(Some(self.proto), metric, label, n);
     }
 
     /// Whether this connection is in `room`.

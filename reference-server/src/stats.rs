@@ -247,20 +247,24 @@ pub(crate) fn prometheus(stats: &Stats, hub: &Hub) -> String {
             let _ = writeln!(out, "# TYPE squall_server_{metric}_total counter");
             last = metric;
         }
-        let key = if metric == "rejects" {
+        let key = if metric.ends_with("rejects") {
             "reason"
         } else {
             "kind"
         };
-        let _ = write!(
-            out,
-            "squall_server_{metric}_total{{protocol=\"{}\"",
-            proto.name()
-        );
-        if !label.is_empty() {
-            let _ = write!(out, ",{key}=\"{label}\"");
+        let mut labels = Vec::new();
+        if let Some(proto) = proto {
+            labels.push(format!("protocol=\"{}\"", proto.name()));
         }
-        let _ = writeln!(out, "}} {value}");
+        if !label.is_empty() {
+            labels.push(format!("{key}=\"{label}\""));
+        }
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", labels.join(","))
+        };
+        let _ = writeln!(out, "squall_server_{metric}_total{labels} {value}");
     }
     out
 }

@@ -211,8 +211,13 @@ async fn accept(worker: &Rc<Worker>, listener: TcpListener) -> Mode {
                 Ok((stream, _)) => {
                     tokio::task::spawn_local(conn::serve(worker.clone(), stream));
                 }
-                // Out of file descriptors or similar: back off instead of spinning.
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                // Out of file descriptors or similar: back off instead of spinning, so
+                // the connections already open keep being served.
+                Err(e) => {
+                    worker.shared.hub.count(None, "accept_errors", "", 1);
+                    tracing::warn!(error = %e, "accept failed; backing off 20 ms");
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
             },
         }
     }

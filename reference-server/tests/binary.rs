@@ -42,3 +42,117 @@ fn prints_address_serves_and_exits_cleanly_on_sigterm() {
     assert!(killed.success());
     assert!(child.wait().unwrap().success(), "exit code 0 after SIGTERM");
 }
+
+/// Starts the binary under `prlimit` with few file descriptors; returns it and its address.
+fn start_limited(nofile: u32) -> (std::process::Child, String) {
+    let limit = format!("--nofile={nofile}:{nofile}");
+    let mut child = Command::new("prlimit")
+        .arg(limit)
+        .arg(env!("CARGO_BIN_EXE_squall-server"))
+        .args(["--listen", "127.0.0.1:0", "--threads", "1", "--events", "0"])
+        .args(["--no-limit", "rate", "--log", "error"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux) runs the binary");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    (child, addr)
+}
+
+#[tokio::test]
+async fn out_of_file_descriptors_backs_off_and_keeps_serving() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::time::timeout;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (mut child, addr) = start_limited(40);
+    let url = format!("ws://{addr}/kite/ws");
+    let connect = || async {
+        let (mut ws, _) = timeout(
+            Duration::from_millis(500),
+            tokio_tungstenite::connect_async(&url),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        // The welcome proves the connection was accepted and served.
+        timeout(Duration::from_secs(2), ws.next())
+            .await
+            .ok()??
+            .ok()?;
+        Some(ws)
+    };
+    let mut open = Vec::new();
+    while open.len() < 100 {
+        match connect().await {
+            Some(ws) => open.push(ws),
+            None => break,
+        }
+    }
+    assert!(open.len() < 100, "the descriptor limit was never reached");
+    assert!(!open.is_empty(), "no connection was served at all");
+    // Every connection accepted before the limit still works.
+    for ws in &mut open {
+        ws.send(Message::text(r#"{"type":"ping","id":1}"#))
+            .await
+            .unwrap();
+        let reply = timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(reply.to_text().unwrap().contains("pong"), "{reply:?}");
+    }
+    // Freeing descriptors lets the accept loop recover.
+    open.truncate(open.len().saturating_sub(10));
+    let mut recovered = None;
+    for _ in 0..20 {
+        recovered = connect().await;
+        if recovered.is_some() {
+            break;
+        }
+    }
+    assert!(
+        recovered.is_some(),
+        "no new connection served after descriptors were freed"
+    );
+    drop(recovered);
+    drop(open);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/metrics never answered"
+        );
+        // The scrape itself needs a descriptor; retry while the closes are processed.
+        if let Ok(mut tcp) = TcpStream::connect(&addr) {
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+            let mut reply = String::new();
+            if tcp.read_to_string(&mut reply).is_ok() && reply.starts_with("HTTP/1.1 200") {
+                break reply;
+            }
+        }
+        tokio::task::yield_now().await;
+    };
+    let errors: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("squall_server_accept_errors_total ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    assert!(errors > 0, "accept errors were counted:\n{metrics}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}

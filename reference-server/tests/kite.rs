@@ -345,3 +345,120 @@ async fn oversized_message_is_closed_with_1009() {
         other => panic!("expected close 1009, got {other:?}"),
     }
 }
+
+async fn status_of(server: &ServerHandle, path: &str) -> u16 {
+    let url = format!("ws://{}{path}", server.addr());
+    match timeout(WAIT, connect_async(url)).await.unwrap() {
+        Ok(_) => 101,
+        Err(WsError::Http(response)) => response.status().as_u16(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn auth_when_on_gets_401_without_the_token() {
+    let server = server(0.0, |c| c.auth_token = Some("s3cret".into()));
+    assert_eq!(status_of(&server, "/kite/ws").await, 401);
+    assert_eq!(status_of(&server, "/kite/ws?token=wrong").await, 401);
+    assert_eq!(status_of(&server, "/kite/ws?token=s3cret").await, 101);
+}
+
+#[tokio::test]
+async fn eleventh_connection_of_a_client_gets_429() {
+    let server = server(0.0, |_| {});
+    let mut open = Vec::new();
+    for _ in 0..10 {
+        open.push(connect(&server, "/kite/ws?client_id=c1").await);
+    }
+    assert_eq!(status_of(&server, "/kite/ws?client_id=c1").await, 429);
+    assert_eq!(status_of(&server, "/kite/ws?client_id=c2").await, 101);
+    let server = self::server(0.0, |c| c.limits.per_client = false);
+    let mut open = Vec::new();
+    for _ in 0..11 {
+        open.push(connect(&server, "/kite/ws?client_id=c1").await);
+    }
+}
+
+#[tokio::test]
+async fn the_101st_message_in_a_second_gets_a_rate_limit_error() {
+    let server = server(0.0, |_| {});
+    let mut ws = joined(&server).await;
+    for id in 0..101 {
+        send(&mut ws, json!({"type": "ping", "id": id})).await;
+    }
+    let mut errors = 0;
+    for _ in 0..101 {
+        let v = recv(&mut ws).await;
+        if v["type"] == "error" {
+            assert!(
+                v["data"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("rate limit"),
+                "{v}"
+            );
+            errors += 1;
+        }
+    }
+    // The window is one second from the first message: at least the 101st is refused.
+    assert!(errors >= 1, "no rate-limit error in 101 messages");
+}
+
+#[tokio::test]
+async fn named_rooms_get_events_naming_them() {
+    let server = server(200.0, |_| {});
+    let mut ws = joined(&server).await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "room": "scrape:job_42"}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["type"], "subscribe");
+    let mut last = 0;
+    for _ in 0..5 {
+        let v = recv(&mut ws).await;
+        assert_eq!(v["data"]["job_id"], "job_42", "{v}");
+        let seq = v["seq"].as_u64().unwrap();
+        assert_eq!(
+            seq,
+            last + 1,
+            "sequence numbers count up from 1 without gaps"
+        );
+        last = seq;
+    }
+}
+
+#[tokio::test]
+async fn publish_endpoint_stamps_and_delivers() {
+    let server = server(0.0, |_| {});
+    let mut ws = joined(&server).await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "room": "alerts:system"}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["type"], "subscribe");
+    let event = json!({"type": "system.alert", "data": {"severity": "critical",
+        "component": "db", "message": "published by a test"}});
+    let body = event.to_string();
+    let request = format!(
+        "POST /publish?protocol=kite&room=alerts:system HTTP/1.1\r\nHost: t\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let reply = http_get(&server, &request).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let json_reply: Value = serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(json_reply["seq"], 1);
+    assert_eq!(json_reply["subscribers"], 1);
+    let got = recv(&mut ws).await;
+    assert_eq!(got["data"]["message"], "published by a test");
+    assert_eq!(got["seq"], 1);
+    assert!(is_timestamp(&got["timestamp"]), "{got}");
+    let bad = http_get(
+        &server,
+        "POST /publish?room=x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    .await;
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+}

@@ -365,7 +365,14 @@ impl session::Session for Session {
             // From now, not from the missed deadline: a stalled loop does not burst pings.
             self.next_ping = Some(now + self.ping_every);
         }
-        self.streams.run(now, |line| cx.send(line));
+        let mut lines = 0;
+        self.streams.run(now, |line| {
+            lines += 1;
+            cx.send(line);
+        });
+        if lines > 0 {
+            cx.count("log_lines", "", lines);
+        }
     }
 }
 
