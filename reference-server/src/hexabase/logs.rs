@@ -154,13 +154,11 @@ impl Streams {
         if self.list.len() >= MAX_STREAMS {
             let message =
                 format!("Maximum number of concurrent log streams ({MAX_STREAMS}) exceeded");
-            let mut failure =
-                Failure::new(Code::SubscriptionLimitExceeded, "stream_limit", message);
-            failure.details = Some(Details::Streams {
+            let failure = Failure::new(Code::SubscriptionLimitExceeded, "stream_limit", message);
+            return Err(failure.with(Details::Streams {
                 current_streams: self.list.len(),
                 requested_stream: id.to_owned(),
-            });
-            return Err(failure);
+            }));
         }
         self.list.push(Stream {
             id: id.to_owned(),

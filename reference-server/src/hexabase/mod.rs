@@ -80,67 +80,68 @@ impl Session {
         cx: &mut Cx<'_>,
     ) -> Result<Option<String>, Failure> {
         match kind {
-            "auth" => return self.auth(msg, id, cx).map(Some),
-            "pong" => return Ok(None),
+            "auth" => self.auth(msg, id, cx).map(Some),
+            "pong" => Ok(None),
             "subscribe"
             | "unsubscribe"
             | "get_workspace_status"
             | "stream_logs"
-            | "stop_stream" => {}
-            other => {
-                let mut failure = Failure::format(format!("unknown message type '{other}'"));
-                failure.reason = "unknown_type";
-                return Err(failure);
+            | "stop_stream"
+                if self.user.is_none() =>
+            {
+                Err(Failure::new(
+                    Code::AuthRequired,
+                    "auth_required",
+                    "Authentication required: send {\"type\":\"auth\",\"token\":...} first",
+                ))
             }
-        }
-        if self.user.is_none() {
-            return Err(Failure::new(
-                Code::AuthRequired,
-                "auth_required",
-                "Authentication required: send {\"type\":\"auth\",\"token\":...} first",
-            ));
-        }
-        match kind {
             "subscribe" => {
                 let id = need_id(kind, id)?;
                 let req = Request::parse(&data(msg, kind)?)?;
                 let subscription = self.subs.add(req, cx)?;
                 Ok(Some(subscribed(id, &subscription)))
             }
-            "unsubscribe" => {
-                let d: wire::UnsubscribeData<'_> = data(msg, kind)?;
-                let subscription = Uuid::try_parse(&d.subscription_id).map_err(|_| {
-                    Failure::format("'subscription_id' must be a UUID from subscribe_result")
-                })?;
-                if !self.subs.remove(&subscription, cx) {
-                    return Err(not_found("subscription", &d.subscription_id));
-                }
-                Ok(None)
-            }
+            "unsubscribe" => self.unsubscribe(&data(msg, kind)?, cx).map(|()| None),
             "get_workspace_status" => {
                 let id = need_id(kind, id)?;
                 let d: wire::WorkspaceData<'_> = data(msg, kind)?;
                 if !wire::id_ok(&d.workspace_id) {
-                    return Err(Failure::format(
-                        "'workspace_id' must have 1 to 256 characters",
-                    ));
+                    let text = "'workspace_id' must have 1 to 256 characters";
+                    return Err(Failure::format(text));
                 }
                 Ok(Some(workspace_status(id, &d.workspace_id)))
             }
             "stream_logs" => {
                 let id = need_id(kind, id)?;
-                let d: wire::StreamLogsData<'_> = data(msg, kind)?;
-                self.streams.start(id, &d, cx.now)?;
+                self.streams.start(id, &data(msg, kind)?, cx.now)?;
                 Ok(None)
             }
-            _ => {
+            "stop_stream" => {
                 let d: wire::StopStreamData<'_> = data(msg, kind)?;
-                if !self.streams.stop(&d.stream_id) {
-                    return Err(not_found("log stream", &d.stream_id));
+                match self.streams.stop(&d.stream_id) {
+                    true => Ok(None),
+                    false => Err(not_found("log stream", &d.stream_id)),
                 }
-                Ok(None)
+            }
+            other => {
+                Err(Failure::format(format!("unknown message type '{other}'"))
+                    .because("unknown_type"))
             }
         }
+    }
+
+    fn unsubscribe(
+        &mut self,
+        d: &wire::UnsubscribeData<'_>,
+        cx: &mut Cx<'_>,
+    ) -> Result<(), Failure> {
+        let subscription = Uuid::try_parse(&d.subscription_id).map_err(|_| {
+            Failure::format("'subscription_id' must be a UUID from subscribe_result")
+        })?;
+        if !self.subs.remove(&subscription, cx) {
+            return Err(not_found("subscription", &d.subscription_id));
+        }
+        Ok(())
     }
 
     /// `auth`: any token the configuration accepts ([`Config::token_ok`]). A failure is an
@@ -289,9 +290,8 @@ impl Session {
         let msg: Envelope<'_> = match serde_json::from_str(text) {
             Ok(msg) => msg,
             Err(e) => {
-                let mut failure = Failure::format(format!("not a JSON object: {e}"));
-                failure.reason = "invalid_json";
-                return fail(cx, None, failure);
+                let failure = Failure::format(format!("not a JSON object: {e}"));
+                return fail(cx, None, failure.because("invalid_json"));
             }
         };
         let id = match request_id(&msg) {
@@ -329,19 +329,15 @@ impl session::Session for Session {
 
     fn binary(&mut self, _data: &Bytes, cx: &mut Cx<'_>) {
         self.last_seen = Some(cx.now);
-        let mut failure = Failure::format("binary messages are not supported; send JSON text");
-        failure.reason = "binary_frame";
-        fail(cx, None, failure);
+        let failure = Failure::format("binary messages are not supported; send JSON text");
+        fail(cx, None, failure.because("binary_frame"));
     }
 
     fn too_big(&mut self, cx: &mut Cx<'_>) {
         let max_bytes = cx.config.message_limit(Proto::Hexabase);
-        let mut failure = Failure::new(
-            Code::MessageTooLarge,
-            "message_too_big",
-            format!("Message exceeds the maximum size of {max_bytes} bytes"),
-        );
-        failure.details = Some(Details::Size { max_bytes });
+        let message = format!("Message exceeds the maximum size of {max_bytes} bytes");
+        let failure = Failure::new(Code::MessageTooLarge, "message_too_big", message)
+            .with(Details::Size { max_bytes });
         // The framework counts this reject and closes with 1009 after the frame.
         cx.send(failure.frame(None));
     }

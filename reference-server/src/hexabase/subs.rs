@@ -166,6 +166,12 @@ impl Subscriptions {
         }
     }
 
+    /// Whether no subscription (and so no room) is held.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty() && self.rooms.is_empty()
+    }
+
     /// Adds a subscription and joins the rooms it is the first to need; returns its id.
     /// Every subscribe is a new subscription, even one repeating an earlier request.
     pub fn add(&mut self, req: Request, cx: &mut Cx<'_>) -> Result<Uuid, Failure> {
@@ -176,12 +182,11 @@ impl Subscriptions {
                 "subscription_hard_cap"
             };
             let message = format!("Maximum number of subscriptions ({}) exceeded", self.max);
-            let mut failure = Failure::new(Code::SubscriptionLimitExceeded, reason, message);
-            failure.details = Some(Details::Subscriptions {
+            let failure = Failure::new(Code::SubscriptionLimitExceeded, reason, message);
+            return Err(failure.with(Details::Subscriptions {
                 current_subscriptions: self.held.len(),
                 requested_subscription: format!("{}:{}", req.resource.name(), req.id),
-            });
-            return Err(failure);
+            }));
         }
         for topic in &req.topics {
             let name = room(req.resource, &req.id, topic);

@@ -307,3 +307,39 @@ fn too_big_sends_message_too_large() {
     assert_eq!(code(&r), "MESSAGE_TOO_LARGE");
     assert_eq!(r["error"]["details"]["max_bytes"], 1_048_576);
 }
+
+#[test]
+fn deep_nesting_is_refused_not_recursed() {
+    let (mut h, mut s) = authed();
+    let deep = format!(
+        r#"{{"type":"subscribe","id":"d","data":{}}}"#,
+        "[".repeat(10_000)
+    );
+    assert_eq!(
+        code(&send(&mut h, &mut s, &deep)[0]),
+        "INVALID_MESSAGE_FORMAT"
+    );
+    let deep = "[".repeat(10_000);
+    assert_eq!(
+        code(&send(&mut h, &mut s, &deep)[0]),
+        "INVALID_MESSAGE_FORMAT"
+    );
+}
+
+#[test]
+fn subscribe_unsubscribe_cycles_leave_nothing_behind() {
+    let (mut h, mut s) = authed();
+    for i in 0..10_000 {
+        let r = one(
+            &mut h,
+            &mut s,
+            subscribe(&format!("s{i}"), &format!("ws-{i}")),
+        );
+        let sub = r["subscription_id"].as_str().unwrap().to_owned();
+        let unsub = json!({"type": "unsubscribe", "id": "u", "data": {"subscription_id": sub}});
+        assert!(send(&mut h, &mut s, &unsub.to_string()).is_empty());
+    }
+    assert_eq!(h.hub.subscriptions(), 0);
+    assert_eq!(h.cx().rooms().count(), 0);
+    assert!(s.subs.is_empty());
+}

@@ -181,6 +181,18 @@ impl Failure {
         Failure::new(Code::InvalidMessageFormat, "invalid_message", message)
     }
 
+    /// The same failure, counted under another reject `reason`.
+    pub fn because(mut self, reason: &'static str) -> Self {
+        self.reason = reason;
+        self
+    }
+
+    /// The same failure with `details`.
+    pub fn with(mut self, details: Details) -> Self {
+        self.details = Some(details);
+        self
+    }
+
     /// The `error` frame, with the request's id when there is one ("Error Message Format").
     pub fn frame(&self, id: Option<&str>) -> String {
         let timestamp = now_rfc3339();
@@ -298,11 +310,12 @@ mod tests {
 
     #[test]
     fn error_frame_shape() {
-        let mut f = Failure::new(Code::SubscriptionLimitExceeded, "x", "too many");
-        f.details = Some(Details::Subscriptions {
-            current_subscriptions: 100,
-            requested_subscription: "workspace:ws-1".into(),
-        });
+        let f = Failure::new(Code::SubscriptionLimitExceeded, "x", "too many").with(
+            Details::Subscriptions {
+                current_subscriptions: 100,
+                requested_subscription: "workspace:ws-1".into(),
+            },
+        );
         let v: serde_json::Value = serde_json::from_str(&f.frame(Some("sub-1"))).unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["id"], "sub-1");
