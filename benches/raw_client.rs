@@ -1,9 +1,12 @@
-//! `raw-client`: a minimal tokio-tungstenite load client (no squall code), the baseline squall is measured against.
+//! `raw-client`: a minimal tokio-tungstenite load client (no squall code), the baseline squall
+//! (and squall-server) is measured with.
 //!
-//! Throughput mode keeps `--in-flight` `{"type":"ping","id":N}` requests outstanding on each
-//! of `--connections` connections for `--duration` and prints one JSON line with the
-//! round-trip rate. Idle mode (`--idle N`) opens N connections and prints the client's RSS
-//! per connection. Loopback targets only; every phase is bounded in time.
+//! Throughput mode keeps `--in-flight` requests (`--request`, by default
+//! `{"type":"ping","id":N}`) outstanding on each of `--connections` connections for
+//! `--duration` and prints one JSON line with the round-trip rate. Fan-out mode
+//! (`--fanout`) subscribes every connection and measures event delivery. Idle mode
+//! (`--idle N`) opens N connections and prints the client's RSS per connection. Loopback
+//! targets only; every phase is bounded in time.
 
 // Cargo also discovers this file as a libtest bench target, where `main` is unused.
 #![cfg_attr(test, allow(dead_code))]
@@ -11,6 +14,7 @@
 use clap::Parser;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Deserialize;
+use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -18,6 +22,9 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+#[path = "raw_fanout.rs"]
+mod fanout;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -57,13 +64,54 @@ struct Args {
     /// Idle mode: how long to keep the connections open after measuring.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     hold: Duration,
+    /// The server sends nothing on connect (echo servers): do not wait for a welcome.
+    #[arg(long)]
+    no_welcome: bool,
+    /// The request, with `{id}` where the request id goes; the reply's top-level `id`
+    /// (number or string of digits) is matched against it.
+    #[arg(long, default_value = r#"{"type":"ping","id":{id}}"#)]
+    request: String,
+    /// Fan-out mode: send this message on every connection, then count the events that
+    /// arrive (`seq` and `timestamp` at the top level) for `--duration`.
+    #[arg(long, value_name = "SUBSCRIBE")]
+    fanout: Option<String>,
 }
 
-/// The one field of a reply this client reads.
+/// The one field of a reply this client reads: its id, verbatim.
 #[derive(Deserialize)]
-struct Reply {
-    #[serde(default)]
-    id: Option<u64>,
+struct Reply<'a> {
+    #[serde(default, borrow)]
+    id: Option<&'a serde_json::value::RawValue>,
+}
+
+/// A request id from a reply's raw `id`: a number, or a string of digits.
+fn reply_id(raw: &serde_json::value::RawValue) -> Option<u64> {
+    raw.get().trim_matches('"').parse().ok()
+}
+
+/// The request template split around its `{id}`.
+#[derive(Clone)]
+struct Template {
+    head: String,
+    tail: String,
+}
+
+impl Template {
+    fn new(text: &str) -> Template {
+        let (head, tail) = text.split_once("{id}").unwrap_or((text, ""));
+        Template {
+            head: head.to_owned(),
+            tail: tail.to_owned(),
+        }
+    }
+
+    fn render(&self, id: u64) -> String {
+        let mut s = String::with_capacity(self.head.len() + self.tail.len() + 20);
+        s.push_str(&self.head);
+        let _ = write!(s, "{id}");
+        s.push_str(&self.tail);
+        s
+    }
 }
 
 fn main() -> ExitCode {
@@ -76,9 +124,10 @@ fn main() -> ExitCode {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let result = match args.idle {
-        Some(n) => idle(&args, threads, n),
-        None => throughput(&args, threads),
+    let result = match (args.idle, &args.fanout) {
+        (Some(n), _) => idle(&args, threads, n),
+        (None, Some(_)) => fanout::run(&args, threads),
+        (None, None) => throughput(&args, threads),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -107,13 +156,17 @@ fn share(total: usize, t: usize, threads: usize) -> usize {
     total / threads + usize::from(t < total % threads)
 }
 
-/// Opens one connection (4 KiB read buffer) and waits for its first text frame.
-async fn open(url: &str) -> Result<Ws, String> {
+/// Opens one connection (4 KiB read buffer) and, unless `no_welcome`, waits for its
+/// first text frame.
+async fn open(url: &str, no_welcome: bool) -> Result<Ws, String> {
     let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
     let work = async {
         let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
             .await
             .map_err(|e| format!("connect {url}: {e}"))?;
+        if no_welcome {
+            return Ok(ws);
+        }
         loop {
             match ws.next().await {
                 Some(Ok(Message::Text(_))) => return Ok(ws),
@@ -128,9 +181,9 @@ async fn open(url: &str) -> Result<Ws, String> {
 }
 
 /// Opens `n` connections, a bounded number at a time.
-async fn open_all(url: &str, n: usize) -> Result<Vec<Ws>, String> {
+async fn open_all(url: &str, n: usize, no_welcome: bool) -> Result<Vec<Ws>, String> {
     futures_util::stream::iter(0..n)
-        .map(|_| open(url))
+        .map(|_| open(url, no_welcome))
         .buffer_unordered(CONNECT_CONCURRENCY)
         .collect::<Vec<_>>()
         .await
@@ -147,14 +200,18 @@ fn throughput(args: &Args, threads: usize) -> Result<(), String> {
         let n = share(args.connections, t, threads);
         handles.push(std::thread::spawn(move || -> Result<u64, String> {
             let rt = runtime().map_err(|e| e.to_string())?;
-            let conns = rt.block_on(open_all(&args.url, n));
+            let conns = rt.block_on(open_all(&args.url, n, args.no_welcome));
             barrier.wait(); // even on error, so the other threads are not stranded
             let conns = conns?;
             let deadline = tokio::time::Instant::now() + args.duration;
+            let template = Template::new(&args.request);
             rt.block_on(async {
                 let tasks: Vec<_> = conns
                     .into_iter()
-                    .map(|ws| tokio::spawn(drive(ws, args.in_flight.max(1), deadline)))
+                    .map(|ws| {
+                        let t = template.clone();
+                        tokio::spawn(drive(ws, t, args.in_flight.max(1), deadline))
+                    })
                     .collect();
                 let mut total = 0;
                 for task in tasks {
@@ -181,6 +238,7 @@ fn throughput(args: &Args, threads: usize) -> Result<(), String> {
 /// Keeps `in_flight` pings outstanding on one connection until the deadline.
 async fn drive(
     mut ws: Ws,
+    template: Template,
     in_flight: usize,
     deadline: tokio::time::Instant,
 ) -> Result<u64, String> {
@@ -190,7 +248,7 @@ async fn drive(
     let mut done = 0u64;
     for slot in slots.iter_mut() {
         *slot = Some(next_id);
-        feed_ping(&mut ws, next_id).await?;
+        feed(&mut ws, &template, next_id).await?;
         next_id += 1;
     }
     ws.flush().await.map_err(|e| e.to_string())?;
@@ -206,12 +264,13 @@ async fn drive(
                 Some(Ok(Message::Text(text))) => {
                     let reply: Reply =
                         serde_json::from_str(&text).map_err(|e| format!("reply: {e}"))?;
-                    let slot = reply.id.map(|id| (id, (id % in_flight as u64) as usize));
+                    let id = reply.id.and_then(reply_id);
+                    let slot = id.map(|id| (id, (id % in_flight as u64) as usize));
                     if let Some((id, i)) = slot.filter(|(id, i)| slots[*i] == Some(*id)) {
                         debug_assert_eq!(slots[i], Some(id));
                         done += 1;
                         slots[i] = Some(next_id);
-                        feed_ping(&mut ws, next_id).await?;
+                        feed(&mut ws, &template, next_id).await?;
                         next_id += 1;
                     }
                 }
@@ -232,9 +291,8 @@ async fn drive(
     Ok(done)
 }
 
-async fn feed_ping(ws: &mut Ws, id: u64) -> Result<(), String> {
-    let text = format!(r#"{{"type":"ping","id":{id}}}"#);
-    ws.feed(Message::text(text))
+async fn feed(ws: &mut Ws, template: &Template, id: u64) -> Result<(), String> {
+    ws.feed(Message::text(template.render(id)))
         .await
         .map_err(|e| format!("write: {e}"))
 }
@@ -246,6 +304,7 @@ fn idle(args: &Args, threads: usize, n: usize) -> Result<(), String> {
     let release = Arc::new(Barrier::new(threads + 1));
     let mut handles = Vec::new();
     for t in 0..threads {
+        let no_welcome = args.no_welcome;
         let (url, hold, tx, release) = (
             args.url.clone(),
             args.hold,
@@ -258,7 +317,7 @@ fn idle(args: &Args, threads: usize, n: usize) -> Result<(), String> {
                 Ok(rt) => rt,
                 Err(e) => return drop(tx.send(Err(e.to_string()))),
             };
-            let conns = rt.block_on(open_all(&url, count));
+            let conns = rt.block_on(open_all(&url, count, no_welcome));
             let failed = conns.is_err();
             let _ = tx.send(conns.as_ref().map(|_| ()).map_err(Clone::clone));
             release.wait();

@@ -97,11 +97,10 @@ def rss_kib(pid):
 
 
 def server_connections(addr):
+    """Open WebSocket connections on the server, summed over its protocols."""
     with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith("squall_server_connections_active "):
-                return int(float(line.split()[1]))
-    return 0
+        return sum(int(float(line.split()[-1])) for line in r.read().decode().splitlines()
+                   if line.startswith("squall_server_connections_active"))
 
 
 def idle(conns):

@@ -417,7 +417,8 @@ async fn finish(
             // could resync on. Discard raw bytes until the peer closes: dropping the socket
             // with unread data would send a reset, and the peer would lose our close frame
             // (and its code) with it.
-            let mut sink = [0u8; 4096];
+            // On the heap: an array here would sit in every connection's task, idle or not.
+            let mut sink = vec![0u8; 4096];
             let tcp = ws.get_mut();
             while matches!(tokio::io::AsyncReadExt::read(tcp, &mut sink).await, Ok(n) if n > 0) {}
         } else {

@@ -95,14 +95,16 @@ impl Hub {
 
     /// Publishes one frame into a room with members; returns the member count.
     pub fn publish(&self, key: &RoomKey, build: impl FnOnce(u64) -> String) -> usize {
-        let (text, audience) = {
-            let mut rooms = lock(&self.rooms);
-            let Some(room) = rooms.get_mut(key).filter(|r| r.audience > 0) else {
-                return 0;
-            };
-            room.seq += 1;
-            (build(room.seq), room.audience)
+        let mut rooms = lock(&self.rooms);
+        let Some(room) = rooms.get_mut(key).filter(|r| r.audience > 0) else {
+            return 0;
         };
+        room.seq += 1;
+        let text = build(room.seq);
+        let audience = room.audience;
+        // Queue while still holding the lock: two publishers on different runtimes must
+        // reach every runtime's channel in sequence order, or members see seq 6 before 5.
+        // The channels are unbounded, so queuing never waits.
         self.send(vec![(key.clone(), Utf8Bytes::from(text))]);
         audience
     }
@@ -118,26 +120,25 @@ impl Hub {
     ) -> usize {
         let prefix = proto.name().len() + 1;
         let mut batch = Vec::new();
-        {
-            let mut rooms = lock(&self.rooms);
-            for (key, room) in rooms.iter_mut() {
-                if room.audience == 0 || !key.starts_with(proto.name()) {
-                    continue;
-                }
-                if key.as_bytes().get(prefix - 1) != Some(&b'/') {
-                    continue;
-                }
-                for _ in 0..n {
-                    match build(&key[prefix..], room.seq + 1) {
-                        Some(text) => {
-                            room.seq += 1;
-                            batch.push((key.clone(), Utf8Bytes::from(text)));
-                        }
-                        None => break,
+        let mut rooms = lock(&self.rooms);
+        for (key, room) in rooms.iter_mut() {
+            if room.audience == 0 || !key.starts_with(proto.name()) {
+                continue;
+            }
+            if key.as_bytes().get(prefix - 1) != Some(&b'/') {
+                continue;
+            }
+            for _ in 0..n {
+                match build(&key[prefix..], room.seq + 1) {
+                    Some(text) => {
+                        room.seq += 1;
+                        batch.push((key.clone(), Utf8Bytes::from(text)));
                     }
+                    None => break,
                 }
             }
         }
+        // Queued under the lock, like `publish`, so the two never interleave out of order.
         let len = batch.len();
         if len > 0 {
             self.send(batch);

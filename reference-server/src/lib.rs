@@ -15,6 +15,7 @@ pub mod hexabase;
 mod http;
 mod hub;
 pub mod kite;
+mod newloom;
 mod protocols;
 mod rooms;
 pub mod session;

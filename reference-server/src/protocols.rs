@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::clock::now_rfc3339;
 use crate::hub::Hub;
 use crate::session::{Admitted, Proto, Refusal, Upgrade};
-use crate::{echo, hexabase, kite, Config};
+use crate::{echo, hexabase, kite, newloom, Config};
 
 /// Builds one generated event for a room with a sequence number; `None` when the room
 /// has no generated events.
@@ -16,6 +16,7 @@ pub(crate) type EventFn = fn(&str, u64, &mut ThreadRng) -> Option<String>;
 pub(crate) fn admit(proto: Proto, up: &Upgrade<'_>, config: &Config) -> Result<Admitted, Refusal> {
     match proto {
         Proto::Kite => kite::admit(up, config),
+        Proto::NewloomChat | Proto::NewloomStreams => newloom::admit(proto, up, config),
         Proto::Hexabase => hexabase::admit(up, config),
         Proto::Conformance => Ok(echo::admit()),
         // Not served yet: answered like an unknown path.
@@ -31,6 +32,7 @@ pub(crate) fn admit(proto: Proto, up: &Upgrade<'_>, config: &Config) -> Result<A
 pub(crate) fn events(proto: Proto) -> Option<EventFn> {
     match proto {
         Proto::Kite => Some(kite::events::event),
+        Proto::NewloomStreams => Some(newloom::streams::event),
         Proto::Hexabase => Some(hexabase::events::event),
         _ => None,
     }
@@ -41,6 +43,10 @@ pub(crate) fn events(proto: Proto) -> Option<EventFn> {
 pub(crate) fn stamps(proto: Proto) -> Option<(&'static str, &'static str)> {
     match proto {
         Proto::Kite => Some(("/seq", "/timestamp")),
+        // A chat `message` keeps its time inside the stored message; on the streams
+        // endpoint only `status_update` has a top-level timestamp, so that is what to publish.
+        Proto::NewloomChat => Some(("/seq", "/message/timestamp")),
+        Proto::NewloomStreams => Some(("/seq", "/timestamp")),
         Proto::Hexabase => Some(("/seq", "/timestamp")),
         _ => None,
     }
