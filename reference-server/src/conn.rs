@@ -346,6 +346,8 @@ impl State<'_> {
             // RFC 6455 section 7.1.7: fail the connection with a close code saying why.
             Some(Err(WsError::Capacity(_))) => {
                 hub.count(Some(self.proto), "rejects", "message_too_big", 1);
+                // The protocol may say why in its own words before the close.
+                self.call(session, |s, cx| s.too_big(cx));
                 self.fx.close = close(1009, "message too big");
             }
             Some(Err(WsError::Utf8(_))) => {

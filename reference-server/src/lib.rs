@@ -11,6 +11,7 @@ mod clock;
 mod conn;
 mod echo;
 mod events;
+pub mod hexabase;
 mod http;
 mod hub;
 mod kecs;

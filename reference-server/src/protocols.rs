@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::clock::now_rfc3339;
 use crate::hub::Hub;
 use crate::session::{Admitted, Proto, Refusal, Upgrade};
-use crate::{echo, kecs, kite, newloom, Config};
+use crate::{echo, hexabase, kecs, kite, newloom, Config};
 
 /// Builds one generated event for a room with a sequence number; `None` when the room
 /// has no generated events.
@@ -18,6 +18,7 @@ pub(crate) fn admit(proto: Proto, up: &Upgrade<'_>, config: &Config) -> Result<A
         Proto::Kite => kite::admit(up, config),
         Proto::NewloomChat | Proto::NewloomStreams => newloom::admit(proto, up, config),
         Proto::Kecs => kecs::admit(up, config),
+        Proto::Hexabase => hexabase::admit(up, config),
         Proto::Conformance => Ok(echo::admit()),
         // Not served yet: answered like an unknown path.
         _ => Err(Refusal {
@@ -34,6 +35,7 @@ pub(crate) fn events(proto: Proto) -> Option<EventFn> {
         Proto::Kite => Some(kite::events::event),
         Proto::NewloomStreams => Some(newloom::streams::event),
         Proto::Kecs => Some(kecs::events::event),
+        Proto::Hexabase => Some(hexabase::events::event),
         _ => None,
     }
 }
@@ -49,6 +51,7 @@ pub(crate) fn stamps(proto: Proto) -> Option<(&'static str, &'static str)> {
         Proto::NewloomStreams => Some(("/seq", "/timestamp")),
         // An `event` frame; the publisher supplies its `room` (the schemas' extension) if wanted.
         Proto::Kecs => Some(("/seq", "/timestamp")),
+        Proto::Hexabase => Some(("/seq", "/timestamp")),
         _ => None,
     }
 }

@@ -265,6 +265,10 @@ pub(crate) trait Session {
         cx.close(1003, "binary messages are not supported");
     }
 
+    /// An inbound message was over the size limit: last frames before the framework closes
+    /// with 1009 (Hexabase `MESSAGE_TOO_LARGE`). By default: nothing, just the close.
+    fn too_big(&mut self, _cx: &mut Cx<'_>) {}
+
     /// When [`timer`](Session::timer) should next run (heartbeats, batched streams);
     /// `None` for no timer. Asked again after every call.
     fn deadline(&self) -> Option<Instant> {
