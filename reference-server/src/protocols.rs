@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::clock::now_rfc3339;
 use crate::hub::Hub;
 use crate::session::{Admitted, Proto, Refusal, Upgrade};
-use crate::{echo, kite, Config};
+use crate::{covetpy, echo, kite, Config};
 
 /// Builds one generated event for a room with a sequence number; `None` when the room
 /// has no generated events.
@@ -16,6 +16,7 @@ pub(crate) type EventFn = fn(&str, u64, &mut ThreadRng) -> Option<String>;
 pub(crate) fn admit(proto: Proto, up: &Upgrade<'_>, config: &Config) -> Result<Admitted, Refusal> {
     match proto {
         Proto::Kite => kite::admit(up, config),
+        Proto::Covetpy => covetpy::admit(up, config),
         Proto::Conformance => Ok(echo::admit()),
         // Not served yet: answered like an unknown path.
         _ => Err(Refusal {
@@ -30,6 +31,7 @@ pub(crate) fn admit(proto: Proto, up: &Upgrade<'_>, config: &Config) -> Result<A
 pub(crate) fn events(proto: Proto) -> Option<EventFn> {
     match proto {
         Proto::Kite => Some(kite::events::event),
+        Proto::Covetpy => Some(covetpy::events::event),
         _ => None,
     }
 }
