@@ -26,6 +26,8 @@ pub const DEFAULT_INTERVAL_MS: u64 = 1000;
 pub const MAX_INTERVAL_MS: u64 = 60_000;
 /// Shortest sampling period: at most 1,000 samples per second per subscription.
 pub const MIN_PERIOD: Duration = Duration::from_millis(1);
+/// Longest sampling period, s: at least one sample an hour, whatever the event rate.
+const MAX_PERIOD_SECS: f64 = 3600.0;
 
 /// One subscription's stream.
 pub struct Stream {
@@ -55,7 +57,9 @@ pub struct Spec {
 impl Stream {
     /// A stream starting at `now`, sampled `rate` times per second.
     pub fn new(id: String, spec: Spec, rate: f64, now: Instant) -> Self {
-        let period = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate).max(MIN_PERIOD));
+        let period = (rate > 0.0).then(|| {
+            Duration::from_secs_f64((1.0 / rate).clamp(MIN_PERIOD.as_secs_f64(), MAX_PERIOD_SECS))
+        });
         let buffer = spec
             .buffer_size
             .unwrap_or(DEFAULT_BUFFER)
