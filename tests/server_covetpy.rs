@@ -82,7 +82,9 @@ impl Client {
     /// The next text frame, checked against the schemas.
     async fn recv(&mut self) -> Value {
         loop {
-            let msg = timeout(WAIT, self.ws.next()).await.expect("a frame within 5 s");
+            let msg = timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame within 5 s");
             match msg.expect("stream open").expect("no error") {
                 Message::Text(t) => {
                     if let Err(v) = PROFILE.check_text(Direction::In, &t) {
@@ -109,7 +111,9 @@ impl Client {
     /// Reads until the server's close frame; every text frame before it is checked.
     async fn closed(&mut self) -> Option<CloseFrame> {
         loop {
-            let msg = timeout(WAIT, self.ws.next()).await.expect("close within 5 s");
+            let msg = timeout(WAIT, self.ws.next())
+                .await
+                .expect("close within 5 s");
             match msg {
                 Some(Ok(Message::Close(c))) => return c,
                 Some(Ok(Message::Text(t))) => {
@@ -122,7 +126,8 @@ impl Client {
     }
 
     async fn call(&mut self, id: &str, method: &str, params: Value) -> Value {
-        let frame = json!({"type": "rpc_call", "id": id, "data": {"method": method, "params": params}});
+        let frame =
+            json!({"type": "rpc_call", "id": id, "data": {"method": method, "params": params}});
         self.send(frame).await;
         self.recv().await
     }
@@ -135,17 +140,24 @@ fn code(frame: &Value) -> &str {
         .unwrap_or("")
 }
 
-async fn metrics(server: &ServerHandle) -> String {
+/// One HTTP request on its own connection; the whole response.
+async fn http(server: &ServerHandle, request: &str) -> String {
     let mut tcp = TcpStream::connect(server.addr()).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    timeout(WAIT, tcp.read_to_string(&mut body))
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    timeout(WAIT, tcp.read_to_string(&mut response))
         .await
         .unwrap()
         .unwrap();
-    body
+    response
+}
+
+async fn metrics(server: &ServerHandle) -> String {
+    http(
+        server,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -169,74 +181,168 @@ async fn connection_ack_on_both_paths_and_auth_failures() {
     assert_eq!(c.closed().await.unwrap().code, CloseCode::Policy);
     let mut c = Client::raw(&server, "/covetpy/ws?api_key=s3cret").await;
     assert_eq!(c.recv().await["type"], "connection_ack");
-    assert!(metrics(&server).await.contains(r#"reason="auth_failed"} 1"#));
+    assert!(metrics(&server)
+        .await
+        .contains(r#"reason="auth_failed"} 1"#));
 }
 
 #[tokio::test]
 async fn rpc_methods_and_a_caught_panic() {
     let server = unlimited();
     let mut c = Client::new(&server).await;
-    let r = c.call("rpc_1", "echo", json!({"a": [1, "two"], "b": {"c": null}})).await;
-    assert_eq!((r["type"].as_str(), r["id"].as_str()), (Some("rpc_response"), Some("rpc_1")));
-    assert_eq!(r["data"]["result"], json!({"a": [1, "two"], "b": {"c": null}}));
-    let r = c.call("rpc_2", "database.test_connection", json!({"connection_id": "db_conn_123"})).await;
-    assert_eq!(r["data"]["result"]["connection_info"]["database"], "production");
-    let r = c.call("rpc_3", "database.test_connection", json!({"connection_id": "fail_db"})).await;
+    let r = c
+        .call("rpc_1", "echo", json!({"a": [1, "two"], "b": {"c": null}}))
+        .await;
+    assert_eq!(
+        (r["type"].as_str(), r["id"].as_str()),
+        (Some("rpc_response"), Some("rpc_1"))
+    );
+    assert_eq!(
+        r["data"]["result"],
+        json!({"a": [1, "two"], "b": {"c": null}})
+    );
+    let r = c
+        .call(
+            "rpc_2",
+            "database.test_connection",
+            json!({"connection_id": "db_conn_123"}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["result"]["connection_info"]["database"],
+        "production"
+    );
+    let r = c
+        .call(
+            "rpc_3",
+            "database.test_connection",
+            json!({"connection_id": "fail_db"}),
+        )
+        .await;
     assert_eq!(code(&r), "CONNECTION_FAILED");
     let r = c.call("rpc_4", "no.such_method", json!({})).await;
-    assert_eq!((r["type"].as_str(), code(&r)), (Some("rpc_error"), "METHOD_NOT_FOUND"));
+    assert_eq!(
+        (r["type"].as_str(), code(&r)),
+        (Some("rpc_error"), "METHOD_NOT_FOUND")
+    );
     // sleep answers later without blocking the connection: the echo sent after it comes first.
     c.send(json!({"type": "rpc_call", "id": "slow", "data": {"method": "sleep", "params": {"ms": 150}}})).await;
     assert_eq!(c.call("fast", "echo", json!({})).await["id"], "fast");
     let r = c.recv().await;
-    assert_eq!((r["id"].as_str(), &r["data"]["result"]["slept_ms"]), (Some("slow"), &json!(150)));
+    assert_eq!(
+        (r["id"].as_str(), &r["data"]["result"]["slept_ms"]),
+        (Some("slow"), &json!(150))
+    );
     let call = json!({"type": "rpc_call", "id": "late", "data": {"method": "sleep", "params": {"ms": 5000}, "timeout": 50}});
     c.send(call).await;
     let r = c.recv().await;
-    assert_eq!((code(&r), r["data"]["original_message_id"].as_str()), ("RPC_TIMEOUT", Some("late")));
+    assert_eq!(
+        (code(&r), r["data"]["original_message_id"].as_str()),
+        ("RPC_TIMEOUT", Some("late"))
+    );
     let params = json!({"notification_type": "info", "title": "Hello", "message": "from the test"});
-    assert_eq!(c.call("n", "notification.send", params).await["data"]["result"]["sent"], true);
+    assert_eq!(
+        c.call("n", "notification.send", params).await["data"]["result"]["sent"],
+        true
+    );
     assert_eq!(c.recv().await["data"]["title"], "Hello");
 
     let r = c.call("boom", "debug.panic", json!({})).await;
-    assert_eq!((r["type"].as_str(), code(&r)), (Some("rpc_error"), "INTERNAL_ERROR"));
-    assert_eq!(c.call("after", "echo", json!({"ok": true})).await["data"]["result"]["ok"], true);
+    assert_eq!(
+        (r["type"].as_str(), code(&r)),
+        (Some("rpc_error"), "INTERNAL_ERROR")
+    );
+    assert_eq!(
+        c.call("after", "echo", json!({"ok": true})).await["data"]["result"]["ok"],
+        true
+    );
     let mut other = Client::new(&server).await;
-    assert_eq!(other.call("x", "echo", json!({})).await["type"], "rpc_response");
-    assert!(metrics(&server).await.contains(r#"reason="handler_panic"} 1"#));
+    assert_eq!(
+        other.call("x", "echo", json!({})).await["type"],
+        "rpc_response"
+    );
+    assert!(metrics(&server)
+        .await
+        .contains(r#"reason="handler_panic"} 1"#));
     // Limits off: far more than 50 calls and 100 messages a minute.
     for i in 0..120 {
-        assert_eq!(c.call(&format!("e{i}"), "echo", json!({})).await["type"], "rpc_response");
+        assert_eq!(
+            c.call(&format!("e{i}"), "echo", json!({})).await["type"],
+            "rpc_response"
+        );
     }
 }
 
 #[tokio::test]
 async fn rooms_and_publish_with_sequence_numbers() {
     let server = unlimited();
-    let (mut a, mut b, mut publisher) = (Client::new(&server).await, Client::new(&server).await, Client::new(&server).await);
+    let (mut a, mut b, mut publisher) = (
+        Client::new(&server).await,
+        Client::new(&server).await,
+        Client::new(&server).await,
+    );
     let join = json!({"type": "join_room", "id": "jr_1", "data": {"room_id": "project_123",
         "options": {"subscribe_to_metrics": true, "filter": {"event_types": ["data_update"]}}}});
     a.send(join.clone()).await;
     assert_eq!(a.recv().await["data"]["member_count"], 1);
     b.send(join).await;
     let joined = b.recv().await;
-    assert_eq!((joined["type"].as_str(), &joined["data"]["member_count"]), (Some("room_joined"), &json!(2)));
+    assert_eq!(
+        (joined["type"].as_str(), &joined["data"]["member_count"]),
+        (Some("room_joined"), &json!(2))
+    );
     for n in 1..=3u64 {
         let params = json!({"room": "project_123", "data": {"n": n}});
-        let r = publisher.call(&format!("p{n}"), "room.publish", params).await;
-        assert_eq!(r["data"]["result"], json!({"room_id": "project_123", "member_count": 2, "seq": n}));
+        let r = publisher
+            .call(&format!("p{n}"), "room.publish", params)
+            .await;
+        assert_eq!(
+            r["data"]["result"],
+            json!({"room_id": "project_123", "member_count": 2, "seq": n})
+        );
         for member in [&mut a, &mut b] {
             let event = member.recv().await;
             let sample = &event["data"]["batch"][0];
-            assert_eq!((sample["seq"].as_u64(), &sample["data"]["n"]), (Some(n), &json!(n)));
+            assert_eq!(
+                (sample["seq"].as_u64(), &sample["data"]["n"]),
+                (Some(n), &json!(n))
+            );
             assert_eq!(event["data"]["resource_id"], "project_123");
         }
     }
-    a.send(json!({"type": "leave_room", "id": "lr_1", "data": {"room_id": "project_123"}})).await;
-    let r = publisher.call("p4", "room.publish", json!({"room": "project_123"})).await;
+    // The admin endpoint stamps seq and send time into the one sample of the batch.
+    let body = json!({"type": "stream_data", "id": "pub_1", "data": {"subscription_id": "project_123",
+        "stream_type": "events", "resource_id": "project_123",
+        "batch": [{"room_id": "project_123", "event_type": "data_update", "data": {"via": "http"}}]}})
+    .to_string();
+    let request = format!(
+        "POST /publish?protocol=covetpy&room=project_123 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let reply = http(&server, &request).await;
+    assert!(
+        reply.contains(r#""seq":4"#) && reply.contains(r#""subscribers":2"#),
+        "{reply}"
+    );
+    for member in [&mut a, &mut b] {
+        let sample = member.recv().await["data"]["batch"][0].clone();
+        assert_eq!(
+            (sample["seq"].as_u64(), &sample["data"]["via"]),
+            (Some(4), &json!("http"))
+        );
+        assert_eq!(sample["timestamp"].as_str().unwrap().len(), 27);
+    }
+    a.send(json!({"type": "leave_room", "id": "lr_1", "data": {"room_id": "project_123"}}))
+        .await;
+    // leave_room has no reply: a round trip on the same connection shows it was handled.
+    assert_eq!(a.call("sync", "echo", json!({})).await["id"], "sync");
+    let r = publisher
+        .call("p5", "room.publish", json!({"room": "project_123"}))
+        .await;
     assert_eq!(r["data"]["result"]["member_count"], 1);
-    assert_eq!(b.recv().await["data"]["batch"][0]["seq"], 4);
-    a.send(json!({"type": "leave_room", "id": "lr_2", "data": {"room_id": "project_123"}})).await;
+    assert_eq!(b.recv().await["data"]["batch"][0]["seq"], 5);
+    a.send(json!({"type": "leave_room", "id": "lr_2", "data": {"room_id": "project_123"}}))
+        .await;
     assert_eq!(code(&a.recv().await), "ROOM_NOT_FOUND");
     // The subscriptions limit is off here: more than 50 rooms.
     for i in 0..60 {
@@ -250,7 +356,8 @@ async fn generated_room_events_arrive_in_sequence() {
     let server = server(|c| c.events_per_sec = 200.0);
     let mut members = [Client::new(&server).await, Client::new(&server).await];
     for m in &mut members {
-        m.send(json!({"type": "join_room", "id": "jr", "data": {"room_id": "lobby"}})).await;
+        m.send(json!({"type": "join_room", "id": "jr", "data": {"room_id": "lobby"}}))
+            .await;
         m.recv_kind("room_joined").await;
     }
     let mut seen = [Vec::new(), Vec::new()];
@@ -259,10 +366,15 @@ async fn generated_room_events_arrive_in_sequence() {
             let event = m.recv_kind("stream_data").await;
             let sample = &event["data"]["batch"][0];
             assert_eq!(sample["room_id"], "lobby");
-            assert!(["data_update", "user_activity"].contains(&sample["event_type"].as_str().unwrap()));
+            assert!(
+                ["data_update", "user_activity"].contains(&sample["event_type"].as_str().unwrap())
+            );
             seen.push(sample["seq"].as_u64().unwrap());
         }
-        assert!(seen.windows(2).all(|w| w[1] == w[0] + 1), "no gaps, no reordering: {seen:?}");
+        assert!(
+            seen.windows(2).all(|w| w[1] == w[0] + 1),
+            "no gaps, no reordering: {seen:?}"
+        );
     }
     // The second member joined later, so it may start later; from there the numbers agree.
     let overlap = seen[0].iter().filter(|s| seen[1].contains(s)).count();
@@ -277,17 +389,34 @@ async fn streams_are_batched_by_buffer_size_and_interval() {
     });
     let mut c = Client::new(&server).await;
     assert_eq!(c.recv_kind("heartbeat").await["data"]["sequence"], 1);
-    let sub = |id: &str, kind: &str, options: Value| json!({"type": "subscribe", "id": id,
+    let sub = |id: &str, kind: &str, options: Value| {
+        json!({"type": "subscribe", "id": id,
         "data": {"stream_type": kind, "resource_id": "db_conn_123", "options": options,
-                 "filters": {"min_severity": "error", "tags": ["database"]}}});
-    c.send(sub("sub_full", "metrics", json!({"buffer_size": 5, "batch_interval": 60000}))).await;
+                 "filters": {"min_severity": "error", "tags": ["database"]}}})
+    };
+    c.send(sub(
+        "sub_full",
+        "metrics",
+        json!({"buffer_size": 5, "batch_interval": 60000}),
+    ))
+    .await;
     for _ in 0..3 {
         let batch = c.recv_kind("stream_data").await;
         assert_eq!(batch["data"]["subscription_id"], "sub_full");
-        assert_eq!(batch["data"]["batch"].as_array().unwrap().len(), 5, "flushed when full");
+        assert_eq!(
+            batch["data"]["batch"].as_array().unwrap().len(),
+            5,
+            "flushed when full"
+        );
     }
-    c.send(json!({"type": "unsubscribe", "id": "u1", "data": {"subscription_id": "sub_full"}})).await;
-    c.send(sub("sub_timed", "logs", json!({"buffer_size": 1000, "batch_interval": 100}))).await;
+    c.send(json!({"type": "unsubscribe", "id": "u1", "data": {"subscription_id": "sub_full"}}))
+        .await;
+    c.send(sub(
+        "sub_timed",
+        "logs",
+        json!({"buffer_size": 1000, "batch_interval": 100}),
+    ))
+    .await;
     let mut seqs = Vec::new();
     while seqs.len() < 3 {
         let batch = c.recv_kind("stream_data").await;
@@ -295,8 +424,13 @@ async fn streams_are_batched_by_buffer_size_and_interval() {
             continue; // sent before the unsubscribe arrived
         }
         let samples = batch["data"]["batch"].as_array().unwrap();
-        assert!(samples.len() < 1000, "flushed by the interval, not the buffer");
-        assert!(samples.iter().all(|s| ["error", "critical"].contains(&s["level"].as_str().unwrap())));
+        assert!(
+            samples.len() < 1000,
+            "flushed by the interval, not the buffer"
+        );
+        assert!(samples
+            .iter()
+            .all(|s| ["error", "critical"].contains(&s["level"].as_str().unwrap())));
         seqs.push(samples[0]["seq"].as_u64().unwrap());
     }
     assert!(seqs.windows(2).all(|w| w[1] > w[0]));
@@ -339,29 +473,53 @@ async fn chunked_upload_checks_every_chunk() {
     corrupt["data"]["checksum"] = json!(hex(&Sha256::digest(parts[1])));
     c.send(corrupt).await;
     let r = c.recv().await;
-    assert_eq!((code(&r), &r["data"]["details"]["chunk_index"]), ("CHECKSUM_MISMATCH", &json!(0)));
-    assert!(r["data"]["error_message"].as_str().unwrap().contains("chunk 0"));
+    assert_eq!(
+        (code(&r), &r["data"]["details"]["chunk_index"]),
+        ("CHECKSUM_MISMATCH", &json!(0))
+    );
+    assert!(r["data"]["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("chunk 0"));
     c.send(chunk("upload_1", 1, 3, parts[1])).await;
-    assert!(c.recv().await["data"]["error_message"].as_str().unwrap().contains("chunk 0 is missing"));
+    assert!(c.recv().await["data"]["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("chunk 0 is missing"));
     c.send(chunk("upload_1", 0, 3, parts[0])).await;
     c.send(chunk("upload_1", 0, 3, parts[0])).await;
-    assert!(c.recv().await["data"]["error_message"].as_str().unwrap().starts_with("duplicate chunk 0"));
+    assert!(c.recv().await["data"]["error_message"]
+        .as_str()
+        .unwrap()
+        .starts_with("duplicate chunk 0"));
     c.send(chunk("upload_1", 3, 3, parts[2])).await;
-    assert!(c.recv().await["data"]["error_message"].as_str().unwrap().contains("out of range"));
+    assert!(c.recv().await["data"]["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("out of range"));
     c.send(chunk("upload_1", 1, 3, &file[4096..8193])).await;
-    assert!(c.recv().await["data"]["error_message"].as_str().unwrap().contains("oversize"));
+    assert!(c.recv().await["data"]["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("oversize"));
     c.send(chunk("upload_1", 1, 3, parts[1])).await;
     c.send(chunk("upload_1", 2, 3, parts[2])).await;
     let done = c.recv().await;
     assert_eq!(done["type"], "file_upload_complete");
-    assert_eq!(done["data"]["file_id"], format!("file_{}", &hex(&Sha256::digest(&file))[..16]));
+    assert_eq!(
+        done["data"]["file_id"],
+        format!("file_{}", &hex(&Sha256::digest(&file))[..16])
+    );
     c.send(chunk("upload_2", 0, 1, b"x")).await;
     assert_eq!(code(&c.recv().await), "UPLOAD_NOT_FOUND");
     c.send(upload_start("dup", 10, 5)).await;
     c.send(upload_start("dup", 10, 5)).await;
     assert_eq!(c.recv().await["data"]["original_message_id"], "dup");
     let body = metrics(&server).await;
-    assert!(body.contains(r#"squall_server_upload_bytes_total{protocol="covetpy"} 10000"#), "{body}");
+    assert!(
+        body.contains(r#"squall_server_upload_bytes_total{protocol="covetpy"} 10000"#),
+        "{body}"
+    );
     assert!(body.contains(r#"reason="checksum_mismatch"} 1"#));
 }
 
@@ -370,18 +528,30 @@ async fn documented_rate_limits_with_the_rate_limit_object() {
     let server = server(|_| {});
     let mut c = Client::new(&server).await;
     for i in 0..50 {
-        assert_eq!(c.call(&format!("e{i}"), "echo", json!({})).await["type"], "rpc_response");
+        assert_eq!(
+            c.call(&format!("e{i}"), "echo", json!({})).await["type"],
+            "rpc_response"
+        );
     }
     let r = c.call("e50", "echo", json!({})).await;
-    assert_eq!((r["type"].as_str(), code(&r)), (Some("rpc_error"), "RATE_LIMITED"));
-    assert_eq!((&r["rate_limit"]["limit"], &r["rate_limit"]["remaining"]), (&json!(50), &json!(0)));
+    assert_eq!(
+        (r["type"].as_str(), code(&r)),
+        (Some("rpc_error"), "RATE_LIMITED")
+    );
+    assert_eq!(
+        (&r["rate_limit"]["limit"], &r["rate_limit"]["remaining"]),
+        (&json!(50), &json!(0))
+    );
     let hb = json!({"type": "heartbeat", "id": "hb_1", "timestamp": "2025-09-10T12:00:00Z", "data": {"sequence": 1}});
     for _ in 51..100 {
         c.send(hb.clone()).await;
     }
     c.send(hb).await;
     let r = c.recv().await;
-    assert_eq!((code(&r), &r["rate_limit"]["limit"]), ("RATE_LIMITED", &json!(100)));
+    assert_eq!(
+        (code(&r), &r["rate_limit"]["limit"]),
+        ("RATE_LIMITED", &json!(100))
+    );
 
     let mut up = Client::new(&server).await;
     for i in 0..10 {
@@ -390,7 +560,10 @@ async fn documented_rate_limits_with_the_rate_limit_object() {
     }
     up.send(upload_start("u10", 0, 1024)).await;
     let r = up.recv().await;
-    assert_eq!((code(&r), &r["rate_limit"]["limit"]), ("RATE_LIMITED", &json!(10)));
+    assert_eq!(
+        (code(&r), &r["rate_limit"]["limit"]),
+        ("RATE_LIMITED", &json!(10))
+    );
 
     let mut rooms = Client::new(&server).await;
     for i in 0..=50 {
@@ -416,7 +589,10 @@ async fn bad_input_gets_errors_and_the_server_keeps_serving() {
     for msg in bad {
         c.send_raw(msg).await;
         let r = c.recv().await;
-        assert!(["error", "rpc_error"].contains(&r["type"].as_str().unwrap()), "{r}");
+        assert!(
+            ["error", "rpc_error"].contains(&r["type"].as_str().unwrap()),
+            "{r}"
+        );
         assert_eq!(code(&r), "INVALID_MESSAGE_FORMAT");
     }
     assert_eq!(c.call("still", "echo", json!({})).await["id"], "still");
@@ -428,7 +604,10 @@ async fn shutdown_notifies_then_closes_1001() {
     let mut c = Client::new(&server).await;
     let stopping = std::thread::spawn(move || server.shutdown());
     let note = c.recv().await;
-    assert_eq!((note["type"].as_str(), &note["data"]["notification_type"]), (Some("notification"), &json!("warning")));
+    assert_eq!(
+        (note["type"].as_str(), &note["data"]["notification_type"]),
+        (Some("notification"), &json!("warning"))
+    );
     assert_eq!(c.closed().await.unwrap().code, CloseCode::Away);
     stopping.join().unwrap();
 }

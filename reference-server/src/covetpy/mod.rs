@@ -60,8 +60,6 @@ pub(crate) struct Session {
     heartbeat_seq: u64,
     rates: Option<Rates>,
     max_subscriptions: usize,
-    /// Samples per second of each stream (`--events`).
-    sample_rate: f64,
     streams: Vec<Stream>,
     uploads: Uploads,
     pending: Vec<Pending>,
@@ -131,7 +129,6 @@ impl Session {
             } else {
                 HARD_MAX_SUBSCRIPTIONS
             },
-            sample_rate: config.events_per_sec,
             streams: Vec::new(),
             uploads: Uploads::new(config.message_limit(session::Proto::Covetpy)),
             pending: Vec::new(),
@@ -291,8 +288,10 @@ impl Session {
             buffer_size: options.buffer_size,
             batch_interval_ms: options.batch_interval,
         };
+        // Streams sample at the server's event rate (`--events`).
+        let rate = cx.config.events_per_sec;
         self.streams
-            .push(Stream::new(id.to_owned(), spec, self.sample_rate, cx.now));
+            .push(Stream::new(id.to_owned(), spec, rate, cx.now));
         self.refresh();
     }
 
@@ -375,7 +374,7 @@ impl session::Session for Session {
             if let Err(limit) = rates.messages.admit(cx.now) {
                 let mut f =
                     Failure::new(Code::RateLimited, "message rate limit exceeded", original);
-                f.rate_limit = Some(limit);
+                f.rate_limit = Some(Box::new(limit));
                 return self.fail(f, cx);
             }
         }

@@ -133,7 +133,7 @@ impl Uploads {
         }
         if let Some(Err(limit)) = rate.map(|w| w.admit(now)) {
             let mut f = Failure::new(Code::RateLimited, "upload rate limit exceeded", Some(id));
-            f.rate_limit = Some(limit);
+            f.rate_limit = Some(Box::new(limit));
             return Err(f);
         }
         let upload = Upload {

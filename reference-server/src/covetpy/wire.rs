@@ -215,10 +215,6 @@ pub struct Details<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub received: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<&'a str>,
@@ -254,7 +250,7 @@ pub struct Failure<'a> {
     pub details: Option<Details<'a>>,
     /// Whether the connection stays usable (false only for auth failures).
     pub recoverable: bool,
-    pub rate_limit: Option<RateLimit>,
+    pub rate_limit: Option<Box<RateLimit>>,
 }
 
 impl<'a> Failure<'a> {
@@ -285,7 +281,7 @@ impl<'a> Failure<'a> {
             details: self.details.as_ref(),
             recoverable: self.recoverable,
         };
-        frame_limited("error", Sid("err", n), data, self.rate_limit.as_ref())
+        frame_limited("error", Sid("err", n), data, self.rate_limit.as_deref())
     }
 }
 
