@@ -7,7 +7,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use squall::protocol::{Direction, Profile};
-use squall_server::{spawn, Config, Limits, Profile as ServerProfile, ServerHandle};
+use squall_server::{Config, Limits, Profile as ServerProfile, ServerHandle};
 use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -19,20 +19,20 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
+mod support;
+
 const WAIT: Duration = Duration::from_secs(5);
 
 static PROFILE: LazyLock<Profile> =
     LazyLock::new(|| Profile::load(Path::new("schemas/covetpy")).expect("covetpy profile loads"));
 
+/// A server on 127.0.0.1:0 with two threads and no generated events unless `tweak` says.
 fn server(tweak: impl FnOnce(&mut Config)) -> ServerHandle {
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        threads: 2,
-        events_per_sec: 0.0,
-        ..Default::default()
-    };
-    tweak(&mut config);
-    spawn(config).expect("server starts")
+    support::reference_server(|config| {
+        config.threads = 2;
+        config.events_per_sec = 0.0;
+        tweak(config);
+    })
 }
 
 /// A server without rate limits, for the exchanges that send many frames.
@@ -131,6 +131,11 @@ impl Client {
         self.send(frame).await;
         self.recv().await
     }
+}
+
+/// `error_message` of an error frame.
+fn message(frame: &Value) -> &str {
+    frame["data"]["error_message"].as_str().unwrap_or("")
 }
 
 fn code(frame: &Value) -> &str {
@@ -477,31 +482,16 @@ async fn chunked_upload_checks_every_chunk() {
         (code(&r), &r["data"]["details"]["chunk_index"]),
         ("CHECKSUM_MISMATCH", &json!(0))
     );
-    assert!(r["data"]["error_message"]
-        .as_str()
-        .unwrap()
-        .contains("chunk 0"));
+    assert!(message(&r).contains("chunk 0"));
     c.send(chunk("upload_1", 1, 3, parts[1])).await;
-    assert!(c.recv().await["data"]["error_message"]
-        .as_str()
-        .unwrap()
-        .contains("chunk 0 is missing"));
+    assert!(message(&c.recv().await).contains("chunk 0 is missing"));
     c.send(chunk("upload_1", 0, 3, parts[0])).await;
     c.send(chunk("upload_1", 0, 3, parts[0])).await;
-    assert!(c.recv().await["data"]["error_message"]
-        .as_str()
-        .unwrap()
-        .starts_with("duplicate chunk 0"));
+    assert!(message(&c.recv().await).starts_with("duplicate chunk 0"));
     c.send(chunk("upload_1", 3, 3, parts[2])).await;
-    assert!(c.recv().await["data"]["error_message"]
-        .as_str()
-        .unwrap()
-        .contains("out of range"));
+    assert!(message(&c.recv().await).contains("out of range"));
     c.send(chunk("upload_1", 1, 3, &file[4096..8193])).await;
-    assert!(c.recv().await["data"]["error_message"]
-        .as_str()
-        .unwrap()
-        .contains("oversize"));
+    assert!(message(&c.recv().await).contains("oversize"));
     c.send(chunk("upload_1", 1, 3, parts[1])).await;
     c.send(chunk("upload_1", 2, 3, parts[2])).await;
     let done = c.recv().await;

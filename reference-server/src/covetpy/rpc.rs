@@ -12,7 +12,7 @@ use tokio::time::{Duration, Instant};
 
 use super::events::room_event;
 use super::wire::{
-    frame, id_ok, rpc_error, rpc_response, token_ok, Code, Data, Failure, Notification,
+    frame, id_ok, rpc_error, rpc_fail, rpc_response, token_ok, Code, Data, Failure, Notification,
     NotificationType, Sid,
 };
 use super::Session;
@@ -124,15 +124,8 @@ struct Sent {
 /// Parses `params` into `T`, or the `INVALID_PARAMS` reply.
 fn params<'a, T: Deserialize<'a>>(id: &str, raw: Option<&'a RawValue>) -> Result<T, String> {
     let text = raw.map_or("{}", RawValue::get);
-    serde_json::from_str(text).map_err(|e| {
-        rpc_error(
-            id,
-            "INVALID_PARAMS",
-            &format!("invalid params: {e}"),
-            None::<()>,
-            None,
-        )
-    })
+    serde_json::from_str(text)
+        .map_err(|e| rpc_fail(id, "INVALID_PARAMS", &format!("invalid params: {e}")))
 }
 
 impl Session {
@@ -155,13 +148,7 @@ impl Session {
         let Some(method) = data.method.as_deref() else {
             cx.reject("invalid_message");
             let text = "rpc_call needs a method";
-            return cx.send(rpc_error(
-                id,
-                "INVALID_MESSAGE_FORMAT",
-                text,
-                None::<()>,
-                None,
-            ));
+            return cx.send(rpc_fail(id, "INVALID_MESSAGE_FORMAT", text));
         };
         let (params, timeout) = (data.params, data.timeout);
         let dispatched = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -170,7 +157,7 @@ impl Session {
         if dispatched.is_err() {
             cx.reject("handler_panic");
             let text = "the method panicked; the server carries on";
-            cx.send(rpc_error(id, "INTERNAL_ERROR", text, None::<()>, None));
+            cx.send(rpc_fail(id, "INTERNAL_ERROR", text));
         }
     }
 
@@ -201,7 +188,7 @@ impl Session {
             other => {
                 cx.reject("unknown_method");
                 let text = format!("unknown method '{other}'");
-                rpc_error(id, "METHOD_NOT_FOUND", &text, None::<()>, None)
+                rpc_fail(id, "METHOD_NOT_FOUND", &text)
             }
         };
         cx.send(reply);
@@ -218,11 +205,11 @@ impl Session {
         let SleepParams { ms } = params(id, raw)?;
         if ms > MAX_SLEEP_MS {
             let text = format!("ms must be at most {MAX_SLEEP_MS}");
-            return Err(rpc_error(id, "INVALID_PARAMS", &text, None::<()>, None));
+            return Err(rpc_fail(id, "INVALID_PARAMS", &text));
         }
         if self.pending.len() >= MAX_PENDING {
             let text = format!("at most {MAX_PENDING} sleep calls may wait at once");
-            return Err(rpc_error(id, "TOO_MANY_PENDING", &text, None::<()>, None));
+            return Err(rpc_fail(id, "TOO_MANY_PENDING", &text));
         }
         let (wait, wake) = match timeout {
             Some(t) if t < ms => (t, Wake::Timeout { ms: t }),
@@ -262,7 +249,7 @@ impl Session {
     fn notify(&mut self, id: &str, raw: Option<&RawValue>) -> Result<(String, String), String> {
         let p: NotifyParams<'_> = params(id, raw)?;
         let category = p.category.as_deref();
-        let invalid = |text: &str| rpc_error(id, "INVALID_PARAMS", text, None::<()>, None);
+        let invalid = |text: &str| rpc_fail(id, "INVALID_PARAMS", text);
         if p.title.is_empty() {
             return Err(invalid("title must not be empty"));
         }
@@ -314,7 +301,7 @@ fn publish(id: &str, raw: Option<&RawValue>, cx: &mut Cx<'_>) -> String {
         Err(reply) => return reply,
     };
     let event_type = p.event_type.as_deref().unwrap_or("message");
-    let invalid = |text: &str| rpc_error(id, "INVALID_PARAMS", text, None::<()>, None);
+    let invalid = |text: &str| rpc_fail(id, "INVALID_PARAMS", text);
     if !id_ok(&p.room) {
         return invalid("room must be 1 to 256 characters");
     }

@@ -337,6 +337,11 @@ pub fn rpc_error<D: Serialize>(
     frame_limited("rpc_error", id, data, rate_limit)
 }
 
+/// An `rpc_error` with neither details nor `rate_limit`.
+pub fn rpc_fail(id: &str, code: &str, message: &str) -> String {
+    rpc_error(id, code, message, None::<()>, None)
+}
+
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
