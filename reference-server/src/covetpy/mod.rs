@@ -6,6 +6,7 @@ pub(crate) mod events;
 mod limits;
 mod rpc;
 mod streams;
+mod subscriptions;
 mod upload;
 mod wire;
 
@@ -18,7 +19,7 @@ use crate::session::{self, Admitted, Cx, Refusal, Upgrade};
 use crate::Config;
 use limits::Rates;
 use rpc::Pending;
-use streams::{Spec, Stream};
+use streams::Stream;
 use upload::{Complete, Uploads};
 use wire::{
     frame, hex, id_ok, Code, Data, Details, Failure, IdOnly, Inbound, Notification,
@@ -79,13 +80,6 @@ struct AckData<'a> {
 #[derive(Serialize)]
 struct HeartbeatData {
     sequence: u64,
-}
-
-#[derive(Serialize)]
-struct JoinedData<'a> {
-    room_id: &'a str,
-    member_count: usize,
-    permissions: [&'static str; 2],
 }
 
 #[derive(Serialize)]
@@ -206,117 +200,6 @@ impl Session {
         }
     }
 
-    /// The id of the room a frame names, or the error reply.
-    fn room<'d>(&mut self, id: &str, data: &'d Data<'_>, cx: &mut Cx<'_>) -> Option<&'d str> {
-        let room = data.room_id.as_deref().filter(|r| id_ok(r));
-        if room.is_none() {
-            let text = "data.room_id must be a string of 1 to 256 characters";
-            let f = Failure::new(Code::InvalidMessageFormat, text, Some(id));
-            self.fail(f.with(Details::field("data.room_id")), cx);
-        }
-        room
-    }
-
-    fn join(&mut self, id: &str, data: &Data<'_>, cx: &mut Cx<'_>) {
-        let Some(room) = self.room(id, data, cx) else {
-            return;
-        };
-        if !cx.is_member(room) && cx.rooms().count() >= self.max_subscriptions {
-            let text = format!("at most {} rooms per connection", self.max_subscriptions);
-            let details = Details {
-                limit: Some(self.max_subscriptions as u64),
-                ..Details::default()
-            };
-            return self.fail(
-                Failure::new(Code::SubscriptionFailed, text, Some(id)).with(details),
-                cx,
-            );
-        }
-        let member_count = cx.join(room);
-        let data = JoinedData {
-            room_id: room,
-            member_count,
-            permissions: ["read", "write"],
-        };
-        cx.send(frame("room_joined", Sid("rj", self.next_id()), data));
-    }
-
-    fn leave(&mut self, id: &str, data: &Data<'_>, cx: &mut Cx<'_>) {
-        let Some(room) = self.room(id, data, cx) else {
-            return;
-        };
-        if !cx.leave(room) {
-            let text = format!("not in room '{room}'");
-            self.fail(
-                Failure::new(Code::RoomNotFound, text, Some(id))
-                    .with(Details::field("data.room_id")),
-                cx,
-            );
-        }
-    }
-
-    fn subscribe(&mut self, id: &str, data: &Data<'_>, cx: &mut Cx<'_>) {
-        let (Some(kind), Some(resource)) = (
-            data.stream_type,
-            data.resource_id.as_deref().filter(|r| id_ok(r)),
-        ) else {
-            let text =
-                "subscribe needs data.stream_type and a data.resource_id of 1 to 256 characters";
-            let f = Failure::new(Code::InvalidMessageFormat, text, Some(id));
-            return self.fail(f.with(Details::field("data.resource_id")), cx);
-        };
-        let failed = |text: String| Failure::new(Code::SubscriptionFailed, text, Some(id));
-        if self.streams.iter().any(|s| s.id == id) {
-            return self.fail(failed(format!("subscription '{id}' already exists")), cx);
-        }
-        if self.streams.len() >= self.max_subscriptions {
-            let text = format!(
-                "at most {} stream subscriptions per connection",
-                self.max_subscriptions
-            );
-            let details = Details {
-                limit: Some(self.max_subscriptions as u64),
-                ..Details::default()
-            };
-            return self.fail(failed(text).with(details), cx);
-        }
-        let options = data.options.unwrap_or_default();
-        let spec = Spec {
-            kind,
-            resource: resource.to_owned(),
-            min_severity: data.filters.and_then(|f| f.min_severity),
-            buffer_size: options.buffer_size,
-            batch_interval_ms: options.batch_interval,
-        };
-        // Streams sample at the server's event rate (`--events`).
-        let rate = cx.config.events_per_sec;
-        self.streams
-            .push(Stream::new(id.to_owned(), spec, rate, cx.now));
-        self.refresh();
-    }
-
-    fn unsubscribe(&mut self, id: &str, data: &Data<'_>, cx: &mut Cx<'_>) {
-        let Some(sub) = data.subscription_id.as_deref() else {
-            let f = Failure::new(
-                Code::InvalidMessageFormat,
-                "unsubscribe needs data.subscription_id",
-                Some(id),
-            );
-            return self.fail(f.with(Details::field("data.subscription_id")), cx);
-        };
-        match self.streams.iter().position(|s| s.id == sub) {
-            Some(i) => {
-                self.streams.swap_remove(i);
-                self.refresh();
-            }
-            None => {
-                let text = format!("no subscription '{sub}' on this connection");
-                let f = Failure::new(Code::SubscriptionFailed, text, Some(id));
-                self.fail(f.with(Details::field("data.subscription_id")), cx);
-            }
-        }
-    }
-
     fn complete(&mut self, c: Complete, cx: &mut Cx<'_>) {
         let url = format!("https://files.covetpy.example/{}", c.file_id);
         let data = CompleteData {
@@ -421,8 +304,14 @@ impl session::Session for Session {
                 sequence: self.heartbeat_seq,
             };
             cx.send(frame("heartbeat", Sid("hb", self.next_id()), data));
-            // A late timer does not bunch heartbeats: the next is a full period away.
-            self.next_heartbeat = Some((due + self.heartbeat).max(now));
+            // On time, keep the beat; after a stall, the next is a full period away rather
+            // than a burst of the missed ones.
+            let next = due + self.heartbeat;
+            self.next_heartbeat = Some(if next > now {
+                next
+            } else {
+                now + self.heartbeat
+            });
         }
         self.wake_calls(cx);
         let mut rng = rand::rng();
