@@ -292,3 +292,25 @@ fn shutdown_sends_a_notification() {
 
 mod calls;
 mod uploads;
+
+#[test]
+fn ten_thousand_subscribe_cycles_leave_nothing_behind() {
+    let mut h = harness();
+    h.config.limits.rate = false;
+    let (mut s, _) = opened(&mut h);
+    let baseline = s.deadline();
+    for i in 0..10_000 {
+        let id = format!("s{i}");
+        let sub = json!({"type": "subscribe", "id": id, "data": {"stream_type": "events", "resource_id": "r"}});
+        let unsub = json!({"type": "unsubscribe", "id": "u", "data": {"subscription_id": id}});
+        let join = json!({"type": "join_room", "id": "j", "data": {"room_id": "lobby"}});
+        let leave = json!({"type": "leave_room", "id": "l", "data": {"room_id": "lobby"}});
+        assert!(send(&mut h, &mut s, sub).is_empty());
+        assert!(send(&mut h, &mut s, unsub).is_empty());
+        assert_eq!(reply(&mut h, &mut s, join)["type"], "room_joined");
+        assert!(send(&mut h, &mut s, leave).is_empty());
+    }
+    assert!(s.streams.is_empty());
+    assert_eq!(h.hub.subscriptions(), 0);
+    assert_eq!(s.deadline(), baseline, "no timer left behind");
+}
