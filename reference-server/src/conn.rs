@@ -141,7 +141,6 @@ async fn upgrade(
         )),
         Some(admission) => {
             let up = Upgrade {
-                path: &req.path,
                 query: &req.query,
                 headers: &req.headers,
             };

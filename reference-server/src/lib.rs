@@ -9,6 +9,7 @@
 
 mod clock;
 mod conn;
+mod covetpy;
 mod echo;
 mod events;
 pub mod hexabase;

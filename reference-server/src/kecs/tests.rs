@@ -10,7 +10,6 @@ use crate::session::{Harness, Proto};
 fn open(h: &mut Harness, query: &str) -> (Box<dyn session::Session>, Vec<Value>) {
     let headers = [("Host".to_owned(), "example.test:8080".to_owned())];
     let up = Upgrade {
-        path: "/kecs/ws",
         query,
         headers: &headers,
     };
