@@ -208,26 +208,32 @@ enum End {
 
 /// Runs a protocol session on an upgraded connection.
 async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Session>) {
-    let mut mode = worker.mode.clone();
     let outbox = Rc::new(Outbox::new(worker.shared.config.queue_depth));
+    let id = worker.next_id();
+    // Shutdown reaches the connection through its outbox, so the loop below waits on
+    // nothing shared with other connections or threads.
+    let _registered = worker.register(id, &outbox);
     let mut state = State {
         worker,
         proto,
-        id: worker.next_id(),
+        id,
         outbox: &outbox,
         fx: Effects::default(),
         tally: Tally::new(proto),
     };
     state.call(&mut *session, |s, cx| s.open(cx));
     let end = loop {
-        if *mode.borrow_and_update() != Mode::Running {
+        if outbox.stopped() {
             break End::Shutdown;
         }
         if outbox.kicked() {
             break End::SlowConsumer;
         }
-        for text in outbox.drain() {
-            state.fx.out.push(Message::Text(text));
+        if outbox.has_queued() {
+            state
+                .fx
+                .out
+                .extend(outbox.drain().into_iter().map(Message::Text));
         }
         if !state.fx.out.is_empty() {
             // Count before the bytes leave, so a client that has seen a frame can trust stats().
@@ -235,8 +241,7 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
             worker.shared.stats.flush(worker.index, &mut state.tally);
             tokio::select! {
                 biased;
-                _ = mode.changed() => break End::Shutdown,
-                _ = outbox.wait_kicked() => break End::SlowConsumer,
+                _ = outbox.wait_alarm() => continue,
                 written = write_all(&mut ws, &mut state.fx.out) => if written.is_err() { break End::Gone },
             }
         }
@@ -244,11 +249,16 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
             break End::Close(code, reason);
         }
         let deadline = session.deadline();
+        let timer = async {
+            match deadline {
+                Some(at) => sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
-            _ = mode.changed() => break End::Shutdown,
             _ = outbox.wait() => {}
-            _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
+            _ = timer, if deadline.is_some() => {
                 state.call(&mut *session, |s, cx| s.timer(cx));
             }
             first = ws.next() => {
@@ -257,8 +267,8 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
                 while let Some(item) = next {
                     // Events queued before this message go out before its reply, so an
                     // unsubscribe ack is the last frame of that room the client sees.
-                    for text in outbox.drain() {
-                        state.fx.out.push(Message::Text(text));
+                    if outbox.has_queued() {
+                        state.fx.out.extend(outbox.drain().into_iter().map(Message::Text));
                     }
                     state.inbound(&mut *session, item);
                     if state.fx.close.is_some() {
@@ -278,10 +288,6 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
     worker.shared.stats.flush(worker.index, &mut state.tally);
     let joined = std::mem::take(&mut state.fx.joined);
     finish(worker, proto, state.id, joined, ws, end).await
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400)
 }
 
 /// A connection's bookkeeping around its session.
