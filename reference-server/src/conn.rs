@@ -136,6 +136,9 @@ async fn session(worker: &Worker, mut ws: Ws) {
             // Count before the bytes leave, so a client that has seen a frame can trust stats().
             worker.shared.stats.flush(worker.index, &mut tally);
             dirty = false;
+            if !worker.shared.config.reply_delay.is_zero() {
+                tokio::time::sleep(worker.shared.config.reply_delay).await;
+            }
             tokio::select! {
                 biased;
                 _ = mode.changed() => break End::Shutdown,

@@ -36,6 +36,9 @@ struct Args {
     /// Runtime threads, each with its own SO_REUSEPORT listener [default: available cores].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Wait this long before each write of replies, e.g. 50ms (a deliberately slow server).
+    #[arg(long, value_name = "D", default_value = "0s", value_parser = humantime::parse_duration)]
+    delay: Duration,
 }
 
 /// Parses `4096`, `512KiB`, `512K`, `1MiB` or `1M` (binary units) into bytes.
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         queue_depth: args.queue_depth,
         handshake_timeout: args.handshake_timeout,
         threads: args.threads.unwrap_or(defaults.threads),
+        reply_delay: args.delay,
     };
     let server = match squall_server::spawn(config) {
         Ok(server) => server,
