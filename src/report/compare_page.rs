@@ -4,8 +4,7 @@
 use std::fmt::Write as _;
 
 use super::compare::{Cell, Change, Comparison, Table};
-use super::html::{escape, figures, page, table, verdict, Figure};
-use super::plots::Section;
+use super::html::{escape, figure, fmt_ratio, page, table, verdict, Figure};
 
 fn mark(c: Option<Change>) -> (&'static str, &'static str) {
     match c {
@@ -18,7 +17,7 @@ fn mark(c: Option<Change>) -> (&'static str, &'static str) {
 fn cell_html(c: &Cell) -> String {
     let mut s = format!("\u{1}{}", escape(&c.text));
     if let Some(r) = c.ratio {
-        let _ = write!(s, " <small>×{r:.2}</small>");
+        let _ = write!(s, " <small>{}</small>", fmt_ratio(r));
     }
     let (class, text) = mark(c.change);
     if !text.is_empty() {
@@ -55,8 +54,12 @@ pub fn compare_html(c: &Comparison, figs: &[Figure]) -> String {
         escape(&c.labels[0]),
         c.band_pct
     );
-    for r in &c.regressions {
-        let _ = writeln!(o, "<div class=\"banner\">▲ regression: {}</div>", escape(r));
+    if !c.regressions.is_empty() {
+        o.push_str("<div class=\"banner\">▲ Regressions beyond --fail-if-worse:<ul>\n");
+        for r in &c.regressions {
+            let _ = writeln!(o, "<li>{}</li>", escape(r));
+        }
+        o.push_str("</ul></div>\n");
     }
     let rows: Vec<Vec<String>> = c
         .runs
@@ -91,12 +94,15 @@ pub fn compare_html(c: &Comparison, figs: &[Figure]) -> String {
         table(&mut o, &head, &rows);
     }
     o.push_str("<h2 id=\"latency\">Latency</h2>\n");
-    for t in &c.metrics {
+    // The charts come in the tables' order (each metric, then connect): each table is
+    // followed by its chart.
+    for (i, t) in c.metrics.iter().enumerate() {
         let _ = writeln!(o, "<h3>{}</h3>", escape(&t.name));
         table_html(&mut o, t);
+        if let Some(f) = figs.get(i) {
+            figure(&mut o, f);
+        }
     }
-    figures(&mut o, figs, Section::Latency);
-    figures(&mut o, figs, Section::Connections);
     o.push_str(
         "<footer>Made by squall compare from the runs' results.json files alone.</footer>\n",
     );
@@ -124,7 +130,8 @@ fn table_text(o: &mut String, t: &Table) {
                 for c in cells {
                     let mut s = c.text.clone();
                     if let Some(r) = c.ratio {
-                        let _ = write!(s, " ×{r:.2}");
+                        s.push(' ');
+                        s.push_str(&fmt_ratio(r));
                     }
                     s.push_str(match c.change {
                         Some(Change::Worse) => "▲",
@@ -154,6 +161,9 @@ pub fn compare_text(c: &Comparison) -> String {
     for t in &c.metrics {
         let _ = writeln!(o, "{}", t.name);
         table_text(&mut o, t);
+    }
+    if !c.thresholds.is_empty() {
+        let _ = writeln!(o, "thresholds ({})", c.labels.join(", "));
     }
     for (expr, outcomes) in &c.thresholds {
         let marks: Vec<&str> = outcomes

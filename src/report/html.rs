@@ -101,16 +101,32 @@ pub fn verdict(pass: bool) -> String {
     }
 }
 
-/// The figures of one section, each with a link to its PNG.
+/// One figure: the inline SVG, its caption and a link to its PNG.
+pub fn figure(out: &mut String, f: &Figure) {
+    let _ = write!(
+        out,
+        "<figure id=\"{0}\">\n{1}\n<figcaption>{2} · <a href=\"{0}.png\">{0}.png</a></figcaption>\n</figure>\n",
+        escape(&f.chart.file),
+        f.svg,
+        escape(&f.chart.title)
+    );
+}
+
+/// The figures of one section, in order.
 pub fn figures(out: &mut String, figs: &[Figure], section: Section) {
     for f in figs.iter().filter(|f| f.chart.section == section) {
-        let _ = write!(
-            out,
-            "<figure id=\"{0}\">\n{1}\n<figcaption>{2} · <a href=\"{0}.png\">{0}.png</a></figcaption>\n</figure>\n",
-            escape(&f.chart.file),
-            f.svg,
-            escape(&f.chart.title)
-        );
+        figure(out, f);
+    }
+}
+
+/// `×1.05`, `×12.3`, `×2450`: a ratio to the baseline with three significant digits at most.
+pub fn fmt_ratio(r: f64) -> String {
+    if r >= 100.0 {
+        format!("×{r:.0}")
+    } else if r >= 10.0 {
+        format!("×{r:.1}")
+    } else {
+        format!("×{r:.2}")
     }
 }
 
