@@ -48,18 +48,7 @@ fn report_and_compare_render_in_chromium_without_errors() {
             img.width,
             img.height
         );
-        assert!(
-            img.colours(65) > 64,
-            "{}: {} colours",
-            page.display(),
-            img.colours(65)
-        );
-        assert!(
-            img.inked() > 0.01,
-            "{}: blank ({:.4} inked)",
-            page.display(),
-            img.inked()
-        );
+        img.assert_drawn(&page.display().to_string(), 64);
     }
 }
 

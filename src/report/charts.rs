@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use hdrhistogram::Histogram;
 
 use super::compare::Run;
-use super::model::fmt_us;
+use super::fmt::fmt_us;
 use super::plots::{palette, Bar, Body, Chart, Line, Section};
 use super::results::{ReportError, Results, SeriesPoint, Summary};
 
@@ -155,61 +155,57 @@ fn time_charts(r: &Results, names: &mut FileNames) -> Vec<Chart> {
         ("ms", 1e3)
     };
     let us = |v: Option<u64>| v.map(|v| v as f64 / div);
-    vec![
-        over_time(
-            names,
+    let line =
+        |label, color, f: fn(&SeriesPoint) -> f64| series_line(r, label, color, |p| Some(f(p)));
+    let vus = Line {
+        dashed: true,
+        ..line("running VUs", palette::ORANGE, |p| p.active_vus as f64)
+    };
+    // (file, title, y axis, lines)
+    let specs = [
+        (
             "latency",
             "Latency over time (all metrics, per second)",
-            &format!("latency ({unit})"),
+            format!("latency ({unit})"),
             vec![
                 series_line(r, "p50", palette::BLUE, |p| us(p.p50_us)),
                 series_line(r, "p99", palette::VERMILLION, |p| us(p.p99_us)),
             ],
-            r,
         ),
-        over_time(
-            names,
+        (
             "throughput",
             "Throughput",
-            "messages per second",
+            "messages per second".into(),
             vec![
-                series_line(r, "in (received)", palette::GREEN, |p| Some(p.msgs_in)),
-                series_line(r, "out (sent)", palette::SKY, |p| Some(p.msgs_out)),
+                line("in (received)", palette::GREEN, |p| p.msgs_in),
+                line("out (sent)", palette::SKY, |p| p.msgs_out),
             ],
-            r,
         ),
-        over_time(
-            names,
+        (
             "connections",
             "Active connections (load phases shaded)",
-            "connections / VUs",
+            "connections / VUs".into(),
             vec![
-                series_line(r, "open connections", palette::BLUE, |p| {
-                    Some(p.active_connections as f64)
+                line("open connections", palette::BLUE, |p| {
+                    p.active_connections as f64
                 }),
-                Line {
-                    dashed: true,
-                    ..series_line(r, "running VUs", palette::ORANGE, |p| {
-                        Some(p.active_vus as f64)
-                    })
-                },
+                vus,
             ],
-            r,
         ),
-        over_time(
-            names,
+        (
             "errors",
             "Errors and violations",
-            "count per interval",
+            "count per interval".into(),
             vec![
-                series_line(r, "errors", palette::VERMILLION, |p| Some(p.errors as f64)),
-                series_line(r, "violations", palette::PURPLE, |p| {
-                    Some(p.violations as f64)
-                }),
+                line("errors", palette::VERMILLION, |p| p.errors as f64),
+                line("violations", palette::PURPLE, |p| p.violations as f64),
             ],
-            r,
         ),
-    ]
+    ];
+    specs
+        .into_iter()
+        .map(|(file, title, y_desc, lines)| over_time(names, file, title, &y_desc, lines, r))
+        .collect()
 }
 
 /// Connect times in equal bins from the fastest to p99.9; slower ones join the last bin.

@@ -1,7 +1,8 @@
 //! Runs side by side: each run's figures with the ratio to the first run, better or worse
 //! marked, threshold outcomes in a grid, and the regression gate of `--fail-if-worse`.
 
-use super::model::{fmt_us, status_label, LATENCY_COLUMNS};
+use super::fmt::fmt_us;
+use super::model::{status_label, LATENCY_COLUMNS};
 use super::results::{Results, Summary};
 
 /// Changes within this many percent are marked neither better nor worse, unless
@@ -71,13 +72,21 @@ pub struct Comparison {
     pub overview: Table,
     /// Per latency metric (union over the runs, first run's order), then `connect`.
     pub metrics: Vec<Table>,
-    /// Threshold expressions (union, in order of appearance) with each run's outcome:
-    /// `Some((pass, message))`, or `None` when the run has no such threshold.
-    pub thresholds: Vec<(String, Vec<Option<(bool, String)>>)>,
+    /// Threshold expressions (union, in order of appearance) with each run's outcome.
+    pub thresholds: Vec<ThresholdAcross>,
     /// Band in percent used for marking.
     pub band_pct: f64,
     /// Gated figures worse than `--fail-if-worse` allows, one line each.
     pub regressions: Vec<String>,
+}
+
+/// One threshold across the runs.
+#[derive(Debug, Clone)]
+pub struct ThresholdAcross {
+    /// The expression as written.
+    pub expr: String,
+    /// Per run: `Some((pass, message))`, or `None` when the run has no such threshold.
+    pub outcomes: Vec<Option<(bool, String)>>,
 }
 
 impl Comparison {
@@ -111,48 +120,32 @@ fn ratio(base: f64, v: f64) -> Option<f64> {
 
 /// Builds the comparison of `runs` (at least one; the first is the baseline).
 pub fn compare(runs: &[Run], opts: &Options) -> Comparison {
-    let band = opts.fail_if_worse.unwrap_or(DEFAULT_BAND_PCT);
-    let floor = opts.min_delta_us as f64;
-    let mut regressions = Vec::new();
-    let mut metric_names: Vec<String> = Vec::new();
-    for r in runs {
-        for name in r.results.metrics.keys() {
-            if !metric_names.contains(name) {
-                metric_names.push(name.clone());
-            }
+    let mut judge = Judge {
+        runs,
+        band: opts.fail_if_worse.unwrap_or(DEFAULT_BAND_PCT),
+        floor_us: opts.min_delta_us as f64,
+        gate: opts.fail_if_worse,
+        regressions: Vec::new(),
+    };
+    let mut metric_names: Vec<&String> = Vec::new();
+    for name in runs.iter().flat_map(|r| r.results.metrics.keys()) {
+        if !metric_names.contains(&name) {
+            metric_names.push(name);
         }
     }
     let mut metrics: Vec<Table> = metric_names
-        .iter()
+        .into_iter()
         .map(|name| {
             let summaries: Vec<Option<&Summary>> = runs
                 .iter()
                 .map(|r| r.results.metrics.get(name).map(|m| &m.latency))
                 .collect();
-            latency_table(
-                name,
-                &format!("latency {name}"),
-                runs,
-                &summaries,
-                band,
-                floor,
-                opts,
-                &mut regressions,
-            )
+            judge.latency_table(name, &format!("latency {name}"), &summaries)
         })
         .collect();
     let connects: Vec<Option<&Summary>> = runs.iter().map(|r| Some(&r.results.connect)).collect();
-    metrics.push(latency_table(
-        "connect",
-        "connect",
-        runs,
-        &connects,
-        band,
-        floor,
-        opts,
-        &mut regressions,
-    ));
-    let overview = overview(runs, band, opts, &mut regressions);
+    metrics.push(judge.latency_table("connect", "connect", &connects));
+    let overview = judge.overview();
     Comparison {
         labels: runs.iter().map(|r| r.label.clone()).collect(),
         runs: runs
@@ -171,8 +164,8 @@ pub fn compare(runs: &[Run], opts: &Options) -> Comparison {
         overview,
         metrics,
         thresholds: thresholds(runs),
-        band_pct: band,
-        regressions,
+        band_pct: judge.band,
+        regressions: judge.regressions,
     }
 }
 
@@ -180,126 +173,156 @@ pub fn compare(runs: &[Run], opts: &Options) -> Comparison {
 /// marked, but they rest on a handful of samples and would make the gate flaky).
 const GATED: [&str; 3] = ["p50", "p90", "p99"];
 
-#[allow(clippy::too_many_arguments)]
-fn latency_table(
-    name: &str,
-    what: &str,
-    runs: &[Run],
-    summaries: &[Option<&Summary>],
+/// Judges every run's figures against the first run's, and collects the regressions.
+struct Judge<'a> {
+    runs: &'a [Run],
+    /// Percent within which a change is not marked.
     band: f64,
+    /// Latency changes no larger than this (µs) are never marked.
+    floor_us: f64,
+    /// `--fail-if-worse`, when given.
+    gate: Option<f64>,
+    regressions: Vec<String>,
+}
+
+/// An overview column: heading, format, lower is better, gated.
+type OverviewSpec = (&'static str, fn(f64) -> String, bool, bool);
+
+/// How one figure is read and judged.
+struct Measure {
+    /// E.g. `latency rtt p99`, `error rate`.
+    name: String,
+    fmt: fn(f64) -> String,
+    lower_is_better: bool,
+    /// Changes no larger than this are noise.
     floor: f64,
-    opts: &Options,
-    regressions: &mut Vec<String>,
-) -> Table {
-    let figures = |s: &Summary| [s.p50, s.p90, s.p99, s.p99_9, s.max].map(|v| v as f64);
-    let base = summaries[0].filter(|s| s.count > 0).map(figures);
-    let rows = runs
-        .iter()
-        .zip(summaries)
-        .enumerate()
-        .map(|(i, (run, s))| {
-            let s = s.filter(|s| s.count > 0)?;
-            let mut cells = vec![Cell {
-                text: s.count.to_string(),
-                ratio: None,
-                change: None,
-            }];
-            for (col, v) in figures(s).into_iter().enumerate() {
-                let judged = base
-                    .filter(|_| i > 0)
-                    .map(|b| (ratio(b[col], v), judge(b[col], v, true, band, floor)));
-                let column = LATENCY_COLUMNS[col + 1];
-                if let (Some(pct), Some((_, Change::Worse)), true) =
-                    (opts.fail_if_worse, judged, GATED.contains(&column))
-                {
-                    let b = base.map_or(0.0, |b| b[col]);
-                    regressions.push(format!(
-                        "{}: {what} {column} {} vs {} in {} (more than {pct}% worse)",
-                        run.label,
-                        fmt_us(v),
-                        fmt_us(b),
-                        runs[0].label
-                    ));
+    /// Counts for `--fail-if-worse`.
+    gated: bool,
+}
+
+fn per_s(v: f64) -> String {
+    format!("{v:.1}/s")
+}
+
+fn percent(v: f64) -> String {
+    format!("{:.2}%", v * 100.0)
+}
+
+fn count(v: f64) -> String {
+    format!("{v:.0}")
+}
+
+impl Judge<'_> {
+    /// Run `i`'s value `v` of `m`, judged against the first run's `base`; a gated figure
+    /// worse beyond `--fail-if-worse` is a regression.
+    fn cell(&mut self, i: usize, m: &Measure, base: Option<f64>, v: f64) -> Cell {
+        let judged = base
+            .filter(|_| i > 0)
+            .map(|b| (b, judge(b, v, m.lower_is_better, self.band, m.floor)));
+        if let (Some(pct), Some((b, Change::Worse)), true) = (self.gate, judged, m.gated) {
+            self.regressions.push(format!(
+                "{}: {} {} vs {} in {} (more than {pct}% worse)",
+                self.runs[i].label,
+                m.name,
+                (m.fmt)(v),
+                (m.fmt)(b),
+                self.runs[0].label
+            ));
+        }
+        Cell {
+            text: (m.fmt)(v),
+            ratio: judged.and_then(|(b, _)| ratio(b, v)),
+            change: judged.map(|(_, c)| c),
+        }
+    }
+
+    /// Count, p50, p90, p99, p99.9 and max of one histogram per run (`None`: not measured).
+    fn latency_table(&mut self, name: &str, what: &str, summaries: &[Option<&Summary>]) -> Table {
+        let figures = |s: &Summary| [s.p50, s.p90, s.p99, s.p99_9, s.max].map(|v| v as f64);
+        let base = summaries[0].filter(|s| s.count > 0).map(figures);
+        let mut rows = Vec::with_capacity(self.runs.len());
+        for (i, s) in summaries.iter().enumerate() {
+            let cells = match s.filter(|s| s.count > 0) {
+                None => None,
+                Some(s) => {
+                    let mut cells = vec![Cell {
+                        text: s.count.to_string(),
+                        ratio: None,
+                        change: None,
+                    }];
+                    for (col, v) in figures(s).into_iter().enumerate() {
+                        let column = LATENCY_COLUMNS[col + 1];
+                        let m = Measure {
+                            name: format!("{what} {column}"),
+                            fmt: fmt_us,
+                            lower_is_better: true,
+                            floor: self.floor_us,
+                            gated: GATED.contains(&column),
+                        };
+                        cells.push(self.cell(i, &m, base.map(|b| b[col]), v));
+                    }
+                    Some(cells)
                 }
-                cells.push(Cell {
-                    text: fmt_us(v),
-                    ratio: judged.and_then(|j| j.0),
-                    change: judged.map(|j| j.1),
-                });
-            }
-            Some(cells)
-        })
-        .zip(runs)
-        .map(|(cells, run)| (run.label.clone(), cells))
-        .collect();
-    Table {
-        name: name.into(),
-        columns: LATENCY_COLUMNS.to_vec(),
-        rows,
+            };
+            rows.push((self.runs[i].label.clone(), cells));
+        }
+        Table {
+            name: name.into(),
+            columns: LATENCY_COLUMNS.to_vec(),
+            rows,
+        }
     }
-}
 
-/// Per run: msgs/s in and out, error rate (gated), violations.
-fn overview(runs: &[Run], band: f64, opts: &Options, regressions: &mut Vec<String>) -> Table {
-    let figures = |r: &Results| {
-        let d = r.meta.duration_s.max(1e-9);
-        let c = &r.counters;
-        let err = if c.ops > 0 {
-            c.errors as f64 / c.ops as f64
-        } else {
-            0.0
+    /// Per run: msgs/s in and out, error rate (gated), violations.
+    fn overview(&mut self) -> Table {
+        // (column, format, lower is better, gated)
+        let spec: [OverviewSpec; 4] = [
+            ("msgs in", per_s, false, false),
+            ("msgs out", per_s, false, false),
+            ("error rate", percent, true, true),
+            ("violations", count, true, false),
+        ];
+        let measures = spec.map(|(name, fmt, lower_is_better, gated)| Measure {
+            name: name.into(),
+            fmt,
+            lower_is_better,
+            floor: 0.0,
+            gated,
+        });
+        let figures = |r: &Results| {
+            let d = r.meta.duration_s.max(1e-9);
+            let c = &r.counters;
+            let err = if c.ops > 0 {
+                c.errors as f64 / c.ops as f64
+            } else {
+                0.0
+            };
+            let frames = |n: u64| n as f64 / d;
+            [
+                frames(c.frames_in),
+                frames(c.frames_out),
+                err,
+                r.violations.total as f64,
+            ]
         };
-        [
-            c.frames_in as f64 / d,
-            c.frames_out as f64 / d,
-            err,
-            r.violations.total as f64,
-        ]
-    };
-    let fmt = [
-        |v: f64| format!("{v:.1}/s"),
-        |v: f64| format!("{v:.1}/s"),
-        |v: f64| format!("{:.2}%", v * 100.0),
-        |v: f64| format!("{v:.0}"),
-    ];
-    let lower_is_better = [false, false, true, true];
-    let base = figures(&runs[0].results);
-    let rows = runs
-        .iter()
-        .enumerate()
-        .map(|(i, run)| {
-            let f = figures(&run.results);
-            let cells = (0..4)
-                .map(|col| {
-                    let change =
-                        (i > 0).then(|| judge(base[col], f[col], lower_is_better[col], band, 0.0));
-                    if let (Some(pct), Some(Change::Worse), 2) = (opts.fail_if_worse, change, col) {
-                        regressions.push(format!(
-                            "{}: error rate {} vs {} in {} (more than {pct}% worse)",
-                            run.label,
-                            fmt[col](f[col]),
-                            fmt[col](base[col]),
-                            runs[0].label
-                        ));
-                    }
-                    Cell {
-                        text: fmt[col](f[col]),
-                        ratio: (i > 0).then(|| ratio(base[col], f[col])).flatten(),
-                        change,
-                    }
-                })
+        let base = figures(&self.runs[0].results);
+        let mut rows = Vec::with_capacity(self.runs.len());
+        for i in 0..self.runs.len() {
+            let f = figures(&self.runs[i].results);
+            let cells = (0..measures.len())
+                .map(|col| self.cell(i, &measures[col], Some(base[col]), f[col]))
                 .collect();
-            (run.label.clone(), Some(cells))
-        })
-        .collect();
-    Table {
-        name: "overview".into(),
-        columns: vec!["msgs in", "msgs out", "error rate", "violations"],
-        rows,
+            rows.push((self.runs[i].label.clone(), Some(cells)));
+        }
+        Table {
+            name: "overview".into(),
+            columns: spec.map(|(name, ..)| name).to_vec(),
+            rows,
+        }
     }
 }
 
-fn thresholds(runs: &[Run]) -> Vec<(String, Vec<Option<(bool, String)>>)> {
+fn thresholds(runs: &[Run]) -> Vec<ThresholdAcross> {
     let mut exprs: Vec<String> = Vec::new();
     for r in runs {
         for t in &r.results.thresholds {
@@ -318,7 +341,7 @@ fn thresholds(runs: &[Run]) -> Vec<(String, Vec<Option<(bool, String)>>)> {
                     Some((t.pass, t.message.clone()))
                 })
                 .collect();
-            (e, outcomes)
+            ThresholdAcross { expr: e, outcomes }
         })
         .collect()
 }

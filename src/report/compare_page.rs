@@ -82,9 +82,9 @@ pub fn compare_html(c: &Comparison, figs: &[Figure]) -> String {
         let rows: Vec<Vec<String>> = c
             .thresholds
             .iter()
-            .map(|(expr, outcomes)| {
-                let mut row = vec![format!("<code>{}</code>", escape(expr))];
-                row.extend(outcomes.iter().map(|o| match o {
+            .map(|t| {
+                let mut row = vec![format!("<code>{}</code>", escape(&t.expr))];
+                row.extend(t.outcomes.iter().map(|o| match o {
                     Some((pass, msg)) => format!("{} {}", verdict(*pass), escape(msg)),
                     None => "—".into(),
                 }));
@@ -165,8 +165,9 @@ pub fn compare_text(c: &Comparison) -> String {
     if !c.thresholds.is_empty() {
         let _ = writeln!(o, "thresholds ({})", c.labels.join(", "));
     }
-    for (expr, outcomes) in &c.thresholds {
-        let marks: Vec<&str> = outcomes
+    for t in &c.thresholds {
+        let marks: Vec<&str> = t
+            .outcomes
             .iter()
             .map(|o| match o {
                 Some((true, _)) => "✓",
@@ -174,7 +175,7 @@ pub fn compare_text(c: &Comparison) -> String {
                 None => "-",
             })
             .collect();
-        let _ = writeln!(o, "  {} {expr}", marks.join(" "));
+        let _ = writeln!(o, "  {} {}", marks.join(" "), t.expr);
     }
     for r in &c.regressions {
         let _ = writeln!(o, "regression: {r}");

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+pub use super::fmt::escape_markup as escape;
 use super::model::{Model, RowKind, LATENCY_COLUMNS};
 use super::plots::{Chart, Section};
 
@@ -12,22 +13,6 @@ pub struct Figure<'a> {
     pub chart: &'a Chart,
     /// The `<svg>` element.
     pub svg: String,
-}
-
-/// Text made safe for HTML element content and quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Colours match the plots' palette (see `plots::palette`).

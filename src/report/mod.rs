@@ -7,6 +7,8 @@
 pub mod charts;
 pub mod compare;
 pub mod compare_page;
+mod draw;
+pub mod fmt;
 pub mod html;
 pub mod junit;
 pub mod model;
@@ -17,8 +19,9 @@ pub mod summary;
 
 pub use compare::{Comparison, Options as CompareOptions, Run};
 pub use compare_page::compare_text;
+pub use fmt::{fmt_bytes, fmt_us};
 pub use junit::render_junit;
-pub use model::{fmt_bytes, fmt_us, Model};
+pub use model::Model;
 pub use output::{load_runs, read_results, write_comparison, write_report, Written};
 pub use results::{
     merge_summaries, ConnectionCounts, Counters, Health, KindCount, LoadReached, MetricResult,

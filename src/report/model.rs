@@ -2,53 +2,11 @@
 //! comparison show, computed and formatted once from [`Results`], so that all of them print
 //! the same numbers.
 
-use std::collections::BTreeMap;
-
+use super::fmt::{fmt_bytes, fmt_us, ranked, rate};
 use super::results::{Results, Status, Summary};
 
 /// Column headings of a latency row, in the order of [`LatencyRow::cells`].
 pub const LATENCY_COLUMNS: [&str; 6] = ["count", "p50", "p90", "p99", "p99.9", "max"];
-
-/// A duration in µs for people: `850µs`, `1.25ms`, `12.3ms`, `250ms`, `1.50s`.
-pub fn fmt_us(us: f64) -> String {
-    if us < 1_000.0 {
-        format!("{us:.0}µs")
-    } else if us < 10_000.0 {
-        format!("{:.2}ms", us / 1e3)
-    } else if us < 100_000.0 {
-        format!("{:.1}ms", us / 1e3)
-    } else if us < 1_000_000.0 {
-        format!("{:.0}ms", us / 1e3)
-    } else {
-        format!("{:.2}s", us / 1e6)
-    }
-}
-
-/// A byte count for people, in decimal units: `512B`, `1.5kB`, `12.0MB`, `3.2GB`.
-pub fn fmt_bytes(b: f64) -> String {
-    match b {
-        b if b < 1e3 => format!("{b:.0}B"),
-        b if b < 1e6 => format!("{:.1}kB", b / 1e3),
-        b if b < 1e9 => format!("{:.1}MB", b / 1e6),
-        b => format!("{:.1}GB", b / 1e9),
-    }
-}
-
-/// A per-second rate over the run, 0 for a run of no length.
-fn rate(n: u64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        n as f64 / secs
-    } else {
-        0.0
-    }
-}
-
-/// A counter map as (key, count) pairs, largest first (ties by key).
-fn ranked(m: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
-    let mut v: Vec<(String, u64)> = m.iter().map(|(k, n)| (k.clone(), *n)).collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    v
-}
 
 /// Everything a report shows, formatted.
 #[derive(Debug, Clone)]
@@ -439,32 +397,5 @@ fn health(r: &Results) -> HealthView {
         lag_p99: fmt_us(h.lag_p99_us as f64),
         lag_max: fmt_us(h.lag_max_us as f64),
         warnings: h.warnings.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_units() {
-        assert_eq!(fmt_us(850.0), "850µs");
-        assert_eq!(fmt_us(1_250.0), "1.25ms");
-        assert_eq!(fmt_us(12_340.0), "12.3ms");
-        assert_eq!(fmt_us(250_000.0), "250ms");
-        assert_eq!(fmt_us(1_500_000.0), "1.50s");
-        assert_eq!(fmt_bytes(512.0), "512B");
-        assert_eq!(fmt_bytes(1_500.0), "1.5kB");
-        assert_eq!(fmt_bytes(12_000_000.0), "12.0MB");
-    }
-
-    #[test]
-    fn counters_rank_largest_first() {
-        let m: BTreeMap<String, u64> = [("1000", 3), ("none", 7), ("1001", 3)]
-            .into_iter()
-            .map(|(k, n)| (k.to_string(), n))
-            .collect();
-        let keys: Vec<String> = ranked(&m).into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["none", "1000", "1001"]);
     }
 }

@@ -215,6 +215,15 @@ impl Image {
         n as f64 / self.pixels.len() as f64
     }
 
+    /// Asserts the image is a drawing, not a blank: more than `colours` distinct colours
+    /// and over 1 % of the pixels inked.
+    pub fn assert_drawn(&self, what: &str, colours: usize) {
+        let n = self.colours(colours + 1);
+        assert!(n > colours, "{what}: only {n} colours");
+        let inked = self.inked();
+        assert!(inked > 0.01, "{what}: blank ({inked:.4} inked)");
+    }
+
     /// Dark pixels (luma < 100) in rows `y0..y1`, columns `x0..x1`.
     pub fn dark_in(&self, (x0, x1): (u32, u32), (y0, y1): (u32, u32)) -> usize {
         let mut n = 0;
@@ -235,18 +244,7 @@ pub fn assert_chart_png(path: &Path) {
     let img = decode_png(path);
     let (w, h) = squall::report::plots::SIZE;
     assert_eq!((img.width, img.height), (w, h), "{}", path.display());
-    assert!(
-        img.colours(17) > 16,
-        "{}: {} colours",
-        path.display(),
-        img.colours(17)
-    );
-    assert!(
-        img.inked() > 0.01,
-        "{}: {:.4} inked",
-        path.display(),
-        img.inked()
-    );
+    img.assert_drawn(&path.display().to_string(), 16);
     let glyphs = img.dark_in((w / 4, 3 * w / 4), (8, 34));
     assert!(
         glyphs > 60,
