@@ -3,7 +3,7 @@
 //! `squall report` on it, several times; prints each wall time and the median.
 //!
 //!     cargo bench --bench report               # 5 runs
-//!     cargo bench --bench report -- --runs 9
+//!     cargo bench --bench report -- --runs 9 --keep DIR   # keep the files in DIR
 //!
 //! Target: under 3 s.
 
@@ -204,8 +204,13 @@ fn main() {
         .position(|a| a == "--runs")
         .and_then(|i| args.get(i + 1))
         .map_or(5, |n| n.parse().expect("--runs N"));
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("results.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = match args.iter().position(|a| a == "--keep") {
+        Some(i) => std::path::PathBuf::from(&args[i + 1]),
+        None => tmp.path().to_path_buf(),
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("results.json");
     let doc = serde_json::to_value(results()).unwrap();
     let schema_path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/results.schema.json");
     let schema: serde_json::Value =
@@ -227,7 +232,7 @@ fn main() {
     );
     let mut times = Vec::with_capacity(runs);
     for i in 0..runs {
-        let out = dir.path().join(format!("report-{i}"));
+        let out = dir.join(format!("report-{i}"));
         let start = Instant::now();
         let status = Command::new(env!("CARGO_BIN_EXE_squall"))
             .arg("report")
@@ -239,7 +244,14 @@ fn main() {
             .unwrap();
         let took = start.elapsed().as_secs_f64();
         assert!(status.success(), "squall report failed");
-        println!("run {}: {took:.3} s", i + 1);
+        let pngs = std::fs::read_dir(&out).unwrap().count() - 1;
+        let html = std::fs::metadata(out.join("report.html")).unwrap().len();
+        assert!(pngs > METRICS, "{pngs} charts");
+        println!(
+            "run {}: {took:.3} s ({pngs} PNGs, report.html {:.1} MB)",
+            i + 1,
+            html as f64 / 1e6
+        );
         times.push(took);
     }
     times.sort_by(f64::total_cmp);

@@ -212,6 +212,7 @@ where
         .x_desc("percentile (log scale of 1/(1-p))")
         .y_desc(format!("latency ({unit})"))
         .x_label_formatter(&|x| percentile_label(*x))
+        .y_label_formatter(&axis_num)
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
         .bold_line_style(palette::INK.mix(0.18))
@@ -270,6 +271,8 @@ where
         .configure_mesh()
         .x_desc("time since start (s)")
         .y_desc(y_desc)
+        .x_label_formatter(&axis_num)
+        .y_label_formatter(&axis_num)
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
         .bold_line_style(palette::INK.mix(0.18))
@@ -282,16 +285,38 @@ where
             Rectangle::new([(p.start_s, 0.0), (p.end_s, top)], tints[i % 2].filled())
         }),
     )?;
+    // A phase too narrow for its label goes without (the shading still shows it).
     let label_style = TextStyle::from((FONT, 13).into_font()).color(&palette::INK);
-    chart.draw_series(phases.iter().map(|p| {
+    let mut labels = Vec::new();
+    for p in phases {
         let what = if (p.to - p.from).abs() < 1e-9 {
             format!("hold {}", trim(p.to))
         } else {
             format!("ramp {}→{}", trim(p.from), trim(p.to))
         };
-        Text::new(what, (p.start_s, top), label_style.clone())
-    }))?;
+        let room =
+            chart.backend_coord(&(p.end_s, top)).0 - chart.backend_coord(&(p.start_s, top)).0;
+        let width = area.estimate_text_size(&what, &label_style)?.0 as i32;
+        if width + 8 < room {
+            labels.push(Text::new(what, (p.start_s, top), label_style.clone()));
+        }
+    }
+    chart.draw_series(labels)?;
     draw_lines(&mut chart, lines)
+}
+
+/// An axis number for people: `0.25`, `2.5`, `40`, `25k`, `1.5M`.
+fn axis_num(v: &f64) -> String {
+    let a = v.abs();
+    if a >= 1e6 {
+        format!("{}M", trim(v / 1e6))
+    } else if a >= 1e4 {
+        format!("{}k", trim(v / 1e3))
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        trim(*v)
+    }
 }
 
 /// `10`, `2.5`: a level without needless decimals.
@@ -337,6 +362,7 @@ where
         .x_desc(x_desc)
         .y_desc(y_desc)
         .x_label_formatter(&label)
+        .y_label_formatter(&axis_num)
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
         .bold_line_style(palette::INK.mix(0.18))
@@ -369,6 +395,15 @@ mod tests {
             .map(percentile_label)
             .collect();
         assert_eq!(labels, ["0%", "50%", "90%", "99%", "99.9%", "99.99%"]);
+    }
+
+    #[test]
+    fn axis_numbers_read_at_a_glance() {
+        let labels: Vec<String> = [0.25, 2.5, 40.0, 500.0, 25_000.0, 1_500_000.0]
+            .iter()
+            .map(axis_num)
+            .collect();
+        assert_eq!(labels, ["0.25", "2.5", "40", "500", "25k", "1.5M"]);
     }
 
     #[test]
