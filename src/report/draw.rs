@@ -4,6 +4,7 @@
 use std::error::Error;
 use std::ops::Range;
 
+use plotters::chart::MeshStyle;
 use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -143,6 +144,22 @@ where
     Ok(())
 }
 
+/// Every chart's axes: readable numbers, one font, a faint grid.
+fn house_style<'m, 'a, 'b, X, Y, DB>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged,
+    Y: Ranged<ValueType = f64>,
+    DB: DrawingBackend,
+{
+    mesh.y_label_formatter(&axis_num)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .bold_line_style(palette::INK.mix(0.18))
+        .light_line_style(palette::INK.mix(0.05))
+}
+
 /// Largest y over the lines, at least `floor`.
 fn y_max(lines: &[Line], floor: f64) -> f64 {
     lines
@@ -207,16 +224,10 @@ where
             },
             0f64..top.max(1e-9),
         )?;
-    chart
-        .configure_mesh()
+    house_style(&mut chart.configure_mesh())
         .x_desc("percentile (log scale of 1/(1-p))")
         .y_desc(format!("latency ({unit})"))
         .x_label_formatter(&|x| percentile_label(*x))
-        .y_label_formatter(&axis_num)
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .bold_line_style(palette::INK.mix(0.18))
-        .light_line_style(palette::INK.mix(0.05))
         .draw()?;
     draw_lines(&mut chart, &lines)?;
     Ok(())
@@ -267,16 +278,10 @@ where
         .x_label_area_size(48)
         .y_label_area_size(72)
         .build_cartesian_2d(0f64..t_end, 0f64..top)?;
-    chart
-        .configure_mesh()
+    house_style(&mut chart.configure_mesh())
         .x_desc("time since start (s)")
         .y_desc(y_desc)
         .x_label_formatter(&axis_num)
-        .y_label_formatter(&axis_num)
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .bold_line_style(palette::INK.mix(0.18))
-        .light_line_style(palette::INK.mix(0.05))
         .draw()?;
     // Alternate two faint tints so neighbouring phases stay apart; label each at its top.
     let tints = [palette::BLUE.mix(0.07), palette::ORANGE.mix(0.10)];
@@ -356,17 +361,11 @@ where
         bars.get(x.floor().max(0.0) as usize)
             .map_or(String::new(), |b| b.label.clone())
     };
-    chart
-        .configure_mesh()
+    house_style(&mut chart.configure_mesh())
         .disable_x_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
         .x_label_formatter(&label)
-        .y_label_formatter(&axis_num)
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .bold_line_style(palette::INK.mix(0.18))
-        .light_line_style(palette::INK.mix(0.05))
         .draw()?;
     chart.draw_series(bars.iter().enumerate().map(|(i, b)| {
         let x = i as f64;
