@@ -239,6 +239,9 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
             // Count before the bytes leave, so a client that has seen a frame can trust stats().
             state.count_out();
             worker.shared.stats.flush(worker.index, &mut state.tally);
+            if !worker.shared.config.reply_delay.is_zero() {
+                tokio::time::sleep(worker.shared.config.reply_delay).await;
+            }
             tokio::select! {
                 biased;
                 _ = outbox.wait_alarm() => continue,

@@ -75,6 +75,9 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Runtime threads, each with its own listener. Default: available cores.
     pub threads: usize,
+    /// Wait before each write of replies (a deliberately slow server, for regression
+    /// tests). Default zero.
+    pub reply_delay: Duration,
 }
 
 impl Default for Config {
@@ -91,6 +94,7 @@ impl Default for Config {
             queue_depth: 1024,
             handshake_timeout: Duration::from_secs(10),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            reply_delay: Duration::ZERO,
         }
     }
 }

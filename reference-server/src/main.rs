@@ -77,6 +77,9 @@ fn init_logs(filter: &str, format: &str) {
     } else {
         builder.with_ansi(false).init();
     }
+    /// Wait this long before each write of replies, e.g. 50ms (a deliberately slow server).
+    #[arg(long, value_name = "D", default_value = "0s", value_parser = humantime::parse_duration)]
+    delay: Duration,
 }
 
 /// Parses `4096`, `512KiB`, `512K`, `1MiB` or `1M` (binary units) into bytes.
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
         queue_depth: args.queue_depth,
         handshake_timeout: args.handshake_timeout,
         threads: args.threads.unwrap_or(defaults.threads),
+        reply_delay: args.delay,
     };
     let server = match squall_server::spawn(config) {
         Ok(server) => server,
