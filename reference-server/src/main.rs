@@ -61,6 +61,9 @@ struct Args {
     /// Log format on stderr: text or json (one object per line).
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Wait this long before each write of replies, e.g. 50ms (a deliberately slow server).
+    #[arg(long, value_name = "D", default_value = "0s", value_parser = humantime::parse_duration)]
+    delay: Duration,
 }
 
 /// Sends tracing events to stderr, as text or JSON lines.
@@ -77,9 +80,6 @@ fn init_logs(filter: &str, format: &str) {
     } else {
         builder.with_ansi(false).init();
     }
-    /// Wait this long before each write of replies, e.g. 50ms (a deliberately slow server).
-    #[arg(long, value_name = "D", default_value = "0s", value_parser = humantime::parse_duration)]
-    delay: Duration,
 }
 
 /// Parses `4096`, `512KiB`, `512K`, `1MiB` or `1M` (binary units) into bytes.
