@@ -258,12 +258,9 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
                 None => std::future::pending().await,
             }
         };
+        // Unbiased: neither a steady stream of events nor a flood of client messages may
+        // starve the other, or the timer. Queued events still go out before each reply.
         tokio::select! {
-            biased;
-            _ = outbox.wait() => {}
-            _ = timer, if deadline.is_some() => {
-                state.call(&mut *session, |s, cx| s.timer(cx));
-            }
             first = ws.next() => {
                 let mut next = Some(first);
                 let mut handled = 0;
@@ -280,6 +277,10 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
                     handled += 1;
                     next = if handled < READ_BATCH { ws.next().now_or_never() } else { None };
                 }
+            }
+            _ = outbox.wait() => {}
+            _ = timer, if deadline.is_some() => {
+                state.call(&mut *session, |s, cx| s.timer(cx));
             }
         }
     };
