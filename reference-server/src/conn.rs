@@ -236,16 +236,13 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
                 .extend(outbox.drain().into_iter().map(Message::Text));
         }
         if !state.fx.out.is_empty() {
-            // Count before the bytes leave, so a client that has seen a frame can trust stats().
-            state.count_out();
-            worker.shared.stats.flush(worker.index, &mut state.tally);
             if !worker.shared.config.reply_delay.is_zero() {
                 tokio::time::sleep(worker.shared.config.reply_delay).await;
             }
             tokio::select! {
                 biased;
                 _ = outbox.wait_alarm() => continue,
-                written = write_all(&mut ws, &mut state.fx.out) => if written.is_err() { break End::Gone },
+                written = write_all(&mut ws, &mut state.fx.out, &mut state.tally, worker) => if written.is_err() { break End::Gone },
             }
         }
         if let Some((code, reason)) = state.fx.close.take() {
@@ -277,6 +274,10 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
                     handled += 1;
                     next = if handled < READ_BATCH { ws.next().now_or_never() } else { None };
                 }
+                // Messages that got no reply are published now; the others with the write.
+                if state.fx.out.is_empty() {
+                    worker.shared.stats.flush(worker.index, &mut state.tally);
+                }
             }
             _ = outbox.wait() => {}
             _ = timer, if deadline.is_some() => {
@@ -286,8 +287,8 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
     };
     if matches!(end, End::Shutdown) && *worker.mode.borrow() == Mode::Graceful {
         state.call(&mut *session, |s, cx| s.shutdown(cx));
-        state.count_out();
-        let _ = timeout(CLOSE_TIMEOUT, write_all(&mut ws, &mut state.fx.out)).await;
+        let written = write_all(&mut ws, &mut state.fx.out, &mut state.tally, worker);
+        let _ = timeout(CLOSE_TIMEOUT, written).await;
     }
     worker.shared.stats.flush(worker.index, &mut state.tally);
     let joined = std::mem::take(&mut state.fx.joined);
@@ -324,13 +325,6 @@ impl State<'_> {
                 .hub
                 .count(Some(self.proto), "rejects", "handler_panic", 1);
             self.fx.close = Some((1011, "internal error".into()));
-        }
-    }
-
-    fn count_out(&mut self) {
-        for msg in &self.fx.out {
-            self.tally.frames_out += 1;
-            self.tally.bytes_out += msg.len() as u64;
         }
     }
 
@@ -372,11 +366,22 @@ impl State<'_> {
     }
 }
 
-/// Feeds every pending frame, then flushes once.
-async fn write_all(ws: &mut Ws, out: &mut Vec<Message>) -> Result<(), WsError> {
+/// Feeds every pending frame, then flushes once. Frames are counted as they are accepted
+/// (one the socket refuses, e.g. after the peer's close, is not) and the counts published
+/// before the flush, so a client that has seen a frame can trust `stats()`.
+async fn write_all(
+    ws: &mut Ws,
+    out: &mut Vec<Message>,
+    tally: &mut Tally,
+    worker: &Worker,
+) -> Result<(), WsError> {
     for msg in out.drain(..) {
+        let len = msg.len() as u64;
         ws.feed(msg).await?;
+        tally.frames_out += 1;
+        tally.bytes_out += len;
     }
+    worker.shared.stats.flush(worker.index, tally);
     ws.flush().await
 }
 
