@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use squall_server::{Config, Limits, Profile};
+use squall_server::{Config, Fault, Limits, Profile};
 
 /// squall's reference WebSocket server.
 #[derive(Parser, Debug)]
@@ -38,6 +38,10 @@ struct Args {
     /// Switch a documented limit off (repeatable): rate, subscriptions, per-client.
     #[arg(long = "no-limit", value_name = "LIMIT", value_parser = ["rate", "subscriptions", "per-client"])]
     no_limit: Vec<String>,
+    /// A deliberate delivery fault, to show a scenario detects it: drop-events:N (every Nth
+    /// room frame is lost) or duplicate-events:N (every Nth is delivered twice).
+    #[arg(long, value_name = "FAULT")]
+    fault: Option<Fault>,
     /// Open WebSocket connections allowed; further upgrades get HTTP 429.
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     max_connections: usize,
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
         handshake_timeout: args.handshake_timeout,
         threads: args.threads.unwrap_or(defaults.threads),
         reply_delay: args.delay,
+        fault: args.fault,
     };
     let server = match squall_server::spawn(config) {
         Ok(server) => server,

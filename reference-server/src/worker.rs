@@ -19,7 +19,7 @@ use crate::hub::{Batch, Hub};
 use crate::rooms::{Outbox, Rooms};
 use crate::session::Proto;
 use crate::stats::{Stats, StatsSnapshot};
-use crate::{conn, Config};
+use crate::{conn, Config, Fault};
 use rustc_hash::FxHashMap;
 
 /// How long a graceful shutdown waits for connections to finish their closing handshakes.
@@ -265,12 +265,22 @@ async fn drained(worker: &Worker) {
 
 /// Fans each generated batch out to this runtime's subscribers.
 async fn dispatch(worker: Rc<Worker>, mut events: UnboundedReceiver<Batch>) {
+    let fault = worker.shared.config.fault;
+    let mut nth = 0u64;
     while let Some(batch) = events.recv().await {
         let mut rooms = worker.rooms.borrow_mut();
         for (room, text) in batch.iter() {
-            // Slow consumers dropped from the room no longer count as its audience.
-            for _ in 0..rooms.publish(room, text) {
-                worker.shared.hub.leave(room);
+            nth += 1;
+            let copies = match fault {
+                Some(Fault::DropEvents(n)) if nth % n == 0 => 0,
+                Some(Fault::DuplicateEvents(n)) if nth % n == 0 => 2,
+                _ => 1,
+            };
+            for _ in 0..copies {
+                // Slow consumers dropped from the room no longer count as its audience.
+                for _ in 0..rooms.publish(room, text) {
+                    worker.shared.hub.leave(room);
+                }
             }
         }
     }
