@@ -1,0 +1,214 @@
+//! The KECS scenario library (`scenarios/kecs/`): every file passes `squall check`, each runs
+//! against squall-server with zero violations (smoke as written, the others shortened), and
+//! the rate-limit scenario fails when the server runs with a limit switched off.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{run_library, verdict, Library};
+
+const DIR: &str = "scenarios/kecs";
+const SHORT: Option<Duration> = Some(Duration::from_secs(3));
+
+/// Runs `file` against a fresh squall-server tweaked by `tweak`; returns the exit code and
+/// results.json.
+fn run(
+    file: &str,
+    path: &str,
+    duration: Option<Duration>,
+    vus: Option<u64>,
+    tweak: impl FnOnce(&mut squall_server::Config),
+) -> (u8, Value) {
+    let file = format!("{DIR}/{file}");
+    run_library(
+        Library {
+            file: &file,
+            path,
+            duration,
+            vus,
+        },
+        tweak,
+    )
+}
+
+fn assert_passed(file: &str, (code, doc): &(u8, Value)) {
+    assert_eq!(*code, 0, "{file}: {}", verdict(doc));
+    assert_eq!(doc["violations"]["total"], 0, "{file}: {}", verdict(doc));
+}
+
+/// How many samples metric `name` recorded (timeouts included).
+fn samples(doc: &Value, name: &str) -> u64 {
+    doc["metrics"][name]["latency"]["count"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Connections the server closed with `code`.
+fn closed_with(doc: &Value, code: &str) -> u64 {
+    doc["counters"]["connections"]["closed_by_code"][code]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Whether the threshold written `expr` failed.
+fn failed(doc: &Value, expr: &str) -> bool {
+    doc["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["expr"] == expr && t["pass"] == false)
+}
+
+#[test]
+fn every_kecs_scenario_passes_squall_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join(DIR))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let names: Vec<_> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "rate-limit.yaml",
+            "rpc-mix.yaml",
+            "smoke.yaml",
+            "soak.yaml",
+            "subscribe-storm.yaml"
+        ]
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .arg("check")
+        .args(&files)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned()
+        + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+}
+
+#[test]
+fn smoke_passes_as_written() {
+    let run = run("smoke.yaml", "/kecs/ws", None, None, |_| {});
+    assert_passed("smoke", &run);
+    let doc = &run.1;
+    for m in [
+        "auth",
+        "subscribe_ack",
+        "execute",
+        "get_metrics",
+        "error_reply",
+        "unsubscribe",
+    ] {
+        assert!(samples(doc, m) > 0, "smoke: no {m} sample");
+    }
+    assert!(doc["counters"]["kinds_in"]["event.task"]["frames"].as_u64() > Some(0));
+}
+
+#[test]
+fn subscribe_storm_passes_shortened() {
+    let path = "/kecs/ws?token=squall-storm-token";
+    let run = run("subscribe-storm.yaml", path, SHORT, Some(4), |_| {});
+    assert_passed("subscribe-storm", &run);
+    let doc = &run.1;
+    // Every VU held 50 subscriptions, had the 51st refused, and unsubscribed them all.
+    assert_eq!(samples(doc, "subscribe_ack"), 50 * samples(doc, "subscription_limit"));
+    assert!(samples(doc, "subscription_limit") >= 4, "{}", verdict(doc));
+    assert_eq!(
+        samples(doc, "unsubscribe_all"),
+        samples(doc, "subscription_limit")
+    );
+    let kinds = &doc["counters"]["kinds_in"];
+    for k in ["event.task", "event.service", "event.cluster", "event.deployment"] {
+        assert!(kinds[k]["frames"].as_u64() > Some(0), "no {k}: {kinds}");
+    }
+}
+
+#[test]
+fn rpc_mix_passes_shortened() {
+    let path = "/kecs/ws?token=squall-rpc-token";
+    let run = run("rpc-mix.yaml", path, SHORT, Some(4), |_| {});
+    assert_passed("rpc-mix", &run);
+    for m in ["get_metrics", "execute", "unknown_command", "unknown_metric"] {
+        assert!(samples(&run.1, m) > 0, "rpc-mix: no {m} sample");
+    }
+}
+
+#[test]
+fn soak_passes_shortened() {
+    let path = "/kecs/ws?token=squall-soak-token";
+    let run = run("soak.yaml", path, SHORT, Some(8), |_| {});
+    assert_passed("soak", &run);
+    let doc = &run.1;
+    for m in ["subscribe_ack", "get_metrics", "execute"] {
+        assert!(samples(doc, m) > 0, "soak: no {m} sample");
+    }
+    let opened = doc["counters"]["connections"]["opened"].as_u64().unwrap();
+    assert!(opened > 8, "reconnects open connections of their own: {opened}");
+}
+
+const RATE_LIMIT: &str = "rate-limit.yaml";
+const RATE_PATH: &str = "/kecs/ws?token=squall-rate-token";
+
+#[test]
+fn rate_limit_passes_with_every_limit_on() {
+    let run = run(RATE_LIMIT, RATE_PATH, SHORT, None, |_| {});
+    assert_passed("rate-limit", &run);
+    let doc = &run.1;
+    for m in [
+        "polite_rtt",
+        "rate_warning",
+        "rate_throttled",
+        "rate_terminated",
+        "subscription_rejected",
+    ] {
+        assert!(samples(doc, m) > 0, "rate-limit: no {m} sample");
+    }
+    assert!(closed_with(doc, "1008") > 0, "terminated floods close 1008");
+    assert!(closed_with(doc, "1009") > 0, "oversized messages close 1009");
+}
+
+#[test]
+fn rate_limit_fails_without_the_message_rate_limit() {
+    let (code, doc) = run(RATE_LIMIT, RATE_PATH, SHORT, None, |c| c.limits.rate = false);
+    assert_eq!(code, 1, "{}", verdict(&doc));
+    assert!(
+        failed(&doc, "latency.rate_warning.p99 < 250ms"),
+        "{}",
+        verdict(&doc)
+    );
+    assert_eq!(closed_with(&doc, "1008"), 0);
+}
+
+#[test]
+fn rate_limit_fails_without_the_subscription_limit() {
+    let (code, doc) = run(RATE_LIMIT, RATE_PATH, SHORT, None, |c| {
+        c.limits.subscriptions = false
+    });
+    assert_eq!(code, 1, "{}", verdict(&doc));
+    assert!(
+        failed(&doc, "latency.subscription_rejected.p99 < 250ms"),
+        "{}",
+        verdict(&doc)
+    );
+}
+
+#[test]
+fn rate_limit_fails_without_the_message_size_limit() {
+    let (code, doc) = run(RATE_LIMIT, RATE_PATH, SHORT, None, |c| {
+        c.max_message_size = Some(16 << 20)
+    });
+    assert_eq!(code, 1, "{}", verdict(&doc));
+    assert_eq!(closed_with(&doc, "1009"), 0, "{}", verdict(&doc));
+    assert!(failed(&doc, "errors.count == 0"), "{}", verdict(&doc));
+}
