@@ -92,8 +92,8 @@ fn every_kecs_scenario_passes_squall_check() {
         .current_dir(root)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
 }
 
@@ -122,14 +122,22 @@ fn subscribe_storm_passes_shortened() {
     assert_passed("subscribe-storm", &run);
     let doc = &run.1;
     // Every VU held 50 subscriptions, had the 51st refused, and unsubscribed them all.
-    assert_eq!(samples(doc, "subscribe_ack"), 50 * samples(doc, "subscription_limit"));
+    assert_eq!(
+        samples(doc, "subscribe_ack"),
+        50 * samples(doc, "subscription_limit")
+    );
     assert!(samples(doc, "subscription_limit") >= 4, "{}", verdict(doc));
     assert_eq!(
         samples(doc, "unsubscribe_all"),
         samples(doc, "subscription_limit")
     );
     let kinds = &doc["counters"]["kinds_in"];
-    for k in ["event.task", "event.service", "event.cluster", "event.deployment"] {
+    for k in [
+        "event.task",
+        "event.service",
+        "event.cluster",
+        "event.deployment",
+    ] {
         assert!(kinds[k]["frames"].as_u64() > Some(0), "no {k}: {kinds}");
     }
 }
@@ -139,7 +147,12 @@ fn rpc_mix_passes_shortened() {
     let path = "/kecs/ws?token=squall-rpc-token";
     let run = run("rpc-mix.yaml", path, SHORT, Some(4), |_| {});
     assert_passed("rpc-mix", &run);
-    for m in ["get_metrics", "execute", "unknown_command", "unknown_metric"] {
+    for m in [
+        "get_metrics",
+        "execute",
+        "unknown_command",
+        "unknown_metric",
+    ] {
         assert!(samples(&run.1, m) > 0, "rpc-mix: no {m} sample");
     }
 }
@@ -154,7 +167,10 @@ fn soak_passes_shortened() {
         assert!(samples(doc, m) > 0, "soak: no {m} sample");
     }
     let opened = doc["counters"]["connections"]["opened"].as_u64().unwrap();
-    assert!(opened > 8, "reconnects open connections of their own: {opened}");
+    assert!(
+        opened > 8,
+        "reconnects open connections of their own: {opened}"
+    );
 }
 
 const RATE_LIMIT: &str = "rate-limit.yaml";
@@ -175,12 +191,17 @@ fn rate_limit_passes_with_every_limit_on() {
         assert!(samples(doc, m) > 0, "rate-limit: no {m} sample");
     }
     assert!(closed_with(doc, "1008") > 0, "terminated floods close 1008");
-    assert!(closed_with(doc, "1009") > 0, "oversized messages close 1009");
+    assert!(
+        closed_with(doc, "1009") > 0,
+        "oversized messages close 1009"
+    );
 }
 
 #[test]
 fn rate_limit_fails_without_the_message_rate_limit() {
-    let (code, doc) = run(RATE_LIMIT, RATE_PATH, SHORT, None, |c| c.limits.rate = false);
+    let (code, doc) = run(RATE_LIMIT, RATE_PATH, SHORT, None, |c| {
+        c.limits.rate = false
+    });
     assert_eq!(code, 1, "{}", verdict(&doc));
     assert!(
         failed(&doc, "latency.rate_warning.p99 < 250ms"),
