@@ -178,6 +178,8 @@ pub fn render_summary(r: &Results) -> String {
         fmt_map(&c.errors_by_kind),
         c.missed
     );
+    delivery(&mut out, r);
+    uploads(&mut out, r);
     violations(&mut out, r);
     verdicts(&mut out, r);
     health(&mut out, r);
@@ -221,6 +223,44 @@ fn violations(out: &mut String, r: &Results) {
             out,
             "  … {} more kinds of violation in results.json",
             v.groups.len() - 8
+        );
+    }
+}
+
+/// Fan-out delivery: one line when the scenario tracks it.
+fn delivery(out: &mut String, r: &Results) {
+    let Some(d) = &r.delivery else { return };
+    let complete = d
+        .completeness
+        .map_or("-".to_string(), |c| format!("{:.3}%", c * 100.0));
+    let _ = write!(
+        out,
+        "delivery {} received ({}/s) in {} streams   gaps {}   reordered {}   duplicates {}   completeness {complete}",
+        d.received,
+        format_args!("{:.1}", rate(d.received, r.meta.duration_s)),
+        d.streams,
+        d.gaps,
+        d.reordered,
+        d.duplicates,
+    );
+    if d.untracked > 0 {
+        let _ = write!(out, "   untracked {}", d.untracked);
+    }
+    out.push('\n');
+}
+
+/// Uploads: one line per upload metric.
+fn uploads(out: &mut String, r: &Results) {
+    for (name, u) in &r.uploads {
+        let mbps = u.mbps.map_or("-".to_string(), |m| format!("{m:.2} MB/s"));
+        let _ = writeln!(
+            out,
+            "upload {name}   {} started, {} completed, {} rejected, {} failed   {} at {mbps}",
+            u.started,
+            u.completed,
+            u.rejected,
+            u.failed,
+            fmt_bytes(u.bytes as f64)
         );
     }
 }

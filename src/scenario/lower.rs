@@ -12,7 +12,9 @@ use super::model::{ConnectM, Entries, MatcherM, ScenarioM};
 use super::node::{Kind, Node};
 use super::plan::{AutoReply, ConnectPlan, Matcher, MetricId, Payload, Plan, Pos};
 use super::template::{JsonTemplate, Template};
-use super::template_compile::{compile, compile_json, is_ident, offset_pos, Scope, BUILTINS};
+use super::template_compile::{
+    compile, compile_json, is_ident, offset_pos, Scope, StepScope, BUILTINS, RESERVED,
+};
 use super::LoadOptions;
 use crate::check::thresholds::{self, Quantity, Threshold};
 
@@ -27,6 +29,12 @@ pub(crate) struct Lower<'a> {
     /// Variables visible to templates at this point of the walk.
     pub vars: Vec<String>,
     pub metrics: Vec<String>,
+    /// Which `upload` step values templates may read here.
+    pub step_scope: StepScope,
+    /// Metrics of `upload` steps (for `upload.<metric>.*` thresholds).
+    pub upload_metrics: Vec<String>,
+    /// Whether the scenario tracks delivery (for `delivery.*` thresholds).
+    pub has_delivery: bool,
 }
 
 impl<'a> Lower<'a> {
@@ -36,6 +44,9 @@ impl<'a> Lower<'a> {
             env,
             vars: Vec::new(),
             metrics: Vec::new(),
+            step_scope: StepScope::None,
+            upload_metrics: Vec::new(),
+            has_delivery: false,
         }
     }
 
@@ -97,6 +108,7 @@ impl<'a> Lower<'a> {
         Scope {
             env: self.env,
             vars: &self.vars,
+            step: self.step_scope,
         }
     }
 
@@ -224,7 +236,7 @@ impl<'a> Lower<'a> {
         let n = name.value.as_str();
         if !is_ident(n) {
             self.err(name.pos, format!("'{n}' is not a valid variable name"));
-        } else if BUILTINS.contains(&n) || ["rand", "pick", "env", "sent"].contains(&n) {
+        } else if BUILTINS.contains(&n) || RESERVED.contains(&n) {
             self.err(name.pos, format!("'{n}' is a built-in template name"));
         } else {
             return true;
@@ -263,6 +275,8 @@ pub(crate) fn lower(
     };
     let replies = auto_replies(&mut l, m.auto_reply);
     let behaviours = l.behaviours(m.behaviours);
+    // Before thresholds: they may name the delivery metric and counters.
+    let delivery = l.delivery(m.delivery);
     let thresholds = thresholds(&mut l, m.thresholds);
     let graceful_stop = m
         .graceful_stop
@@ -307,6 +321,7 @@ pub(crate) fn lower(
         graceful_stop: graceful_stop.unwrap_or(FIVE_SECONDS),
         source_sha256: super::sha256_hex(text),
         vars: vars.unwrap_or_default(),
+        delivery: delivery.flatten(),
     })
 }
 
@@ -488,6 +503,9 @@ fn thresholds(l: &mut Lower, v: Recover<Vec<Sp<String>>>) -> Option<Vec<Threshol
                 continue;
             }
         }
+        if !flow_threshold_ok(l, &lhs, src, t.pos) {
+            continue;
+        }
         out.push(Threshold {
             source: src.clone(),
             pos: t.pos,
@@ -497,4 +515,33 @@ fn thresholds(l: &mut Lower, v: Recover<Vec<Sp<String>>>) -> Option<Vec<Threshol
         });
     }
     Some(out)
+}
+
+/// `delivery.*` needs a `delivery:` block; `upload.<metric>.*` an upload step with that metric.
+fn flow_threshold_ok(l: &mut Lower, lhs: &Quantity, src: &str, pos: Pos) -> bool {
+    match lhs {
+        Quantity::Delivery(_) if !l.has_delivery => {
+            l.err_hint(
+                offset_pos(src, pos, src.len() - src.trim_start().len()),
+                "threshold on delivery, but the scenario has no delivery: block",
+                "add delivery: { seq: /seq, sent_at: /timestamp } at the top level",
+            );
+            false
+        }
+        Quantity::Upload { metric, .. } if !l.upload_metrics.contains(metric) => {
+            let at = src.find(&format!(".{metric}.")).map_or(0, |i| i + 1);
+            let hint = if l.upload_metrics.is_empty() {
+                "no upload step in this scenario".to_owned()
+            } else {
+                format!("upload metrics: {}", l.upload_metrics.join(", "))
+            };
+            let msg = format!(
+                "threshold on '{metric}', which is not the metric of an upload step{}",
+                suggestion(metric, l.upload_metrics.iter().map(String::as_str))
+            );
+            l.err_hint(offset_pos(src, pos, at), msg, hint);
+            false
+        }
+        _ => true,
+    }
 }

@@ -11,6 +11,7 @@ mod literal;
 mod load;
 mod lower;
 mod lower_load;
+mod lower_measure;
 mod lower_steps;
 mod model;
 mod node;

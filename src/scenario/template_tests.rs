@@ -57,6 +57,7 @@ fn render(src: &str) -> String {
         &Scope {
             env: &env,
             vars: &vars,
+            step: StepScope::None,
         },
     )
     .unwrap();
@@ -72,6 +73,7 @@ fn error(src: &str) -> TplError {
         &Scope {
             env: &env,
             vars: &[],
+            step: StepScope::None,
         },
     )
     .unwrap_err()
@@ -85,7 +87,8 @@ fn literals_and_builtins() {
             "a",
             &Scope {
                 env: &env(),
-                vars: &[]
+                vars: &[],
+                step: StepScope::None,
             }
         )
         .unwrap()
@@ -149,6 +152,7 @@ fn json(yaml_body: Node) -> String {
         &Scope {
             env: &env,
             vars: &vars,
+            step: StepScope::None,
         },
     )
     .unwrap();

@@ -16,13 +16,15 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::connect::{with_query, Connecter};
+use super::delivery::Tracker;
 use super::frame::{Frame, Shape};
 use super::io::{Checker, Io, Woke};
 use super::matcher::{kind_of, Want};
+use super::upload::UploadVars;
 use crate::metrics::{ErrorKind, Recorder};
 use crate::protocol::Profile;
 use crate::scenario::plan::{Behaviour, Payload, Plan, Step, Think};
-use crate::scenario::template::Context;
+use crate::scenario::template::{Context, StepValue, StepVar};
 
 /// Template state of one VU.
 pub struct Ctx {
@@ -34,6 +36,8 @@ pub struct Ctx {
     /// The last frame sent (text), parsed lazily when a `sent.` template asks.
     last_sent: Option<String>,
     last_sent_parsed: Option<Value>,
+    /// The running (or last) upload's values; allocated by the first upload step.
+    pub(super) upload: Option<Box<UploadVars>>,
 }
 
 impl Context for Ctx {
@@ -59,6 +63,9 @@ impl Context for Ctx {
             self.last_sent_parsed = serde_json::from_str(text).ok();
         }
         self.last_sent_parsed.as_ref()?.pointer(pointer).cloned()
+    }
+    fn step_value(&self, var: StepVar) -> Option<StepValue<'_>> {
+        self.upload.as_ref()?.value(var)
     }
 }
 
@@ -133,6 +140,7 @@ impl Vu {
                     pending: Default::default(),
                     rooms: Default::default(),
                 }),
+                shared.plan.delivery.clone().map(Tracker::new),
             ),
             ctx: Ctx {
                 vu,
@@ -142,6 +150,7 @@ impl Vu {
                 vars,
                 last_sent: None,
                 last_sent_parsed: None,
+                upload: None,
             },
             shared,
             out: String::new(),
@@ -307,7 +316,18 @@ impl Vu {
                 count,
                 rate,
                 unchecked,
-            } => Box::pin(self.burst(payload, *count, *rate, *unchecked)).await,
+                rejected,
+            } => {
+                let b = super::burst::Burst {
+                    payload,
+                    count: *count,
+                    rate: *rate,
+                    unchecked: *unchecked,
+                    rejected: rejected.as_ref(),
+                };
+                Box::pin(self.burst(b)).await
+            }
+            Step::Upload(u) => Box::pin(self.upload(u)).await,
             Step::ExpectClose { code, within } => Box::pin(self.expect_close(*code, *within)).await,
             Step::Reconnect(b) => Box::pin(self.reconnect(b)).await,
             Step::Close { code } => {
@@ -323,7 +343,7 @@ impl Vu {
         render_payload(payload, &mut self.ctx, &mut self.out);
     }
 
-    async fn send(&mut self, payload: &Payload, unchecked: bool) -> Flow {
+    pub(super) async fn send(&mut self, payload: &Payload, unchecked: bool) -> Flow {
         self.render(payload);
         // One parse of what we send serves the kind count, the check and `sent.` templates.
         let parsed = match payload {
@@ -399,7 +419,7 @@ fn pick_behaviour<'a>(bs: &'a [Behaviour], rng: &mut SmallRng) -> &'a Behaviour 
 /// Index of an item drawn with probability proportional to its weight (all > 0, as the
 /// plan guarantees). A single item costs no random draw, so adding a behaviour later does not
 /// change the draws of a one-behaviour scenario.
-fn pick_weighted(weights: impl Iterator<Item = f64> + Clone, rng: &mut SmallRng) -> usize {
+pub(super) fn pick_weighted(weights: impl Iterator<Item = f64> + Clone, rng: &mut SmallRng) -> usize {
     let total: f64 = weights.clone().sum();
     let n = weights.clone().count();
     if n <= 1 {
