@@ -149,6 +149,8 @@ fn expr(e: &str, off: usize, scope: &Scope) -> Result<Parsed, TplError> {
         "now_us" => no_args(Expr::NowUs),
         "rand" => rand(rest, rest_off),
         "pick" => pick(rest, rest_off),
+        "blob" if rest.is_empty() => Err(TplError::new(off, "blob needs a size")
+            .hint("write {{blob 600KiB}} or {{blob 1000}}")),
         "blob" => blob(rest, rest_off),
         _ if head.starts_with("upload.") || head.starts_with("chunk.") => {
             if !rest.is_empty() {
@@ -255,9 +257,9 @@ fn step_var(head: &str, off: usize, scope: StepScope) -> Result<StepVar, TplErro
 
 /// `blob 600KiB`: a filler string of that many bytes.
 fn blob(rest: &str, off: usize) -> Result<Parsed, TplError> {
-    let usage = || TplError::new(off, "blob needs a size").hint("write {{blob 600KiB}} or {{blob 1000}}");
-    if rest.is_empty() || rest.contains(char::is_whitespace) {
-        return Err(usage());
+    if rest.contains(char::is_whitespace) {
+        return Err(TplError::new(off, "blob takes one size")
+            .hint("write {{blob 600KiB}} or {{blob 1000}}"));
     }
     let n = parse_size(rest).map_err(|e| TplError::new(off, e.message).hint(e.hint))?;
     if n > MAX_BLOB {
