@@ -211,3 +211,65 @@ fn json_bodies_are_typed_and_escaped() {
     );
     serde_json::from_str::<Value>(&out).unwrap();
 }
+
+fn compile_in(src: &str, step: StepScope) -> Result<Template, TplError> {
+    let env = env();
+    compile(
+        src,
+        &Scope {
+            env: &env,
+            vars: &[],
+            step,
+        },
+    )
+}
+
+#[test]
+fn now_us_has_microseconds_and_blob_has_its_size() {
+    let now = render("{{now_us}}");
+    assert!(now.ends_with('Z') && now.len() == 27, "{now}");
+    humantime::parse_rfc3339(&now).unwrap();
+    let blob = render("<{{blob 1000}}>");
+    assert_eq!(blob.len(), 1002);
+    assert!(blob[1..1001]
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'));
+    assert_eq!(render("{{blob 1KiB}}").len(), 1024);
+    assert_eq!(render("{{blob 0}}"), "");
+    let body = Node {
+        pos: Pos::default(),
+        kind: Kind::Seq(vec![s("{{blob 5}}"), s("{{now_us}}")]),
+    };
+    let v: Value = serde_json::from_str(&json(body)).unwrap();
+    assert_eq!(v[0].as_str().map(str::len), Some(5));
+    assert!(v[1].is_string());
+}
+
+#[test]
+fn upload_values_exist_only_inside_upload_steps() {
+    let e = compile_in("a {{upload.id}}", StepScope::None).unwrap_err();
+    assert_eq!(
+        (e.offset, e.message.as_str()),
+        (4, "'upload.id' is only defined inside an upload step")
+    );
+    assert!(compile_in("{{upload.id}}", StepScope::Upload).is_ok());
+    let e = compile_in("{{chunk.base64}}", StepScope::Upload).unwrap_err();
+    assert!(e.message.contains("chunk: and chunk_ack:"), "{}", e.message);
+    assert!(compile_in("{{chunk.base64}} {{upload.size}}", StepScope::Chunk).is_ok());
+    let e = compile_in("{{chunk.indx}}", StepScope::Chunk).unwrap_err();
+    assert_eq!(
+        (e.offset, e.message.as_str()),
+        (8, "unknown field 'indx' of chunk (did you mean 'index'?)")
+    );
+    assert_eq!(
+        compile_in("{{upload.id x}}", StepScope::Upload)
+            .unwrap_err()
+            .message,
+        "'upload.id' takes no arguments"
+    );
+    // A context without an upload renders nothing (text) or null (JSON).
+    let t = compile_in("[{{upload.size}}]", StepScope::Upload).unwrap();
+    let mut out = String::new();
+    t.render(&mut fake(), &mut out);
+    assert_eq!(out, "[]");
+}
