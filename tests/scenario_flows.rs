@@ -15,6 +15,7 @@ load: { vus: 1, duration: 1s }
 delivery: { seq: /seq, sent_at: /timestamp, key: [/type, /data/room], kinds: [event, message], metric: fanout }
 behaviours:
   - name: uploader
+    connect: { query: { role: "up-{{vu}}" }, headers: { X-Up: "1" } }
     steps:
       - upload:
           size: 1MiB
@@ -104,6 +105,29 @@ fn delivery_lowers_with_its_metric() {
     let d = p.delivery.as_deref().unwrap();
     assert_eq!((d.sent_at.as_deref(), d.metric), (None, None));
     assert!(!p.metrics.iter().any(|m| m == "delivery"));
+}
+
+#[test]
+fn behaviours_lower_their_connect_options() {
+    let p = valid();
+    let b = &p.behaviours[0];
+    assert_eq!((b.query.len(), b.query[0].0.as_str()), (1, "role"));
+    assert_eq!((b.headers[0].0.as_str(), b.headers[0].1.as_literal()), ("X-Up", Some("1")));
+    assert!(p.behaviours[1].query.is_empty() && p.behaviours[1].headers.is_empty());
+    let text = r#"name: t
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - connect: { timeout: 1s, query: { a: "{{nope}}" } }
+    steps: [ { listen: 1s } ]
+"#;
+    assert_eq!(
+        errors(text),
+        vec![
+            "bad.yaml:5:16: unknown key 'timeout'",
+            "bad.yaml:5:44: undefined variable 'nope'",
+        ]
+    );
 }
 
 #[test]

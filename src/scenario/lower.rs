@@ -119,6 +119,18 @@ impl<'a> Lower<'a> {
             .ok()
     }
 
+    /// Names with value templates (`headers:`, `query:`); every bad value is reported.
+    pub fn template_pairs(
+        &mut self,
+        e: &Entries<Sp<String>, Sp<Scalar>>,
+    ) -> Option<Vec<(String, Template)>> {
+        let all: Vec<_> =
+            e.0.iter()
+                .map(|(k, v)| self.scalar_template(v).map(|t| (k.value.clone(), t)))
+                .collect();
+        all.into_iter().collect()
+    }
+
     /// A template from any scalar (numbers and booleans are literal text).
     pub fn scalar_template(&mut self, v: &Sp<Scalar>) -> Option<Template> {
         match &v.value {
@@ -414,16 +426,8 @@ fn to_value(n: &Node) -> Value {
 }
 
 fn connect(l: &mut Lower, c: &ConnectM) -> Option<ConnectPlan> {
-    let pairs =
-        |l: &mut Lower, e: &Entries<Sp<String>, Sp<Scalar>>| -> Option<Vec<(String, Template)>> {
-            let all: Vec<_> =
-                e.0.iter()
-                    .map(|(k, v)| l.scalar_template(v).map(|t| (k.value.clone(), t)))
-                    .collect();
-            all.into_iter().collect()
-        };
-    let headers = pairs(l, &c.headers);
-    let query = pairs(l, &c.query);
+    let headers = l.template_pairs(&c.headers);
+    let query = l.template_pairs(&c.query);
     let timeout = match &c.timeout {
         Some(t) => l.positive_duration(t, "connect timeout"),
         None => Some(FIVE_SECONDS),

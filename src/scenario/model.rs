@@ -104,7 +104,16 @@ pub(crate) struct MatcherM {
 pub(crate) struct BehaviourM {
     pub name: Option<Sp<String>>,
     pub weight: Option<Sp<f64>>,
+    pub connect: Option<Sp<BehaviourConnectM>>,
     pub steps: Recover<Steps>,
+}
+
+/// A behaviour's `connect:`: headers and query parameters over the scenario's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct BehaviourConnectM {
+    pub headers: Entries<Sp<String>, Sp<Scalar>>,
+    pub query: Entries<Sp<String>, Sp<Scalar>>,
 }
 
 /// A list of steps; each item stands or falls alone.

@@ -164,6 +164,10 @@ pub struct Behaviour {
     pub weight: f64,
     /// Steps run in order, once per iteration.
     pub steps: Vec<Step>,
+    /// Request headers added to (or replacing, by name) the scenario's `connect.headers`.
+    pub headers: Vec<(String, Template)>,
+    /// Query parameters added to (or replacing, by name) the scenario's `connect.query`.
+    pub query: Vec<(String, Template)>,
 }
 
 /// An automatic reply: when an inbound frame matches, send `reply` at once.

@@ -23,8 +23,8 @@ use super::matcher::{kind_of, Want};
 use super::upload::UploadVars;
 use crate::metrics::{ErrorKind, Recorder};
 use crate::protocol::Profile;
-use crate::scenario::plan::{Behaviour, Payload, Plan, Step, Think};
-use crate::scenario::template::{Context, StepValue, StepVar};
+use crate::scenario::plan::{Payload, Plan, Step, Think};
+use crate::scenario::template::{Context, StepValue, StepVar, Template};
 
 /// Template state of one VU.
 pub struct Ctx {
@@ -120,6 +120,8 @@ pub struct Vu {
     pub(super) last_send_at: Option<Instant>,
     /// Errors seen in the current iteration.
     pub(super) errors: u32,
+    /// Index of the behaviour the current iteration runs (its connect options apply).
+    behaviour: usize,
 }
 
 impl Vu {
@@ -156,6 +158,7 @@ impl Vu {
             out: String::new(),
             last_send_at: None,
             errors: 0,
+            behaviour: 0,
         }
     }
 
@@ -190,7 +193,8 @@ impl Vu {
     pub async fn iteration(&mut self) -> bool {
         self.errors = 0;
         let plan = self.shared.plan.clone();
-        let behaviour = pick_behaviour(&plan.behaviours, &mut self.ctx.rng);
+        self.behaviour = pick_weighted(plan.behaviours.iter().map(|b| b.weight), &mut self.ctx.rng);
+        let behaviour = &plan.behaviours[self.behaviour];
         // Boxed: the handshake's state machine (TLS included) is large, and inline it would
         // sit in every VU's future for the whole connection's life.
         if !Box::pin(self.connect()).await {
@@ -210,18 +214,12 @@ impl Vu {
     /// Opens the connection; records the outcome.
     pub(super) async fn connect(&mut self) -> bool {
         let plan = self.shared.plan.clone();
-        let mut headers = Vec::with_capacity(plan.connect.headers.len());
-        for (name, t) in &plan.connect.headers {
-            let mut v = String::new();
-            t.render(&mut self.ctx, &mut v);
-            headers.push((name.clone(), v));
-        }
-        let mut query = Vec::with_capacity(plan.connect.query.len());
-        for (name, t) in &plan.connect.query {
-            let mut v = String::new();
-            t.render(&mut self.ctx, &mut v);
-            query.push((name.clone(), v));
-        }
+        let b = &plan.behaviours[self.behaviour];
+        // Header names compare without case (RFC 9110); query names exactly.
+        let headers = self.render_pairs(&plan.connect.headers, &b.headers, |a, b| {
+            a.eq_ignore_ascii_case(b)
+        });
+        let query = self.render_pairs(&plan.connect.query, &b.query, |a, b| a == b);
         let url = with_query(&plan.target, &query);
         let started = Instant::now();
         let result = self
@@ -253,6 +251,25 @@ impl Vu {
                 false
             }
         }
+    }
+
+    /// The scenario's pairs, less those the behaviour replaces, then the behaviour's; rendered.
+    fn render_pairs(
+        &mut self,
+        base: &[(String, Template)],
+        over: &[(String, Template)],
+        same: fn(&str, &str) -> bool,
+    ) -> Vec<(String, String)> {
+        let kept = base
+            .iter()
+            .filter(|(n, _)| !over.iter().any(|(o, _)| same(n, o)));
+        let mut out = Vec::with_capacity(base.len() + over.len());
+        for (name, t) in kept.chain(over) {
+            let mut v = String::new();
+            t.render(&mut self.ctx, &mut v);
+            out.push((name.clone(), v));
+        }
+        out
     }
 
     /// Runs a list of steps in order.
@@ -410,10 +427,6 @@ pub fn outbound_kind(payload: &Payload, text: &str, pointers: &[String]) -> Opti
             kind_of(&v, pointers).map(|k| k.into_owned())
         }
     }
-}
-
-fn pick_behaviour<'a>(bs: &'a [Behaviour], rng: &mut SmallRng) -> &'a Behaviour {
-    &bs[pick_weighted(bs.iter().map(|b| b.weight), rng)]
 }
 
 /// Index of an item drawn with probability proportional to its weight (all > 0, as the
