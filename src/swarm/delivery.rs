@@ -109,9 +109,9 @@ impl Tracker {
         self.streams.clear();
     }
 
-    /// Classifies a frame received at `now`; `None` when it is not a delivery frame (another
-    /// kind, or no sequence number).
-    pub fn observe(&mut self, f: &Frame, now: SystemTime) -> Option<Tracked> {
+    /// Classifies a frame received at `now()` (read only for frames with a send time); `None`
+    /// when it is not a delivery frame (another kind, or no sequence number).
+    pub fn observe(&mut self, f: &Frame, now: impl FnOnce() -> SystemTime) -> Option<Tracked> {
         if !self.plan.kinds.is_empty() && !self.plan.kinds.iter().any(|k| Some(k.as_str()) == f.kind()) {
             return None;
         }
@@ -141,7 +141,7 @@ impl Tracker {
                 .and_then(Value::as_str)
                 .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
                 // A send time a little ahead of our clock (stamp precision) counts as 0.
-                .map(|sent| now.duration_since(sent).map_or(0, |d| d.as_micros() as u64)),
+                .map(|sent| now().duration_since(sent).map_or(0, |d| d.as_micros() as u64)),
         };
         Some((seen, latency))
     }
@@ -185,7 +185,7 @@ fn push_value(v: &Value, buf: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use super::*;
     use crate::swarm::frame::Shape;
@@ -226,7 +226,7 @@ mod tests {
         let mut t = Tracker::new(delivery(&["/room", "/n"]));
         let at = Instant::now();
         let now = humantime::parse_rfc3339("2026-01-01T00:00:01Z").unwrap();
-        let mut obs = |text: &str| t.observe(&Frame::read(text, at, &shape), now);
+        let mut obs = |text: &str| t.observe(&Frame::read(text, at, &shape), || now);
         let ev = r#"{"type":"event","room":"a","n":1,"seq":4,"ts":"2026-01-01T00:00:00.75Z"}"#;
         assert_eq!(obs(ev), Some((Seen::First, Some(250_000))));
         let other_room = r#"{"type":"event","room":"b","n":1,"seq":9}"#;
@@ -239,7 +239,7 @@ mod tests {
         let future = r#"{"type":"event","room":"a","n":1,"seq":5,"ts":"2026-01-01T00:00:02Z"}"#;
         assert_eq!(obs(future), Some((Seen::Next, Some(0))));
         t.clear();
-        let again = Tracker::observe(&mut t, &Frame::read(ev, at, &shape), now + Duration::ZERO);
+        let again = t.observe(&Frame::read(ev, at, &shape), || now);
         assert_eq!(again.map(|o| o.0), Some(Seen::First), "a new connection starts over");
     }
 }

@@ -289,7 +289,7 @@ impl Io {
             return false;
         }
         if let Some(t) = &mut self.delivery {
-            if let Some((seen, latency)) = t.observe(&frame, SystemTime::now()) {
+            if let Some((seen, latency)) = t.observe(&frame, SystemTime::now) {
                 let mut rec = self.rec.borrow_mut();
                 rec.delivered(seen);
                 if let (Some(us), Some(m)) = (latency, t.metric()) {
