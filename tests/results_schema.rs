@@ -53,7 +53,13 @@ fn run() -> Results {
     a.connect_failed(FailCause::Http(429));
     a.timeout(Some(MetricId(1)), 1_000_000);
     a.missed(3);
-    for seen in [Seen::First, Seen::Skipped(2), Seen::Late, Seen::Duplicate, Seen::Untracked] {
+    for seen in [
+        Seen::First,
+        Seen::Skipped(2),
+        Seen::Late,
+        Seen::Duplicate,
+        Seen::Untracked,
+    ] {
         a.delivered(seen);
     }
     b.upload(MetricId(1), UploadEvent::Started);
@@ -89,10 +95,16 @@ fn results_validate_against_the_schema_and_round_trip() {
     assert_eq!(json["counters"]["errors_by_kind"]["http_429"], 1);
     assert_eq!(json["series"].as_array().unwrap().len(), 2);
     let d = &json["delivery"];
-    assert_eq!((&d["received"], &d["gaps"], &d["duplicates"]), (&3.into(), &1.into(), &1.into()));
+    assert_eq!(
+        (&d["received"], &d["gaps"], &d["duplicates"]),
+        (&3.into(), &1.into(), &1.into())
+    );
     assert_eq!(d["completeness"], 0.75);
     assert_eq!(json["uploads"]["rpc"]["mbps"], 2.0);
-    assert!(json["uploads"].get("ack").is_none(), "metrics without uploads are left out");
+    assert!(
+        json["uploads"].get("ack").is_none(),
+        "metrics without uploads are left out"
+    );
 
     let back: Results = serde_json::from_value(json).unwrap();
     assert_eq!(back, r);

@@ -94,8 +94,15 @@ fn delivery_lowers_with_its_metric() {
     let one = one.replace("latency.fanout", "latency.delivery");
     let p = load_str("f.yaml", &one, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let d = p.delivery.as_deref().unwrap();
-    assert_eq!((d.key.clone(), d.kinds.len()), (vec!["/room".to_string()], 0));
-    assert_eq!(d.metric, Some(metric(&p, "delivery")), "default metric name");
+    assert_eq!(
+        (d.key.clone(), d.kinds.len()),
+        (vec!["/room".to_string()], 0)
+    );
+    assert_eq!(
+        d.metric,
+        Some(metric(&p, "delivery")),
+        "default metric name"
+    );
 
     let untimed = VALID
         .replace(", sent_at: /timestamp", "")
@@ -112,7 +119,10 @@ fn behaviours_lower_their_connect_options() {
     let p = valid();
     let b = &p.behaviours[0];
     assert_eq!((b.query.len(), b.query[0].0.as_str()), (1, "role"));
-    assert_eq!((b.headers[0].0.as_str(), b.headers[0].1.as_literal()), ("X-Up", Some("1")));
+    assert_eq!(
+        (b.headers[0].0.as_str(), b.headers[0].1.as_literal()),
+        ("X-Up", Some("1"))
+    );
     assert!(p.behaviours[1].query.is_empty() && p.behaviours[1].headers.is_empty());
     let text = r#"name: t
 target: ws://127.0.0.1:1/ws
@@ -140,10 +150,7 @@ fn uploads_lower_with_defaults_and_hash_detection() {
     assert_eq!((u.size, u.chunk_size, u.chunks()), (1 << 20, 64 << 10, 16));
     assert_eq!(u.in_flight, 4);
     assert_eq!(u.started.as_ref().unwrap().within, Duration::from_secs(2));
-    assert_eq!(
-        u.chunk_ack.as_ref().unwrap().within,
-        Duration::from_secs(5)
-    );
+    assert_eq!(u.chunk_ack.as_ref().unwrap().within, Duration::from_secs(5));
     assert_eq!(u.complete.within, Duration::from_secs(10));
     assert!(u.finish.is_some() && u.id.is_some() && u.name.is_some());
     assert!(u.unchecked && u.needs_file_hash);
@@ -177,13 +184,20 @@ fn pace_mix_and_burst_refusals_lower() {
     assert_eq!(pace.requests.len(), 2);
     let (a, b) = (&pace.requests[0], &pace.requests[1]);
     assert_eq!((a.weight, b.weight), (3.0, 1.0));
-    assert_eq!(a.reply.kind.as_deref(), Some("rpc_response"), "pace-level default");
+    assert_eq!(
+        a.reply.kind.as_deref(),
+        Some("rpc_response"),
+        "pace-level default"
+    );
     assert_eq!(b.reply.kind.as_deref(), Some("rpc_error"));
     assert_eq!(
         (a.metric, b.metric),
         (metric(&p, "rpc_a"), metric(&p, "rpc_unknown"))
     );
-    assert_eq!((pace.rate, pace.count, pace.in_flight), (Some(10.0), Some(20), 2));
+    assert_eq!(
+        (pace.rate, pace.count, pace.in_flight),
+        (Some(10.0), Some(20), 2)
+    );
 
     let Step::Burst {
         count: 300,
@@ -333,7 +347,9 @@ fn invalid_flows_point_at_the_place() {
             format!("{p}:15:64: '999' is not a close code"),
             format!("{p}:16:55: rejected: needs kind, id, match or close"),
             format!("{p}:18:13: threshold on 'nope', which is not the metric of an upload step"),
-            format!("{p}:19:15: unknown upload figure 'speed': use mbps, completed, rejected or failed"),
+            format!(
+                "{p}:19:15: unknown upload figure 'speed': use mbps, completed, rejected or failed"
+            ),
             format!("{p}:20:24: upload throughput is in MB/s (10 or 10MB/s), not 'GB/s'"),
         ]
     );

@@ -101,7 +101,10 @@ thresholds:
     })
     .unwrap();
     let requests: Vec<(String, String)> = seen.try_iter().collect();
-    let good = requests.iter().find(|r| r.0.contains("client=good")).unwrap();
+    let good = requests
+        .iter()
+        .find(|r| r.0.contains("client=good"))
+        .unwrap();
     // The behaviour's `client` replaced the scenario's; `x-role` replaced `X-Role` whatever
     // its case.
     assert_eq!(good.0, "/ws?token=t&client=good");
@@ -111,7 +114,16 @@ thresholds:
     assert_eq!(abuser.1, "none");
     assert!(!requests.iter().any(|r| r.0.contains("anyone")));
     let doc = results(&out);
-    assert!(doc["counters"]["errors_by_kind"]["http_429"].as_u64().unwrap() >= 1);
-    assert!(done.results.thresholds.iter().all(|t| t.pass), "{:#?}", done.results.thresholds);
+    assert!(
+        doc["counters"]["errors_by_kind"]["http_429"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    assert!(
+        done.results.thresholds.iter().all(|t| t.pass),
+        "{:#?}",
+        done.results.thresholds
+    );
     assert_eq!(done.exit_code(), 0);
 }

@@ -156,7 +156,11 @@ fn a_clean_stream_passes_with_full_completeness() {
         "{d}"
     );
     assert_eq!(d["completeness"], 1.0);
-    assert!(done.results.thresholds.iter().all(|t| t.pass), "{:#?}", done.results.thresholds);
+    assert!(
+        done.results.thresholds.iter().all(|t| t.pass),
+        "{:#?}",
+        done.results.thresholds
+    );
     assert_eq!(done.exit_code(), 0);
 }
 
@@ -168,6 +172,10 @@ fn delivery_thresholds_fail_when_nothing_was_tracked() {
     let t = &done.results.thresholds;
     // `received == 11` fails on its value; the others cannot pass vacuously.
     assert!(t.iter().all(|t| !t.pass), "{t:#?}");
-    assert!(t[1].message.contains("no delivery frames were tracked"), "{}", t[1].message);
+    assert!(
+        t[1].message.contains("no delivery frames were tracked"),
+        "{}",
+        t[1].message
+    );
     assert_eq!(done.exit_code(), 1);
 }

@@ -141,7 +141,9 @@ fn a_refusal_frame_is_timed_from_the_first_send() {
     let srv = limiter(None, true);
     let (done, doc) = run(
         &srv,
-        &burst("{ kind: error, match: { /code: RATE_LIMITED }, within: 2s, metric: first_refusal }"),
+        &burst(
+            "{ kind: error, match: { /code: RATE_LIMITED }, within: 2s, metric: first_refusal }",
+        ),
     );
     assert_eq!(done.exit_code(), 0, "{}", doc["counters"]);
     let lat = &doc["metrics"]["first_refusal"]["latency"];
@@ -154,7 +156,10 @@ fn a_refusal_frame_is_timed_from_the_first_send() {
 #[test]
 fn a_burst_nobody_refuses_fails() {
     let srv = limiter(None, false);
-    let (done, doc) = run(&srv, &burst("{ kind: error, within: 300ms, metric: first_refusal }"));
+    let (done, doc) = run(
+        &srv,
+        &burst("{ kind: error, within: 300ms, metric: first_refusal }"),
+    );
     assert_eq!(doc["counters"]["errors_by_kind"]["timeout"], 1);
     // The wait is recorded at its deadline, counted from the burst's first send.
     let lat = &doc["metrics"]["first_refusal"]["latency"];
@@ -172,7 +177,10 @@ fn a_close_with_the_expected_code_is_the_refusal() {
     assert_eq!(doc["metrics"]["closed_after"]["latency"]["count"], 1);
     // Sends cut short by the refusal are not missed sends.
     assert_eq!(c["missed"], 0);
-    assert!(c["kinds_out"]["ping"]["frames"].as_u64().unwrap() >= 20, "{c}");
+    assert!(
+        c["kinds_out"]["ping"]["frames"].as_u64().unwrap() >= 20,
+        "{c}"
+    );
 
     // Another code than the one expected is an error.
     let srv = limiter(Some(20), false);

@@ -77,7 +77,10 @@ fn check_chunk(u: &Upload, d: &Value) -> Result<Vec<u8>, String> {
         (index == u.next, "out of order"),
         (d["total_chunks"] == total, "total_chunks"),
         (d["offset"] == index * u.chunk_size, "offset"),
-        (d["size"] == want_len && bytes.len() as u64 == want_len, "size"),
+        (
+            d["size"] == want_len && bytes.len() as u64 == want_len,
+            "size",
+        ),
         (d["last"] == (index + 1 == total), "last"),
     ];
     for (ok, what) in checks {
@@ -130,7 +133,8 @@ fn on_chunk(up: Option<&mut Upload>, d: &Value, log: &Mutex<Log>) -> Option<Vec<
     let index = d["chunk_index"].as_u64().unwrap_or(u64::MAX);
     log.chunks.push((u.id.clone(), index));
     if d["upload_id"] != u.id.as_str() {
-        log.problems.push(format!("chunk for upload {}", d["upload_id"]));
+        log.problems
+            .push(format!("chunk for upload {}", d["upload_id"]));
     }
     let bytes = match check_chunk(u, d) {
         Ok(b) => b,
@@ -177,8 +181,7 @@ fn server() -> (TestServer, Arc<Mutex<Log>>) {
 
 const START: &str = r#"{ type: file_upload_start, id: "{{upload.id}}", data: { filename: "{{upload.name}}", size: "{{upload.size}}", chunk_size: "{{upload.chunk_size}}", sha256: "{{upload.sha256}}", ack: ACK, verify: VERIFY } }"#;
 const CHUNK: &str = r#"{ type: file_chunk, id: "c-{{chunk.index}}", data: { upload_id: "{{upload.id}}", chunk_index: "{{chunk.index}}", total_chunks: "{{upload.chunks}}", offset: "{{chunk.offset}}", size: "{{chunk.size}}", last: "{{chunk.last}}", data: "{{chunk.base64}}", checksum: "{{chunk.sha256}}" } }"#;
-const COMPLETE: &str =
-    r#"{ kind: file_upload_complete, match: { /data/upload_id: "{{upload.id}}", /data/whole_file_ok: true }, within: 5s }"#;
+const COMPLETE: &str = r#"{ kind: file_upload_complete, match: { /data/upload_id: "{{upload.id}}", /data/whole_file_ok: true }, within: 5s }"#;
 
 fn scenario_text(verify: bool) -> String {
     let start = |ack: bool| {
@@ -272,10 +275,17 @@ fn verified_uploads_complete_and_a_corrupt_chunk_gets_its_error() {
     for m in ["up", "up_acked", "up_bad"] {
         assert_eq!(doc["metrics"][m]["latency"]["count"], 1, "{m}");
     }
-    assert!(done.results.thresholds.iter().all(|t| t.pass), "{:#?}", done.results.thresholds);
+    assert!(
+        done.results.thresholds.iter().all(|t| t.pass),
+        "{:#?}",
+        done.results.thresholds
+    );
     assert_eq!(done.exit_code(), 0);
     let text = squall::report::render_summary(&done.results);
-    assert!(text.contains("upload up   1 started, 1 completed"), "{text}");
+    assert!(
+        text.contains("upload up   1 started, 1 completed"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -285,7 +295,11 @@ fn a_server_that_ignores_checksums_fails_the_corrupt_upload() {
     assert!(log.lock().unwrap().bad_chunks.is_empty());
     // The server waits for chunks 3 and 4, which never come: the error never comes either.
     let bad = &doc["uploads"]["up_bad"];
-    assert_eq!((&bad["rejected"], &bad["failed"]), (&json!(0), &json!(1)), "{bad}");
+    assert_eq!(
+        (&bad["rejected"], &bad["failed"]),
+        (&json!(0), &json!(1)),
+        "{bad}"
+    );
     assert_eq!(doc["counters"]["errors_by_kind"]["timeout"], 1);
     let failed: Vec<&str> = done
         .results
@@ -296,7 +310,11 @@ fn a_server_that_ignores_checksums_fails_the_corrupt_upload() {
         .collect();
     assert_eq!(
         failed,
-        vec!["upload.up_bad.rejected == 1", "upload.up_bad.failed == 0", "errors.count == 0"]
+        vec![
+            "upload.up_bad.rejected == 1",
+            "upload.up_bad.failed == 0",
+            "errors.count == 0"
+        ]
     );
     assert_eq!(done.exit_code(), 1);
 }
@@ -330,7 +348,11 @@ behaviours:
 fn the_in_flight_window_waits_for_acknowledgements() {
     let (srv, log) = server();
     let (done, doc) = run(&srv, &lagging(3));
-    assert_eq!(doc["uploads"]["upload"]["completed"], 1, "{}", doc["uploads"]);
+    assert_eq!(
+        doc["uploads"]["upload"]["completed"], 1,
+        "{}",
+        doc["uploads"]
+    );
     assert_eq!(done.exit_code(), 0);
     assert_eq!(log.lock().unwrap().chunks.len(), 10);
 

@@ -313,7 +313,10 @@ fn quantity(lhs: &str, at: usize) -> Result<(Quantity, Unit), ThresholdSyntaxErr
 /// `<metric>.<stat>` after `upload.`.
 fn upload(tail: &str, at: usize) -> Result<(Quantity, Unit), ThresholdSyntaxError> {
     let Some((metric, stat)) = tail.split_once('.').filter(|(m, _)| !m.is_empty()) else {
-        return fail(at, "expected upload.<metric>.<stat>, e.g. upload.upload.mbps");
+        return fail(
+            at,
+            "expected upload.<metric>.<stat>, e.g. upload.upload.mbps",
+        );
     };
     let (stat, unit) = match stat {
         "mbps" => (UploadStat::Mbps, Unit::MegabytesPerSecond),

@@ -166,7 +166,10 @@ fn measure(q: &Quantity, r: &Results) -> (String, Measured) {
 fn delivery(stat: DeliveryStat, r: &Results) -> (String, Measured) {
     let label = format!("delivery {}", delivery_name(stat));
     let Some(d) = &r.delivery else {
-        return (label, Measured::Missing("no delivery tracking in this run".into()));
+        return (
+            label,
+            Measured::Missing("no delivery tracking in this run".into()),
+        );
     };
     let n = match stat {
         DeliveryStat::Received => d.received,
@@ -207,10 +210,7 @@ fn upload(metric: &str, stat: UploadStat, r: &Results) -> (String, Measured) {
             };
             (format!("{metric} throughput"), m)
         }
-        UploadStat::Completed => (
-            format!("{metric} completed"),
-            count(u.map(|u| u.completed)),
-        ),
+        UploadStat::Completed => (format!("{metric} completed"), count(u.map(|u| u.completed))),
         UploadStat::Rejected => (format!("{metric} rejected"), count(u.map(|u| u.rejected))),
         UploadStat::Failed => (format!("{metric} failed"), count(u.map(|u| u.failed))),
     }

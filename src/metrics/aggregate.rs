@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::health::{available_cores, SaturationWatch, LAG_P99_LIMIT_US};
 use super::flows::{DeliveryTally, UploadTally};
+use super::health::{available_cores, SaturationWatch, LAG_P99_LIMIT_US};
 use super::kinds::KindDelta;
 use super::recorder::Snapshot;
 use super::violations::ViolationTally;
@@ -359,9 +359,10 @@ impl Aggregate {
             violations: Violations::from_tally(&self.violations),
             thresholds: Vec::new(),
             health: self.health(),
-            delivery: self.delivery_metric.as_ref().map(|metric| {
-                DeliveryResult::from_tally(&self.delivery, metric.clone())
-            }),
+            delivery: self
+                .delivery_metric
+                .as_ref()
+                .map(|metric| DeliveryResult::from_tally(&self.delivery, metric.clone())),
             uploads: self
                 .names
                 .iter()

@@ -170,7 +170,10 @@ mod tests {
         for s in [Seen::First, Seen::Skipped(2), Seen::Late, Seen::Duplicate] {
             t.count(s);
         }
-        assert_eq!((t.received, t.gaps(), t.reordered, t.duplicates), (3, 1, 1, 1));
+        assert_eq!(
+            (t.received, t.gaps(), t.reordered, t.duplicates),
+            (3, 1, 1, 1)
+        );
         assert_eq!(t.completeness(), Some(0.75));
         assert_eq!(DeliveryTally::default().completeness(), None);
     }

@@ -167,7 +167,12 @@ impl Lower<'_> {
                 metric: metric?,
             }]);
         };
-        if let Some(pos) = v.send.as_ref().map(|b| b.0.pos).or(v.send_text.as_ref().map(|t| t.pos)) {
+        if let Some(pos) = v
+            .send
+            .as_ref()
+            .map(|b| b.0.pos)
+            .or(v.send_text.as_ref().map(|t| t.pos))
+        {
             self.err(pos, "pace takes send:/send_text: or mix:, not both");
             return None;
         }
@@ -249,7 +254,11 @@ impl Lower<'_> {
     ) -> Option<Option<Payload>> {
         let Some(b) = b else {
             if let Some((at, what, example)) = required {
-                self.err_hint(at, format!("upload needs {what}:"), format!("e.g. {example}"));
+                self.err_hint(
+                    at,
+                    format!("upload needs {what}:"),
+                    format!("e.g. {example}"),
+                );
                 return None;
             }
             return Some(None);
@@ -260,7 +269,12 @@ impl Lower<'_> {
         t.map(|t| Some(Payload::Json(t)))
     }
 
-    fn scoped_wait(&mut self, w: &Option<Sp<WaitM>>, scope: StepScope, what: &str) -> Option<Option<Wait>> {
+    fn scoped_wait(
+        &mut self,
+        w: &Option<Sp<WaitM>>,
+        scope: StepScope,
+        what: &str,
+    ) -> Option<Option<Wait>> {
         let Some(w) = w else { return Some(None) };
         self.step_scope = scope;
         let out = self.wait(w, what);
@@ -275,9 +289,17 @@ impl Lower<'_> {
         self.step_scope = StepScope::Upload;
         let name = v.name.as_ref().map(|t| self.template(&t.value, t.pos));
         self.step_scope = StepScope::None;
-        let start = self.upload_body(&v.start, StepScope::Upload, Some((u.pos, "start", START_EXAMPLE)));
+        let start = self.upload_body(
+            &v.start,
+            StepScope::Upload,
+            Some((u.pos, "start", START_EXAMPLE)),
+        );
         let started = self.scoped_wait(&v.started, StepScope::Upload, "started");
-        let chunk = self.upload_body(&v.chunk, StepScope::Chunk, Some((u.pos, "chunk", CHUNK_EXAMPLE)));
+        let chunk = self.upload_body(
+            &v.chunk,
+            StepScope::Chunk,
+            Some((u.pos, "chunk", CHUNK_EXAMPLE)),
+        );
         let chunk_ack = self.scoped_wait(&v.chunk_ack, StepScope::Chunk, "chunk_ack");
         let in_flight = match (&v.in_flight, &v.chunk_ack) {
             (Some(n), None) => {
@@ -390,7 +412,10 @@ impl Lower<'_> {
         if c.value >= chunks {
             self.err(
                 c.pos,
-                format!("corrupt: {} is past the last chunk ({chunks} chunks, from 0)", c.value),
+                format!(
+                    "corrupt: {} is past the last chunk ({chunks} chunks, from 0)",
+                    c.value
+                ),
             );
             return None;
         }
@@ -423,12 +448,7 @@ impl Lower<'_> {
         };
         let sent_at = v.sent_at.as_ref().map(|p| self.pointer(p));
         let key = v.key.as_ref().map(|k| self.key_pointers(k));
-        let kinds = v
-            .kinds
-            .iter()
-            .flatten()
-            .map(|k| k.value.clone())
-            .collect();
+        let kinds = v.kinds.iter().flatten().map(|k| k.value.clone()).collect();
         let metric = match (&v.metric, &v.sent_at) {
             (Some(m), None) => {
                 self.err_hint(
@@ -495,5 +515,7 @@ fn reads_file_hash(u: &Upload) -> bool {
         || u.finish.as_ref().is_some_and(body)
         || u.name.as_ref().is_some_and(|t| t.uses(&e))
         || matcher(&u.complete.matcher)
-        || waits.iter().any(|w| w.as_ref().is_some_and(|w| matcher(&w.matcher)))
+        || waits
+            .iter()
+            .any(|w| w.as_ref().is_some_and(|w| matcher(&w.matcher)))
 }

@@ -155,7 +155,9 @@ impl Template {
 
     /// Whether any expression of the template is `e`.
     pub(crate) fn uses(&self, e: &Expr) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Expr(x) if x == e))
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Expr(x) if x == e))
     }
 
     /// Appends the rendered text to `out`.

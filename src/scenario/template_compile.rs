@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::diagnostic::{suggestion, Issue};
+use super::literal::parse_size;
 use super::node::{Kind, Node};
 use super::plan::Pos;
-use super::literal::parse_size;
 use super::template::{
-    ChunkVar, Choice, Expr, JsonTemplate, Part, Seg, StepVar, Template, UploadVar,
+    Choice, ChunkVar, Expr, JsonTemplate, Part, Seg, StepVar, Template, UploadVar,
 };
 
 /// Names that need no declaration.
@@ -149,12 +149,17 @@ fn expr(e: &str, off: usize, scope: &Scope) -> Result<Parsed, TplError> {
         "now_us" => no_args(Expr::NowUs),
         "rand" => rand(rest, rest_off),
         "pick" => pick(rest, rest_off),
-        "blob" if rest.is_empty() => Err(TplError::new(off, "blob needs a size")
-            .hint("write {{blob 600KiB}} or {{blob 1000}}")),
+        "blob" if rest.is_empty() => {
+            Err(TplError::new(off, "blob needs a size")
+                .hint("write {{blob 600KiB}} or {{blob 1000}}"))
+        }
         "blob" => blob(rest, rest_off),
         _ if head.starts_with("upload.") || head.starts_with("chunk.") => {
             if !rest.is_empty() {
-                return Err(TplError::new(rest_off, format!("'{head}' takes no arguments")));
+                return Err(TplError::new(
+                    rest_off,
+                    format!("'{head}' takes no arguments"),
+                ));
             }
             step_var(head, off, scope.step).map(|v| Parsed::Expr(Expr::Step(v)))
         }
@@ -201,7 +206,15 @@ fn expr(e: &str, off: usize, scope: &Scope) -> Result<Parsed, TplError> {
     }
 }
 
-const UPLOAD_FIELDS: [&str; 7] = ["id", "name", "size", "chunks", "chunk_size", "sha256", "corrupt"];
+const UPLOAD_FIELDS: [&str; 7] = [
+    "id",
+    "name",
+    "size",
+    "chunks",
+    "chunk_size",
+    "sha256",
+    "corrupt",
+];
 const CHUNK_FIELDS: [&str; 6] = ["index", "offset", "size", "base64", "sha256", "last"];
 
 /// `upload.<field>` or `chunk.<field>`, where the step scope allows it.
@@ -263,7 +276,10 @@ fn blob(rest: &str, off: usize) -> Result<Parsed, TplError> {
     }
     let n = parse_size(rest).map_err(|e| TplError::new(off, e.message).hint(e.hint))?;
     if n > MAX_BLOB {
-        return Err(TplError::new(off, format!("blob of {n} bytes is over the 64MiB limit")));
+        return Err(TplError::new(
+            off,
+            format!("blob of {n} bytes is over the 64MiB limit"),
+        ));
     }
     Ok(Parsed::Expr(Expr::Blob(n)))
 }

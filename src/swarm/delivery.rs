@@ -112,7 +112,9 @@ impl Tracker {
     /// Classifies a frame received at `now()` (read only for frames with a send time); `None`
     /// when it is not a delivery frame (another kind, or no sequence number).
     pub fn observe(&mut self, f: &Frame, now: impl FnOnce() -> SystemTime) -> Option<Tracked> {
-        if !self.plan.kinds.is_empty() && !self.plan.kinds.iter().any(|k| Some(k.as_str()) == f.kind()) {
+        if !self.plan.kinds.is_empty()
+            && !self.plan.kinds.iter().any(|k| Some(k.as_str()) == f.kind())
+        {
             return None;
         }
         let v = f.value()?;
@@ -141,7 +143,11 @@ impl Tracker {
                 .and_then(Value::as_str)
                 .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
                 // A send time a little ahead of our clock (stamp precision) counts as 0.
-                .map(|sent| now().duration_since(sent).map_or(0, |d| d.as_micros() as u64)),
+                .map(|sent| {
+                    now()
+                        .duration_since(sent)
+                        .map_or(0, |d| d.as_micros() as u64)
+                }),
         };
         Some((seen, latency))
     }
@@ -203,7 +209,17 @@ mod tests {
         use Seen::*;
         assert_eq!(
             seen(&[5, 6, 9, 8, 8, 3, 3, 10, 7]),
-            vec![First, Next, Skipped(2), Late, Duplicate, Early, Duplicate, Next, Late]
+            vec![
+                First,
+                Next,
+                Skipped(2),
+                Late,
+                Duplicate,
+                Early,
+                Duplicate,
+                Next,
+                Late
+            ]
         );
         // Far below the window: cannot be told apart, so it is only reordered.
         assert_eq!(seen(&[1, 500, 2]), vec![First, Skipped(498), Stale]);
@@ -240,6 +256,10 @@ mod tests {
         assert_eq!(obs(future), Some((Seen::Next, Some(0))));
         t.clear();
         let again = t.observe(&Frame::read(ev, at, &shape), || now);
-        assert_eq!(again.map(|o| o.0), Some(Seen::First), "a new connection starts over");
+        assert_eq!(
+            again.map(|o| o.0),
+            Some(Seen::First),
+            "a new connection starts over"
+        );
     }
 }

@@ -171,7 +171,8 @@ impl Vu {
             {
                 if let Some((_, k)) = deadlines.pop_front() {
                     if let Some((_, r)) = outstanding.remove(&k) {
-                        rec.borrow_mut().timeout(Some(p.requests[r].metric), within_us);
+                        rec.borrow_mut()
+                            .timeout(Some(p.requests[r].metric), within_us);
                         self.errors += 1;
                     }
                 }

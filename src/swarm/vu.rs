@@ -432,7 +432,10 @@ pub fn outbound_kind(payload: &Payload, text: &str, pointers: &[String]) -> Opti
 /// Index of an item drawn with probability proportional to its weight (all > 0, as the
 /// plan guarantees). A single item costs no random draw, so adding a behaviour later does not
 /// change the draws of a one-behaviour scenario.
-pub(super) fn pick_weighted(weights: impl Iterator<Item = f64> + Clone, rng: &mut SmallRng) -> usize {
+pub(super) fn pick_weighted(
+    weights: impl Iterator<Item = f64> + Clone,
+    rng: &mut SmallRng,
+) -> usize {
     let total: f64 = weights.clone().sum();
     let n = weights.clone().count();
     if n <= 1 {
