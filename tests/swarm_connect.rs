@@ -6,7 +6,6 @@ mod support;
 use std::sync::mpsc;
 
 use futures_util::{SinkExt, StreamExt};
-use squall::run::{execute, RunArgs};
 use support::*;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http;
@@ -62,10 +61,8 @@ fn server() -> (std::net::SocketAddr, mpsc::Receiver<(String, String)>) {
 #[test]
 fn behaviours_bring_their_own_headers_and_query() {
     let (addr, seen) = server();
-    let dir = tempfile::tempdir().unwrap();
-    let sc = scenario(
-        dir.path(),
-        "c.yaml",
+    let (done, doc) = run_yaml(
+        &format!("ws://{addr}/ws"),
         r#"
 name: per-behaviour
 target: ws://127.0.0.1:1/ws
@@ -90,16 +87,6 @@ thresholds:
   - "errors.timeout == 0"
 "#,
     );
-    let out = dir.path().join("out");
-    let done = execute(RunArgs {
-        scenario: sc,
-        out: Some(out.clone()),
-        target: Some(format!("ws://{addr}/ws")),
-        quiet: true,
-        threads: Some(1),
-        ..RunArgs::default()
-    })
-    .unwrap();
     let requests: Vec<(String, String)> = seen.try_iter().collect();
     let good = requests
         .iter()
@@ -113,7 +100,6 @@ thresholds:
     assert_eq!(abuser.0, "/ws?token=t&client=abuser");
     assert_eq!(abuser.1, "none");
     assert!(!requests.iter().any(|r| r.0.contains("anyone")));
-    let doc = results(&out);
     assert!(
         doc["counters"]["errors_by_kind"]["http_429"]
             .as_u64()

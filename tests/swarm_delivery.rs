@@ -10,25 +10,11 @@ use std::time::SystemTime;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use squall::run::{execute, Finished, RunArgs};
+use squall::run::Finished;
 use support::*;
 
 fn run(server: &TestServer, yaml: &str) -> (Finished, Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let sc = scenario(dir.path(), "s.yaml", yaml);
-    let out = dir.path().join("out");
-    let done = execute(RunArgs {
-        scenario: sc,
-        out: Some(out.clone()),
-        target: Some(server.url()),
-        quiet: true,
-        threads: Some(1),
-        ..RunArgs::default()
-    })
-    .unwrap();
-    let doc = results(&out);
-    assert_schema_valid(&doc);
-    (done, doc)
+    run_yaml(&server.url(), yaml)
 }
 
 fn now_us() -> String {

@@ -9,28 +9,14 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use squall::run::{execute, Finished, RunArgs};
+use squall::run::Finished;
 use support::*;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 fn run(server: &TestServer, yaml: &str) -> (Finished, Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let sc = scenario(dir.path(), "s.yaml", yaml);
-    let out = dir.path().join("out");
-    let done = execute(RunArgs {
-        scenario: sc,
-        out: Some(out.clone()),
-        target: Some(server.url()),
-        quiet: true,
-        threads: Some(1),
-        ..RunArgs::default()
-    })
-    .unwrap();
-    let doc = results(&out);
-    assert_schema_valid(&doc);
-    (done, doc)
+    run_yaml(&server.url(), yaml)
 }
 
 /// Answers `rpc_call`s by method: `status` with an `rpc_response`, anything else with an

@@ -67,16 +67,7 @@ fn render(src: &str) -> String {
 }
 
 fn error(src: &str) -> TplError {
-    let env = env();
-    compile(
-        src,
-        &Scope {
-            env: &env,
-            vars: &[],
-            step: StepScope::None,
-        },
-    )
-    .unwrap_err()
+    compile_in(src, StepScope::None).unwrap_err()
 }
 
 #[test]

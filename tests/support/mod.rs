@@ -85,6 +85,26 @@ pub async fn next_ping(ws: &mut Conn) -> Option<Value> {
     None
 }
 
+/// Runs `yaml` against `target` (one worker thread, quiet) in a temporary folder; returns how
+/// it finished and its results.json, checked against the committed schema.
+pub fn run_yaml(target: &str, yaml: &str) -> (squall::run::Finished, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "s.yaml", yaml);
+    let out = dir.path().join("out");
+    let done = squall::run::execute(squall::run::RunArgs {
+        scenario: sc,
+        out: Some(out.clone()),
+        target: Some(target.to_string()),
+        quiet: true,
+        threads: Some(1),
+        ..squall::run::RunArgs::default()
+    })
+    .unwrap();
+    let doc = results(&out);
+    assert_schema_valid(&doc);
+    (done, doc)
+}
+
 /// Writes a scenario file into `dir` and returns its path.
 pub fn scenario(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);
