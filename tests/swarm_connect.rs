@@ -13,56 +13,43 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Upgrades every request but those with `client=abuser` (HTTP 429); reports each request's
 /// URI and `x-role` header; answers pings with pongs.
-fn server() -> (std::net::SocketAddr, mpsc::Receiver<(String, String)>) {
+fn server() -> (TestServer, mpsc::Receiver<(String, String)>) {
     let (tx, rx) = mpsc::channel();
-    let (addr_tx, addr_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&rt, async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            loop {
-                let (tcp, _) = listener.accept().await.unwrap();
-                let tx = tx.clone();
-                // The handshake callback's signature is tungstenite's.
-                #[allow(clippy::result_large_err)]
-                let cb = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-                    let uri = req.uri().to_string();
-                    let role = req.headers().get("x-role").and_then(|v| v.to_str().ok());
-                    let _ = tx.send((uri.clone(), role.unwrap_or("").to_string()));
-                    if uri.contains("client=abuser") {
-                        let refuse = http::Response::builder().status(429).body(None).unwrap();
-                        return Err(refuse);
-                    }
-                    Ok(resp)
-                };
-                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else {
-                    continue;
-                };
-                tokio::task::spawn_local(async move {
-                    while let Some(id) = next_ping(&mut ws).await {
-                        let pong = serde_json::json!({"type": "pong", "id": id}).to_string();
-                        if ws.send(Message::text(pong)).await.is_err() {
-                            return;
-                        }
-                    }
-                    let _ = ws.next().await;
-                });
+    let tx = std::sync::Mutex::new(tx);
+    let srv = TestServer::start_tcp(move |tcp, _sent| {
+        let tx = tx.lock().unwrap().clone();
+        // The handshake callback's signature is tungstenite's.
+        #[allow(clippy::result_large_err)]
+        let cb = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+            let uri = req.uri().to_string();
+            let role = req.headers().get("x-role").and_then(|v| v.to_str().ok());
+            let _ = tx.send((uri.clone(), role.unwrap_or("").to_string()));
+            if uri.contains("client=abuser") {
+                return Err(http::Response::builder().status(429).body(None).unwrap());
             }
-        });
+            Ok(resp)
+        };
+        async move {
+            let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else {
+                return;
+            };
+            while let Some(id) = next_ping(&mut ws).await {
+                let pong = serde_json::json!({"type": "pong", "id": id}).to_string();
+                if ws.send(Message::text(pong)).await.is_err() {
+                    return;
+                }
+            }
+            let _ = ws.next().await;
+        }
     });
-    (addr_rx.recv().unwrap(), rx)
+    (srv, rx)
 }
 
 #[test]
 fn behaviours_bring_their_own_headers_and_query() {
-    let (addr, seen) = server();
+    let (srv, seen) = server();
     let (done, doc) = run_yaml(
-        &format!("ws://{addr}/ws"),
+        &srv.url(),
         r#"
 name: per-behaviour
 target: ws://127.0.0.1:1/ws
