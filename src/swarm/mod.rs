@@ -3,7 +3,7 @@
 
 mod burst;
 pub mod connect;
-mod delivery;
+pub mod delivery;
 pub mod frame;
 mod io;
 pub mod matcher;
