@@ -233,11 +233,11 @@ fn delivery(out: &mut String, r: &Results) {
     let complete = d
         .completeness
         .map_or("-".to_string(), |c| format!("{:.3}%", c * 100.0));
+    let per_s = rate(d.received, r.meta.duration_s);
     let _ = write!(
         out,
-        "delivery {} received ({}/s) in {} streams   gaps {}   reordered {}   duplicates {}   completeness {complete}",
+        "delivery {} received ({per_s:.1}/s) in {} streams   gaps {}   reordered {}   duplicates {}   completeness {complete}",
         d.received,
-        format_args!("{:.1}", rate(d.received, r.meta.duration_s)),
         d.streams,
         d.gaps,
         d.reordered,
