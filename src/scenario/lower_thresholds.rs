@@ -19,23 +19,7 @@ pub(super) fn thresholds(l: &mut Lower, v: Recover<Vec<Sp<String>>>) -> Option<V
                 continue;
             }
         };
-        if let Quantity::Latency { metric, .. } | Quantity::Service { metric, .. } = &lhs {
-            if !l.metrics.contains(metric) {
-                let at = src.find(&format!(".{metric}.")).map_or(0, |i| i + 1);
-                let hint = if l.metrics.is_empty() {
-                    "declare it with metric: on an expect or pace step".to_owned()
-                } else {
-                    format!("declared metrics: {}", l.metrics.join(", "))
-                };
-                let msg = format!(
-                    "threshold on undeclared metric '{metric}'{}",
-                    suggestion(metric, l.metrics.iter().map(String::as_str))
-                );
-                l.err_hint(offset_pos(src, t.pos, at), msg, hint);
-                continue;
-            }
-        }
-        if !flow_threshold_ok(l, &lhs, src, t.pos) {
+        if !names_known(l, &lhs, src, t.pos) {
             continue;
         }
         out.push(Threshold {
@@ -49,31 +33,47 @@ pub(super) fn thresholds(l: &mut Lower, v: Recover<Vec<Sp<String>>>) -> Option<V
     Some(out)
 }
 
-/// `delivery.*` needs a `delivery:` block; `upload.<metric>.*` an upload step with that metric.
-fn flow_threshold_ok(l: &mut Lower, lhs: &Quantity, src: &str, pos: Pos) -> bool {
-    match lhs {
+/// A latency metric must be declared, `delivery.*` needs a `delivery:` block, and
+/// `upload.<metric>.*` an upload step with that metric; false (reported) otherwise.
+fn names_known(l: &mut Lower, lhs: &Quantity, src: &str, pos: Pos) -> bool {
+    let (metric, known, what, none, label) = match lhs {
+        Quantity::Latency { metric, .. } | Quantity::Service { metric, .. } => (
+            metric,
+            &l.metrics,
+            format!("threshold on undeclared metric '{metric}'"),
+            "declare it with metric: on an expect or pace step",
+            "declared metrics",
+        ),
+        Quantity::Upload { metric, .. } => (
+            metric,
+            &l.upload_metrics,
+            format!("threshold on '{metric}', which is not the metric of an upload step"),
+            "no upload step in this scenario",
+            "upload metrics",
+        ),
         Quantity::Delivery(_) if !l.has_delivery => {
             l.err_hint(
                 offset_pos(src, pos, src.len() - src.trim_start().len()),
                 "threshold on delivery, but the scenario has no delivery: block",
                 "add delivery: { seq: /seq, sent_at: /timestamp } at the top level",
             );
-            false
+            return false;
         }
-        Quantity::Upload { metric, .. } if !l.upload_metrics.contains(metric) => {
-            let at = src.find(&format!(".{metric}.")).map_or(0, |i| i + 1);
-            let hint = if l.upload_metrics.is_empty() {
-                "no upload step in this scenario".to_owned()
-            } else {
-                format!("upload metrics: {}", l.upload_metrics.join(", "))
-            };
-            let msg = format!(
-                "threshold on '{metric}', which is not the metric of an upload step{}",
-                suggestion(metric, l.upload_metrics.iter().map(String::as_str))
-            );
-            l.err_hint(offset_pos(src, pos, at), msg, hint);
-            false
-        }
-        _ => true,
+        _ => return true,
+    };
+    if known.contains(metric) {
+        return true;
     }
+    let at = src.find(&format!(".{metric}.")).map_or(0, |i| i + 1);
+    let hint = if known.is_empty() {
+        none.to_owned()
+    } else {
+        format!("{label}: {}", known.join(", "))
+    };
+    let msg = format!(
+        "{what}{}",
+        suggestion(metric, known.iter().map(String::as_str))
+    );
+    l.err_hint(offset_pos(src, pos, at), msg, hint);
+    false
 }
