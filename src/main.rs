@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand};
 
 use squall::check::offline::validate_lines;
 use squall::protocol::{self, Profile};
-use squall::run::{execute, RunArgs};
+use squall::report::{compare_text, CompareOptions};
+use squall::run::{default_out, execute, RunArgs};
 use squall::scenario::{self, LoadOptions};
 
 /// Load-test and conformance-check WebSocket APIs from YAML scenarios.
@@ -44,6 +45,18 @@ enum Command {
         /// The recording: one frame per line, or {"dir":"in"|"out","frame":...}.
         file: String,
     },
+    /// Draw report.html and a PNG per chart from a results.json
+    /// (exit 0 written, 2 unreadable or invalid results, 3 output not written).
+    Report {
+        /// The results file.
+        results: PathBuf,
+        /// Output folder [default: the results file's folder].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Compare runs side by side: compare.html and PNGs, figures with ratios to the first
+    /// run (exit 0, 1 a figure worse than --fail-if-worse allows, 2 bad input, 3 output).
+    Compare(CompareCmd),
     /// Protocol profile tools.
     Schemas {
         #[command(subcommand)]
@@ -60,6 +73,26 @@ enum SchemasCmd {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct CompareCmd {
+    /// Results files; the first is the baseline.
+    #[arg(required = true, num_args = 2..)]
+    results: Vec<PathBuf>,
+    /// Names for the runs, one per file in order [default: each run's folder name].
+    #[arg(long = "label", value_name = "NAME")]
+    labels: Vec<String>,
+    /// Output folder [default: reports/compare-<UTC timestamp>/].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Exit 1 when a later run's latency p50/p90/p99 (any metric, or connect) or error
+    /// rate is more than PCT percent worse than the first run's.
+    #[arg(long, value_name = "PCT", value_parser = parse_pct)]
+    fail_if_worse: Option<f64>,
+    /// Latency changes no larger than this are noise, never better or worse [default: 0].
+    #[arg(long, value_name = "D", value_parser = humantime::parse_duration)]
+    min_delta: Option<Duration>,
 }
 
 #[derive(clap::Args)]
@@ -105,12 +138,22 @@ struct RunCmd {
     /// How far in the future an inbound frame's timestamp may be [default: 1s].
     #[arg(long, value_parser = humantime::parse_duration)]
     max_clock_skew: Option<Duration>,
+    /// Do not write report.html and the PNG charts at the end.
+    #[arg(long)]
+    no_report: bool,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     let n = s.strip_suffix("/s").unwrap_or(s);
     n.parse::<f64>()
         .map_err(|_| format!("'{s}' is not a rate; write e.g. 200 or 200/s"))
+}
+
+fn parse_pct(s: &str) -> Result<f64, String> {
+    match s.strip_suffix('%').unwrap_or(s).parse::<f64>() {
+        Ok(p) if p >= 0.0 && p.is_finite() => Ok(p),
+        _ => Err(format!("'{s}' is not a percentage; write e.g. 10 or 10%")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -133,6 +176,8 @@ fn main() -> ExitCode {
         Command::Schemas {
             command: SchemasCmd::Lint { dirs },
         } => lint(&dirs),
+        Command::Report { results, out } => report(&results, out),
+        Command::Compare(cmd) => compare(cmd),
     })
 }
 
@@ -153,9 +198,48 @@ fn run(cmd: RunCmd) -> u8 {
         schemas: cmd.schemas,
         junit: cmd.junit,
         max_clock_skew: cmd.max_clock_skew,
+        report: !cmd.no_report,
     };
     match execute(args) {
         Ok(done) => done.exit_code(),
+        Err(e) => {
+            eprintln!("squall: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn report(results: &Path, out: Option<PathBuf>) -> u8 {
+    let written = squall::report::read_results(results).and_then(|r| {
+        let dir = out.unwrap_or_else(|| results.parent().unwrap_or(Path::new(".")).to_path_buf());
+        squall::report::write_report(&r, &dir)
+    });
+    match written {
+        Ok(w) => {
+            println!("report: {} ({} charts)", w.html.display(), w.pngs.len());
+            0
+        }
+        Err(e) => {
+            eprintln!("squall: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn compare(cmd: CompareCmd) -> u8 {
+    let opts = CompareOptions {
+        fail_if_worse: cmd.fail_if_worse,
+        min_delta_us: cmd.min_delta.map_or(0, |d| d.as_micros() as u64),
+    };
+    let out = cmd.out.unwrap_or_else(|| default_out("compare"));
+    let done = squall::report::load_runs(&cmd.results, &cmd.labels)
+        .and_then(|runs| squall::report::write_comparison(&runs, &opts, &out));
+    match done {
+        Ok((c, w)) => {
+            print!("{}", compare_text(&c));
+            println!("compare: {}", w.html.display());
+            u8::from(!c.passed())
+        }
         Err(e) => {
             eprintln!("squall: {e}");
             e.exit_code()

@@ -91,7 +91,7 @@ fn delivery_tracking_does_not_allocate_per_frame() {
     let stamp = "2026-01-01T00:00:00.000001Z";
     let texts: Vec<String> = (1..=2_000u64)
         .map(|seq| {
-            let room = if seq % 2 == 0 { "\"a\"" } else { "7" };
+            let room = if seq.is_multiple_of(2) { "\"a\"" } else { "7" };
             format!(r#"{{"type":"event","room":{room},"n":1,"seq":{seq},"ts":"{stamp}"}}"#)
         })
         .collect();

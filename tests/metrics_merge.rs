@@ -22,6 +22,7 @@ fn meta() -> RunMeta {
         planned_duration_s: 1.0,
         load_model: "closed".into(),
         host: "test".into(),
+        phases: vec![],
     }
 }
 

@@ -23,6 +23,7 @@ fn meta() -> RunMeta {
         planned_duration_s: 2.0,
         load_model: "closed".into(),
         host: "test".into(),
+        phases: vec![],
     }
 }
 

@@ -141,7 +141,6 @@ async fn upgrade(
         )),
         Some(admission) => {
             let up = Upgrade {
-                path: &req.path,
                 query: &req.query,
                 headers: &req.headers,
             };
@@ -209,57 +208,64 @@ enum End {
 
 /// Runs a protocol session on an upgraded connection.
 async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Session>) {
-    let mut mode = worker.mode.clone();
     let outbox = Rc::new(Outbox::new(worker.shared.config.queue_depth));
+    let id = worker.next_id();
+    // Shutdown reaches the connection through its outbox, so the loop below waits on
+    // nothing shared with other connections or threads.
+    let _registered = worker.register(id, &outbox);
     let mut state = State {
         worker,
         proto,
-        id: worker.next_id(),
+        id,
         outbox: &outbox,
         fx: Effects::default(),
         tally: Tally::new(proto),
     };
     state.call(&mut *session, |s, cx| s.open(cx));
     let end = loop {
-        if *mode.borrow_and_update() != Mode::Running {
+        if outbox.stopped() {
             break End::Shutdown;
         }
         if outbox.kicked() {
             break End::SlowConsumer;
         }
-        for text in outbox.drain() {
-            state.fx.out.push(Message::Text(text));
+        if outbox.has_queued() {
+            state
+                .fx
+                .out
+                .extend(outbox.drain().into_iter().map(Message::Text));
         }
         if !state.fx.out.is_empty() {
-            // Count before the bytes leave, so a client that has seen a frame can trust stats().
-            state.count_out();
-            worker.shared.stats.flush(worker.index, &mut state.tally);
+            if !worker.shared.config.reply_delay.is_zero() {
+                tokio::time::sleep(worker.shared.config.reply_delay).await;
+            }
             tokio::select! {
                 biased;
-                _ = mode.changed() => break End::Shutdown,
-                _ = outbox.wait_kicked() => break End::SlowConsumer,
-                written = write_all(&mut ws, &mut state.fx.out) => if written.is_err() { break End::Gone },
+                _ = outbox.wait_alarm() => continue,
+                written = write_all(&mut ws, &mut state.fx.out, &mut state.tally, worker) => if written.is_err() { break End::Gone },
             }
         }
         if let Some((code, reason)) = state.fx.close.take() {
             break End::Close(code, reason);
         }
         let deadline = session.deadline();
-        tokio::select! {
-            biased;
-            _ = mode.changed() => break End::Shutdown,
-            _ = outbox.wait() => {}
-            _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
-                state.call(&mut *session, |s, cx| s.timer(cx));
+        let timer = async {
+            match deadline {
+                Some(at) => sleep_until(at).await,
+                None => std::future::pending().await,
             }
+        };
+        // Unbiased: neither a steady stream of events nor a flood of client messages may
+        // starve the other, or the timer. Queued events still go out before each reply.
+        tokio::select! {
             first = ws.next() => {
                 let mut next = Some(first);
                 let mut handled = 0;
                 while let Some(item) = next {
                     // Events queued before this message go out before its reply, so an
                     // unsubscribe ack is the last frame of that room the client sees.
-                    for text in outbox.drain() {
-                        state.fx.out.push(Message::Text(text));
+                    if outbox.has_queued() {
+                        state.fx.out.extend(outbox.drain().into_iter().map(Message::Text));
                     }
                     state.inbound(&mut *session, item);
                     if state.fx.close.is_some() {
@@ -268,21 +274,25 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
                     handled += 1;
                     next = if handled < READ_BATCH { ws.next().now_or_never() } else { None };
                 }
+                // Messages that got no reply are published now; the others with the write.
+                if state.fx.out.is_empty() {
+                    worker.shared.stats.flush(worker.index, &mut state.tally);
+                }
+            }
+            _ = outbox.wait() => {}
+            _ = timer, if deadline.is_some() => {
+                state.call(&mut *session, |s, cx| s.timer(cx));
             }
         }
     };
     if matches!(end, End::Shutdown) && *worker.mode.borrow() == Mode::Graceful {
         state.call(&mut *session, |s, cx| s.shutdown(cx));
-        state.count_out();
-        let _ = timeout(CLOSE_TIMEOUT, write_all(&mut ws, &mut state.fx.out)).await;
+        let written = write_all(&mut ws, &mut state.fx.out, &mut state.tally, worker);
+        let _ = timeout(CLOSE_TIMEOUT, written).await;
     }
     worker.shared.stats.flush(worker.index, &mut state.tally);
     let joined = std::mem::take(&mut state.fx.joined);
     finish(worker, proto, state.id, joined, ws, end).await
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400)
 }
 
 /// A connection's bookkeeping around its session.
@@ -318,13 +328,6 @@ impl State<'_> {
         }
     }
 
-    fn count_out(&mut self) {
-        for msg in &self.fx.out {
-            self.tally.frames_out += 1;
-            self.tally.bytes_out += msg.len() as u64;
-        }
-    }
-
     /// Handles one item from the stream; a close (code 0: just drop) ends the session.
     fn inbound(&mut self, session: &mut dyn Session, item: Option<Result<Message, WsError>>) {
         let hub = &self.worker.shared.hub;
@@ -346,6 +349,8 @@ impl State<'_> {
             // RFC 6455 section 7.1.7: fail the connection with a close code saying why.
             Some(Err(WsError::Capacity(_))) => {
                 hub.count(Some(self.proto), "rejects", "message_too_big", 1);
+                // The protocol may say why in its own words before the close.
+                self.call(session, |s, cx| s.too_big(cx));
                 self.fx.close = close(1009, "message too big");
             }
             Some(Err(WsError::Utf8(_))) => {
@@ -361,11 +366,22 @@ impl State<'_> {
     }
 }
 
-/// Feeds every pending frame, then flushes once.
-async fn write_all(ws: &mut Ws, out: &mut Vec<Message>) -> Result<(), WsError> {
+/// Feeds every pending frame, then flushes once. Frames are counted as they are accepted
+/// (one the socket refuses, e.g. after the peer's close, is not) and the counts published
+/// before the flush, so a client that has seen a frame can trust `stats()`.
+async fn write_all(
+    ws: &mut Ws,
+    out: &mut Vec<Message>,
+    tally: &mut Tally,
+    worker: &Worker,
+) -> Result<(), WsError> {
     for msg in out.drain(..) {
+        let len = msg.len() as u64;
         ws.feed(msg).await?;
+        tally.frames_out += 1;
+        tally.bytes_out += len;
     }
+    worker.shared.stats.flush(worker.index, tally);
     ws.flush().await
 }
 

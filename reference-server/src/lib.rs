@@ -9,10 +9,13 @@
 
 mod clock;
 mod conn;
+mod covetpy;
 mod echo;
 mod events;
+pub mod hexabase;
 mod http;
 mod hub;
+mod kecs;
 pub mod kite;
 mod newloom;
 mod protocols;
@@ -65,6 +68,8 @@ pub struct Config {
     pub heartbeat: Option<Duration>,
     /// Documented limits the server enforces; switch one off to show a scenario tests it.
     pub limits: Limits,
+    /// A deliberate fault in event delivery, to show a scenario detects it. Default none.
+    pub fault: Option<Fault>,
     /// Event frames queued per connection before it is closed (1008) as a slow
     /// consumer. Default 1024.
     pub queue_depth: usize,
@@ -72,6 +77,9 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Runtime threads, each with its own listener. Default: available cores.
     pub threads: usize,
+    /// Wait before each write of replies (a deliberately slow server, for regression
+    /// tests). Default zero.
+    pub reply_delay: Duration,
 }
 
 impl Default for Config {
@@ -85,9 +93,11 @@ impl Default for Config {
             auth_token: None,
             heartbeat: None,
             limits: Limits::default(),
+            fault: None,
             queue_depth: 1024,
             handshake_timeout: Duration::from_secs(10),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            reply_delay: Duration::ZERO,
         }
     }
 }
@@ -116,6 +126,36 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         diff |= usize::from(x ^ b.get(i).copied().unwrap_or(!x));
     }
     diff == 0
+}
+
+/// A deliberate delivery fault (`--fault`), applied per runtime to the room frames it
+/// delivers, counted across all rooms: every Nth is dropped or delivered twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Every Nth room frame is not delivered (`drop-events:N`).
+    DropEvents(u64),
+    /// Every Nth room frame is delivered twice (`duplicate-events:N`).
+    DuplicateEvents(u64),
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, n) = s.split_once(':').unwrap_or((s, "10"));
+        let n: u64 = n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("invalid fault '{s}': N must be a whole number > 0"))?;
+        match kind {
+            "drop-events" => Ok(Fault::DropEvents(n)),
+            "duplicate-events" => Ok(Fault::DuplicateEvents(n)),
+            _ => Err(format!(
+                "unknown fault '{kind}' (available: drop-events:N, duplicate-events:N)"
+            )),
+        }
+    }
 }
 
 /// The documented limits, each on by default.

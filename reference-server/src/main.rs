@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use squall_server::{Config, Limits, Profile};
+use squall_server::{Config, Fault, Limits, Profile};
 
 /// squall's reference WebSocket server.
 #[derive(Parser, Debug)]
@@ -35,9 +35,15 @@ struct Args {
     /// Server heartbeat/ping period, e.g. 30s [default: each protocol's documented period].
     #[arg(long, value_name = "D", value_parser = humantime::parse_duration)]
     heartbeat: Option<Duration>,
-    /// Switch a documented limit off (repeatable): rate, subscriptions, per-client.
+    /// Switch a documented limit off (repeatable): rate, subscriptions, per-client
+    /// [default: every limit on].
     #[arg(long = "no-limit", value_name = "LIMIT", value_parser = ["rate", "subscriptions", "per-client"])]
     no_limit: Vec<String>,
+    /// A deliberate delivery fault, to show a scenario detects it: drop-events:N (every Nth
+    /// room frame is lost) or duplicate-events:N (every Nth is delivered twice)
+    /// [default: none].
+    #[arg(long, value_name = "FAULT")]
+    fault: Option<Fault>,
     /// Open WebSocket connections allowed; further upgrades get HTTP 429.
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     max_connections: usize,
@@ -61,6 +67,9 @@ struct Args {
     /// Log format on stderr: text or json (one object per line).
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Wait this long before each write of replies, e.g. 50ms (a deliberately slow server).
+    #[arg(long, value_name = "D", default_value = "0s", value_parser = humantime::parse_duration)]
+    delay: Duration,
 }
 
 /// Sends tracing events to stderr, as text or JSON lines.
@@ -118,6 +127,8 @@ fn main() -> ExitCode {
         queue_depth: args.queue_depth,
         handshake_timeout: args.handshake_timeout,
         threads: args.threads.unwrap_or(defaults.threads),
+        reply_delay: args.delay,
+        fault: args.fault,
     };
     let server = match squall_server::spawn(config) {
         Ok(server) => server,

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::clock::now_rfc3339;
 use crate::hub::Hub;
 use crate::session::{Admitted, Proto, Refusal, Upgrade};
-use crate::{echo, kite, newloom, Config};
+use crate::{covetpy, echo, hexabase, kecs, kite, newloom, Config};
 
 /// Builds one generated event for a room with a sequence number; `None` when the room
 /// has no generated events.
@@ -17,13 +17,10 @@ pub(crate) fn admit(proto: Proto, up: &Upgrade<'_>, config: &Config) -> Result<A
     match proto {
         Proto::Kite => kite::admit(up, config),
         Proto::NewloomChat | Proto::NewloomStreams => newloom::admit(proto, up, config),
+        Proto::Kecs => kecs::admit(up, config),
+        Proto::Hexabase => hexabase::admit(up, config),
+        Proto::Covetpy => covetpy::admit(up, config),
         Proto::Conformance => Ok(echo::admit()),
-        // Not served yet: answered like an unknown path.
-        _ => Err(Refusal {
-            status: 404,
-            reason: "not_served",
-            body: format!("{} is not served yet\n", proto.name()),
-        }),
     }
 }
 
@@ -32,6 +29,9 @@ pub(crate) fn events(proto: Proto) -> Option<EventFn> {
     match proto {
         Proto::Kite => Some(kite::events::event),
         Proto::NewloomStreams => Some(newloom::streams::event),
+        Proto::Kecs => Some(kecs::events::event),
+        Proto::Hexabase => Some(hexabase::events::event),
+        Proto::Covetpy => Some(covetpy::events::event),
         _ => None,
     }
 }
@@ -45,6 +45,11 @@ pub(crate) fn stamps(proto: Proto) -> Option<(&'static str, &'static str)> {
         // endpoint only `status_update` has a top-level timestamp, so that is what to publish.
         Proto::NewloomChat => Some(("/seq", "/message/timestamp")),
         Proto::NewloomStreams => Some(("/seq", "/timestamp")),
+        // An `event` frame; the publisher supplies its `room` (the schemas' extension) if wanted.
+        Proto::Kecs => Some(("/seq", "/timestamp")),
+        Proto::Hexabase => Some(("/seq", "/timestamp")),
+        // A room event is a one-sample stream_data batch (covetpy/events.rs).
+        Proto::Covetpy => Some(("/data/batch/0/seq", "/data/batch/0/timestamp")),
         _ => None,
     }
 }
@@ -54,7 +59,6 @@ pub(crate) fn stamps(proto: Proto) -> Option<(&'static str, &'static str)> {
 /// the send time. Answers (HTTP status, JSON body).
 pub(crate) fn publish(hub: &Hub, query: &str, body: &[u8]) -> (u16, String) {
     let up = Upgrade {
-        path: "/publish",
         query,
         headers: &[],
     };
@@ -85,18 +89,66 @@ pub(crate) fn publish(hub: &Hub, query: &str, body: &[u8]) -> (u16, String) {
     (200, format!("{reply}\n"))
 }
 
-/// Sets the value at a JSON pointer, creating objects on the way.
+/// Sets the value at a JSON pointer, creating what is missing on the way: an object, or
+/// an array when the next token is an index (`/data/batch/0/seq`). An array index may be
+/// at most one past the end; a path through a scalar is left alone.
 fn set(root: &mut Value, pointer: &str, value: Value) {
     let mut at = root;
     let mut parts = pointer.split('/').skip(1).peekable();
     while let Some(part) = parts.next() {
-        let Value::Object(map) = at else { return };
-        if parts.peek().is_none() {
-            map.insert(part.to_owned(), value);
+        let Some(next) = parts.peek() else {
+            match at {
+                Value::Object(map) => {
+                    map.insert(part.to_owned(), value);
+                }
+                Value::Array(items) => match part.parse::<usize>() {
+                    Ok(i) if i < items.len() => items[i] = value,
+                    Ok(i) if i == items.len() => items.push(value),
+                    _ => {}
+                },
+                _ => {}
+            }
             return;
-        }
-        at = map
-            .entry(part.to_owned())
-            .or_insert_with(|| Value::Object(Default::default()));
+        };
+        let empty = if next.parse::<usize>().is_ok() {
+            Value::Array(Vec::new())
+        } else {
+            Value::Object(Default::default())
+        };
+        at = match at {
+            Value::Object(map) => map.entry(part.to_owned()).or_insert(empty),
+            Value::Array(items) => match part.parse::<usize>() {
+                Ok(i) if i < items.len() => &mut items[i],
+                Ok(i) if i == items.len() => {
+                    items.push(empty);
+                    &mut items[i]
+                }
+                _ => return,
+            },
+            _ => return,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set;
+    use serde_json::json;
+
+    #[test]
+    fn set_walks_objects_and_arrays() {
+        let mut frame = json!({"data": {"batch": [{"x": 1}]}});
+        set(&mut frame, "/data/batch/0/seq", json!(7));
+        set(&mut frame, "/seq", json!(8));
+        assert_eq!(
+            frame,
+            json!({"data": {"batch": [{"x": 1, "seq": 7}]}, "seq": 8})
+        );
+        let mut bare = json!({});
+        set(&mut bare, "/data/batch/0/timestamp", json!("t"));
+        assert_eq!(bare, json!({"data": {"batch": [{"timestamp": "t"}]}}));
+        let mut scalar = json!({"data": 3});
+        set(&mut scalar, "/data/batch/5/seq", json!(1));
+        assert_eq!(scalar, json!({"data": 3}));
     }
 }

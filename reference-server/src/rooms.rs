@@ -2,21 +2,27 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
 use std::rc::Rc;
-use tokio::sync::Notify;
+use std::task::{Context, Poll, Waker};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use rustc_hash::FxHashMap;
 
 use crate::hub::RoomKey;
 
-/// A connection's bounded queue of event frames waiting to be written.
+/// A connection's bounded queue of event frames waiting to be written, and the one thing
+/// its task sleeps on besides the socket: new frames, a slow-consumer kick, or shutdown.
+/// Single-threaded (per runtime), so it is plain cells and one stored waker: waiting on it
+/// takes no lock and touches no memory another thread writes.
 pub(crate) struct Outbox {
     queue: RefCell<VecDeque<Utf8Bytes>>,
     cap: usize,
     kicked: Cell<bool>,
-    /// Wakes the connection when the queue becomes non-empty or it is kicked.
-    ready: Notify,
+    stopped: Cell<bool>,
+    /// Something happened since the task last waited.
+    signal: Cell<bool>,
+    waker: Cell<Option<Waker>>,
 }
 
 /// The result of offering an event to an outbox.
@@ -35,8 +41,26 @@ impl Outbox {
             queue: RefCell::new(VecDeque::new()),
             cap: cap.max(1),
             kicked: Cell::new(false),
-            ready: Notify::new(),
+            stopped: Cell::new(false),
+            signal: Cell::new(false),
+            waker: Cell::new(None),
         }
+    }
+
+    fn wake(&self) {
+        self.signal.set(true);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Keeps the task's waker, cloning it only when it changed.
+    fn register(&self, cx: &Context<'_>) {
+        let waker = match self.waker.take() {
+            Some(w) if w.will_wake(cx.waker()) => w,
+            _ => cx.waker().clone(),
+        };
+        self.waker.set(Some(waker));
     }
 
     pub fn offer(&self, text: &Utf8Bytes) -> Offer {
@@ -47,16 +71,23 @@ impl Outbox {
         if q.len() >= self.cap {
             self.kicked.set(true);
             q.clear();
-            self.ready.notify_one();
+            drop(q);
+            self.wake();
             return Offer::Full;
         }
         q.push_back(text.clone());
         // The connection drains the whole queue per wake-up, so only the push that
         // makes the queue non-empty needs to wake it.
         if q.len() == 1 {
-            self.ready.notify_one();
+            drop(q);
+            self.wake();
         }
         Offer::Queued
+    }
+
+    /// Whether frames are waiting.
+    pub fn has_queued(&self) -> bool {
+        !self.queue.borrow().is_empty()
     }
 
     /// Takes every queued frame.
@@ -68,16 +99,36 @@ impl Outbox {
         self.kicked.get()
     }
 
-    /// Resolves when something was queued or the connection was kicked.
-    pub async fn wait(&self) {
-        self.ready.notified().await
+    /// Asks the connection to close for shutdown.
+    pub fn stop(&self) {
+        self.stopped.set(true);
+        self.wake();
     }
 
-    /// Resolves only once the connection is kicked.
-    pub async fn wait_kicked(&self) {
-        while !self.kicked.get() {
-            self.ready.notified().await;
-        }
+    pub fn stopped(&self) -> bool {
+        self.stopped.get()
+    }
+
+    /// Resolves when something was queued, or the connection was kicked or stopped.
+    pub fn wait(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(move |cx| {
+            if self.signal.replace(false) {
+                return Poll::Ready(());
+            }
+            self.register(cx);
+            Poll::Pending
+        })
+    }
+
+    /// Resolves only once the connection is kicked or stopped.
+    pub fn wait_alarm(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(move |cx| {
+            if self.kicked.get() || self.stopped.get() {
+                return Poll::Ready(());
+            }
+            self.register(cx);
+            Poll::Pending
+        })
     }
 }
 

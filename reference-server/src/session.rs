@@ -179,8 +179,6 @@ impl fmt::Display for Profile {
 
 /// What a protocol sees of the upgrade request when deciding to admit it.
 pub(crate) struct Upgrade<'a> {
-    /// The path without the query.
-    pub path: &'a str,
     /// The raw query string (after `?`, not decoded), empty when absent.
     pub query: &'a str,
     /// Request headers as (name, value); names as sent, compare case-insensitively.
@@ -264,6 +262,10 @@ pub(crate) trait Session {
         cx.reject("binary_frame");
         cx.close(1003, "binary messages are not supported");
     }
+
+    /// An inbound message was over the size limit: last frames before the framework closes
+    /// with 1009 (Hexabase `MESSAGE_TOO_LARGE`). By default: nothing, just the close.
+    fn too_big(&mut self, _cx: &mut Cx<'_>) {}
 
     /// When [`timer`](Session::timer) should next run (heartbeats, batched streams);
     /// `None` for no timer. Asked again after every call.
@@ -384,6 +386,7 @@ impl<'a> Cx<'a> {
     }
 
     /// Members of `room` across the server.
+    #[cfg(test)]
     pub fn members(&self, room: &str) -> usize {
         self.hub.members(&self.hub.key(self.proto, room))
     }
@@ -481,7 +484,6 @@ mod tests {
         assert_eq!(Proto::from_path("/nope", Profile::Kite), None);
         let headers = [("X-Token".to_owned(), "t".to_owned())];
         let up = Upgrade {
-            path: "/ws",
             query: "token=a%20b&api_key=k+1&flag",
             headers: &headers,
         };

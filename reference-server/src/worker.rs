@@ -16,10 +16,11 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::events::Generator;
 use crate::hub::{Batch, Hub};
-use crate::rooms::Rooms;
+use crate::rooms::{Outbox, Rooms};
 use crate::session::Proto;
 use crate::stats::{Stats, StatsSnapshot};
-use crate::{conn, Config};
+use crate::{conn, Config, Fault};
+use rustc_hash::FxHashMap;
 
 /// How long a graceful shutdown waits for connections to finish their closing handshakes.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_millis(4500);
@@ -63,6 +64,9 @@ pub(crate) struct Worker {
     next_id: Cell<u64>,
     live: Cell<usize>,
     idle: Notify,
+    /// Open connections' outboxes, through which shutdown reaches them.
+    outboxes: RefCell<FxHashMap<u64, Rc<Outbox>>>,
+    stopping: Cell<bool>,
 }
 
 impl Worker {
@@ -72,11 +76,38 @@ impl Worker {
         id
     }
 
+    /// Registers a connection's outbox for shutdown; the guard unregisters it. A connection
+    /// registering after shutdown began is stopped at once.
+    pub fn register(&self, id: u64, outbox: &Rc<Outbox>) -> Registered<'_> {
+        if self.stopping.get() {
+            outbox.stop();
+        }
+        self.outboxes.borrow_mut().insert(id, outbox.clone());
+        Registered(self, id)
+    }
+
+    /// Asks every open connection to close for shutdown.
+    fn stop_all(&self) {
+        self.stopping.set(true);
+        for outbox in self.outboxes.borrow().values() {
+            outbox.stop();
+        }
+    }
+
     /// Counts a WebSocket session in; the returned guard counts it out when dropped.
     pub fn enter(self: &Rc<Self>, proto: Proto) -> Live {
         self.live.set(self.live.get() + 1);
         self.shared.stats.opened(self.index, proto);
         Live(self.clone(), proto)
+    }
+}
+
+/// A connection's registration for shutdown, removed when dropped.
+pub(crate) struct Registered<'a>(&'a Worker, u64);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.0.outboxes.borrow_mut().remove(&self.1);
     }
 }
 
@@ -171,6 +202,8 @@ pub(crate) fn run(start: Start) {
         next_id: Cell::new(0),
         live: Cell::new(0),
         idle: Notify::new(),
+        outboxes: RefCell::new(FxHashMap::default()),
+        stopping: Cell::new(false),
     });
     let local = LocalSet::new();
     local.block_on(&runtime, async move {
@@ -183,6 +216,7 @@ pub(crate) fn run(start: Start) {
             tokio::task::spawn_local(generator.run());
         }
         let mode = accept(&worker, listener).await;
+        worker.stop_all();
         if mode == Mode::Graceful {
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, drained(&worker)).await;
         }
@@ -231,12 +265,22 @@ async fn drained(worker: &Worker) {
 
 /// Fans each generated batch out to this runtime's subscribers.
 async fn dispatch(worker: Rc<Worker>, mut events: UnboundedReceiver<Batch>) {
+    let fault = worker.shared.config.fault;
+    let mut nth = 0u64;
     while let Some(batch) = events.recv().await {
         let mut rooms = worker.rooms.borrow_mut();
         for (room, text) in batch.iter() {
-            // Slow consumers dropped from the room no longer count as its audience.
-            for _ in 0..rooms.publish(room, text) {
-                worker.shared.hub.leave(room);
+            nth += 1;
+            let copies = match fault {
+                Some(Fault::DropEvents(n)) if nth % n == 0 => 0,
+                Some(Fault::DuplicateEvents(n)) if nth % n == 0 => 2,
+                _ => 1,
+            };
+            for _ in 0..copies {
+                // Slow consumers dropped from the room no longer count as its audience.
+                for _ in 0..rooms.publish(room, text) {
+                    worker.shared.hub.leave(room);
+                }
             }
         }
     }

@@ -462,3 +462,30 @@ async fn publish_endpoint_stamps_and_delivers() {
     .await;
     assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
 }
+
+#[tokio::test]
+async fn fault_flags_drop_or_duplicate_room_frames() {
+    use squall_server::Fault;
+    for (fault, want) in [
+        (Fault::DropEvents(3), "gap"),
+        (Fault::DuplicateEvents(3), "repeat"),
+    ] {
+        let server = server(200.0, |c| {
+            c.fault = Some(fault);
+            c.threads = 1;
+        });
+        let mut ws = joined(&server).await;
+        send(&mut ws, json!({"type": "subscribe", "room": "queue:all"})).await;
+        assert_eq!(recv(&mut ws).await["type"], "subscribe");
+        let mut seqs = Vec::new();
+        while seqs.len() < 8 {
+            seqs.push(recv(&mut ws).await["seq"].as_u64().unwrap());
+        }
+        let seen = seqs.windows(2).find_map(|w| match w[1].cmp(&w[0]) {
+            std::cmp::Ordering::Greater if w[1] > w[0] + 1 => Some("gap"),
+            std::cmp::Ordering::Equal => Some("repeat"),
+            _ => None,
+        });
+        assert_eq!(seen, Some(want), "{fault:?}: {seqs:?}");
+    }
+}

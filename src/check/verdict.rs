@@ -1,8 +1,8 @@
 //! The verdict: each scenario threshold evaluated against a run's [`Results`].
 
 use crate::check::thresholds::{Cmp, DeliveryStat, Quantity, Stat, Threshold, UploadStat};
+use crate::report::fmt_us;
 use crate::report::results::{Results, Summary, ThresholdOutcome};
-use crate::report::summary::fmt_us;
 
 /// A measured value and how to show it.
 enum Measured {

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+use super::fmt::escape_markup as esc;
 use super::results::{Results, ViolationGroup};
 use crate::protocol::Direction;
 
@@ -126,25 +127,6 @@ fn suite(out: &mut String, name: &str, cases: &[Case], time: f64) {
         }
     }
     out.push_str("  </testsuite>\n");
-}
-
-/// XML-escapes text for attributes and content, dropping characters XML 1.0 cannot carry
-/// (frames from a misbehaving server may hold any control character).
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,13 +1,32 @@
 //! The results model (`results.json`) and its renderers: the only input every report reads.
+//!
+//! One view model ([`model::Model`]) feeds the terminal summary and report.html, so both
+//! show the same figures; [`charts`] decides what is plotted and [`plots`] draws it (SVG
+//! inline in the page, PNG beside it); [`compare`] puts runs side by side.
 
+pub mod charts;
+pub mod compare;
+pub mod compare_page;
+mod draw;
+pub mod flows;
+pub mod fmt;
+pub mod html;
 pub mod junit;
+pub mod model;
+pub mod output;
+pub mod plots;
 pub mod results;
 pub mod summary;
 
+pub use compare::{Comparison, Options as CompareOptions, Run};
+pub use compare_page::compare_text;
+pub use fmt::{fmt_bytes, fmt_us};
 pub use junit::render_junit;
+pub use model::Model;
+pub use output::{load_runs, read_results, write_comparison, write_report, Written};
 pub use results::{
     merge_summaries, ConnectionCounts, Counters, Health, KindCount, LoadReached, MetricResult,
-    ReportError, Results, ResultsWriter, RunMeta, SeriesPoint, Status, Summary, ThresholdOutcome,
-    ViolationGroup, Violations, RESULTS_VERSION,
+    Phase, ReportError, Results, ResultsWriter, RunMeta, SeriesPoint, Status, Summary,
+    ThresholdOutcome, ViolationGroup, Violations, RESULTS_VERSION,
 };
-pub use summary::{fmt_bytes, fmt_us, render_summary};
+pub use summary::{render_model, render_summary};

@@ -39,6 +39,35 @@ pub enum ReportError {
     /// A stored histogram is not valid base64 + HdrHistogram V2 deflate.
     #[error("bad histogram: {0}")]
     Histogram(String),
+    /// A results file that cannot be read, is not JSON, or is not a results document.
+    #[error("{location}: {problem}")]
+    Input {
+        /// The file, with `:line:column` when the problem has a place.
+        location: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Arguments that do not fit together (e.g. more labels than runs).
+    #[error("{0}")]
+    Usage(String),
+    /// A chart could not be drawn.
+    #[error("drawing {chart}: {message}")]
+    Plot {
+        /// The chart's file stem.
+        chart: String,
+        /// The drawing library's message.
+        message: String,
+    },
+}
+
+impl ReportError {
+    /// Exit code: 2 for bad input or usage, 3 when the output could not be made.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ReportError::Input { .. } | ReportError::Usage(_) | ReportError::Histogram(_) => 2,
+            ReportError::Io { .. } | ReportError::Json(_) | ReportError::Plot { .. } => 3,
+        }
+    }
 }
 
 /// A whole run: what ran, what load was reached, what was measured, and the verdict.
@@ -123,6 +152,25 @@ pub struct RunMeta {
     pub load_model: String,
     /// Host name of the generator.
     pub host: String,
+    /// The planned load phases, in order (absent in files written before they were
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<Phase>,
+}
+
+/// One planned load phase: the level moves linearly from `from` to `to` between
+/// `start_s` and `end_s` (a hold has `from == to`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    /// Seconds since the start.
+    pub start_s: f64,
+    /// Seconds since the start.
+    pub end_s: f64,
+    /// Level at the start: VUs (closed model) or arrivals per second (open model).
+    pub from: f64,
+    /// Level at the end.
+    pub to: f64,
 }
 
 /// The load actually reached.

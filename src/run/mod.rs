@@ -15,9 +15,9 @@ use crate::check::verdict;
 use crate::metrics::Aggregate;
 use crate::protocol::Profile;
 use crate::report::{
-    render_junit, render_summary, ReportError, Results, ResultsWriter, RunMeta, Status,
+    self, render_junit, render_summary, Phase, ReportError, Results, ResultsWriter, RunMeta, Status,
 };
-use crate::scenario::plan::{LoadModel, Plan};
+use crate::scenario::plan::{LoadModel, Plan, Stage};
 use crate::scenario::{self, LoadError, LoadOptions};
 use crate::swarm::{self, connect, Control, Observer, RunOptions};
 
@@ -54,6 +54,9 @@ pub struct RunArgs {
     pub junit: Option<PathBuf>,
     /// How far in the future an inbound timestamp may be; default 1 s.
     pub max_clock_skew: Option<Duration>,
+    /// Also write report.html and the PNG charts into the output folder (the CLI's
+    /// default; `--no-report` turns it off).
+    pub report: bool,
 }
 
 /// Why a run could not be carried out.
@@ -215,6 +218,15 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
         s.shutdown();
     }
     let results = result?;
+    if args.report {
+        // The run's verdict stands on results.json; a report that cannot be drawn is
+        // said loudly but does not change the exit code.
+        match report::write_report(&results, &out_dir) {
+            Ok(w) if !args.quiet => println!("report: {}", w.html.display()),
+            Ok(_) => {}
+            Err(e) => eprintln!("squall: report: {e}"),
+        }
+    }
     Ok(Finished { results, out_dir })
 }
 
@@ -325,7 +337,27 @@ fn meta(plan: &Plan, args: &RunArgs, started: SystemTime, threads: usize) -> Run
             LoadModel::Open { .. } => "open".into(),
         },
         host: hostname(),
+        phases: phases(&plan.load.stages),
     }
+}
+
+/// The stages as spans of time, for the report's shading.
+fn phases(stages: &[Stage]) -> Vec<Phase> {
+    let (mut start, mut from) = (0.0, 0.0);
+    stages
+        .iter()
+        .map(|s| {
+            let end = start + s.duration.as_secs_f64();
+            let p = Phase {
+                start_s: start,
+                end_s: end,
+                from,
+                to: s.target,
+            };
+            (start, from) = (end, s.target);
+            p
+        })
+        .collect()
 }
 
 /// Fail before load: one TCP connection to the target, so an unreachable target is one
@@ -382,7 +414,8 @@ fn retarget(target: &str, addr: std::net::SocketAddr) -> String {
     format!("ws://{addr}{path}")
 }
 
-fn default_out(name: &str) -> PathBuf {
+/// `reports/<name>-<UTC timestamp>/`, with the name made safe for a folder.
+pub fn default_out(name: &str) -> PathBuf {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
         .replace([':', '-'], "");

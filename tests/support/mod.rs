@@ -172,3 +172,63 @@ pub fn reference_server(
     tweak(&mut cfg);
     squall_server::spawn(cfg).unwrap()
 }
+
+/// How to run a library scenario in a test.
+pub struct Library<'a> {
+    /// The scenario file, relative to the repository (e.g. `scenarios/kite/smoke.yaml`).
+    pub file: &'a str,
+    /// The WebSocket path on the server (e.g. `/kite/ws`), with any query the scenario's
+    /// own `target:` carries.
+    pub path: &'a str,
+    /// Cuts the load to this duration (the CI's shortened run); `None` runs it as written.
+    pub duration: Option<Duration>,
+    /// Scales the peak VUs (closed model) to this; `None` keeps the scenario's.
+    pub vus: Option<u64>,
+}
+
+/// Runs a library scenario against a fresh squall-server configured by `tweak`, checking
+/// every frame; returns the exit code and results.json (checked against its schema).
+pub fn run_library(
+    lib: Library<'_>,
+    tweak: impl FnOnce(&mut squall_server::Config),
+) -> (u8, Value) {
+    let server = reference_server(tweak);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let args = squall::run::RunArgs {
+        scenario: Path::new(env!("CARGO_MANIFEST_DIR")).join(lib.file),
+        target: Some(format!("ws://{}{}", server.addr(), lib.path)),
+        out: Some(out.clone()),
+        duration: lib.duration,
+        vus: lib.vus,
+        threads: Some(2),
+        quiet: true,
+        schemas: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")),
+        ..squall::run::RunArgs::default()
+    };
+    let done = match squall::run::execute(args) {
+        Ok(done) => done,
+        Err(e) => panic!("{}: {e}", lib.file),
+    };
+    server.shutdown();
+    let doc = results(&out);
+    assert_schema_valid(&doc);
+    (done.exit_code(), doc)
+}
+
+/// A one-line account of a run's failed thresholds and violations, for assertion messages.
+pub fn verdict(doc: &Value) -> String {
+    let failed: Vec<String> = doc["thresholds"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter(|t| t["pass"] == false)
+                .map(|t| format!("{} (actual {})", t["expr"], t["actual"]))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "failed thresholds {failed:?}; violations {}; errors {}",
+        doc["violations"]["groups"], doc["errors"]
+    )
+}

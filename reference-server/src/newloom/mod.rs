@@ -306,11 +306,7 @@ mod tests {
     use crate::session::Harness;
 
     fn up<'a>(query: &'a str, headers: &'a [(String, String)]) -> Upgrade<'a> {
-        Upgrade {
-            path: "/newloom/ws/chat/",
-            query,
-            headers,
-        }
+        Upgrade { query, headers }
     }
 
     /// Opens an admitted session and returns what it sent first.
