@@ -123,9 +123,10 @@ pub fn prepare(args: &RunArgs) -> Result<Plan, RunError> {
     let mut opts = LoadOptions::from_process_env();
     opts.target = args.target.clone();
     opts.seed = args.seed;
-    if args.serve && opts.target.is_none() {
-        // Any ws URL passes validation; the real address is known once the server is up.
-        opts.target = Some("ws://127.0.0.1:1/ws".into());
+    if args.serve {
+        // A file without a target still loads; the real address is known once the server
+        // is up, and the file's path (e.g. /covetpy/ws?token=...) is kept.
+        opts.default_target = Some("ws://127.0.0.1:1/ws".into());
     }
     let mut plan = scenario::load_file(&args.scenario, &opts)?;
     if let Some(d) = args.duration {

@@ -359,6 +359,9 @@ fn target(l: &mut Lower, v: &Recover<Sp<String>>, opts: &LoadOptions) -> Option<
         }
         (None, Recover::Ok(s)) => (s.value.clone(), s.pos),
         (None, Recover::Failed) => return None,
+        (None, Recover::Missing) if opts.default_target.is_some() => {
+            (opts.default_target.clone().unwrap_or_default(), TOP)
+        }
         (None, Recover::Missing) => {
             l.err_hint(
                 TOP,
