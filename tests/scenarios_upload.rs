@@ -24,3 +24,29 @@ fn covetpy_upload_passes_and_names_the_corrupt_chunk() {
     }
     assert!(uploads["upload_corrupt"]["rejected"].as_u64().unwrap_or(0) >= 1);
 }
+
+#[test]
+fn the_report_shows_uploads() {
+    let lib = Library {
+        file: "scenarios/covetpy/upload.yaml",
+        path: "/covetpy/ws?token=demo-token",
+        duration: Some(Duration::from_secs(2)),
+        vus: Some(1),
+    };
+    let (_, doc) = run_library(lib, |_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("results.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+        .arg("report")
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let at = html.find("id=\"uploads\"").expect("an Uploads section");
+    assert!(
+        html[at..].contains("upload_64k"),
+        "the upload metric is listed"
+    );
+}
