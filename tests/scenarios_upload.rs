@@ -11,7 +11,7 @@ fn covetpy_upload_passes_and_names_the_corrupt_chunk() {
         file: "scenarios/covetpy/upload.yaml",
         path: "/covetpy/ws?token=demo-token",
         duration: Some(Duration::from_secs(4)),
-        vus: Some(4),
+        vus: Some(2),
     };
     let (code, doc) = run_library(lib, |_| {});
     assert_eq!(code, 0, "{}", verdict(&doc));
