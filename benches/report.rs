@@ -194,6 +194,8 @@ fn results() -> Results {
             lag_max_us: 12_000,
             warnings: vec![],
         },
+        delivery: None,
+        uploads: Default::default(),
     }
 }
 

@@ -74,3 +74,51 @@ fn recording_does_not_allocate() {
     assert!(late > 0);
     assert_eq!(again, 0);
 }
+
+#[test]
+fn delivery_tracking_does_not_allocate_per_frame() {
+    use std::sync::Arc;
+    use std::time::{Instant, SystemTime};
+
+    use squall::metrics::Seen;
+    use squall::scenario::plan::Delivery;
+    use squall::swarm::delivery::Tracker;
+    use squall::swarm::frame::{Frame, Shape};
+
+    // Frames as the inbox holds them: parsed once when they arrived.
+    let shape = Shape::new(&["/type".to_string()], "/id", true);
+    let at = Instant::now();
+    let stamp = "2026-01-01T00:00:00.000001Z";
+    let texts: Vec<String> = (1..=2_000u64)
+        .map(|seq| {
+            let room = if seq.is_multiple_of(2) { "\"a\"" } else { "7" };
+            format!(r#"{{"type":"event","room":{room},"n":1,"seq":{seq},"ts":"{stamp}"}}"#)
+        })
+        .collect();
+    let frames: Vec<Frame> = texts.iter().map(|t| Frame::read(t, at, &shape)).collect();
+    for key in [vec!["/room"], vec!["/room", "/n"]] {
+        let mut t = Tracker::new(Arc::new(Delivery {
+            seq: "/seq".into(),
+            sent_at: Some("/ts".into()),
+            key: key.iter().map(|k| k.to_string()).collect(),
+            kinds: vec!["event".into()],
+            metric: Some(MetricId(0)),
+        }));
+        let mut r = Recorder::with_worker(0, &["delivery".to_string()]);
+        let now = SystemTime::now();
+        let first = allocations(|| {
+            for f in &frames[..2] {
+                assert_eq!(t.observe(f, || now).map(|o| o.0), Some(Seen::First));
+            }
+        });
+        assert!(first > 0, "a new stream allocates its key");
+        let steady = allocations(|| {
+            for f in &frames[2..] {
+                let (seen, lat) = t.observe(f, || now).expect("tracked");
+                r.delivered(seen);
+                r.latency(MetricId(0), lat.unwrap_or(0), 0);
+            }
+        });
+        assert_eq!(steady, 0, "{key:?}: tracking allocated {steady} times");
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use squall::metrics::{Aggregate, FailCause, Recorder};
+use squall::metrics::{Aggregate, FailCause, Recorder, Seen, UploadEvent};
 use squall::report::{Results, ResultsWriter, RunMeta, Status};
 use squall::scenario::plan::MetricId;
 
@@ -38,6 +38,7 @@ fn schema() -> jsonschema::Validator {
 fn run() -> Results {
     let names = vec!["ack".to_string(), "rpc".to_string()];
     let mut agg = Aggregate::new(names.clone());
+    agg.track_delivery(Some("ack".into()));
     let mut a = Recorder::with_worker(0, &names);
     let mut b = Recorder::with_worker(1, &names);
     for r in [&mut a, &mut b] {
@@ -53,6 +54,23 @@ fn run() -> Results {
     a.connect_failed(FailCause::Http(429));
     a.timeout(Some(MetricId(1)), 1_000_000);
     a.missed(3);
+    for seen in [
+        Seen::First,
+        Seen::Skipped(2),
+        Seen::Late,
+        Seen::Duplicate,
+        Seen::Untracked,
+    ] {
+        a.delivered(seen);
+    }
+    b.upload(MetricId(1), UploadEvent::Started);
+    b.upload(
+        MetricId(1),
+        UploadEvent::Completed {
+            bytes: 4_000_000,
+            us: 2_000_000,
+        },
+    );
     b.iteration(true);
     b.closed(Some(1000));
     agg.add(a.take());
@@ -77,6 +95,17 @@ fn results_validate_against_the_schema_and_round_trip() {
     assert_eq!(json["counters"]["connections"]["closed_by_code"]["none"], 1);
     assert_eq!(json["counters"]["errors_by_kind"]["http_429"], 1);
     assert_eq!(json["series"].as_array().unwrap().len(), 2);
+    let d = &json["delivery"];
+    assert_eq!(
+        (&d["received"], &d["gaps"], &d["duplicates"]),
+        (&3.into(), &1.into(), &1.into())
+    );
+    assert_eq!(d["completeness"], 0.75);
+    assert_eq!(json["uploads"]["rpc"]["mbps"], 2.0);
+    assert!(
+        json["uploads"].get("ack").is_none(),
+        "metrics without uploads are left out"
+    );
 
     let back: Results = serde_json::from_value(json).unwrap();
     assert_eq!(back, r);
@@ -92,6 +121,7 @@ fn a_running_file_with_no_samples_is_valid_too() {
     assert!(schema().is_valid(&json));
     assert_eq!(json["metrics"]["ack"]["latency"]["count"], 0);
     assert!(json["health"]["cpu_mean"].is_null());
+    assert!(json["delivery"].is_null() && json["uploads"] == serde_json::json!({}));
 }
 
 #[test]
@@ -104,6 +134,8 @@ fn broken_documents_are_invalid() {
     negative["counters"]["frames_in"] = (-1).into();
     let mut extra = good.clone();
     extra["meta"]["colour"] = "blue".into();
+    let mut over = good.clone();
+    over["delivery"]["completeness"] = 1.5.into();
     let mut missing = good.clone();
     missing["health"]
         .as_object_mut()
@@ -114,6 +146,7 @@ fn broken_documents_are_invalid() {
         ("negative count", negative),
         ("unknown field", extra),
         ("missing field", missing),
+        ("completeness over 1", over),
         ("not an object", serde_json::json!([1, 2])),
     ] {
         assert!(!v.is_valid(&doc), "{what} should be invalid");

@@ -281,3 +281,32 @@ thresholds:
     assert_eq!(done.results.metrics["rewelcome"].latency.count, iterations);
     srv.shutdown();
 }
+
+#[test]
+fn serve_keeps_the_scenario_path_and_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(
+        dir.path(),
+        "serve.yaml",
+        r#"
+name: serve-path
+target: ws://127.0.0.1:8080/covetpy/ws?token=t1
+load: { vus: 1, duration: 500ms }
+behaviours:
+  - steps:
+      - expect: { kind: connection_ack, within: 2s }
+"#,
+    );
+    let out = dir.path().join("out");
+    let done = execute(RunArgs {
+        scenario: sc,
+        out: Some(out.clone()),
+        serve: true,
+        quiet: true,
+        ..RunArgs::default()
+    })
+    .unwrap();
+    let target = results(&out)["meta"]["target"].as_str().unwrap().to_owned();
+    assert!(target.ends_with("/covetpy/ws?token=t1"), "{target}");
+    assert_eq!(done.exit_code(), 0, "{:#?}", done.results.thresholds);
+}

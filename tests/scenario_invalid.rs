@@ -147,7 +147,7 @@ tests/scenarios/invalid/typo_step.yaml:6:9: unknown step 'sned' (did you mean 's
     6 |       - sned: { type: subscribe }
       |         ^
    = hint: steps are send, send_text, send_binary, expect, listen, think, repeat, choose, \
-pace, burst, expect_close, reconnect, close
+pace, burst, upload, expect_close, reconnect, close
 ";
     assert_eq!(text, expected);
 }

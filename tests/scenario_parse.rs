@@ -285,8 +285,9 @@ fn every_step_kind_lowers() {
         (Some(1000), Some(Duration::from_secs(10)))
     );
     assert_eq!((pace.in_flight, pace.within), (16, Duration::from_secs(5)));
-    assert_eq!(pace.reply.kind.as_deref(), Some("pong"));
-    assert_eq!(pace.metric, MetricId(1));
+    assert_eq!(pace.requests.len(), 1);
+    assert_eq!(pace.requests[0].reply.kind.as_deref(), Some("pong"));
+    assert_eq!(pace.requests[0].metric, MetricId(1));
     assert!(!pace.unchecked);
     let Step::Burst {
         count: 200,
@@ -331,7 +332,7 @@ fn every_step_kind_lowers() {
     assert_eq!(*d, Duration::from_secs(10));
     let Step::Pace(p2) = &steps[0] else { panic!() };
     assert_eq!(
-        (p2.count, p2.in_flight, p2.metric, p2.rate),
+        (p2.count, p2.in_flight, p2.requests[0].metric, p2.rate),
         (Some(5), 1, MetricId(1), None)
     );
     assert!(matches!(other.steps[1], Step::Close { code: 4000 }));

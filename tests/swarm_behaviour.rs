@@ -19,21 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 fn run(server: &TestServer, yaml: &str) -> (Finished, serde_json::Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let sc = scenario(dir.path(), "s.yaml", yaml);
-    let out = dir.path().join("out");
-    let done = execute(RunArgs {
-        scenario: sc,
-        out: Some(out.clone()),
-        target: Some(server.url()),
-        quiet: true,
-        threads: Some(1),
-        ..RunArgs::default()
-    })
-    .unwrap();
-    let doc = results(&out);
-    assert_schema_valid(&doc);
-    (done, doc)
+    run_yaml(&server.url(), yaml)
 }
 
 /// Answers pings with pongs carrying the id; the 100th reply of each connection waits 200 ms.

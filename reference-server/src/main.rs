@@ -35,11 +35,13 @@ struct Args {
     /// Server heartbeat/ping period, e.g. 30s [default: each protocol's documented period].
     #[arg(long, value_name = "D", value_parser = humantime::parse_duration)]
     heartbeat: Option<Duration>,
-    /// Switch a documented limit off (repeatable): rate, subscriptions, per-client.
+    /// Switch a documented limit off (repeatable): rate, subscriptions, per-client
+    /// [default: every limit on].
     #[arg(long = "no-limit", value_name = "LIMIT", value_parser = ["rate", "subscriptions", "per-client"])]
     no_limit: Vec<String>,
     /// A deliberate delivery fault, to show a scenario detects it: drop-events:N (every Nth
-    /// room frame is lost) or duplicate-events:N (every Nth is delivered twice).
+    /// room frame is lost) or duplicate-events:N (every Nth is delivered twice)
+    /// [default: none].
     #[arg(long, value_name = "FAULT")]
     fault: Option<Fault>,
     /// Open WebSocket connections allowed; further upgrades get HTTP 429.

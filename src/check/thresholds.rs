@@ -2,7 +2,8 @@
 //!
 //! Evaluation against results lives in `check::verdict`.
 //!
-//! CONTRACT: the types below are fixed; `parse` is filled in by the scenario work.
+//! CONTRACT: the types below are shared by the scenario and report work; change them only
+//! additively (the scenario library added `Delivery` and `Upload`).
 
 use crate::scenario::plan::Pos;
 
@@ -64,6 +65,43 @@ pub enum Quantity {
     Violations(Option<String>),
     /// `violations.rate`: frames with a violation / frames checked.
     ViolationsRate,
+    /// `delivery.<stat>`: fan-out delivery tracked by the scenario's `delivery:` block.
+    Delivery(DeliveryStat),
+    /// `upload.<metric>.<stat>`: the uploads of the `upload` steps with that `metric:`.
+    Upload {
+        /// Metric name of the upload step(s).
+        metric: String,
+        /// Which figure.
+        stat: UploadStat,
+    },
+}
+
+/// A delivery figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStat {
+    /// `received`: distinct sequence numbers received (a count).
+    Received,
+    /// `gaps`: sequence numbers skipped and never received (a count).
+    Gaps,
+    /// `reordered`: frames that arrived after a higher number of their stream (a count).
+    Reordered,
+    /// `duplicates`: numbers received more than once, the repeats (a count).
+    Duplicates,
+    /// `completeness`: received / (received + gaps), a fraction.
+    Completeness,
+}
+
+/// An upload figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadStat {
+    /// `mbps`: bytes of completed uploads / their summed completion time, in MB/s (10^6 B/s).
+    Mbps,
+    /// `completed`: uploads that ended in `complete` (a count).
+    Completed,
+    /// `rejected`: uploads that ended in their `expect_error` reply (a count).
+    Rejected,
+    /// `failed`: uploads that timed out, lost their connection or ended the wrong way.
+    Failed,
 }
 
 /// A statistic of a histogram.
@@ -128,7 +166,14 @@ fn fail<T>(offset: usize, message: impl Into<String>) -> Result<T, ThresholdSynt
 }
 
 /// The quantity names, for did-you-mean.
-const QUANTITIES: [&str; 15] = [
+const QUANTITIES: [&str; 22] = [
+    "delivery.received",
+    "delivery.gaps",
+    "delivery.reordered",
+    "delivery.duplicates",
+    "delivery.completeness",
+    "delivery",
+    "upload",
     "latency",
     "service",
     "connect",
@@ -152,6 +197,7 @@ enum Unit {
     Time,
     Fraction,
     PerSecond,
+    MegabytesPerSecond,
     Count,
 }
 
@@ -241,6 +287,15 @@ fn quantity(lhs: &str, at: usize) -> Result<(Quantity, Unit), ThresholdSyntaxErr
         ("missed", "count") => (Quantity::Missed, Unit::Count),
         ("violations", "" | "count") => (Quantity::Violations(None), Unit::Count),
         ("violations", "rate") => (Quantity::ViolationsRate, Unit::Fraction),
+        ("delivery", "received") => (Quantity::Delivery(DeliveryStat::Received), Unit::Count),
+        ("delivery", "gaps") => (Quantity::Delivery(DeliveryStat::Gaps), Unit::Count),
+        ("delivery", "reordered") => (Quantity::Delivery(DeliveryStat::Reordered), Unit::Count),
+        ("delivery", "duplicates") => (Quantity::Delivery(DeliveryStat::Duplicates), Unit::Count),
+        ("delivery", "completeness") => (
+            Quantity::Delivery(DeliveryStat::Completeness),
+            Unit::Fraction,
+        ),
+        ("upload", _) => return upload(tail, tail_at),
         _ => {
             let near = QUANTITIES
                 .iter()
@@ -253,6 +308,30 @@ fn quantity(lhs: &str, at: usize) -> Result<(Quantity, Unit), ThresholdSyntaxErr
         }
     };
     Ok(q)
+}
+
+/// `<metric>.<stat>` after `upload.`.
+fn upload(tail: &str, at: usize) -> Result<(Quantity, Unit), ThresholdSyntaxError> {
+    let Some((metric, stat)) = tail.split_once('.').filter(|(m, _)| !m.is_empty()) else {
+        return fail(
+            at,
+            "expected upload.<metric>.<stat>, e.g. upload.upload.mbps",
+        );
+    };
+    let (stat, unit) = match stat {
+        "mbps" => (UploadStat::Mbps, Unit::MegabytesPerSecond),
+        "completed" => (UploadStat::Completed, Unit::Count),
+        "rejected" => (UploadStat::Rejected, Unit::Count),
+        "failed" => (UploadStat::Failed, Unit::Count),
+        other => {
+            return fail(
+                at + metric.len() + 1,
+                format!("unknown upload figure '{other}': use mbps, completed, rejected or failed"),
+            )
+        }
+    };
+    let metric = metric.to_owned();
+    Ok((Quantity::Upload { metric, stat }, unit))
 }
 
 fn stat(s: &str, at: usize) -> Result<Stat, ThresholdSyntaxError> {
@@ -334,6 +413,13 @@ fn bound(rhs: &str, at: usize, unit: Unit) -> Result<f64, ThresholdSyntaxError> 
             };
             Ok(n / per)
         }
+        Unit::MegabytesPerSecond => match suffix {
+            "" | "MB/s" => Ok(n),
+            u => fail(
+                suffix_at,
+                format!("upload throughput is in MB/s (10 or 10MB/s), not '{u}'"),
+            ),
+        },
         Unit::Count => {
             if !suffix.is_empty() || n.fract() != 0.0 || n < 0.0 {
                 return fail(
@@ -347,116 +433,5 @@ fn bound(rhs: &str, at: usize, unit: Unit) -> Result<f64, ThresholdSyntaxError> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_violation_thresholds() {
-        assert_eq!(
-            parse("violations == 0").unwrap(),
-            (Quantity::Violations(None), Cmp::Eq, 0.0)
-        );
-        assert_eq!(
-            parse(r#"violations["scrape.progress"] == 0"#).unwrap(),
-            (
-                Quantity::Violations(Some("scrape.progress".into())),
-                Cmp::Eq,
-                0.0
-            )
-        );
-        assert_eq!(
-            parse("violations.rate < 0.01%").unwrap(),
-            (Quantity::ViolationsRate, Cmp::Lt, 0.0001)
-        );
-        let e = parse("violations[scrape] == 0").unwrap_err();
-        assert_eq!(e.offset, "violations[".len());
-        let e = parse("violation == 0").unwrap_err();
-        assert!(
-            e.message.contains("did you mean 'violations'"),
-            "{}",
-            e.message
-        );
-    }
-
-    #[test]
-    fn parses_each_family() {
-        let lat = parse("latency.ack.p99 < 50ms").unwrap();
-        assert_eq!(
-            lat,
-            (
-                Quantity::Latency {
-                    metric: "ack".into(),
-                    stat: Stat::Percentile(99.0)
-                },
-                Cmp::Lt,
-                50_000.0
-            )
-        );
-        assert_eq!(
-            parse("service.rtt.p99.9 <= 1.5s").unwrap().0,
-            Quantity::Service {
-                metric: "rtt".into(),
-                stat: Stat::Percentile(99.9)
-            }
-        );
-        assert_eq!(
-            parse("connect.max<200us").unwrap(),
-            (Quantity::Connect(Stat::Max), Cmp::Lt, 200.0)
-        );
-        assert_eq!(parse("errors.rate < 0.1%").unwrap().2, 0.001);
-        assert_eq!(parse("errors.rate < 0.01").unwrap().2, 0.01);
-        assert_eq!(
-            parse("errors.count == 0").unwrap(),
-            (Quantity::ErrorsCount, Cmp::Eq, 0.0)
-        );
-        assert_eq!(
-            parse("errors.timeout != 3").unwrap().0,
-            Quantity::ErrorsOfKind("timeout".into())
-        );
-        assert_eq!(
-            parse("throughput.in >= 6000/m").unwrap(),
-            (Quantity::ThroughputIn, Cmp::Ge, 100.0)
-        );
-        assert_eq!(parse("throughput.out > 10").unwrap().2, 10.0);
-        assert_eq!(
-            parse("connections.failed == 0").unwrap().0,
-            Quantity::ConnectionsFailed
-        );
-        assert_eq!(
-            parse("connections.opened >= 10").unwrap().0,
-            Quantity::ConnectionsOpened
-        );
-        assert_eq!(
-            parse("iterations.count > 1").unwrap().0,
-            Quantity::Iterations
-        );
-        assert_eq!(parse("missed.count == 0").unwrap().0, Quantity::Missed);
-        assert_eq!(
-            parse("connect.mean < 1s").unwrap().0,
-            Quantity::Connect(Stat::Mean)
-        );
-    }
-
-    #[test]
-    fn errors_have_offsets() {
-        let e = parse("latency.ack.p99 < 50").unwrap_err();
-        assert_eq!(e.offset, 18);
-        assert!(e.message.contains("needs a time unit"), "{}", e.message);
-        let e = parse("latncy.ack.p99 < 5ms").unwrap_err();
-        assert_eq!(
-            (e.offset, e.message.as_str()),
-            (
-                0,
-                "unknown quantity 'latncy.ack.p99' (did you mean 'latency'?)"
-            )
-        );
-        let e = parse("latency.ack.q99 < 5ms").unwrap_err();
-        assert_eq!(e.offset, 12);
-        let e = parse("errors.count ~ 1").unwrap_err();
-        assert_eq!(e.offset, 13);
-        assert_eq!(parse("errors.count < 1.5").unwrap_err().offset, 15);
-        assert_eq!(parse("latency.ack.p99 < 5parsecs").unwrap_err().offset, 19);
-        assert!(parse("errors.rate < 5/s").is_err());
-        assert!(parse("errors.count <").is_err());
-    }
-}
+#[path = "thresholds_tests.rs"]
+mod tests;

@@ -1,6 +1,6 @@
 //! The verdict: each scenario threshold evaluated against a run's [`Results`].
 
-use crate::check::thresholds::{Cmp, Quantity, Stat, Threshold};
+use crate::check::thresholds::{Cmp, DeliveryStat, Quantity, Stat, Threshold, UploadStat};
 use crate::report::fmt_us;
 use crate::report::results::{Results, Summary, ThresholdOutcome};
 
@@ -17,6 +17,7 @@ enum Unit {
     Micros,
     Ratio,
     PerSec,
+    MegabytesPerSec,
     Count,
 }
 
@@ -26,6 +27,7 @@ impl Unit {
             Unit::Micros => "us",
             Unit::Ratio => "ratio",
             Unit::PerSec => "per_s",
+            Unit::MegabytesPerSec => "mb_per_s",
             Unit::Count => "count",
         }
     }
@@ -35,6 +37,7 @@ impl Unit {
             Unit::Micros => fmt_us(v),
             Unit::Ratio => format!("{}%", trim(v * 100.0)),
             Unit::PerSec => format!("{}/s", trim(v)),
+            Unit::MegabytesPerSec => format!("{} MB/s", trim(v)),
             Unit::Count => trim(v),
         }
     }
@@ -133,6 +136,8 @@ fn measure(q: &Quantity, r: &Results) -> (String, Measured) {
             count(r.load.iterations_ok + r.load.iterations_failed),
         ),
         Quantity::Missed => ("missed".into(), count(c.missed)),
+        Quantity::Delivery(stat) => delivery(*stat, r),
+        Quantity::Upload { metric, stat } => upload(metric, *stat, r),
         // A run that checked nothing cannot vouch for conformance: no vacuous pass.
         _ if r.violations.checked == 0 => (
             "violations".into(),
@@ -156,11 +161,71 @@ fn measure(q: &Quantity, r: &Results) -> (String, Measured) {
     }
 }
 
+/// A delivery figure. Everything but `received` needs at least one tracked frame: zero gaps
+/// over nothing is not a pass.
+fn delivery(stat: DeliveryStat, r: &Results) -> (String, Measured) {
+    let label = format!("delivery {}", delivery_name(stat));
+    let Some(d) = &r.delivery else {
+        return (
+            label,
+            Measured::Missing("no delivery tracking in this run".into()),
+        );
+    };
+    let n = match stat {
+        DeliveryStat::Received => d.received,
+        _ if d.received == 0 => {
+            let why = "no delivery frames were tracked (no frame carried a sequence number)";
+            return (label, Measured::Missing(why.into()));
+        }
+        DeliveryStat::Gaps => d.gaps,
+        DeliveryStat::Reordered => d.reordered,
+        DeliveryStat::Duplicates => d.duplicates,
+        DeliveryStat::Completeness => {
+            let c = d.completeness.unwrap_or(0.0);
+            return (label, Measured::Value(c, Unit::Ratio));
+        }
+    };
+    (label, Measured::Value(n as f64, Unit::Count))
+}
+
+fn delivery_name(stat: DeliveryStat) -> &'static str {
+    match stat {
+        DeliveryStat::Received => "received",
+        DeliveryStat::Gaps => "gaps",
+        DeliveryStat::Reordered => "reordered",
+        DeliveryStat::Duplicates => "duplicates",
+        DeliveryStat::Completeness => "completeness",
+    }
+}
+
+/// An upload figure; throughput needs a completed upload.
+fn upload(metric: &str, stat: UploadStat, r: &Results) -> (String, Measured) {
+    let u = r.uploads.get(metric);
+    let count = |n: Option<u64>| Measured::Value(n.unwrap_or(0) as f64, Unit::Count);
+    match stat {
+        UploadStat::Mbps => {
+            let m = match u.and_then(|u| u.mbps) {
+                Some(v) => Measured::Value(v, Unit::MegabytesPerSec),
+                None => Measured::Missing(format!("no '{metric}' upload completed")),
+            };
+            (format!("{metric} throughput"), m)
+        }
+        UploadStat::Completed => (format!("{metric} completed"), count(u.map(|u| u.completed))),
+        UploadStat::Rejected => (format!("{metric} rejected"), count(u.map(|u| u.rejected))),
+        UploadStat::Failed => (format!("{metric} failed"), count(u.map(|u| u.failed))),
+    }
+}
+
 /// The unit a quantity is measured in, for outcomes without a value.
 fn unit_of(q: &Quantity) -> Unit {
     match q {
         Quantity::Latency { .. } | Quantity::Service { .. } | Quantity::Connect(_) => Unit::Micros,
         Quantity::ErrorsRate | Quantity::ViolationsRate => Unit::Ratio,
+        Quantity::Delivery(DeliveryStat::Completeness) => Unit::Ratio,
+        Quantity::Upload {
+            stat: UploadStat::Mbps,
+            ..
+        } => Unit::MegabytesPerSec,
         Quantity::ThroughputIn | Quantity::ThroughputOut => Unit::PerSec,
         _ => Unit::Count,
     }

@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::flows::{DeliveryTally, UploadTally};
 use super::health::{available_cores, SaturationWatch, LAG_P99_LIMIT_US};
 use super::kinds::KindDelta;
 use super::recorder::Snapshot;
 use super::violations::ViolationTally;
 use super::{add_hist, new_histogram, ErrorKind};
 use crate::report::results::{
-    Counters, Health, KindCount, LoadReached, MetricResult, Results, RunMeta, SeriesPoint, Status,
-    Summary, Violations, RESULTS_VERSION,
+    Counters, DeliveryResult, Health, KindCount, LoadReached, MetricResult, Results, RunMeta,
+    SeriesPoint, Status, Summary, UploadResult, Violations, RESULTS_VERSION,
 };
 
 /// What happened since the last tick.
@@ -73,6 +74,10 @@ pub struct Aggregate {
     watch: SaturationWatch,
     warnings_drained: usize,
     violations: ViolationTally,
+    /// `Some` when the scenario tracks delivery: the latency metric's name, if it has one.
+    delivery_metric: Option<Option<String>>,
+    delivery: DeliveryTally,
+    uploads: Vec<UploadTally>,
 }
 
 fn add_kinds(into: &mut BTreeMap<String, KindCount>, deltas: Vec<KindDelta>) {
@@ -116,7 +121,16 @@ impl Aggregate {
             watch: SaturationWatch::new(available_cores()),
             warnings_drained: 0,
             violations: ViolationTally::default(),
+            delivery_metric: None,
+            delivery: DeliveryTally::default(),
+            uploads: vec![UploadTally::default(); n],
         }
+    }
+
+    /// Reports a `delivery` section (even when nothing was tracked), naming its latency
+    /// metric if it has one.
+    pub fn track_delivery(&mut self, metric: Option<String>) {
+        self.delivery_metric = Some(metric);
     }
 
     /// Judges CPU saturation against `cores` instead of the detected count (e.g. a
@@ -170,6 +184,10 @@ impl Aggregate {
         self.open.errors += errors;
         self.open.violations += s.violations.total();
         self.violations.merge(s.violations);
+        self.delivery.add(&s.delivery);
+        for (dst, u) in self.uploads.iter_mut().zip(&s.uploads) {
+            dst.add(u);
+        }
         self.add_frames(s.kinds_in, s.kinds_out);
         self.gauges
             .insert(s.worker, (s.active_connections, s.active_vus));
@@ -341,6 +359,17 @@ impl Aggregate {
             violations: Violations::from_tally(&self.violations),
             thresholds: Vec::new(),
             health: self.health(),
+            delivery: self
+                .delivery_metric
+                .as_ref()
+                .map(|metric| DeliveryResult::from_tally(&self.delivery, metric.clone())),
+            uploads: self
+                .names
+                .iter()
+                .zip(&self.uploads)
+                .filter(|(_, u)| !u.is_empty())
+                .map(|(name, u)| (name.clone(), UploadResult::from_tally(u)))
+                .collect(),
         }
     }
 

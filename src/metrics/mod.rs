@@ -23,6 +23,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod flows;
 pub mod health;
 mod kinds;
 pub mod recorder;
@@ -31,6 +32,7 @@ pub mod violations;
 use hdrhistogram::Histogram;
 
 pub use aggregate::Aggregate;
+pub use flows::{DeliveryTally, Seen, UploadEvent, UploadTally};
 pub use health::{CpuSampler, SaturationWatch};
 pub use kinds::{KindDelta, MAX_KINDS, NONE_KIND, OTHER_KIND};
 pub use recorder::{Recorder, Snapshot};
@@ -71,11 +73,14 @@ pub enum ErrorKind {
     ReconnectExhausted,
     /// A text frame was not valid UTF-8.
     InvalidUtf8,
+    /// A step ended in the reply it did not expect (an upload completed where its
+    /// `expect_error` was expected, or the reverse).
+    UnexpectedReply,
 }
 
 impl ErrorKind {
     /// Every kind, in the order of their counter slots.
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::Timeout,
         ErrorKind::Disconnected,
         ErrorKind::Protocol,
@@ -84,6 +89,7 @@ impl ErrorKind {
         ErrorKind::UnexpectedClose,
         ErrorKind::ReconnectExhausted,
         ErrorKind::InvalidUtf8,
+        ErrorKind::UnexpectedReply,
     ];
 
     /// The name used in results and thresholds (`errors.timeout`).
@@ -97,6 +103,7 @@ impl ErrorKind {
             ErrorKind::UnexpectedClose => "unexpected_close",
             ErrorKind::ReconnectExhausted => "reconnect_exhausted",
             ErrorKind::InvalidUtf8 => "invalid_utf8",
+            ErrorKind::UnexpectedReply => "unexpected_reply",
         }
     }
 

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
 
+use super::flows::{DeliveryTally, Seen, UploadEvent, UploadTally};
 use super::kinds::{KindCounts, KindDelta};
 use super::violations::ViolationTally;
 use super::{new_histogram, ErrorKind, FailCause};
@@ -32,6 +33,9 @@ pub struct Recorder {
     active_connections: i64,
     active_vus: i64,
     violations: ViolationTally,
+    delivery: DeliveryTally,
+    /// Upload counters per metric (indexed by [`MetricId`]).
+    uploads: Vec<UploadTally>,
 }
 
 /// Plain counters since the last take.
@@ -72,6 +76,9 @@ pub struct Snapshot {
     pub(crate) active_connections: i64,
     pub(crate) active_vus: i64,
     pub(crate) violations: ViolationTally,
+    pub(crate) delivery: DeliveryTally,
+    /// Per metric; empty when no upload counted anything since the last take.
+    pub(crate) uploads: Vec<UploadTally>,
 }
 
 impl Snapshot {
@@ -120,6 +127,8 @@ impl Recorder {
             active_connections: 0,
             active_vus: 0,
             violations: ViolationTally::default(),
+            delivery: DeliveryTally::default(),
+            uploads: vec![UploadTally::default(); n],
         }
     }
 
@@ -245,6 +254,18 @@ impl Recorder {
         self.violations.record(found, frame, t, vu);
     }
 
+    /// A tracked inbound frame of a delivery stream.
+    pub fn delivered(&mut self, seen: Seen) {
+        self.delivery.count(seen);
+    }
+
+    /// An upload of metric `m` started or ended. An unknown id is ignored.
+    pub fn upload(&mut self, m: MetricId, e: UploadEvent) {
+        if let Some(u) = self.uploads.get_mut(m.0 as usize) {
+            u.count(e);
+        }
+    }
+
     /// Everything since the previous take, as a [`Snapshot`]; counters and histograms
     /// restart from zero, gauges carry on.
     pub fn take(&mut self) -> Snapshot {
@@ -260,6 +281,13 @@ impl Recorder {
             kinds_out: self.frames_out.take(),
             active_connections: self.active_connections,
             active_vus: self.active_vus,
+            delivery: std::mem::take(&mut self.delivery),
+            uploads: if self.uploads.iter().all(UploadTally::is_empty) {
+                Vec::new()
+            } else {
+                let fresh = vec![UploadTally::default(); self.uploads.len()];
+                std::mem::replace(&mut self.uploads, fresh)
+            },
         }
     }
 }

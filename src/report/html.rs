@@ -138,6 +138,7 @@ pub fn report(m: &Model, figs: &[Figure]) -> String {
     connections(&mut o, m);
     figures(&mut o, figs, Section::Connections);
     traffic(&mut o, m);
+    flows(&mut o, m);
     violations(&mut o, m);
     health(&mut o, m);
     figures(&mut o, figs, Section::Generator);
@@ -267,6 +268,63 @@ fn traffic(o: &mut String, m: &Model) {
         ],
         &rows,
     );
+}
+
+/// Fan-out delivery and uploads, when the run had them (their latencies are charted with
+/// the other metrics above).
+fn flows(o: &mut String, m: &Model) {
+    if let Some(d) = &m.delivery {
+        o.push_str("<h2 id=\"delivery\">Fan-out delivery</h2>\n");
+        let rows = vec![vec![
+            num(d.received),
+            num(&d.received_rate),
+            num(d.streams),
+            num(d.gaps),
+            num(d.reordered),
+            num(d.duplicates),
+            num(d.untracked),
+            num(&d.completeness),
+        ]];
+        let head = [
+            "received",
+            "per second",
+            "streams",
+            "gaps",
+            "reordered",
+            "duplicates",
+            "untracked",
+            "completeness",
+        ];
+        table(o, &head, &rows);
+    }
+    if !m.uploads.is_empty() {
+        o.push_str("<h2 id=\"uploads\">Uploads</h2>\n");
+        let rows: Vec<Vec<String>> = m
+            .uploads
+            .iter()
+            .map(|u| {
+                vec![
+                    escape(&u.metric),
+                    num(u.started),
+                    num(u.completed),
+                    num(u.rejected),
+                    num(u.failed),
+                    num(&u.bytes),
+                    num(&u.mbps),
+                ]
+            })
+            .collect();
+        let head = [
+            "metric",
+            "started",
+            "completed",
+            "rejected",
+            "failed",
+            "bytes",
+            "throughput",
+        ];
+        table(o, &head, &rows);
+    }
 }
 
 fn violations(o: &mut String, m: &Model) {

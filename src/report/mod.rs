@@ -8,6 +8,7 @@ pub mod charts;
 pub mod compare;
 pub mod compare_page;
 mod draw;
+pub mod flows;
 pub mod fmt;
 pub mod html;
 pub mod junit;

@@ -49,6 +49,10 @@ pub struct Model {
     pub thresholds: Vec<ThresholdRow>,
     /// Generator health.
     pub health: HealthView,
+    /// Fan-out delivery, when the scenario tracked it.
+    pub delivery: Option<super::flows::DeliveryView>,
+    /// Upload steps, by metric.
+    pub uploads: Vec<super::flows::UploadView>,
 }
 
 /// Connection counters.
@@ -220,6 +224,8 @@ impl Model {
                 })
                 .collect(),
             health: health(r),
+            delivery: super::flows::delivery(r),
+            uploads: super::flows::uploads(r),
         }
     }
 }

@@ -13,6 +13,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::flows::{DeliveryTally, UploadTally};
 use crate::metrics::violations::{ViolationSample, ViolationTally};
 use crate::protocol::Direction;
 
@@ -97,6 +98,12 @@ pub struct Results {
     pub thresholds: Vec<ThresholdOutcome>,
     /// Whether the generator itself was the bottleneck.
     pub health: Health,
+    /// Fan-out delivery, when the scenario tracks it (`delivery:`); `null` otherwise.
+    #[serde(default)]
+    pub delivery: Option<DeliveryResult>,
+    /// Upload steps by metric name (only metrics with at least one upload).
+    #[serde(default)]
+    pub uploads: BTreeMap<String, UploadResult>,
 }
 
 /// Run status.
@@ -505,6 +512,82 @@ impl Violations {
             frames: t.bad_frames,
             total: t.total(),
             groups,
+        }
+    }
+}
+
+/// Fan-out delivery over the run: frames carrying a sequence number, per stream and connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryResult {
+    /// Latency metric (receipt − send time) in `metrics`, when the scenario names `sent_at`.
+    pub metric: Option<String>,
+    /// Distinct sequence numbers received.
+    pub received: u64,
+    /// Sequence numbers skipped and never received (a late arrival fills its gap).
+    pub gaps: u64,
+    /// Frames that arrived after a higher number of their stream.
+    pub reordered: u64,
+    /// Repeats of numbers already received.
+    pub duplicates: u64,
+    /// Frames with a sequence number that could not be tracked (not an unsigned integer, no
+    /// stream key, too many streams).
+    pub untracked: u64,
+    /// Streams tracked (one per stream and connection; each set a baseline).
+    pub streams: u64,
+    /// received / (received + gaps); `None` when nothing was received.
+    pub completeness: Option<f64>,
+}
+
+impl DeliveryResult {
+    /// The results view of merged counters.
+    pub fn from_tally(t: &DeliveryTally, metric: Option<String>) -> DeliveryResult {
+        DeliveryResult {
+            metric,
+            received: t.received,
+            gaps: t.gaps(),
+            reordered: t.reordered,
+            duplicates: t.duplicates,
+            untracked: t.untracked,
+            streams: t.streams,
+            completeness: t.completeness(),
+        }
+    }
+}
+
+/// The uploads of the `upload` steps sharing one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadResult {
+    /// Uploads started.
+    pub started: u64,
+    /// Uploads that ended in `complete`.
+    pub completed: u64,
+    /// Uploads that ended in their `expect_error` reply.
+    pub rejected: u64,
+    /// Uploads that timed out, lost their connection or ended the wrong way.
+    pub failed: u64,
+    /// File bytes of completed uploads.
+    pub bytes: u64,
+    /// Summed completion time of completed uploads, seconds.
+    pub seconds: f64,
+    /// `bytes` / `seconds` in MB/s (10^6 bytes): what one uploader sees; `None` without a
+    /// completed upload.
+    pub mbps: Option<f64>,
+}
+
+impl UploadResult {
+    /// The results view of merged counters.
+    pub fn from_tally(t: &UploadTally) -> UploadResult {
+        let seconds = t.micros as f64 / 1e6;
+        UploadResult {
+            started: t.started,
+            completed: t.completed,
+            rejected: t.rejected,
+            failed: t.failed,
+            bytes: t.bytes,
+            seconds,
+            mbps: (t.completed > 0 && seconds > 0.0).then(|| t.bytes as f64 / 1e6 / seconds),
         }
     }
 }

@@ -124,6 +124,7 @@ pub fn render_model(m: &Model) -> String {
         fmt_pairs(&e.by_kind),
         e.missed
     );
+    flows(&mut out, m);
     violations(&mut out, m);
     verdicts(&mut out, m);
     health(&mut out, m);
@@ -158,6 +159,28 @@ fn violations(out: &mut String, m: &Model) {
             out,
             "  … {} more kinds of violation in results.json",
             v.groups.len() - GROUPS_SHOWN
+        );
+    }
+}
+
+/// Fan-out delivery (one line, when tracked) and uploads (one line per metric).
+fn flows(out: &mut String, m: &Model) {
+    if let Some(d) = &m.delivery {
+        let _ = write!(
+            out,
+            "delivery {} received ({}) in {} streams   gaps {}   reordered {}   duplicates {}   completeness {}",
+            d.received, d.received_rate, d.streams, d.gaps, d.reordered, d.duplicates, d.completeness
+        );
+        if d.untracked > 0 {
+            let _ = write!(out, "   untracked {}", d.untracked);
+        }
+        out.push('\n');
+    }
+    for u in &m.uploads {
+        let _ = writeln!(
+            out,
+            "upload {}   {} started, {} completed, {} rejected, {} failed   {} at {}",
+            u.metric, u.started, u.completed, u.rejected, u.failed, u.bytes, u.mbps
         );
     }
 }

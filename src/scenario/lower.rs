@@ -6,15 +6,16 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::de::{Body, Recover, Scalar, Sp};
-use super::diagnostic::{suggestion, Issue};
+use super::diagnostic::Issue;
 use super::literal::{parse_duration, parse_rate, parse_size};
 use super::model::{ConnectM, Entries, MatcherM, ScenarioM};
 use super::node::{Kind, Node};
 use super::plan::{AutoReply, ConnectPlan, Matcher, MetricId, Payload, Plan, Pos};
 use super::template::{JsonTemplate, Template};
-use super::template_compile::{compile, compile_json, is_ident, offset_pos, Scope, BUILTINS};
+use super::template_compile::{
+    compile, compile_json, is_ident, Scope, StepScope, BUILTINS, RESERVED,
+};
 use super::LoadOptions;
-use crate::check::thresholds::{self, Quantity, Threshold};
 
 /// Default for `within:`, `connect.timeout` and `graceful_stop`.
 pub(crate) const FIVE_SECONDS: Duration = Duration::from_secs(5);
@@ -27,6 +28,12 @@ pub(crate) struct Lower<'a> {
     /// Variables visible to templates at this point of the walk.
     pub vars: Vec<String>,
     pub metrics: Vec<String>,
+    /// Which `upload` step values templates may read here.
+    pub step_scope: StepScope,
+    /// Metrics of `upload` steps (for `upload.<metric>.*` thresholds).
+    pub upload_metrics: Vec<String>,
+    /// Whether the scenario tracks delivery (for `delivery.*` thresholds).
+    pub has_delivery: bool,
 }
 
 impl<'a> Lower<'a> {
@@ -36,6 +43,9 @@ impl<'a> Lower<'a> {
             env,
             vars: Vec::new(),
             metrics: Vec::new(),
+            step_scope: StepScope::None,
+            upload_metrics: Vec::new(),
+            has_delivery: false,
         }
     }
 
@@ -97,6 +107,7 @@ impl<'a> Lower<'a> {
         Scope {
             env: self.env,
             vars: &self.vars,
+            step: self.step_scope,
         }
     }
 
@@ -105,6 +116,18 @@ impl<'a> Lower<'a> {
         compile(src, &self.scope())
             .map_err(|e| self.issues.push(e.at(src, pos)))
             .ok()
+    }
+
+    /// Names with value templates (`headers:`, `query:`); every bad value is reported.
+    pub fn template_pairs(
+        &mut self,
+        e: &Entries<Sp<String>, Sp<Scalar>>,
+    ) -> Option<Vec<(String, Template)>> {
+        let all: Vec<_> =
+            e.0.iter()
+                .map(|(k, v)| self.scalar_template(v).map(|t| (k.value.clone(), t)))
+                .collect();
+        all.into_iter().collect()
     }
 
     /// A template from any scalar (numbers and booleans are literal text).
@@ -224,7 +247,7 @@ impl<'a> Lower<'a> {
         let n = name.value.as_str();
         if !is_ident(n) {
             self.err(name.pos, format!("'{n}' is not a valid variable name"));
-        } else if BUILTINS.contains(&n) || ["rand", "pick", "env", "sent"].contains(&n) {
+        } else if BUILTINS.contains(&n) || RESERVED.contains(&n) {
             self.err(name.pos, format!("'{n}' is a built-in template name"));
         } else {
             return true;
@@ -263,7 +286,9 @@ pub(crate) fn lower(
     };
     let replies = auto_replies(&mut l, m.auto_reply);
     let behaviours = l.behaviours(m.behaviours);
-    let thresholds = thresholds(&mut l, m.thresholds);
+    // Before thresholds: they may name the delivery metric and counters.
+    let delivery = l.delivery(m.delivery);
+    let thresholds = super::lower_thresholds::thresholds(&mut l, m.thresholds);
     let graceful_stop = m
         .graceful_stop
         .as_ref()
@@ -307,6 +332,7 @@ pub(crate) fn lower(
         graceful_stop: graceful_stop.unwrap_or(FIVE_SECONDS),
         source_sha256: super::sha256_hex(text),
         vars: vars.unwrap_or_default(),
+        delivery: delivery.flatten(),
     })
 }
 
@@ -333,6 +359,9 @@ fn target(l: &mut Lower, v: &Recover<Sp<String>>, opts: &LoadOptions) -> Option<
         }
         (None, Recover::Ok(s)) => (s.value.clone(), s.pos),
         (None, Recover::Failed) => return None,
+        (None, Recover::Missing) if opts.default_target.is_some() => {
+            (opts.default_target.clone().unwrap_or_default(), TOP)
+        }
         (None, Recover::Missing) => {
             l.err_hint(
                 TOP,
@@ -399,16 +428,8 @@ fn to_value(n: &Node) -> Value {
 }
 
 fn connect(l: &mut Lower, c: &ConnectM) -> Option<ConnectPlan> {
-    let pairs =
-        |l: &mut Lower, e: &Entries<Sp<String>, Sp<Scalar>>| -> Option<Vec<(String, Template)>> {
-            let all: Vec<_> =
-                e.0.iter()
-                    .map(|(k, v)| l.scalar_template(v).map(|t| (k.value.clone(), t)))
-                    .collect();
-            all.into_iter().collect()
-        };
-    let headers = pairs(l, &c.headers);
-    let query = pairs(l, &c.query);
+    let headers = l.template_pairs(&c.headers);
+    let query = l.template_pairs(&c.query);
     let timeout = match &c.timeout {
         Some(t) => l.positive_duration(t, "connect timeout"),
         None => Some(FIVE_SECONDS),
@@ -457,44 +478,6 @@ fn auto_replies(
         if let (Some(on), Some(reply)) = (on, reply) {
             out.push(AutoReply { on, reply });
         }
-    }
-    Some(out)
-}
-
-fn thresholds(l: &mut Lower, v: Recover<Vec<Sp<String>>>) -> Option<Vec<Threshold>> {
-    let mut out = Vec::new();
-    for t in v.ok().unwrap_or_default() {
-        let src = &t.value;
-        let (lhs, op, rhs) = match thresholds::parse(src) {
-            Ok(p) => p,
-            Err(e) => {
-                l.err(offset_pos(src, t.pos, e.offset), e.message);
-                continue;
-            }
-        };
-        if let Quantity::Latency { metric, .. } | Quantity::Service { metric, .. } = &lhs {
-            if !l.metrics.contains(metric) {
-                let at = src.find(&format!(".{metric}.")).map_or(0, |i| i + 1);
-                let hint = if l.metrics.is_empty() {
-                    "declare it with metric: on an expect or pace step".to_owned()
-                } else {
-                    format!("declared metrics: {}", l.metrics.join(", "))
-                };
-                let msg = format!(
-                    "threshold on undeclared metric '{metric}'{}",
-                    suggestion(metric, l.metrics.iter().map(String::as_str))
-                );
-                l.err_hint(offset_pos(src, t.pos, at), msg, hint);
-                continue;
-            }
-        }
-        out.push(Threshold {
-            source: src.clone(),
-            pos: t.pos,
-            lhs,
-            op,
-            rhs,
-        });
     }
     Some(out)
 }

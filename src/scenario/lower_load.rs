@@ -272,12 +272,18 @@ impl Lower<'_> {
             }
             names.push(name.clone());
             let weight = self.weight(&b.value.weight);
+            let connect = b.value.connect.as_ref().map(|c| {
+                let headers = self.template_pairs(&c.value.headers);
+                Some((headers?, self.template_pairs(&c.value.query)?))
+            });
             let steps = self.steps_field(&b.value.steps, b.pos, "behaviour");
-            match (weight, steps) {
-                (Some(weight), Some(steps)) => out.push(Behaviour {
+            match (weight, steps, connect.unwrap_or(Some(Default::default()))) {
+                (Some(weight), Some(steps), Some((headers, query))) => out.push(Behaviour {
                     name,
                     weight,
                     steps,
+                    headers,
+                    query,
                 }),
                 _ => ok = false,
             }

@@ -4,8 +4,8 @@ use base64::Engine as _;
 
 use super::de::{OrMap, Recover, Scalar, Sp};
 use super::lower::{Lower, FIVE_SECONDS};
-use super::model::{BinaryM, BranchM, ExpectM, PaceM, StepItem, StepM, Steps};
-use super::plan::{Backoff, Expect, Pace, Payload, Pos, Step, Think};
+use super::model::{BinaryM, BranchM, ExpectM, StepItem, StepM, Steps};
+use super::plan::{Backoff, Expect, Payload, Pos, Step, Think};
 
 /// Largest generated `send_binary: { size }` payload.
 const MAX_BINARY: u64 = 64 << 20;
@@ -61,11 +61,12 @@ impl Lower<'_> {
                 | StepM::SendBinary(_)
                 | StepM::Burst(_)
                 | StepM::Pace(_)
+                | StepM::Upload(_)
         );
         if let (Some((_, at)), false) = (unchecked, may_be_unchecked) {
             self.err(
                 at,
-                "unchecked: applies only to send, send_text, send_binary, burst and pace",
+                "unchecked: applies only to send, send_text, send_binary, burst, pace and upload",
             );
             return None;
         }
@@ -108,32 +109,8 @@ impl Lower<'_> {
             StepM::Repeat(r) => self.repeat(r, item.steps.as_ref(), pos),
             StepM::Choose(c) => self.choose(c),
             StepM::Pace(p) => self.pace(p, unchecked).map(Step::Pace),
-            StepM::Burst(b) => {
-                let v = &b.value;
-                let payload = self.payload(&v.send, &v.send_text, b.pos, "burst");
-                let rate = v.rate.as_ref().map(|r| self.rate(r));
-                let count = match &v.count {
-                    Some(c) if c.value >= 1 => Some(c.value),
-                    Some(c) => {
-                        self.err(c.pos, "burst count must be at least 1");
-                        None
-                    }
-                    None => {
-                        self.err_hint(
-                            b.pos,
-                            "burst needs count:",
-                            "e.g. burst: { send: { type: ping }, count: 200 }",
-                        );
-                        None
-                    }
-                };
-                Some(Step::Burst {
-                    payload: payload?,
-                    count: count?,
-                    rate: rate.map_or(Some(None), |r| r.map(Some))?,
-                    unchecked,
-                })
-            }
+            StepM::Burst(b) => self.burst(b, unchecked),
+            StepM::Upload(u) => self.upload(u, unchecked),
             StepM::ExpectClose(e) => {
                 let code = e.value.code.as_ref().map(|c| self.close_code(c, false));
                 let within = self.within(&e.value.within);
@@ -386,56 +363,6 @@ impl Lower<'_> {
         }
         branches.retain(|b| b.0 > 0.0);
         Some(Step::Choose { branches })
-    }
-
-    fn pace(&mut self, p: &Sp<PaceM>, unchecked: bool) -> Option<Pace> {
-        let v = &p.value;
-        let payload = self.payload(&v.send, &v.send_text, p.pos, "pace");
-        let rate = v.rate.as_ref().map(|r| self.rate(r));
-        let duration = v
-            .duration
-            .as_ref()
-            .map(|d| self.positive_duration(d, "pace duration"));
-        if v.count.is_none() && v.duration.is_none() {
-            self.err_hint(
-                p.pos,
-                "pace needs count: or duration:",
-                "e.g. pace: { send: ..., rate: 100/s, count: 1000 }",
-            );
-            return None;
-        }
-        if let Some(c) = v.count.as_ref().filter(|c| c.value == 0) {
-            self.err(c.pos, "pace count must be at least 1");
-            return None;
-        }
-        let in_flight = match &v.in_flight {
-            Some(n) if n.value == 0 => {
-                self.err(n.pos, "in_flight must be at least 1");
-                None
-            }
-            Some(n) => Some(n.value),
-            None => Some(1),
-        };
-        let within = self.within(&v.within);
-        let reply = match &v.reply {
-            Some(r) => self.matcher(&r.value),
-            None => Some(Default::default()),
-        };
-        let metric = match &v.metric {
-            Some(m) => self.metric(m),
-            None => Some(self.intern("rtt")),
-        };
-        Some(Pace {
-            payload: payload?,
-            rate: rate.map_or(Some(None), |r| r.map(Some))?,
-            count: v.count.as_ref().map(|c| c.value),
-            duration: duration.map_or(Some(None), |d| d.map(Some))?,
-            in_flight: in_flight?,
-            within: within?,
-            reply: reply?,
-            metric: metric?,
-            unchecked,
-        })
     }
 
     fn backoff(&mut self, b: Option<&Sp<super::model::BackoffM>>) -> Option<Backoff> {

@@ -10,8 +10,11 @@ mod diagnostic;
 mod literal;
 mod load;
 mod lower;
+mod lower_delivery;
 mod lower_load;
+mod lower_measure;
 mod lower_steps;
+mod lower_thresholds;
 mod model;
 mod node;
 pub mod plan;
@@ -36,6 +39,9 @@ use plan::Pos;
 pub struct LoadOptions {
     /// Replaces the file's `target:` (which may then be absent).
     pub target: Option<String>,
+    /// Used only when the file has no `target:` and `target` is unset (`--serve`, which
+    /// keeps the file's path and replaces only its address).
+    pub default_target: Option<String>,
     /// Replaces the file's `seed:`.
     pub seed: Option<u64>,
     /// Values for `{{env.NAME}}`, resolved at load.

@@ -30,6 +30,19 @@ pub(crate) struct ScenarioM {
     pub auto_reply: Recover<Vec<Recover<Sp<AutoReplyM>>>>,
     pub behaviours: Recover<Sp<Vec<Recover<Sp<BehaviourM>>>>>,
     pub thresholds: Recover<Vec<Sp<String>>>,
+    pub delivery: Recover<Sp<DeliveryM>>,
+}
+
+/// `delivery:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct DeliveryM {
+    pub seq: Option<Sp<String>>,
+    pub sent_at: Option<Sp<String>>,
+    /// A pointer or a list of pointers.
+    pub key: Option<Body>,
+    pub kinds: Option<Vec<Sp<String>>>,
+    pub metric: Option<Sp<String>>,
 }
 
 /// `connect:`.
@@ -91,7 +104,16 @@ pub(crate) struct MatcherM {
 pub(crate) struct BehaviourM {
     pub name: Option<Sp<String>>,
     pub weight: Option<Sp<f64>>,
+    pub connect: Option<Sp<BehaviourConnectM>>,
     pub steps: Recover<Steps>,
+}
+
+/// A behaviour's `connect:`: headers and query parameters over the scenario's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct BehaviourConnectM {
+    pub headers: Entries<Sp<String>, Sp<Scalar>>,
+    pub query: Entries<Sp<String>, Sp<Scalar>>,
 }
 
 /// A list of steps; each item stands or falls alone.
@@ -155,6 +177,18 @@ pub(crate) struct PaceM {
     pub within: Option<Sp<Scalar>>,
     pub reply: Option<Sp<MatcherM>>,
     pub metric: Option<Sp<String>>,
+    pub mix: Option<Sp<Vec<Recover<Sp<MixM>>>>>,
+}
+
+/// A `pace: { mix: [...] }` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct MixM {
+    pub weight: Option<Sp<f64>>,
+    pub send: Option<Body>,
+    pub send_text: Option<Sp<String>>,
+    pub reply: Option<Sp<MatcherM>>,
+    pub metric: Option<Sp<String>>,
 }
 
 /// `burst:`.
@@ -165,6 +199,51 @@ pub(crate) struct BurstM {
     pub send_text: Option<Sp<String>>,
     pub count: Option<Sp<u64>>,
     pub rate: Option<Sp<Scalar>>,
+    pub rejected: Option<Sp<RejectedM>>,
+}
+
+/// `burst: { rejected: ... }`: a frame matcher, or `close:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RejectedM {
+    pub kind: Option<Sp<String>>,
+    pub id: Option<Sp<Scalar>>,
+    #[serde(rename = "match")]
+    pub fields: Option<Entries<Sp<String>, Sp<Scalar>>>,
+    pub close: Option<Sp<Scalar>>,
+    pub within: Option<Sp<Scalar>>,
+    pub metric: Option<Sp<String>>,
+}
+
+/// `upload:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct UploadM {
+    pub size: Option<Sp<Scalar>>,
+    pub chunk_size: Option<Sp<Scalar>>,
+    pub id: Option<Sp<String>>,
+    pub name: Option<Sp<String>>,
+    pub start: Option<Body>,
+    pub started: Option<Sp<WaitM>>,
+    pub chunk: Option<Body>,
+    pub chunk_ack: Option<Sp<WaitM>>,
+    pub in_flight: Option<Sp<u32>>,
+    pub finish: Option<Body>,
+    pub complete: Option<Sp<WaitM>>,
+    pub corrupt: Option<Sp<u64>>,
+    pub expect_error: Option<Sp<WaitM>>,
+    pub metric: Option<Sp<String>>,
+}
+
+/// A reply an upload step waits for: a matcher with a deadline.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct WaitM {
+    pub kind: Option<Sp<String>>,
+    pub id: Option<Sp<Scalar>>,
+    #[serde(rename = "match")]
+    pub fields: Option<Entries<Sp<String>, Sp<Scalar>>>,
+    pub within: Option<Sp<Scalar>>,
 }
 
 /// `send_binary: { base64: ... }` or `{ size: 64KiB }`.
@@ -214,13 +293,14 @@ pub(crate) enum StepM {
     Choose(Sp<Vec<Recover<Sp<BranchM>>>>),
     Pace(Box<Sp<PaceM>>),
     Burst(Box<Sp<BurstM>>),
+    Upload(Box<Sp<UploadM>>),
     ExpectClose(Sp<ExpectCloseM>),
     Reconnect(Option<Sp<BackoffM>>),
     Close(Sp<OrMap<CloseM>>),
 }
 
 /// The step keys, in the order the hint lists them.
-pub(crate) const STEP_KEYS: [&str; 13] = [
+pub(crate) const STEP_KEYS: [&str; 14] = [
     "send",
     "send_text",
     "send_binary",
@@ -231,12 +311,13 @@ pub(crate) const STEP_KEYS: [&str; 13] = [
     "choose",
     "pace",
     "burst",
+    "upload",
     "expect_close",
     "reconnect",
     "close",
 ];
 
-const ITEM_KEYS: [&str; 15] = [
+const ITEM_KEYS: [&str; 16] = [
     "send",
     "send_text",
     "send_binary",
@@ -247,6 +328,7 @@ const ITEM_KEYS: [&str; 15] = [
     "choose",
     "pace",
     "burst",
+    "upload",
     "expect_close",
     "reconnect",
     "close",
@@ -317,6 +399,7 @@ fn read_step<'de, A: MapAccess<'de>>(key: &str, map: &mut A) -> Result<StepM, A:
         "choose" => StepM::Choose(map.next_value()?),
         "pace" => StepM::Pace(map.next_value()?),
         "burst" => StepM::Burst(map.next_value()?),
+        "upload" => StepM::Upload(map.next_value()?),
         "expect_close" => StepM::ExpectClose(map.next_value()?),
         "reconnect" => StepM::Reconnect(map.next_value()?),
         _ => StepM::Close(map.next_value()?),

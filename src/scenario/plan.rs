@@ -4,6 +4,7 @@
 //! templates are compiled, metric names are interned into [`MetricId`]s so the hot path
 //! indexes arrays instead of hashing strings.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::template::{JsonTemplate, Template};
@@ -57,6 +58,25 @@ pub struct Plan {
     pub source_sha256: String,
     /// Initial template variables (`vars:`).
     pub vars: Vec<(String, serde_json::Value)>,
+    /// Fan-out delivery tracking of inbound frames (`delivery:`), if any.
+    pub delivery: Option<Arc<Delivery>>,
+}
+
+/// `delivery:`: every inbound frame that carries a sequence number is tracked per connection
+/// and stream, counting gaps, reorderings and duplicates, and timing its delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// Pointer of the per-stream sequence number (a non-negative integer).
+    pub seq: Pointer,
+    /// Pointer of the RFC 3339 send time; frames without it are counted but not timed.
+    pub sent_at: Option<Pointer>,
+    /// Pointers whose values together name the stream the sequence counts in; empty: one
+    /// stream per connection.
+    pub key: Vec<Pointer>,
+    /// Only frames of these kinds are tracked; empty: every kind.
+    pub kinds: Vec<String>,
+    /// Histogram for receipt time − send time; set when `sent_at` is.
+    pub metric: Option<MetricId>,
 }
 
 /// Connection options.
@@ -144,6 +164,10 @@ pub struct Behaviour {
     pub weight: f64,
     /// Steps run in order, once per iteration.
     pub steps: Vec<Step>,
+    /// Request headers added to (or replacing, by name) the scenario's `connect.headers`.
+    pub headers: Vec<(String, Template)>,
+    /// Query parameters added to (or replacing, by name) the scenario's `connect.query`.
+    pub query: Vec<(String, Template)>,
 }
 
 /// An automatic reply: when an inbound frame matches, send `reply` at once.
@@ -226,7 +250,11 @@ pub enum Step {
         rate: Option<f64>,
         /// Skip outbound schema checking.
         unchecked: bool,
+        /// How the server is expected to refuse the burst, if it must.
+        rejected: Option<Rejected>,
     },
+    /// A chunked upload of a generated file.
+    Upload(Box<Upload>),
     /// Wait for the server to close the connection.
     ExpectClose {
         /// Expected close code; `None` accepts any.
@@ -269,8 +297,9 @@ pub enum Think {
 /// A `pace` step.
 #[derive(Debug, Clone)]
 pub struct Pace {
-    /// The request; it should carry a fresh id (e.g. `id: "{{seq}}"`).
-    pub payload: Payload,
+    /// What each request may be, by weight: one entry for `send:`, several for `mix:`.
+    /// Each request picks one (no random draw when there is one).
+    pub requests: Vec<PaceRequest>,
     /// Requests per second per connection; `None`: send whenever fewer than `in_flight`
     /// are outstanding (closed loop).
     pub rate: Option<f64>,
@@ -282,13 +311,95 @@ pub struct Pace {
     pub in_flight: u32,
     /// Reply deadline per request. Default 5 s.
     pub within: Duration,
+    /// Skip outbound schema checking.
+    pub unchecked: bool,
+}
+
+/// One kind of request of a `pace` step.
+#[derive(Debug, Clone)]
+pub struct PaceRequest {
+    /// Relative weight (> 0).
+    pub weight: f64,
+    /// The request; it should carry a fresh id (e.g. `id: "{{seq}}"`).
+    pub payload: Payload,
     /// Extra conditions a reply must meet besides its id (e.g. `kind`).
     pub reply: Matcher,
     /// Histogram for latency from the intended send time; service time goes to its
     /// companion histogram.
     pub metric: MetricId,
+}
+
+/// How a `burst` expects to be refused: the first matching frame, or the server closing.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// What counts as the refusal.
+    pub by: RejectBy,
+    /// Deadline after the burst's last send. Default 5 s.
+    pub within: Duration,
+    /// Histogram for the time from the burst's first send to the refusal.
+    pub metric: Option<MetricId>,
+}
+
+/// What refuses a burst.
+#[derive(Debug, Clone)]
+pub enum RejectBy {
+    /// A frame matching this (every one is taken, the first is timed).
+    Frame(Matcher),
+    /// The server closing the connection, with this code (`None`: any).
+    Close(Option<u16>),
+}
+
+/// An `upload` step: a generated file sent as `start`, then one `chunk` message per piece.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// File size in bytes (at most 1 GiB).
+    pub size: u64,
+    /// Bytes per chunk (the last may be shorter). Default 64 KiB.
+    pub chunk_size: u64,
+    /// `{{upload.id}}`; default a v4 UUID from the VU's seeded generator.
+    pub id: Option<Template>,
+    /// `{{upload.name}}`; default `<upload.id>.bin`.
+    pub name: Option<Template>,
+    /// The message that opens the upload (a JSON body).
+    pub start: Payload,
+    /// A reply to wait for before the first chunk.
+    pub started: Option<Wait>,
+    /// The message sent per chunk (a JSON body).
+    pub chunk: Payload,
+    /// A reply per chunk; with it at most `in_flight` chunks are unacknowledged.
+    pub chunk_ack: Option<Wait>,
+    /// Most chunks unacknowledged at once (with `chunk_ack`). Default 1.
+    pub in_flight: u32,
+    /// A message sent after the last chunk (and its ack).
+    pub finish: Option<Payload>,
+    /// The reply that ends a successful upload; `within` counts from the last send.
+    pub complete: Wait,
+    /// This chunk is sent with a wrong `{{chunk.sha256}}`, and no chunk after it.
+    pub corrupt: Option<u64>,
+    /// The upload is expected to end in this reply instead of `complete`.
+    pub expect_error: Option<Wait>,
+    /// Histogram for start sent → outcome received; also the key of the upload counters.
+    pub metric: MetricId,
     /// Skip outbound schema checking.
     pub unchecked: bool,
+    /// Whether a template reads `{{upload.sha256}}` (the file is then hashed before `start`).
+    pub needs_file_hash: bool,
+}
+
+impl Upload {
+    /// Number of chunks: `ceil(size / chunk_size)`.
+    pub fn chunks(&self) -> u64 {
+        self.size.div_ceil(self.chunk_size)
+    }
+}
+
+/// A reply to wait for, with a deadline.
+#[derive(Debug, Clone)]
+pub struct Wait {
+    /// What it must match.
+    pub matcher: Matcher,
+    /// Deadline. Default 5 s.
+    pub within: Duration,
 }
 
 /// Reconnect policy: delay `initial * factor^try`, capped at `max`, with ±`jitter` fraction.

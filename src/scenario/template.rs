@@ -24,6 +24,67 @@ pub trait Context {
     fn var(&self, name: &str) -> Option<&Value>;
     /// The value at `pointer` in the last frame this VU sent.
     fn sent(&mut self, pointer: &str) -> Option<Value>;
+    /// The value of `upload.<field>` / `chunk.<field>` while an `upload` step renders its
+    /// templates; `None` (text: nothing, JSON: `null`) anywhere else.
+    fn step_value(&self, _var: StepVar) -> Option<StepValue<'_>> {
+        None
+    }
+}
+
+/// A value an `upload` step puts in scope for its own templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepVar {
+    /// `upload.<field>`: the file being uploaded.
+    Upload(UploadVar),
+    /// `chunk.<field>`: the chunk being sent.
+    Chunk(ChunkVar),
+}
+
+/// `upload.<field>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UploadVar {
+    /// `upload.id`: unique per upload (the step's `id:`, default a seeded v4 UUID).
+    Id,
+    /// `upload.name`: the file name (the step's `name:`, default `<id>.bin`).
+    Name,
+    /// `upload.size`: file size in bytes.
+    Size,
+    /// `upload.chunks`: number of chunks.
+    Chunks,
+    /// `upload.chunk_size`: bytes per chunk (the last may be shorter).
+    ChunkSize,
+    /// `upload.sha256`: lowercase hex SHA-256 of the whole file.
+    Sha256,
+    /// `upload.corrupt`: index of the chunk sent with a wrong checksum (`null` without one).
+    Corrupt,
+}
+
+/// `chunk.<field>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChunkVar {
+    /// `chunk.index`: 0-based.
+    Index,
+    /// `chunk.offset`: byte offset in the file.
+    Offset,
+    /// `chunk.size`: bytes in this chunk.
+    Size,
+    /// `chunk.base64`: the chunk's bytes, standard base64 with padding.
+    Base64,
+    /// `chunk.sha256`: lowercase hex SHA-256 of the chunk's bytes (wrong for the corrupt one).
+    Sha256,
+    /// `chunk.last`: whether this is the last chunk.
+    Last,
+}
+
+/// The value of a [`StepVar`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepValue<'a> {
+    /// A count, index or size.
+    Num(u64),
+    /// Text (ids, names, hex, base64).
+    Str(&'a str),
+    /// A flag.
+    Bool(bool),
 }
 
 /// A compiled string template: literal text and expressions.
@@ -52,6 +113,12 @@ pub(crate) enum Expr {
     Seq,
     /// `now`: the current time, RFC 3339 UTC with milliseconds.
     Now,
+    /// `now_us`: the current time, RFC 3339 UTC with microseconds.
+    NowUs,
+    /// `blob SIZE`: SIZE bytes of ASCII filler (a JSON string without escapes).
+    Blob(u64),
+    /// `upload.<field>` / `chunk.<field>`: a value of the running `upload` step.
+    Step(StepVar),
     /// `rand A B`: a uniform integer in `[A, B]`.
     Rand(i64, i64),
     /// `pick ...`: one of the choices, uniformly.
@@ -84,6 +151,13 @@ impl Template {
             [Part::Lit(s)] => Some(s),
             _ => None,
         }
+    }
+
+    /// Whether any expression of the template is `e`.
+    pub(crate) fn uses(&self, e: &Expr) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Expr(x) if x == e))
     }
 
     /// Appends the rendered text to `out`.
@@ -126,6 +200,13 @@ impl JsonTemplate {
         }
     }
 
+    /// Whether any expression of the body is `e`.
+    pub(crate) fn uses(&self, e: &Expr) -> bool {
+        self.segs
+            .iter()
+            .any(|s| matches!(s, Seg::Typed(x) | Seg::Escaped(x) if x == e))
+    }
+
     /// The JSON text, when the body has no expressions.
     pub fn as_literal(&self) -> Option<&str> {
         match self.segs.as_slice() {
@@ -154,6 +235,14 @@ impl Expr {
             },
             Expr::Uuid => write_uuid(ctx, w),
             Expr::Now => write!(w, "{}", humantime::format_rfc3339_millis(now())),
+            Expr::NowUs => write!(w, "{}", humantime::format_rfc3339_micros(now())),
+            Expr::Blob(n) => write_blob(*n, w),
+            Expr::Step(v) => match ctx.step_value(*v) {
+                Some(StepValue::Num(n)) => write!(w, "{n}"),
+                Some(StepValue::Str(s)) => w.write_str(s),
+                Some(StepValue::Bool(b)) => write!(w, "{b}"),
+                None => Ok(()),
+            },
             _ => self.write_number(ctx, w),
         };
     }
@@ -173,11 +262,21 @@ impl Expr {
                 Some(v) => write!(out, "{v}"),
                 None => out.write_str("null"),
             },
-            Expr::Uuid | Expr::Now => {
+            Expr::Uuid | Expr::Now | Expr::NowUs | Expr::Blob(_) => {
                 out.push('"');
                 self.write_text(ctx, out);
                 out.write_str("\"")
             }
+            Expr::Step(v) => match ctx.step_value(*v) {
+                Some(StepValue::Num(n)) => write!(out, "{n}"),
+                Some(StepValue::Str(s)) => {
+                    out.push('"');
+                    let _ = Escape(out).write_str(s);
+                    out.write_str("\"")
+                }
+                Some(StepValue::Bool(b)) => write!(out, "{b}"),
+                None => out.write_str("null"),
+            },
             _ => self.write_number(ctx, out),
         };
     }
@@ -195,6 +294,20 @@ impl Expr {
 
 fn now() -> std::time::SystemTime {
     std::time::SystemTime::now()
+}
+
+/// Filler for `{{blob}}`: printable ASCII that needs no escaping in JSON.
+const BLOB_PATTERN: &str = "squall-blob:0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS";
+
+/// Writes `n` bytes of [`BLOB_PATTERN`], repeated.
+fn write_blob<W: fmt::Write>(n: u64, w: &mut W) -> fmt::Result {
+    let mut left = n as usize;
+    while left > 0 {
+        let take = left.min(BLOB_PATTERN.len());
+        w.write_str(&BLOB_PATTERN[..take])?;
+        left -= take;
+    }
+    Ok(())
 }
 
 fn write_value_text<W: fmt::Write>(v: &Value, w: &mut W) -> fmt::Result {

@@ -5,15 +5,24 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::diagnostic::{suggestion, Issue};
+use super::literal::parse_size;
 use super::node::{Kind, Node};
 use super::plan::Pos;
-use super::template::{Choice, Expr, JsonTemplate, Part, Seg, Template};
+use super::template::{
+    Choice, ChunkVar, Expr, JsonTemplate, Part, Seg, StepVar, Template, UploadVar,
+};
 
 /// Names that need no declaration.
-pub(crate) const BUILTINS: [&str; 5] = ["uuid", "vu", "iter", "seq", "now"];
+pub(crate) const BUILTINS: [&str; 6] = ["uuid", "vu", "iter", "seq", "now", "now_us"];
 
-const EXPR_HINT: &str = "expressions are uuid, vu, iter, seq, now, env.NAME, rand A B, \
-pick [\"a\",\"b\"], pick a b, sent./pointer, or a variable from vars:/capture:";
+/// Names of template functions and prefixes; variables may not take them either.
+pub(crate) const RESERVED: [&str; 7] = ["rand", "pick", "env", "sent", "blob", "upload", "chunk"];
+
+/// Largest `{{blob}}`.
+const MAX_BLOB: u64 = 64 << 20;
+
+const EXPR_HINT: &str = "expressions are uuid, vu, iter, seq, now, now_us, env.NAME, rand A B, \
+pick [\"a\",\"b\"], pick a b, blob SIZE, sent./pointer, or a variable from vars:/capture:";
 
 /// What names a template may use at its place in the file.
 pub(crate) struct Scope<'a> {
@@ -21,6 +30,20 @@ pub(crate) struct Scope<'a> {
     pub env: &'a HashMap<String, String>,
     /// Variables declared so far (`vars:` and earlier `capture:`s).
     pub vars: &'a [String],
+    /// Which `upload` step values are in scope here.
+    pub step: StepScope,
+}
+
+/// Which values of an `upload` step a template may read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum StepScope {
+    /// Outside an upload step.
+    #[default]
+    None,
+    /// `upload.*` (start, started, complete, expect_error, finish, name).
+    Upload,
+    /// `upload.*` and `chunk.*` (chunk, chunk_ack).
+    Chunk,
 }
 
 /// A template error at a byte offset of the template text.
@@ -123,8 +146,23 @@ fn expr(e: &str, off: usize, scope: &Scope) -> Result<Parsed, TplError> {
         "iter" => no_args(Expr::Iter),
         "seq" => no_args(Expr::Seq),
         "now" => no_args(Expr::Now),
+        "now_us" => no_args(Expr::NowUs),
         "rand" => rand(rest, rest_off),
         "pick" => pick(rest, rest_off),
+        "blob" if rest.is_empty() => {
+            Err(TplError::new(off, "blob needs a size")
+                .hint("write {{blob 600KiB}} or {{blob 1000}}"))
+        }
+        "blob" => blob(rest, rest_off),
+        _ if head.starts_with("upload.") || head.starts_with("chunk.") => {
+            if !rest.is_empty() {
+                return Err(TplError::new(
+                    rest_off,
+                    format!("'{head}' takes no arguments"),
+                ));
+            }
+            step_var(head, off, scope.step).map(|v| Parsed::Expr(Expr::Step(v)))
+        }
         _ if head.starts_with("env.") => {
             let name = &head[4..];
             match scope.env.get(name) {
@@ -161,11 +199,89 @@ fn expr(e: &str, off: usize, scope: &Scope) -> Result<Parsed, TplError> {
             off,
             format!(
                 "unknown template expression '{e}'{}",
-                suggestion(head, BUILTINS.into_iter().chain(["rand", "pick"]))
+                suggestion(head, BUILTINS.into_iter().chain(["rand", "pick", "blob"]))
             ),
         )
         .hint(EXPR_HINT)),
     }
+}
+
+const UPLOAD_FIELDS: [&str; 7] = [
+    "id",
+    "name",
+    "size",
+    "chunks",
+    "chunk_size",
+    "sha256",
+    "corrupt",
+];
+const CHUNK_FIELDS: [&str; 6] = ["index", "offset", "size", "base64", "sha256", "last"];
+
+/// `upload.<field>` or `chunk.<field>`, where the step scope allows it.
+fn step_var(head: &str, off: usize, scope: StepScope) -> Result<StepVar, TplError> {
+    let (prefix, field) = head.split_once('.').unwrap_or((head, ""));
+    let unknown = |fields: &[&str]| {
+        TplError::new(
+            off + prefix.len() + 1,
+            format!(
+                "unknown field '{field}' of {prefix}{}",
+                suggestion(field, fields.iter().copied())
+            ),
+        )
+        .hint(format!("{prefix} fields are {}", fields.join(", ")))
+    };
+    let var = if prefix == "upload" {
+        StepVar::Upload(match field {
+            "id" => UploadVar::Id,
+            "name" => UploadVar::Name,
+            "size" => UploadVar::Size,
+            "chunks" => UploadVar::Chunks,
+            "chunk_size" => UploadVar::ChunkSize,
+            "sha256" => UploadVar::Sha256,
+            "corrupt" => UploadVar::Corrupt,
+            _ => return Err(unknown(&UPLOAD_FIELDS)),
+        })
+    } else {
+        StepVar::Chunk(match field {
+            "index" => ChunkVar::Index,
+            "offset" => ChunkVar::Offset,
+            "size" => ChunkVar::Size,
+            "base64" => ChunkVar::Base64,
+            "sha256" => ChunkVar::Sha256,
+            "last" => ChunkVar::Last,
+            _ => return Err(unknown(&CHUNK_FIELDS)),
+        })
+    };
+    match (var, scope) {
+        (StepVar::Upload(_), StepScope::Upload | StepScope::Chunk)
+        | (StepVar::Chunk(_), StepScope::Chunk) => Ok(var),
+        (StepVar::Upload(_), StepScope::None) => Err(TplError::new(
+            off,
+            format!("'{head}' is only defined inside an upload step"),
+        )
+        .hint("upload.* values exist in the templates and matchers of an upload: step")),
+        (StepVar::Chunk(_), _) => Err(TplError::new(
+            off,
+            format!("'{head}' is only defined in an upload step's chunk: and chunk_ack:"),
+        )
+        .hint("elsewhere in an upload step use upload.* (upload.corrupt names the bad chunk)")),
+    }
+}
+
+/// `blob 600KiB`: a filler string of that many bytes.
+fn blob(rest: &str, off: usize) -> Result<Parsed, TplError> {
+    if rest.contains(char::is_whitespace) {
+        return Err(TplError::new(off, "blob takes one size")
+            .hint("write {{blob 600KiB}} or {{blob 1000}}"));
+    }
+    let n = parse_size(rest).map_err(|e| TplError::new(off, e.message).hint(e.hint))?;
+    if n > MAX_BLOB {
+        return Err(TplError::new(
+            off,
+            format!("blob of {n} bytes is over the 64MiB limit"),
+        ));
+    }
+    Ok(Parsed::Expr(Expr::Blob(n)))
 }
 
 /// Variable names: letters, digits, `_` and `-`, not starting with a digit.

@@ -57,6 +57,7 @@ fn render(src: &str) -> String {
         &Scope {
             env: &env,
             vars: &vars,
+            step: StepScope::None,
         },
     )
     .unwrap();
@@ -66,15 +67,7 @@ fn render(src: &str) -> String {
 }
 
 fn error(src: &str) -> TplError {
-    let env = env();
-    compile(
-        src,
-        &Scope {
-            env: &env,
-            vars: &[],
-        },
-    )
-    .unwrap_err()
+    compile_in(src, StepScope::None).unwrap_err()
 }
 
 #[test]
@@ -85,7 +78,8 @@ fn literals_and_builtins() {
             "a",
             &Scope {
                 env: &env(),
-                vars: &[]
+                vars: &[],
+                step: StepScope::None,
             }
         )
         .unwrap()
@@ -149,6 +143,7 @@ fn json(yaml_body: Node) -> String {
         &Scope {
             env: &env,
             vars: &vars,
+            step: StepScope::None,
         },
     )
     .unwrap();
@@ -206,4 +201,66 @@ fn json_bodies_are_typed_and_escaped() {
         r#"{"id":1,"tag":"n-2","cid":{"a":"b\"c"},"in":"say \"x\"y\" {\"a\":\"b\\\"c\"}","tok":"s3cr\"t","list":[1,null]}"#
     );
     serde_json::from_str::<Value>(&out).unwrap();
+}
+
+fn compile_in(src: &str, step: StepScope) -> Result<Template, TplError> {
+    let env = env();
+    compile(
+        src,
+        &Scope {
+            env: &env,
+            vars: &[],
+            step,
+        },
+    )
+}
+
+#[test]
+fn now_us_has_microseconds_and_blob_has_its_size() {
+    let now = render("{{now_us}}");
+    assert!(now.ends_with('Z') && now.len() == 27, "{now}");
+    humantime::parse_rfc3339(&now).unwrap();
+    let blob = render("<{{blob 1000}}>");
+    assert_eq!(blob.len(), 1002);
+    assert!(blob[1..1001]
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'));
+    assert_eq!(render("{{blob 1KiB}}").len(), 1024);
+    assert_eq!(render("{{blob 0}}"), "");
+    let body = Node {
+        pos: Pos::default(),
+        kind: Kind::Seq(vec![s("{{blob 5}}"), s("{{now_us}}")]),
+    };
+    let v: Value = serde_json::from_str(&json(body)).unwrap();
+    assert_eq!(v[0].as_str().map(str::len), Some(5));
+    assert!(v[1].is_string());
+}
+
+#[test]
+fn upload_values_exist_only_inside_upload_steps() {
+    let e = compile_in("a {{upload.id}}", StepScope::None).unwrap_err();
+    assert_eq!(
+        (e.offset, e.message.as_str()),
+        (4, "'upload.id' is only defined inside an upload step")
+    );
+    assert!(compile_in("{{upload.id}}", StepScope::Upload).is_ok());
+    let e = compile_in("{{chunk.base64}}", StepScope::Upload).unwrap_err();
+    assert!(e.message.contains("chunk: and chunk_ack:"), "{}", e.message);
+    assert!(compile_in("{{chunk.base64}} {{upload.size}}", StepScope::Chunk).is_ok());
+    let e = compile_in("{{chunk.indx}}", StepScope::Chunk).unwrap_err();
+    assert_eq!(
+        (e.offset, e.message.as_str()),
+        (8, "unknown field 'indx' of chunk (did you mean 'index'?)")
+    );
+    assert_eq!(
+        compile_in("{{upload.id x}}", StepScope::Upload)
+            .unwrap_err()
+            .message,
+        "'upload.id' takes no arguments"
+    );
+    // A context without an upload renders nothing (text) or null (JSON).
+    let t = compile_in("[{{upload.size}}]", StepScope::Upload).unwrap();
+    let mut out = String::new();
+    t.render(&mut fake(), &mut out);
+    assert_eq!(out, "[]");
 }

@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::connect::Ws;
+use super::delivery::Tracker;
 use super::frame::{Frame, Shape};
 use super::matcher::kind_of;
 use super::matcher::Want;
@@ -72,6 +73,7 @@ pub struct Io {
     queued_replies: Vec<String>,
     failure_recorded: bool,
     checker: Option<Checker>,
+    delivery: Option<Tracker>,
 }
 
 /// Schema checking for one VU's frames.
@@ -107,6 +109,7 @@ impl Io {
         rec: Rc<RefCell<Recorder>>,
         hard_stop: watch::Receiver<bool>,
         checker: Option<Checker>,
+        delivery: Option<Tracker>,
     ) -> Self {
         Io {
             ws: None,
@@ -118,6 +121,7 @@ impl Io {
             queued_replies: Vec::new(),
             failure_recorded: false,
             checker,
+            delivery,
         }
     }
 
@@ -284,6 +288,15 @@ impl Io {
         if !frame.is_json() {
             return false;
         }
+        if let Some(t) = &mut self.delivery {
+            if let Some((seen, latency)) = t.observe(&frame, SystemTime::now) {
+                let mut rec = self.rec.borrow_mut();
+                rec.delivered(seen);
+                if let (Some(us), Some(m)) = (latency, t.metric()) {
+                    rec.latency(m, us, us);
+                }
+            }
+        }
         for (on, reply) in &self.replies {
             if on.matches(&frame) {
                 self.queued_replies.push(reply.clone());
@@ -425,6 +438,9 @@ impl Io {
         if let Some(c) = &mut self.checker {
             c.pending.clear();
             c.rooms.clear();
+        }
+        if let Some(t) = &mut self.delivery {
+            t.clear();
         }
     }
 }

@@ -1,12 +1,15 @@
 //! The swarm: worker threads running VUs by the plan's load model, and the controller that
 //! merges their metrics every tick, watches for a dead target, and stops them in order.
 
+mod burst;
 pub mod connect;
+pub mod delivery;
 pub mod frame;
 mod io;
 pub mod matcher;
 mod pace;
 pub mod schedule;
+mod upload;
 mod vu;
 mod waits;
 mod worker;
@@ -121,6 +124,9 @@ pub async fn run(
     drop(snap_tx);
 
     let mut agg = Aggregate::new(plan.metrics.clone());
+    if let Some(d) = &plan.delivery {
+        agg.track_delivery(d.metric.map(|m| plan.metrics[m.0 as usize].clone()));
+    }
     let mut cpu = CpuSampler::new();
     let mut status = Status::Complete;
     let mut reason = None;

@@ -1,4 +1,4 @@
-//! Pipelined requests (`pace`) and bursts: the sending side of a VU under a schedule.
+//! Pipelined requests (`pace`): the sending side of a VU under a schedule.
 //!
 //! Latency is measured from the *intended* send time, computed arithmetically from the
 //! schedule (start + i / rate), so a stalled server cannot hide behind requests that were
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use super::frame::Frame;
 use super::io::Woke;
 use super::matcher::{IdKey, Want};
-use super::vu::{outbound_kind, payload_len, text_message, Flow, Vu};
-use crate::scenario::plan::{Pace, Payload};
+use super::vu::{outbound_kind, payload_len, pick_weighted, text_message, Flow, Vu};
+use crate::scenario::plan::Pace;
 
 /// tokio's timers tick in whole milliseconds, so a sleep wakes up to 1 ms late. A send
 /// due within this slack goes out now rather than after another timer tick; latency is
@@ -50,12 +50,17 @@ impl Vu {
             _ => None,
         };
         let id_ptr = self.shared.plan.id_pointer.clone();
-        let want = Want::render(&p.reply, &mut self.ctx);
+        let wants: Vec<Want> = p
+            .requests
+            .iter()
+            .map(|r| Want::render(&r.reply, &mut self.ctx))
+            .collect();
         let within_us = p.within.as_micros() as u64;
-        let mut outstanding: FxHashMap<IdKey, Sent> = FxHashMap::default();
+        // Each outstanding request with the index of its kind in `p.requests`.
+        let mut outstanding: FxHashMap<IdKey, (Sent, usize)> = FxHashMap::default();
         outstanding.reserve(p.in_flight as usize);
         let mut deadlines: VecDeque<(Instant, IdKey)> = VecDeque::new();
-        let mut kind: Option<Option<String>> = None;
+        let mut kinds: Vec<Option<Option<String>>> = vec![None; p.requests.len()];
         let mut issued = 0u64;
         let rec = self.shared.rec.clone();
         loop {
@@ -73,14 +78,16 @@ impl Vu {
                 && (interval.is_none() || intended(issued, now) <= now + TIMER_SLACK)
                 && end.is_none_or(|e| intended(issued, now) < e)
             {
-                self.render(&p.payload);
-                self.check_out(&p.payload, p.unchecked);
+                let r = pick_weighted(p.requests.iter().map(|r| r.weight), &mut self.ctx.rng);
+                let req = &p.requests[r];
+                self.render(&req.payload);
+                self.check_out(&req.payload, p.unchecked);
                 let key = IdKey::of_text(&self.out, &id_ptr);
-                let kind = kind.get_or_insert_with(|| {
-                    outbound_kind(&p.payload, &self.out, &self.shared.plan.kind_pointers)
+                let kind = kinds[r].get_or_insert_with(|| {
+                    outbound_kind(&req.payload, &self.out, &self.shared.plan.kind_pointers)
                 });
-                let len = payload_len(&p.payload, &self.out);
-                if !self.io.feed(text_message(&p.payload, &self.out)).await {
+                let len = payload_len(&req.payload, &self.out);
+                if !self.io.feed(text_message(&req.payload, &self.out)).await {
                     return self.pace_lost(planned, issued, outstanding.len());
                 }
                 // One clock read per batch: the writes are only queued here, and the batch
@@ -99,11 +106,11 @@ impl Vu {
                 match key {
                     Some(k) => {
                         deadlines.push_back((sent.actual + p.within, k.clone()));
-                        outstanding.insert(k, sent);
+                        outstanding.insert(k, (sent, r));
                     }
                     // A request without an id can never be matched: count it as timed out
                     // rather than waiting on it.
-                    None => rec.borrow_mut().timeout(Some(p.metric), 0),
+                    None => rec.borrow_mut().timeout(Some(req.metric), 0),
                 }
             }
             if fed {
@@ -125,22 +132,22 @@ impl Vu {
                 (None, Some(e)) if open => e,
                 _ => Instant::now() + p.within,
             };
-            let metric = p.metric;
             let mut accept = |f: &Frame| {
                 let Some(key) = f.id() else {
                     return false;
                 };
-                if !want.matches(f) {
-                    return false;
+                match outstanding.get(key) {
+                    Some((_, r)) if wants[*r].matches(f) => {}
+                    _ => return false,
                 }
-                let at = f.at;
-                let Some(s) = outstanding.remove(key) else {
+                let Some((s, r)) = outstanding.remove(key) else {
                     return false;
                 };
+                let at = f.at;
                 let from = s.intended.min(s.actual);
                 let lat = at.saturating_duration_since(from).as_micros() as u64;
                 let svc = at.saturating_duration_since(s.actual).as_micros() as u64;
-                rec.borrow_mut().latency(metric, lat, svc);
+                rec.borrow_mut().latency(p.requests[r].metric, lat, svc);
                 true
             };
             let mut woke = self.io.pump(wake, &mut accept).await;
@@ -163,8 +170,9 @@ impl Vu {
                 .is_some_and(|d| d.0 <= now || !outstanding.contains_key(&d.1))
             {
                 if let Some((_, k)) = deadlines.pop_front() {
-                    if outstanding.remove(&k).is_some() {
-                        rec.borrow_mut().timeout(Some(p.metric), within_us);
+                    if let Some((_, r)) = outstanding.remove(&k) {
+                        rec.borrow_mut()
+                            .timeout(Some(p.requests[r].metric), within_us);
                         self.errors += 1;
                     }
                 }
@@ -191,62 +199,5 @@ impl Vu {
         drop(r);
         self.errors += outstanding as u32;
         self.lost()
-    }
-
-    /// Runs a `burst` step: `count` messages as fast as possible, or at `rate` per second.
-    pub(super) async fn burst(
-        &mut self,
-        payload: &Payload,
-        count: u64,
-        rate: Option<f64>,
-        unchecked: bool,
-    ) -> Flow {
-        if self.io.ws.is_none() {
-            return self.lost();
-        }
-        let start = Instant::now();
-        let mut kind: Option<Option<String>> = None;
-        let rec = self.shared.rec.clone();
-        for i in 0..count {
-            if let Some(r) = rate {
-                let due = start + Duration::from_secs_f64(i as f64 / r);
-                let mut never = |_: &Frame| false;
-                match self.io.pump(due, &mut never).await {
-                    Woke::Deadline | Woke::Matched => {}
-                    Woke::Closed(_) => {
-                        rec.borrow_mut().missed(count - i);
-                        return self.lost();
-                    }
-                    Woke::Stop => return Flow::Stop,
-                }
-            }
-            self.render(payload);
-            self.check_out(payload, unchecked);
-            let kind = kind.get_or_insert_with(|| {
-                outbound_kind(payload, &self.out, &self.shared.plan.kind_pointers)
-            });
-            let len = payload_len(payload, &self.out);
-            if !self.io.feed(text_message(payload, &self.out)).await {
-                rec.borrow_mut().missed(count - i);
-                return self.lost();
-            }
-            rec.borrow_mut().frame_out(kind.as_deref(), len);
-            // Flush in batches (and on every paced send) and read what came back meanwhile.
-            if rate.is_some() || i % 64 == 63 || i + 1 == count {
-                if !self.io.flush().await {
-                    rec.borrow_mut().missed(count - i - 1);
-                    return self.lost();
-                }
-                if rate.is_none() {
-                    let mut never = |_: &Frame| false;
-                    if let Some(Woke::Closed(_)) = self.io.drain_ready(&mut never).await {
-                        rec.borrow_mut().missed(count - i - 1);
-                        return self.lost();
-                    }
-                }
-            }
-        }
-        self.last_send_at = Some(Instant::now());
-        Flow::Next
     }
 }

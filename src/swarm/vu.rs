@@ -16,13 +16,15 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::connect::{with_query, Connecter};
+use super::delivery::Tracker;
 use super::frame::{Frame, Shape};
 use super::io::{Checker, Io, Woke};
 use super::matcher::{kind_of, Want};
+use super::upload::UploadVars;
 use crate::metrics::{ErrorKind, Recorder};
 use crate::protocol::Profile;
-use crate::scenario::plan::{Behaviour, Payload, Plan, Step, Think};
-use crate::scenario::template::Context;
+use crate::scenario::plan::{Payload, Plan, Step, Think};
+use crate::scenario::template::{Context, StepValue, StepVar, Template};
 
 /// Template state of one VU.
 pub struct Ctx {
@@ -34,6 +36,8 @@ pub struct Ctx {
     /// The last frame sent (text), parsed lazily when a `sent.` template asks.
     last_sent: Option<String>,
     last_sent_parsed: Option<Value>,
+    /// The running (or last) upload's values; allocated by the first upload step.
+    pub(super) upload: Option<Box<UploadVars>>,
 }
 
 impl Context for Ctx {
@@ -59,6 +63,9 @@ impl Context for Ctx {
             self.last_sent_parsed = serde_json::from_str(text).ok();
         }
         self.last_sent_parsed.as_ref()?.pointer(pointer).cloned()
+    }
+    fn step_value(&self, var: StepVar) -> Option<StepValue<'_>> {
+        self.upload.as_ref()?.value(var)
     }
 }
 
@@ -113,6 +120,8 @@ pub struct Vu {
     pub(super) last_send_at: Option<Instant>,
     /// Errors seen in the current iteration.
     pub(super) errors: u32,
+    /// Index of the behaviour the current iteration runs (its connect options apply).
+    behaviour: usize,
 }
 
 impl Vu {
@@ -133,6 +142,7 @@ impl Vu {
                     pending: Default::default(),
                     rooms: Default::default(),
                 }),
+                shared.plan.delivery.clone().map(Tracker::new),
             ),
             ctx: Ctx {
                 vu,
@@ -142,11 +152,13 @@ impl Vu {
                 vars,
                 last_sent: None,
                 last_sent_parsed: None,
+                upload: None,
             },
             shared,
             out: String::new(),
             last_send_at: None,
             errors: 0,
+            behaviour: 0,
         }
     }
 
@@ -181,7 +193,8 @@ impl Vu {
     pub async fn iteration(&mut self) -> bool {
         self.errors = 0;
         let plan = self.shared.plan.clone();
-        let behaviour = pick_behaviour(&plan.behaviours, &mut self.ctx.rng);
+        self.behaviour = pick_weighted(plan.behaviours.iter().map(|b| b.weight), &mut self.ctx.rng);
+        let behaviour = &plan.behaviours[self.behaviour];
         // Boxed: the handshake's state machine (TLS included) is large, and inline it would
         // sit in every VU's future for the whole connection's life.
         if !Box::pin(self.connect()).await {
@@ -201,18 +214,12 @@ impl Vu {
     /// Opens the connection; records the outcome.
     pub(super) async fn connect(&mut self) -> bool {
         let plan = self.shared.plan.clone();
-        let mut headers = Vec::with_capacity(plan.connect.headers.len());
-        for (name, t) in &plan.connect.headers {
-            let mut v = String::new();
-            t.render(&mut self.ctx, &mut v);
-            headers.push((name.clone(), v));
-        }
-        let mut query = Vec::with_capacity(plan.connect.query.len());
-        for (name, t) in &plan.connect.query {
-            let mut v = String::new();
-            t.render(&mut self.ctx, &mut v);
-            query.push((name.clone(), v));
-        }
+        let b = &plan.behaviours[self.behaviour];
+        // Header names compare without case (RFC 9110); query names exactly.
+        let headers = self.render_pairs(&plan.connect.headers, &b.headers, |a, b| {
+            a.eq_ignore_ascii_case(b)
+        });
+        let query = self.render_pairs(&plan.connect.query, &b.query, |a, b| a == b);
         let url = with_query(&plan.target, &query);
         let started = Instant::now();
         let result = self
@@ -244,6 +251,25 @@ impl Vu {
                 false
             }
         }
+    }
+
+    /// The scenario's pairs, less those the behaviour replaces, then the behaviour's; rendered.
+    fn render_pairs(
+        &mut self,
+        base: &[(String, Template)],
+        over: &[(String, Template)],
+        same: fn(&str, &str) -> bool,
+    ) -> Vec<(String, String)> {
+        let kept = base
+            .iter()
+            .filter(|(n, _)| !over.iter().any(|(o, _)| same(n, o)));
+        let mut out = Vec::with_capacity(base.len() + over.len());
+        for (name, t) in kept.chain(over) {
+            let mut v = String::new();
+            t.render(&mut self.ctx, &mut v);
+            out.push((name.clone(), v));
+        }
+        out
     }
 
     /// Runs a list of steps in order.
@@ -307,7 +333,18 @@ impl Vu {
                 count,
                 rate,
                 unchecked,
-            } => Box::pin(self.burst(payload, *count, *rate, *unchecked)).await,
+                rejected,
+            } => {
+                let b = super::burst::Burst {
+                    payload,
+                    count: *count,
+                    rate: *rate,
+                    unchecked: *unchecked,
+                    rejected: rejected.as_ref(),
+                };
+                Box::pin(self.burst(b)).await
+            }
+            Step::Upload(u) => Box::pin(self.upload(u)).await,
             Step::ExpectClose { code, within } => Box::pin(self.expect_close(*code, *within)).await,
             Step::Reconnect(b) => Box::pin(self.reconnect(b)).await,
             Step::Close { code } => {
@@ -323,7 +360,7 @@ impl Vu {
         render_payload(payload, &mut self.ctx, &mut self.out);
     }
 
-    async fn send(&mut self, payload: &Payload, unchecked: bool) -> Flow {
+    pub(super) async fn send(&mut self, payload: &Payload, unchecked: bool) -> Flow {
         self.render(payload);
         // One parse of what we send serves the kind count, the check and `sent.` templates.
         let parsed = match payload {
@@ -392,14 +429,13 @@ pub fn outbound_kind(payload: &Payload, text: &str, pointers: &[String]) -> Opti
     }
 }
 
-fn pick_behaviour<'a>(bs: &'a [Behaviour], rng: &mut SmallRng) -> &'a Behaviour {
-    &bs[pick_weighted(bs.iter().map(|b| b.weight), rng)]
-}
-
 /// Index of an item drawn with probability proportional to its weight (all > 0, as the
 /// plan guarantees). A single item costs no random draw, so adding a behaviour later does not
 /// change the draws of a one-behaviour scenario.
-fn pick_weighted(weights: impl Iterator<Item = f64> + Clone, rng: &mut SmallRng) -> usize {
+pub(super) fn pick_weighted(
+    weights: impl Iterator<Item = f64> + Clone,
+    rng: &mut SmallRng,
+) -> usize {
     let total: f64 = weights.clone().sum();
     let n = weights.clone().count();
     if n <= 1 {

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 /// A server connection.
-pub type Conn = WebSocketStream<tokio::net::TcpStream>;
+pub type Conn = WebSocketStream<TcpStream>;
 
 /// A test server running on its own thread until the process ends.
 pub struct TestServer {
@@ -29,7 +29,25 @@ impl TestServer {
     /// Serves every connection with `handler(conn, sent_counter)`.
     pub fn start<F, Fut>(handler: F) -> TestServer
     where
-        F: Fn(Conn, Arc<AtomicU64>) -> Fut + Send + 'static,
+        F: Fn(Conn, Arc<AtomicU64>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let handler = Arc::new(handler);
+        TestServer::start_tcp(move |tcp, sent| {
+            let handler = handler.clone();
+            async move {
+                if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+                    handler(ws, sent).await;
+                }
+            }
+        })
+    }
+
+    /// Serves every accepted TCP connection with `handler(tcp, sent_counter)`, upgrade
+    /// included (for tests that look at or refuse the handshake).
+    pub fn start_tcp<F, Fut>(handler: F) -> TestServer
+    where
+        F: Fn(TcpStream, Arc<AtomicU64>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + 'static,
     {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -48,10 +66,7 @@ impl TestServer {
                     let Ok((tcp, _)) = listener.accept().await else {
                         return;
                     };
-                    let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
-                        continue;
-                    };
-                    tokio::task::spawn_local(handler(ws, counter.clone()));
+                    tokio::task::spawn_local(handler(tcp, counter.clone()));
                 }
             });
         });
@@ -83,6 +98,26 @@ pub async fn next_ping(ws: &mut Conn) -> Option<Value> {
         }
     }
     None
+}
+
+/// Runs `yaml` against `target` (one worker thread, quiet) in a temporary folder; returns how
+/// it finished and its results.json, checked against the committed schema.
+pub fn run_yaml(target: &str, yaml: &str) -> (squall::run::Finished, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "s.yaml", yaml);
+    let out = dir.path().join("out");
+    let done = squall::run::execute(squall::run::RunArgs {
+        scenario: sc,
+        out: Some(out.clone()),
+        target: Some(target.to_string()),
+        quiet: true,
+        threads: Some(1),
+        ..squall::run::RunArgs::default()
+    })
+    .unwrap();
+    let doc = results(&out);
+    assert_schema_valid(&doc);
+    (done, doc)
 }
 
 /// Writes a scenario file into `dir` and returns its path.

@@ -1,0 +1,180 @@
+//! Counters of flows that span many frames: fan-out delivery (sequence numbers per stream)
+//! and uploads (per upload step metric). Plain sums, so workers and shards merge by adding.
+
+/// What one tracked inbound frame was to its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// The stream's first frame on this connection: its baseline (joining mid-stream is
+    /// not a gap).
+    First,
+    /// The number after the highest so far.
+    Next,
+    /// A number past the next: this many numbers were skipped (gaps until they arrive).
+    Skipped(u64),
+    /// A skipped number arriving late: it fills its gap and counts as reordered.
+    Late,
+    /// A number below the stream's baseline, first seen now: reordered, but never a gap.
+    Early,
+    /// A number too far below the highest to tell whether it was seen (beyond the window):
+    /// reordered; a gap it may fill stays counted.
+    Stale,
+    /// A number already received.
+    Duplicate,
+    /// A frame with a sequence number that could not be tracked (not an unsigned integer,
+    /// no stream key, or too many streams on the connection).
+    Untracked,
+}
+
+/// Delivery counters since the last take.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryTally {
+    /// Distinct sequence numbers received.
+    pub received: u64,
+    /// Numbers skipped when a higher one arrived.
+    pub skipped: u64,
+    /// Skipped numbers that arrived later (subtracted from `skipped` to give the gaps).
+    pub filled: u64,
+    /// Frames after a higher number of their stream.
+    pub reordered: u64,
+    /// Repeats of numbers already received.
+    pub duplicates: u64,
+    /// Frames with a sequence number that could not be tracked.
+    pub untracked: u64,
+    /// Streams whose baseline was set (one per stream and connection).
+    pub streams: u64,
+}
+
+impl DeliveryTally {
+    /// Counts one frame.
+    pub fn count(&mut self, seen: Seen) {
+        match seen {
+            Seen::First => {
+                self.streams += 1;
+                self.received += 1;
+            }
+            Seen::Next => self.received += 1,
+            Seen::Skipped(n) => {
+                self.received += 1;
+                self.skipped += n;
+            }
+            Seen::Late => {
+                self.received += 1;
+                self.filled += 1;
+                self.reordered += 1;
+            }
+            Seen::Early | Seen::Stale => {
+                self.received += 1;
+                self.reordered += 1;
+            }
+            Seen::Duplicate => self.duplicates += 1,
+            Seen::Untracked => self.untracked += 1,
+        }
+    }
+
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &DeliveryTally) {
+        self.received += o.received;
+        self.skipped += o.skipped;
+        self.filled += o.filled;
+        self.reordered += o.reordered;
+        self.duplicates += o.duplicates;
+        self.untracked += o.untracked;
+        self.streams += o.streams;
+    }
+
+    /// Numbers skipped and never received.
+    pub fn gaps(&self) -> u64 {
+        self.skipped.saturating_sub(self.filled)
+    }
+
+    /// received / (received + gaps); `None` before anything was received.
+    pub fn completeness(&self) -> Option<f64> {
+        let all = self.received + self.gaps();
+        (self.received > 0).then(|| self.received as f64 / all as f64)
+    }
+}
+
+/// How an upload ended (or that it started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadEvent {
+    /// Its start message was sent.
+    Started,
+    /// `complete` matched: `bytes` of file in `us` from start sent to complete received.
+    Completed {
+        /// File size.
+        bytes: u64,
+        /// Completion time, µs.
+        us: u64,
+    },
+    /// The expected error (`expect_error`) matched.
+    Rejected,
+    /// Timed out, lost the connection, or ended the other way than expected.
+    Failed,
+}
+
+/// Upload counters of one metric since the last take.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UploadTally {
+    /// Uploads started.
+    pub started: u64,
+    /// Uploads completed.
+    pub completed: u64,
+    /// Uploads that ended in their expected error.
+    pub rejected: u64,
+    /// Uploads that failed.
+    pub failed: u64,
+    /// File bytes of completed uploads.
+    pub bytes: u64,
+    /// Summed completion time of completed uploads, µs.
+    pub micros: u64,
+}
+
+impl UploadTally {
+    /// Counts one event.
+    pub fn count(&mut self, e: UploadEvent) {
+        match e {
+            UploadEvent::Started => self.started += 1,
+            UploadEvent::Completed { bytes, us } => {
+                self.completed += 1;
+                self.bytes += bytes;
+                self.micros += us;
+            }
+            UploadEvent::Rejected => self.rejected += 1,
+            UploadEvent::Failed => self.failed += 1,
+        }
+    }
+
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &UploadTally) {
+        self.started += o.started;
+        self.completed += o.completed;
+        self.rejected += o.rejected;
+        self.failed += o.failed;
+        self.bytes += o.bytes;
+        self.micros += o.micros;
+    }
+
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        *self == UploadTally::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_frames_fill_their_gaps() {
+        let mut t = DeliveryTally::default();
+        for s in [Seen::First, Seen::Skipped(2), Seen::Late, Seen::Duplicate] {
+            t.count(s);
+        }
+        assert_eq!(
+            (t.received, t.gaps(), t.reordered, t.duplicates),
+            (3, 1, 1, 1)
+        );
+        assert_eq!(t.completeness(), Some(0.75));
+        assert_eq!(DeliveryTally::default().completeness(), None);
+    }
+}

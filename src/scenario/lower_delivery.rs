@@ -1,0 +1,78 @@
+//! Lowering the scenario's `delivery:` block: pointers checked, the latency metric interned.
+
+use std::sync::Arc;
+
+use super::de::{Body, Recover, Sp};
+use super::lower::Lower;
+use super::lower_measure::opt;
+use super::model::DeliveryM;
+use super::node::Kind;
+use super::plan::Delivery;
+
+impl Lower<'_> {
+    /// `delivery:`: pointers checked, the latency metric interned.
+    pub(super) fn delivery(&mut self, d: Recover<Sp<DeliveryM>>) -> Option<Option<Arc<Delivery>>> {
+        let d = match d {
+            Recover::Ok(d) => d,
+            Recover::Missing => return Some(None),
+            Recover::Failed => return None,
+        };
+        self.has_delivery = true;
+        let v = &d.value;
+        let seq = match &v.seq {
+            Some(p) => self.pointer(p),
+            None => {
+                self.err_hint(d.pos, "delivery needs seq:", "e.g. seq: /seq");
+                None
+            }
+        };
+        let sent_at = v.sent_at.as_ref().map(|p| self.pointer(p));
+        let key = v.key.as_ref().map(|k| self.key_pointers(k));
+        let kinds = v.kinds.iter().flatten().map(|k| k.value.clone()).collect();
+        let metric = match (&v.metric, &v.sent_at) {
+            (Some(m), None) => {
+                self.err_hint(
+                    m.pos,
+                    "metric: needs sent_at: (the send time the latency counts from)",
+                    "e.g. sent_at: /timestamp",
+                );
+                None
+            }
+            (Some(m), Some(_)) => self.metric(m).map(Some),
+            (None, Some(_)) => Some(Some(self.intern("delivery"))),
+            (None, None) => Some(None),
+        };
+        Some(Some(Arc::new(Delivery {
+            seq: seq?,
+            sent_at: opt(sent_at)?,
+            key: opt(key)?.unwrap_or_default(),
+            kinds,
+            metric: metric?,
+        })))
+    }
+
+    /// `key: /data/room` or `key: [/type, /data/room]`.
+    fn key_pointers(&mut self, b: &Body) -> Option<Vec<String>> {
+        let one = |l: &mut Self, n: &super::node::Node| match &n.kind {
+            Kind::Str { value, content } => l.pointer(&Sp {
+                value: value.clone(),
+                pos: *content,
+            }),
+            _ => {
+                l.err_hint(
+                    n.pos,
+                    "key: is a JSON pointer or a list of them",
+                    "e.g. key: /data/room or key: [/type, /data/room]",
+                );
+                None
+            }
+        };
+        match &b.0.kind {
+            Kind::Seq(items) if !items.is_empty() => {
+                let all: Vec<_> = items.iter().map(|n| one(self, n)).collect();
+                all.into_iter().collect()
+            }
+            _ => one(self, &b.0).map(|p| vec![p]),
+        }
+    }
+}

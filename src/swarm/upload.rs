@@ -1,0 +1,352 @@
+//! The `upload` step: a file generated from the VU's seeded generator, sent as a start
+//! message and one message per chunk (base64 data, SHA-256 per chunk), with optional
+//! per-chunk acknowledgements under an in-flight window, and a final reply to wait for.
+//!
+//! The file is never held whole: chunks are generated one at a time into a reused buffer
+//! (twice when a template needs the whole file's hash before the start message).
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use base64::Engine as _;
+use rand::rngs::SmallRng;
+use rand::{Rng as _, RngExt, SeedableRng};
+use sha2::{Digest, Sha256};
+
+use super::frame::Frame;
+use super::io::Woke;
+use super::matcher::Want;
+use super::vu::{Flow, Vu};
+use crate::metrics::{ErrorKind, UploadEvent};
+use crate::scenario::plan::Upload;
+use crate::scenario::template::{ChunkVar, StepValue, StepVar, UploadVar};
+
+/// The values of the upload a VU is running, read by its templates. Kept between uploads so
+/// the buffers are reused.
+#[derive(Debug, Default)]
+pub struct UploadVars {
+    active: bool,
+    id: String,
+    name: String,
+    size: u64,
+    chunks: u64,
+    chunk_size: u64,
+    sha256: String,
+    corrupt: Option<u64>,
+    /// Whether a chunk's values are set.
+    in_chunk: bool,
+    index: u64,
+    bytes: Vec<u8>,
+    base64: String,
+    chunk_sha256: String,
+}
+
+impl UploadVars {
+    /// The value of `var`, while an upload runs.
+    pub fn value(&self, var: StepVar) -> Option<StepValue<'_>> {
+        if !self.active {
+            return None;
+        }
+        Some(match var {
+            StepVar::Upload(v) => match v {
+                UploadVar::Id => StepValue::Str(&self.id),
+                UploadVar::Name => StepValue::Str(&self.name),
+                UploadVar::Size => StepValue::Num(self.size),
+                UploadVar::Chunks => StepValue::Num(self.chunks),
+                UploadVar::ChunkSize => StepValue::Num(self.chunk_size),
+                UploadVar::Sha256 => StepValue::Str(&self.sha256),
+                UploadVar::Corrupt => StepValue::Num(self.corrupt?),
+            },
+            StepVar::Chunk(_) if !self.in_chunk => return None,
+            StepVar::Chunk(v) => match v {
+                ChunkVar::Index => StepValue::Num(self.index),
+                ChunkVar::Offset => StepValue::Num(self.index * self.chunk_size),
+                ChunkVar::Size => StepValue::Num(self.bytes.len() as u64),
+                ChunkVar::Base64 => StepValue::Str(&self.base64),
+                ChunkVar::Sha256 => StepValue::Str(&self.chunk_sha256),
+                ChunkVar::Last => StepValue::Bool(self.index + 1 == self.chunks),
+            },
+        })
+    }
+
+    /// Generates chunk `index` from `gen` (which must be at that chunk) and sets its values;
+    /// `corrupt` gives it a wrong checksum.
+    fn next_chunk(&mut self, gen: &mut SmallRng, index: u64, corrupt: bool) {
+        let len = self.chunk_len(index);
+        self.bytes.resize(len, 0);
+        gen.fill_bytes(&mut self.bytes);
+        self.index = index;
+        self.in_chunk = true;
+        self.base64.clear();
+        base64::engine::general_purpose::STANDARD.encode_string(&self.bytes, &mut self.base64);
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(&Sha256::digest(&self.bytes));
+        if corrupt {
+            digest[0] ^= 1;
+        }
+        write_hex(&digest, &mut self.chunk_sha256);
+    }
+
+    fn chunk_len(&self, index: u64) -> usize {
+        let start = index * self.chunk_size;
+        (self.size - start).min(self.chunk_size) as usize
+    }
+
+    /// The whole file's SHA-256, from a generator seeded like the one that will send it.
+    fn hash_file(&mut self, seed: u64) {
+        let mut gen = SmallRng::seed_from_u64(seed);
+        let mut h = Sha256::new();
+        for i in 0..self.chunks {
+            self.bytes.resize(self.chunk_len(i), 0);
+            gen.fill_bytes(&mut self.bytes);
+            h.update(&self.bytes);
+        }
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(&h.finalize());
+        write_hex(&digest, &mut self.sha256);
+    }
+}
+
+fn write_hex(bytes: &[u8], out: &mut String) {
+    out.clear();
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+}
+
+/// What the upload is waiting for, and how it ended.
+struct Waits {
+    complete: Want,
+    error: Option<Want>,
+    /// `started:` while it is awaited.
+    started: Option<Want>,
+    /// Unacknowledged chunks: the ack awaited and its deadline.
+    acks: VecDeque<(Want, Instant)>,
+    /// The final reply: (it was the expected error, when it arrived).
+    ended: Option<(bool, Instant)>,
+}
+
+impl Waits {
+    fn accept(&mut self, f: &Frame) -> bool {
+        if self.ended.is_none() {
+            if self.error.as_ref().is_some_and(|e| e.matches(f)) {
+                self.ended = Some((true, f.at));
+                return true;
+            }
+            if self.complete.matches(f) {
+                self.ended = Some((false, f.at));
+                return true;
+            }
+        }
+        if self.started.as_ref().is_some_and(|s| s.matches(f)) {
+            self.started = None;
+            return true;
+        }
+        match self.acks.iter().position(|(w, _)| w.matches(f)) {
+            Some(i) => {
+                self.acks.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Why an upload stopped short.
+enum Short {
+    /// A deadline passed.
+    Timeout,
+    /// The connection went away (or the run stops): end the step with this flow.
+    Flow(Flow),
+}
+
+impl Vu {
+    /// Runs an `upload` step.
+    pub(super) async fn upload(&mut self, u: &Upload) -> Flow {
+        if self.io.ws.is_none() {
+            return self.lost();
+        }
+        let rec = self.shared.rec.clone();
+        {
+            let mut r = rec.borrow_mut();
+            r.op();
+            r.upload(u.metric, UploadEvent::Started);
+        }
+        let seed: u64 = self.ctx.rng.random();
+        self.begin_upload(u, seed);
+        let t0 = Instant::now();
+        let result = self.run_upload(u, seed).await;
+        if let Some(v) = &mut self.ctx.upload {
+            v.active = false;
+            v.in_chunk = false;
+        }
+        let since = |at: Instant| at.saturating_duration_since(t0).as_micros() as u64;
+        let mut r = rec.borrow_mut();
+        match result {
+            Ok((rejected, at)) if rejected == u.expect_error.is_some() => {
+                r.latency(u.metric, since(at), since(at));
+                r.upload(
+                    u.metric,
+                    if rejected {
+                        UploadEvent::Rejected
+                    } else {
+                        UploadEvent::Completed {
+                            bytes: u.size,
+                            us: since(at),
+                        }
+                    },
+                );
+            }
+            Ok(_) => {
+                // It completed where an error was expected (or the reverse).
+                r.error(ErrorKind::UnexpectedReply);
+                r.upload(u.metric, UploadEvent::Failed);
+                self.errors += 1;
+            }
+            Err(Short::Timeout) => {
+                r.timeout(Some(u.metric), since(Instant::now()));
+                r.upload(u.metric, UploadEvent::Failed);
+                self.errors += 1;
+            }
+            Err(Short::Flow(flow)) => {
+                if flow == Flow::Lost {
+                    r.upload(u.metric, UploadEvent::Failed);
+                }
+                return flow;
+            }
+        }
+        Flow::Next
+    }
+
+    /// Draws the upload's id, sizes, name and (when a template reads it) the file's hash.
+    fn begin_upload(&mut self, u: &Upload, seed: u64) {
+        let mut vars = self.ctx.upload.take().unwrap_or_default();
+        vars.active = false;
+        vars.id.clear();
+        match &u.id {
+            Some(t) => t.render(&mut self.ctx, &mut vars.id),
+            None => {
+                let bytes: [u8; 16] = self.ctx.rng.random();
+                let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+                let _ = write!(vars.id, "{}", id.hyphenated());
+            }
+        }
+        (vars.size, vars.chunk_size, vars.chunks) = (u.size, u.chunk_size, u.chunks());
+        (vars.corrupt, vars.in_chunk) = (u.corrupt, false);
+        vars.sha256.clear();
+        if u.needs_file_hash {
+            vars.hash_file(seed);
+        }
+        vars.active = true;
+        vars.name.clear();
+        self.ctx.upload = Some(vars);
+        let mut name = String::new();
+        match &u.name {
+            Some(t) => t.render(&mut self.ctx, &mut name),
+            None => {
+                let id = self.ctx.upload.as_ref().map_or("", |v| v.id.as_str());
+                let _ = write!(name, "{id}.bin");
+            }
+        }
+        if let Some(v) = &mut self.ctx.upload {
+            v.name = name;
+        }
+    }
+
+    /// Start, chunks, finish, then the final reply: `(it was the error, when it came)`.
+    async fn run_upload(&mut self, u: &Upload, seed: u64) -> Result<(bool, Instant), Short> {
+        self.upload_send(&u.start, u.unchecked).await?;
+        let mut w = Waits {
+            complete: Want::render(&u.complete.matcher, &mut self.ctx),
+            error: u
+                .expect_error
+                .as_ref()
+                .map(|e| Want::render(&e.matcher, &mut self.ctx)),
+            started: None,
+            acks: VecDeque::new(),
+            ended: None,
+        };
+        if let Some(s) = &u.started {
+            w.started = Some(Want::render(&s.matcher, &mut self.ctx));
+            let deadline = Instant::now() + s.within;
+            self.upload_wait(&mut w, deadline, |w| w.started.is_none())
+                .await?;
+        }
+        let mut gen = SmallRng::seed_from_u64(seed);
+        let last = u.corrupt.unwrap_or(u.chunks().saturating_sub(1));
+        for i in (0..u.chunks()).take_while(|i| *i <= last) {
+            while w.acks.len() >= u.in_flight as usize && w.ended.is_none() {
+                let deadline = w.acks.front().map_or_else(Instant::now, |a| a.1);
+                let window = u.in_flight as usize;
+                self.upload_wait(&mut w, deadline, |w| w.acks.len() < window)
+                    .await?;
+            }
+            if w.ended.is_some() {
+                break;
+            }
+            if let Some(v) = &mut self.ctx.upload {
+                v.next_chunk(&mut gen, i, u.corrupt == Some(i));
+            }
+            self.upload_send(&u.chunk, u.unchecked).await?;
+            if let Some(ack) = &u.chunk_ack {
+                let want = Want::render(&ack.matcher, &mut self.ctx);
+                w.acks.push_back((want, Instant::now() + ack.within));
+            }
+            let mut accept = |f: &Frame| w.accept(f);
+            if let Some(Woke::Closed(_)) = self.io.drain_ready(&mut accept).await {
+                return Err(Short::Flow(self.lost()));
+            }
+        }
+        if let Some(v) = &mut self.ctx.upload {
+            v.in_chunk = false;
+        }
+        if u.corrupt.is_none() && w.ended.is_none() {
+            while let Some(deadline) = w.acks.front().map(|a| a.1) {
+                self.upload_wait(&mut w, deadline, |w| w.acks.is_empty())
+                    .await?;
+            }
+            if let Some(f) = &u.finish {
+                self.upload_send(f, u.unchecked).await?;
+            }
+        }
+        let within = u.expect_error.as_ref().unwrap_or(&u.complete).within;
+        let deadline = Instant::now() + within;
+        self.upload_wait(&mut w, deadline, |w| w.ended.is_some())
+            .await?;
+        w.ended.ok_or(Short::Timeout)
+    }
+
+    /// Sends one of the step's messages; a lost connection ends the upload.
+    async fn upload_send(
+        &mut self,
+        p: &crate::scenario::plan::Payload,
+        unchecked: bool,
+    ) -> Result<(), Short> {
+        match self.send(p, unchecked).await {
+            Flow::Next => Ok(()),
+            flow => Err(Short::Flow(flow)),
+        }
+    }
+
+    /// Reads frames into `w` until `done(w)` holds, the final reply arrives, or `deadline`.
+    async fn upload_wait(
+        &mut self,
+        w: &mut Waits,
+        deadline: Instant,
+        done: impl Fn(&Waits) -> bool,
+    ) -> Result<(), Short> {
+        loop {
+            if done(w) || w.ended.is_some() {
+                return Ok(());
+            }
+            let mut accept = |f: &Frame| w.accept(f);
+            match self.io.pump(deadline, &mut accept).await {
+                Woke::Matched => {}
+                Woke::Deadline => return Err(Short::Timeout),
+                Woke::Closed(_) => return Err(Short::Flow(self.lost())),
+                Woke::Stop => return Err(Short::Flow(Flow::Stop)),
+            }
+        }
+    }
+}
