@@ -1,6 +1,7 @@
 //! The KECS scenario library (`scenarios/kecs/`): every file passes `squall check`, each runs
 //! against squall-server with zero violations (smoke as written, the others shortened), and
-//! the rate-limit scenario fails when the server runs with a limit switched off.
+//! the rate-limit scenario fails when the server runs with a limit switched off, the subscribe
+//! storm when the server drops or duplicates events.
 
 mod support;
 
@@ -142,6 +143,26 @@ fn subscribe_storm_passes_shortened() {
     }
 }
 
+/// Each storm VU's delivery of the 50 rooms is checked: a server that loses or repeats
+/// events fails the run.
+#[test]
+fn subscribe_storm_fails_when_events_are_lost_or_repeated() {
+    let path = "/kecs/ws?token=squall-storm-token";
+    for (fault, threshold) in [
+        (squall_server::Fault::DropEvents(200), "delivery.gaps == 0"),
+        (
+            squall_server::Fault::DuplicateEvents(200),
+            "delivery.duplicates == 0",
+        ),
+    ] {
+        let (code, doc) = run("subscribe-storm.yaml", path, SHORT, Some(2), |c| {
+            c.fault = Some(fault)
+        });
+        assert_eq!(code, 1, "{fault:?}: {}", verdict(&doc));
+        assert!(failed(&doc, threshold), "{fault:?}: {}", verdict(&doc));
+    }
+}
+
 #[test]
 fn rpc_mix_passes_shortened() {
     let path = "/kecs/ws?token=squall-rpc-token";
@@ -187,6 +208,7 @@ fn rate_limit_passes_with_every_limit_on() {
         "rate_throttled",
         "rate_terminated",
         "subscription_rejected",
+        "size_rejected",
     ] {
         assert!(samples(doc, m) > 0, "rate-limit: no {m} sample");
     }
@@ -231,5 +253,9 @@ fn rate_limit_fails_without_the_message_size_limit() {
     });
     assert_eq!(code, 1, "{}", verdict(&doc));
     assert_eq!(closed_with(&doc, "1009"), 0, "{}", verdict(&doc));
-    assert!(failed(&doc, "errors.count == 0"), "{}", verdict(&doc));
+    assert!(
+        failed(&doc, "latency.size_rejected.p99 < 250ms"),
+        "{}",
+        verdict(&doc)
+    );
 }
