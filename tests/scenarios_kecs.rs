@@ -36,9 +36,25 @@ fn run(
     )
 }
 
-fn assert_passed(file: &str, (code, doc): &(u8, Value)) {
+/// The run passed with zero violations, and each of `metrics` (names separated by spaces) was
+/// measured.
+fn assert_passed(file: &str, (code, doc): &(u8, Value), metrics: &str) {
     assert_eq!(*code, 0, "{file}: {}", verdict(doc));
     assert_eq!(doc["violations"]["total"], 0, "{file}: {}", verdict(doc));
+    for m in metrics.split_whitespace() {
+        assert!(samples(doc, m) > 0, "{file}: no {m} sample");
+    }
+}
+
+/// The run failed (exit 1), with threshold `expr` among the reasons.
+fn assert_failed_on(what: &str, (code, doc): &(u8, Value), expr: &str) {
+    assert_eq!(*code, 1, "{what}: {}", verdict(doc));
+    let failed = doc["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["expr"] == expr && t["pass"] == false);
+    assert!(failed, "{what}: '{expr}' held; {}", verdict(doc));
 }
 
 /// How many samples metric `name` recorded (timeouts included).
@@ -53,15 +69,6 @@ fn closed_with(doc: &Value, code: &str) -> u64 {
     doc["counters"]["connections"]["closed_by_code"][code]
         .as_u64()
         .unwrap_or(0)
-}
-
-/// Whether the threshold written `expr` failed.
-fn failed(doc: &Value, expr: &str) -> bool {
-    doc["thresholds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|t| t["expr"] == expr && t["pass"] == false)
 }
 
 #[test]
@@ -101,18 +108,9 @@ fn every_kecs_scenario_passes_squall_check() {
 #[test]
 fn smoke_passes_as_written() {
     let run = run("smoke.yaml", "/kecs/ws", None, None, |_| {});
-    assert_passed("smoke", &run);
+    let metrics = "auth subscribe_ack execute get_metrics error_reply unsubscribe";
+    assert_passed("smoke", &run, metrics);
     let doc = &run.1;
-    for m in [
-        "auth",
-        "subscribe_ack",
-        "execute",
-        "get_metrics",
-        "error_reply",
-        "unsubscribe",
-    ] {
-        assert!(samples(doc, m) > 0, "smoke: no {m} sample");
-    }
     assert!(doc["counters"]["kinds_in"]["event.task"]["frames"].as_u64() > Some(0));
 }
 
@@ -120,7 +118,11 @@ fn smoke_passes_as_written() {
 fn subscribe_storm_passes_shortened() {
     let path = "/kecs/ws?token=squall-storm-token";
     let run = run("subscribe-storm.yaml", path, SHORT, Some(4), |_| {});
-    assert_passed("subscribe-storm", &run);
+    assert_passed(
+        "subscribe-storm",
+        &run,
+        "delivery subscription_limit unsubscribe_all",
+    );
     let doc = &run.1;
     // Every VU held 50 subscriptions, had the 51st refused, and unsubscribed them all.
     assert_eq!(
@@ -155,11 +157,10 @@ fn subscribe_storm_fails_when_events_are_lost_or_repeated() {
             "delivery.duplicates == 0",
         ),
     ] {
-        let (code, doc) = run("subscribe-storm.yaml", path, SHORT, Some(2), |c| {
+        let run = run("subscribe-storm.yaml", path, SHORT, Some(2), |c| {
             c.fault = Some(fault)
         });
-        assert_eq!(code, 1, "{fault:?}: {}", verdict(&doc));
-        assert!(failed(&doc, threshold), "{fault:?}: {}", verdict(&doc));
+        assert_failed_on(&format!("{fault:?}"), &run, threshold);
     }
 }
 
@@ -167,26 +168,16 @@ fn subscribe_storm_fails_when_events_are_lost_or_repeated() {
 fn rpc_mix_passes_shortened() {
     let path = "/kecs/ws?token=squall-rpc-token";
     let run = run("rpc-mix.yaml", path, SHORT, Some(4), |_| {});
-    assert_passed("rpc-mix", &run);
-    for m in [
-        "get_metrics",
-        "execute",
-        "unknown_command",
-        "unknown_metric",
-    ] {
-        assert!(samples(&run.1, m) > 0, "rpc-mix: no {m} sample");
-    }
+    let metrics = "get_metrics execute unknown_command unknown_metric";
+    assert_passed("rpc-mix", &run, metrics);
 }
 
 #[test]
 fn soak_passes_shortened() {
     let path = "/kecs/ws?token=squall-soak-token";
     let run = run("soak.yaml", path, SHORT, Some(8), |_| {});
-    assert_passed("soak", &run);
+    assert_passed("soak", &run, "subscribe_ack get_metrics execute");
     let doc = &run.1;
-    for m in ["subscribe_ack", "get_metrics", "execute"] {
-        assert!(samples(doc, m) > 0, "soak: no {m} sample");
-    }
     let opened = doc["counters"]["connections"]["opened"].as_u64().unwrap();
     assert!(
         opened > 8,
@@ -200,18 +191,10 @@ const RATE_PATH: &str = "/kecs/ws?token=squall-rate-token";
 #[test]
 fn rate_limit_passes_with_every_limit_on() {
     let run = run(RATE_LIMIT, RATE_PATH, SHORT, None, |_| {});
-    assert_passed("rate-limit", &run);
+    let metrics = "polite_rtt rate_warning rate_throttled rate_terminated subscription_rejected \
+                   size_rejected";
+    assert_passed("rate-limit", &run, metrics);
     let doc = &run.1;
-    for m in [
-        "polite_rtt",
-        "rate_warning",
-        "rate_throttled",
-        "rate_terminated",
-        "subscription_rejected",
-        "size_rejected",
-    ] {
-        assert!(samples(doc, m) > 0, "rate-limit: no {m} sample");
-    }
     assert!(closed_with(doc, "1008") > 0, "terminated floods close 1008");
     assert!(
         closed_with(doc, "1009") > 0,
@@ -219,43 +202,29 @@ fn rate_limit_passes_with_every_limit_on() {
     );
 }
 
+/// The rate-limit scenario against a server with one limit switched off by `tweak`.
+fn rate_limit_without(tweak: impl FnOnce(&mut squall_server::Config)) -> (u8, Value) {
+    run(RATE_LIMIT, RATE_PATH, SHORT, None, tweak)
+}
+
 #[test]
 fn rate_limit_fails_without_the_message_rate_limit() {
-    let (code, doc) = run(RATE_LIMIT, RATE_PATH, SHORT, None, |c| {
-        c.limits.rate = false
-    });
-    assert_eq!(code, 1, "{}", verdict(&doc));
-    assert!(
-        failed(&doc, "latency.rate_warning.p99 < 250ms"),
-        "{}",
-        verdict(&doc)
-    );
-    assert_eq!(closed_with(&doc, "1008"), 0);
+    let run = rate_limit_without(|c| c.limits.rate = false);
+    assert_failed_on("no rate limit", &run, "latency.rate_warning.p99 < 250ms");
+    assert_eq!(closed_with(&run.1, "1008"), 0);
 }
 
 #[test]
 fn rate_limit_fails_without_the_subscription_limit() {
-    let (code, doc) = run(RATE_LIMIT, RATE_PATH, SHORT, None, |c| {
-        c.limits.subscriptions = false
-    });
-    assert_eq!(code, 1, "{}", verdict(&doc));
-    assert!(
-        failed(&doc, "latency.subscription_rejected.p99 < 250ms"),
-        "{}",
-        verdict(&doc)
-    );
+    let run = rate_limit_without(|c| c.limits.subscriptions = false);
+    let expr = "latency.subscription_rejected.p99 < 250ms";
+    assert_failed_on("no subscription limit", &run, expr);
 }
 
 #[test]
 fn rate_limit_fails_without_the_message_size_limit() {
-    let (code, doc) = run(RATE_LIMIT, RATE_PATH, SHORT, None, |c| {
-        c.max_message_size = Some(16 << 20)
-    });
-    assert_eq!(code, 1, "{}", verdict(&doc));
-    assert_eq!(closed_with(&doc, "1009"), 0, "{}", verdict(&doc));
-    assert!(
-        failed(&doc, "latency.size_rejected.p99 < 250ms"),
-        "{}",
-        verdict(&doc)
-    );
+    let run = rate_limit_without(|c| c.max_message_size = Some(16 << 20));
+    let expr = "latency.size_rejected.p99 < 250ms";
+    assert_failed_on("no size limit", &run, expr);
+    assert_eq!(closed_with(&run.1, "1009"), 0);
 }
