@@ -137,10 +137,9 @@ fn rate_limit_fails_without_the_subscription_limit() {
 
 #[test]
 fn rate_limit_fails_without_the_message_size_limit() {
-    let run = run_library(shortened(RATE_LIMIT, 6), |c| {
+    let (code, doc) = run_library(shortened(RATE_LIMIT, 6), |c| {
         c.max_message_size = Some(4 << 20)
     });
-    let (code, doc) = run;
     // The 1.1 MiB message is not refused: no close 1009, and its expect_close times out.
     let counters = &doc["counters"];
     assert!(
@@ -152,5 +151,9 @@ fn rate_limit_fails_without_the_message_size_limit() {
         "{}",
         verdict(&doc)
     );
-    assert_fails_on("--max-message-size 4MiB", (code, doc), &["errors.rate == 0"]);
+    assert_fails_on(
+        "--max-message-size 4MiB",
+        (code, doc),
+        &["errors.rate == 0"],
+    );
 }
