@@ -101,6 +101,19 @@ fn subscribe_storm_passes_shortened() {
 }
 
 #[test]
+fn subscribe_storm_fails_when_the_server_drops_or_duplicates_events() {
+    let file = "scenarios/covetpy/subscribe-storm.yaml";
+    let dropping = run_library(shortened(file, 4), |c| {
+        c.fault = Some(squall_server::Fault::DropEvents(7))
+    });
+    assert_fails_on("dropped events", dropping, &["delivery.gaps == 0"]);
+    let doubling = run_library(shortened(file, 4), |c| {
+        c.fault = Some(squall_server::Fault::DuplicateEvents(7))
+    });
+    assert_fails_on("duplicated events", doubling, &["delivery.duplicates == 0"]);
+}
+
+#[test]
 fn soak_passes_shortened() {
     let file = "scenarios/covetpy/soak.yaml";
     assert_passes(file, run_library(shortened(file, 8), |_| {}));
