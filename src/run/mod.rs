@@ -123,11 +123,16 @@ pub fn prepare(args: &RunArgs) -> Result<Plan, RunError> {
     let mut opts = LoadOptions::from_process_env();
     opts.target = args.target.clone();
     opts.seed = args.seed;
-    if args.serve && opts.target.is_none() {
-        // Any ws URL passes validation; the real address is known once the server is up.
-        opts.target = Some("ws://127.0.0.1:1/ws".into());
-    }
-    let mut plan = scenario::load_file(&args.scenario, &opts)?;
+    let mut plan = match scenario::load_file(&args.scenario, &opts) {
+        // `--serve` keeps the file's target, whose path names the protocol (`/kecs/ws`);
+        // only a file without one gets a placeholder (any ws URL passes validation; the
+        // real address is known once the server is up).
+        Err(_) if args.serve && opts.target.is_none() => {
+            opts.target = Some("ws://127.0.0.1:1/ws".into());
+            scenario::load_file(&args.scenario, &opts)?
+        }
+        loaded => loaded?,
+    };
     if let Some(d) = args.duration {
         if d.is_zero() {
             return Err(RunError::Usage("--duration must be greater than 0".into()));
@@ -475,6 +480,36 @@ mod tests {
         );
         assert_eq!(retarget("ws://example.com", a), "ws://127.0.0.1:4000/ws");
         assert_eq!(retarget("wss://h:1/", a), "ws://127.0.0.1:4000/ws");
+    }
+
+    #[test]
+    fn serve_keeps_the_scenario_path_and_a_file_without_target_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = "name: t\nload: { vus: 1, duration: 1s }\nbehaviours:\n  - steps:\n      - listen: 1s\n";
+        let with = dir.path().join("with.yaml");
+        std::fs::write(
+            &with,
+            format!("target: ws://127.0.0.1:8080/kecs/ws?token=t\n{body}"),
+        )
+        .unwrap();
+        let without = dir.path().join("without.yaml");
+        std::fs::write(&without, body).unwrap();
+        let args = |scenario: &Path| RunArgs {
+            scenario: scenario.to_owned(),
+            serve: true,
+            ..RunArgs::default()
+        };
+        let plan = prepare(&args(&with)).unwrap();
+        assert_eq!(plan.target, "ws://127.0.0.1:8080/kecs/ws?token=t");
+        let a: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        assert_eq!(
+            retarget(&plan.target, a),
+            "ws://127.0.0.1:4000/kecs/ws?token=t"
+        );
+        assert_eq!(
+            prepare(&args(&without)).unwrap().target,
+            "ws://127.0.0.1:1/ws"
+        );
     }
 
     #[test]
