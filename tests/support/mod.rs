@@ -153,7 +153,10 @@ pub struct Library<'a> {
 
 /// Runs a library scenario against a fresh squall-server configured by `tweak`, checking
 /// every frame; returns the exit code and results.json (checked against its schema).
-pub fn run_library(lib: Library<'_>, tweak: impl FnOnce(&mut squall_server::Config)) -> (u8, Value) {
+pub fn run_library(
+    lib: Library<'_>,
+    tweak: impl FnOnce(&mut squall_server::Config),
+) -> (u8, Value) {
     let server = reference_server(tweak);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
@@ -191,7 +194,6 @@ pub fn verdict(doc: &Value) -> String {
         .unwrap_or_default();
     format!(
         "failed thresholds {failed:?}; violations {}; errors {}",
-        doc["violations"]["groups"],
-        doc["errors"]
+        doc["violations"]["groups"], doc["errors"]
     )
 }
