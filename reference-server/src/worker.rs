@@ -272,8 +272,8 @@ async fn dispatch(worker: Rc<Worker>, mut events: UnboundedReceiver<Batch>) {
         for (room, text) in batch.iter() {
             nth += 1;
             let copies = match fault {
-                Some(Fault::DropEvents(n)) if nth % n == 0 => 0,
-                Some(Fault::DuplicateEvents(n)) if nth % n == 0 => 2,
+                Some(Fault::DropEvents(n)) if nth.is_multiple_of(n) => 0,
+                Some(Fault::DuplicateEvents(n)) if nth.is_multiple_of(n) => 2,
                 _ => 1,
             };
             for _ in 0..copies {
