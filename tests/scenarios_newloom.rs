@@ -101,77 +101,85 @@ fn smoke_runs_as_written() {
     assert!(doc["metrics"]["message_echo"]["latency"]["count"].as_u64() > Some(10));
 }
 
+/// Runs each `(file, path, vus)` shortened against a default server; each must pass.
+fn all_pass_shortened(runs: &[(&str, &str, u64)]) {
+    for &(file, path, vus) in runs {
+        let r = run(file, path, SHORT, Some(vus), |_| {});
+        assert_pass(file, &r);
+    }
+}
+
+/// Runs `file` shortened against a server set up by `tweak` (a limit off, a fault on): it
+/// must fail (exit 1), with timeouts among its errors. Returns results.json.
+fn fails_with_timeouts(
+    file: &str,
+    path: &str,
+    vus: u64,
+    tweak: impl FnOnce(&mut squall_server::Config),
+) -> Value {
+    let (code, doc) = run(file, path, SHORT, Some(vus), tweak);
+    assert_eq!(code, 1, "{file}: {}", why(&doc));
+    assert!(errors_of(&doc, "timeout") > 0, "{file}: {}", why(&doc));
+    doc
+}
+
 #[test]
 fn smoke_streams_and_the_streams_storm_pass() {
-    let r = run("smoke-streams.yaml", STREAMS, SHORT, Some(4), |_| {});
-    assert_pass("smoke-streams.yaml", &r);
-    let r = run("subscribe-storm.yaml", STREAMS, SHORT, Some(2), |_| {});
-    assert_pass("subscribe-storm.yaml", &r);
+    all_pass_shortened(&[
+        ("smoke-streams.yaml", STREAMS, 4),
+        ("subscribe-storm.yaml", STREAMS, 2),
+    ]);
 }
 
 #[test]
 fn chat_storm_and_rpc_mix_pass() {
-    let r = run("subscribe-storm-chat.yaml", CHAT, SHORT, Some(4), |_| {});
-    assert_pass("subscribe-storm-chat.yaml", &r);
-    let r = run("rpc-mix.yaml", CHAT, SHORT, Some(4), |_| {});
-    assert_pass("rpc-mix.yaml", &r);
+    all_pass_shortened(&[
+        ("subscribe-storm-chat.yaml", CHAT, 4),
+        ("rpc-mix.yaml", CHAT, 4),
+    ]);
 }
 
 #[test]
 fn rate_limits_and_soak_pass() {
-    let r = run("rate-limit.yaml", CHAT, SHORT, Some(6), |_| {});
-    assert_pass("rate-limit.yaml", &r);
-    let r = run("rate-limit-streams.yaml", STREAMS, SHORT, Some(3), |_| {});
-    assert_pass("rate-limit-streams.yaml", &r);
-    let r = run("soak.yaml", CHAT, SHORT, Some(4), |_| {});
-    assert_pass("soak.yaml", &r);
+    all_pass_shortened(&[
+        ("rate-limit.yaml", CHAT, 6),
+        ("rate-limit-streams.yaml", STREAMS, 3),
+        ("soak.yaml", CHAT, 4),
+    ]);
 }
+
+const FIRST_REJECTION: &str = "latency.first_rejection.p99 < 250ms";
 
 #[test]
 fn rate_limit_fails_without_the_chat_limit() {
-    let (code, doc) = run("rate-limit.yaml", CHAT, SHORT, Some(6), |c| {
+    let doc = fails_with_timeouts("rate-limit.yaml", CHAT, 6, |c| {
         c.limits.subscriptions = false;
     });
-    assert_eq!(code, 1, "{}", why(&doc));
     // The 101st chat is accepted, so the refusal never comes.
-    assert!(
-        !threshold_passed(&doc, "latency.first_rejection.p99 < 250ms"),
-        "{}",
-        why(&doc)
-    );
-    assert!(errors_of(&doc, "timeout") > 0, "{}", why(&doc));
+    assert!(!threshold_passed(&doc, FIRST_REJECTION), "{}", why(&doc));
 }
 
 #[test]
 fn rate_limit_fails_without_the_message_size_limit() {
-    let (code, doc) = run("rate-limit.yaml", CHAT, SHORT, Some(6), |c| {
+    let doc = fails_with_timeouts("rate-limit.yaml", CHAT, 6, |c| {
         c.max_message_size = Some(16 << 20);
     });
-    assert_eq!(code, 1, "{}", why(&doc));
     // The chat limit still holds; the oversized frame is no longer closed with 1009.
-    assert!(
-        threshold_passed(&doc, "latency.first_rejection.p99 < 250ms"),
-        "{}",
-        why(&doc)
-    );
-    assert!(errors_of(&doc, "timeout") > 0, "{}", why(&doc));
+    assert!(threshold_passed(&doc, FIRST_REJECTION), "{}", why(&doc));
 }
 
 #[test]
 fn rate_limit_streams_fails_without_the_stream_limit() {
-    let (code, doc) = run("rate-limit-streams.yaml", STREAMS, SHORT, Some(3), |c| {
+    // 101 streams are admitted, so no connection_error and no close 1008 come.
+    fails_with_timeouts("rate-limit-streams.yaml", STREAMS, 3, |c| {
         c.limits.subscriptions = false;
     });
-    assert_eq!(code, 1, "{}", why(&doc));
-    assert!(errors_of(&doc, "timeout") > 0, "{}", why(&doc));
 }
 
 #[test]
 fn chat_storm_fails_when_the_server_drops_frames() {
     // Every 7th room frame is lost: some joins and posts never come back to their sender.
-    let (code, doc) = run("subscribe-storm-chat.yaml", CHAT, SHORT, Some(4), |c| {
+    fails_with_timeouts("subscribe-storm-chat.yaml", CHAT, 4, |c| {
         c.fault = Some(squall_server::Fault::DropEvents(7));
     });
-    assert_eq!(code, 1, "{}", why(&doc));
-    assert!(errors_of(&doc, "timeout") > 0, "{}", why(&doc));
 }
