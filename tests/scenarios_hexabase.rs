@@ -1,6 +1,7 @@
 //! The Hexabase scenario library (`scenarios/hexabase/`) against squall-server: every file
-//! loads, each runs clean (smoke as written, the others shortened), and the rate-limit
-//! scenario fails when the server's limits are switched off.
+//! loads, each runs clean (smoke as written, the others shortened), the rate-limit scenario
+//! fails when the server's limits are switched off, and the storm fails when the server
+//! drops or duplicates events.
 
 mod support;
 
@@ -91,7 +92,27 @@ fn subscribe_storm_runs_shortened() {
     let refused = doc["metrics"]["limit_rejection"]["latency"]["count"].as_u64();
     let acks = doc["metrics"]["subscribe_ack"]["latency"]["count"].as_u64();
     assert_eq!(acks, refused.map(|n| n * 100), "{}", verdict(&doc));
+    assert!(
+        doc["delivery"]["received"].as_u64() > Some(0),
+        "{}",
+        verdict(&doc)
+    );
     assert_pass(file, (code, doc), &["limit_rejection", "resubscribe_ack"]);
+}
+
+#[test]
+fn subscribe_storm_fails_when_events_are_dropped_or_duplicated() {
+    let file = FILES[1];
+    let faults = [
+        (squall_server::Fault::DropEvents(50), "delivery.gaps == 0"),
+        (squall_server::Fault::DuplicateEvents(50), "delivery.duplicates == 0"),
+    ];
+    for (fault, threshold) in faults {
+        let (code, doc) = run_library(short(file, 2), |c| c.fault = Some(fault));
+        assert_eq!(code, 1, "{fault:?}: {}", verdict(&doc));
+        let failed = failed(&doc);
+        assert!(failed.contains(&threshold.to_owned()), "{fault:?}: {failed:?}");
+    }
 }
 
 #[test]
