@@ -105,13 +105,19 @@ fn subscribe_storm_fails_when_events_are_dropped_or_duplicated() {
     let file = FILES[1];
     let faults = [
         (squall_server::Fault::DropEvents(50), "delivery.gaps == 0"),
-        (squall_server::Fault::DuplicateEvents(50), "delivery.duplicates == 0"),
+        (
+            squall_server::Fault::DuplicateEvents(50),
+            "delivery.duplicates == 0",
+        ),
     ];
     for (fault, threshold) in faults {
         let (code, doc) = run_library(short(file, 2), |c| c.fault = Some(fault));
         assert_eq!(code, 1, "{fault:?}: {}", verdict(&doc));
         let failed = failed(&doc);
-        assert!(failed.contains(&threshold.to_owned()), "{fault:?}: {failed:?}");
+        assert!(
+            failed.contains(&threshold.to_owned()),
+            "{fault:?}: {failed:?}"
+        );
     }
 }
 
