@@ -40,15 +40,29 @@ fn assert_pass(file: &str, (code, doc): (u8, Value), metrics: &[&str]) {
     }
 }
 
-/// The failed thresholds of a run, as written.
-fn failed(doc: &Value) -> Vec<String> {
-    doc["thresholds"]
+/// The CI's shortened run of a library file passes, with samples in `metrics`.
+fn passes_shortened(file: &str, vus: u64, metrics: &[&str]) {
+    assert_pass(file, run_library(short(file, vus), |_| {}), metrics);
+}
+
+/// Runs `lib` against a server changed by `tweak` and asserts the run fails (exit 1) on
+/// `threshold`; returns every failed threshold, as written.
+fn assert_fails(
+    lib: Library<'_>,
+    tweak: impl FnOnce(&mut squall_server::Config),
+    threshold: &str,
+) -> Vec<String> {
+    let (code, doc) = run_library(lib, tweak);
+    assert_eq!(code, 1, "{threshold}: {}", verdict(&doc));
+    let failed: Vec<String> = doc["thresholds"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|t| t["pass"] == false)
         .filter_map(|t| t["expr"].as_str().map(str::to_owned))
-        .collect()
+        .collect();
+    assert!(failed.iter().any(|t| t == threshold), "{failed:?}");
+    failed
 }
 
 #[test]
@@ -111,34 +125,20 @@ fn subscribe_storm_fails_when_events_are_dropped_or_duplicated() {
         ),
     ];
     for (fault, threshold) in faults {
-        let (code, doc) = run_library(short(file, 2), |c| c.fault = Some(fault));
-        assert_eq!(code, 1, "{fault:?}: {}", verdict(&doc));
-        let failed = failed(&doc);
-        assert!(
-            failed.contains(&threshold.to_owned()),
-            "{fault:?}: {failed:?}"
-        );
+        assert_fails(short(file, 2), |c| c.fault = Some(fault), threshold);
     }
 }
 
 #[test]
 fn rpc_mix_runs_shortened() {
-    let file = FILES[2];
-    let metrics = [
-        "get_workspace_status",
-        "stream_logs",
-        "stop_stream",
-        "unknown_command",
-        "stop_unknown_stream",
-    ];
-    assert_pass(file, run_library(short(file, 6), |_| {}), &metrics);
+    let per_method = ["get_workspace_status", "stream_logs", "stop_stream"];
+    let errors = ["unknown_command", "stop_unknown_stream"];
+    passes_shortened(FILES[2], 6, &[&per_method[..], &errors[..]].concat());
 }
 
 #[test]
 fn soak_runs_shortened() {
-    let file = FILES[4];
-    let metrics = ["auth", "subscribe_ack", "workspace_status"];
-    assert_pass(file, run_library(short(file, 10), |_| {}), &metrics);
+    passes_shortened(FILES[4], 10, &["auth", "subscribe_ack", "workspace_status"]);
 }
 
 /// Six VUs: with the file's seed, their first iterations pick each behaviour at least once.
@@ -146,42 +146,31 @@ const LIMIT_VUS: u64 = 6;
 
 #[test]
 fn rate_limit_runs_shortened() {
-    let file = FILES[3];
-    let metrics = [
-        "first_subscription_rejection",
-        "first_size_rejection",
-        "good_rtt",
-    ];
-    assert_pass(file, run_library(short(file, LIMIT_VUS), |_| {}), &metrics);
+    let rejections = ["first_subscription_rejection", "first_size_rejection"];
+    passes_shortened(
+        FILES[3],
+        LIMIT_VUS,
+        &[&rejections[..], &["good_rtt"]].concat(),
+    );
 }
 
 #[test]
 fn rate_limit_fails_without_the_subscription_limit() {
-    let file = FILES[3];
-    let (code, doc) = run_library(short(file, LIMIT_VUS), |c| c.limits.subscriptions = false);
-    assert_eq!(code, 1, "{}", verdict(&doc));
-    let failed = failed(&doc);
-    assert!(
-        failed.contains(&"latency.first_subscription_rejection.p99 < 250ms".to_owned()),
-        "{failed:?}"
+    let lib = short(FILES[3], LIMIT_VUS);
+    let tweak = |c: &mut squall_server::Config| c.limits.subscriptions = false;
+    let failed = assert_fails(
+        lib,
+        tweak,
+        "latency.first_subscription_rejection.p99 < 250ms",
     );
     assert!(!failed.iter().any(|t| t.contains("size")), "{failed:?}");
 }
 
 #[test]
 fn rate_limit_fails_without_the_message_size_limit() {
-    let file = FILES[3];
-    let (code, doc) = run_library(short(file, LIMIT_VUS), |c| {
-        c.max_message_size = Some(2 * 1024 * 1024)
-    });
-    assert_eq!(code, 1, "{}", verdict(&doc));
-    let failed = failed(&doc);
-    assert!(
-        failed.contains(&"latency.first_size_rejection.p99 < 250ms".to_owned()),
-        "{failed:?}"
-    );
-    assert!(
-        !failed.iter().any(|t| t.contains("subscription")),
-        "{failed:?}"
-    );
+    let lib = short(FILES[3], LIMIT_VUS);
+    let tweak = |c: &mut squall_server::Config| c.max_message_size = Some(2 * 1024 * 1024);
+    let failed = assert_fails(lib, tweak, "latency.first_size_rejection.p99 < 250ms");
+    let other = failed.iter().any(|t| t.contains("subscription"));
+    assert!(!other, "{failed:?}");
 }
