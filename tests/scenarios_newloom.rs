@@ -183,3 +183,18 @@ fn chat_storm_fails_when_the_server_drops_frames() {
         c.fault = Some(squall_server::Fault::DropEvents(7));
     });
 }
+
+#[test]
+fn streams_storm_fails_when_the_server_drops_or_duplicates_events() {
+    let file = "subscribe-storm.yaml";
+    let dropping = run(file, STREAMS, SHORT, Some(2), |c| {
+        c.fault = Some(squall_server::Fault::DropEvents(7));
+    });
+    assert_eq!(dropping.0, 1, "{}", why(&dropping.1));
+    assert!(!threshold_passed(&dropping.1, "delivery.gaps == 0"));
+    let doubling = run(file, STREAMS, SHORT, Some(2), |c| {
+        c.fault = Some(squall_server::Fault::DuplicateEvents(7));
+    });
+    assert_eq!(doubling.0, 1, "{}", why(&doubling.1));
+    assert!(!threshold_passed(&doubling.1, "delivery.duplicates == 0"));
+}
