@@ -37,8 +37,8 @@ def start(cmd):
     return p, m.group(1)
 
 
-def squall_server(*extra):
-    return start([SERVER, "--listen", "127.0.0.1:0", "--events", "0", "--no-limit", "rate",
+def squall_server(*extra, events=0):
+    return start([SERVER, "--listen", "127.0.0.1:0", "--events", str(events), "--no-limit", "rate",
                   "--no-limit", "per-client", "--log", "warn", *extra])
 
 
@@ -100,7 +100,7 @@ def fanout(subscribers, rates):
     print(f"{subscribers} subscribers of kite room workers:all, {SECONDS} s per rate")
     best = None
     for per_sec in rates:
-        p, addr = squall_server("--events", str(per_sec), "--max-connections", str(subscribers + 100))
+        p, addr = squall_server("--max-connections", str(subscribers + 100), events=per_sec)
         try:
             r = raw(f"ws://{addr}/kite/ws", "--connections", str(subscribers),
                     "--fanout", '{"type":"subscribe","room":"workers:all"}',

@@ -310,3 +310,34 @@ behaviours:
     assert!(target.ends_with("/covetpy/ws?token=t1"), "{target}");
     assert_eq!(done.exit_code(), 0, "{:#?}", done.results.thresholds);
 }
+
+#[test]
+fn a_new_connections_first_wait_does_not_count_from_the_last_connection() {
+    let srv = server(0.0);
+    let dir = tempfile::tempdir().unwrap();
+    // Each iteration sends a ping 400 ms before it ends; the next iteration's welcome
+    // must be timed from its own connection, not from that ping.
+    let sc = scenario(
+        dir.path(),
+        "iter.yaml",
+        r#"
+name: iterations
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 2s }
+behaviours:
+  - steps:
+      - expect: { kind: welcome, within: 2s, metric: welcome }
+      - send: { type: ping, id: 1 }
+      - expect: { kind: pong, within: 2s }
+      - think: 400ms
+thresholds:
+  - "latency.welcome.max < 300ms"
+"#,
+    );
+    let out = dir.path().join("out");
+    let url = format!("ws://{}/ws", srv.addr());
+    let done = execute(args(sc, out.clone(), url)).unwrap();
+    let welcome = &results(&out)["metrics"]["welcome"]["latency"];
+    assert!(welcome["count"].as_u64().unwrap() >= 2, "{welcome}");
+    assert_eq!(done.exit_code(), 0, "welcome latency {welcome}");
+}

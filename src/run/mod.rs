@@ -479,6 +479,36 @@ mod tests {
     }
 
     #[test]
+    fn serve_keeps_the_scenario_path_and_a_file_without_target_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = "name: t\nload: { vus: 1, duration: 1s }\nbehaviours:\n  - steps:\n      - listen: 1s\n";
+        let with = dir.path().join("with.yaml");
+        std::fs::write(
+            &with,
+            format!("target: ws://127.0.0.1:8080/kecs/ws?token=t\n{body}"),
+        )
+        .unwrap();
+        let without = dir.path().join("without.yaml");
+        std::fs::write(&without, body).unwrap();
+        let args = |scenario: &Path| RunArgs {
+            scenario: scenario.to_owned(),
+            serve: true,
+            ..RunArgs::default()
+        };
+        let plan = prepare(&args(&with)).unwrap();
+        assert_eq!(plan.target, "ws://127.0.0.1:8080/kecs/ws?token=t");
+        let a: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        assert_eq!(
+            retarget(&plan.target, a),
+            "ws://127.0.0.1:4000/kecs/ws?token=t"
+        );
+        assert_eq!(
+            prepare(&args(&without)).unwrap().target,
+            "ws://127.0.0.1:1/ws"
+        );
+    }
+
+    #[test]
     fn default_out_is_under_reports() {
         let p = default_out("kite smoke");
         let s = p.to_string_lossy();

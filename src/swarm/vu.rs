@@ -233,6 +233,9 @@ impl Vu {
                 self.shared.rec.borrow_mut().connect_ok(us);
                 self.io.ws = Some(ws);
                 self.io.take_failure();
+                // A new connection's first wait counts from its own start, not from the
+                // last send on the previous connection.
+                self.last_send_at = None;
                 self.io.replies = plan
                     .replies
                     .iter()

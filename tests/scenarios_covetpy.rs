@@ -1,0 +1,172 @@
+//! The CovetPy scenario library (`scenarios/covetpy/`): every file passes `squall check`, each
+//! scenario passes against squall-server (smoke as written, the others shortened), and the
+//! rate-limit scenario fails when the server runs with a limit switched off.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{run_library, verdict, Library};
+
+/// The scenarios' own path and credential (any non-empty token is accepted).
+const PATH: &str = "/covetpy/ws?token=squall-test";
+
+fn shortened(file: &'static str, vus: u64) -> Library<'static> {
+    Library {
+        file,
+        path: PATH,
+        duration: Some(Duration::from_secs(3)),
+        vus: Some(vus),
+    }
+}
+
+/// Asserts a passing run: exit 0, no violation.
+fn assert_passes(file: &str, (code, doc): (u8, Value)) {
+    assert_eq!(code, 0, "{file}: {}", verdict(&doc));
+    assert_eq!(doc["violations"]["total"], 0, "{file}: {}", verdict(&doc));
+}
+
+/// The thresholds a run failed, as written.
+fn failed(doc: &Value) -> Vec<String> {
+    doc["thresholds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["pass"] == false)
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Asserts the run failed on each of `expected` (and not on a schema violation).
+fn assert_fails_on(what: &str, (code, doc): (u8, Value), expected: &[&str]) {
+    assert_eq!(code, 1, "{what}: the run should fail: {}", verdict(&doc));
+    let failed = failed(&doc);
+    for e in expected {
+        assert!(
+            failed.iter().any(|f| f == e),
+            "{what}: expected '{e}' to fail; failed {failed:?}"
+        );
+    }
+    assert_eq!(doc["violations"]["total"], 0, "{what}: {}", verdict(&doc));
+}
+
+#[test]
+fn every_covetpy_scenario_passes_check() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/covetpy");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .arg("check")
+        .args(&files)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn smoke_passes_as_written() {
+    let file = "scenarios/covetpy/smoke.yaml";
+    let lib = Library {
+        file,
+        path: PATH,
+        duration: None,
+        vus: None,
+    };
+    assert_passes(file, run_library(lib, |_| {}));
+}
+
+#[test]
+fn rpc_mix_passes_shortened() {
+    let file = "scenarios/covetpy/rpc-mix.yaml";
+    assert_passes(file, run_library(shortened(file, 4), |_| {}));
+}
+
+#[test]
+fn subscribe_storm_passes_shortened() {
+    let file = "scenarios/covetpy/subscribe-storm.yaml";
+    assert_passes(file, run_library(shortened(file, 4), |_| {}));
+}
+
+#[test]
+fn subscribe_storm_fails_when_the_server_drops_or_duplicates_events() {
+    let file = "scenarios/covetpy/subscribe-storm.yaml";
+    let dropping = run_library(shortened(file, 4), |c| {
+        c.fault = Some(squall_server::Fault::DropEvents(7))
+    });
+    assert_fails_on("dropped events", dropping, &["delivery.gaps == 0"]);
+    let doubling = run_library(shortened(file, 4), |c| {
+        c.fault = Some(squall_server::Fault::DuplicateEvents(7))
+    });
+    assert_fails_on("duplicated events", doubling, &["delivery.duplicates == 0"]);
+}
+
+#[test]
+fn soak_passes_shortened() {
+    let file = "scenarios/covetpy/soak.yaml";
+    assert_passes(file, run_library(shortened(file, 8), |_| {}));
+}
+
+const RATE_LIMIT: &str = "scenarios/covetpy/rate-limit.yaml";
+
+#[test]
+fn rate_limit_passes_shortened() {
+    assert_passes(RATE_LIMIT, run_library(shortened(RATE_LIMIT, 6), |_| {}));
+}
+
+#[test]
+fn rate_limit_fails_without_the_rate_limits() {
+    let run = run_library(shortened(RATE_LIMIT, 6), |c| c.limits.rate = false);
+    let expected = [
+        "latency.message_refusal.p99 < 100ms",
+        "latency.rpc_refusal.p99 < 100ms",
+        "errors.rate == 0",
+    ];
+    assert_fails_on("--no-limit rate", run, &expected);
+}
+
+#[test]
+fn rate_limit_fails_without_the_subscription_limit() {
+    let run = run_library(shortened(RATE_LIMIT, 6), |c| c.limits.subscriptions = false);
+    let expected = [
+        "latency.room_refusal.p99 < 100ms",
+        "latency.stream_refusal.p99 < 100ms",
+        "errors.rate == 0",
+    ];
+    assert_fails_on("--no-limit subscriptions", run, &expected);
+}
+
+#[test]
+fn rate_limit_fails_without_the_message_size_limit() {
+    let (code, doc) = run_library(shortened(RATE_LIMIT, 6), |c| {
+        c.max_message_size = Some(4 << 20)
+    });
+    // The 1.1 MiB message is not refused: no close 1009, and its expect_close times out.
+    let counters = &doc["counters"];
+    assert!(
+        counters["connections"]["closed_by_code"]["1009"].is_null(),
+        "{counters}"
+    );
+    assert!(
+        counters["errors_by_kind"]["timeout"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        verdict(&doc)
+    );
+    assert_fails_on(
+        "--max-message-size 4MiB",
+        (code, doc),
+        &["errors.rate == 0"],
+    );
+}
