@@ -15,20 +15,25 @@ use support::{run_library, verdict, Library};
 const DIR: &str = "scenarios/kecs";
 const SHORT: Option<Duration> = Some(Duration::from_secs(3));
 
-/// Runs `file` against a fresh squall-server tweaked by `tweak`; returns the exit code and
-/// results.json.
+/// Runs `scenarios/kecs/<file>` (cut to `duration`, scaled to `vus`) against a fresh
+/// squall-server tweaked by `tweak`, on the path and token of the file's own `target:`.
 fn run(
     file: &str,
-    path: &str,
     duration: Option<Duration>,
     vus: Option<u64>,
     tweak: impl FnOnce(&mut squall_server::Config),
 ) -> (u8, Value) {
     let file = format!("{DIR}/{file}");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(&file));
+    let target = text.unwrap().lines().find_map(|l| {
+        let url = l.strip_prefix("target: ws://")?;
+        Some(url[url.find('/')?..].to_owned())
+    });
+    let path = target.expect("a target: line");
     run_library(
         Library {
             file: &file,
-            path,
+            path: &path,
             duration,
             vus,
         },
@@ -107,7 +112,7 @@ fn every_kecs_scenario_passes_squall_check() {
 
 #[test]
 fn smoke_passes_as_written() {
-    let run = run("smoke.yaml", "/kecs/ws", None, None, |_| {});
+    let run = run("smoke.yaml", None, None, |_| {});
     let metrics = "auth subscribe_ack execute get_metrics error_reply unsubscribe";
     assert_passed("smoke", &run, metrics);
     let doc = &run.1;
@@ -116,8 +121,7 @@ fn smoke_passes_as_written() {
 
 #[test]
 fn subscribe_storm_passes_shortened() {
-    let path = "/kecs/ws?token=squall-storm-token";
-    let run = run("subscribe-storm.yaml", path, SHORT, Some(4), |_| {});
+    let run = run("subscribe-storm.yaml", SHORT, Some(4), |_| {});
     assert_passed(
         "subscribe-storm",
         &run,
@@ -149,7 +153,6 @@ fn subscribe_storm_passes_shortened() {
 /// events fails the run.
 #[test]
 fn subscribe_storm_fails_when_events_are_lost_or_repeated() {
-    let path = "/kecs/ws?token=squall-storm-token";
     for (fault, threshold) in [
         (squall_server::Fault::DropEvents(200), "delivery.gaps == 0"),
         (
@@ -157,7 +160,7 @@ fn subscribe_storm_fails_when_events_are_lost_or_repeated() {
             "delivery.duplicates == 0",
         ),
     ] {
-        let run = run("subscribe-storm.yaml", path, SHORT, Some(2), |c| {
+        let run = run("subscribe-storm.yaml", SHORT, Some(2), |c| {
             c.fault = Some(fault)
         });
         assert_failed_on(&format!("{fault:?}"), &run, threshold);
@@ -166,16 +169,14 @@ fn subscribe_storm_fails_when_events_are_lost_or_repeated() {
 
 #[test]
 fn rpc_mix_passes_shortened() {
-    let path = "/kecs/ws?token=squall-rpc-token";
-    let run = run("rpc-mix.yaml", path, SHORT, Some(4), |_| {});
+    let run = run("rpc-mix.yaml", SHORT, Some(4), |_| {});
     let metrics = "get_metrics execute unknown_command unknown_metric";
     assert_passed("rpc-mix", &run, metrics);
 }
 
 #[test]
 fn soak_passes_shortened() {
-    let path = "/kecs/ws?token=squall-soak-token";
-    let run = run("soak.yaml", path, SHORT, Some(8), |_| {});
+    let run = run("soak.yaml", SHORT, Some(8), |_| {});
     assert_passed("soak", &run, "subscribe_ack get_metrics execute");
     let doc = &run.1;
     let opened = doc["counters"]["connections"]["opened"].as_u64().unwrap();
@@ -186,11 +187,10 @@ fn soak_passes_shortened() {
 }
 
 const RATE_LIMIT: &str = "rate-limit.yaml";
-const RATE_PATH: &str = "/kecs/ws?token=squall-rate-token";
 
 #[test]
 fn rate_limit_passes_with_every_limit_on() {
-    let run = run(RATE_LIMIT, RATE_PATH, SHORT, None, |_| {});
+    let run = run(RATE_LIMIT, SHORT, None, |_| {});
     let metrics = "polite_rtt rate_warning rate_throttled rate_terminated subscription_rejected \
                    size_rejected";
     assert_passed("rate-limit", &run, metrics);
@@ -204,7 +204,7 @@ fn rate_limit_passes_with_every_limit_on() {
 
 /// The rate-limit scenario against a server with one limit switched off by `tweak`.
 fn rate_limit_without(tweak: impl FnOnce(&mut squall_server::Config)) -> (u8, Value) {
-    run(RATE_LIMIT, RATE_PATH, SHORT, None, tweak)
+    run(RATE_LIMIT, SHORT, None, tweak)
 }
 
 #[test]
