@@ -11,6 +11,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::{open_all, runtime, share, Args, Ws};
 
+/// Listening time before measuring starts.
+const WARMUP: Duration = Duration::from_secs(1);
+
 /// The fields of an event this client reads.
 #[derive(Deserialize)]
 struct Event<'a> {
@@ -71,11 +74,14 @@ pub fn run(args: &Args, threads: usize) -> Result<(), String> {
             });
             barrier.wait();
             let conns = conns?;
-            let deadline = tokio::time::Instant::now() + duration;
+            // The first second is warm-up: frames queued while the connections were still
+            // being opened and subscribed are read then, not measured.
+            let warm = tokio::time::Instant::now() + WARMUP;
+            let deadline = warm + duration;
             rt.block_on(async {
                 let tasks: Vec<_> = conns
                     .into_iter()
-                    .map(|ws| tokio::spawn(listen(ws, deadline)))
+                    .map(|ws| tokio::spawn(listen(ws, warm, deadline)))
                     .collect();
                 let mut seen = Seen::new();
                 for task in tasks {
@@ -86,7 +92,7 @@ pub fn run(args: &Args, threads: usize) -> Result<(), String> {
         }));
     }
     barrier.wait();
-    let start = Instant::now();
+    let start = Instant::now() + WARMUP;
     let mut seen = Seen::new();
     for h in handles {
         seen.add(&h.join().map_err(|_| "worker thread panicked")??);
@@ -108,7 +114,11 @@ pub fn run(args: &Args, threads: usize) -> Result<(), String> {
 }
 
 /// Counts events on one connection until the deadline.
-async fn listen(mut ws: Ws, deadline: tokio::time::Instant) -> Result<Seen, String> {
+async fn listen(
+    mut ws: Ws,
+    warm: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+) -> Result<Seen, String> {
     let mut seen = Seen::new();
     let mut expect: Option<u64> = None;
     loop {
@@ -127,13 +137,16 @@ async fn listen(mut ws: Ws, deadline: tokio::time::Instant) -> Result<Seen, Stri
         let (Some(seq), Some(stamp)) = (event.seq, event.timestamp) else {
             continue; // the subscribe ack, or another reply
         };
-        seen.events += 1;
-        if let Some(sent) = parse_rfc3339_us(stamp) {
+        let measured = tokio::time::Instant::now() >= warm;
+        if measured {
+            seen.events += 1;
+        }
+        if let Some(sent) = parse_rfc3339_us(stamp).filter(|_| measured) {
             let _ = seen.latency_us.record(now.saturating_sub(sent).max(1));
         }
         match expect {
-            Some(e) if seq > e => seen.gaps += seq - e,
-            Some(e) if seq < e => seen.reordered += 1,
+            Some(e) if seq > e && measured => seen.gaps += seq - e,
+            Some(e) if seq < e && measured => seen.reordered += 1,
             _ => {}
         }
         expect = Some(seq.max(expect.unwrap_or(0)) + 1);
