@@ -4,26 +4,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{run_library, verdict, Library};
+use support::{assert_fails_on, library_files, run_library, verdict, Library};
 
 const PATH: &str = "/kite/ws";
-
-/// Every scenario file of the library, sorted.
-fn files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/kite");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
 
 /// Runs `file` shortened (3 s) and asserts it passes with zero violations.
 fn passes_shortened(file: &str, vus: Option<u64>) -> Value {
@@ -39,17 +26,6 @@ fn passes_shortened(file: &str, vus: Option<u64>) -> Value {
     doc
 }
 
-/// The names of the thresholds that failed.
-fn failed(doc: &Value) -> Vec<String> {
-    doc["thresholds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["pass"] == false)
-        .map(|t| t["expr"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Samples a metric's latency histogram holds.
 fn samples(doc: &Value, metric: &str) -> u64 {
     doc["metrics"][metric]["latency"]["count"]
@@ -57,9 +33,26 @@ fn samples(doc: &Value, metric: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A server setting that switches something off, and the threshold that must then fail.
+type Case = (&'static str, fn(&mut squall_server::Config), &'static str);
+
+/// Runs `file` (2 s, `vus`) once per case, one after another (side by side they would starve
+/// each other on a 2-core machine), and asserts each run fails on its threshold.
+fn fails_on_each(file: &str, vus: Option<u64>, cases: &[Case]) {
+    for &(name, tweak, expr) in cases {
+        let lib = Library {
+            file,
+            path: PATH,
+            duration: Some(Duration::from_secs(2)),
+            vus,
+        };
+        assert_fails_on(&format!("{file}, {name}"), run_library(lib, tweak), &[expr]);
+    }
+}
+
 #[test]
 fn every_scenario_passes_squall_check_and_targets_the_kite_path() {
-    let files = files();
+    let files = library_files("kite");
     let names: Vec<_> = files
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -148,8 +141,7 @@ fn subscribe_storm_passes_shortened() {
 
 #[test]
 fn subscribe_storm_fails_when_events_are_dropped_or_duplicated() {
-    type Tweak = fn(&mut squall_server::Config);
-    let cases: [(&str, Tweak, &str); 2] = [
+    let cases: [Case; 2] = [
         (
             "drop-events:100",
             |c| c.fault = Some(squall_server::Fault::DropEvents(100)),
@@ -161,21 +153,7 @@ fn subscribe_storm_fails_when_events_are_dropped_or_duplicated() {
             "delivery.duplicates == 0",
         ),
     ];
-    for (name, tweak, expr) in cases {
-        let lib = Library {
-            file: "scenarios/kite/subscribe-storm.yaml",
-            path: PATH,
-            duration: Some(Duration::from_secs(2)),
-            vus: Some(2),
-        };
-        let (code, doc) = run_library(lib, tweak);
-        assert_eq!(code, 1, "--fault {name}: the run passed: {}", verdict(&doc));
-        let failed = failed(&doc);
-        assert!(
-            failed.iter().any(|f| f == expr),
-            "--fault {name}: '{expr}' held; failed {failed:?}"
-        );
-    }
+    fails_on_each("scenarios/kite/subscribe-storm.yaml", Some(2), &cases);
 }
 
 #[test]
@@ -204,50 +182,27 @@ fn rate_limit_passes_shortened() {
 
 #[test]
 fn rate_limit_fails_when_any_limit_is_off() {
-    type Tweak = fn(&mut squall_server::Config);
-    // Each limit off, and the threshold that must then fail.
-    let cases: [(&str, Tweak, &str); 4] = [
+    let cases: [Case; 4] = [
         (
-            "rate",
+            "--no-limit rate",
             |c| c.limits.rate = false,
             "latency.rate_reject.p99 < 500ms",
         ),
         (
-            "subscriptions",
+            "--no-limit subscriptions",
             |c| c.limits.subscriptions = false,
             "latency.subscription_reject.p99 < 500ms",
         ),
         (
-            "per-client",
+            "--no-limit per-client",
             |c| c.limits.per_client = false,
             "errors.http_429 >= 1",
         ),
         (
-            "message size",
+            "--max-message-size 16MiB",
             |c| c.max_message_size = Some(16 << 20),
             "latency.size_reject.p99 < 500ms",
         ),
     ];
-    // One after another: run side by side they would starve each other on a 2-core machine.
-    for (name, tweak, expr) in cases {
-        let lib = Library {
-            file: "scenarios/kite/rate-limit.yaml",
-            path: PATH,
-            duration: Some(Duration::from_secs(2)),
-            vus: None,
-        };
-        let (code, doc) = run_library(lib, tweak);
-        assert_eq!(
-            code,
-            1,
-            "{name} limit off: the run passed: {}",
-            verdict(&doc)
-        );
-        let failed = failed(&doc);
-        assert!(
-            failed.iter().any(|f| f == expr),
-            "{name} limit off: '{expr}' held; failed {failed:?}"
-        );
-        assert_eq!(doc["violations"]["total"], 0, "{name}: {}", verdict(&doc));
-    }
+    fails_on_each("scenarios/kite/rate-limit.yaml", None, &cases);
 }
