@@ -199,6 +199,11 @@ behaviours:
         "{c}"
     );
     assert_eq!(c["connections"]["opened"], 3);
+    // A refused VU pauses (500 ms) before it tries again: 3 of them over ~1 s, not a spin.
+    assert!(
+        c["connections"]["failed"].as_u64().unwrap() <= 12,
+        "a refused VU retried in a tight loop: {c}"
+    );
     srv.shutdown();
 }
 

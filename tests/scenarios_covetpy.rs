@@ -4,12 +4,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{run_library, verdict, Library};
+use support::{assert_fails_on, library_files, run_library, verdict, Library};
 
 /// The scenarios' own path and credential (any non-empty token is accepted).
 const PATH: &str = "/covetpy/ws?token=squall-test";
@@ -29,39 +28,9 @@ fn assert_passes(file: &str, (code, doc): (u8, Value)) {
     assert_eq!(doc["violations"]["total"], 0, "{file}: {}", verdict(&doc));
 }
 
-/// The thresholds a run failed, as written.
-fn failed(doc: &Value) -> Vec<String> {
-    doc["thresholds"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|t| t["pass"] == false)
-        .filter_map(|t| t["expr"].as_str().map(str::to_string))
-        .collect()
-}
-
-/// Asserts the run failed on each of `expected` (and not on a schema violation).
-fn assert_fails_on(what: &str, (code, doc): (u8, Value), expected: &[&str]) {
-    assert_eq!(code, 1, "{what}: the run should fail: {}", verdict(&doc));
-    let failed = failed(&doc);
-    for e in expected {
-        assert!(
-            failed.iter().any(|f| f == e),
-            "{what}: expected '{e}' to fail; failed {failed:?}"
-        );
-    }
-    assert_eq!(doc["violations"]["total"], 0, "{what}: {}", verdict(&doc));
-}
-
 #[test]
 fn every_covetpy_scenario_passes_check() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/covetpy");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
+    let files = library_files("covetpy");
     assert!(files.len() >= 5, "{files:?}");
     let out = Command::new(env!("CARGO_BIN_EXE_squall"))
         .arg("check")

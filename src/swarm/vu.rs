@@ -17,8 +17,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::connect::{with_query, Connecter};
 use super::delivery::Tracker;
-use super::frame::{Frame, Shape};
-use super::io::{Checker, Io, Woke};
+use super::frame::Shape;
+use super::io::{Checker, Io};
 use super::matcher::{kind_of, Want};
 use super::upload::UploadVars;
 use crate::metrics::{ErrorKind, Recorder};
@@ -179,9 +179,8 @@ impl Vu {
                     .connecter
                     .timeout()
                     .min(Duration::from_millis(500));
-                let mut never = |_: &Frame| false;
-                let paused = Box::pin(self.io.pump(Instant::now() + pause, &mut never)).await;
-                if let Woke::Stop = paused {
+                // `wait` sleeps when there is no socket (`pump` would return at once).
+                if self.wait(pause).await == Flow::Stop {
                     break;
                 }
             }

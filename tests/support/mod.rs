@@ -216,6 +216,20 @@ pub fn run_library(
     (done.exit_code(), doc)
 }
 
+/// The scenario files (`*.yaml`) of `scenarios/<protocol>/`, sorted.
+pub fn library_files(protocol: &str) -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(protocol);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// A one-line account of a run's failed thresholds and violations, for assertion messages.
 pub fn verdict(doc: &Value) -> String {
     let failed: Vec<String> = doc["thresholds"]
@@ -231,4 +245,28 @@ pub fn verdict(doc: &Value) -> String {
         "failed thresholds {failed:?}; violations {}; errors {}",
         doc["violations"]["groups"], doc["errors"]
     )
+}
+
+/// The thresholds a run failed, as written.
+pub fn failed(doc: &Value) -> Vec<String> {
+    doc["thresholds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["pass"] == false)
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Asserts the run failed on each of `expected` (and not on a schema violation).
+pub fn assert_fails_on(what: &str, (code, doc): (u8, Value), expected: &[&str]) {
+    assert_eq!(code, 1, "{what}: the run should fail: {}", verdict(&doc));
+    let failed = failed(&doc);
+    for e in expected {
+        assert!(
+            failed.iter().any(|f| f == e),
+            "{what}: expected '{e}' to fail; failed {failed:?}"
+        );
+    }
+    assert_eq!(doc["violations"]["total"], 0, "{what}: {}", verdict(&doc));
 }
