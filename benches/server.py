@@ -17,7 +17,8 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
+
+from run import rss_kib, server_connections  # benches/run.py, beside this file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(ROOT, "target", "release")
@@ -120,20 +121,6 @@ def fanout(subscribers, rates):
               f"p99 {best[1]['p99_ms']:.2f} ms")
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def active(addr):
-    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as r:
-        return sum(int(float(line.split()[-1])) for line in r.read().decode().splitlines()
-                   if line.startswith("squall_server_connections_active"))
-
-
 def idle(conns):
     p, addr = squall_server("--max-connections", str(conns + 100))
     try:
@@ -141,10 +128,10 @@ def idle(conns):
         client = subprocess.Popen([RAW, "--url", f"ws://{addr}/kite/ws", "--idle", str(conns),
                                    "--hold", "10s"], stdout=subprocess.PIPE, text=True)
         deadline = time.time() + 90
-        while active(addr) < conns and time.time() < deadline:
+        while server_connections(addr) < conns and time.time() < deadline:
             time.sleep(0.2)
         time.sleep(1.0)
-        full, reached = rss_kib(p.pid), active(addr)
+        full, reached = rss_kib(p.pid), server_connections(addr)
         client.wait(timeout=60)
         print(f"squall-server: base {base} KiB, at {reached} connections {full} KiB: "
               f"{(full - base) / max(reached, 1):.2f} KiB per idle connection")

@@ -11,7 +11,6 @@ use squall_server::{Config, Limits, Profile as ServerProfile, ServerHandle};
 use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -147,22 +146,11 @@ fn code(frame: &Value) -> &str {
 
 /// One HTTP request on its own connection; the whole response.
 async fn http(server: &ServerHandle, request: &str) -> String {
-    let mut tcp = TcpStream::connect(server.addr()).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    timeout(WAIT, tcp.read_to_string(&mut response))
-        .await
-        .unwrap()
-        .unwrap();
-    response
+    support::http_exchange(server.addr(), request).await
 }
 
 async fn metrics(server: &ServerHandle) -> String {
-    http(
-        server,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    )
-    .await
+    support::metrics_text(server.addr()).await
 }
 
 #[tokio::test]

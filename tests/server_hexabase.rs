@@ -2,6 +2,8 @@
 //! server sends is checked against schemas/hexabase (and every well-formed frame the test
 //! sends too), so the server and the schemas check each other.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
@@ -11,7 +13,6 @@ use serde_json::{json, Value};
 use squall::protocol::{Direction, Profile};
 use squall_server::hexabase::{MAX_STREAMS, MAX_SUBSCRIPTIONS};
 use squall_server::{Config, ServerHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -488,14 +489,7 @@ async fn bad_input_gets_documented_errors_and_counters_move() {
 }
 
 async fn http(server: &ServerHandle, request: &str) -> String {
-    let mut tcp = TcpStream::connect(server.addr()).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    timeout(WAIT, tcp.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    String::from_utf8(buf).unwrap()
+    support::http_exchange(server.addr(), request).await
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! squall-server speaks KECS (seeds/kecs.md) as schemas/kecs says: every documented exchange
 //! over loopback sockets, every frame in both directions checked against the profile.
 
+mod support;
+
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use squall::protocol::{Direction, Profile};
@@ -393,24 +395,12 @@ async fn bad_input_gets_documented_errors_and_the_connection_stays() {
 
 /// Sends one raw HTTP request and reads the whole response.
 async fn http(server: &ServerHandle, request: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = TcpStream::connect(server.addr()).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    timeout(WAIT, tcp.read_to_string(&mut response))
-        .await
-        .unwrap()
-        .unwrap();
-    response
+    support::http_exchange(server.addr(), request).await
 }
 
 /// The server's Prometheus text.
 async fn metrics(server: &ServerHandle) -> String {
-    http(
-        server,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    )
-    .await
+    support::metrics_text(server.addr()).await
 }
 
 #[tokio::test]

@@ -270,3 +270,25 @@ pub fn assert_fails_on(what: &str, (code, doc): (u8, Value), expected: &[&str]) 
     }
     assert_eq!(doc["violations"]["total"], 0, "{what}: {}", verdict(&doc));
 }
+
+/// Sends one raw HTTP request to `addr` and reads the whole response (the server closes).
+pub async fn http_exchange(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut buf))
+        .await
+        .expect("the server answers and closes in time")
+        .unwrap();
+    String::from_utf8(buf).unwrap()
+}
+
+/// squall-server's Prometheus text from `GET /metrics`.
+pub async fn metrics_text(addr: SocketAddr) -> String {
+    http_exchange(
+        addr,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+}
