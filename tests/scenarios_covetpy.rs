@@ -4,11 +4,10 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{assert_fails_on, library_files, run_library, verdict, Library};
+use support::{assert_fails_on, assert_squall_check, library_files, run_library, verdict, Library};
 
 /// The scenarios' own path and credential (any non-empty token is accepted).
 const PATH: &str = "/covetpy/ws?token=squall-test";
@@ -32,17 +31,7 @@ fn assert_passes(file: &str, (code, doc): (u8, Value)) {
 fn every_covetpy_scenario_passes_check() {
     let files = library_files("covetpy");
     assert!(files.len() >= 5, "{files:?}");
-    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .arg("check")
-        .args(&files)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_squall_check(&files);
 }
 
 #[test]

@@ -5,11 +5,10 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{run_library, verdict, Library};
+use support::{assert_squall_check, run_library, verdict, Library};
 
 const PATH: &str = "/hexabase/ws";
 const FILES: [&str; 5] = [
@@ -67,16 +66,7 @@ fn assert_fails(
 
 #[test]
 fn every_file_passes_check() {
-    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .arg("check")
-        .args(FILES)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
-    assert_eq!(text.matches(": ok").count(), FILES.len(), "{text}");
+    assert_squall_check(&FILES);
 }
 
 #[test]

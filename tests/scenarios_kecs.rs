@@ -6,11 +6,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{run_library, verdict, Library};
+use support::{assert_squall_check, run_library, verdict, Library};
 
 const DIR: &str = "scenarios/kecs";
 const SHORT: Option<Duration> = Some(Duration::from_secs(3));
@@ -99,15 +98,8 @@ fn every_kecs_scenario_passes_squall_check() {
             "subscribe-storm.yaml"
         ]
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .arg("check")
-        .args(&files)
-        .current_dir(root)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
+    let files: Vec<_> = files.iter().map(|f| root.join(f)).collect();
+    assert_squall_check(&files);
 }
 
 #[test]

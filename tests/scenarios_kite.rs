@@ -4,11 +4,10 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{assert_fails_on, library_files, run_library, verdict, Library};
+use support::{assert_fails_on, assert_squall_check, library_files, run_library, verdict, Library};
 
 const PATH: &str = "/kite/ws";
 
@@ -66,17 +65,7 @@ fn every_scenario_passes_squall_check_and_targets_the_kite_path() {
     ] {
         assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .arg("check")
-        .args(&files)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "squall check: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_squall_check(&files);
     for f in &files {
         let plan =
             squall::scenario::load_file(f, &squall::scenario::LoadOptions::default()).unwrap();

@@ -6,11 +6,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{run_library, verdict, Library};
+use support::{assert_squall_check, run_library, verdict, Library};
 
 const CHAT: &str = "/newloom/ws/chat/?token=squall";
 const STREAMS: &str = "/newloom/ws/streams/?token=squall";
@@ -81,17 +80,7 @@ fn errors_of(doc: &Value, kind: &str) -> u64 {
 fn every_scenario_passes_check() {
     let files = library_files();
     assert!(files.len() >= 8, "{files:?}");
-    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .arg("check")
-        .args(&files)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_squall_check(&files);
 }
 
 #[test]

@@ -292,3 +292,18 @@ pub async fn metrics_text(addr: SocketAddr) -> String {
     )
     .await
 }
+
+/// Runs `squall check` on `files` (paths relative to the repository, or absolute) and asserts
+/// every one is reported ok.
+pub fn assert_squall_check<P: AsRef<std::ffi::OsStr>>(files: &[P]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+        .arg("check")
+        .args(files)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "squall check: {text}");
+    assert_eq!(text.matches(": ok").count(), files.len(), "{text}");
+}
