@@ -7,26 +7,17 @@ use std::time::Duration;
 
 #[test]
 fn prints_address_serves_and_exits_cleanly_on_sigterm() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_squall-server"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--profile",
-            "kite",
-            "--threads",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    let mut server = Command::new(env!("CARGO_BIN_EXE_squall-server"));
+    server.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--profile",
+        "kite",
+        "--threads",
+        "1",
+    ]);
+    let (mut child, addr) = start(server);
+    let addr = addr.as_str();
     assert!(!addr.ends_with(":0"), "{addr}");
 
     let mut tcp = TcpStream::connect(addr).unwrap();
@@ -43,17 +34,13 @@ fn prints_address_serves_and_exits_cleanly_on_sigterm() {
     assert!(child.wait().unwrap().success(), "exit code 0 after SIGTERM");
 }
 
-/// Starts the binary under `prlimit` with few file descriptors; returns it and its address.
-fn start_limited(nofile: u32) -> (std::process::Child, String) {
-    let limit = format!("--nofile={nofile}:{nofile}");
-    let mut child = Command::new("prlimit")
-        .arg(limit)
-        .arg(env!("CARGO_BIN_EXE_squall-server"))
-        .args(["--listen", "127.0.0.1:0", "--threads", "1", "--events", "0"])
-        .args(["--no-limit", "rate", "--log", "error"])
+/// Spawns `cmd` (the server, perhaps under a wrapper) and reads the address from its first
+/// stdout line, `listening on ADDR`.
+fn start(mut cmd: Command) -> (std::process::Child, String) {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
-        .expect("prlimit (util-linux) runs the binary");
+        .expect("the server starts");
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
@@ -61,9 +48,19 @@ fn start_limited(nofile: u32) -> (std::process::Child, String) {
     let addr = first
         .trim()
         .strip_prefix("listening on ")
-        .unwrap()
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_owned();
     (child, addr)
+}
+
+/// Starts the binary under `prlimit` (util-linux) with few file descriptors.
+fn start_limited(nofile: u32) -> (std::process::Child, String) {
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--nofile={nofile}:{nofile}"))
+        .arg(env!("CARGO_BIN_EXE_squall-server"))
+        .args(["--listen", "127.0.0.1:0", "--threads", "1", "--events", "0"])
+        .args(["--no-limit", "rate", "--log", "error"]);
+    start(cmd)
 }
 
 #[tokio::test]
