@@ -4,19 +4,25 @@
 //! Checking asks the fast question first (`is_valid`) and collects error details only for a
 //! frame that fails, so a clean frame costs one validation pass.
 
+pub mod fast;
+pub mod fields;
 mod lint;
 pub mod pairing;
 pub mod rooms;
+pub mod tape;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use jsonschema::json::Json;
 use jsonschema::{Draft, Retrieve, Uri, Validator};
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
 pub use lint::{lint, LintReport};
+use tape::{Doc, TapeJson};
 
 /// Which way a frame travels.
 #[derive(
@@ -133,9 +139,19 @@ pub struct Profile {
     pub replies: Vec<pairing::ReplyRule>,
     /// Which events a connection may receive, by the rooms it subscribed to.
     pub subscriptions: Option<rooms::RoomRules>,
-    envelope: Option<Validator>,
-    inbound: HashMap<String, Validator>,
-    outbound: HashMap<String, Validator>,
+    envelope: Option<Schema>,
+    inbound: FxHashMap<String, Schema>,
+    outbound: FxHashMap<String, Schema>,
+}
+
+/// One schema compiled for each way of asking. On a frame's tape, the per-frame question "is
+/// it valid?": by the plain checks of [`fast::Fast`] (which, for a kind, include the
+/// envelope) where the schemas allow, else by the jsonschema crate's validator for tapes. On a
+/// `serde_json::Value`: the verdict with its details, and frames the tape leaves alone.
+struct Schema {
+    quick: Option<fast::Fast>,
+    fast: Validator<TapeJson>,
+    full: Validator,
 }
 
 impl fmt::Debug for Profile {
@@ -164,20 +180,22 @@ impl Profile {
             problems: vec![format!("{}: {e}", dir.display())],
         })?;
         let mut problems = Vec::new();
-        let mut compile_all = |map: &BTreeMap<String, String>| -> HashMap<String, Validator> {
+        let mut compile_all = |map: &BTreeMap<String, String>| -> FxHashMap<String, Schema> {
             map.iter()
-                .filter_map(|(kind, rel)| match compile(&root, rel) {
-                    Ok(v) => Some((kind.clone(), v)),
-                    Err(e) => {
-                        problems.push(e);
-                        None
-                    }
-                })
+                .filter_map(
+                    |(kind, rel)| match compile(&root, rel, raw.envelope.as_deref()) {
+                        Ok(v) => Some((kind.clone(), v)),
+                        Err(e) => {
+                            problems.push(e);
+                            None
+                        }
+                    },
+                )
                 .collect()
         };
         let inbound = compile_all(&raw.inbound);
         let outbound = compile_all(&raw.outbound);
-        let envelope = match raw.envelope.as_deref().map(|rel| compile(&root, rel)) {
+        let envelope = match raw.envelope.as_deref().map(|rel| compile(&root, rel, None)) {
             Some(Ok(v)) => Some(v),
             Some(Err(e)) => {
                 problems.push(e);
@@ -259,7 +277,7 @@ impl Profile {
         k
     }
 
-    fn schemas(&self, dir: Direction) -> &HashMap<String, Validator> {
+    fn schemas(&self, dir: Direction) -> &FxHashMap<String, Schema> {
         match dir {
             Direction::In => &self.inbound,
             Direction::Out => &self.outbound,
@@ -287,18 +305,18 @@ impl Profile {
         v: &Value,
     ) -> Result<(), Vec<Violation>> {
         let schema = kind.and_then(|k| self.schemas(dir).get(k));
-        let clean = self.envelope.as_ref().is_none_or(|e| e.is_valid(v))
-            && schema.is_some_and(|s| s.is_valid(v));
+        let clean = self.envelope.as_ref().is_none_or(|e| e.full.is_valid(v))
+            && schema.is_some_and(|s| s.full.is_valid(v));
         if clean {
             return Ok(());
         }
         let label = kind.unwrap_or("(unknown)");
         let mut found = Vec::new();
         if let Some(env) = &self.envelope {
-            found.extend(details(env, v, dir, label));
+            found.extend(details(&env.full, v, dir, label));
         }
         match schema {
-            Some(schema) => found.extend(details(schema, v, dir, label)),
+            Some(schema) => found.extend(details(&schema.full, v, dir, label)),
             None => found.push(Violation {
                 dir,
                 kind: label.to_string(),
@@ -315,19 +333,37 @@ impl Profile {
         Err(found)
     }
 
+    /// Whether a frame parsed onto a tape meets the envelope and its kind's schema: the
+    /// per-frame question. `false` (an unknown kind included) says nothing more: the caller
+    /// asks [`Profile::check_kind`] on the frame's `Value` for the verdict and its details, so
+    /// the two validators can never disagree in a way that passes a bad frame.
+    pub fn is_clean(&self, dir: Direction, kind: Option<&str>, doc: &Doc) -> bool {
+        let Some(schema) = kind.and_then(|k| self.schemas(dir).get(k)) else {
+            return false;
+        };
+        let root = doc.root();
+        match &schema.quick {
+            Some(q) => q.is_valid(root),
+            None => {
+                self.envelope.as_ref().is_none_or(|e| e.fast.is_valid(root))
+                    && schema.fast.is_valid(root)
+            }
+        }
+    }
+
     /// Checks the frame's timestamp (at [`Profile::clock`]) against `now`: stamped more than
     /// `skew` in the future is a violation. A missing or unparsable timestamp is the schema's
     /// business, not this check's.
-    pub fn check_clock(
+    pub fn check_clock<F: fields::Fields + ?Sized>(
         &self,
         kind: Option<&str>,
-        v: &Value,
+        v: &F,
         now: std::time::SystemTime,
         skew: std::time::Duration,
     ) -> Option<Violation> {
         let pointer = self.clock.as_deref()?;
-        let text = crate::swarm::matcher::lookup(v, pointer)?.as_str()?;
-        let stamped = humantime::parse_rfc3339_weak(text).ok()?;
+        let text = v.str_at(pointer)?;
+        let stamped = humantime::parse_rfc3339_weak(&text).ok()?;
         let ahead = stamped.duration_since(now).ok()?;
         (ahead > skew).then(|| Violation {
             dir: Direction::In,
@@ -381,19 +417,37 @@ fn details(schema: &Validator, v: &Value, dir: Direction, kind: &str) -> Vec<Vio
         .collect()
 }
 
-/// Compiles one schema file of a profile.
-fn compile(root: &Path, rel: &str) -> Result<Validator, String> {
+/// Compiles one schema file of a profile, for both representations; the plain checks take
+/// the profile's envelope in too, so a frame's shared fields are checked once.
+fn compile(root: &Path, rel: &str, envelope: Option<&str>) -> Result<Schema, String> {
     let path = root.join(rel);
     let shown = path.display();
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{shown}: {e}"))?;
     let schema: Value =
         serde_json::from_str(&text).map_err(|e| format!("{shown}: not JSON: {e}"))?;
     let path = path.canonicalize().map_err(|e| format!("{shown}: {e}"))?;
+    let fast = build::<TapeJson>(root, &path, &schema).map_err(|e| format!("{shown}: {e}"))?;
+    let full = build(root, &path, &schema).map_err(|e| format!("{shown}: {e}"))?;
+    let leaf = |one: &Value| build::<TapeJson>(root, &path, one).ok();
+    // A schema the plain checks cannot express keeps the general validator: slower, not wrong.
+    let envelope = envelope.and_then(|e| root.join(e).canonicalize().ok());
+    let files: Vec<&Path> = std::iter::once(path.as_path())
+        .chain(envelope.as_deref())
+        .collect();
+    let quick = fast::Fast::compile(root, &files, &leaf).ok();
+    Ok(Schema { quick, fast, full })
+}
+
+fn build<F: Json>(
+    root: &Path,
+    path: &Path,
+    schema: &Value,
+) -> Result<Validator<F>, jsonschema::ValidationError<'static>> {
     // The `regex` engine (linear time) rather than the default backtracking one: patterns run
     // on every frame against strings the target chose, and a backtracking engine would let a
     // hostile server stall the generator. Profiles needing look-around or back-references
     // fail to compile, and `schemas lint` says where.
-    jsonschema::options()
+    jsonschema::options_for::<F>()
         .with_draft(Draft::Draft202012)
         .should_validate_formats(true)
         .with_pattern_options(jsonschema::PatternOptions::regex())
@@ -401,8 +455,7 @@ fn compile(root: &Path, rel: &str) -> Result<Validator, String> {
         .with_retriever(LocalFiles {
             root: root.to_path_buf(),
         })
-        .build(&schema)
-        .map_err(|e| format!("{shown}: {e}"))
+        .build(schema)
 }
 
 /// Resolves `$ref`s to files inside the profile's folder, and nothing else: a profile never

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::fields::Fields;
 use super::{Direction, Violation};
-use crate::swarm::matcher::lookup;
 
 /// Requests remembered per connection; the oldest is forgotten first (without a violation:
 /// a reply to it can still come, and it may legitimately never come).
@@ -32,7 +32,25 @@ pub struct ReplyRule {
 /// The requests a connection has sent and not yet seen answered.
 #[derive(Debug, Default)]
 pub struct Pending {
-    queue: VecDeque<(usize, Vec<Value>)>,
+    /// (rule, the sent frame's number, whether other rules answer the same frame, echoes).
+    queue: VecDeque<(usize, u64, bool, Echoed)>,
+    sent: u64,
+}
+
+/// The request values a reply must echo: one in the common case, held without a `Vec`.
+#[derive(Debug)]
+enum Echoed {
+    One(Value),
+    Many(Vec<Value>),
+}
+
+impl Echoed {
+    fn values(&self) -> &[Value] {
+        match self {
+            Echoed::One(v) => std::slice::from_ref(v),
+            Echoed::Many(v) => v,
+        }
+    }
 }
 
 impl Pending {
@@ -42,46 +60,49 @@ impl Pending {
     }
 
     /// Remembers an outbound frame that a rule says will be answered.
-    pub fn sent(&mut self, rules: &[ReplyRule], kind: Option<&str>, v: &Value) {
+    pub fn sent<F: Fields + ?Sized>(&mut self, rules: &[ReplyRule], kind: Option<&str>, v: &F) {
         let Some(kind) = kind else { return };
+        self.sent += 1;
+        // A request two kinds may answer (an RPC's result or its error) is answered once.
+        let several = rules.iter().filter(|r| r.request == kind).nth(1).is_some();
         for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.request == kind) {
             if self.queue.len() == PENDING_CAP {
                 self.queue.pop_front();
             }
-            let values = rule.fields.values().map(|p| value_at(v, p)).collect();
-            self.queue.push_back((i, values));
+            let mut values = rule.fields.values().map(|p| value_at(v, p));
+            let echoed = match rule.fields.len() {
+                1 => Echoed::One(values.next().unwrap_or(Value::Null)),
+                _ => Echoed::Many(values.collect()),
+            };
+            self.queue.push_back((i, self.sent, several, echoed));
         }
     }
 
     /// Pairs an inbound frame with the oldest pending request it answers; a frame of a reply
     /// kind that answers none is a violation.
-    pub fn received(
+    pub fn received<F: Fields + ?Sized>(
         &mut self,
         rules: &[ReplyRule],
         kind: Option<&str>,
-        v: &Value,
+        v: &F,
     ) -> Option<Violation> {
         let kind = kind?;
-        let mut applies = rules
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.reply == kind)
-            .peekable();
-        applies.peek()?;
-        let applicable: Vec<usize> = applies.map(|(i, _)| i).collect();
-        let found = self.queue.iter().position(|(i, values)| {
-            applicable.contains(i)
+        let first = rules.iter().position(|r| r.reply == kind)?;
+        let found = self.queue.iter().position(|(i, _, _, echoed)| {
+            rules[*i].reply == kind
                 && rules[*i]
                     .fields
                     .keys()
-                    .zip(values)
-                    .all(|(reply_ptr, want)| value_at(v, reply_ptr) == *want)
+                    .zip(echoed.values())
+                    .all(|(reply_ptr, want)| v.equals_at(reply_ptr, want))
         });
         if let Some(at) = found {
-            self.queue.remove(at);
+            if let Some((_, n, true, _)) = self.queue.remove(at) {
+                self.queue.retain(|(_, m, _, _)| *m != n);
+            }
             return None;
         }
-        let rule = &rules[applicable[0]];
+        let rule = &rules[first];
         let (pointer, shown) = match rule.fields.keys().next() {
             Some(p) => (p.clone(), format!(" with {p} = {}", value_at(v, p))),
             None => (String::new(), String::new()),
@@ -99,8 +120,10 @@ impl Pending {
     }
 }
 
-fn value_at(v: &Value, pointer: &str) -> Value {
-    lookup(v, pointer).cloned().unwrap_or(Value::Null)
+fn value_at<F: Fields + ?Sized>(v: &F, pointer: &str) -> Value {
+    v.value_at(pointer)
+        .map(|c| c.into_owned())
+        .unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
@@ -155,5 +178,23 @@ mod tests {
             p.received(&r, Some("event"), &json!({"type": "event"})),
             None
         );
+    }
+
+    #[test]
+    fn a_request_with_two_possible_answers_is_answered_once() {
+        let rule = |reply: &str| ReplyRule {
+            request: "call".into(),
+            reply: reply.into(),
+            fields: [("/id".to_string(), "/id".to_string())].into(),
+        };
+        let r = vec![rule("result"), rule("error")];
+        let mut p = Pending::default();
+        p.sent(&r, Some("call"), &json!({"id": 1}));
+        p.sent(&r, Some("call"), &json!({"id": 2}));
+        assert_eq!(p.received(&r, Some("error"), &json!({"id": 1})), None);
+        // Call 1 was answered by its error: a result for it now answers nothing.
+        assert!(p.received(&r, Some("result"), &json!({"id": 1})).is_some());
+        assert_eq!(p.received(&r, Some("result"), &json!({"id": 2})), None);
+        assert!(p.received(&r, Some("error"), &json!({"id": 2})).is_some());
     }
 }

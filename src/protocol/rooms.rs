@@ -9,10 +9,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::Deserialize;
-use serde_json::Value;
 
+use super::fields::Fields;
 use super::{Direction, Violation};
-use crate::swarm::matcher::lookup;
 
 /// `subscriptions:` in `protocol.yaml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +34,8 @@ pub struct RoomRules {
 #[derive(Debug, Default)]
 pub struct Subscribed {
     rooms: HashSet<String>,
+    /// Reused to spell out each candidate room of an event.
+    scratch: String,
 }
 
 impl Subscribed {
@@ -44,34 +45,43 @@ impl Subscribed {
     }
 
     /// Notes an outbound frame: a subscribe adds its room.
-    pub fn sent(&mut self, rules: &RoomRules, kind: Option<&str>, v: &Value) {
+    pub fn sent<F: Fields + ?Sized>(&mut self, rules: &RoomRules, kind: Option<&str>, v: &F) {
         if kind == Some(rules.subscribe.as_str()) {
-            if let Some(room) = lookup(v, &rules.room).and_then(Value::as_str) {
-                self.rooms.insert(room.to_string());
+            if let Some(room) = v.str_at(&rules.room) {
+                self.rooms.insert(room.into_owned());
             }
         }
     }
 
     /// Notes an inbound frame: an unsubscribe confirmation drops its room; an event for no
     /// held room is a violation.
-    pub fn received(
+    pub fn received<F: Fields + ?Sized>(
         &mut self,
         rules: &RoomRules,
         kind: Option<&str>,
-        v: &Value,
+        v: &F,
     ) -> Option<Violation> {
         let kind = kind?;
         if kind == rules.unsubscribed {
-            if let Some(room) = lookup(v, &rules.unsubscribed_room).and_then(Value::as_str) {
-                self.rooms.remove(room);
+            if let Some(room) = v.str_at(&rules.unsubscribed_room) {
+                self.rooms.remove(room.as_ref());
             }
             return None;
         }
         let carriers = rules.rooms.get(kind)?;
-        let candidates: Vec<String> = carriers.iter().filter_map(|t| expand(t, v)).collect();
-        if candidates.iter().any(|r| self.rooms.contains(r)) {
-            return None;
+        for t in carriers {
+            self.scratch.clear();
+            if expand(t, v, &mut self.scratch) && self.rooms.contains(self.scratch.as_str()) {
+                return None;
+            }
         }
+        let candidates: Vec<String> = carriers
+            .iter()
+            .filter_map(|t| {
+                let mut room = String::new();
+                expand(t, v, &mut room).then_some(room)
+            })
+            .collect();
         Some(Violation {
             dir: Direction::In,
             kind: kind.to_string(),
@@ -85,22 +95,27 @@ impl Subscribed {
     }
 }
 
-/// `scrape:{/data/job_id}` with the event's job id; `None` when the field is missing.
-fn expand(template: &str, v: &Value) -> Option<String> {
-    let mut out = String::new();
+/// Writes `scrape:{/data/job_id}` with the event's job id into `out`; false when the field
+/// is missing.
+fn expand<F: Fields + ?Sized>(template: &str, v: &F, out: &mut String) -> bool {
     let mut rest = template;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
-        let close = rest[open..].find('}')? + open;
-        let value = lookup(v, &rest[open + 1..close])?;
-        match value {
-            Value::String(s) => out.push_str(s),
-            other => out.push_str(&other.to_string()),
+        let Some(close) = rest[open..].find('}').map(|c| c + open) else {
+            return false;
+        };
+        let pointer = &rest[open + 1..close];
+        match v.str_at(pointer) {
+            Some(s) => out.push_str(&s),
+            None => match v.value_at(pointer) {
+                Some(other) => out.push_str(&other.to_string()),
+                None => return false,
+            },
         }
         rest = &rest[close + 1..];
     }
     out.push_str(rest);
-    Some(out)
+    true
 }
 
 #[cfg(test)]
@@ -157,11 +172,12 @@ mod tests {
     #[test]
     fn templates_fill_from_the_event() {
         let v = json!({"data": {"id": 7, "s": "x"}});
-        assert_eq!(
-            expand("a:{/data/s}:{/data/id}", &v).as_deref(),
-            Some("a:x:7")
-        );
-        assert_eq!(expand("a:{/data/none}", &v), None);
-        assert_eq!(expand("plain", &v).as_deref(), Some("plain"));
+        let expanded = |t: &str| {
+            let mut out = String::new();
+            expand(t, &v, &mut out).then_some(out)
+        };
+        assert_eq!(expanded("a:{/data/s}:{/data/id}").as_deref(), Some("a:x:7"));
+        assert_eq!(expanded("a:{/data/none}"), None);
+        assert_eq!(expanded("plain").as_deref(), Some("plain"));
     }
 }

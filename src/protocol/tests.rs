@@ -194,3 +194,66 @@ fn timestamps_from_the_future_are_caught_beyond_the_skew() {
         None
     );
 }
+
+/// The tape validators (the plain checks and the jsonschema crate's) answer as the `Value`
+/// validators do, on every fixture of every shipped
+/// profile against every one of its schemas (most pairs are a frame of one kind against
+/// another kind's schema: plenty of failures to agree on), and on each fixture's frames with
+/// a field dropped or retyped.
+#[test]
+fn tape_and_value_validators_agree_on_every_fixture() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let mut tape = tape::Tape::default();
+    let (mut compared, mut valid) = (0, 0);
+    for name in ["kite", "kecs", "newloom", "hexabase", "covetpy"] {
+        let p = Profile::load(&root.join(name)).unwrap();
+        let kinds: Vec<&Schema> = p.inbound.values().chain(p.outbound.values()).collect();
+        let schemas: Vec<&Schema> = kinds.iter().copied().chain(p.envelope.iter()).collect();
+        for texts in fixture_variants(&root.join(name).join("examples")) {
+            let doc = tape.parse(&texts).expect("fixtures parse onto a tape");
+            let v: Value = serde_json::from_str(&texts).unwrap();
+            for s in &schemas {
+                let full = s.full.is_valid(&v);
+                assert_eq!(s.fast.is_valid(doc.root()), full, "{name}: {texts}");
+                let quick = s
+                    .quick
+                    .as_ref()
+                    .expect("every shipped schema compiles to checks");
+                assert_eq!(quick.is_valid(doc.root()), full, "{name} (checks): {texts}");
+                compared += 1;
+                valid += usize::from(full);
+            }
+        }
+    }
+    assert!(compared > 10_000 && valid > 300, "{compared} {valid}");
+}
+
+/// Each fixture as one line, and as variants with one top-level field removed or made a
+/// number, a string or null.
+fn fixture_variants(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in ["valid", "invalid"] {
+        let mut files: Vec<_> = std::fs::read_dir(dir.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        for f in files {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+            out.push(v.to_string());
+            let Value::Object(map) = &v else { continue };
+            for key in map.keys() {
+                for replace in [None, Some(json!(7)), Some(json!("x")), Some(Value::Null)] {
+                    let mut m = map.clone();
+                    match replace {
+                        None => drop(m.remove(key)),
+                        Some(r) => drop(m.insert(key.clone(), r)),
+                    }
+                    out.push(Value::Object(m).to_string());
+                }
+            }
+        }
+    }
+    out
+}

@@ -15,6 +15,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
 use super::matcher::{join_parts, kind_of, lookup, IdKey};
+use crate::protocol::tape::Doc;
 
 /// How frames of a plan are read: precomputed once per run.
 #[derive(Debug, Clone)]
@@ -84,21 +85,48 @@ impl<'a> Frame<'a> {
                 },
                 None => Frame::invalid(text, at),
             },
-            None => {
-                let Ok(v) = serde_json::from_str::<Value>(text) else {
-                    return Frame::invalid(text, at);
-                };
-                let kind = kind_of(&v, &shape.kind_pointers).map(|k| Cow::Owned(k.into_owned()));
-                let id = lookup(&v, &shape.id_pointer).map(IdKey::of);
-                Frame {
-                    text,
-                    at,
-                    json: true,
-                    kind,
-                    id,
-                    full: OnceCell::from(Some(v)),
-                }
-            }
+            None => Frame::from_value(text, at, shape, serde_json::from_str(text).ok()),
+        }
+    }
+
+    /// A frame already parsed into `v` (`None`: not JSON).
+    pub fn from_value(text: &'a str, at: Instant, shape: &Shape, v: Option<Value>) -> Frame<'a> {
+        let Some(v) = v else {
+            return Frame::invalid(text, at);
+        };
+        let kind = kind_of(&v, &shape.kind_pointers).map(|k| Cow::Owned(k.into_owned()));
+        let id = lookup(&v, &shape.id_pointer).map(IdKey::of);
+        Frame {
+            text,
+            at,
+            json: true,
+            kind,
+            id,
+            full: OnceCell::from(Some(v)),
+        }
+    }
+
+    /// A frame parsed onto a tape: kind and id read off it (the same values [`Frame::read`]
+    /// gives), the kind borrowed from `text` when it has no escapes. The `Value` is built on
+    /// first use, unless the caller already has it.
+    pub fn from_tape(text: &'a str, at: Instant, doc: &Doc, shape: &Shape) -> Frame<'a> {
+        let kind = kind_on_tape(text, doc, &shape.kind_pointers);
+        let id = id_on_tape(doc, &shape.id_pointer);
+        Frame {
+            text,
+            at,
+            json: true,
+            kind,
+            id,
+            full: OnceCell::new(),
+        }
+    }
+
+    /// Keeps `v` as the frame's value (the caller parsed it already).
+    pub fn with_value(self, v: Value) -> Frame<'a> {
+        Frame {
+            full: OnceCell::from(Some(v)),
+            ..self
         }
     }
 
@@ -139,6 +167,26 @@ impl<'a> Frame<'a> {
     pub fn text(&self) -> &'a str {
         self.text
     }
+}
+
+/// A frame's kind read off its tape, as [`kind_of`] reads it off a `Value`; borrowed from
+/// `text` (the tape's own text) in the single-pointer case when it has no escapes.
+pub fn kind_on_tape<'t>(text: &'t str, doc: &Doc, pointers: &[String]) -> Option<Cow<'t, str>> {
+    match pointers {
+        [one] => doc.lookup(one).and_then(|n| match n.text_span() {
+            Some(span) => Some(Cow::Borrowed(&text[span])),
+            None => n.str().map(|s| Cow::Owned(s.to_string())),
+        }),
+        many => join_parts(many.iter().map(|p| doc.lookup(p).and_then(|n| n.str()))),
+    }
+}
+
+/// A frame's correlation id read off its tape, as [`IdKey::of`] reads it off a `Value`.
+pub fn id_on_tape(doc: &Doc, pointer: &str) -> Option<IdKey> {
+    doc.lookup(pointer).map(|n| match n.as_u64() {
+        Some(k) => IdKey::Num(k),
+        None => IdKey::of(&n.to_json()),
+    })
 }
 
 /// A string borrowed from the frame when it has no escapes (serde's own `Cow<str>` always

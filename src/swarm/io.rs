@@ -17,12 +17,15 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::connect::Ws;
 use super::delivery::Tracker;
-use super::frame::{Frame, Shape};
+use super::frame::{id_on_tape, kind_on_tape, Frame, Shape};
 use super::matcher::kind_of;
+use super::matcher::IdKey;
 use super::matcher::Want;
 use crate::metrics::{ErrorKind, Recorder};
+use crate::protocol::fields::Fields;
 use crate::protocol::pairing::Pending;
 use crate::protocol::rooms::Subscribed;
+use crate::protocol::tape::Tape;
 use crate::protocol::{Direction, Profile, Violation};
 
 /// Unmatched frames kept for a later `expect`; older ones are dropped (still counted).
@@ -90,6 +93,8 @@ pub struct Checker {
     pub pending: Pending,
     /// Rooms the current connection holds.
     pub rooms: Subscribed,
+    /// The worker's parse buffer, shared by its VUs: one frame is checked at a time.
+    pub tape: Rc<RefCell<Tape>>,
 }
 
 impl Checker {
@@ -98,6 +103,147 @@ impl Checker {
         rec.checked();
         if let Err(vs) = found {
             rec.violations(&vs, frame, self.start.elapsed().as_secs_f64(), self.vu);
+        }
+    }
+
+    /// Parses an inbound text frame once (onto the tape), classifies it, and checks it: the
+    /// schemas, the clock, reply pairing, rooms. The frame returned carries the kind and id,
+    /// and the `Value` when checking had to build one.
+    fn inbound<'t>(
+        &mut self,
+        text: &'t str,
+        at: Instant,
+        shape: &Shape,
+        rec: &RefCell<Recorder>,
+    ) -> Frame<'t> {
+        let tape = self.tape.clone();
+        let mut tape = tape.borrow_mut();
+        let Some(doc) = tape.parse(text) else {
+            // Not JSON, or JSON the tape leaves to serde_json: the `Value` path decides.
+            let frame = Frame::from_value(text, at, shape, serde_json::from_str(text).ok());
+            let found = match frame.value() {
+                Some(v) => {
+                    let extra = self.semantics_in(frame.kind(), v);
+                    merge(
+                        self.profile.check_kind(Direction::In, frame.kind(), v),
+                        extra,
+                    )
+                }
+                None => self.profile.check_text(Direction::In, text),
+            };
+            self.record(rec, found, text);
+            return frame;
+        };
+        let frame = Frame::from_tape(text, at, &doc, shape);
+        let extra = self.semantics_in(frame.kind(), &doc);
+        if self.profile.is_clean(Direction::In, frame.kind(), &doc) {
+            let found = if extra.is_empty() { Ok(()) } else { Err(extra) };
+            self.record(rec, found, text);
+            return frame;
+        }
+        // The tape's validators said no: the `Value` validators give the verdict and where.
+        let Ok(v) = serde_json::from_str::<Value>(text) else {
+            self.record(rec, self.profile.check_text(Direction::In, text), text);
+            return frame;
+        };
+        let found = merge(
+            self.profile.check_kind(Direction::In, frame.kind(), &v),
+            extra,
+        );
+        self.record(rec, found, text);
+        frame.with_value(v)
+    }
+
+    /// The checks beyond shape for an inbound frame.
+    fn semantics_in<F: Fields + ?Sized>(&mut self, kind: Option<&str>, v: &F) -> Vec<Violation> {
+        let p = &self.profile;
+        let late = p
+            .clock
+            .as_ref()
+            .and_then(|_| p.check_clock(kind, v, SystemTime::now(), self.skew));
+        let unpaired = self.pending.received(&p.replies, kind, v);
+        let stray = p.subscriptions.as_ref();
+        let stray = stray.and_then(|r| self.rooms.received(r, kind, v));
+        late.into_iter().chain(unpaired).chain(stray).collect()
+    }
+
+    /// Notes an outbound frame for reply pairing and rooms.
+    fn noted_out<F: Fields + ?Sized>(&mut self, kind: Option<&str>, v: &F) {
+        self.pending.sent(&self.profile.replies, kind, v);
+        if let Some(rules) = &self.profile.subscriptions {
+            self.rooms.sent(rules, kind, v);
+        }
+    }
+
+    /// Parses an outbound text frame onto the tape, notes it, and checks it (unless
+    /// `unchecked`). Returns its correlation id when the tape read it (`Some(None)`: it has
+    /// none), so the sender need not read the frame again.
+    fn outbound(
+        &mut self,
+        text: &str,
+        shape: &Shape,
+        unchecked: bool,
+        rec: &RefCell<Recorder>,
+    ) -> Option<Option<IdKey>> {
+        let tape = self.tape.clone();
+        let mut tape = tape.borrow_mut();
+        let Some(doc) = tape.parse(text) else {
+            let v = serde_json::from_str::<Value>(text).ok();
+            let kind = v.as_ref().and_then(|v| kind_of(v, shape.kind_pointers()));
+            let kind = kind.map(|k| k.into_owned());
+            self.outbound_value(v.as_ref(), kind.as_deref(), text, unchecked, rec);
+            return None;
+        };
+        let id = id_on_tape(&doc, shape.id_pointer());
+        let kind = kind_on_tape(text, &doc, shape.kind_pointers());
+        let kind = kind.as_deref();
+        self.noted_out(kind, &doc);
+        if unchecked {
+            return Some(id);
+        }
+        if self.profile.is_clean(Direction::Out, kind, &doc) {
+            self.record(rec, Ok(()), text);
+            return Some(id);
+        }
+        let found = match serde_json::from_str::<Value>(text) {
+            Ok(v) => self.profile.check_kind(Direction::Out, kind, &v),
+            Err(_) => self.profile.check_text(Direction::Out, text),
+        };
+        self.record(rec, found, text);
+        Some(id)
+    }
+
+    /// [`Checker::outbound`] for a frame already parsed into a `Value` (`None`: not JSON).
+    fn outbound_value(
+        &mut self,
+        v: Option<&Value>,
+        kind: Option<&str>,
+        text: &str,
+        unchecked: bool,
+        rec: &RefCell<Recorder>,
+    ) {
+        if let Some(v) = v {
+            self.noted_out(kind, v);
+        }
+        if unchecked {
+            return;
+        }
+        let found = match v {
+            Some(v) => self.profile.check_kind(Direction::Out, kind, v),
+            None => self.profile.check_text(Direction::Out, text),
+        };
+        self.record(rec, found, text);
+    }
+}
+
+/// A schema verdict with the semantic checks' findings added.
+fn merge(found: Result<(), Vec<Violation>>, extra: Vec<Violation>) -> Result<(), Vec<Violation>> {
+    match (found, extra.is_empty()) {
+        (found, true) => found,
+        (Ok(()), false) => Err(extra),
+        (Err(mut vs), false) => {
+            vs.extend(extra);
+            Err(vs)
         }
     }
 }
@@ -126,17 +272,11 @@ impl Io {
     }
 
     /// Checks an outbound text frame against its schema (unless `unchecked`) and remembers
-    /// it when a reply must answer it. Does nothing without a profile.
-    pub fn check_out(&mut self, text: &str, unchecked: bool) {
-        if self.checker.is_none() {
-            return;
-        }
-        let v = serde_json::from_str::<Value>(text).ok();
-        let kind = v
-            .as_ref()
-            .and_then(|v| kind_of(v, self.shape.kind_pointers()));
-        let kind = kind.map(|k| k.into_owned());
-        self.check_out_parsed(v.as_ref(), kind.as_deref(), text, unchecked);
+    /// it when a reply must answer it. Does nothing without a profile. Returns the frame's
+    /// correlation id when checking read it (`None`: not read; `Some(None)`: it has none).
+    pub fn check_out(&mut self, text: &str, unchecked: bool) -> Option<Option<IdKey>> {
+        let c = self.checker.as_mut()?;
+        c.outbound(text, &self.shape, unchecked, &self.rec)
     }
 
     /// [`Io::check_out`] for a frame the caller already parsed (`None`: not JSON) and
@@ -148,21 +288,9 @@ impl Io {
         text: &str,
         unchecked: bool,
     ) {
-        let Some(c) = &mut self.checker else { return };
-        if let Some(v) = v {
-            c.pending.sent(&c.profile.replies, kind, v);
-            if let Some(rules) = &c.profile.subscriptions {
-                c.rooms.sent(rules, kind, v);
-            }
+        if let Some(c) = &mut self.checker {
+            c.outbound_value(v, kind, text, unchecked, &self.rec);
         }
-        if unchecked {
-            return;
-        }
-        let found = match v {
-            Some(v) => c.profile.check_kind(Direction::Out, kind, v),
-            None => c.profile.check_text(Direction::Out, text),
-        };
-        c.record(&self.rec, found, text);
     }
 
     /// Whether the run must stop now.
@@ -248,43 +376,16 @@ impl Io {
 
     /// Reads, counts and routes one text frame; true when `want` took it.
     fn on_text(&mut self, text: Utf8Bytes, at: Instant, want: &mut Accept<'_>) -> bool {
-        let frame = Frame::read(text.as_str(), at, &self.shape);
+        let frame = match &mut self.checker {
+            Some(c) => c.inbound(text.as_str(), at, &self.shape, &self.rec),
+            None => Frame::read(text.as_str(), at, &self.shape),
+        };
         let kind = if frame.is_json() {
             frame.kind()
         } else {
             Some("(non-json)")
         };
         self.rec.borrow_mut().frame_in(kind, text.len());
-        if let Some(c) = &mut self.checker {
-            // The frame's JSON value is built here once, and kept for matchers and captures.
-            let found = match frame.value() {
-                Some(v) => {
-                    let kind = frame.kind();
-                    let late =
-                        c.profile.clock.as_ref().and_then(|_| {
-                            c.profile.check_clock(kind, v, SystemTime::now(), c.skew)
-                        });
-                    let unpaired = c.pending.received(&c.profile.replies, kind, v);
-                    let stray = c.profile.subscriptions.as_ref();
-                    let stray = stray.and_then(|r| c.rooms.received(r, kind, v));
-                    let extra: Vec<Violation> =
-                        late.into_iter().chain(unpaired).chain(stray).collect();
-                    match (
-                        c.profile.check_kind(Direction::In, kind, v),
-                        extra.is_empty(),
-                    ) {
-                        (found, true) => found,
-                        (Ok(()), false) => Err(extra),
-                        (Err(mut vs), false) => {
-                            vs.extend(extra);
-                            Err(vs)
-                        }
-                    }
-                }
-                None => c.profile.check_text(Direction::In, frame.text()),
-            };
-            c.record(&self.rec, found, frame.text());
-        }
         if !frame.is_json() {
             return false;
         }

@@ -81,8 +81,8 @@ impl Vu {
                 let r = pick_weighted(p.requests.iter().map(|r| r.weight), &mut self.ctx.rng);
                 let req = &p.requests[r];
                 self.render(&req.payload);
-                self.check_out(&req.payload, p.unchecked);
-                let key = IdKey::of_text(&self.out, &id_ptr);
+                let read = self.check_out(&req.payload, p.unchecked);
+                let key = read.unwrap_or_else(|| IdKey::of_text(&self.out, &id_ptr));
                 let kind = kinds[r].get_or_insert_with(|| {
                     outbound_kind(&req.payload, &self.out, &self.shared.plan.kind_pointers)
                 });

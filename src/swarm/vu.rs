@@ -19,9 +19,10 @@ use super::connect::{with_query, Connecter};
 use super::delivery::Tracker;
 use super::frame::Shape;
 use super::io::{Checker, Io};
-use super::matcher::{kind_of, Want};
+use super::matcher::{kind_of, IdKey, Want};
 use super::upload::UploadVars;
 use crate::metrics::{ErrorKind, Recorder};
+use crate::protocol::tape::Tape;
 use crate::protocol::Profile;
 use crate::scenario::plan::{Payload, Plan, Step, Think};
 use crate::scenario::template::{Context, StepValue, StepVar, Template};
@@ -108,6 +109,8 @@ pub struct Shared {
     pub start: Instant,
     /// How far in the future an inbound frame's timestamp may be.
     pub clock_skew: Duration,
+    /// The parse buffer the worker's checked frames share.
+    pub tape: Rc<RefCell<Tape>>,
 }
 
 /// One virtual user.
@@ -141,6 +144,7 @@ impl Vu {
                     skew: shared.clock_skew,
                     pending: Default::default(),
                     rooms: Default::default(),
+                    tape: shared.tape.clone(),
                 }),
                 shared.plan.delivery.clone().map(Tracker::new),
             ),
@@ -391,11 +395,16 @@ impl Vu {
     }
 
     /// Checks a rendered outbound text frame against the profile (unless `unchecked`) and
-    /// notes it for reply pairing.
-    pub(super) fn check_out(&mut self, payload: &Payload, unchecked: bool) {
-        if !matches!(payload, Payload::Binary(_)) {
-            self.io.check_out(&self.out, unchecked);
+    /// notes it for reply pairing; the frame's correlation id when checking read it.
+    pub(super) fn check_out(
+        &mut self,
+        payload: &Payload,
+        unchecked: bool,
+    ) -> Option<Option<IdKey>> {
+        if matches!(payload, Payload::Binary(_)) {
+            return None;
         }
+        self.io.check_out(&self.out, unchecked)
     }
 
     /// The connection went away under a step that needed it.

@@ -75,10 +75,12 @@ async fn drive(spec: WorkerSpec) {
         &spec.plan.metrics,
     )));
     let shared = Rc::new(Shared {
+        // Checked frames are parsed onto the tape (see swarm::io); the shape's skim serves
+        // the rest and frames re-read from the mailbox.
         shape: Arc::new(Shape::new(
             &spec.plan.kind_pointers,
             &spec.plan.id_pointer,
-            spec.profile.is_some(),
+            false,
         )),
         plan: spec.plan.clone(),
         rec: rec.clone(),
@@ -87,6 +89,7 @@ async fn drive(spec: WorkerSpec) {
         profile: spec.profile.clone(),
         start: spec.start,
         clock_skew: spec.clock_skew,
+        tape: Default::default(),
     });
     let ticker = tokio::task::spawn_local(tick_snapshots(
         rec.clone(),

@@ -1,0 +1,674 @@
+//! A profile's schemas compiled a second time into a tree of plain checks that run straight
+//! on a frame's tape: the per-frame question "is it valid?" at a fraction of a general
+//! validator's cost (no dynamic dispatch per keyword, one pass over an object's members for
+//! `properties`, `additionalProperties` and `required` together, `$ref`s resolved to arena
+//! indices once).
+//!
+//! Soundness comes first. The structural keywords (`type`, `const`, `enum`, `properties`,
+//! `required`, `additionalProperties`, `items`, length and count bounds, `$ref`, `allOf`,
+//! `anyOf`, `oneOf`, `not`, `if`/`then`/`else`) are evaluated here as 2020-12 defines them;
+//! every leaf keyword whose details belong to a validator (`format`, `pattern`, numeric bounds,
+//! `multipleOf`, `uniqueItems`, content, `propertyNames`) is compiled by the jsonschema crate
+//! on its own and called, so formats and patterns mean exactly what they mean on the `Value`
+//! path. A schema using anything else (`$id`, `patternProperties`, `unevaluated*`, an unknown
+//! keyword, a `$ref` cycle) is not compiled here at all: the caller then uses the jsonschema
+//! crate's own validator on the tape. And a frame found invalid here is always re-checked on
+//! the `Value` path, which gives the verdict and its details.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use jsonschema::json::Node;
+use jsonschema::Validator;
+use regex_automata::dfa::{dense, Automaton};
+use regex_automata::Input;
+use serde_json::{Map, Value};
+
+use super::tape::{same, TapeJson, TapeNode};
+
+/// Keywords that assert nothing (2020-12 annotations and containers).
+const ANNOTATIONS: &[&str] = &[
+    "$schema",
+    "$comment",
+    "$defs",
+    "title",
+    "description",
+    "examples",
+    "default",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+];
+
+/// Leaf keywords handed whole to the jsonschema crate, one small validator each.
+const DELEGATED: &[&str] = &[
+    "format",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "uniqueItems",
+    "contentEncoding",
+    "contentMediaType",
+];
+
+/// JSON types as bits.
+const NULL: u8 = 1;
+const BOOLEAN: u8 = 2;
+const INTEGER: u8 = 4;
+const NUMBER: u8 = 8 | INTEGER;
+const STRING: u8 = 16;
+const ARRAY: u8 = 32;
+const OBJECT: u8 = 64;
+
+/// A compiled schema: an arena of nodes, the first one the root.
+pub struct Fast {
+    nodes: Vec<Checks>,
+    /// Nodes that are `$ref` targets: a frame meeting one at a value once (the envelope's
+    /// `timestamp` and the kind's own) is not checked there again.
+    shared: Vec<bool>,
+}
+
+/// What one validation found valid at shared nodes: (node, tape index) pairs, a few.
+#[derive(Default)]
+struct Memo {
+    seen: [(u32, u32); 8],
+    len: usize,
+}
+
+impl Memo {
+    fn holds(&self, at: usize, node: TapeNode) -> bool {
+        let key = (at as u32, node.index());
+        self.seen[..self.len].contains(&key)
+    }
+
+    fn add(&mut self, at: usize, node: TapeNode) {
+        if self.len < self.seen.len() {
+            self.seen[self.len] = (at as u32, node.index());
+            self.len += 1;
+        }
+    }
+}
+
+/// Builds one jsonschema validator for a schema made of one leaf keyword.
+pub type Delegate<'b> = &'b dyn Fn(&Value) -> Option<Validator<TapeJson>>;
+
+/// One schema: its assertions, only those present, cheapest first.
+#[derive(Default)]
+struct Checks {
+    ops: Vec<Op>,
+}
+
+enum Op {
+    /// `false` as a schema.
+    Never,
+    Types(u8),
+    Const(Value),
+    Enum(Vec<Value>),
+    /// `minLength` / `maxLength`, in code points.
+    Length(u64, u64),
+    /// `minItems` / `maxItems`.
+    Items(u64, u64),
+    /// `minProperties` / `maxProperties`.
+    Props(u64, u64),
+    Object(ObjectRule),
+    Each(usize),
+    All(Vec<usize>),
+    Any(Vec<usize>),
+    One(Vec<usize>),
+    Not(usize),
+    Cond(usize, Option<usize>, Option<usize>),
+    Delegated(Validator<TapeJson>),
+    /// `pattern`, as a DFA built once: no lazy cache to share, so no lock between workers.
+    Pattern(Box<dense::DFA<Vec<u32>>>),
+}
+
+#[derive(Default)]
+struct ObjectRule {
+    /// Property name → schema node and the bit of `required` it fills, if it is required.
+    props: Vec<(Box<str>, Option<usize>, Option<u32>)>,
+    /// `None`: any; `Some(None)`: none (false); `Some(Some(n))`: each must meet node n.
+    additional: Option<Option<usize>>,
+    /// Required names that `properties` does not list, with their bits.
+    extra_required: Vec<(Box<str>, u32)>,
+    required_bits: u64,
+}
+
+/// Why a schema is left to the jsonschema crate.
+#[derive(Debug)]
+pub struct Unsupported(pub String);
+
+struct Compiler<'b> {
+    root: PathBuf,
+    files: HashMap<PathBuf, Value>,
+    done: HashMap<(PathBuf, String), usize>,
+    busy: Vec<(PathBuf, String)>,
+    nodes: Vec<Checks>,
+    delegate: Delegate<'b>,
+}
+
+impl Fast {
+    /// Compiles the schemas in `files` (inside the profile folder `root`) into one: a frame
+    /// must meet all of them (a kind's schema and the profile's envelope). Or says why not.
+    pub fn compile(root: &Path, files: &[&Path], delegate: Delegate) -> Result<Fast, Unsupported> {
+        let mut c = Compiler {
+            root: root.to_path_buf(),
+            files: HashMap::new(),
+            done: HashMap::new(),
+            busy: Vec::new(),
+            nodes: Vec::new(),
+            delegate,
+        };
+        c.nodes.push(Checks::default());
+        let all = files
+            .iter()
+            .map(|f| c.target(f.to_path_buf(), String::new()))
+            .collect::<Result<Vec<_>, _>>()?;
+        c.nodes[0].ops.push(Op::All(all));
+        let mut shared = vec![false; c.nodes.len()];
+        for &n in c.done.values() {
+            shared[n] = true;
+        }
+        Ok(Fast {
+            nodes: c.nodes,
+            shared,
+        })
+    }
+
+    /// Whether `node` meets the schema.
+    pub fn is_valid(&self, node: TapeNode) -> bool {
+        self.valid(0, node, &mut Memo::default())
+    }
+
+    fn valid(&self, at: usize, node: TapeNode, memo: &mut Memo) -> bool {
+        let shared = self.shared[at];
+        if shared && memo.holds(at, node) {
+            return true;
+        }
+        let ok = self.nodes[at]
+            .ops
+            .iter()
+            .all(|op| self.holds(op, node, memo));
+        if ok && shared {
+            memo.add(at, node);
+        }
+        ok
+    }
+
+    fn holds(&self, op: &Op, node: TapeNode, memo: &mut Memo) -> bool {
+        let within = |n: usize, (lo, hi): (u64, u64)| (lo..=hi).contains(&(n as u64));
+        match op {
+            Op::Never => false,
+            Op::Types(t) => t & type_bit(&node) != 0,
+            Op::Const(k) => node.equals_value(k),
+            Op::Enum(e) => e.iter().any(|v| node.equals_value(v)),
+            Op::Length(lo, hi) => node
+                .str()
+                .is_none_or(|s| within(s.chars().count(), (*lo, *hi))),
+            Op::Items(lo, hi) => node.array_len().is_none_or(|n| within(n, (*lo, *hi))),
+            Op::Props(lo, hi) => node.object_len().is_none_or(|n| within(n, (*lo, *hi))),
+            Op::Object(rule) => node.object_len().is_none() || self.object(rule, node, memo),
+            Op::Each(s) => node.items().all(|x| self.valid(*s, x, memo)),
+            Op::All(list) => list.iter().all(|&s| self.valid(s, node, memo)),
+            Op::Any(list) => list.iter().any(|&s| self.valid(s, node, memo)),
+            Op::One(list) => list.iter().filter(|&&s| self.valid(s, node, memo)).count() == 1,
+            Op::Not(s) => !self.valid(*s, node, memo),
+            Op::Cond(i, t, e) => match self.valid(*i, node, memo) {
+                true => t.is_none_or(|t| self.valid(t, node, memo)),
+                false => e.is_none_or(|e| self.valid(e, node, memo)),
+            },
+            Op::Delegated(v) => v.is_valid(node),
+            Op::Pattern(dfa) => node.str().is_none_or(|s| {
+                // Unanchored and stopping at the first match: `is_match`, as the validator asks.
+                let input = Input::new(s).earliest(true);
+                matches!(dfa.try_search_fwd(&input), Ok(Some(_)))
+            }),
+        }
+    }
+
+    /// `properties`, `additionalProperties` and `required` in one pass over the members.
+    fn object(&self, rule: &ObjectRule, node: TapeNode, memo: &mut Memo) -> bool {
+        let mut seen = 0u64;
+        for (name, value) in node.entries() {
+            match rule.props.iter().find(|(p, _, _)| same(p, name)) {
+                Some((_, schema, bit)) => {
+                    if let Some(b) = bit {
+                        seen |= 1 << b;
+                    }
+                    if schema.is_some_and(|s| !self.valid(s, value, memo)) {
+                        return false;
+                    }
+                }
+                None => {
+                    if let Some((_, b)) = rule.extra_required.iter().find(|(r, _)| same(r, name)) {
+                        seen |= 1 << b;
+                    }
+                    match rule.additional {
+                        None => {}
+                        Some(None) => return false,
+                        Some(Some(s)) if !self.valid(s, value, memo) => return false,
+                        Some(Some(_)) => {}
+                    }
+                }
+            }
+        }
+        seen & rule.required_bits == rule.required_bits
+    }
+}
+
+fn type_bit(node: &TapeNode) -> u8 {
+    use jsonschema::JsonType as T;
+    match node.json_type() {
+        T::Null => NULL,
+        T::Boolean => BOOLEAN,
+        T::Number if node.is_integral() => INTEGER,
+        T::Number => NUMBER & !INTEGER,
+        T::String => STRING,
+        T::Array => ARRAY,
+        T::Object => OBJECT,
+        _ => 0,
+    }
+}
+
+impl Compiler<'_> {
+    /// The node for the schema at `pointer` in `file`, compiled once.
+    fn target(&mut self, file: PathBuf, pointer: String) -> Result<usize, Unsupported> {
+        // One spelling per file, so a cycle through `../x.json` and `x.json` is still seen.
+        let file = file
+            .canonicalize()
+            .map_err(|e| Unsupported(e.to_string()))?;
+        if !file.starts_with(&self.root) {
+            return Err(Unsupported("a $ref outside the profile".into()));
+        }
+        let key = (file, pointer);
+        if let Some(&n) = self.done.get(&key) {
+            return Ok(n);
+        }
+        if self.busy.contains(&key) {
+            return Err(Unsupported(format!("a $ref cycle through {}", key.1)));
+        }
+        if !self.files.contains_key(&key.0) {
+            let text = std::fs::read_to_string(&key.0).map_err(|e| Unsupported(e.to_string()))?;
+            let v = serde_json::from_str(&text).map_err(|e| Unsupported(e.to_string()))?;
+            self.files.insert(key.0.clone(), v);
+        }
+        let schema = self.files[&key.0]
+            .pointer(&key.1)
+            .cloned()
+            .ok_or_else(|| Unsupported(format!("no {} in {}", key.1, key.0.display())))?;
+        let at = self.nodes.len();
+        self.nodes.push(Checks::default());
+        self.busy.push(key.clone());
+        let checks = self.schema(&key.0, &schema)?;
+        self.busy.pop();
+        self.nodes[at] = checks;
+        self.done.insert(key, at);
+        Ok(at)
+    }
+
+    /// A subschema of `file` (not a `$ref` target itself): a new node.
+    fn sub(&mut self, file: &Path, schema: &Value) -> Result<usize, Unsupported> {
+        let at = self.nodes.len();
+        self.nodes.push(Checks::default());
+        self.nodes[at] = self.schema(file, schema)?;
+        Ok(at)
+    }
+
+    fn schema(&mut self, file: &Path, schema: &Value) -> Result<Checks, Unsupported> {
+        let obj = match schema {
+            Value::Bool(true) => return Ok(Checks::default()),
+            Value::Bool(false) => {
+                return Ok(Checks {
+                    ops: vec![Op::Never],
+                })
+            }
+            Value::Object(o) => o,
+            _ => return Err(Unsupported("a schema that is not an object".into())),
+        };
+        let mut ops = Vec::new();
+        // Bounds come in pairs; an absent side is open.
+        let mut bounds = [(0u64, u64::MAX); 3];
+        let mut delegated = Vec::new();
+        for (k, v) in obj {
+            match k.as_str() {
+                k if ANNOTATIONS.contains(&k) => {}
+                k if DELEGATED.contains(&k) => {
+                    let one = Value::Object(Map::from_iter([(k.to_string(), v.clone())]));
+                    let built = (self.delegate)(&one)
+                        .ok_or_else(|| Unsupported(format!("{k} did not compile alone")))?;
+                    delegated.push(Op::Delegated(built));
+                }
+                "pattern" => delegated.push(self.pattern(v)?),
+                "type" => ops.push(Op::Types(types(v)?)),
+                "const" => ops.push(Op::Const(v.clone())),
+                "enum" => ops.push(Op::Enum(v.as_array().ok_or_else(bad(k))?.clone())),
+                "minLength" => bounds[0].0 = count(k, v)?,
+                "maxLength" => bounds[0].1 = count(k, v)?,
+                "minItems" => bounds[1].0 = count(k, v)?,
+                "maxItems" => bounds[1].1 = count(k, v)?,
+                "minProperties" => bounds[2].0 = count(k, v)?,
+                "maxProperties" => bounds[2].1 = count(k, v)?,
+                "items" if v.is_object() || v.is_boolean() => {
+                    ops.push(Op::Each(self.sub(file, v)?))
+                }
+                "$ref" => {
+                    let (f, p) = resolve(file, v.as_str().ok_or_else(bad(k))?)?;
+                    ops.push(Op::All(vec![self.target(f, p)?]));
+                }
+                "allOf" => ops.push(Op::All(self.list(file, v)?)),
+                "anyOf" => ops.push(Op::Any(self.list(file, v)?)),
+                "oneOf" => ops.push(Op::One(self.list(file, v)?)),
+                "not" => ops.push(Op::Not(self.sub(file, v)?)),
+                "if" => {
+                    let then = obj.get("then").map(|t| self.sub(file, t)).transpose()?;
+                    let other = obj.get("else").map(|e| self.sub(file, e)).transpose()?;
+                    ops.push(Op::Cond(self.sub(file, v)?, then, other));
+                }
+                // Taken with `if` (and meaningless without it).
+                "then" | "else" => {}
+                "properties" | "additionalProperties" | "required" => {}
+                "propertyNames" if !v.to_string().contains("$ref") => {
+                    let one = Value::Object(Map::from_iter([(k.to_string(), v.clone())]));
+                    let built = (self.delegate)(&one).ok_or_else(|| Unsupported(k.into()))?;
+                    delegated.push(Op::Delegated(built));
+                }
+                other => return Err(Unsupported(format!("keyword {other}"))),
+            }
+        }
+        let open = (0, u64::MAX);
+        let [len, items, props] = bounds;
+        if len != open {
+            ops.push(Op::Length(len.0, len.1));
+        }
+        if items != open {
+            ops.push(Op::Items(items.0, items.1));
+        }
+        if props != open {
+            ops.push(Op::Props(props.0, props.1));
+        }
+        if ["properties", "additionalProperties", "required"]
+            .iter()
+            .any(|k| obj.contains_key(*k))
+        {
+            ops.push(Op::Object(self.object(file, obj)?));
+        }
+        // The validator calls (formats, patterns, bounds) last: a frame that fails a plain
+        // check never pays for them.
+        ops.extend(delegated);
+        // Cheap type and value checks first, then the subschemas.
+        ops.sort_by_key(|op| match op {
+            Op::Never | Op::Types(_) | Op::Const(_) | Op::Enum(_) => 0,
+            Op::Length(..) | Op::Items(..) | Op::Props(..) => 1,
+            Op::Delegated(_) | Op::Pattern(_) => 3,
+            _ => 2,
+        });
+        Ok(Checks { ops })
+    }
+
+    /// A pattern the jsonschema crate would run as a regex becomes a DFA over the same
+    /// translated expression; one it has a literal shortcut for (a prefix, an alternation)
+    /// keeps that shortcut, through the crate.
+    fn pattern(&mut self, v: &Value) -> Result<Op, Unsupported> {
+        let p = v.as_str().ok_or_else(bad("pattern"))?;
+        let delegate = || {
+            let one = Value::Object(Map::from_iter([("pattern".to_string(), v.clone())]));
+            (self.delegate)(&one)
+                .map(Op::Delegated)
+                .ok_or_else(|| Unsupported(format!("pattern {p}")))
+        };
+        if jsonschema_regex::analyze_pattern(p).is_some() {
+            return delegate();
+        }
+        let Ok(translated) = jsonschema_regex::to_rust_regex(p) else {
+            return delegate();
+        };
+        let built = dense::Builder::new()
+            .configure(dense::Config::new().dfa_size_limit(Some(1 << 20)))
+            .build(&translated);
+        match built {
+            Ok(dfa) => Ok(Op::Pattern(Box::new(dfa))),
+            // Too large, or a construct a DFA cannot run (Unicode word boundaries).
+            Err(_) => delegate(),
+        }
+    }
+
+    fn list(&mut self, file: &Path, v: &Value) -> Result<Vec<usize>, Unsupported> {
+        let items = v.as_array().ok_or_else(bad("a list keyword"))?;
+        items.iter().map(|s| self.sub(file, s)).collect()
+    }
+
+    fn object(&mut self, file: &Path, obj: &Map<String, Value>) -> Result<ObjectRule, Unsupported> {
+        let required: Vec<&str> = match obj.get("required") {
+            None => Vec::new(),
+            Some(r) => r
+                .as_array()
+                .and_then(|a| a.iter().map(Value::as_str).collect())
+                .ok_or_else(bad("required"))?,
+        };
+        if required.len() > 64 {
+            return Err(Unsupported("more than 64 required properties".into()));
+        }
+        let bit = |name: &str| required.iter().position(|r| *r == name).map(|i| i as u32);
+        let mut rule = ObjectRule::default();
+        let props = obj.get("properties").map(Value::as_object);
+        let props = props.map(|p| p.ok_or_else(bad("properties"))).transpose()?;
+        for (name, schema) in props.into_iter().flatten() {
+            let node = match schema {
+                Value::Bool(true) => None,
+                s => Some(self.sub(file, s)?),
+            };
+            rule.props.push((name.as_str().into(), node, bit(name)));
+        }
+        for (i, r) in required.iter().enumerate() {
+            rule.required_bits |= 1 << i;
+            if !rule.props.iter().any(|(p, _, _)| **p == **r) {
+                rule.extra_required.push(((*r).into(), i as u32));
+            }
+        }
+        rule.additional = match obj.get("additionalProperties") {
+            None | Some(Value::Bool(true)) => None,
+            Some(Value::Bool(false)) => Some(None),
+            Some(s) => Some(Some(self.sub(file, s)?)),
+        };
+        Ok(rule)
+    }
+}
+
+fn bad(k: &str) -> impl FnOnce() -> Unsupported + '_ {
+    move || Unsupported(format!("{k} of an unexpected form"))
+}
+
+fn count(k: &str, v: &Value) -> Result<u64, Unsupported> {
+    v.as_u64().ok_or_else(bad(k))
+}
+
+fn types(v: &Value) -> Result<u8, Unsupported> {
+    let one = |t: &Value| match t.as_str() {
+        Some("null") => Ok(NULL),
+        Some("boolean") => Ok(BOOLEAN),
+        Some("integer") => Ok(INTEGER),
+        Some("number") => Ok(NUMBER),
+        Some("string") => Ok(STRING),
+        Some("array") => Ok(ARRAY),
+        Some("object") => Ok(OBJECT),
+        _ => Err(Unsupported(format!("type {t}"))),
+    };
+    match v {
+        Value::Array(list) => list.iter().try_fold(0, |acc, t| Ok(acc | one(t)?)),
+        t => one(t),
+    }
+}
+
+/// `../defs.json#/$defs/uuid` from `file`: the target file and the JSON pointer in it.
+fn resolve(file: &Path, reference: &str) -> Result<(PathBuf, String), Unsupported> {
+    let (path, fragment) = reference.split_once('#').unwrap_or((reference, ""));
+    if path.contains(':')
+        || fragment.contains('%')
+        || !(fragment.is_empty() || fragment.starts_with('/'))
+    {
+        return Err(Unsupported(format!("$ref {reference}")));
+    }
+    let target = match path {
+        "" => file.to_path_buf(),
+        rel => file.parent().unwrap_or(Path::new("/")).join(rel),
+    };
+    Ok((target, fragment.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::tape::Tape;
+    use serde_json::json;
+
+    /// Compiles `schema` both ways (with `defs` beside it) and asks both about each instance.
+    fn agree(schema: Value, instances: &[Value]) {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().canonicalize().unwrap();
+        let defs = json!({"$defs": {"pos": {"type": "integer", "minimum": 1},
+                                    "ts": {"type": "string", "format": "date-time"}}});
+        std::fs::write(root.join("defs.json"), defs.to_string()).unwrap();
+        let file = root.join("s.json");
+        std::fs::write(&file, schema.to_string()).unwrap();
+        let leaf = |one: &Value| super::super::build::<TapeJson>(&root, &file, one).ok();
+        let quick = Fast::compile(&root, &[&file], &leaf).expect("compiles to checks");
+        let full: Validator = super::super::build(&root, &file, &schema).unwrap();
+        let mut tape = Tape::default();
+        let mut valid = 0;
+        for v in instances {
+            let text = v.to_string();
+            let doc = tape.parse(&text).unwrap();
+            assert_eq!(
+                quick.is_valid(doc.root()),
+                full.is_valid(v),
+                "{schema} on {v}"
+            );
+            valid += usize::from(full.is_valid(v));
+        }
+        assert!(
+            valid > 0 && valid < instances.len(),
+            "{schema}: both outcomes seen"
+        );
+    }
+
+    #[test]
+    fn structural_keywords_mean_what_the_validator_means() {
+        let numbers = [
+            json!(1),
+            json!(1.0),
+            json!(1.5),
+            json!(-3),
+            json!("1"),
+            json!(null),
+        ];
+        agree(json!({"type": "integer"}), &numbers);
+        agree(json!({"type": ["number", "null"]}), &numbers);
+        agree(json!({"const": 1}), &numbers);
+        agree(json!({"enum": ["1", 1.5, null]}), &numbers);
+        agree(json!({"$ref": "defs.json#/$defs/pos"}), &numbers);
+        agree(json!({"not": {"type": "string"}, "minimum": 0}), &numbers);
+        agree(
+            json!({"oneOf": [{"type": "integer"}, {"minimum": 1}]}),
+            &numbers,
+        );
+        agree(
+            json!({"anyOf": [{"type": "string"}, {"const": -3}]}),
+            &numbers,
+        );
+        let strings = [
+            json!(""),
+            json!("é"),
+            json!("abc"),
+            json!("2026-01-01T00:00:00Z"),
+            json!(7),
+        ];
+        agree(json!({"minLength": 1, "maxLength": 2}), &strings);
+        agree(json!({"$ref": "defs.json#/$defs/ts"}), &strings);
+        agree(json!({"pattern": "^[a-z]+$"}), &strings);
+        // ECMA 262 classes are ASCII where Rust's are Unicode: the translation must carry over.
+        let digits = [
+            json!("12"),
+            json!("١٢"),
+            json!("1"),
+            json!("ab_"),
+            json!("é"),
+        ];
+        agree(json!({"pattern": "^\\d{2}$"}), &digits);
+        agree(json!({"pattern": "^\\w+$"}), &digits);
+        agree(json!({"pattern": "^[^0-9]+$"}), &digits);
+        let objects = [
+            json!({"a": 1, "b": "x"}),
+            json!({"a": 1}),
+            json!({"b": "x"}),
+            json!({"a": "1", "b": "x"}),
+            json!({"a": 1, "b": "x", "c": true}),
+            json!({"a": 1, "b": "x", "c": 2}),
+            json!({}),
+            json!([1]),
+        ];
+        let props = json!({"a": {"type": "integer"}, "b": {"type": "string"}});
+        agree(
+            json!({"properties": props, "required": ["a", "b"]}),
+            &objects,
+        );
+        agree(
+            json!({"properties": props, "additionalProperties": false}),
+            &objects,
+        );
+        agree(
+            json!({"properties": props, "additionalProperties": {"type": "integer"},
+                   "required": ["c"]}),
+            &objects,
+        );
+        agree(
+            json!({"type": "object", "minProperties": 2, "maxProperties": 2}),
+            &objects,
+        );
+        agree(
+            json!({"if": {"required": ["c"]}, "then": {"properties": {"c": {"const": 2}}},
+                   "else": {"required": ["b"]}}),
+            &objects,
+        );
+        let arrays = [
+            json!([]),
+            json!([1, 2]),
+            json!([1, 1]),
+            json!([1, "x"]),
+            json!({"0": 1}),
+        ];
+        agree(
+            json!({"items": {"type": "integer"}, "minItems": 1}),
+            &arrays,
+        );
+        agree(
+            json!({"type": "array", "uniqueItems": true, "maxItems": 1}),
+            &arrays,
+        );
+        agree(
+            json!({"allOf": [{"type": "array"}, {"items": false}]}),
+            &arrays,
+        );
+    }
+
+    #[test]
+    fn what_the_checks_cannot_express_is_left_to_the_validator() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().canonicalize().unwrap();
+        let leaf = |_: &Value| None;
+        for schema in [
+            json!({"patternProperties": {"^a": true}}),
+            json!({"$id": "x", "type": "string"}),
+            json!({"unevaluatedProperties": false}),
+            json!({"prefixItems": [true]}),
+            json!({"x-custom": 1}),
+            json!({"$ref": "#"}),
+            json!({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}),
+            json!({"$ref": "../outside.json"}),
+        ] {
+            let file = root.join("s.json");
+            std::fs::write(&file, schema.to_string()).unwrap();
+            assert!(Fast::compile(&root, &[&file], &leaf).is_err(), "{schema}");
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The semantic rules of the kecs, hexabase and covetpy profiles (`replies:` and
+//! `subscriptions:` in `schemas/<p>/protocol.yaml`, each explained in that folder's README under
+//! "Semantic rules"), driven directly through `Pending` and `Subscribed` with frames in the
+//! shapes the seed documents show. No network.
+//!
+//! Every frame is first checked against its profile's schemas, so the shapes stay the
+//! documented ones; every test asserts at least one violation, so it fails if a rule goes
+//! missing.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use squall::protocol::pairing::Pending;
+use squall::protocol::rooms::Subscribed;
+use squall::protocol::{Direction, Profile, Violation};
+
+fn profile(name: &str) -> Profile {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(name);
+    Profile::load(&dir).unwrap_or_else(|e| panic!("schemas/{name} loads: {e}"))
+}
+
+/// One connection as the swarm's checker sees it: every frame is classified by the profile's
+/// discriminator, must meet its schema, and then goes through the reply and room rules.
+struct Conn {
+    profile: Profile,
+    pending: Pending,
+    rooms: Subscribed,
+}
+
+impl Conn {
+    fn new(name: &str) -> Self {
+        Conn {
+            profile: profile(name),
+            pending: Pending::default(),
+            rooms: Subscribed::default(),
+        }
+    }
+
+    fn kind(&self, dir: Direction, v: &Value) -> String {
+        if let Err(vs) = self.profile.check(dir, v) {
+            panic!("{} frame breaks the schemas: {v}: {vs:?}", dir.as_str());
+        }
+        self.profile.kind_of(v).expect("the frame has a kind")
+    }
+
+    fn send(&mut self, v: Value) {
+        let kind = self.kind(Direction::Out, &v);
+        self.pending.sent(&self.profile.replies, Some(&kind), &v);
+        if let Some(rules) = &self.profile.subscriptions {
+            self.rooms.sent(rules, Some(&kind), &v);
+        }
+    }
+
+    /// The reply rules' verdict on an inbound frame.
+    fn reply(&mut self, v: Value) -> Option<Violation> {
+        let kind = self.kind(Direction::In, &v);
+        self.pending
+            .received(&self.profile.replies, Some(&kind), &v)
+    }
+
+    /// The room rules' verdict on an inbound frame.
+    fn event(&mut self, v: Value) -> Option<Violation> {
+        let kind = self.kind(Direction::In, &v);
+        let rules = self.profile.subscriptions.as_ref().expect("subscriptions:");
+        self.rooms.received(rules, Some(&kind), &v)
+    }
+}
+
+/// Asserts a `reply_mismatch` on `kind` at `pointer`.
+fn mismatch(found: Option<Violation>, kind: &str, pointer: &str) {
+    let v = found.unwrap_or_else(|| panic!("a stray {kind} must be a reply_mismatch"));
+    assert_eq!(
+        (v.keyword.as_str(), v.kind.as_str(), v.pointer.as_str()),
+        ("reply_mismatch", kind, pointer),
+        "{v:?}"
+    );
+}
+
+/// Asserts a `reply_mismatch` on `kind` whose pointer is one of the rule's echoed pointers
+/// (a rule echoing several fields reports one of them, not necessarily the one that differs).
+fn mismatch_at_one_of(found: Option<Violation>, kind: &str, pointers: &[&str]) {
+    let v = found.unwrap_or_else(|| panic!("a stray {kind} must be a reply_mismatch"));
+    assert_eq!(
+        (v.keyword.as_str(), v.kind.as_str()),
+        ("reply_mismatch", kind),
+        "{v:?}"
+    );
+    assert!(pointers.contains(&v.pointer.as_str()), "{v:?}");
+}
+
+fn unsubscribed(found: Option<Violation>, kind: &str) {
+    let v = found.unwrap_or_else(|| panic!("a {kind} for no held room must be a violation"));
+    assert_eq!(
+        (v.keyword.as_str(), v.kind.as_str()),
+        ("unsubscribed", kind),
+        "{v:?}"
+    );
+}
+
+const KECS_TS: &str = "2024-01-01T00:00:00.000Z";
+const KECS_ARN: &str = "arn:aws:ecs:us-east-1:000000000000:service/production/web-api";
+
+fn kecs_subscribe(id: &str) -> Value {
+    json!({"id": id, "type": "subscribe", "action": "events", "payload": {
+        "eventTypes": ["cluster", "service", "task"],
+        "clusters": ["production", "staging"],
+        "services": ["web-api"],
+        "filters": {"status": ["RUNNING", "PENDING"]}}})
+}
+
+fn kecs_subscribe_ack(id: &str) -> Value {
+    json!({"id": id, "type": "subscribe_ack", "timestamp": KECS_TS,
+        "payload": {"subscriptionId": id, "status": "active"}})
+}
+
+fn kecs_get_metrics(id: &str, arn: &str) -> Value {
+    json!({"id": id, "type": "command", "action": "get_metrics", "payload": {
+        "resource": "service", "resourceArn": arn,
+        "metrics": ["CPUUtilization"], "period": 60, "statistics": ["Average", "Maximum"]}})
+}
+
+fn kecs_metrics(id: &str, arn: &str) -> Value {
+    json!({"id": id, "type": "metrics", "timestamp": KECS_TS, "payload": {
+        "resourceArn": arn,
+        "metrics": {"CPUUtilization": {"Average": 45.2, "Maximum": 78.5, "Unit": "Percent",
+            "Datapoints": [{"Timestamp": KECS_TS, "Value": 45.2}]}}}})
+}
+
+#[test]
+fn kecs_replies_echo_the_request_id_and_the_metrics_resource() {
+    let mut c = Conn::new("kecs");
+    // "Subscribe Request" / "Subscribe Response": the ack carries the request's id.
+    mismatch(
+        c.reply(kecs_subscribe_ack("sub-001")),
+        "subscribe_ack",
+        "/id",
+    );
+    c.send(kecs_subscribe("sub-001"));
+    c.send(kecs_subscribe("sub-002"));
+    mismatch(
+        c.reply(kecs_subscribe_ack("sub-003")),
+        "subscribe_ack",
+        "/id",
+    );
+    assert_eq!(c.reply(kecs_subscribe_ack("sub-002")), None);
+    assert_eq!(c.reply(kecs_subscribe_ack("sub-001")), None);
+    mismatch(
+        c.reply(kecs_subscribe_ack("sub-001")),
+        "subscribe_ack",
+        "/id",
+    );
+
+    // "Execute Command": command_ack with the command's id.
+    c.send(
+        json!({"id": "cmd-001", "type": "command", "action": "execute", "payload": {
+        "cluster": "production",
+        "task": "arn:aws:ecs:us-east-1:000000000000:task/production/1234567890abcdef",
+        "container": "webapp", "command": "/bin/bash", "interactive": true}}),
+    );
+    let ack = |id: &str| {
+        json!({"id": id, "type": "command_ack", "timestamp": KECS_TS, "payload": {
+            "sessionId": "exec-session-001",
+            "websocketUrl": "ws://localhost:8080/exec/exec-session-001"}})
+    };
+    mismatch(c.reply(ack("cmd-002")), "command_ack", "/id");
+    assert_eq!(c.reply(ack("cmd-001")), None);
+
+    // "Get Metrics": the response has the request's id and names the resource asked for.
+    let other = KECS_ARN.replace("web-api", "worker");
+    c.send(kecs_get_metrics("metrics-001", KECS_ARN));
+    mismatch_at_one_of(
+        c.reply(kecs_metrics("metrics-001", &other)),
+        "metrics",
+        &["/id", "/payload/resourceArn"],
+    );
+    mismatch(
+        c.reply(kecs_metrics("metrics-002", KECS_ARN)),
+        "metrics",
+        "/id",
+    );
+    assert_eq!(c.reply(kecs_metrics("metrics-001", KECS_ARN)), None);
+
+    // Events and unprompted frames are not replies.
+    let connected = json!({"type": "connected", "timestamp": KECS_TS,
+        "payload": {"sessionId": "ws-session-001", "serverVersion": "1.0.0"}});
+    assert_eq!(c.reply(connected), None);
+    let error = json!({"type": "error", "timestamp": KECS_TS,
+        "payload": {"code": "RATE_LIMIT_EXCEEDED", "message": "Too many requests"}});
+    assert_eq!(c.reply(error), None);
+    // KECS subscriptions cannot be written in the rule language (README "Semantic rules").
+    assert!(c.profile.subscriptions.is_none());
+}
+
+const HEXA_TS: &str = "2024-01-20T10:00:00Z";
+const HEXA_JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEyMyJ9.c2lnbmF0dXJl";
+
+fn hexa_auth_result() -> Value {
+    json!({"type": "auth_result", "success": true, "user_id": "user-123",
+        "message": "Authenticated successfully"})
+}
+
+fn hexa_workspace_status(id: &str, workspace: &str) -> Value {
+    json!({"type": "workspace_status", "id": id, "timestamp": HEXA_TS, "data": {
+        "workspace_id": workspace, "status": "active", "health": "healthy",
+        "nodes": {"ready": 3, "total": 3}, "pods": {"running": 45, "pending": 2, "failed": 0}}})
+}
+
+fn hexa_log_entry(stream: &str) -> Value {
+    json!({"type": "log_entry", "timestamp": HEXA_TS, "data": {
+        "stream_id": stream, "timestamp": HEXA_TS, "level": "info",
+        "message": "Request processed successfully",
+        "pod": "api-server-abc123", "container": "api"}})
+}
+
+fn hexa_stream_logs(id: &str) -> Value {
+    json!({"type": "stream_logs", "id": id, "data": {
+        "workspace_id": "ws-123", "namespace": "frontend", "pod": "api-server-abc123",
+        "container": "api", "follow": true, "tail_lines": 100}})
+}
+
+#[test]
+fn hexabase_replies_pair_auth_subscribe_and_status_requests() {
+    let mut c = Conn::new("hexabase");
+    // "Authentication Response": one auth_result per auth, no id to echo.
+    mismatch(c.reply(hexa_auth_result()), "auth_result", "");
+    c.send(json!({"type": "auth", "token": HEXA_JWT}));
+    assert_eq!(c.reply(hexa_auth_result()), None);
+    mismatch(c.reply(hexa_auth_result()), "auth_result", "");
+
+    // "Subscription Response": subscribe_result with the subscribe's id.
+    c.send(json!({"type": "subscribe", "id": "sub-123", "data": {
+        "resource": "workspace", "workspace_id": "ws-123",
+        "events": ["status_changed", "resource_updated", "alert_triggered"]}}));
+    let result = |id: &str| {
+        json!({"type": "subscribe_result", "id": id, "success": true,
+            "subscription_id": "3f1c2b9e-8a4d-4c1e-9b7a-2d5e6f708192"})
+    };
+    mismatch(c.reply(result("sub-124")), "subscribe_result", "/id");
+    assert_eq!(c.reply(result("sub-123")), None);
+
+    // "Get Workspace Status": the response has the request's id and its workspace.
+    c.send(json!({"type": "get_workspace_status", "id": "cmd-123",
+        "data": {"workspace_id": "ws-123"}}));
+    mismatch(
+        c.reply(hexa_workspace_status("cmd-123", "ws-456")),
+        "workspace_status",
+        "/data/workspace_id",
+    );
+    mismatch_at_one_of(
+        c.reply(hexa_workspace_status("cmd-999", "ws-123")),
+        "workspace_status",
+        &["/id", "/data/workspace_id"],
+    );
+    assert_eq!(c.reply(hexa_workspace_status("cmd-123", "ws-123")), None);
+    mismatch_at_one_of(
+        c.reply(hexa_workspace_status("cmd-123", "ws-123")),
+        "workspace_status",
+        &["/id", "/data/workspace_id"],
+    );
+}
+
+#[test]
+fn hexabase_log_entries_need_a_stream_this_connection_started() {
+    let mut c = Conn::new("hexabase");
+    // "Get Real-time Logs": each log_entry names its stream_logs request's id.
+    unsubscribed(c.event(hexa_log_entry("cmd-124")), "log_entry");
+    c.send(hexa_stream_logs("cmd-124"));
+    assert_eq!(c.event(hexa_log_entry("cmd-124")), None);
+    unsubscribed(c.event(hexa_log_entry("cmd-125")), "log_entry");
+
+    // stop_stream has no confirmation: the stream stays held (lenient, README).
+    c.send(json!({"type": "stop_stream", "id": "cmd-126", "data": {"stream_id": "cmd-124"}}));
+    assert_eq!(c.event(hexa_log_entry("cmd-124")), None);
+
+    // The error refusing a stream over the limit names it: then it is not held.
+    c.send(hexa_stream_logs("cmd-127"));
+    assert_eq!(c.event(hexa_log_entry("cmd-127")), None);
+    let refused = json!({"type": "error", "id": "cmd-127", "timestamp": HEXA_TS, "error": {
+        "code": "SUBSCRIPTION_LIMIT_EXCEEDED",
+        "message": "Maximum number of concurrent log streams (8) exceeded",
+        "details": {"current_streams": 8, "requested_stream": "cmd-127"}}});
+    assert_eq!(c.event(refused), None);
+    unsubscribed(c.event(hexa_log_entry("cmd-127")), "log_entry");
+    assert_eq!(c.event(hexa_log_entry("cmd-124")), None);
+
+    // Resource events are none of this rule's business (README: not expressible).
+    let status = json!({"type": "workspace.status_changed", "timestamp": HEXA_TS, "data": {
+        "workspace_id": "ws-999", "previous_status": "provisioning", "new_status": "active"}});
+    assert_eq!(c.event(status), None);
+}
+
+fn covet_rpc_call(id: &str) -> Value {
+    json!({"type": "rpc_call", "id": id, "data": {"method": "database.test_connection",
+        "params": {"connection_id": "db_conn_123"}, "timeout": 10000}})
+}
+
+fn covet_rpc_response(id: &str) -> Value {
+    json!({"type": "rpc_response", "id": id, "data": {"result": {"success": true,
+        "latency_ms": 23.4,
+        "connection_info": {"host": "db.example.com", "port": 5432, "database": "production"}}}})
+}
+
+fn covet_rpc_error(id: &str) -> Value {
+    json!({"type": "rpc_error", "id": id, "data": {"error": {"code": "CONNECTION_FAILED",
+        "message": "Failed to connect to database",
+        "details": {"host": "db.example.com", "port": 5432,
+            "error": "Connection timeout after 10 seconds"}}}})
+}
+
+fn covet_room_joined(room: &str) -> Value {
+    json!({"type": "room_joined", "id": "rj_12345", "data": {"room_id": room,
+        "member_count": 15, "permissions": ["read", "write"],
+        "room_metadata": {"name": "Project Alpha", "created_at": "2025-09-01T10:00:00Z"}}})
+}
+
+fn covet_upload_complete(upload: &str) -> Value {
+    json!({"type": "file_upload_complete", "id": "complete_12345", "data": {
+        "upload_id": upload, "file_id": "file_abcdef",
+        "url": "https://files.covetpy.com/file_abcdef", "processing_status": "completed"}})
+}
+
+#[test]
+fn covetpy_replies_pair_rpc_rooms_and_uploads() {
+    let mut c = Conn::new("covetpy");
+    // "Remote Procedure Calls (RPC)": rpc_response or rpc_error, with the call's id.
+    mismatch(
+        c.reply(covet_rpc_response("rpc_12345")),
+        "rpc_response",
+        "/id",
+    );
+    mismatch(c.reply(covet_rpc_error("rpc_12345")), "rpc_error", "/id");
+    c.send(covet_rpc_call("rpc_12345"));
+    c.send(covet_rpc_call("rpc_12346"));
+    mismatch(
+        c.reply(covet_rpc_response("rpc_99999")),
+        "rpc_response",
+        "/id",
+    );
+    mismatch(c.reply(covet_rpc_error("rpc_99999")), "rpc_error", "/id");
+    assert_eq!(c.reply(covet_rpc_response("rpc_12345")), None);
+    assert_eq!(c.reply(covet_rpc_error("rpc_12346")), None);
+    mismatch(
+        c.reply(covet_rpc_response("rpc_12345")),
+        "rpc_response",
+        "/id",
+    );
+
+    // "Room Management": room_joined has its own id and names the room asked for.
+    c.send(
+        json!({"type": "join_room", "id": "jr_12345", "data": {"room_id": "project_123",
+        "options": {"subscribe_to_metrics": true,
+            "filter": {"event_types": ["data_update", "user_activity"]}}}}),
+    );
+    mismatch(
+        c.reply(covet_room_joined("project_456")),
+        "room_joined",
+        "/data/room_id",
+    );
+    assert_eq!(c.reply(covet_room_joined("project_123")), None);
+    mismatch(
+        c.reply(covet_room_joined("project_123")),
+        "room_joined",
+        "/data/room_id",
+    );
+
+    // "File Operations": the completion names the start frame's id as its upload_id.
+    mismatch(
+        c.reply(covet_upload_complete("upload_12345")),
+        "file_upload_complete",
+        "/data/upload_id",
+    );
+    c.send(
+        json!({"type": "file_upload_start", "id": "upload_12345", "data": {
+        "filename": "data.csv", "size": 1048576, "mimetype": "text/csv", "chunk_size": 64000,
+        "metadata": {"project_id": "proj_123", "description": "Customer data import"}}}),
+    );
+    mismatch(
+        c.reply(covet_upload_complete("upload_99999")),
+        "file_upload_complete",
+        "/data/upload_id",
+    );
+    assert_eq!(c.reply(covet_upload_complete("upload_12345")), None);
+
+    // Unprompted frames are not replies.
+    let notification = json!({"type": "notification", "id": "notif_12345", "data": {
+        "notification_type": "info", "title": "Database Connection Restored",
+        "message": "Connection to production database has been restored"}});
+    assert_eq!(c.reply(notification), None);
+    // CovetPy subscriptions cannot be written in the rule language (README "Semantic rules").
+    assert!(c.profile.subscriptions.is_none());
+}
+
+#[test]
+fn newloom_has_no_semantic_rules() {
+    // seeds/newloom.rst pairs no reply with a request and has no subscribe frame
+    // (schemas/newloom/README.md "Semantic rules").
+    let p = profile("newloom");
+    assert!(p.replies.is_empty() && p.subscriptions.is_none());
+}
