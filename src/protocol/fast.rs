@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 
 use jsonschema::json::Node;
 use jsonschema::Validator;
-use regex_automata::dfa::{dense, Automaton};
-use regex_automata::Input;
+use regex_automata::dfa::{dense, Automaton, StartKind};
+use regex_automata::nfa::thompson;
+use regex_automata::{Anchored, Input};
 use serde_json::{Map, Value};
 
 use super::tape::{same, TapeJson, TapeNode};
@@ -121,7 +122,8 @@ enum Op {
     Cond(usize, Option<usize>, Option<usize>),
     Delegated(Validator<TapeJson>),
     /// `pattern`, as a DFA built once: no lazy cache to share, so no lock between workers.
-    Pattern(Box<dense::DFA<Vec<u32>>>),
+    /// With whether every match starts at the string's start.
+    Pattern(Box<dense::DFA<Vec<u32>>>, bool),
 }
 
 #[derive(Default)]
@@ -219,11 +221,7 @@ impl Fast {
                 false => e.is_none_or(|e| self.valid(e, node, memo)),
             },
             Op::Delegated(v) => v.is_valid(node),
-            Op::Pattern(dfa) => node.str().is_none_or(|s| {
-                // Unanchored and stopping at the first match: `is_match`, as the validator asks.
-                let input = Input::new(s).earliest(true);
-                matches!(dfa.try_search_fwd(&input), Ok(Some(_)))
-            }),
+            Op::Pattern(dfa, anchored) => node.str().is_none_or(|s| is_match(dfa, *anchored, s)),
         }
     }
 
@@ -255,6 +253,31 @@ impl Fast {
         }
         seen & rule.required_bits == rule.required_bits
     }
+}
+
+/// `is_match`, as the validator asks it: somewhere in `s`, stopping at the first match.
+fn is_match(dfa: &dense::DFA<Vec<u32>>, anchored: bool, s: &str) -> bool {
+    // A pattern every match of which starts at the start (`^…`, not multi-line): walk the
+    // DFA from there byte by byte, which beats the general search on short strings.
+    if anchored {
+        let input = Input::new(s).anchored(Anchored::Yes);
+        if let Ok(mut state) = dfa.start_state_forward(&input) {
+            for &b in s.as_bytes() {
+                state = dfa.next_state(state, b);
+                if dfa.is_special_state(state) {
+                    if dfa.is_match_state(state) {
+                        return true;
+                    }
+                    if dfa.is_dead_state(state) || dfa.is_quit_state(state) {
+                        return false;
+                    }
+                }
+            }
+            return dfa.is_match_state(dfa.next_eoi_state(state));
+        }
+    }
+    let input = Input::new(s).earliest(true);
+    matches!(dfa.try_search_fwd(&input), Ok(Some(_)))
 }
 
 fn type_bit(node: &TapeNode) -> u8 {
@@ -400,7 +423,7 @@ impl Compiler<'_> {
         ops.sort_by_key(|op| match op {
             Op::Never | Op::Types(_) | Op::Const(_) | Op::Enum(_) => 0,
             Op::Length(..) | Op::Items(..) | Op::Props(..) => 1,
-            Op::Delegated(_) | Op::Pattern(_) => 3,
+            Op::Delegated(_) | Op::Pattern(..) => 3,
             _ => 2,
         });
         Ok(Checks { ops })
@@ -423,11 +446,21 @@ impl Compiler<'_> {
         let Ok(translated) = jsonschema_regex::to_rust_regex(p) else {
             return delegate();
         };
+        // Both start kinds: an anchored walk for patterns that begin with `^` (the same
+        // question there, and a plain loop), the unanchored search for the rest.
         let built = dense::Builder::new()
-            .configure(dense::Config::new().dfa_size_limit(Some(1 << 20)))
+            .configure(
+                dense::Config::new()
+                    .dfa_size_limit(Some(1 << 20))
+                    .start_kind(StartKind::Both),
+            )
             .build(&translated);
         match built {
-            Ok(dfa) => Ok(Op::Pattern(Box::new(dfa))),
+            Ok(dfa) => {
+                let nfa = thompson::NFA::new(&translated);
+                let anchored = nfa.is_ok_and(|n| n.is_always_start_anchored());
+                Ok(Op::Pattern(Box::new(dfa), anchored))
+            }
             // Too large, or a construct a DFA cannot run (Unicode word boundaries).
             Err(_) => delegate(),
         }
@@ -597,6 +630,11 @@ mod tests {
         agree(json!({"pattern": "^\\d{2}$"}), &digits);
         agree(json!({"pattern": "^\\w+$"}), &digits);
         agree(json!({"pattern": "^[^0-9]+$"}), &digits);
+        // Only the first alternative is anchored: the walk from the start must not be used.
+        let alts = [json!("xb"), json!("a"), json!("ab"), json!("c"), json!("")];
+        agree(json!({"pattern": "^a|b"}), &alts);
+        agree(json!({"pattern": "^(a|xb)[a-z]*$"}), &alts);
+        agree(json!({"pattern": "a$"}), &alts);
         let objects = [
             json!({"a": 1, "b": "x"}),
             json!({"a": 1}),
