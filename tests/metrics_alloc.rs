@@ -122,3 +122,42 @@ fn delivery_tracking_does_not_allocate_per_frame() {
         assert_eq!(steady, 0, "{key:?}: tracking allocated {steady} times");
     }
 }
+
+#[test]
+fn checking_a_clean_frame_on_a_warm_tape_does_not_allocate() {
+    use squall::protocol::tape::Tape;
+    use squall::protocol::{Direction, Profile};
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/kite");
+    let profile = Profile::load(&dir).expect("kite loads");
+    let frames: Vec<(Direction, &str, String)> = (0..1_000u64)
+        .flat_map(|i| {
+            [
+                (Direction::Out, "ping", format!(r#"{{"type":"ping","id":{i}}}"#)),
+                (
+                    Direction::In,
+                    "pong",
+                    format!(
+                        r#"{{"type":"pong","data":{{"client_id":"3f2b8c4e-9a1d-4e6f-8b2a-5c7d9e0f1a2b"}},"timestamp":"2026-11-22T03:41:07.{:06}Z","id":{i}}}"#,
+                        i
+                    ),
+                ),
+            ]
+        })
+        .collect();
+    let mut tape = Tape::default();
+    let check = |tape: &mut Tape, (dir, kind, text): &(Direction, &str, String)| {
+        let doc = tape.parse(text).expect("parses onto the tape");
+        assert!(profile.is_clean(*dir, Some(kind), &doc), "{text}");
+    };
+    // The first frames size the tape.
+    for f in &frames[..2] {
+        check(&mut tape, f);
+    }
+    let steady = allocations(|| {
+        for f in &frames {
+            check(&mut tape, f);
+        }
+    });
+    assert_eq!(steady, 0, "checking allocated {steady} times");
+}

@@ -15,16 +15,8 @@ pub trait Fields {
     /// The string at `pointer`; `None` when absent or not a string.
     fn str_at(&self, pointer: &str) -> Option<Cow<'_, str>>;
     /// The value at `pointer` as serde_json holds it (strings and containers allocate on a
-    /// tape: use [`Fields::str_at`] and [`Fields::equals_at`] on hot paths).
+    /// tape: use [`Fields::str_at`] for strings on hot paths).
     fn value_at(&self, pointer: &str) -> Option<Cow<'_, Value>>;
-    /// Whether the value at `pointer` equals `want` (`Value` equality; absent equals null).
-    fn equals_at(&self, pointer: &str, want: &Value) -> bool {
-        match (self.value_at(pointer), want) {
-            (None, Value::Null) => true,
-            (Some(v), want) => *v == *want,
-            (None, _) => false,
-        }
-    }
 }
 
 impl Fields for Value {
@@ -44,14 +36,5 @@ impl Fields for Doc<'_> {
 
     fn value_at(&self, pointer: &str) -> Option<Cow<'_, Value>> {
         self.lookup(pointer).map(|n| Cow::Owned(n.to_json()))
-    }
-
-    fn equals_at(&self, pointer: &str, want: &Value) -> bool {
-        match (self.lookup(pointer), want) {
-            (None, Value::Null) => true,
-            (None, _) => false,
-            (Some(n), Value::String(s)) => n.str() == Some(s.as_str()),
-            (Some(n), want) => n.to_json() == *want,
-        }
     }
 }

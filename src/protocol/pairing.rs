@@ -69,11 +69,7 @@ impl Pending {
             if self.queue.len() == PENDING_CAP {
                 self.queue.pop_front();
             }
-            let mut values = rule.fields.values().map(|p| value_at(v, p));
-            let echoed = match rule.fields.len() {
-                1 => Echoed::One(values.next().unwrap_or(Value::Null)),
-                _ => Echoed::Many(values.collect()),
-            };
+            let echoed = echoes(rule.fields.values(), v);
             self.queue.push_back((i, self.sent, several, echoed));
         }
     }
@@ -88,14 +84,22 @@ impl Pending {
     ) -> Option<Violation> {
         let kind = kind?;
         let first = rules.iter().position(|r| r.reply == kind)?;
-        let found = self.queue.iter().position(|(i, _, _, echoed)| {
-            rules[*i].reply == kind
-                && rules[*i]
-                    .fields
-                    .keys()
-                    .zip(echoed.values())
-                    .all(|(reply_ptr, want)| v.equals_at(reply_ptr, want))
-        });
+        // The reply's fields are read once per rule, not once per pending request.
+        let mut found: Option<usize> = None;
+        for (r, rule) in rules.iter().enumerate().skip(first) {
+            if rule.reply != kind {
+                continue;
+            }
+            let got = echoes(rule.fields.keys(), v);
+            let at = self
+                .queue
+                .iter()
+                .position(|(i, _, _, echoed)| *i == r && echoed.values() == got.values());
+            found = match (found, at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
         if let Some(at) = found {
             if let Some((_, n, true, _)) = self.queue.remove(at) {
                 self.queue.retain(|(_, m, _, _)| *m != n);
@@ -117,6 +121,17 @@ impl Pending {
                 rule.request
             ),
         })
+    }
+}
+
+/// The values at `pointers` (null where absent), held without a `Vec` for one.
+fn echoes<'p, F: Fields + ?Sized>(
+    mut pointers: impl ExactSizeIterator<Item = &'p String>,
+    v: &F,
+) -> Echoed {
+    match pointers.len() {
+        1 => Echoed::One(pointers.next().map_or(Value::Null, |p| value_at(v, p))),
+        _ => Echoed::Many(pointers.map(|p| value_at(v, p)).collect()),
     }
 }
 

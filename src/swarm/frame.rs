@@ -351,6 +351,29 @@ mod tests {
     }
 
     #[test]
+    fn frames_read_off_a_tape_match_frames_read_from_text() {
+        let mut tape = crate::protocol::tape::Tape::default();
+        let texts = [
+            r#"{"type":"pong","id":42,"timestamp":"t"}"#,
+            r#"{"id":"a\"b","type":"ev\u0041nt"}"#,
+            r#"{"type":7,"id":[1]}"#,
+            r#"{"type":"x","id":1.5}"#,
+            r#"{"payload":{"eventType":"task"},"type":"event","id":3}"#,
+            r#"[1,2]"#,
+        ];
+        for pointers in [vec!["/type"], vec!["/type", "/payload/eventType"]] {
+            let s = shape(&pointers, "/id");
+            for t in texts {
+                let doc = tape.parse(t).unwrap();
+                let a = Frame::from_tape(t, Instant::now(), &doc, &s);
+                let b = Frame::read(t, Instant::now(), &s);
+                assert_eq!((a.kind(), a.id()), (b.kind(), b.id()), "{t}");
+                assert_eq!(a.value(), b.value(), "{t}");
+            }
+        }
+    }
+
+    #[test]
     fn nested_kinds_use_the_full_value() {
         let s = shape(&["/type", "/payload/eventType"], "/id");
         let f = Frame::read(
