@@ -18,7 +18,15 @@ pub(crate) type Counter = (Option<Proto>, &'static str, &'static str);
 pub(crate) type RoomKey = Arc<str>;
 
 /// Frames for several rooms, each serialized once and shared by every subscriber.
-pub(crate) type Batch = Arc<Vec<(RoomKey, Utf8Bytes)>>;
+pub(crate) type Batch = Arc<Published>;
+
+/// One publish (or one generated round) as the runtimes receive it.
+pub(crate) struct Published {
+    /// Where this batch stands in the server-wide order of publishes and joins; a member
+    /// gets it only if it joined before, see [`Hub::join`].
+    pub stamp: u64,
+    pub frames: Vec<(RoomKey, Utf8Bytes)>,
+}
 
 #[derive(Default)]
 struct Room {
@@ -36,6 +44,9 @@ pub(crate) struct Hub {
     clients: Mutex<FxHashMap<(Proto, String), usize>>,
     counters: Mutex<BTreeMap<Counter, u64>>,
     published: AtomicU64,
+    /// Batches sent so far; written and read only under the `rooms` lock, so publishes
+    /// and joins share one order.
+    stamp: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -61,12 +72,16 @@ impl Hub {
         s.into()
     }
 
-    /// Counts a member in; returns the members after.
-    pub fn join(&self, key: &RoomKey) -> usize {
+    /// Counts a member in; returns the members after, and the stamp of the last batch
+    /// published before the join. Runtimes deliver a batch asynchronously, so one already
+    /// queued may arrive after a member joined on another runtime: the member must skip
+    /// every batch whose stamp is not above its join stamp, or it sees frames published
+    /// before it was a member (and sequence numbers from before its first).
+    pub fn join(&self, key: &RoomKey) -> (usize, u64) {
         let mut rooms = lock(&self.rooms);
         let room = rooms.entry(key.clone()).or_default();
         room.audience += 1;
-        room.audience
+        (room.audience, self.stamp.load(Relaxed))
     }
 
     /// Counts a member out; returns the members left. An empty room is forgotten
@@ -146,11 +161,16 @@ impl Hub {
         len
     }
 
+    /// Queues a batch to every runtime; called with the `rooms` lock held.
     fn send(&self, batch: Vec<(RoomKey, Utf8Bytes)>) {
         self.published.fetch_add(batch.len() as u64, Relaxed);
+        let stamp = self.stamp.fetch_add(1, Relaxed) + 1;
         match self.outs.get() {
             Some(outs) => {
-                let batch = Arc::new(batch);
+                let batch = Arc::new(Published {
+                    stamp,
+                    frames: batch,
+                });
                 for tx in outs {
                     let _ = tx.send(batch.clone());
                 }
@@ -245,6 +265,18 @@ mod tests {
         hub.join(&k);
         hub.publish(&k, |s| s.to_string());
         assert_eq!(hub.take_published()[0].1.as_str(), "1");
+    }
+
+    #[test]
+    fn a_join_is_stamped_after_every_batch_published_before_it() {
+        let hub = Hub::new();
+        let k = hub.key(Proto::NewloomChat, "2");
+        assert_eq!(hub.join(&k), (1, 0));
+        hub.publish(&k, |s| s.to_string());
+        hub.generate(Proto::NewloomChat, 2, |_, s| Some(s.to_string()));
+        assert_eq!(hub.join(&k), (2, 2), "one stamp per batch, not per frame");
+        hub.publish(&k, |s| s.to_string());
+        assert_eq!(hub.join(&hub.key(Proto::NewloomChat, "3")), (1, 3));
     }
 
     #[test]

@@ -132,18 +132,22 @@ impl Outbox {
     }
 }
 
+/// A subscriber: connection id, the hub's stamp when it joined, its outbox.
+type Member = (u64, u64, Rc<Outbox>);
+
 /// Subscribers of each room on this runtime.
 #[derive(Default)]
 pub(crate) struct Rooms {
-    members: FxHashMap<RoomKey, Vec<(u64, Rc<Outbox>)>>,
+    members: FxHashMap<RoomKey, Vec<Member>>,
 }
 
 impl Rooms {
-    pub fn join(&mut self, room: &RoomKey, conn: u64, outbox: Rc<Outbox>) {
+    /// Adds a subscriber that joined at hub stamp `since` (see [`crate::hub::Hub::join`]).
+    pub fn join(&mut self, room: &RoomKey, conn: u64, since: u64, outbox: Rc<Outbox>) {
         self.members
             .entry(room.clone())
             .or_default()
-            .push((conn, outbox));
+            .push((conn, since, outbox));
     }
 
     /// Removes a subscriber; false if it was not there (e.g. already dropped as slow).
@@ -151,7 +155,7 @@ impl Rooms {
         let Some(members) = self.members.get_mut(room) else {
             return false;
         };
-        let Some(i) = members.iter().position(|(id, _)| *id == conn) else {
+        let Some(i) = members.iter().position(|(id, _, _)| *id == conn) else {
             return false;
         };
         members.swap_remove(i);
@@ -161,13 +165,14 @@ impl Rooms {
         true
     }
 
-    /// Offers one frame to every subscriber; returns how many were dropped as gone or slow.
-    pub fn publish(&mut self, room: &RoomKey, text: &Utf8Bytes) -> usize {
+    /// Offers one frame of the batch stamped `stamp` to every subscriber that joined
+    /// before it; returns how many were dropped as gone or slow.
+    pub fn publish(&mut self, room: &RoomKey, stamp: u64, text: &Utf8Bytes) -> usize {
         let Some(members) = self.members.get_mut(room) else {
             return 0;
         };
         let before = members.len();
-        members.retain(|(_, outbox)| outbox.offer(text) == Offer::Queued);
+        members.retain(|(_, since, outbox)| stamp <= *since || outbox.offer(text) == Offer::Queued);
         let dropped = before - members.len();
         if members.is_empty() {
             self.members.remove(room);
@@ -185,14 +190,35 @@ mod tests {
         let out = Rc::new(Outbox::new(2));
         let mut rooms = Rooms::default();
         let (a, b): (RoomKey, RoomKey) = ("kite/scrape:all".into(), "kite/cases:all".into());
-        rooms.join(&a, 1, out.clone());
-        rooms.join(&b, 1, out.clone());
+        rooms.join(&a, 1, 0, out.clone());
+        rooms.join(&b, 1, 0, out.clone());
         let t = Utf8Bytes::from_static("e");
-        assert_eq!(rooms.publish(&a, &t), 0);
-        assert_eq!(rooms.publish(&a, &t), 0);
-        assert_eq!(rooms.publish(&a, &t), 1);
+        assert_eq!(rooms.publish(&a, 1, &t), 0);
+        assert_eq!(rooms.publish(&a, 2, &t), 0);
+        assert_eq!(rooms.publish(&a, 3, &t), 1);
         assert!(out.kicked());
-        assert_eq!(rooms.publish(&b, &t), 1);
+        assert_eq!(rooms.publish(&b, 4, &t), 1);
         assert!(!rooms.leave(&b, 1));
+    }
+
+    #[test]
+    fn a_member_gets_only_batches_published_after_it_joined() {
+        let early = Rc::new(Outbox::new(8));
+        let late = Rc::new(Outbox::new(8));
+        let mut rooms = Rooms::default();
+        let room: RoomKey = "newloom-chat/2".into();
+        rooms.join(&room, 1, 0, early.clone());
+        // Batch 1 was queued before the second member joined (hub stamp 1 at its join)
+        // but reaches this runtime only now.
+        rooms.join(&room, 2, 1, late.clone());
+        rooms.publish(&room, 1, &Utf8Bytes::from_static("before"));
+        rooms.publish(&room, 2, &Utf8Bytes::from_static("after"));
+        let texts = |o: &Outbox| o.drain().iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        assert_eq!(texts(&early), ["before", "after"]);
+        assert_eq!(texts(&late), ["after"]);
+        assert!(
+            rooms.leave(&room, 2),
+            "a skipped batch does not drop the member"
+        );
     }
 }

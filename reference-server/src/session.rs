@@ -359,10 +359,12 @@ impl<'a> Cx<'a> {
         if self.fx.joined.contains(&key) {
             return self.hub.members(&key);
         }
+        let (n, since) = self.hub.join(&key);
         if let Some((rooms, outbox)) = self.local {
-            rooms.borrow_mut().join(&key, self.conn, outbox.clone());
+            rooms
+                .borrow_mut()
+                .join(&key, self.conn, since, outbox.clone());
         }
-        let n = self.hub.join(&key);
         self.fx.joined.push(key);
         n
     }

@@ -269,7 +269,7 @@ async fn dispatch(worker: Rc<Worker>, mut events: UnboundedReceiver<Batch>) {
     let mut nth = 0u64;
     while let Some(batch) = events.recv().await {
         let mut rooms = worker.rooms.borrow_mut();
-        for (room, text) in batch.iter() {
+        for (room, text) in batch.frames.iter() {
             nth += 1;
             let copies = match fault {
                 Some(Fault::DropEvents(n)) if nth.is_multiple_of(n) => 0,
@@ -278,7 +278,7 @@ async fn dispatch(worker: Rc<Worker>, mut events: UnboundedReceiver<Batch>) {
             };
             for _ in 0..copies {
                 // Slow consumers dropped from the room no longer count as its audience.
-                for _ in 0..rooms.publish(room, text) {
+                for _ in 0..rooms.publish(room, batch.stamp, text) {
                     worker.shared.hub.leave(room);
                 }
             }
