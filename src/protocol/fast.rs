@@ -172,10 +172,53 @@ impl Fast {
         for &n in c.done.values() {
             shared[n] = true;
         }
-        Ok(Fast {
+        let mut fast = Fast {
             nodes: c.nodes,
             shared,
-        })
+        };
+        fast.link();
+        Ok(fast)
+    }
+
+    /// Points every use of a node that is nothing but one `$ref` (most property schemas
+    /// of a profile) straight at the target: one call per value instead of two.
+    fn link(&mut self) {
+        let alias = |nodes: &[Checks], mut n: usize| {
+            // Bounded: `$ref` cycles are refused at compile time, but stay safe anyway.
+            for _ in 0..nodes.len() {
+                match nodes[n].ops.as_slice() {
+                    [Op::All(list)] if list.len() == 1 => n = list[0],
+                    _ => break,
+                }
+            }
+            n
+        };
+        for at in 0..self.nodes.len() {
+            let mut ops = std::mem::take(&mut self.nodes[at].ops);
+            for op in &mut ops {
+                let nodes = &self.nodes;
+                let fix = |n: &mut usize| *n = alias(nodes, *n);
+                match op {
+                    Op::Each(n) | Op::Not(n) => fix(n),
+                    Op::All(l) | Op::Any(l) | Op::One(l) => l.iter_mut().for_each(fix),
+                    Op::Cond(i, t, e) => {
+                        fix(i);
+                        t.iter_mut().chain(e.iter_mut()).for_each(fix);
+                    }
+                    Op::Object(rule) => {
+                        rule.props
+                            .iter_mut()
+                            .filter_map(|p| p.1.as_mut())
+                            .for_each(fix);
+                        if let Some(Some(n)) = &mut rule.additional {
+                            fix(n);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            self.nodes[at].ops = ops;
+        }
     }
 
     /// Whether `node` meets the schema.

@@ -447,7 +447,17 @@ impl<'a> Doc<'a> {
         if pointer.is_empty() {
             return Some(node);
         }
-        for token in pointer.strip_prefix('/')?.split('/') {
+        // Split by hand: `str::split('/')` runs a general searcher, too slow for the few
+        // bytes of a pointer looked up per frame.
+        let tokens = pointer.strip_prefix('/')?;
+        let mut from = 0;
+        while from <= tokens.len() {
+            let end = tokens.as_bytes()[from..]
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(tokens.len(), |n| from + n);
+            let token = &tokens[from..end];
+            from = end + 1;
             let token: Cow<str> = if token.as_bytes().contains(&b'~') {
                 Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
             } else {

@@ -21,6 +21,7 @@ use super::frame::{id_on_tape, kind_on_tape, Frame, Shape};
 use super::matcher::kind_of;
 use super::matcher::IdKey;
 use super::matcher::Want;
+use super::wall::WallClock;
 use crate::metrics::{ErrorKind, Recorder};
 use crate::protocol::fields::Fields;
 use crate::protocol::pairing::Pending;
@@ -95,6 +96,8 @@ pub struct Checker {
     pub rooms: Subscribed,
     /// The worker's parse buffer, shared by its VUs: one frame is checked at a time.
     pub tape: Rc<RefCell<Tape>>,
+    /// A frame's wall-clock arrival time, for the clock check, from its `Instant`.
+    pub wall: WallClock,
 }
 
 impl Checker {
@@ -123,7 +126,7 @@ impl Checker {
             let frame = Frame::from_value(text, at, shape, serde_json::from_str(text).ok());
             let found = match frame.value() {
                 Some(v) => {
-                    let extra = self.semantics_in(frame.kind(), v);
+                    let extra = self.semantics_in(frame.kind(), v, at);
                     merge(
                         self.profile.check_kind(Direction::In, frame.kind(), v),
                         extra,
@@ -135,7 +138,7 @@ impl Checker {
             return frame;
         };
         let frame = Frame::from_tape(text, at, &doc, shape);
-        let extra = self.semantics_in(frame.kind(), &doc);
+        let extra = self.semantics_in(frame.kind(), &doc, at);
         if self.profile.is_clean(Direction::In, frame.kind(), &doc) {
             let found = if extra.is_empty() { Ok(()) } else { Err(extra) };
             self.record(rec, found, text);
@@ -155,12 +158,15 @@ impl Checker {
     }
 
     /// The checks beyond shape for an inbound frame.
-    fn semantics_in<F: Fields + ?Sized>(&mut self, kind: Option<&str>, v: &F) -> Vec<Violation> {
+    fn semantics_in<F: Fields + ?Sized>(
+        &mut self,
+        kind: Option<&str>,
+        v: &F,
+        at: Instant,
+    ) -> Vec<Violation> {
+        let now = self.profile.clock.is_some().then(|| self.wall.at(at));
         let p = &self.profile;
-        let late = p
-            .clock
-            .as_ref()
-            .and_then(|_| p.check_clock(kind, v, SystemTime::now(), self.skew));
+        let late = now.and_then(|now| p.check_clock(kind, v, now, self.skew));
         let unpaired = self.pending.received(&p.replies, kind, v);
         let stray = p.subscriptions.as_ref();
         let stray = stray.and_then(|r| self.rooms.received(r, kind, v));

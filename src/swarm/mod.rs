@@ -12,6 +12,7 @@ pub mod schedule;
 mod upload;
 mod vu;
 mod waits;
+mod wall;
 mod worker;
 
 use std::sync::Arc;

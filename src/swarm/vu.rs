@@ -21,6 +21,7 @@ use super::frame::Shape;
 use super::io::{Checker, Io};
 use super::matcher::{kind_of, IdKey, Want};
 use super::upload::UploadVars;
+use super::wall::WallClock;
 use crate::metrics::{ErrorKind, Recorder};
 use crate::protocol::tape::Tape;
 use crate::protocol::Profile;
@@ -145,6 +146,7 @@ impl Vu {
                     pending: Default::default(),
                     rooms: Default::default(),
                     tape: shared.tape.clone(),
+                    wall: WallClock::new(),
                 }),
                 shared.plan.delivery.clone().map(Tracker::new),
             ),
