@@ -35,8 +35,9 @@ impl WallClock {
 
     fn shifted(&self, at: Instant) -> Option<SystemTime> {
         match at.checked_duration_since(self.mono) {
-            Some(d) => (d < RENEW).then(|| self.wall + d),
-            None => self.mono.checked_duration_since(at).map(|d| self.wall - d),
+            Some(d) if d < RENEW => self.wall.checked_add(d),
+            Some(_) => None,
+            None => (self.mono.checked_duration_since(at)).and_then(|d| self.wall.checked_sub(d)),
         }
     }
 }
