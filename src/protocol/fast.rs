@@ -126,7 +126,7 @@ enum Op {
     Pattern(Box<dense::DFA<Vec<u32>>>, bool),
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct ObjectRule {
     /// Property name → schema node and the bit of `required` it fills, if it is required.
     props: Vec<(Box<str>, Option<usize>, Option<u32>)>,
@@ -177,7 +177,126 @@ impl Fast {
             shared,
         };
         fast.link();
+        fast.merge_root();
         Ok(fast)
+    }
+
+    /// A kind's schema and the envelope both describe the frame's top-level object: when
+    /// each is just a type and an object rule, the root gets one rule that asks both of
+    /// every member, so the frame's members are walked once, not once per schema.
+    fn merge_root(&mut self) {
+        let [Op::All(list)] = self.nodes[0].ops.as_slice() else {
+            return;
+        };
+        let [a, b] = list[..] else {
+            return;
+        };
+        // (`type` bits if the schema has any, the object rule), when that is all it has.
+        fn parts(ops: &[Op]) -> Option<(Option<u8>, Option<&ObjectRule>)> {
+            let mut types = None;
+            let mut rule = None;
+            for op in ops {
+                match op {
+                    Op::Types(t) => types = Some(types.unwrap_or(u8::MAX) & t),
+                    Op::Object(r) => rule = Some(r),
+                    _ => return None,
+                }
+            }
+            Some((types, rule))
+        }
+        let (Some((ta, Some(ra))), Some((tb, Some(rb)))) =
+            (parts(&self.nodes[a].ops), parts(&self.nodes[b].ops))
+        else {
+            return;
+        };
+        let (ra, rb) = (ra.clone(), rb.clone());
+        let Some(merged) = self.both(&ra, &rb) else {
+            return;
+        };
+        let types = match (ta, tb) {
+            (Some(x), Some(y)) => Some(x & y),
+            (x, None) | (None, x) => x,
+        };
+        self.nodes[0].ops = types.map(Op::Types).into_iter().collect();
+        self.nodes[0].ops.push(Op::Object(merged));
+        self.shared.resize(self.nodes.len(), false);
+    }
+
+    /// A new node of one op.
+    fn add(&mut self, op: Op) -> usize {
+        self.nodes.push(Checks { ops: vec![op] });
+        self.nodes.len() - 1
+    }
+
+    /// One object rule meaning `ra` and `rb` together (`None`: over 64 required names).
+    /// New nodes it needs (a member both rules constrain) are added to the arena.
+    fn both(&mut self, ra: &ObjectRule, rb: &ObjectRule) -> Option<ObjectRule> {
+        let required: Vec<&str> = {
+            let mut names: Vec<&str> = Vec::new();
+            for r in [ra, rb] {
+                let bits = r.props.iter().filter_map(|(n, _, b)| b.map(|_| &**n));
+                let extra = r.extra_required.iter().map(|(n, _)| &**n);
+                for n in bits.chain(extra) {
+                    if !names.contains(&n) {
+                        names.push(n);
+                    }
+                }
+            }
+            names
+        };
+        if required.len() > 64 {
+            return None;
+        }
+        let bit = |name: &str| required.iter().position(|r| *r == name).map(|i| i as u32);
+        // What a rule asks of a member it may or may not list: `Err(())` when it forbids it.
+        let ask = |r: &ObjectRule, name: &str| -> Result<Option<usize>, ()> {
+            match r.props.iter().find(|(p, _, _)| **p == *name) {
+                Some((_, s, _)) => Ok(*s),
+                None => match r.additional {
+                    None => Ok(None),
+                    Some(None) => Err(()),
+                    Some(Some(s)) => Ok(Some(s)),
+                },
+            }
+        };
+        let mut names: Vec<&str> = ra.props.iter().map(|(n, _, _)| &**n).collect();
+        for (n, _, _) in &rb.props {
+            if !names.contains(&&**n) {
+                names.push(n);
+            }
+        }
+        let mut props = Vec::new();
+        for name in names {
+            let node = match (ask(ra, name), ask(rb, name)) {
+                (Err(()), _) | (_, Err(())) => Some(self.add(Op::Never)),
+                (Ok(x), Ok(None)) | (Ok(None), Ok(x)) => x,
+                (Ok(Some(x)), Ok(Some(y))) if x == y => Some(x),
+                (Ok(Some(x)), Ok(Some(y))) => Some(self.add(Op::All(vec![x, y]))),
+            };
+            props.push((Box::<str>::from(name), node, bit(name)));
+        }
+        let additional = match (ra.additional, rb.additional) {
+            (Some(None), _) | (_, Some(None)) => Some(None),
+            (None, x) | (x, None) => x,
+            (Some(Some(x)), Some(Some(y))) if x == y => Some(Some(x)),
+            (Some(Some(x)), Some(Some(y))) => Some(Some(self.add(Op::All(vec![x, y])))),
+        };
+        let extra_required = required
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !props.iter().any(|(p, _, _)| **p == ***r))
+            .map(|(i, r)| (Box::<str>::from(*r), i as u32))
+            .collect();
+        let required_bits = match required.len() {
+            64 => u64::MAX,
+            n => (1u64 << n) - 1,
+        };
+        Some(ObjectRule {
+            props,
+            additional,
+            extra_required,
+            required_bits,
+        })
     }
 
     /// Points every use of a node that is nothing but one `$ref` (most property schemas
@@ -729,6 +848,93 @@ mod tests {
         agree(
             json!({"allOf": [{"type": "array"}, {"items": false}]}),
             &arrays,
+        );
+    }
+
+    /// A kind's schema and an envelope compiled together (their object rules merged into
+    /// one) mean what the two validators mean together.
+    fn agree_both(kind: Value, envelope: Value, instances: &[Value]) {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().canonicalize().unwrap();
+        let defs = json!({"$defs": {"ts": {"type": "string", "format": "date-time"}}});
+        std::fs::write(root.join("defs.json"), defs.to_string()).unwrap();
+        let (kf, ef) = (root.join("k.json"), root.join("e.json"));
+        std::fs::write(&kf, kind.to_string()).unwrap();
+        std::fs::write(&ef, envelope.to_string()).unwrap();
+        let leaf = |one: &Value| super::super::build::<TapeJson>(&root, &kf, one).ok();
+        let quick = Fast::compile(&root, &[&kf, &ef], &leaf).expect("compiles to checks");
+        assert!(
+            matches!(quick.nodes[0].ops.last(), Some(Op::Object(_))),
+            "the two object rules were merged"
+        );
+        let k: Validator = super::super::build(&root, &kf, &kind).unwrap();
+        let e: Validator = super::super::build(&root, &ef, &envelope).unwrap();
+        let mut tape = Tape::default();
+        let mut valid = 0;
+        for v in instances {
+            let text = v.to_string();
+            let doc = tape.parse(&text).unwrap();
+            let both = k.is_valid(v) && e.is_valid(v);
+            assert_eq!(
+                quick.is_valid(doc.root()),
+                both,
+                "{kind} + {envelope} on {v}"
+            );
+            valid += usize::from(both);
+        }
+        assert!(valid > 0 && valid < instances.len(), "both outcomes seen");
+    }
+
+    #[test]
+    fn a_kind_and_its_envelope_checked_in_one_pass_mean_both() {
+        let ts = json!({"$ref": "defs.json#/$defs/ts"});
+        let frames = [
+            json!({"type": "a", "t": "2026-01-01T00:00:00Z"}),
+            json!({"type": "a", "t": "yesterday"}),
+            json!({"type": "a"}),
+            json!({"type": "b", "t": "2026-01-01T00:00:00Z"}),
+            json!({"type": "", "t": "2026-01-01T00:00:00Z"}),
+            json!({"type": "a", "data": {}}),
+            json!({"type": "a", "t": "2026-01-01T00:00:00Z", "data": {}}),
+            json!({"type": "a", "data": 1}),
+            json!({"type": "a", "id": 3, "other": 3}),
+            json!({"type": "a", "id": 3, "data": {}}),
+            json!({"type": "a", "id": 3}),
+            json!({"type": "a", "id": "x"}),
+            json!({"type": "a", "other": 3}),
+            json!({"t": "2026-01-01T00:00:00Z"}),
+            json!("a"),
+            json!([]),
+        ];
+        let envelope = json!({"type": "object",
+            "properties": {"type": {"type": "string", "minLength": 1}, "t": ts,
+                           "data": {"type": "object"}},
+            "required": ["type"], "additionalProperties": true});
+        // Closed kind: a member only the envelope lists is refused.
+        agree_both(
+            json!({"type": "object",
+                   "properties": {"type": {"const": "a"}, "t": ts, "id": {"type": "integer"}},
+                   "required": ["type", "t"], "additionalProperties": false}),
+            envelope.clone(),
+            &frames,
+        );
+        // Open kind with an `additionalProperties` schema; the envelope closed and asking
+        // for a member the kind does not list.
+        agree_both(
+            json!({"properties": {"type": {"const": "a"}},
+                   "additionalProperties": {"type": ["integer", "object"]}}),
+            json!({"type": "object",
+                   "properties": {"type": {"type": "string"}, "id": {"minimum": 2},
+                                  "data": true},
+                   "required": ["id"], "additionalProperties": false}),
+            &frames,
+        );
+        // Both with schemas for the rest.
+        agree_both(
+            json!({"type": ["object", "string"], "properties": {"type": {"const": "a"}},
+                   "additionalProperties": {"type": "integer"}}),
+            json!({"properties": {"t": ts}, "additionalProperties": {"minimum": 3}}),
+            &frames,
         );
     }
 
