@@ -574,9 +574,21 @@ impl<'a> TapeNode<'a> {
     }
 
     fn member(&self, name: &str) -> Option<TapeNode<'a>> {
-        self.members_iter()
-            .find(|(k, _)| same(k, name))
-            .map(|(_, v)| v)
+        let entries = self.doc.entries;
+        let (mut j, end) = (self.i as usize + 1, self.entry().a as usize);
+        while j < end {
+            // A key's length is on its entry (text or scratch span): most keys are told
+            // apart without reading them.
+            let e = entries[j];
+            if (e.b - e.a) as usize == name.len() && same(self.doc.str_at(j), name) {
+                return Some(TapeNode {
+                    doc: self.doc,
+                    i: (j + 1) as u32,
+                });
+            }
+            j = skip(entries, j + 1);
+        }
+        None
     }
 
     fn members_iter(&self) -> Members<'a> {
