@@ -336,7 +336,8 @@ impl Profile {
     /// Whether a frame parsed onto a tape meets the envelope and its kind's schema: the
     /// per-frame question. `false` (an unknown kind included) says nothing more: the caller
     /// asks [`Profile::check_kind`] on the frame's `Value` for the verdict and its details, so
-    /// the two validators can never disagree in a way that passes a bad frame.
+    /// a frame rejected here wrongly still gets the right verdict. (That no bad frame passes
+    /// here rests on the differential tests of the tape and the plain checks.)
     pub fn is_clean(&self, dir: Direction, kind: Option<&str>, doc: &Doc) -> bool {
         let Some(schema) = kind.and_then(|k| self.schemas(dir).get(k)) else {
             return false;

@@ -324,6 +324,20 @@ impl Parser<'_> {
         })
     }
 
+    /// The index after the run of ASCII digits starting at `i`.
+    fn digits(&self, mut i: usize) -> usize {
+        while self.b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    }
+
+    /// [`Parser::digits`] for a run that must not be empty (a fraction, an exponent).
+    fn some_digits(&self, i: usize) -> Option<usize> {
+        let end = self.digits(i);
+        (end > i).then_some(end)
+    }
+
     fn number(&mut self) -> Option<()> {
         let start = self.i;
         let mut i = start;
@@ -334,25 +348,14 @@ impl Parser<'_> {
         let int_start = i;
         match self.b.get(i)? {
             b'0' => i += 1,
-            b'1'..=b'9' => {
-                while self.b.get(i).is_some_and(u8::is_ascii_digit) {
-                    i += 1;
-                }
-            }
+            b'1'..=b'9' => i = self.digits(i),
             _ => return None,
         }
         let int_end = i;
         let mut float = false;
         if self.b.get(i) == Some(&b'.') {
             float = true;
-            i += 1;
-            let digits = i;
-            while self.b.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-            if i == digits {
-                return None;
-            }
+            i = self.some_digits(i + 1)?;
         }
         if let Some(b'e' | b'E') = self.b.get(i) {
             float = true;
@@ -360,13 +363,7 @@ impl Parser<'_> {
             if let Some(b'+' | b'-') = self.b.get(i) {
                 i += 1;
             }
-            let digits = i;
-            while self.b.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-            if i == digits {
-                return None;
-            }
+            i = self.some_digits(i)?;
         }
         self.i = i;
         let entry = if float {

@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn frames_are_keyed_filtered_and_timed() {
-        let shape = Shape::new(&["/type".to_string()], "/id", false);
+        let shape = Shape::new(&["/type".to_string()], "/id");
         let mut t = Tracker::new(delivery(&["/room", "/n"]));
         let at = Instant::now();
         let now = humantime::parse_rfc3339("2026-01-01T00:00:01Z").unwrap();

@@ -27,13 +27,11 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// The shape for the plan's kind pointers and correlation pointer. With `full`, every
-    /// frame's whole value is wanted anyway (schema checking): it is parsed once, at once,
-    /// rather than skimmed first.
-    pub fn new(kind_pointers: &[String], id_pointer: &str, full: bool) -> Self {
+    /// The shape for the plan's kind pointers and correlation pointer.
+    pub fn new(kind_pointers: &[String], id_pointer: &str) -> Self {
         let kinds: Option<Vec<String>> = kind_pointers.iter().map(|p| top_level(p)).collect();
         let skim = match (kinds, top_level(id_pointer)) {
-            (Some(k), Some(id)) if !k.is_empty() && !full => Some((k, id)),
+            (Some(k), Some(id)) if !k.is_empty() => Some((k, id)),
             _ => None,
         };
         Shape {
@@ -71,18 +69,11 @@ pub struct Frame<'a> {
 }
 
 impl<'a> Frame<'a> {
-    /// Reads `text`'s kind and id (and, when the shape needs it, its full value).
+    /// Reads `text`'s kind and id (skimmed when the pointers allow, else from the full value).
     pub fn read(text: &'a str, at: Instant, shape: &Shape) -> Frame<'a> {
         match &shape.skim {
             Some((kinds, id)) => match skim(text, kinds, id) {
-                Some((kind, id)) => Frame {
-                    text,
-                    at,
-                    json: true,
-                    kind,
-                    id,
-                    full: OnceCell::new(),
-                },
+                Some((kind, id)) => Frame::json(text, at, kind, id, OnceCell::new()),
                 None => Frame::invalid(text, at),
             },
             None => Frame::from_value(text, at, shape, serde_json::from_str(text).ok()),
@@ -96,14 +87,7 @@ impl<'a> Frame<'a> {
         };
         let kind = kind_of(&v, &shape.kind_pointers).map(|k| Cow::Owned(k.into_owned()));
         let id = lookup(&v, &shape.id_pointer).map(IdKey::of);
-        Frame {
-            text,
-            at,
-            json: true,
-            kind,
-            id,
-            full: OnceCell::from(Some(v)),
-        }
+        Frame::json(text, at, kind, id, OnceCell::from(Some(v)))
     }
 
     /// A frame parsed onto a tape: kind and id read off it (the same values [`Frame::read`]
@@ -112,13 +96,23 @@ impl<'a> Frame<'a> {
     pub fn from_tape(text: &'a str, at: Instant, doc: &Doc, shape: &Shape) -> Frame<'a> {
         let kind = kind_on_tape(text, doc, &shape.kind_pointers);
         let id = id_on_tape(doc, &shape.id_pointer);
+        Frame::json(text, at, kind, id, OnceCell::new())
+    }
+
+    fn json(
+        text: &'a str,
+        at: Instant,
+        kind: Option<Cow<'a, str>>,
+        id: Option<IdKey>,
+        full: OnceCell<Option<Value>>,
+    ) -> Frame<'a> {
         Frame {
             text,
             at,
             json: true,
             kind,
             id,
-            full: OnceCell::new(),
+            full,
         }
     }
 
@@ -322,7 +316,7 @@ mod tests {
 
     fn shape(kinds: &[&str], id: &str) -> Shape {
         let k: Vec<String> = kinds.iter().map(|s| s.to_string()).collect();
-        Shape::new(&k, id, false)
+        Shape::new(&k, id)
     }
 
     #[test]

@@ -124,17 +124,12 @@ impl Checker {
         let Some(doc) = tape.parse(text) else {
             // Not JSON, or JSON the tape leaves to serde_json: the `Value` path decides.
             let frame = Frame::from_value(text, at, shape, serde_json::from_str(text).ok());
-            let found = match frame.value() {
-                Some(v) => {
-                    let extra = self.semantics_in(frame.kind(), v, at);
-                    merge(
-                        self.profile.check_kind(Direction::In, frame.kind(), v),
-                        extra,
-                    )
-                }
-                None => self.profile.check_text(Direction::In, text),
+            let extra = match frame.value() {
+                Some(v) => self.semantics_in(frame.kind(), v, at),
+                None => Vec::new(),
             };
-            self.record(rec, found, text);
+            let found = self.verdict(Direction::In, frame.kind(), frame.value(), text);
+            self.record(rec, merge(found, extra), text);
             return frame;
         };
         let frame = Frame::from_tape(text, at, &doc, shape);
@@ -145,16 +140,27 @@ impl Checker {
             return frame;
         }
         // The tape's validators said no: the `Value` validators give the verdict and where.
-        let Ok(v) = serde_json::from_str::<Value>(text) else {
-            self.record(rec, self.profile.check_text(Direction::In, text), text);
-            return frame;
-        };
-        let found = merge(
-            self.profile.check_kind(Direction::In, frame.kind(), &v),
-            extra,
-        );
-        self.record(rec, found, text);
-        frame.with_value(v)
+        let v = serde_json::from_str::<Value>(text).ok();
+        let found = self.verdict(Direction::In, frame.kind(), v.as_ref(), text);
+        self.record(rec, merge(found, extra), text);
+        match v {
+            Some(v) => frame.with_value(v),
+            None => frame,
+        }
+    }
+
+    /// The schema verdict with its details, on the frame's `Value` (`None`: not JSON).
+    fn verdict(
+        &self,
+        dir: Direction,
+        kind: Option<&str>,
+        v: Option<&Value>,
+        text: &str,
+    ) -> Result<(), Vec<Violation>> {
+        match v {
+            Some(v) => self.profile.check_kind(dir, kind, v),
+            None => self.profile.check_text(dir, text),
+        }
     }
 
     /// The checks beyond shape for an inbound frame.
@@ -211,10 +217,8 @@ impl Checker {
             self.record(rec, Ok(()), text);
             return Some(id);
         }
-        let found = match serde_json::from_str::<Value>(text) {
-            Ok(v) => self.profile.check_kind(Direction::Out, kind, &v),
-            Err(_) => self.profile.check_text(Direction::Out, text),
-        };
+        let v = serde_json::from_str::<Value>(text).ok();
+        let found = self.verdict(Direction::Out, kind, v.as_ref(), text);
         self.record(rec, found, text);
         Some(id)
     }
@@ -231,14 +235,10 @@ impl Checker {
         if let Some(v) = v {
             self.noted_out(kind, v);
         }
-        if unchecked {
-            return;
+        if !unchecked {
+            let found = self.verdict(Direction::Out, kind, v, text);
+            self.record(rec, found, text);
         }
-        let found = match v {
-            Some(v) => self.profile.check_kind(Direction::Out, kind, v),
-            None => self.profile.check_text(Direction::Out, text),
-        };
-        self.record(rec, found, text);
     }
 }
 

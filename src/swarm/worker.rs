@@ -77,11 +77,7 @@ async fn drive(spec: WorkerSpec) {
     let shared = Rc::new(Shared {
         // Checked frames are parsed onto the tape (see swarm::io); the shape's skim serves
         // the rest and frames re-read from the mailbox.
-        shape: Arc::new(Shape::new(
-            &spec.plan.kind_pointers,
-            &spec.plan.id_pointer,
-            false,
-        )),
+        shape: Arc::new(Shape::new(&spec.plan.kind_pointers, &spec.plan.id_pointer)),
         plan: spec.plan.clone(),
         rec: rec.clone(),
         connecter: Connecter::new(&spec.plan.connect, &spec.plan.target),
