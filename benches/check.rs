@@ -7,13 +7,24 @@
 //!     cargo bench --bench check
 //!
 //! Validations per second per core = 1 / (time per check).
+//!
+//! `kite round trip`: what a VU's checker does per round trip of the round-trip benchmark
+//! (100 × 16): an outbound ping checked and noted for pairing, and an inbound pong parsed,
+//! classified, checked, paired and clock-checked, with 16 pings outstanding.
 
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use squall::metrics::Recorder;
 use squall::protocol::tape::Tape;
 use squall::protocol::{Direction, Profile};
+use squall::swarm::frame::Shape;
+use squall::swarm::Checker;
 
 fn frame(root: &Path, file: &str) -> String {
     let text = std::fs::read_to_string(root.join("examples/valid").join(file)).expect("fixture");
@@ -68,5 +79,82 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// An RFC 3339 UTC time with microseconds, as the reference server stamps its frames.
+fn stamp(t: SystemTime) -> String {
+    let us = t.duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
+    let (secs, frac) = (us.div_euclid(1_000_000), us.rem_euclid(1_000_000));
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970 to a civil date (Howard Hinnant's published algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (h, mi, s) = (sod / 3600, sod % 3600 / 60, sod % 60);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:06}Z")
+}
+
+fn round_trip(c: &mut Criterion) {
+    const IN_FLIGHT: usize = 16;
+    const FRAMES: usize = 256;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/kite");
+    let profile = Arc::new(Profile::load(&root).expect("profile loads"));
+    let shape = Shape::new(&profile.discriminator, "/id");
+    let rec = RefCell::new(Recorder::new(&[]));
+    let tape = Rc::new(RefCell::new(Tape::default()));
+    let mut checker = Checker::new(profile, Instant::now(), 1, Duration::from_secs(1), tape);
+    // One connection's exchange: ids counting up, pongs stamped a few µs apart from now.
+    let client = "3f2b8c4e-9a1d-4e6f-8b2a-5c7d9e0f1a2b";
+    let now = SystemTime::now();
+    let pings: Vec<String> = (0..FRAMES)
+        .map(|i| format!(r#"{{"type":"ping","id":"{i}"}}"#))
+        .collect();
+    let pongs: Vec<String> = (0..FRAMES)
+        .map(|i| {
+            let t = stamp(now + Duration::from_micros(7 * i as u64));
+            format!(
+                r#"{{"type":"pong","data":{{"client_id":"{client}"}},"timestamp":"{t}","id":"{i}"}}"#
+            )
+        })
+        .collect();
+    let mut g = c.benchmark_group(format!(
+        "kite round trip (ping {} B, pong {} B)",
+        pings[0].len(),
+        pongs[0].len()
+    ));
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("checker: ping out + pong in", |b| {
+        let mut n = 0usize;
+        b.iter_custom(|iters| {
+            // Each measurement starts a fresh connection with 16 pings outstanding.
+            checker.pending.clear();
+            for k in 0..IN_FLIGHT {
+                checker.outbound(&pings[(n + k) % FRAMES], &shape, false, &rec);
+            }
+            let t = Instant::now();
+            for _ in 0..iters {
+                let (ping, pong) = (&pings[(n + IN_FLIGHT) % FRAMES], &pongs[n % FRAMES]);
+                n = (n + 1) % FRAMES;
+                black_box(checker.outbound(black_box(ping), &shape, false, &rec));
+                let frame = checker.inbound(black_box(pong), Instant::now(), &shape, &rec);
+                black_box(frame.kind());
+            }
+            t.elapsed()
+        });
+    });
+    g.finish();
+    let snap = rec.borrow_mut().take();
+    let tally = snap.violations();
+    assert!(
+        tally.checked > 0 && tally.total() == 0,
+        "the exchange must check clean: {:?}",
+        tally.by_key
+    );
+}
+
+criterion_group!(benches, bench, round_trip);
 criterion_main!(benches);

@@ -86,6 +86,11 @@ impl Snapshot {
     pub fn worker(&self) -> u64 {
         self.worker
     }
+
+    /// What was checked, and the violations found.
+    pub fn violations(&self) -> &ViolationTally {
+        &self.violations
+    }
 }
 
 /// Moves a non-empty histogram out, leaving a fresh one; an empty one stays put.

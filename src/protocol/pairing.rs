@@ -5,10 +5,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use compact_str::CompactString;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Number, Value};
 
-use super::fields::Fields;
+use super::fields::{Fields, Scalar};
 use super::{Direction, Violation};
 
 /// Requests remembered per connection; the oldest is forgotten first (without a violation:
@@ -40,15 +41,56 @@ pub struct Pending {
 /// The request values a reply must echo: one in the common case, held without a `Vec`.
 #[derive(Debug)]
 enum Echoed {
-    One(Value),
-    Many(Vec<Value>),
+    One(Echo),
+    Many(Vec<Echo>),
 }
 
 impl Echoed {
-    fn values(&self) -> &[Value] {
+    fn values(&self) -> &[Echo] {
         match self {
             Echoed::One(v) => std::slice::from_ref(v),
             Echoed::Many(v) => v,
+        }
+    }
+
+    /// Whether a reply's values (`None`: absent) are these, as `Value`s compare.
+    fn answered_by(&self, got: &[Option<Scalar>]) -> bool {
+        let mine = self.values();
+        mine.len() == got.len() && mine.iter().zip(got).all(|(m, g)| m.is(g.as_ref()))
+    }
+}
+
+/// One echoed request value: strings held inline when short, so remembering a request's
+/// id does not allocate. An absent field is `null`.
+#[derive(Debug)]
+enum Echo {
+    Null,
+    Bool(bool),
+    Num(Number),
+    Str(CompactString),
+    Other(Value),
+}
+
+impl Echo {
+    fn of(s: Option<Scalar>) -> Echo {
+        match s {
+            None | Some(Scalar::Null) => Echo::Null,
+            Some(Scalar::Bool(b)) => Echo::Bool(b),
+            Some(Scalar::Num(n)) => Echo::Num(n),
+            Some(Scalar::Str(s)) => Echo::Str(s.into()),
+            Some(Scalar::Other(v)) => Echo::Other(v.into_owned()),
+        }
+    }
+
+    /// `Value` equality with a reply's value.
+    fn is(&self, got: Option<&Scalar>) -> bool {
+        match (self, got) {
+            (Echo::Null, None | Some(Scalar::Null)) => true,
+            (Echo::Bool(a), Some(Scalar::Bool(b))) => a == b,
+            (Echo::Num(a), Some(Scalar::Num(b))) => a == b,
+            (Echo::Str(a), Some(Scalar::Str(b))) => a == b,
+            (Echo::Other(a), Some(Scalar::Other(b))) => a == b.as_ref(),
+            _ => false,
         }
     }
 }
@@ -69,7 +111,15 @@ impl Pending {
             if self.queue.len() == PENDING_CAP {
                 self.queue.pop_front();
             }
-            let echoed = echoes(rule.fields.values(), v);
+            let echoed = match rule.fields.len() {
+                1 => Echoed::One(Echo::of(first_at(rule.fields.values(), v))),
+                _ => Echoed::Many(
+                    rule.fields
+                        .values()
+                        .map(|p| Echo::of(v.scalar_at(p)))
+                        .collect(),
+                ),
+            };
             self.queue.push_back((i, self.sent, several, echoed));
         }
     }
@@ -90,11 +140,22 @@ impl Pending {
             if rule.reply != kind {
                 continue;
             }
-            let got = echoes(rule.fields.keys(), v);
+            let one;
+            let many: Vec<Option<Scalar>>;
+            let got: &[Option<Scalar>] = match rule.fields.len() {
+                1 => {
+                    one = [first_at(rule.fields.keys(), v)];
+                    &one
+                }
+                _ => {
+                    many = rule.fields.keys().map(|p| v.scalar_at(p)).collect();
+                    &many
+                }
+            };
             let at = self
                 .queue
                 .iter()
-                .position(|(i, _, _, echoed)| *i == r && echoed.values() == got.values());
+                .position(|(i, _, _, echoed)| *i == r && echoed.answered_by(got));
             found = match (found, at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -124,15 +185,12 @@ impl Pending {
     }
 }
 
-/// The values at `pointers` (null where absent), held without a `Vec` for one.
-fn echoes<'p, F: Fields + ?Sized>(
-    mut pointers: impl ExactSizeIterator<Item = &'p String>,
-    v: &F,
-) -> Echoed {
-    match pointers.len() {
-        1 => Echoed::One(pointers.next().map_or(Value::Null, |p| value_at(v, p))),
-        _ => Echoed::Many(pointers.map(|p| value_at(v, p)).collect()),
-    }
+/// The value at the first of `pointers`.
+fn first_at<'p, 'v, F: Fields + ?Sized>(
+    mut pointers: impl Iterator<Item = &'p String>,
+    v: &'v F,
+) -> Option<Scalar<'v>> {
+    pointers.next().and_then(|p| v.scalar_at(p))
 }
 
 fn value_at<F: Fields + ?Sized>(v: &F, pointer: &str) -> Value {

@@ -177,9 +177,10 @@ pub fn kind_on_tape<'t>(text: &'t str, doc: &Doc, pointers: &[String]) -> Option
 
 /// A frame's correlation id read off its tape, as [`IdKey::of`] reads it off a `Value`.
 pub fn id_on_tape(doc: &Doc, pointer: &str) -> Option<IdKey> {
-    doc.lookup(pointer).map(|n| match n.as_u64() {
-        Some(k) => IdKey::Num(k),
-        None => IdKey::of(&n.to_json()),
+    doc.lookup(pointer).map(|n| match (n.as_u64(), n.str()) {
+        (Some(k), _) => IdKey::Num(k),
+        (None, Some(s)) => IdKey::Text(s.into()),
+        (None, None) => IdKey::of(&n.to_json()),
     })
 }
 

@@ -97,10 +97,30 @@ pub struct Checker {
     /// The worker's parse buffer, shared by its VUs: one frame is checked at a time.
     pub tape: Rc<RefCell<Tape>>,
     /// A frame's wall-clock arrival time, for the clock check, from its `Instant`.
-    pub wall: WallClock,
+    wall: WallClock,
 }
 
 impl Checker {
+    /// Checking for VU `vu` of a run that started at `start`, on the worker's `tape`.
+    pub fn new(
+        profile: Arc<Profile>,
+        start: Instant,
+        vu: u64,
+        skew: Duration,
+        tape: Rc<RefCell<Tape>>,
+    ) -> Self {
+        Checker {
+            profile,
+            start,
+            vu,
+            skew,
+            pending: Pending::default(),
+            rooms: Subscribed::default(),
+            tape,
+            wall: WallClock::new(),
+        }
+    }
+
     fn record(&self, rec: &RefCell<Recorder>, found: Result<(), Vec<Violation>>, frame: &str) {
         let mut rec = rec.borrow_mut();
         rec.checked();
@@ -112,7 +132,7 @@ impl Checker {
     /// Parses an inbound text frame once (onto the tape), classifies it, and checks it: the
     /// schemas, the clock, reply pairing, rooms. The frame returned carries the kind and id,
     /// and the `Value` when checking had to build one.
-    fn inbound<'t>(
+    pub fn inbound<'t>(
         &mut self,
         text: &'t str,
         at: Instant,
@@ -190,7 +210,7 @@ impl Checker {
     /// Parses an outbound text frame onto the tape, notes it, and checks it (unless
     /// `unchecked`). Returns its correlation id when the tape read it (`Some(None)`: it has
     /// none), so the sender need not read the frame again.
-    fn outbound(
+    pub fn outbound(
         &mut self,
         text: &str,
         shape: &Shape,

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use compact_str::CompactString;
 use serde_json::Value;
 
 use super::frame::{Frame, MaybeStr};
@@ -145,8 +146,9 @@ pub fn join_parts<'a, S: AsRef<str>>(
 pub enum IdKey {
     /// A non-negative integer id.
     Num(u64),
-    /// Any other id, as its string value or JSON text.
-    Text(String),
+    /// Any other id, as its string value or JSON text (held inline when short, so reading
+    /// an id per reply does not allocate).
+    Text(CompactString),
 }
 
 impl IdKey {
@@ -154,8 +156,8 @@ impl IdKey {
     pub fn of(v: &Value) -> IdKey {
         match v {
             Value::Number(n) if n.as_u64().is_some() => IdKey::Num(n.as_u64().unwrap_or(0)),
-            Value::String(s) => IdKey::Text(s.clone()),
-            other => IdKey::Text(other.to_string()),
+            Value::String(s) => IdKey::Text(s.as_str().into()),
+            other => IdKey::Text(other.to_string().into()),
         }
     }
 

@@ -15,6 +15,8 @@ mod waits;
 mod wall;
 mod worker;
 
+pub use io::Checker;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 

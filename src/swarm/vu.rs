@@ -21,7 +21,6 @@ use super::frame::Shape;
 use super::io::{Checker, Io};
 use super::matcher::{kind_of, IdKey, Want};
 use super::upload::UploadVars;
-use super::wall::WallClock;
 use crate::metrics::{ErrorKind, Recorder};
 use crate::protocol::tape::Tape;
 use crate::protocol::Profile;
@@ -138,15 +137,9 @@ impl Vu {
                 shared.shape.clone(),
                 shared.rec.clone(),
                 shared.hard_stop.clone(),
-                shared.profile.clone().map(|profile| Checker {
-                    profile,
-                    start: shared.start,
-                    vu,
-                    skew: shared.clock_skew,
-                    pending: Default::default(),
-                    rooms: Default::default(),
-                    tape: shared.tape.clone(),
-                    wall: WallClock::new(),
+                shared.profile.clone().map(|profile| {
+                    let tape = shared.tape.clone();
+                    Checker::new(profile, shared.start, vu, shared.clock_skew, tape)
                 }),
                 shared.plan.delivery.clone().map(Tracker::new),
             ),
