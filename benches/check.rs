@@ -23,7 +23,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use squall::metrics::Recorder;
 use squall::protocol::tape::Tape;
 use squall::protocol::{Direction, Profile};
-use squall::swarm::frame::Shape;
+use squall::swarm::frame::{Frame, Shape};
+use squall::swarm::matcher::IdKey;
 use squall::swarm::Checker;
 
 fn frame(root: &Path, file: &str) -> String {
@@ -50,7 +51,7 @@ fn bench(c: &mut Criterion) {
         let kind = kind.as_deref();
         assert!(profile.check(dir, &value).is_ok(), "{file} must be valid");
         let mut tape = Tape::default();
-        assert!(profile.is_clean(dir, kind, &tape.parse(&text).unwrap()));
+        assert!(profile.is_clean(dir, kind, &tape.parse(&text).unwrap(), None));
 
         let mut g = c.benchmark_group(format!("{protocol} {file} ({} bytes)", text.len()));
         g.throughput(Throughput::Elements(1));
@@ -72,7 +73,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function("tape parse+validate", |b| {
             b.iter(|| {
                 let doc = tape.parse(black_box(&text)).unwrap();
-                profile.is_clean(dir, kind, &doc)
+                profile.is_clean(dir, kind, &doc, None)
             })
         });
         g.finish();
@@ -144,6 +145,18 @@ fn round_trip(c: &mut Criterion) {
                 black_box(frame.kind());
             }
             t.elapsed()
+        });
+    });
+    // What the run does with the same frames under `--no-check`: the ping's id read from
+    // the text, the pong skimmed for its kind and id. The checker's extra cost is the gap.
+    g.bench_function("no checker: ping id + pong skimmed", |b| {
+        let mut n = 0usize;
+        b.iter(|| {
+            let (ping, pong) = (&pings[(n + IN_FLIGHT) % FRAMES], &pongs[n % FRAMES]);
+            n = (n + 1) % FRAMES;
+            black_box(IdKey::of_text(black_box(ping), "/id"));
+            let frame = Frame::read(black_box(pong), Instant::now(), &shape);
+            black_box(frame.kind());
         });
     });
     g.finish();

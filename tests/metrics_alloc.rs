@@ -128,6 +128,7 @@ fn delivery_tracking_does_not_allocate_per_frame() {
 
 #[test]
 fn checking_a_clean_frame_on_a_warm_tape_does_not_allocate() {
+    use squall::protocol::fast::Recent;
     use squall::protocol::tape::Tape;
     use squall::protocol::{Direction, Profile};
 
@@ -149,11 +150,16 @@ fn checking_a_clean_frame_on_a_warm_tape_does_not_allocate() {
         })
         .collect();
     let mut tape = Tape::default();
-    let check = |tape: &mut Tape, (dir, kind, text): &(Direction, &str, String)| {
+    // With the connection's record of pattern walks too: once its walks are sized, resuming
+    // them allocates nothing either.
+    let mut recent = Recent::default();
+    let mut check = |tape: &mut Tape, (dir, kind, text): &(Direction, &str, String)| {
         let doc = tape.parse(text).expect("parses onto the tape");
-        assert!(profile.is_clean(*dir, Some(kind), &doc), "{text}");
+        assert!(profile.is_clean(*dir, Some(kind), &doc, None), "{text}");
+        let r = Some(&mut recent);
+        assert!(profile.is_clean(*dir, Some(kind), &doc, r), "{text}");
     };
-    // The first frames size the tape.
+    // The first frames size the tape and the walks.
     for f in &frames[..2] {
         check(&mut tape, f);
     }

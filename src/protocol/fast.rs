@@ -22,7 +22,9 @@ use jsonschema::json::Node;
 use jsonschema::Validator;
 use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::nfa::thompson;
+use regex_automata::util::primitives::StateID;
 use regex_automata::{Anchored, Input};
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use super::tape::{same, TapeJson, TapeNode};
@@ -65,20 +67,45 @@ const OBJECT: u8 = 64;
 
 /// A compiled schema: an arena of nodes, the first one the root.
 pub struct Fast {
+    /// Distinct per compiled schema: keys its patterns' walks in a [`Recent`].
+    id: u32,
     nodes: Vec<Checks>,
     /// Nodes that are `$ref` targets: a frame meeting one at a value once (the envelope's
     /// `timestamp` and the kind's own) is not checked there again.
     shared: Vec<bool>,
 }
 
-/// What one validation found valid at shared nodes: (node, tape index) pairs, a few.
+/// What one validation found valid at shared nodes: (node, tape index) pairs, a few; and
+/// the caller's record of recent pattern walks, if it keeps one.
 #[derive(Default)]
-struct Memo {
+struct Memo<'r> {
     seen: [(u32, u32); 8],
     len: usize,
+    recent: Option<&'r mut Recent>,
 }
 
-impl Memo {
+/// Strings no longer than this have their pattern walks kept for the next string.
+const WALK_KEPT: usize = 256;
+
+/// The last pattern walks of one connection, by (schema, pattern): successive frames repeat
+/// most of a string (a connection's client id, the date and hour of a timestamp), and a
+/// DFA's walk over a shared prefix is the same, so the next walk resumes where the strings
+/// part. Kept per connection (per VU), so no lock and no sharing.
+#[derive(Debug, Default)]
+pub struct Recent {
+    walks: FxHashMap<u64, Walk>,
+}
+
+/// One pattern's last walk: the string, the state before each of its bytes, and where the
+/// walk stopped early (the byte index and the answer), if it did.
+#[derive(Debug, Default)]
+struct Walk {
+    text: Vec<u8>,
+    states: Vec<StateID>,
+    stopped: Option<(usize, bool)>,
+}
+
+impl Memo<'_> {
     fn holds(&self, at: usize, node: TapeNode) -> bool {
         let key = (at as u32, node.index());
         self.seen[..self.len].contains(&key)
@@ -123,7 +150,7 @@ enum Op {
     Delegated(Validator<TapeJson>),
     /// `pattern`, as a DFA built once: no lazy cache to share, so no lock between workers.
     /// With whether every match starts at the string's start.
-    Pattern(Box<dense::DFA<Vec<u32>>>, bool),
+    Pattern(Box<dense::DFA<Vec<u32>>>, bool, u32),
 }
 
 #[derive(Default, Clone)]
@@ -148,6 +175,8 @@ struct Compiler<'b> {
     busy: Vec<(PathBuf, String)>,
     nodes: Vec<Checks>,
     delegate: Delegate<'b>,
+    /// Patterns compiled so far (each gets its own slot in a [`Recent`]).
+    patterns: u32,
 }
 
 impl Fast {
@@ -161,6 +190,7 @@ impl Fast {
             busy: Vec::new(),
             nodes: Vec::new(),
             delegate,
+            patterns: 0,
         };
         c.nodes.push(Checks::default());
         let all = files
@@ -172,7 +202,9 @@ impl Fast {
         for &n in c.done.values() {
             shared[n] = true;
         }
+        static COMPILED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let mut fast = Fast {
+            id: COMPILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             nodes: c.nodes,
             shared,
         };
@@ -345,6 +377,16 @@ impl Fast {
         self.valid(0, node, &mut Memo::default())
     }
 
+    /// [`Fast::is_valid`], resuming pattern walks from `recent` (one connection's) and
+    /// keeping them there.
+    pub fn is_valid_recent(&self, node: TapeNode, recent: &mut Recent) -> bool {
+        let mut memo = Memo {
+            recent: Some(recent),
+            ..Memo::default()
+        };
+        self.valid(0, node, &mut memo)
+    }
+
     fn valid(&self, at: usize, node: TapeNode, memo: &mut Memo) -> bool {
         let shared = self.shared[at];
         if shared && memo.holds(at, node) {
@@ -365,11 +407,15 @@ impl Fast {
         match op {
             Op::Never => false,
             Op::Types(t) => t & type_bit(&node) != 0,
+            Op::Const(Value::String(k)) => node.str().is_some_and(|s| same(s, k)),
             Op::Const(k) => node.equals_value(k),
             Op::Enum(e) => e.iter().any(|v| node.equals_value(v)),
-            Op::Length(lo, hi) => node
-                .str()
-                .is_none_or(|s| within(s.chars().count(), (*lo, *hi))),
+            Op::Length(lo, hi) => node.str().is_none_or(|s| {
+                // A string has between a quarter of its bytes and all of them as code
+                // points: most strings are told by their byte length alone.
+                let bytes = s.len() as u64;
+                (bytes.div_ceil(4) >= *lo && bytes <= *hi) || within(s.chars().count(), (*lo, *hi))
+            }),
             Op::Items(lo, hi) => node.array_len().is_none_or(|n| within(n, (*lo, *hi))),
             Op::Props(lo, hi) => node.object_len().is_none_or(|n| within(n, (*lo, *hi))),
             Op::Object(rule) => node.object_len().is_none() || self.object(rule, node, memo),
@@ -383,7 +429,13 @@ impl Fast {
                 false => e.is_none_or(|e| self.valid(e, node, memo)),
             },
             Op::Delegated(v) => v.is_valid(node),
-            Op::Pattern(dfa, anchored) => node.str().is_none_or(|s| is_match(dfa, *anchored, s)),
+            Op::Pattern(dfa, anchored, slot) => node.str().is_none_or(|s| {
+                let key = (u64::from(self.id) << 32) | u64::from(*slot);
+                match (&mut memo.recent, *anchored && s.len() <= WALK_KEPT) {
+                    (Some(r), true) => walk_resumed(dfa, s, r.walks.entry(key).or_default()),
+                    _ => is_match(dfa, *anchored, s),
+                }
+            }),
         }
     }
 
@@ -415,6 +467,52 @@ impl Fast {
         }
         seen & rule.required_bits == rule.required_bits
     }
+}
+
+/// [`is_match`] for an anchored pattern, resuming `last` where `s` parts from its string,
+/// and leaving this walk in it. The walk from a state over the same bytes is the same walk,
+/// so the answer is the one a fresh walk gives.
+fn walk_resumed(dfa: &dense::DFA<Vec<u32>>, s: &str, last: &mut Walk) -> bool {
+    let b = s.as_bytes();
+    let shared = last.text.iter().zip(b).take_while(|(x, y)| x == y).count();
+    if let Some((at, answer)) = last.stopped {
+        // Stopped at a byte both strings have: the same stop.
+        if at < shared {
+            return answer;
+        }
+    }
+    let mut from = shared.min(last.states.len().saturating_sub(1));
+    if last.states.is_empty() {
+        let input = Input::new(s).anchored(Anchored::Yes);
+        let Ok(start) = dfa.start_state_forward(&input) else {
+            return is_match(dfa, true, s);
+        };
+        last.states.push(start);
+        from = 0;
+    }
+    last.states.truncate(from + 1);
+    last.text.clear();
+    last.text.extend_from_slice(b);
+    last.stopped = None;
+    let mut state = last.states[from];
+    for (i, &byte) in b.iter().enumerate().skip(from) {
+        state = dfa.next_state(state, byte);
+        if dfa.is_special_state(state) {
+            let stop = if dfa.is_match_state(state) {
+                Some(true)
+            } else if dfa.is_dead_state(state) || dfa.is_quit_state(state) {
+                Some(false)
+            } else {
+                None
+            };
+            if let Some(answer) = stop {
+                last.stopped = Some((i, answer));
+                return answer;
+            }
+        }
+        last.states.push(state);
+    }
+    dfa.is_match_state(dfa.next_eoi_state(state))
 }
 
 /// `is_match`, as the validator asks it: somewhere in `s`, stopping at the first match.
@@ -621,7 +719,8 @@ impl Compiler<'_> {
             Ok(dfa) => {
                 let nfa = thompson::NFA::new(&translated);
                 let anchored = nfa.is_ok_and(|n| n.is_always_start_anchored());
-                Ok(Op::Pattern(Box::new(dfa), anchored))
+                self.patterns += 1;
+                Ok(Op::Pattern(Box::new(dfa), anchored, self.patterns))
             }
             // Too large, or a construct a DFA cannot run (Unicode word boundaries).
             Err(_) => delegate(),
@@ -741,14 +840,18 @@ mod tests {
     ) {
         let mut tape = Tape::default();
         let mut valid = 0;
-        for v in instances {
+        // Resumed pattern walks too, from whatever string came before, in both orders.
+        let mut recent = Recent::default();
+        for v in instances.iter().chain(instances.iter().rev()) {
             let text = v.to_string();
             let doc = tape.parse(&text).unwrap();
             assert_eq!(quick.is_valid(doc.root()), expected(v), "{what} on {v}");
+            let resumed = quick.is_valid_recent(doc.root(), &mut recent);
+            assert_eq!(resumed, expected(v), "{what} on {v}, resumed");
             valid += usize::from(expected(v));
         }
         assert!(
-            valid > 0 && valid < instances.len(),
+            valid > 0 && valid < 2 * instances.len(),
             "{what}: both outcomes seen"
         );
     }
@@ -783,8 +886,15 @@ mod tests {
             json!("abc"),
             json!("2026-01-01T00:00:00Z"),
             json!(7),
+            // Two and three code points in four and six bytes: byte lengths alone mislead.
+            json!("éé"),
+            json!("ééé"),
+            json!("a\u{e9}"),
         ];
         agree(json!({"minLength": 1, "maxLength": 2}), &strings);
+        agree(json!({"minLength": 3}), &strings);
+        agree(json!({"const": "abc"}), &strings);
+        agree(json!({"const": "é"}), &strings);
         agree(json!({"$ref": "defs.json#/$defs/ts"}), &strings);
         agree(json!({"pattern": "^[a-z]+$"}), &strings);
         // ECMA 262 classes are ASCII where Rust's are Unicode: the translation must carry over.
@@ -803,6 +913,30 @@ mod tests {
         agree(json!({"pattern": "^a|b"}), &alts);
         agree(json!({"pattern": "^(a|xb)[a-z]*$"}), &alts);
         agree(json!({"pattern": "a$"}), &alts);
+        // Strings sharing prefixes of every length with the one before, the verdict flipping
+        // inside, at and after the shared part; early stops (a dead state, a match) included.
+        let stamps = [
+            json!("2026-11-22T10:00:00.123456Z"),
+            json!("2026-11-22T10:00:00.123457Z"),
+            json!("2026-11-22T10:00:00.123457Z"),
+            json!("2026-11-22T10:00:00.12345xZ"),
+            json!("2026-11-22T10:00:00.123458Z"),
+            json!("2026-11-22T10:00:00"),
+            json!("2026-11-22T10:00:00.1Z"),
+            json!("2026-13-22T10:00:00.1Z"),
+            json!("2026-11-22T10:00:00.1Zjunk"),
+            json!("2026-11-22T10:00:00.1Z"),
+            json!("2"),
+            json!(""),
+            json!("2026-11-22T10:00:00.1Z"),
+        ];
+        let ts = "^[0-9]{4}-(0[1-9]|1[0-2])-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z$";
+        agree(json!({ "pattern": ts }), &stamps);
+        agree(json!({"pattern": "^2026-11"}), &stamps);
+        agree(
+            json!({"pattern": "^2026-1[0-2]-22T10:00:00\\.12345"}),
+            &stamps,
+        );
         let objects = [
             json!({"a": 1, "b": "x"}),
             json!({"a": 1}),

@@ -6,6 +6,7 @@
 
 pub mod fast;
 pub mod fields;
+pub mod horizon;
 mod lint;
 pub mod pairing;
 pub mod rooms;
@@ -338,13 +339,25 @@ impl Profile {
     /// asks [`Profile::check_kind`] on the frame's `Value` for the verdict and its details, so
     /// a frame rejected here wrongly still gets the right verdict. (That no bad frame passes
     /// here rests on the differential tests of the tape and the plain checks.)
-    pub fn is_clean(&self, dir: Direction, kind: Option<&str>, doc: &Doc) -> bool {
+    ///
+    /// `recent` (one connection's, if kept) lets pattern checks resume over what a string
+    /// shares with the last one they saw.
+    pub fn is_clean(
+        &self,
+        dir: Direction,
+        kind: Option<&str>,
+        doc: &Doc,
+        recent: Option<&mut fast::Recent>,
+    ) -> bool {
         let Some(schema) = kind.and_then(|k| self.schemas(dir).get(k)) else {
             return false;
         };
         let root = doc.root();
         match &schema.quick {
-            Some(q) => q.is_valid(root),
+            Some(q) => match recent {
+                Some(r) => q.is_valid_recent(root, r),
+                None => q.is_valid(root),
+            },
             None => {
                 self.envelope.as_ref().is_none_or(|e| e.fast.is_valid(root))
                     && schema.fast.is_valid(root)
@@ -354,16 +367,23 @@ impl Profile {
 
     /// Checks the frame's timestamp (at [`Profile::clock`]) against `now`: stamped more than
     /// `skew` in the future is a violation. A missing or unparsable timestamp is the schema's
-    /// business, not this check's.
+    /// business, not this check's. `horizon` (kept per connection) tells most stamps
+    /// without parsing them.
     pub fn check_clock<F: fields::Fields + ?Sized>(
         &self,
         kind: Option<&str>,
         v: &F,
-        now: std::time::SystemTime,
-        skew: std::time::Duration,
+        (now, skew): (std::time::SystemTime, std::time::Duration),
+        horizon: &mut horizon::Horizon,
     ) -> Option<Violation> {
         let pointer = self.clock.as_deref()?;
         let text = v.str_at(pointer)?;
+        if now
+            .checked_add(skew)
+            .is_some_and(|limit| horizon.surely_within(&text, limit))
+        {
+            return None;
+        }
         let stamped = humantime::parse_rfc3339_weak(&text).ok()?;
         let ahead = stamped.duration_since(now).ok()?;
         (ahead > skew).then(|| Violation {

@@ -92,8 +92,7 @@ fn pointers_find_what_serde_json_finds() {
     let t = r#"{"a":{"b~c":[10,{"d/e":"x"}],"":1},"s":"t\u0041"}"#;
     let v: Value = serde_json::from_str(t).unwrap();
     let mut tape = Tape::default();
-    let doc = tape.parse(t).unwrap();
-    for p in [
+    let pointers = [
         "",
         "/a",
         "/a/b~0c",
@@ -103,13 +102,29 @@ fn pointers_find_what_serde_json_finds() {
         "/s",
         "/x",
         "/a/b~0c/9",
-    ] {
+        "/a/b~0c/1/d~1e/and/then/much/deeper",
+    ];
+    let doc = tape.parse(t).unwrap();
+    // Twice: the second time from what the frame's first lookups remembered.
+    for p in pointers.iter().chain(&pointers) {
         assert_eq!(
             doc.lookup(p).map(|n| n.to_json()),
             v.pointer(p).cloned(),
             "{p}"
         );
     }
+    // What one frame remembered does not answer for the next.
+    let t2 = r#"{"s":"other","x":[1],"a":2}"#;
+    let v2: Value = serde_json::from_str(t2).unwrap();
+    let doc = tape.parse(t2).unwrap();
+    for p in pointers {
+        assert_eq!(
+            doc.lookup(p).map(|n| n.to_json()),
+            v2.pointer(p).cloned(),
+            "{p} on the next frame"
+        );
+    }
+    let doc = tape.parse(t).unwrap();
     assert_eq!(doc.lookup("/s").and_then(|n| n.str()), Some("tA"));
     assert_eq!(doc.lookup("/s").and_then(|n| n.text_span()), None);
     let span = doc

@@ -170,19 +170,35 @@ fn timestamps_from_the_future_are_caught_beyond_the_skew() {
     )
     .unwrap();
     let p = Profile::load(d.path()).unwrap();
+    use super::horizon::Horizon;
     let now = humantime::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
     let skew = std::time::Duration::from_secs(1);
     let at = |ts: &str| json!({"type": "pong", "id": 1, "timestamp": ts});
     assert_eq!(
-        p.check_clock(Some("pong"), &at("2026-11-22T10:00:00.900Z"), now, skew),
+        p.check_clock(
+            Some("pong"),
+            &at("2026-11-22T10:00:00.900Z"),
+            (now, skew),
+            &mut Horizon::default()
+        ),
         None
     );
     assert_eq!(
-        p.check_clock(Some("pong"), &at("2026-11-22T09:00:00Z"), now, skew),
+        p.check_clock(
+            Some("pong"),
+            &at("2026-11-22T09:00:00Z"),
+            (now, skew),
+            &mut Horizon::default()
+        ),
         None
     );
     let v = p
-        .check_clock(Some("pong"), &at("2026-11-22T10:00:02.5Z"), now, skew)
+        .check_clock(
+            Some("pong"),
+            &at("2026-11-22T10:00:02.5Z"),
+            (now, skew),
+            &mut Horizon::default(),
+        )
         .unwrap();
     assert_eq!(
         (v.keyword.as_str(), v.pointer.as_str()),
@@ -190,7 +206,12 @@ fn timestamps_from_the_future_are_caught_beyond_the_skew() {
     );
     assert!(v.message.contains("2.500 s in the future"), "{}", v.message);
     assert_eq!(
-        p.check_clock(Some("pong"), &json!({"type": "pong"}), now, skew),
+        p.check_clock(
+            Some("pong"),
+            &json!({"type": "pong"}),
+            (now, skew),
+            &mut Horizon::default()
+        ),
         None
     );
 }
@@ -204,6 +225,8 @@ fn timestamps_from_the_future_are_caught_beyond_the_skew() {
 fn tape_and_value_validators_agree_on_every_fixture() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
     let mut tape = tape::Tape::default();
+    // One connection's pattern walks across every frame: each resumes from the one before.
+    let mut recent = fast::Recent::default();
     let (mut compared, mut valid) = (0, 0);
     for name in ["kite", "kecs", "newloom", "hexabase", "covetpy"] {
         let p = Profile::load(&root.join(name)).unwrap();
@@ -220,6 +243,8 @@ fn tape_and_value_validators_agree_on_every_fixture() {
                     .as_ref()
                     .expect("every shipped schema compiles to checks");
                 assert_eq!(quick.is_valid(doc.root()), full, "{name} (checks): {texts}");
+                let resumed = quick.is_valid_recent(doc.root(), &mut recent);
+                assert_eq!(resumed, full, "{name} (checks, resumed walks): {texts}");
                 compared += 1;
                 valid += usize::from(full);
             }

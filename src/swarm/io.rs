@@ -23,7 +23,9 @@ use super::matcher::IdKey;
 use super::matcher::Want;
 use super::wall::WallClock;
 use crate::metrics::{ErrorKind, Recorder};
+use crate::protocol::fast::Recent;
 use crate::protocol::fields::Fields;
+use crate::protocol::horizon::Horizon;
 use crate::protocol::pairing::Pending;
 use crate::protocol::rooms::Subscribed;
 use crate::protocol::tape::Tape;
@@ -98,6 +100,10 @@ pub struct Checker {
     pub tape: Rc<RefCell<Tape>>,
     /// A frame's wall-clock arrival time, for the clock check, from its `Instant`.
     wall: WallClock,
+    /// The clock check's shortcut for stamps well in the past.
+    horizon: Horizon,
+    /// The last pattern walks, resumed by the next frame's strings.
+    recent: Recent,
 }
 
 impl Checker {
@@ -118,6 +124,8 @@ impl Checker {
             rooms: Subscribed::default(),
             tape,
             wall: WallClock::new(),
+            horizon: Horizon::default(),
+            recent: Recent::default(),
         }
     }
 
@@ -154,7 +162,10 @@ impl Checker {
         };
         let frame = Frame::from_tape(text, at, &doc, shape);
         let extra = self.semantics_in(frame.kind(), &doc, at);
-        if self.profile.is_clean(Direction::In, frame.kind(), &doc) {
+        if self
+            .profile
+            .is_clean(Direction::In, frame.kind(), &doc, Some(&mut self.recent))
+        {
             let found = if extra.is_empty() { Ok(()) } else { Err(extra) };
             self.record(rec, found, text);
             return frame;
@@ -192,7 +203,8 @@ impl Checker {
     ) -> Vec<Violation> {
         let now = self.profile.clock.is_some().then(|| self.wall.at(at));
         let p = &self.profile;
-        let late = now.and_then(|now| p.check_clock(kind, v, now, self.skew));
+        let horizon = &mut self.horizon;
+        let late = now.and_then(|now| p.check_clock(kind, v, (now, self.skew), horizon));
         let unpaired = self.pending.received(&p.replies, kind, v);
         let stray = p.subscriptions.as_ref();
         let stray = stray.and_then(|r| self.rooms.received(r, kind, v));
@@ -233,7 +245,10 @@ impl Checker {
         if unchecked {
             return Some(id);
         }
-        if self.profile.is_clean(Direction::Out, kind, &doc) {
+        if self
+            .profile
+            .is_clean(Direction::Out, kind, &doc, Some(&mut self.recent))
+        {
             self.record(rec, Ok(()), text);
             return Some(id);
         }
