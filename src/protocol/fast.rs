@@ -24,7 +24,6 @@ use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::nfa::thompson;
 use regex_automata::util::primitives::StateID;
 use regex_automata::{Anchored, Input};
-use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use super::tape::{same, TapeJson, TapeNode};
@@ -93,7 +92,24 @@ const WALK_KEPT: usize = 256;
 /// part. Kept per connection (per VU), so no lock and no sharing.
 #[derive(Debug, Default)]
 pub struct Recent {
-    walks: FxHashMap<u64, Walk>,
+    /// By key; few (the patterns one connection's frames meet), so a list beats a hash.
+    walks: Vec<(u64, Walk)>,
+}
+
+/// Patterns a [`Recent`] keeps walks for; any more are walked afresh.
+const RECENT_PATTERNS: usize = 32;
+
+impl Recent {
+    fn walk(&mut self, key: u64) -> Option<&mut Walk> {
+        match self.walks.iter().position(|(k, _)| *k == key) {
+            Some(i) => Some(&mut self.walks[i].1),
+            None if self.walks.len() < RECENT_PATTERNS => {
+                self.walks.push((key, Walk::default()));
+                self.walks.last_mut().map(|(_, w)| w)
+            }
+            None => None,
+        }
+    }
 }
 
 /// One pattern's last walk: the string, the state before each of its bytes, and where the
@@ -431,9 +447,15 @@ impl Fast {
             Op::Delegated(v) => v.is_valid(node),
             Op::Pattern(dfa, anchored, slot) => node.str().is_none_or(|s| {
                 let key = (u64::from(self.id) << 32) | u64::from(*slot);
-                match (&mut memo.recent, *anchored && s.len() <= WALK_KEPT) {
-                    (Some(r), true) => walk_resumed(dfa, s, r.walks.entry(key).or_default()),
-                    _ => is_match(dfa, *anchored, s),
+                let kept = *anchored && s.len() <= WALK_KEPT;
+                match memo
+                    .recent
+                    .as_deref_mut()
+                    .filter(|_| kept)
+                    .and_then(|r| r.walk(key))
+                {
+                    Some(walk) => walk_resumed(dfa, s, walk),
+                    None => is_match(dfa, *anchored, s),
                 }
             }),
         }

@@ -240,10 +240,11 @@ impl Profile {
         }
         if let Some(r) = &raw.subscriptions {
             let unknown = r.rooms.keys().filter(|k| !raw.inbound.contains_key(*k));
-            let unknown: Vec<&String> = unknown
+            let mut unknown: Vec<&String> = unknown
                 .chain(Some(&r.unsubscribed).filter(|k| !raw.inbound.contains_key(*k)))
                 .chain(Some(&r.subscribe).filter(|k| !raw.outbound.contains_key(*k)))
                 .collect();
+            unknown.sort_unstable();
             if !unknown.is_empty() {
                 problems.push(format!(
                     "{}: subscriptions: kinds the profile does not list: {unknown:?}",

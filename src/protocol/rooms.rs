@@ -6,7 +6,7 @@
 //! A room counts as held from the moment the subscribe is *sent* (a server may deliver before
 //! its ack) until the unsubscribe is *acknowledged* (events already queued may still come).
 
-use std::collections::{BTreeMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use serde::Deserialize;
 
@@ -27,13 +27,13 @@ pub struct RoomRules {
     pub unsubscribed_room: String,
     /// Event kind → the rooms that carry it; `{/pointer}` in a room is replaced by the value
     /// at that pointer in the event (`scrape:{/data/job_id}`).
-    pub rooms: BTreeMap<String, Vec<String>>,
+    pub rooms: FxHashMap<String, Vec<String>>,
 }
 
 /// The rooms one connection holds.
 #[derive(Debug, Default)]
 pub struct Subscribed {
-    rooms: HashSet<String>,
+    rooms: FxHashSet<String>,
     /// Reused to spell out each candidate room of an event.
     scratch: String,
 }
@@ -136,7 +136,8 @@ mod tests {
                     "scrape:{/data/job_id}".to_string(),
                 ],
             )]
-            .into(),
+            .into_iter()
+            .collect(),
         }
     }
 
