@@ -5,6 +5,7 @@ same run, alternating, medians of several rounds. Loopback only; every run is bo
     cargo build --release --workspace --bins --examples
     python3 benches/run.py roundtrip [--rounds 5]   # round trips/s at 100x16 and 100x1
     python3 benches/run.py idle [--conns 10000]      # RSS per idle connection
+    python3 benches/run.py cpu [--rounds 5]          # CPU per round trip, checking vs not
 """
 
 import argparse
@@ -88,6 +89,53 @@ def roundtrip(rounds):
         server.wait(timeout=10)
 
 
+def cpu_ticks(pid):
+    """utime + stime of a process so far, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def squall_cpu(server, addr, check):
+    """One 100x16 run: (round trips, client user s, client sys s, involuntary and voluntary
+    context switches, server CPU s), the client's from its rusage."""
+    with tempfile.TemporaryDirectory() as d:
+        before = cpu_ticks(server.pid)
+        p = subprocess.Popen(
+            [SQUALL, "run", os.path.join(ROOT, "benches", "scenarios", "rtt-16.yaml"),
+             "--target", f"ws://{addr}/ws", "--quiet", "--out", d,
+             "--schemas", os.path.join(ROOT, "schemas")] + ([] if check else ["--no-check"]),
+        )
+        _, _, ru = os.wait4(p.pid, 0)
+        server_s = (cpu_ticks(server.pid) - before) / os.sysconf("SC_CLK_TCK")
+        with open(os.path.join(d, "results.json")) as f:
+            n = json.load(f)["metrics"]["rtt"]["latency"]["count"]
+    return n, ru.ru_utime, ru.ru_stime, ru.ru_nivcsw, ru.ru_nvcsw, server_s
+
+
+def cpu(rounds):
+    """Where checking's cost goes in a run: CPU per round trip of the client (user, system)
+    and of the server, and the client's context switches, with and without checking."""
+    server, addr = start_server()
+    try:
+        rows = {False: [], True: []}
+        for i in range(rounds):
+            for check in (False, True):
+                n, u, s, inv, vol, srv = squall_cpu(server, addr, check)
+                rows[check].append((u * 1e6 / n, s * 1e6 / n, srv * 1e6 / n, inv, vol, n / PACE_SECONDS))
+                print(f"  round {i + 1} {'checking' if check else '--no-check'}: {n / PACE_SECONDS:,.0f}/s, "
+                      f"client user {rows[check][-1][0]:.3f} us/rt, sys {rows[check][-1][1]:.3f} us/rt, "
+                      f"server {rows[check][-1][2]:.3f} us/rt, context switches {inv} involuntary, {vol} voluntary")
+        for check in (False, True):
+            med = [statistics.median(r[k] for r in rows[check]) for k in range(6)]
+            print(f"100x16 {'checking' if check else '--no-check'} (medians): {med[5]:,.0f}/s, client user "
+                  f"{med[0]:.3f} us/rt, sys {med[1]:.3f} us/rt, server {med[2]:.3f} us/rt, "
+                  f"{med[3]:,.0f} involuntary / {med[4]:,.0f} voluntary context switches per run")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -139,7 +187,7 @@ def idle(conns):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("which", choices=["roundtrip", "idle"])
+    ap.add_argument("which", choices=["roundtrip", "idle", "cpu"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--conns", type=int, default=10000)
     a = ap.parse_args()
@@ -149,6 +197,8 @@ def main():
     print(f"machine: {os.cpu_count()} cores, {os.uname().release}")
     if a.which == "roundtrip":
         roundtrip(a.rounds)
+    elif a.which == "cpu":
+        cpu(a.rounds)
     else:
         idle(a.conns)
 
