@@ -13,7 +13,6 @@
 //! [`Tape::parse`] return `None`, and the caller takes the `Value` path, which then decides.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 
 use jsonschema::json::{cmp, Array, Json, JsonNumber, Node, NodeIdentity, Object};
 use jsonschema::JsonType;
@@ -69,27 +68,6 @@ impl Entry {
 pub struct Tape {
     entries: Vec<Entry>,
     scratch: String,
-    looked: Looked,
-}
-
-/// Pointers looked up on the current frame and what they found: one frame's checks read the
-/// same few fields (its kind, its id, its clock) several times each, and a pointer seen
-/// before costs a comparison of its few bytes instead of a walk.
-#[derive(Debug, Default)]
-struct Looked {
-    slots: [Cell<Looking>; LOOKED],
-    used: Cell<usize>,
-}
-
-/// Pointers remembered per frame; longer pointers than a slot holds are always walked.
-const LOOKED: usize = 6;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Looking {
-    len: u8,
-    pointer: [u8; 23],
-    /// The node's entry, or `u32::MAX` for nothing there.
-    found: u32,
 }
 
 impl Tape {
@@ -98,7 +76,6 @@ impl Tape {
     pub fn parse<'t>(&'t mut self, text: &'t str) -> Option<Doc<'t>> {
         self.entries.clear();
         self.scratch.clear();
-        self.looked.used.set(0);
         if text.len() >= u32::MAX as usize {
             return None;
         }
@@ -116,7 +93,6 @@ impl Tape {
             text,
             entries: &self.entries,
             scratch: &self.scratch,
-            looked: &self.looked,
         })
     }
 }
@@ -457,7 +433,6 @@ pub struct Doc<'a> {
     text: &'a str,
     entries: &'a [Entry],
     scratch: &'a str,
-    looked: &'a Looked,
 }
 
 impl<'a> Doc<'a> {
@@ -468,34 +443,6 @@ impl<'a> Doc<'a> {
 
     /// The value at a JSON pointer (RFC 6901), if there is one.
     pub fn lookup(&'a self, pointer: &str) -> Option<TapeNode<'a>> {
-        let p = pointer.as_bytes();
-        if p.len() > 23 {
-            return self.walk(pointer);
-        }
-        let len = p.len() as u8;
-        let node = |i: u32| (i != u32::MAX).then_some(TapeNode { doc: self, i });
-        let used = self.looked.used.get();
-        for slot in &self.looked.slots[..used] {
-            let s = slot.get();
-            if s.len == len && s.pointer.iter().zip(p).all(|(a, b)| a == b) {
-                return node(s.found);
-            }
-        }
-        let found = self.walk(pointer);
-        if used < LOOKED {
-            let mut s = Looking {
-                len,
-                found: found.map_or(u32::MAX, |n| n.i),
-                ..Looking::default()
-            };
-            s.pointer[..p.len()].copy_from_slice(p);
-            self.looked.slots[used].set(s);
-            self.looked.used.set(used + 1);
-        }
-        found
-    }
-
-    fn walk(&'a self, pointer: &str) -> Option<TapeNode<'a>> {
         let mut node = self.root();
         if pointer.is_empty() {
             return Some(node);
@@ -817,12 +764,10 @@ impl Json for TapeJson {
         buffer.text.clear();
         buffer.text.push_str(string);
         let entries = [Entry::new(Kind::Str, 0, string.len(), 0)];
-        let looked = Looked::default();
         let doc = Doc {
             text: &buffer.text,
             entries: &entries,
             scratch: "",
-            looked: &looked,
         };
         f(doc.root())
     }

@@ -105,15 +105,14 @@ fn pointers_find_what_serde_json_finds() {
         "/a/b~0c/1/d~1e/and/then/much/deeper",
     ];
     let doc = tape.parse(t).unwrap();
-    // Twice: the second time from what the frame's first lookups remembered.
-    for p in pointers.iter().chain(&pointers) {
+    for p in pointers {
         assert_eq!(
             doc.lookup(p).map(|n| n.to_json()),
             v.pointer(p).cloned(),
             "{p}"
         );
     }
-    // What one frame remembered does not answer for the next.
+    // The tape reused: lookups answer for the frame now on it.
     let t2 = r#"{"s":"other","x":[1],"a":2}"#;
     let v2: Value = serde_json::from_str(t2).unwrap();
     let doc = tape.parse(t2).unwrap();
