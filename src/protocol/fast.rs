@@ -423,7 +423,6 @@ impl Fast {
         match op {
             Op::Never => false,
             Op::Types(t) => t & type_bit(&node) != 0,
-            Op::Const(Value::String(k)) => node.str().is_some_and(|s| same(s, k)),
             Op::Const(k) => node.equals_value(k),
             Op::Enum(e) => e.iter().any(|v| node.equals_value(v)),
             Op::Length(lo, hi) => node.str().is_none_or(|s| {

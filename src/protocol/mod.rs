@@ -374,7 +374,8 @@ impl Profile {
         &self,
         kind: Option<&str>,
         v: &F,
-        (now, skew): (std::time::SystemTime, std::time::Duration),
+        now: std::time::SystemTime,
+        skew: std::time::Duration,
         horizon: &mut horizon::Horizon,
     ) -> Option<Violation> {
         let pointer = self.clock.as_deref()?;

@@ -829,7 +829,7 @@ impl<'a> Node<'a, TapeJson> for TapeNode<'a> {
     // `Value` (which would allocate for every string).
     fn equals_value(&self, expected: &Value) -> bool {
         match (self.entry().kind, expected) {
-            (Kind::Str | Kind::Esc, Value::String(s)) => self.str() == Some(s.as_str()),
+            (Kind::Str | Kind::Esc, Value::String(s)) => self.str().is_some_and(|t| same(t, s)),
             (Kind::True, Value::Bool(b)) => *b,
             (Kind::False, Value::Bool(b)) => !*b,
             (Kind::Null, Value::Null) => true,

@@ -204,7 +204,7 @@ impl Checker {
         let now = self.profile.clock.is_some().then(|| self.wall.at(at));
         let p = &self.profile;
         let horizon = &mut self.horizon;
-        let late = now.and_then(|now| p.check_clock(kind, v, (now, self.skew), horizon));
+        let late = now.and_then(|now| p.check_clock(kind, v, now, self.skew, horizon));
         let unpaired = self.pending.received(&p.replies, kind, v);
         let stray = p.subscriptions.as_ref();
         let stray = stray.and_then(|r| self.rooms.received(r, kind, v));
