@@ -26,6 +26,7 @@ use regex_automata::util::primitives::StateID;
 use regex_automata::{Anchored, Input};
 use serde_json::{Map, Value};
 
+use super::snapshot::{Changed, Snapshot};
 use super::tape::{same, TapeJson, TapeNode};
 
 /// Keywords that assert nothing (2020-12 annotations and containers).
@@ -72,6 +73,9 @@ pub struct Fast {
     /// Nodes that are `$ref` targets: a frame meeting one at a value once (the envelope's
     /// `timestamp` and the kind's own) is not checked there again.
     shared: Vec<bool>,
+    /// Nodes whose verdict on an object or array depends on more than its structure and
+    /// its members' own verdicts (`const`, `enum`, combinators, delegated keywords).
+    deep: Vec<bool>,
 }
 
 /// What one validation found valid at shared nodes: (node, tape index) pairs, a few; and
@@ -80,7 +84,18 @@ pub struct Fast {
 struct Memo<'r> {
     seen: [(u32, u32); 8],
     len: usize,
-    recent: Option<&'r mut Recent>,
+    recent: Option<&'r mut Walks>,
+    /// While a frame's checks are being recorded for its snapshot: what they met.
+    record: Option<Record<'r>>,
+}
+
+/// The checks a valid frame met at its scalars: (tape index, node), each the outermost
+/// node met at that scalar (re-running it re-runs what it contains), and whether the
+/// frame's verdict is theirs alone (no node at an object or array looked deeper).
+struct Record<'r> {
+    checks: &'r mut Vec<(u32, u32)>,
+    at: u32,
+    usable: bool,
 }
 
 /// Strings no longer than this have their pattern walks kept for the next string.
@@ -90,22 +105,47 @@ const WALK_KEPT: usize = 256;
 /// most of a string (a connection's client id, the date and hour of a timestamp), and a
 /// DFA's walk over a shared prefix is the same, so the next walk resumes where the strings
 /// part. Kept per connection (per VU), so no lock and no sharing.
+///
+/// It also keeps, per schema, the last frame that passed it (its second frame on, so a
+/// connection that sees a kind once keeps nothing for it): a frame with that frame's
+/// structure is decided by the checks on the scalars it changed.
 #[derive(Debug, Default)]
 pub struct Recent {
-    /// By key; few (the patterns one connection's frames meet), so a list beats a hash.
-    walks: Vec<(u64, Walk)>,
+    walks: Walks,
+    /// By schema id; few (the kinds one connection sees).
+    repeats: Vec<(u32, Repeat)>,
+    /// Frames decided by their changed scalars (tests check the shortcut is taken).
+    #[cfg(test)]
+    pub(super) repeated: usize,
+}
+
+/// Pattern walks by key; few (the patterns one connection's frames meet), so a list beats
+/// a hash.
+#[derive(Debug, Default)]
+struct Walks(Vec<(u64, Walk)>);
+
+/// One schema's last valid frame on a connection, and the checks that decided it at its
+/// scalars. `ready` once there is such a frame.
+#[derive(Debug, Default)]
+struct Repeat {
+    ready: bool,
+    snapshot: Snapshot,
+    checks: Vec<(u32, u32)>,
 }
 
 /// Patterns a [`Recent`] keeps walks for; any more are walked afresh.
 const RECENT_PATTERNS: usize = 32;
 
-impl Recent {
+/// Schemas a [`Recent`] keeps a last frame for; any more are checked in full.
+const RECENT_KINDS: usize = 16;
+
+impl Walks {
     fn walk(&mut self, key: u64) -> Option<&mut Walk> {
-        match self.walks.iter().position(|(k, _)| *k == key) {
-            Some(i) => Some(&mut self.walks[i].1),
-            None if self.walks.len() < RECENT_PATTERNS => {
-                self.walks.push((key, Walk::default()));
-                self.walks.last_mut().map(|(_, w)| w)
+        match self.0.iter().position(|(k, _)| *k == key) {
+            Some(i) => Some(&mut self.0[i].1),
+            None if self.0.len() < RECENT_PATTERNS => {
+                self.0.push((key, Walk::default()));
+                self.0.last_mut().map(|(_, w)| w)
             }
             None => None,
         }
@@ -121,7 +161,14 @@ struct Walk {
     stopped: Option<(usize, bool)>,
 }
 
-impl Memo<'_> {
+impl<'r> Memo<'r> {
+    fn walking(walks: &'r mut Walks) -> Self {
+        Memo {
+            recent: Some(walks),
+            ..Memo::default()
+        }
+    }
+
     fn holds(&self, at: usize, node: TapeNode) -> bool {
         let key = (at as u32, node.index());
         self.seen[..self.len].contains(&key)
@@ -142,6 +189,25 @@ pub type Delegate<'b> = &'b dyn Fn(&Value) -> Option<Validator<TapeJson>>;
 #[derive(Default)]
 struct Checks {
     ops: Vec<Op>,
+}
+
+impl Checks {
+    /// Whether, met at an object or array, these checks ask more of it than its structure
+    /// and (through `properties`, `items` and the like) its members' own checks.
+    fn is_deep(&self) -> bool {
+        self.ops.iter().any(|op| {
+            matches!(
+                op,
+                Op::Const(_)
+                    | Op::Enum(_)
+                    | Op::Delegated(_)
+                    | Op::Any(_)
+                    | Op::One(_)
+                    | Op::Not(_)
+                    | Op::Cond(..)
+            )
+        })
+    }
 }
 
 enum Op {
@@ -223,9 +289,11 @@ impl Fast {
             id: COMPILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             nodes: c.nodes,
             shared,
+            deep: Vec::new(),
         };
         fast.link();
         fast.merge_root();
+        fast.deep = fast.nodes.iter().map(Checks::is_deep).collect();
         Ok(fast)
     }
 
@@ -393,17 +461,73 @@ impl Fast {
         self.valid(0, node, &mut Memo::default())
     }
 
-    /// [`Fast::is_valid`], resuming pattern walks from `recent` (one connection's) and
-    /// keeping them there.
+    /// [`Fast::is_valid`] for a whole frame (`node`: its root), with what `recent` (one
+    /// connection's) remembers: pattern walks resume, and a frame with the structure of
+    /// this schema's last valid frame is decided by the checks on the scalars it changed.
     pub fn is_valid_recent(&self, node: TapeNode, recent: &mut Recent) -> bool {
-        let mut memo = Memo {
-            recent: Some(recent),
-            ..Memo::default()
+        let Recent { walks, repeats, .. } = recent;
+        let doc = node.doc();
+        let slot = match repeats.iter().position(|(id, _)| *id == self.id) {
+            // Too large to keep: not recorded either (a record as long as the frame).
+            _ if node.index() != 0 || !Snapshot::fits(doc) => {
+                return self.valid(0, node, &mut Memo::walking(walks));
+            }
+            Some(i) => i,
+            None => {
+                if repeats.len() < RECENT_KINDS {
+                    repeats.push((self.id, Repeat::default()));
+                }
+                return self.valid(0, node, &mut Memo::walking(walks));
+            }
         };
-        self.valid(0, node, &mut memo)
+        let repeat = &mut repeats[slot].1;
+        let mut changed = Changed::default();
+        if repeat.ready && repeat.snapshot.matches(doc, &mut changed) {
+            #[cfg(test)]
+            {
+                recent.repeated += 1;
+            }
+            let mut memo = Memo::walking(walks);
+            return repeat
+                .checks
+                .iter()
+                .filter(|(i, _)| changed.has(*i))
+                .all(|&(i, n)| self.valid(n as usize, doc.node(i), &mut memo));
+        }
+        repeat.checks.clear();
+        let mut memo = Memo {
+            record: Some(Record {
+                checks: &mut repeat.checks,
+                at: u32::MAX,
+                usable: true,
+            }),
+            ..Memo::walking(walks)
+        };
+        let ok = self.valid(0, node, &mut memo);
+        let usable = memo.record.is_some_and(|r| r.usable);
+        repeat.ready = ok && usable && repeat.snapshot.take(doc);
+        ok
     }
 
     fn valid(&self, at: usize, node: TapeNode, memo: &mut Memo) -> bool {
+        let Some(record) = &mut memo.record else {
+            return self.checked(at, node, memo);
+        };
+        let i = node.index();
+        if node.object_len().is_some() || node.array_len().is_some() {
+            record.usable &= !self.deep[at];
+        } else if record.at != i {
+            record.checks.push((i, at as u32));
+        }
+        let outer = std::mem::replace(&mut record.at, i);
+        let ok = self.checked(at, node, memo);
+        if let Some(r) = &mut memo.record {
+            r.at = outer;
+        }
+        ok
+    }
+
+    fn checked(&self, at: usize, node: TapeNode, memo: &mut Memo) -> bool {
         let shared = self.shared[at];
         if shared && memo.holds(at, node) {
             return true;

@@ -10,6 +10,7 @@ pub mod horizon;
 mod lint;
 pub mod pairing;
 pub mod rooms;
+mod snapshot;
 pub mod tape;
 
 use std::collections::BTreeMap;

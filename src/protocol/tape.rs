@@ -22,7 +22,7 @@ use serde_json::{Map, Number, Value};
 const DEPTH_LIMIT: usize = 128;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Null,
     False,
     True,
@@ -45,11 +45,11 @@ enum Kind {
 
 /// One value on the tape: 24 bytes.
 #[derive(Debug, Clone, Copy)]
-struct Entry {
-    kind: Kind,
-    a: u32,
-    b: u32,
-    n: u64,
+pub(super) struct Entry {
+    pub(super) kind: Kind,
+    pub(super) a: u32,
+    pub(super) b: u32,
+    pub(super) n: u64,
 }
 
 impl Entry {
@@ -430,15 +430,20 @@ fn skip(entries: &[Entry], j: usize) -> usize {
 /// A parsed frame: its text and the tape that indexes it.
 #[derive(Debug, Clone, Copy)]
 pub struct Doc<'a> {
-    text: &'a str,
-    entries: &'a [Entry],
-    scratch: &'a str,
+    pub(super) text: &'a str,
+    pub(super) entries: &'a [Entry],
+    pub(super) scratch: &'a str,
 }
 
 impl<'a> Doc<'a> {
     /// The top-level value.
     pub fn root(&'a self) -> TapeNode<'a> {
         TapeNode { doc: self, i: 0 }
+    }
+
+    /// The value at tape index `i` (below the number of entries).
+    pub(super) fn node(&'a self, i: u32) -> TapeNode<'a> {
+        TapeNode { doc: self, i }
     }
 
     /// The value at a JSON pointer (RFC 6901), if there is one.
@@ -518,6 +523,11 @@ impl<'a> TapeNode<'a> {
     /// The node's place on its tape (distinct for distinct values of one frame).
     pub fn index(&self) -> u32 {
         self.i
+    }
+
+    /// The frame this value is part of.
+    pub(super) fn doc(&self) -> &'a Doc<'a> {
+        self.doc
     }
 
     /// The member count, when this is an object.

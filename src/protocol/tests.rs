@@ -223,6 +223,152 @@ fn tape_and_value_validators_agree_on_every_fixture() {
     assert!(compared > 10_000 && valid > 300, "{compared} {valid}");
 }
 
+/// A frame with the structure of its kind's last valid frame is decided by the checks on
+/// the scalars it changed: on every fixture of every shipped profile, each scalar in turn
+/// replaced by values of other types and sizes, that verdict is the full validator's.
+#[test]
+fn frames_decided_by_their_changed_scalars_agree_with_full_validation() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let mut tape = tape::Tape::default();
+    let (mut compared, mut repeated, mut invalid) = (0, 0, 0);
+    for name in ["kite", "kecs", "newloom", "hexabase", "covetpy"] {
+        let p = Profile::load(&root.join(name)).unwrap();
+        let schemas: Vec<&Schema> = p.inbound.values().chain(p.outbound.values()).collect();
+        for text in fixture_variants(&root.join(name).join("examples")) {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let variants = scalar_variants(&v);
+            // Only a valid frame is kept: the schemas this one meets.
+            for s in schemas.iter().filter(|s| s.full.is_valid(&v)) {
+                let quick = s.quick.as_ref().unwrap();
+                let mut recent = fast::Recent::default();
+                // The first frame of a kind is only noted; the second is kept.
+                for _ in 0..2 {
+                    let doc = tape.parse(&text).unwrap();
+                    assert!(
+                        quick.is_valid_recent(doc.root(), &mut recent),
+                        "{name}: {text}"
+                    );
+                }
+                for w in &variants {
+                    let doc = tape.parse(w).unwrap();
+                    let full = s.full.is_valid(&serde_json::from_str(w).unwrap());
+                    let before = recent.repeated;
+                    let got = quick.is_valid_recent(doc.root(), &mut recent);
+                    assert_eq!(got, full, "{name}: {text} then {w}");
+                    compared += 1;
+                    if recent.repeated > before {
+                        repeated += 1;
+                        invalid += usize::from(!full);
+                    }
+                }
+            }
+        }
+    }
+    // Most variants are decided by their changed scalars (the rest are kinds whose
+    // schemas look deeper than structure at an object); most of those break a check.
+    assert!(repeated * 2 > compared, "{compared} {repeated}");
+    assert!(
+        invalid > 10_000 && repeated - invalid > 2_500,
+        "{repeated} {invalid}"
+    );
+}
+
+/// A combinator at a scalar is re-run whole on a new value (not its branches on their own:
+/// a branch may fail where the combinator passes); one at an object keeps the frame from
+/// being decided by its scalars at all.
+#[test]
+fn combinators_are_re_run_whole() {
+    let d = tempfile::tempdir().unwrap();
+    let w = |rel: &str, text: &str| std::fs::write(d.path().join(rel), text).unwrap();
+    w(
+        "protocol.yaml",
+        "name: t\ndiscriminator: [/type]\ninbound:\n  a: a.json\n  b: b.json\noutbound: {}\n",
+    );
+    w(
+        "a.json",
+        r#"{"type": "object", "properties": {"v": {"anyOf": [
+            {"type": "string", "pattern": "^a"}, {"type": "integer"}]},
+            "w": {"oneOf": [{"minimum": 5}, {"multipleOf": 2}]},
+            "x": {"not": {"const": 3}}}}"#,
+    );
+    w(
+        "b.json",
+        r#"{"type": "object", "oneOf": [{"required": ["v"]}, {"required": ["w"]}]}"#,
+    );
+    let p = Profile::load(d.path()).unwrap();
+    let mut tape = tape::Tape::default();
+    let mut verdicts = |kind: &str, texts: &[&str]| {
+        let quick = p.inbound[kind].quick.as_ref().unwrap();
+        let mut recent = fast::Recent::default();
+        let got: Vec<bool> = texts
+            .iter()
+            .map(|t| quick.is_valid_recent(tape.parse(t).unwrap().root(), &mut recent))
+            .collect();
+        (got, recent.repeated)
+    };
+    let a = [
+        r#"{"type":"a","v":1,"w":7,"x":1}"#,
+        r#"{"type":"a","v":1,"w":7,"x":1}"#,
+        r#"{"type":"a","v":2,"w":9,"x":2}"#,
+        r#"{"type":"a","v":"ab","w":4,"x":4}"#,
+        r#"{"type":"a","v":"b","w":7,"x":1}"#,
+        r#"{"type":"a","v":1,"w":6,"x":1}"#,
+        r#"{"type":"a","v":1,"w":7,"x":3}"#,
+    ];
+    assert_eq!(
+        verdicts("a", &a),
+        (vec![true, true, true, true, false, false, false], 5)
+    );
+    // Which member the object has decides `b`, so its frames are always checked in full.
+    let b = [
+        r#"{"type":"b","v":1}"#,
+        r#"{"type":"b","v":1}"#,
+        r#"{"type":"b","v":2}"#,
+    ];
+    assert_eq!(verdicts("b", &b), (vec![true, true, true], 0));
+}
+
+/// `v` (one line) with each scalar in turn replaced by others of every type, short and long.
+fn scalar_variants(v: &Value) -> Vec<String> {
+    fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+        let esc = |k: &str| k.replace('~', "~0").replace('/', "~1");
+        match v {
+            Value::Object(m) => m
+                .iter()
+                .for_each(|(k, x)| pointers(x, format!("{at}/{}", esc(k)), out)),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, x)| pointers(x, format!("{at}/{i}"), out)),
+            _ => out.push(at),
+        }
+    }
+    let others = [
+        json!(0),
+        json!(-3),
+        json!(2.5),
+        json!(1e300),
+        json!(""),
+        json!("x"),
+        json!("2026-11-22T10:00:00Z"),
+        json!("0b5c8f3a-6f8e-4f43-9d5e-2b1b9a2c7d11"),
+        json!("x".repeat(300)),
+        json!(true),
+        Value::Null,
+    ];
+    let mut at = Vec::new();
+    pointers(v, String::new(), &mut at);
+    let mut out = Vec::new();
+    for p in &at {
+        for o in &others {
+            let mut c = v.clone();
+            *c.pointer_mut(p).unwrap() = o.clone();
+            out.push(c.to_string());
+        }
+    }
+    out
+}
+
 /// Each fixture as one line, and as variants with one top-level field removed or made a
 /// number, a string or null.
 fn fixture_variants(dir: &Path) -> Vec<String> {

@@ -1,0 +1,220 @@
+//! A copy of a frame that passed its schema, to tell what the next frame of its kind on the
+//! same connection changed.
+//!
+//! Successive frames of one kind mostly repeat each other: the same members in the same
+//! order, most values equal (a connection's client id, a room, a status), a few changed (an
+//! id, a timestamp, a counter). When a new frame has the snapshot's structure (the same
+//! member names, containers of the same sizes, scalars where it had scalars), the checks
+//! that decide it are those on the scalars that changed: see [`super::fast`], which keeps
+//! one snapshot per connection and kind.
+
+use super::tape::{Doc, Entry, Kind};
+
+/// Frames with more tape entries than this are not kept (a bitmap of this many bits says
+/// which scalars changed).
+pub const MAX_ENTRIES: usize = 256;
+
+/// Frames longer than this are not kept: a copy per connection and kind must stay small.
+const MAX_TEXT: usize = 4096;
+
+/// What an entry of the snapshot's tape is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A member name.
+    Key,
+    /// An object or an array.
+    Container,
+    /// A string, number, boolean or null that is a value.
+    Scalar,
+}
+
+/// The scalars of a frame that differ from the snapshot's, by tape index.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Changed([u64; MAX_ENTRIES / 64]);
+
+impl Changed {
+    /// Whether the value at tape index `i` changed.
+    pub fn has(&self, i: u32) -> bool {
+        let i = i as usize;
+        i < MAX_ENTRIES && self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+}
+
+/// A frame's tape and text, copied (buffers reused from one copy to the next).
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    entries: Vec<Entry>,
+    text: String,
+    scratch: String,
+    roles: Vec<Role>,
+}
+
+impl Snapshot {
+    /// Whether `doc` is small enough to be kept.
+    pub fn fits(doc: &Doc) -> bool {
+        doc.entries.len() <= MAX_ENTRIES && doc.text.len() + doc.scratch.len() <= MAX_TEXT
+    }
+
+    /// Copies `doc`; false (and nothing kept) when it is too large to keep.
+    pub fn take(&mut self, doc: &Doc) -> bool {
+        self.entries.clear();
+        if !Snapshot::fits(doc) {
+            return false;
+        }
+        self.entries.extend_from_slice(doc.entries);
+        self.text.clear();
+        self.text.push_str(doc.text);
+        self.scratch.clear();
+        self.scratch.push_str(doc.scratch);
+        self.roles.clear();
+        self.roles.resize(self.entries.len(), Role::Scalar);
+        if !self.entries.is_empty() {
+            mark(&self.entries, 0, &mut self.roles);
+        }
+        true
+    }
+
+    /// Whether `doc` has this snapshot's structure: the same entries, member names and
+    /// container sizes, a scalar wherever the snapshot has one. If so, `changed` says which
+    /// scalars differ (in kind or value).
+    pub fn matches(&self, doc: &Doc, changed: &mut Changed) -> bool {
+        if self.entries.is_empty() || doc.entries.len() != self.entries.len() {
+            return false;
+        }
+        *changed = Changed::default();
+        let spans = self.entries.iter().zip(doc.entries).zip(&self.roles);
+        for (j, ((old, new), role)) in spans.enumerate() {
+            match role {
+                Role::Key => {
+                    if old.kind != new.kind || self.bytes(old) != doc_bytes(doc, new) {
+                        return false;
+                    }
+                }
+                Role::Container => {
+                    if old.kind != new.kind || old.a != new.a || old.b != new.b {
+                        return false;
+                    }
+                }
+                Role::Scalar => {
+                    if matches!(new.kind, Kind::Object | Kind::Array) {
+                        return false;
+                    }
+                    let equal = old.kind == new.kind
+                        && match new.kind {
+                            Kind::Str | Kind::Esc => self.bytes(old) == doc_bytes(doc, new),
+                            _ => old.n == new.n,
+                        };
+                    if !equal {
+                        changed.set(j);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn bytes(&self, e: &Entry) -> &[u8] {
+        span(e, &self.text, &self.scratch)
+    }
+}
+
+fn doc_bytes<'a>(doc: &Doc<'a>, e: &Entry) -> &'a [u8] {
+    span(e, doc.text, doc.scratch)
+}
+
+/// A string entry's bytes (a string without escapes lies in the frame, one with them in
+/// the scratch). Only called for `Str` and `Esc` entries; bytes, so no char boundaries
+/// are checked (equal bytes are equal strings).
+fn span<'a>(e: &Entry, text: &'a str, scratch: &'a str) -> &'a [u8] {
+    let (a, b) = (e.a as usize, e.b as usize);
+    let from = if e.kind == Kind::Esc { scratch } else { text };
+    from.as_bytes().get(a..b).unwrap_or(&[])
+}
+
+/// Marks the roles of the subtree at `j`; returns the index after it. Recursion is bounded
+/// by the parser's nesting limit.
+fn mark(entries: &[Entry], j: usize, roles: &mut [Role]) -> usize {
+    let e = entries[j];
+    match e.kind {
+        Kind::Object | Kind::Array => {
+            roles[j] = Role::Container;
+            let end = e.a as usize;
+            let mut k = j + 1;
+            while k < end {
+                if e.kind == Kind::Object {
+                    roles[k] = Role::Key;
+                    k += 1;
+                }
+                k = mark(entries, k, roles);
+            }
+            end
+        }
+        _ => {
+            roles[j] = Role::Scalar;
+            j + 1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tape::Tape;
+    use super::*;
+
+    fn compare(first: &str, next: &str) -> Option<Vec<u32>> {
+        let mut t = Tape::default();
+        let mut snap = Snapshot::default();
+        assert!(snap.take(&t.parse(first).unwrap()));
+        let mut t2 = Tape::default();
+        let doc = t2.parse(next).unwrap();
+        let mut changed = Changed::default();
+        snap.matches(&doc, &mut changed).then(|| {
+            (0..MAX_ENTRIES as u32)
+                .filter(|&i| changed.has(i))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn changed_scalars_are_named_and_other_structures_refused() {
+        let pong = r#"{"type":"pong","data":{"client_id":"c1"},"id":1}"#;
+        // Entries: 0 {, 1 "type", 2 "pong", 3 "data", 4 {, 5 "client_id", 6 "c1", 7 "id", 8 1.
+        assert_eq!(compare(pong, pong), Some(vec![]));
+        let next = r#"{"type":"pong","data":{"client_id":"c1"},"id":2}"#;
+        assert_eq!(compare(pong, next), Some(vec![8]));
+        let retyped = r#"{"type":"pong","data":{"client_id":7},"id":"1"}"#;
+        assert_eq!(compare(pong, retyped), Some(vec![6, 8]));
+        // Escapes decode to the same value: equal; spacing does not matter.
+        let escaped = r#"{ "type" : "p\u006fng", "data":{"client_id":"c1"}, "id":1 }"#;
+        assert_eq!(compare(pong, escaped), Some(vec![2]));
+        assert_eq!(compare(escaped, escaped), Some(vec![]));
+        for other in [
+            r#"{"type":"pong","data":{"client_idx":"c1"},"id":1}"#,
+            r#"{"type":"pong","data":{"client_id":"c1"},"ids":1}"#,
+            r#"{"type":"pong","data":{"client_id":"c1","x":1}}"#,
+            r#"{"type":"pong","data":[1,2],"id":1}"#,
+            r#"{"type":"pong","data":{"client_id":{}},"id":1}"#,
+            r#"{"data":{"client_id":"c1"},"type":"pong","id":1}"#,
+            r#"["type","pong","data",{"client_id":"c1"},"id",1]"#,
+        ] {
+            assert_eq!(compare(pong, other), None, "{other}");
+        }
+        // Arrays: same sizes match, a different split of the same entries does not.
+        assert_eq!(compare("[[1],2]", "[[1],3]"), Some(vec![3]));
+        assert_eq!(compare("[[1],2]", "[[1,2]]"), None);
+    }
+
+    #[test]
+    fn large_frames_are_not_kept() {
+        let mut t = Tape::default();
+        let mut snap = Snapshot::default();
+        let long = format!("[{}]", vec!["1"; MAX_ENTRIES].join(","));
+        assert!(!snap.take(&t.parse(&long).unwrap()));
+        let mut changed = Changed::default();
+        assert!(!snap.matches(&t.parse(&long).unwrap(), &mut changed));
+    }
+}
