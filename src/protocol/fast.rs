@@ -26,7 +26,7 @@ use regex_automata::util::primitives::StateID;
 use regex_automata::{Anchored, Input};
 use serde_json::{Map, Value};
 
-use super::snapshot::{Changed, Snapshot};
+use super::snapshot::Snapshot;
 use super::tape::{same, TapeJson, TapeNode};
 
 /// Keywords that assert nothing (2020-12 annotations and containers).
@@ -481,8 +481,11 @@ impl Fast {
             }
         };
         let repeat = &mut repeats[slot].1;
-        let mut changed = Changed::default();
-        if repeat.ready && repeat.snapshot.matches(doc, &mut changed) {
+        let changed = match repeat.ready {
+            true => repeat.snapshot.changes(doc),
+            false => None,
+        };
+        if let Some(changed) = changed {
             #[cfg(test)]
             {
                 recent.repeated += 1;

@@ -78,34 +78,35 @@ impl Snapshot {
         true
     }
 
-    /// Whether `doc` has this snapshot's structure: the same entries, member names and
-    /// container sizes, a scalar wherever the snapshot has one. If so, `changed` says which
-    /// scalars differ (in kind or value).
-    pub fn matches(&self, doc: &Doc, changed: &mut Changed) -> bool {
+    /// Which scalars of `doc` differ from the snapshot's (in kind or value), when `doc` has
+    /// this snapshot's structure: the same entries, member names and container sizes, a
+    /// scalar wherever the snapshot has one. `None` when it has not.
+    pub fn changes(&self, doc: &Doc) -> Option<Changed> {
         if self.entries.is_empty() || doc.entries.len() != self.entries.len() {
-            return false;
+            return None;
         }
-        *changed = Changed::default();
-        let spans = self.entries.iter().zip(doc.entries).zip(&self.roles);
-        for (j, ((old, new), role)) in spans.enumerate() {
+        let mine = Doc {
+            text: &self.text,
+            entries: &self.entries,
+            scratch: &self.scratch,
+        };
+        let mut changed = Changed::default();
+        let pairs = self.entries.iter().zip(doc.entries).zip(&self.roles);
+        for (j, ((old, new), role)) in pairs.enumerate() {
+            let same_bytes = || mine.bytes_at(j) == doc.bytes_at(j);
             match role {
-                Role::Key => {
-                    if old.kind != new.kind || self.bytes(old) != doc_bytes(doc, new) {
-                        return false;
-                    }
+                Role::Key if old.kind != new.kind || !same_bytes() => return None,
+                Role::Container if old.kind != new.kind || old.a != new.a || old.b != new.b => {
+                    return None
                 }
-                Role::Container => {
-                    if old.kind != new.kind || old.a != new.a || old.b != new.b {
-                        return false;
-                    }
-                }
+                Role::Key | Role::Container => {}
                 Role::Scalar => {
                     if matches!(new.kind, Kind::Object | Kind::Array) {
-                        return false;
+                        return None;
                     }
                     let equal = old.kind == new.kind
                         && match new.kind {
-                            Kind::Str | Kind::Esc => self.bytes(old) == doc_bytes(doc, new),
+                            Kind::Str | Kind::Esc => same_bytes(),
                             _ => old.n == new.n,
                         };
                     if !equal {
@@ -114,25 +115,8 @@ impl Snapshot {
                 }
             }
         }
-        true
+        Some(changed)
     }
-
-    fn bytes(&self, e: &Entry) -> &[u8] {
-        span(e, &self.text, &self.scratch)
-    }
-}
-
-fn doc_bytes<'a>(doc: &Doc<'a>, e: &Entry) -> &'a [u8] {
-    span(e, doc.text, doc.scratch)
-}
-
-/// A string entry's bytes (a string without escapes lies in the frame, one with them in
-/// the scratch). Only called for `Str` and `Esc` entries; bytes, so no char boundaries
-/// are checked (equal bytes are equal strings).
-fn span<'a>(e: &Entry, text: &'a str, scratch: &'a str) -> &'a [u8] {
-    let (a, b) = (e.a as usize, e.b as usize);
-    let from = if e.kind == Kind::Esc { scratch } else { text };
-    from.as_bytes().get(a..b).unwrap_or(&[])
 }
 
 /// Marks the roles of the subtree at `j`; returns the index after it. Recursion is bounded
@@ -171,12 +155,12 @@ mod tests {
         assert!(snap.take(&t.parse(first).unwrap()));
         let mut t2 = Tape::default();
         let doc = t2.parse(next).unwrap();
-        let mut changed = Changed::default();
-        snap.matches(&doc, &mut changed).then(|| {
+        let changed = snap.changes(&doc)?;
+        Some(
             (0..MAX_ENTRIES as u32)
                 .filter(|&i| changed.has(i))
-                .collect()
-        })
+                .collect(),
+        )
     }
 
     #[test]
@@ -214,7 +198,6 @@ mod tests {
         let mut snap = Snapshot::default();
         let long = format!("[{}]", vec!["1"; MAX_ENTRIES].join(","));
         assert!(!snap.take(&t.parse(&long).unwrap()));
-        let mut changed = Changed::default();
-        assert!(!snap.matches(&t.parse(&long).unwrap(), &mut changed));
+        assert!(snap.changes(&t.parse(&long).unwrap()).is_none());
     }
 }

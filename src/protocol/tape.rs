@@ -487,6 +487,17 @@ impl<'a> Doc<'a> {
             _ => &self.text[e.a as usize..e.b as usize],
         }
     }
+
+    /// [`Doc::str_at`] as bytes, for equality: no char boundaries to check.
+    pub(super) fn bytes_at(&self, j: usize) -> &'a [u8] {
+        let e = self.entries[j];
+        let from = if e.kind == Kind::Esc {
+            self.scratch
+        } else {
+            self.text
+        };
+        &from.as_bytes()[e.a as usize..e.b as usize]
+    }
 }
 
 /// The representation marker the jsonschema crate compiles validators for.
