@@ -137,12 +137,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The handlers are installed before the address is printed: whoever reads that line may
+    // signal at once, and a SIGTERM that beat the handler would kill the process uncleanly.
+    let signals = Signals::install();
+    if let Err(e) = &signals {
+        eprintln!("squall-server: cannot wait for signals: {e}");
+    }
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "listening on {}", server.addr());
     let _ = stdout.flush();
     tracing::info!(addr = %server.addr(), profile = %args.profile, "listening");
-    if let Err(e) = wait_for_signal() {
-        eprintln!("squall-server: cannot wait for signals: {e}");
+    if let Ok(signals) = signals {
+        signals.wait();
     }
     tracing::info!("shutting down: closing connections with 1001");
     server.shutdown();
@@ -150,19 +156,43 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Blocks until SIGINT or SIGTERM.
-fn wait_for_signal() -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+/// SIGINT and SIGTERM handlers, registered up front so no signal arrives before them.
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    })
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (int, term) = {
+            let _in_rt = rt.enter();
+            (
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            )
+        };
+        Ok(Signals { rt, int, term })
+    }
+
+    /// Blocks until SIGINT or SIGTERM.
+    fn wait(self) {
+        let Signals {
+            rt,
+            mut int,
+            mut term,
+        } = self;
+        rt.block_on(async {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        });
+    }
 }
 
 #[cfg(test)]

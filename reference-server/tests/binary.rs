@@ -34,6 +34,24 @@ fn prints_address_serves_and_exits_cleanly_on_sigterm() {
     assert!(child.wait().unwrap().success(), "exit code 0 after SIGTERM");
 }
 
+#[test]
+fn a_sigterm_right_after_the_address_line_still_exits_cleanly() {
+    // Whoever reads the address may signal at once: the handler must already be in place.
+    for _ in 0..20 {
+        let mut server = Command::new(env!("CARGO_BIN_EXE_squall-server"));
+        server.args(["--listen", "127.0.0.1:0", "--profile", "kite"]);
+        let (mut child, _addr) = start(server);
+        let pid = child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "after an early SIGTERM: {status}");
+    }
+}
+
 /// Spawns `cmd` (the server, perhaps under a wrapper) and reads the address from its first
 /// stdout line, `listening on ADDR`.
 fn start(mut cmd: Command) -> (std::process::Child, String) {

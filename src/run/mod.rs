@@ -387,22 +387,34 @@ async fn preflight(plan: &Plan) -> Result<(), RunError> {
     }
 }
 
-async fn forward_signals(tx: mpsc::UnboundedSender<Control>) {
+/// Registers the SIGINT and SIGTERM handlers now, before any traffic, and returns the task
+/// that forwards each signal: a handler installed on the task's first poll could miss a signal
+/// sent the moment the run starts, which would then kill the process without a results file.
+fn forward_signals(
+    tx: mpsc::UnboundedSender<Control>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    loop {
-        #[cfg(unix)]
-        let got = match term.as_mut() {
-            Some(t) => tokio::select! {
-                r = tokio::signal::ctrl_c() => r.is_ok(),
-                r = t.recv() => r.is_some(),
-            },
-            None => tokio::signal::ctrl_c().await.is_ok(),
-        };
-        #[cfg(not(unix))]
-        let got = tokio::signal::ctrl_c().await.is_ok();
-        if !got || tx.send(Control::Interrupt).is_err() {
-            return;
+    let mut streams = {
+        use tokio::signal::unix::{signal, SignalKind};
+        signal(SignalKind::interrupt())
+            .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+            .ok()
+    };
+    async move {
+        loop {
+            #[cfg(unix)]
+            let got = match streams.as_mut() {
+                Some((int, term)) => tokio::select! {
+                    r = int.recv() => r.is_some(),
+                    r = term.recv() => r.is_some(),
+                },
+                None => tokio::signal::ctrl_c().await.is_ok(),
+            };
+            #[cfg(not(unix))]
+            let got = tokio::signal::ctrl_c().await.is_ok();
+            if !got || tx.send(Control::Interrupt).is_err() {
+                return;
+            }
         }
     }
 }
