@@ -90,10 +90,30 @@ impl Snapshot {
             entries: &self.entries,
             scratch: &self.scratch,
         };
+        let (a, b) = (self.text.as_bytes(), doc.text.as_bytes());
+        // Most of a repeated frame is the same bytes at the same place, counted from its start
+        // (before the first change) or from its end (after the last): a span there is equal
+        // without reading it, so one pass over the texts replaces most span comparisons.
+        let prefix = common_prefix(a, b);
+        let suffix = common_prefix_rev(a, b);
+        let unchanged_text = |old: &Entry, new: &Entry| {
+            let (oa, ob, na, nb) = (
+                old.a as usize,
+                old.b as usize,
+                new.a as usize,
+                new.b as usize,
+            );
+            old.kind != Kind::Esc
+                && new.kind != Kind::Esc
+                && ((oa == na && ob == nb && ob <= prefix)
+                    || (a.len() - oa == b.len() - na
+                        && ob - oa == nb - na
+                        && a.len() - oa <= suffix))
+        };
         let mut changed = Changed::default();
         let pairs = self.entries.iter().zip(doc.entries).zip(&self.roles);
         for (j, ((old, new), role)) in pairs.enumerate() {
-            let same_bytes = || mine.bytes_at(j) == doc.bytes_at(j);
+            let same_bytes = || unchanged_text(old, new) || mine.bytes_at(j) == doc.bytes_at(j);
             match role {
                 Role::Key if old.kind != new.kind || !same_bytes() => return None,
                 Role::Container if old.kind != new.kind || old.a != new.a || old.b != new.b => {
@@ -117,6 +137,47 @@ impl Snapshot {
         }
         Some(changed)
     }
+}
+
+/// How many leading bytes `a` and `b` share; eight at a time.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let y = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        if x != y {
+            return i + ((x ^ y).trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + a[i..n]
+        .iter()
+        .zip(&b[i..n])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+/// How many trailing bytes `a` and `b` share; eight at a time.
+fn common_prefix_rev(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (ea, eb) = (a.len(), b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = u64::from_be_bytes(a[ea - i - 8..ea - i].try_into().expect("8 bytes"));
+        let y = u64::from_be_bytes(b[eb - i - 8..eb - i].try_into().expect("8 bytes"));
+        if x != y {
+            return i + ((x ^ y).trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + a[..ea - i]
+        .iter()
+        .rev()
+        .zip(b[..eb - i].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .take(n - i)
+        .count()
 }
 
 /// Marks the roles of the subtree at `j`; returns the index after it. Recursion is bounded
@@ -190,6 +251,70 @@ mod tests {
         // Arrays: same sizes match, a different split of the same entries does not.
         assert_eq!(compare("[[1],2]", "[[1],3]"), Some(vec![3]));
         assert_eq!(compare("[[1],2]", "[[1,2]]"), None);
+    }
+
+    #[test]
+    fn spans_told_by_the_shared_start_and_end_agree_with_reading_them() {
+        // Every way of changing one scalar's length or bytes, before, between and after
+        // equal spans, and spans that move: the answer is the one reading every span gives.
+        let base =
+            r#"{"a":"xyzxyzxyz","bb":12,"c":{"d":"same-same-same","e":"q"},"f":"tail-tail"}"#;
+        let variants = [
+            r#"{"a":"xyzxyzxyz","bb":12,"c":{"d":"same-same-same","e":"q"},"f":"tail-tail"}"#,
+            r#"{"a":"xyzxyzxyZ","bb":12,"c":{"d":"same-same-same","e":"q"},"f":"tail-tail"}"#,
+            r#"{"a":"xyz","bb":12,"c":{"d":"same-same-same","e":"q"},"f":"tail-tail"}"#,
+            r#"{"a":"xyzxyzxyz","bb":123456,"c":{"d":"same-same-same","e":"q"},"f":"tail-tail"}"#,
+            r#"{"a":"xyzxyzxyz","bb":12,"c":{"d":"same-same-samE","e":"q"},"f":"tail-tail"}"#,
+            r#"{"a":"xyzxyzxyz","bb":12,"c":{"d":"same-same-same","e":"qq"},"f":"tail-tail"}"#,
+            r#"{"a":"xyzxyzxyz","bb":12,"c":{"d":"same-same-same","e":"q"},"f":"tail-tai"}"#,
+            r#"{"a":"x","bb":1,"c":{"d":"s","e":"q"},"f":"tail-tail"}"#,
+            r#"{"a":"tail-tail","bb":12,"c":{"d":"same-same-same","e":"q"},"f":"xyzxyzxyz"}"#,
+            r#"{"a":"q","bb":12,"c":{"d":"same-same-same","e":"q"},"f":"q"}"#,
+            r#"{"a":"xyzxyzxyz", "bb":12,"c":{"d":"same-same-same","e":"q"},"f":"tail-tail"}"#,
+            r#"{"a":"\u0078yzxyzxyz","bb":12,"c":{"d":"same-same-same","e":"q"},"f":"tail-tail"}"#,
+        ];
+        let mut t = Tape::default();
+        for (first, next) in [base]
+            .iter()
+            .chain(&variants)
+            .flat_map(|f| variants.iter().map(move |n| (*f, *n)))
+        {
+            let mut snap = Snapshot::default();
+            assert!(snap.take(&t.parse(first).unwrap()));
+            let mut t2 = Tape::default();
+            let doc = t2.parse(next).unwrap();
+            let got = snap.changes(&doc).unwrap();
+            let mine = t.parse(first).unwrap();
+            for j in (0..doc.entries.len()).filter(|&j| snap.roles[j] == Role::Scalar) {
+                let (old, new) = (mine.entries[j], doc.entries[j]);
+                let read = old.kind == new.kind
+                    && match new.kind {
+                        Kind::Str | Kind::Esc => mine.bytes_at(j) == doc.bytes_at(j),
+                        _ => old.n == new.n,
+                    };
+                assert_eq!(got.has(j as u32), !read, "{first} -> {next} at {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn shared_starts_and_ends_are_counted_exactly() {
+        for (a, b, pre, suf) in [
+            ("", "", 0, 0),
+            ("abc", "abc", 3, 3),
+            ("abcdefghijk", "abcdefghijX", 10, 0),
+            ("Xbcdefghijk", "abcdefghijk", 0, 10),
+            ("0123456789abcdef0", "0123456789abcdef", 16, 0),
+            ("zz0123456789abcdef", "0123456789abcdef", 0, 16),
+            ("short", "shorter-and-longer", 5, 0),
+        ] {
+            assert_eq!(common_prefix(a.as_bytes(), b.as_bytes()), pre, "{a} {b}");
+            assert_eq!(
+                common_prefix_rev(a.as_bytes(), b.as_bytes()),
+                suf,
+                "{a} {b}"
+            );
+        }
     }
 
     #[test]
