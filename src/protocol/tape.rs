@@ -410,6 +410,12 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
+/// [`same`] on bytes (no char boundaries to check), with the lengths known equal.
+#[inline]
+fn same_bytes(a: &[u8], b: &str) -> bool {
+    a.iter().zip(b.bytes()).all(|(x, y)| *x == y)
+}
+
 fn key_hash(key: &str) -> usize {
     let b = key.as_bytes();
     match b {
@@ -452,32 +458,28 @@ impl<'a> Doc<'a> {
         if pointer.is_empty() {
             return Some(node);
         }
-        // Split by hand: `str::split('/')` runs a general searcher, too slow for the few
-        // bytes of a pointer looked up per frame.
+        // Split by hand, one pass that also notices `~`: pointers are a few bytes, shorter
+        // than the call to a general searcher (`split`, `memchr`) that would find the `/`.
         let tokens = pointer.strip_prefix('/')?;
+        let bytes = tokens.as_bytes();
         let mut from = 0;
-        while from <= tokens.len() {
-            let end = tokens.as_bytes()[from..]
-                .iter()
-                .position(|&b| b == b'/')
-                .map_or(tokens.len(), |n| from + n);
+        loop {
+            let mut end = from;
+            let mut tilde = false;
+            while let Some(&b) = bytes.get(end).filter(|&&b| b != b'/') {
+                tilde |= b == b'~';
+                end += 1;
+            }
             let token = &tokens[from..end];
+            node = match tilde {
+                false => node.child(token)?,
+                true => node.child(&token.replace("~1", "/").replace("~0", "~"))?,
+            };
+            if end == bytes.len() {
+                return Some(node);
+            }
             from = end + 1;
-            let token: Cow<str> = if token.as_bytes().contains(&b'~') {
-                Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
-            } else {
-                Cow::Borrowed(token)
-            };
-            node = match self.entries[node.i as usize].kind {
-                Kind::Object => node.member(&token)?,
-                Kind::Array => {
-                    let at: usize = token.parse().ok()?;
-                    node.elements().nth(at)?
-                }
-                _ => return None,
-            };
         }
-        Some(node)
     }
 
     fn str_at(&self, j: usize) -> &'a str {
@@ -594,6 +596,21 @@ impl<'a> TapeNode<'a> {
         (e.kind == Kind::Uint).then_some(e.n)
     }
 
+    /// The member `token` of an object, or the element at index `token` of an array.
+    fn child(&self, token: &str) -> Option<TapeNode<'a>> {
+        match self.entry().kind {
+            Kind::Object => self.member(token),
+            // As RFC 6901 (and serde_json) read an index: digits, no sign, no leading zero.
+            Kind::Array
+                if token.starts_with('+') || (token.len() > 1 && token.starts_with('0')) =>
+            {
+                None
+            }
+            Kind::Array => self.elements().nth(token.parse().ok()?),
+            _ => None,
+        }
+    }
+
     fn member(&self, name: &str) -> Option<TapeNode<'a>> {
         let entries = self.doc.entries;
         let (mut j, end) = (self.i as usize + 1, self.entry().a as usize);
@@ -601,7 +618,7 @@ impl<'a> TapeNode<'a> {
             // A key's length is on its entry (text or scratch span): most keys are told
             // apart without reading them.
             let e = entries[j];
-            if (e.b - e.a) as usize == name.len() && same(self.doc.str_at(j), name) {
+            if (e.b - e.a) as usize == name.len() && same_bytes(self.doc.bytes_at(j), name) {
                 return Some(TapeNode {
                     doc: self.doc,
                     i: (j + 1) as u32,

@@ -102,6 +102,16 @@ fn pointers_find_what_serde_json_finds() {
         "/x",
         "/a/b~0c/9",
         "/a/b~0c/1/d~1e/and/then/much/deeper",
+        "/",
+        "//",
+        "x",
+        "/x/0",
+        "/x/00",
+        "/x/+0",
+        "/x/-1",
+        "/a/b~0c/01",
+        "/~",
+        "/~2",
     ];
     // Each text against serde_json, the tape reused for the second.
     for t in [t, r#"{"s":"other","x":[1],"a":2}"#] {
