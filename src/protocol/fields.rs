@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use serde_json::{Number, Value};
 
-use super::tape::Doc;
+use super::tape::{same, Doc, TapeNode};
 use crate::swarm::matcher::lookup;
 
 /// A parsed frame's fields.
@@ -75,11 +75,59 @@ impl Fields for Doc<'_> {
     }
 
     fn scalar_at(&self, pointer: &str) -> Option<Scalar<'_>> {
-        let n = self.lookup(pointer)?;
-        // Scalars other than strings convert to a `Value` without allocating.
-        Some(match n.str() {
-            Some(s) => Scalar::Str(s),
-            None => Scalar::of_value(Cow::Owned(n.to_json())),
-        })
+        self.lookup(pointer).map(scalar)
+    }
+}
+
+/// A scalar read off the tape: strings borrowed, other scalars converted to a `Value`
+/// without allocating.
+fn scalar<'a>(n: TapeNode<'a>) -> Scalar<'a> {
+    match n.str() {
+        Some(s) => Scalar::Str(s),
+        None => Scalar::of_value(Cow::Owned(n.to_json())),
+    }
+}
+
+/// A frame on its tape with the value at one pointer already looked up: the correlation id,
+/// which the frame itself is read for. The checks that read that pointer again (reply
+/// pairing) get it without a second walk; other pointers are looked up as on the [`Doc`].
+pub struct Known<'d> {
+    /// The frame.
+    pub doc: &'d Doc<'d>,
+    /// The pointer looked up already.
+    pub pointer: &'d str,
+    /// What is at it (`None`: nothing).
+    pub node: Option<TapeNode<'d>>,
+}
+
+impl<'d> Known<'d> {
+    /// `doc` with `pointer` looked up.
+    pub fn new(doc: &'d Doc<'d>, pointer: &'d str) -> Self {
+        Known {
+            doc,
+            pointer,
+            node: doc.lookup(pointer),
+        }
+    }
+
+    fn at(&self, pointer: &str) -> Option<TapeNode<'d>> {
+        match same(pointer, self.pointer) {
+            true => self.node,
+            false => self.doc.lookup(pointer),
+        }
+    }
+}
+
+impl Fields for Known<'_> {
+    fn str_at(&self, pointer: &str) -> Option<Cow<'_, str>> {
+        self.at(pointer)?.str().map(Cow::Borrowed)
+    }
+
+    fn value_at(&self, pointer: &str) -> Option<Cow<'_, Value>> {
+        self.at(pointer).map(|n| Cow::Owned(n.to_json()))
+    }
+
+    fn scalar_at(&self, pointer: &str) -> Option<Scalar<'_>> {
+        self.at(pointer).map(scalar)
     }
 }

@@ -15,7 +15,8 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
 use super::matcher::{join_parts, kind_of, lookup, IdKey};
-use crate::protocol::tape::Doc;
+use crate::protocol::fields::Known;
+use crate::protocol::tape::{Doc, TapeNode};
 
 /// How frames of a plan are read: precomputed once per run.
 #[derive(Debug, Clone)]
@@ -90,12 +91,12 @@ impl<'a> Frame<'a> {
         Frame::json(text, at, kind, id, OnceCell::from(Some(v)))
     }
 
-    /// A frame parsed onto a tape: kind and id read off it (the same values [`Frame::read`]
-    /// gives), the kind borrowed from `text` when it has no escapes. The `Value` is built on
-    /// first use, unless the caller already has it.
-    pub fn from_tape(text: &'a str, at: Instant, doc: &Doc, shape: &Shape) -> Frame<'a> {
-        let kind = kind_on_tape(text, doc, &shape.kind_pointers);
-        let id = id_on_tape(doc, &shape.id_pointer);
+    /// A frame parsed onto a tape (`doc`: with its correlation id looked up): kind and id read
+    /// off it (the same values [`Frame::read`] gives), the kind borrowed from `text` when it
+    /// has no escapes. The `Value` is built on first use, unless the caller already has it.
+    pub fn from_tape(text: &'a str, at: Instant, doc: &Known, shape: &Shape) -> Frame<'a> {
+        let kind = kind_on_tape(text, doc.doc, &shape.kind_pointers);
+        let id = doc.node.map(id_of);
         Frame::json(text, at, kind, id, OnceCell::new())
     }
 
@@ -175,13 +176,13 @@ pub fn kind_on_tape<'t>(text: &'t str, doc: &Doc, pointers: &[String]) -> Option
     }
 }
 
-/// A frame's correlation id read off its tape, as [`IdKey::of`] reads it off a `Value`.
-pub fn id_on_tape(doc: &Doc, pointer: &str) -> Option<IdKey> {
-    doc.lookup(pointer).map(|n| match (n.as_u64(), n.str()) {
+/// A correlation id read off its tape, as [`IdKey::of`] reads it off a `Value`.
+pub fn id_of(n: TapeNode) -> IdKey {
+    match (n.as_u64(), n.str()) {
         (Some(k), _) => IdKey::Num(k),
         (None, Some(s)) => IdKey::Text(s.into()),
         (None, None) => IdKey::of(&n.to_json()),
-    })
+    }
 }
 
 /// A string borrowed from the frame when it has no escapes (serde's own `Cow<str>` always
@@ -360,7 +361,8 @@ mod tests {
             let s = shape(&pointers, "/id");
             for t in texts {
                 let doc = tape.parse(t).unwrap();
-                let a = Frame::from_tape(t, Instant::now(), &doc, &s);
+                let known = Known::new(&doc, s.id_pointer());
+                let a = Frame::from_tape(t, Instant::now(), &known, &s);
                 let b = Frame::read(t, Instant::now(), &s);
                 assert_eq!((a.kind(), a.id()), (b.kind(), b.id()), "{t}");
                 assert_eq!(a.value(), b.value(), "{t}");

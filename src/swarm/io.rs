@@ -17,14 +17,14 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::connect::Ws;
 use super::delivery::Tracker;
-use super::frame::{id_on_tape, kind_on_tape, Frame, Shape};
+use super::frame::{id_of, kind_on_tape, Frame, Shape};
 use super::matcher::kind_of;
 use super::matcher::IdKey;
 use super::matcher::Want;
 use super::wall::WallClock;
 use crate::metrics::{ErrorKind, Recorder};
 use crate::protocol::fast::Recent;
-use crate::protocol::fields::Fields;
+use crate::protocol::fields::{Fields, Known};
 use crate::protocol::horizon::Horizon;
 use crate::protocol::pairing::Pending;
 use crate::protocol::rooms::Subscribed;
@@ -160,8 +160,9 @@ impl Checker {
             self.record(rec, merge(found, extra), text);
             return frame;
         };
-        let frame = Frame::from_tape(text, at, &doc, shape);
-        let extra = self.semantics_in(frame.kind(), &doc, at);
+        let known = Known::new(&doc, shape.id_pointer());
+        let frame = Frame::from_tape(text, at, &known, shape);
+        let extra = self.semantics_in(frame.kind(), &known, at);
         if self
             .profile
             .is_clean(Direction::In, frame.kind(), &doc, Some(&mut self.recent))
@@ -238,10 +239,11 @@ impl Checker {
             self.outbound_value(v.as_ref(), kind.as_deref(), text, unchecked, rec);
             return None;
         };
-        let id = id_on_tape(&doc, shape.id_pointer());
+        let known = Known::new(&doc, shape.id_pointer());
+        let id = known.node.map(id_of);
         let kind = kind_on_tape(text, &doc, shape.kind_pointers());
         let kind = kind.as_deref();
-        self.noted_out(kind, &doc);
+        self.noted_out(kind, &known);
         if unchecked {
             return Some(id);
         }
