@@ -26,8 +26,10 @@ use regex_automata::util::primitives::StateID;
 use regex_automata::{Anchored, Input};
 use serde_json::{Map, Value};
 
-use super::snapshot::Snapshot;
+use super::marks::Marks;
+use super::snapshot::{Changed, Snapshot};
 use super::tape::{same, TapeJson, TapeNode};
+use super::Direction;
 
 /// Keywords that assert nothing (2020-12 annotations and containers).
 const ANNOTATIONS: &[&str] = &[
@@ -114,9 +116,20 @@ pub struct Recent {
     walks: Walks,
     /// By schema id; few (the kinds one connection sees).
     repeats: Vec<(u32, Repeat)>,
+    /// Per direction, the slot in `repeats` of the last frame that passed with a snapshot
+    /// ready, whose landmarks were noted ([`Recent::landed`]).
+    last: [Option<usize>; 2],
+    /// The slot the last [`Fast::is_valid_like`] passed a frame with, its snapshot ready.
+    used: Option<usize>,
     /// Frames decided by their changed scalars (tests check the shortcut is taken).
     #[cfg(test)]
-    pub(super) repeated: usize,
+    pub(crate) repeated: usize,
+    /// Frames found like the last in their direction (tests check landmarks are reused).
+    #[cfg(test)]
+    pub(crate) likes: usize,
+    /// Never find a frame like the last (tests compare with the landmarks looked up).
+    #[cfg(test)]
+    pub(crate) blind: bool,
 }
 
 /// Pattern walks by key; few (the patterns one connection's frames meet), so a list beats
@@ -131,6 +144,25 @@ struct Repeat {
     ready: bool,
     snapshot: Snapshot,
     checks: Vec<(u32, u32)>,
+    /// The snapshot's landmarks, once noted (unset whenever the snapshot is retaken).
+    marks: Option<Marks>,
+}
+
+/// A frame with the structure of the last frame that passed in its direction
+/// ([`Recent::like_last`]): what it changed, and where that frame's landmarks were.
+#[derive(Debug, Clone, Copy)]
+pub struct Like {
+    slot: usize,
+    changed: Changed,
+    marks: Marks,
+}
+
+impl Like {
+    /// The frame's landmarks: where that frame had them (a lookup depends only on the
+    /// structure, so they hold whatever the frame's kind).
+    pub fn marks(&self) -> Marks {
+        self.marks
+    }
 }
 
 /// Patterns a [`Recent`] keeps walks for; any more are walked afresh.
@@ -138,6 +170,50 @@ const RECENT_PATTERNS: usize = 32;
 
 /// Schemas a [`Recent`] keeps a last frame for; any more are checked in full.
 const RECENT_KINDS: usize = 16;
+
+impl Recent {
+    /// Compares a frame with the last one that passed in `dir`: `Some` when it has that
+    /// frame's structure (then it is read at that frame's landmarks, and, when of the same
+    /// kind, decided by its changed scalars without being compared again).
+    pub fn like_last(&mut self, dir: Direction, doc: &super::tape::Doc) -> Option<Like> {
+        #[cfg(test)]
+        if self.blind {
+            return None;
+        }
+        let slot = self.last[dir as usize]?;
+        let repeat = &self.repeats[slot].1;
+        let marks = repeat.marks.filter(|_| repeat.ready)?;
+        let like = Like {
+            slot,
+            changed: repeat.snapshot.changes(doc)?,
+            marks,
+        };
+        #[cfg(test)]
+        {
+            self.likes += 1;
+        }
+        Some(like)
+    }
+
+    /// Notes, after a frame passed, its landmarks for the snapshot that decided it (and makes
+    /// that the last in `dir`). Nothing when no snapshot decided it.
+    pub fn landed(&mut self, dir: Direction, marks: Option<Marks>) {
+        let Some(slot) = self.used.take() else {
+            self.last[dir as usize] = None;
+            return;
+        };
+        let repeat = &mut self.repeats[slot].1;
+        if repeat.marks.is_none() {
+            repeat.marks = marks;
+        }
+        self.last[dir as usize] = repeat.marks.is_some().then_some(slot);
+    }
+
+    /// Forgets which snapshot decided the last frame (before the next is checked).
+    pub fn unused(&mut self) {
+        self.used = None;
+    }
+}
 
 impl Walks {
     fn walk(&mut self, key: u64) -> Option<&mut Walk> {
@@ -465,7 +541,19 @@ impl Fast {
     /// connection's) remembers: pattern walks resume, and a frame with the structure of
     /// this schema's last valid frame is decided by the checks on the scalars it changed.
     pub fn is_valid_recent(&self, node: TapeNode, recent: &mut Recent) -> bool {
-        let Recent { walks, repeats, .. } = recent;
+        self.is_valid_like(node, recent, None)
+    }
+
+    /// [`Fast::is_valid_recent`], with what [`Recent::like_last`] found (when this schema's
+    /// snapshot is the one it compared with, it is not compared again).
+    pub fn is_valid_like(&self, node: TapeNode, recent: &mut Recent, like: Option<Like>) -> bool {
+        let Recent {
+            walks,
+            repeats,
+            used,
+            ..
+        } = recent;
+        *used = None;
         let doc = node.doc();
         let slot = match repeats.iter().position(|(id, _)| *id == self.id) {
             // Too large to keep: not recorded either (a record as long as the frame).
@@ -481,9 +569,10 @@ impl Fast {
             }
         };
         let repeat = &mut repeats[slot].1;
-        let changed = match repeat.ready {
-            true => repeat.snapshot.changes(doc),
-            false => None,
+        let changed = match (repeat.ready, like) {
+            (true, Some(like)) if like.slot == slot => Some(like.changed),
+            (true, _) => repeat.snapshot.changes(doc),
+            (false, _) => None,
         };
         if let Some(changed) = changed {
             #[cfg(test)]
@@ -491,13 +580,16 @@ impl Fast {
                 recent.repeated += 1;
             }
             let mut memo = Memo::walking(walks);
-            return repeat
+            let ok = repeat
                 .checks
                 .iter()
                 .filter(|(i, _)| changed.has(*i))
                 .all(|&(i, n)| self.valid(n as usize, doc.node(i), &mut memo));
+            *used = ok.then_some(slot);
+            return ok;
         }
         repeat.checks.clear();
+        repeat.marks = None;
         let mut memo = Memo {
             record: Some(Record {
                 checks: &mut repeat.checks,
@@ -509,6 +601,7 @@ impl Fast {
         let ok = self.valid(0, node, &mut memo);
         let usable = memo.record.is_some_and(|r| r.usable);
         repeat.ready = ok && usable && repeat.snapshot.take(doc);
+        *used = repeat.ready.then_some(slot);
         ok
     }
 

@@ -101,15 +101,6 @@ pub struct Known<'d> {
 }
 
 impl<'d> Known<'d> {
-    /// `doc` with `pointer` looked up.
-    pub fn new(doc: &'d Doc<'d>, pointer: &'d str) -> Self {
-        Known {
-            doc,
-            pointer,
-            node: doc.lookup(pointer),
-        }
-    }
-
     fn at(&self, pointer: &str) -> Option<TapeNode<'d>> {
         match same(pointer, self.pointer) {
             true => self.node,

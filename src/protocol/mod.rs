@@ -8,6 +8,7 @@ pub mod fast;
 pub mod fields;
 pub mod horizon;
 mod lint;
+pub mod marks;
 pub mod pairing;
 pub mod rooms;
 mod snapshot;
@@ -351,13 +352,28 @@ impl Profile {
         doc: &Doc,
         recent: Option<&mut fast::Recent>,
     ) -> bool {
+        self.is_clean_like(dir, kind, doc, recent, None)
+    }
+
+    /// [`Profile::is_clean`] with what [`fast::Recent::like_last`] found for the frame.
+    pub fn is_clean_like(
+        &self,
+        dir: Direction,
+        kind: Option<&str>,
+        doc: &Doc,
+        mut recent: Option<&mut fast::Recent>,
+        like: Option<fast::Like>,
+    ) -> bool {
+        if let Some(r) = recent.as_deref_mut() {
+            r.unused();
+        }
         let Some(schema) = kind.and_then(|k| self.schemas(dir).get(k)) else {
             return false;
         };
         let root = doc.root();
         match &schema.quick {
             Some(q) => match recent {
-                Some(r) => q.is_valid_recent(root, r),
+                Some(r) => q.is_valid_like(root, r, like),
                 None => q.is_valid(root),
             },
             None => {
@@ -380,14 +396,28 @@ impl Profile {
         horizon: &mut horizon::Horizon,
     ) -> Option<Violation> {
         let pointer = self.clock.as_deref()?;
-        let text = v.str_at(pointer)?;
+        self.check_stamp(kind, v.str_at(pointer).as_deref(), now, skew, horizon)
+    }
+
+    /// [`Profile::check_clock`] for the clock field's text, already read (`None`: the frame
+    /// has none, or not a string).
+    pub fn check_stamp(
+        &self,
+        kind: Option<&str>,
+        text: Option<&str>,
+        now: std::time::SystemTime,
+        skew: std::time::Duration,
+        horizon: &mut horizon::Horizon,
+    ) -> Option<Violation> {
+        let pointer = self.clock.as_deref()?;
+        let text = text?;
         if now
             .checked_add(skew)
-            .is_some_and(|limit| horizon.surely_within(&text, limit))
+            .is_some_and(|limit| horizon.surely_within(text, limit))
         {
             return None;
         }
-        let stamped = humantime::parse_rfc3339_weak(&text).ok()?;
+        let stamped = humantime::parse_rfc3339_weak(text).ok()?;
         let ahead = stamped.duration_since(now).ok()?;
         (ahead > skew).then(|| Violation {
             dir: Direction::In,

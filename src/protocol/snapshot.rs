@@ -94,28 +94,17 @@ impl Snapshot {
         // Most of a repeated frame is the same bytes at the same place, counted from its start
         // (before the first change) or from its end (after the last): a span there is equal
         // without reading it, so one pass over the texts replaces most span comparisons.
-        let prefix = common_prefix(a, b);
-        let suffix = common_prefix_rev(a, b);
-        let unchanged_text = |old: &Entry, new: &Entry| {
-            let (oa, ob, na, nb) = (
-                old.a as usize,
-                old.b as usize,
-                new.a as usize,
-                new.b as usize,
-            );
-            old.kind != Kind::Esc
-                && new.kind != Kind::Esc
-                && ((oa == na && ob == nb && ob <= prefix)
-                    || (a.len() - oa == b.len() - na
-                        && ob - oa == nb - na
-                        && a.len() - oa <= suffix))
+        let shared = Shared {
+            old_len: a.len(),
+            new_len: b.len(),
+            prefix: common_prefix(a, b),
+            suffix: common_prefix_rev(a, b),
         };
         let mut changed = Changed::default();
         let pairs = self.entries.iter().zip(doc.entries).zip(&self.roles);
         for (j, ((old, new), role)) in pairs.enumerate() {
-            let same_bytes = || unchanged_text(old, new) || mine.bytes_at(j) == doc.bytes_at(j);
             match role {
-                Role::Key if old.kind != new.kind || !same_bytes() => return None,
+                Role::Key if old.kind != new.kind || !shared.same(&mine, doc, j) => return None,
                 Role::Container if old.kind != new.kind || old.a != new.a || old.b != new.b => {
                     return None
                 }
@@ -126,7 +115,7 @@ impl Snapshot {
                     }
                     let equal = old.kind == new.kind
                         && match new.kind {
-                            Kind::Str | Kind::Esc => same_bytes(),
+                            Kind::Str | Kind::Esc => shared.same(&mine, doc, j),
                             _ => old.n == new.n,
                         };
                     if !equal {
@@ -136,6 +125,40 @@ impl Snapshot {
             }
         }
         Some(changed)
+    }
+}
+
+/// What an old and a new text share at their start and their end.
+struct Shared {
+    old_len: usize,
+    new_len: usize,
+    prefix: usize,
+    suffix: usize,
+}
+
+impl Shared {
+    /// Whether two spans (not decoded escapes) are surely the same bytes: at the same offsets
+    /// inside the shared start, or as far from the end, as long, inside the shared end.
+    #[inline(always)]
+    fn same(&self, old_doc: &Doc, new_doc: &Doc, j: usize) -> bool {
+        let (old, new) = (&old_doc.entries[j], &new_doc.entries[j]);
+        self.unchanged(old, new) || old_doc.bytes_at(j) == new_doc.bytes_at(j)
+    }
+
+    #[inline(always)]
+    fn unchanged(&self, old: &Entry, new: &Entry) -> bool {
+        let (oa, ob, na, nb) = (
+            old.a as usize,
+            old.b as usize,
+            new.a as usize,
+            new.b as usize,
+        );
+        old.kind != Kind::Esc
+            && new.kind != Kind::Esc
+            && ((oa == na && ob == nb && ob <= self.prefix)
+                || (self.old_len - oa == self.new_len - na
+                    && ob - oa == nb - na
+                    && self.old_len - oa <= self.suffix))
     }
 }
 

@@ -15,7 +15,6 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
 use super::matcher::{join_parts, kind_of, lookup, IdKey};
-use crate::protocol::fields::Known;
 use crate::protocol::tape::{Doc, TapeNode};
 
 /// How frames of a plan are read: precomputed once per run.
@@ -91,12 +90,15 @@ impl<'a> Frame<'a> {
         Frame::json(text, at, kind, id, OnceCell::from(Some(v)))
     }
 
-    /// A frame parsed onto a tape (`doc`: with its correlation id looked up): kind and id read
-    /// off it (the same values [`Frame::read`] gives), the kind borrowed from `text` when it
-    /// has no escapes. The `Value` is built on first use, unless the caller already has it.
-    pub fn from_tape(text: &'a str, at: Instant, doc: &Known, shape: &Shape) -> Frame<'a> {
-        let kind = kind_on_tape(text, doc.doc, &shape.kind_pointers);
-        let id = doc.node.map(id_of);
+    /// A frame parsed onto a tape, with its kind and id read off it (the same values
+    /// [`Frame::read`] gives: see [`kind_of_nodes`] and [`id_of`]). The `Value` is built on
+    /// first use, unless the caller already has it.
+    pub fn from_tape(
+        text: &'a str,
+        at: Instant,
+        kind: Option<Cow<'a, str>>,
+        id: Option<IdKey>,
+    ) -> Frame<'a> {
         Frame::json(text, at, kind, id, OnceCell::new())
     }
 
@@ -167,12 +169,20 @@ impl<'a> Frame<'a> {
 /// A frame's kind read off its tape, as [`kind_of`] reads it off a `Value`; borrowed from
 /// `text` (the tape's own text) in the single-pointer case when it has no escapes.
 pub fn kind_on_tape<'t>(text: &'t str, doc: &Doc, pointers: &[String]) -> Option<Cow<'t, str>> {
-    match pointers {
-        [one] => doc.lookup(one).and_then(|n| match n.text_span() {
+    kind_of_nodes(text, pointers.iter().map(|p| doc.lookup(p)))
+}
+
+/// [`kind_on_tape`] from the nodes the kind pointers lead to, in their order.
+pub fn kind_of_nodes<'t, 'd>(
+    text: &'t str,
+    mut nodes: impl ExactSizeIterator<Item = Option<TapeNode<'d>>>,
+) -> Option<Cow<'t, str>> {
+    match nodes.len() {
+        1 => nodes.next()?.and_then(|n| match n.text_span() {
             Some(span) => Some(Cow::Borrowed(&text[span])),
             None => n.str().map(|s| Cow::Owned(s.to_string())),
         }),
-        many => join_parts(many.iter().map(|p| doc.lookup(p).and_then(|n| n.str()))),
+        _ => join_parts(nodes.map(|n| n.and_then(|n| n.str()))),
     }
 }
 
@@ -361,8 +371,9 @@ mod tests {
             let s = shape(&pointers, "/id");
             for t in texts {
                 let doc = tape.parse(t).unwrap();
-                let known = Known::new(&doc, s.id_pointer());
-                let a = Frame::from_tape(t, Instant::now(), &known, &s);
+                let kind = kind_on_tape(t, &doc, s.kind_pointers());
+                let id = doc.lookup(s.id_pointer()).map(id_of);
+                let a = Frame::from_tape(t, Instant::now(), kind, id);
                 let b = Frame::read(t, Instant::now(), &s);
                 assert_eq!((a.kind(), a.id()), (b.kind(), b.id()), "{t}");
                 assert_eq!(a.value(), b.value(), "{t}");

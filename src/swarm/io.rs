@@ -2,6 +2,7 @@
 //! counted, answered by auto-reply rules, and routed to whatever the current step waits for;
 //! frames nobody waits for are counted and kept in a small mailbox for a later `expect`.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -17,18 +18,19 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::connect::Ws;
 use super::delivery::Tracker;
-use super::frame::{id_of, kind_on_tape, Frame, Shape};
+use super::frame::{id_of, kind_of_nodes, kind_on_tape, Frame, Shape};
 use super::matcher::kind_of;
 use super::matcher::IdKey;
 use super::matcher::Want;
 use super::wall::WallClock;
 use crate::metrics::{ErrorKind, Recorder};
-use crate::protocol::fast::Recent;
+use crate::protocol::fast::{Like, Recent};
 use crate::protocol::fields::{Fields, Known};
 use crate::protocol::horizon::Horizon;
+use crate::protocol::marks::Marks;
 use crate::protocol::pairing::Pending;
 use crate::protocol::rooms::Subscribed;
-use crate::protocol::tape::Tape;
+use crate::protocol::tape::{Doc, Tape, TapeNode};
 use crate::protocol::{Direction, Profile, Violation};
 
 /// Unmatched frames kept for a later `expect`; older ones are dropped (still counted).
@@ -153,20 +155,28 @@ impl Checker {
             // Not JSON, or JSON the tape leaves to serde_json: the `Value` path decides.
             let frame = Frame::from_value(text, at, shape, serde_json::from_str(text).ok());
             let extra = match frame.value() {
-                Some(v) => self.semantics_in(frame.kind(), v, at),
+                Some(v) => self.semantics_in(frame.kind(), v, None, at),
                 None => Vec::new(),
             };
             let found = self.verdict(Direction::In, frame.kind(), frame.value(), text);
             self.record(rec, merge(found, extra), text);
             return frame;
         };
-        let known = Known::new(&doc, shape.id_pointer());
-        let frame = Frame::from_tape(text, at, &known, shape);
-        let extra = self.semantics_in(frame.kind(), &known, at);
+        let clock = self.profile.clock.as_deref();
+        let l = land(text, &doc, shape, clock, &mut self.recent, Direction::In);
+        let known = Known {
+            doc: &doc,
+            pointer: shape.id_pointer(),
+            node: l.id,
+        };
+        let frame = Frame::from_tape(text, at, l.kind, l.id.map(id_of));
+        let extra = self.semantics_in(frame.kind(), &known, Some(l.stamp), at);
+        let recent = Some(&mut self.recent);
         if self
             .profile
-            .is_clean(Direction::In, frame.kind(), &doc, Some(&mut self.recent))
+            .is_clean_like(Direction::In, frame.kind(), &doc, recent, l.like)
         {
+            self.recent.landed(Direction::In, l.marks);
             let found = if extra.is_empty() { Ok(()) } else { Err(extra) };
             self.record(rec, found, text);
             return frame;
@@ -195,17 +205,23 @@ impl Checker {
         }
     }
 
-    /// The checks beyond shape for an inbound frame.
+    /// The checks beyond shape for an inbound frame. `stamp`: the clock field's text when
+    /// the caller has read it (`Some(None)`: the frame has none), else it is read off `v`.
     fn semantics_in<F: Fields + ?Sized>(
         &mut self,
         kind: Option<&str>,
         v: &F,
+        stamp: Option<Option<&str>>,
         at: Instant,
     ) -> Vec<Violation> {
         let now = self.profile.clock.is_some().then(|| self.wall.at(at));
         let p = &self.profile;
         let horizon = &mut self.horizon;
-        let late = now.and_then(|now| p.check_clock(kind, v, now, self.skew, horizon));
+        let skew = self.skew;
+        let late = now.and_then(|now| match stamp {
+            Some(stamp) => p.check_stamp(kind, stamp, now, skew, horizon),
+            None => p.check_clock(kind, v, now, skew, horizon),
+        });
         let unpaired = self.pending.received(&p.replies, kind, v);
         let stray = p.subscriptions.as_ref();
         let stray = stray.and_then(|r| self.rooms.received(r, kind, v));
@@ -239,18 +255,24 @@ impl Checker {
             self.outbound_value(v.as_ref(), kind.as_deref(), text, unchecked, rec);
             return None;
         };
-        let known = Known::new(&doc, shape.id_pointer());
-        let id = known.node.map(id_of);
-        let kind = kind_on_tape(text, &doc, shape.kind_pointers());
-        let kind = kind.as_deref();
+        let l = land(text, &doc, shape, None, &mut self.recent, Direction::Out);
+        let known = Known {
+            doc: &doc,
+            pointer: shape.id_pointer(),
+            node: l.id,
+        };
+        let id = l.id.map(id_of);
+        let kind = l.kind.as_deref();
         self.noted_out(kind, &known);
         if unchecked {
             return Some(id);
         }
+        let recent = Some(&mut self.recent);
         if self
             .profile
-            .is_clean(Direction::Out, kind, &doc, Some(&mut self.recent))
+            .is_clean_like(Direction::Out, kind, &doc, recent, l.like)
         {
+            self.recent.landed(Direction::Out, l.marks);
             self.record(rec, Ok(()), text);
             return Some(id);
         }
@@ -276,6 +298,52 @@ impl Checker {
             let found = self.verdict(Direction::Out, kind, v, text);
             self.record(rec, found, text);
         }
+    }
+}
+
+/// A frame's landmarks read off its tape ([`land`]).
+struct Landed<'d, 't> {
+    kind: Option<Cow<'t, str>>,
+    id: Option<TapeNode<'d>>,
+    /// The clock field's text (`None`: none, or not a string).
+    stamp: Option<&'d str>,
+    /// What the frame shares with the last that passed in its direction.
+    like: Option<Like>,
+    /// Where its landmarks are, to note with its snapshot if it passes.
+    marks: Option<Marks>,
+}
+
+/// Reads a frame's kind, id and clock field: where the last frame that passed in `dir` had
+/// them when this one has that frame's structure, else by lookup.
+fn land<'d, 't>(
+    text: &'t str,
+    doc: &'d Doc<'d>,
+    shape: &Shape,
+    clock: Option<&str>,
+    recent: &mut Recent,
+    dir: Direction,
+) -> Landed<'d, 't> {
+    let like = recent.like_last(dir, doc);
+    let marks = like.map(|l| l.marks()).or_else(|| {
+        let (kinds, id) = (shape.kind_pointers(), shape.id_pointer());
+        Marks::look(doc, kinds, id, clock)
+    });
+    match marks {
+        Some(m) => Landed {
+            kind: kind_of_nodes(text, m.kinds(doc)),
+            id: m.id(doc),
+            stamp: m.clock(doc).and_then(|n| n.str()),
+            like,
+            marks,
+        },
+        // More kind pointers than marks keep: all looked up.
+        None => Landed {
+            kind: kind_on_tape(text, doc, shape.kind_pointers()),
+            id: doc.lookup(shape.id_pointer()),
+            stamp: clock.and_then(|c| doc.lookup(c)).and_then(|n| n.str()),
+            like,
+            marks,
+        },
     }
 }
 
@@ -602,3 +670,7 @@ fn error_kind(e: &WsError) -> ErrorKind {
         _ => ErrorKind::Protocol,
     }
 }
+
+#[cfg(test)]
+#[path = "io_tests.rs"]
+mod tests;
