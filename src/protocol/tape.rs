@@ -149,7 +149,7 @@ impl Parser<'_> {
             }
             let key = p.entries.len();
             p.string()?;
-            let bit = 1u64 << (key_hash(p.str_of(key)) & 63);
+            let bit = 1u64 << (key_hash(p.bytes_of(key)) & 63);
             if seen & bit != 0 && p.repeats(at + 1, key) {
                 return None;
             }
@@ -225,6 +225,15 @@ impl Parser<'_> {
         false
     }
 
+    fn bytes_of(&self, j: usize) -> &[u8] {
+        let e = self.entries[j];
+        let from = match e.kind {
+            Kind::Esc => self.scratch.as_bytes(),
+            _ => self.b,
+        };
+        &from[e.a as usize..e.b as usize]
+    }
+
     fn str_of(&self, j: usize) -> &str {
         let e = self.entries[j];
         match e.kind {
@@ -236,11 +245,12 @@ impl Parser<'_> {
     fn string(&mut self) -> Option<()> {
         let start = self.i + 1;
         let mut i = start;
-        // Eight bytes at a time to the first that may end the plain run (a quote, a
-        // backslash or a control byte); the loop below then looks byte by byte.
+        // Eight bytes at a time to the first that ends the plain run (a quote, a backslash
+        // or a control byte); the loop below decides on it (and reads the last few bytes).
         while let Some(chunk) = self.b.get(i..i + 8) {
-            let w = u64::from_le_bytes(chunk.try_into().ok()?);
-            if may_stop(w) {
+            let stops = stops(u64::from_le_bytes(chunk.try_into().ok()?));
+            if stops != 0 {
+                i += (stops.trailing_zeros() / 8) as usize;
                 break;
             }
             i += 8;
@@ -393,14 +403,16 @@ impl Parser<'_> {
     }
 }
 
-/// Whether any byte of `w` may be `"`, `\\` or below 0x20 (false positives only above a true
-/// one, which the byte loop then finds first).
-fn may_stop(w: u64) -> bool {
+/// The high bit of each byte of `w` (little-endian) that may be `"`, `\\` or below 0x20.
+/// The lowest set bit is exact: a false positive only ever follows a true one (a borrow
+/// carried up from it).
+#[inline(always)]
+fn stops(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
     let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    (zero(w ^ (ONES * b'"' as u64)) | zero(w ^ (ONES * b'\\' as u64)) | below_space) != 0
+    zero(w ^ (ONES * b'"' as u64)) | zero(w ^ (ONES * b'\\' as u64)) | below_space
 }
 
 /// String equality without a call to `memcmp`: keys are short, and the call costs more than
@@ -416,8 +428,7 @@ fn same_bytes(a: &[u8], b: &str) -> bool {
     a.iter().zip(b.bytes()).all(|(x, y)| *x == y)
 }
 
-fn key_hash(key: &str) -> usize {
-    let b = key.as_bytes();
+fn key_hash(b: &[u8]) -> usize {
     match b {
         [] => 0,
         [first, .., last] => b.len() * 7 + usize::from(*first) * 3 + usize::from(*last),
