@@ -242,6 +242,7 @@ impl Parser<'_> {
         }
     }
 
+    #[inline]
     fn string(&mut self) -> Option<()> {
         let start = self.i + 1;
         let mut i = start;
@@ -267,7 +268,14 @@ impl Parser<'_> {
                 _ => i += 1,
             }
         }
-        // Escapes: decode the whole string into the scratch buffer.
+        self.escaped(start, i)
+    }
+
+    /// The rest of a string with escapes (the first backslash at `i`): decoded whole into the
+    /// scratch buffer. Apart, so the common plain string's code stays small.
+    #[cold]
+    #[inline(never)]
+    fn escaped(&mut self, start: usize, mut i: usize) -> Option<()> {
         let from = self.scratch.len();
         let mut seg = start;
         loop {
