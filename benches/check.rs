@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use squall::metrics::Recorder;
 use squall::protocol::tape::Tape;
 use squall::protocol::{Direction, Profile};
@@ -99,75 +99,152 @@ fn stamp(t: SystemTime) -> String {
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:06}Z")
 }
 
+const IN_FLIGHT: usize = 16;
+const FRAMES: usize = 256;
+
+/// One connection's exchange: ids counting up, pongs stamped a few µs apart from now.
+struct RoundTrip {
+    checker: Checker,
+    shape: Shape,
+    rec: RefCell<Recorder>,
+    pings: Vec<String>,
+    pongs: Vec<String>,
+    n: usize,
+}
+
+impl RoundTrip {
+    fn new() -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/kite");
+        let profile = Arc::new(Profile::load(&root).expect("profile loads"));
+        let shape = Shape::new(&profile.discriminator, "/id");
+        let tape = Rc::new(RefCell::new(Tape::default()));
+        let checker = Checker::new(profile, Instant::now(), 1, Duration::from_secs(1), tape);
+        let client = "3f2b8c4e-9a1d-4e6f-8b2a-5c7d9e0f1a2b";
+        let now = SystemTime::now();
+        let pings = (0..FRAMES)
+            .map(|i| format!(r#"{{"type":"ping","id":"{i}"}}"#))
+            .collect();
+        let pongs = (0..FRAMES)
+            .map(|i| {
+                let t = stamp(now + Duration::from_micros(7 * i as u64));
+                format!(
+                    r#"{{"type":"pong","data":{{"client_id":"{client}"}},"timestamp":"{t}","id":"{i}"}}"#
+                )
+            })
+            .collect();
+        RoundTrip {
+            checker,
+            shape,
+            rec: RefCell::new(Recorder::new(&[])),
+            pings,
+            pongs,
+            n: 0,
+        }
+    }
+
+    /// A fresh connection with 16 pings outstanding.
+    fn connect(&mut self) {
+        self.checker.pending.clear();
+        for k in 0..IN_FLIGHT {
+            let ping = &self.pings[(self.n + k) % FRAMES];
+            self.checker.outbound(ping, &self.shape, false, &self.rec);
+        }
+    }
+
+    /// One round trip through the checker: the next ping out, the oldest pong in.
+    fn checked(&mut self) {
+        let (ping, pong) = (
+            &self.pings[(self.n + IN_FLIGHT) % FRAMES],
+            &self.pongs[self.n % FRAMES],
+        );
+        self.n = (self.n + 1) % FRAMES;
+        black_box(
+            self.checker
+                .outbound(black_box(ping), &self.shape, false, &self.rec),
+        );
+        let frame = self
+            .checker
+            .inbound(black_box(pong), Instant::now(), &self.shape, &self.rec);
+        black_box(frame.kind());
+    }
+
+    /// What the run does with the same frames under `--no-check`: the ping's id read from
+    /// the text, the pong skimmed for its kind and id.
+    fn skimmed(&mut self) {
+        let (ping, pong) = (
+            &self.pings[(self.n + IN_FLIGHT) % FRAMES],
+            &self.pongs[self.n % FRAMES],
+        );
+        self.n = (self.n + 1) % FRAMES;
+        black_box(IdKey::of_text(black_box(ping), "/id"));
+        let frame = Frame::read(black_box(pong), Instant::now(), &self.shape);
+        black_box(frame.kind());
+    }
+
+    /// The exchange must have checked clean.
+    fn clean(&self) {
+        let snap = self.rec.borrow_mut().take();
+        let tally = snap.violations();
+        assert!(
+            tally.checked > 0 && tally.total() == 0,
+            "the exchange must check clean: {:?}",
+            tally.by_key
+        );
+    }
+}
+
 fn round_trip(c: &mut Criterion) {
-    const IN_FLIGHT: usize = 16;
-    const FRAMES: usize = 256;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/kite");
-    let profile = Arc::new(Profile::load(&root).expect("profile loads"));
-    let shape = Shape::new(&profile.discriminator, "/id");
-    let rec = RefCell::new(Recorder::new(&[]));
-    let tape = Rc::new(RefCell::new(Tape::default()));
-    let mut checker = Checker::new(profile, Instant::now(), 1, Duration::from_secs(1), tape);
-    // One connection's exchange: ids counting up, pongs stamped a few µs apart from now.
-    let client = "3f2b8c4e-9a1d-4e6f-8b2a-5c7d9e0f1a2b";
-    let now = SystemTime::now();
-    let pings: Vec<String> = (0..FRAMES)
-        .map(|i| format!(r#"{{"type":"ping","id":"{i}"}}"#))
-        .collect();
-    let pongs: Vec<String> = (0..FRAMES)
-        .map(|i| {
-            let t = stamp(now + Duration::from_micros(7 * i as u64));
-            format!(
-                r#"{{"type":"pong","data":{{"client_id":"{client}"}},"timestamp":"{t}","id":"{i}"}}"#
-            )
-        })
-        .collect();
+    let mut rt = RoundTrip::new();
     let mut g = c.benchmark_group(format!(
         "kite round trip (ping {} B, pong {} B)",
-        pings[0].len(),
-        pongs[0].len()
+        rt.pings[0].len(),
+        rt.pongs[0].len()
     ));
     g.throughput(Throughput::Elements(1));
     g.bench_function("checker: ping out + pong in", |b| {
-        let mut n = 0usize;
         b.iter_custom(|iters| {
             // Each measurement starts a fresh connection with 16 pings outstanding.
-            checker.pending.clear();
-            for k in 0..IN_FLIGHT {
-                checker.outbound(&pings[(n + k) % FRAMES], &shape, false, &rec);
-            }
+            rt.connect();
             let t = Instant::now();
             for _ in 0..iters {
-                let (ping, pong) = (&pings[(n + IN_FLIGHT) % FRAMES], &pongs[n % FRAMES]);
-                n = (n + 1) % FRAMES;
-                black_box(checker.outbound(black_box(ping), &shape, false, &rec));
-                let frame = checker.inbound(black_box(pong), Instant::now(), &shape, &rec);
-                black_box(frame.kind());
+                rt.checked();
             }
             t.elapsed()
         });
     });
-    // What the run does with the same frames under `--no-check`: the ping's id read from
-    // the text, the pong skimmed for its kind and id. The checker's extra cost is the gap.
+    // The checker's extra cost is the gap to this.
     g.bench_function("no checker: ping id + pong skimmed", |b| {
-        let mut n = 0usize;
-        b.iter(|| {
-            let (ping, pong) = (&pings[(n + IN_FLIGHT) % FRAMES], &pongs[n % FRAMES]);
-            n = (n + 1) % FRAMES;
-            black_box(IdKey::of_text(black_box(ping), "/id"));
-            let frame = Frame::read(black_box(pong), Instant::now(), &shape);
-            black_box(frame.kind());
-        });
+        b.iter(|| rt.skimmed())
     });
     g.finish();
-    let snap = rec.borrow_mut().take();
-    let tally = snap.violations();
-    assert!(
-        tally.checked > 0 && tally.total() == 0,
-        "the exchange must check clean: {:?}",
-        tally.by_key
-    );
+    rt.clean();
+}
+
+/// `SQUALL_ROUNDS=N` (with `SQUALL_PATH=check` or `skim`): exactly N round trips on one path
+/// and exit, for an instruction count under callgrind, which no neighbour on a shared
+/// machine disturbs (see README.md).
+fn counted(rounds: usize, path: &str) {
+    let mut rt = RoundTrip::new();
+    rt.connect();
+    for _ in 0..rounds {
+        match path {
+            "skim" => rt.skimmed(),
+            _ => rt.checked(),
+        }
+    }
+    rt.clean();
 }
 
 criterion_group!(benches, bench, round_trip);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(n) = std::env::var("SQUALL_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        let path = std::env::var("SQUALL_PATH").unwrap_or_default();
+        return counted(n, &path);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -71,9 +71,14 @@ def roundtrip(rounds):
             raws, ours, checked = [], [], []
             for i in range(rounds):
                 raws.append(raw_rate(addr, in_flight))
-                rate, health, rtt = squall_rate(addr, in_flight, check=False)
+                # Checking and --no-check take turns going first: a drift of the machine's
+                # load within a round then favours neither.
+                runs = {}
+                for check in ((False, True) if i % 2 == 0 else (True, False)):
+                    runs[check] = squall_rate(addr, in_flight, check=check)
+                rate, health, rtt = runs[False]
                 ours.append(rate)
-                crate, _, _ = squall_rate(addr, in_flight, check=True)
+                crate = runs[True][0]
                 checked.append(crate)
                 print(f"  100x{in_flight} round {i + 1}: raw {raws[-1]:,.0f}/s  squall --no-check {rate:,.0f}/s"
                       f"  squall checking {crate:,.0f}/s"
