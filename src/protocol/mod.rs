@@ -535,4 +535,4 @@ impl Retrieve for LocalFiles {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -328,21 +328,23 @@ fn combinators_are_re_run_whole() {
     assert_eq!(verdicts("b", &b), (vec![true, true, true], 0));
 }
 
+/// The JSON pointers of every scalar in `v`, in document order (shared by the checker's tests).
+pub(crate) fn scalar_pointers(v: &Value, at: String, out: &mut Vec<String>) {
+    let esc = |k: &str| k.replace('~', "~0").replace('/', "~1");
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, x)| scalar_pointers(x, format!("{at}/{}", esc(k)), out)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| scalar_pointers(x, format!("{at}/{i}"), out)),
+        _ => out.push(at),
+    }
+}
+
 /// `v` (one line) with each scalar in turn replaced by others of every type, short and long.
 fn scalar_variants(v: &Value) -> Vec<String> {
-    fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
-        let esc = |k: &str| k.replace('~', "~0").replace('/', "~1");
-        match v {
-            Value::Object(m) => m
-                .iter()
-                .for_each(|(k, x)| pointers(x, format!("{at}/{}", esc(k)), out)),
-            Value::Array(a) => a
-                .iter()
-                .enumerate()
-                .for_each(|(i, x)| pointers(x, format!("{at}/{i}"), out)),
-            _ => out.push(at),
-        }
-    }
     let others = [
         json!(0),
         json!(-3),
@@ -357,7 +359,7 @@ fn scalar_variants(v: &Value) -> Vec<String> {
         Value::Null,
     ];
     let mut at = Vec::new();
-    pointers(v, String::new(), &mut at);
+    scalar_pointers(v, String::new(), &mut at);
     let mut out = Vec::new();
     for p in &at {
         for o in &others {

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::metrics::violations::ViolationKey;
+use crate::protocol::tests::scalar_pointers;
 
 /// Fixtures of a profile by direction (`in-*.json`, `out-*.json`), as one line each.
 fn fixtures(dir: &Path) -> Vec<(Direction, Value)> {
@@ -31,21 +32,6 @@ fn fixtures(dir: &Path) -> Vec<(Direction, Value)> {
         .collect()
 }
 
-/// Pointers of every scalar in `v`.
-fn scalars(v: &Value, at: String, out: &mut Vec<String>) {
-    let esc = |k: &str| k.replace('~', "~0").replace('/', "~1");
-    match v {
-        Value::Object(m) => m
-            .iter()
-            .for_each(|(k, x)| scalars(x, format!("{at}/{}", esc(k)), out)),
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .for_each(|(i, x)| scalars(x, format!("{at}/{i}"), out)),
-        _ => out.push(at),
-    }
-}
-
 /// `v` with each scalar in turn replaced: by other kinds' names of the same direction (the
 /// same structure, another kind), ids, a stamp far in the future, other types.
 fn variants(v: &Value, names: &[&str]) -> Vec<Value> {
@@ -64,7 +50,7 @@ fn variants(v: &Value, names: &[&str]) -> Vec<Value> {
         Value::Null,
     ]);
     let mut at = Vec::new();
-    scalars(v, String::new(), &mut at);
+    scalar_pointers(v, String::new(), &mut at);
     let mut out = Vec::new();
     for p in &at {
         for o in &others {
