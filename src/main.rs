@@ -138,6 +138,11 @@ struct RunCmd {
     /// How far in the future an inbound frame's timestamp may be [default: 1s].
     #[arg(long, value_parser = humantime::parse_duration)]
     max_clock_skew: Option<Duration>,
+    /// Also write every latency sample to FILE, one JSON line each: metric, VU, the
+    /// intended, sent and received instants on CLOCK_MONOTONIC (ns), the latency and
+    /// service time (µs) and the frame that ended it. A debugging aid that costs speed.
+    #[arg(long, value_name = "FILE")]
+    samples: Option<PathBuf>,
     /// Do not write report.html and the PNG charts at the end.
     #[arg(long)]
     no_report: bool,
@@ -198,6 +203,7 @@ fn run(cmd: RunCmd) -> u8 {
         schemas: cmd.schemas,
         junit: cmd.junit,
         max_clock_skew: cmd.max_clock_skew,
+        samples: cmd.samples,
         report: !cmd.no_report,
     };
     match execute(args) {

@@ -337,7 +337,14 @@ impl State<'_> {
             Some(Ok(Message::Text(text))) => {
                 self.tally.frames_in += 1;
                 self.tally.bytes_in += text.len() as u64;
+                let rx = self.worker.shared.config.stamp.then(monotonic_ns);
+                let before = self.fx.out.len();
                 self.call(session, |s, cx| s.text(&text, cx));
+                if let Some(rx) = rx {
+                    for reply in self.fx.out.iter_mut().skip(before) {
+                        stamp(reply, rx);
+                    }
+                }
             }
             Some(Ok(Message::Binary(data))) => {
                 self.tally.frames_in += 1;
@@ -364,6 +371,30 @@ impl State<'_> {
             Some(Err(_)) => self.fx.close = close(0, ""),
         }
     }
+}
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock every process on the host shares (and
+/// the one Rust's `Instant` reads on Linux).
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// Adds `"_stamp": {"rx_ns", "tx_ns"}` at the front of a reply that is a JSON object
+/// (`Config::stamp`); other replies are left as they are.
+fn stamp(reply: &mut Message, rx: u64) {
+    let Message::Text(text) = reply else { return };
+    let Some(rest) = text.as_str().strip_prefix('{') else {
+        return;
+    };
+    let comma = if rest.trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    };
+    let tx = monotonic_ns();
+    let stamped = format!("{{\"_stamp\":{{\"rx_ns\":{rx},\"tx_ns\":{tx}}}{comma}{rest}");
+    *reply = Message::Text(stamped.into());
 }
 
 /// Feeds every pending frame, then flushes once. Frames are counted as they are accepted

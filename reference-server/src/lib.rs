@@ -80,6 +80,12 @@ pub struct Config {
     /// Wait before each write of replies (a deliberately slow server, for regression
     /// tests). Default zero.
     pub reply_delay: Duration,
+    /// Add the server's `CLOCK_MONOTONIC` instants to every reply that is a JSON object:
+    /// `"_stamp": {"rx_ns": when the message it answers was read, "tx_ns": when the reply
+    /// was queued for writing}`, so a client on the same host can check that each latency
+    /// it recorded contains the server's hold. A debugging aid: schemas that forbid extra
+    /// members will flag the field. Default off.
+    pub stamp: bool,
 }
 
 impl Default for Config {
@@ -98,6 +104,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             reply_delay: Duration::ZERO,
+            stamp: false,
         }
     }
 }

@@ -70,6 +70,10 @@ struct Args {
     /// Wait this long before each write of replies, e.g. 50ms (a deliberately slow server).
     #[arg(long, value_name = "D", default_value = "0s", value_parser = humantime::parse_duration)]
     delay: Duration,
+    /// Add "_stamp": {"rx_ns", "tx_ns"} (CLOCK_MONOTONIC, ns) to every JSON-object reply:
+    /// when the message it answers was read and when the reply was queued for writing.
+    #[arg(long)]
+    stamp: bool,
 }
 
 /// Sends tracing events to stderr, as text or JSON lines.
@@ -128,6 +132,7 @@ fn main() -> ExitCode {
         handshake_timeout: args.handshake_timeout,
         threads: args.threads.unwrap_or(defaults.threads),
         reply_delay: args.delay,
+        stamp: args.stamp,
         fault: args.fault,
     };
     let server = match squall_server::spawn(config) {

@@ -19,6 +19,7 @@ use crate::report::{
 };
 use crate::scenario::plan::{LoadModel, Plan, Stage};
 use crate::scenario::{self, LoadError, LoadOptions};
+use crate::swarm::samples::SampleLog;
 use crate::swarm::{self, connect, Control, Observer, RunOptions};
 
 /// What `squall run` was asked to do.
@@ -54,6 +55,9 @@ pub struct RunArgs {
     pub junit: Option<PathBuf>,
     /// How far in the future an inbound timestamp may be; default 1 s.
     pub max_clock_skew: Option<Duration>,
+    /// Also write every latency sample here, one JSON line each with its instants on
+    /// `CLOCK_MONOTONIC` (a debugging aid; see `swarm::samples`).
+    pub samples: Option<PathBuf>,
     /// Also write report.html and the PNG charts into the output folder (the CLI's
     /// default; `--no-report` turns it off).
     pub report: bool,
@@ -247,6 +251,15 @@ async fn run_plan(
         clock_skew: args
             .max_clock_skew
             .unwrap_or_else(|| RunOptions::default().clock_skew),
+        samples: match &args.samples {
+            Some(path) => Some(Arc::new(SampleLog::create(path).map_err(|source| {
+                ReportError::Io {
+                    path: path.clone(),
+                    source,
+                }
+            })?)),
+            None => None,
+        },
         ..RunOptions::default()
     };
     let (tx, rx) = mpsc::unbounded_channel();

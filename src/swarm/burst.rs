@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::frame::Frame;
 use super::io::Woke;
 use super::matcher::Want;
+use super::samples::Sample;
 use super::vu::{outbound_kind, payload_len, text_message, Flow, Vu};
 use crate::metrics::ErrorKind;
 use crate::scenario::plan::{Payload, RejectBy, Rejected};
@@ -41,11 +42,17 @@ impl Vu {
             _ => None,
         };
         let refused: Cell<Option<Instant>> = Cell::new(None);
+        // The first refusal's text, for the samples file only.
+        let keep_text = self.shared.samples.is_some();
+        let mut refusal = String::new();
         // Every refusal is taken (kept out of the mailbox); the first one is timed.
         let mut accept = |f: &Frame| {
             let hit = want.as_ref().is_some_and(|w| w.matches(f));
             if hit && refused.get().is_none() {
                 refused.set(Some(f.at));
+                if keep_text {
+                    refusal.push_str(f.text());
+                }
             }
             hit
         };
@@ -61,7 +68,6 @@ impl Vu {
                 return self.lost();
             }
         }
-        self.last_send_at = Some(Instant::now());
         let Some(rej) = b.rejected else {
             return Flow::Next;
         };
@@ -82,8 +88,7 @@ impl Vu {
             }
         }
         if let (Some(at), Some(m)) = (refused.get(), rej.metric) {
-            let us = at.saturating_duration_since(start).as_micros() as u64;
-            self.shared.rec.borrow_mut().latency(m, us, us);
+            self.latency(m, from_start(start, at), &refusal);
         }
         Flow::Next
     }
@@ -107,7 +112,7 @@ impl Vu {
             if let Some(r) = b.rate {
                 let due = start + Duration::from_secs_f64(i as f64 / r);
                 loop {
-                    match self.io.pump(due, &mut *accept).await {
+                    match self.io.pump_on_schedule(due, &mut *accept).await {
                         Woke::Matched => continue,
                         w => cut(w, i)?,
                     }
@@ -120,6 +125,8 @@ impl Vu {
                 outbound_kind(b.payload, &self.out, &self.shared.plan.kind_pointers)
             });
             let len = payload_len(b.payload, &self.out);
+            // Before the write, as in `Vu::send`.
+            self.last_send_at = Some(Instant::now());
             if !self.io.feed(text_message(b.payload, &self.out)).await {
                 return Err((Cut::Closed(None), i));
             }
@@ -149,14 +156,27 @@ impl Vu {
             RejectBy::Close(c) => c,
             RejectBy::Frame(_) => None,
         };
-        let mut rec = self.shared.rec.borrow_mut();
         if wanted.is_some() && code != wanted {
-            rec.error(ErrorKind::UnexpectedClose);
+            self.shared
+                .rec
+                .borrow_mut()
+                .error(ErrorKind::UnexpectedClose);
             self.errors += 1;
         } else if let Some(m) = rej.metric {
-            let us = start.elapsed().as_micros() as u64;
-            rec.latency(m, us, us);
+            self.latency(m, from_start(start, Instant::now()), "");
         }
         Flow::Next
+    }
+}
+
+/// A burst's refusal, timed from the burst's start (before its first send).
+fn from_start(start: Instant, at: Instant) -> Sample {
+    let us = at.duration_since(start).as_micros() as u64;
+    Sample {
+        intended: start,
+        sent: start,
+        received: at,
+        latency_us: us,
+        service_us: us,
     }
 }

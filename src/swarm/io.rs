@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,6 +23,7 @@ use super::frame::{id_of, kind_of_nodes, kind_on_tape, Frame, Shape};
 use super::matcher::kind_of;
 use super::matcher::IdKey;
 use super::matcher::Want;
+use super::timer::{Precise, Sleep};
 use super::wall::WallClock;
 use crate::metrics::{ErrorKind, Recorder};
 use crate::protocol::fast::{Like, Recent};
@@ -78,6 +80,8 @@ pub struct Io {
     pub replies: Vec<(Want, String)>,
     /// Becomes true when the run must stop at once.
     pub hard_stop: watch::Receiver<bool>,
+    /// The worker's precise timer for schedules (`None`: tokio's timer serves).
+    pub timer: Option<Rc<Precise>>,
     queued_replies: Vec<String>,
     failure_recorded: bool,
     checker: Option<Checker>,
@@ -375,6 +379,7 @@ impl Io {
             mailbox: VecDeque::new(),
             replies: Vec::new(),
             hard_stop,
+            timer: None,
             queued_replies: Vec::new(),
             failure_recorded: false,
             checker,
@@ -410,9 +415,22 @@ impl Io {
     }
 
     /// Reads frames until `want` accepts one, the deadline passes, the connection ends or the
-    /// run stops. `want` sees each parsed frame with its kind and arrival time.
+    /// run stops. `want` sees each parsed frame with its kind and arrival time. The deadline
+    /// is kept to tokio's millisecond timer: for waits that bound, not schedule.
     pub async fn pump(&mut self, deadline: Instant, want: &mut Accept<'_>) -> Woke {
         let sleep = tokio::time::sleep_until(deadline.into());
+        self.pump_with(sleep, want).await
+    }
+
+    /// [`Io::pump`] for a deadline that is a schedule's next send: it ends within tens of
+    /// microseconds of `deadline` (the worker's [`Precise`] timer) rather than up to a
+    /// millisecond late.
+    pub async fn pump_on_schedule(&mut self, deadline: Instant, want: &mut Accept<'_>) -> Woke {
+        let sleep = Sleep::until(self.timer.as_ref(), deadline);
+        self.pump_with(sleep, want).await
+    }
+
+    async fn pump_with(&mut self, sleep: impl Future<Output = ()>, want: &mut Accept<'_>) -> Woke {
         tokio::pin!(sleep);
         let mut stop = self.hard_stop.clone();
         loop {
@@ -540,14 +558,15 @@ impl Io {
         self.flush().await;
     }
 
-    /// Offers the mailbox's frames, oldest first, to `want`; removes and returns the first
-    /// one it takes.
-    pub fn take_held(&mut self, want: &mut Accept<'_>) -> Option<Held> {
+    /// Offers the mailbox's frames read at or after `since`, oldest first, to `want`; removes
+    /// and returns the first one it takes. Frames read before `since` are not offered: they
+    /// arrived before the request a waiting step measures was sent, so they cannot answer it.
+    pub fn take_held(&mut self, since: Instant, want: &mut Accept<'_>) -> Option<Held> {
         let shape = &self.shape;
         let idx = self
             .mailbox
             .iter()
-            .position(|h| want(&Frame::read(h.text.as_str(), h.at, shape)))?;
+            .position(|h| h.at >= since && want(&Frame::read(h.text.as_str(), h.at, shape)))?;
         self.mailbox.remove(idx)
     }
 

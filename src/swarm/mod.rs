@@ -8,7 +8,9 @@ pub mod frame;
 mod io;
 pub mod matcher;
 mod pace;
+pub mod samples;
 pub mod schedule;
+mod timer;
 mod upload;
 mod vu;
 mod waits;
@@ -27,6 +29,7 @@ use crate::metrics::Aggregate;
 use crate::protocol::Profile;
 use crate::report::Status;
 use crate::scenario::plan::Plan;
+use samples::SampleLog;
 
 /// Options of one swarm run.
 #[derive(Debug, Clone)]
@@ -43,6 +46,8 @@ pub struct RunOptions {
     /// How far in the future an inbound frame's timestamp may be (the profile's `clock`).
     /// Default 1 s.
     pub clock_skew: Duration,
+    /// Every latency sample also goes here (`squall run --samples FILE`). Default none.
+    pub samples: Option<Arc<SampleLog>>,
 }
 
 impl Default for RunOptions {
@@ -53,6 +58,7 @@ impl Default for RunOptions {
             dead_ticks: 2,
             profile: None,
             clock_skew: Duration::from_secs(1),
+            samples: None,
         }
     }
 }
@@ -114,6 +120,7 @@ pub async fn run(
             snapshots: snap_tx.clone(),
             profile: opts.profile.clone(),
             clock_skew: opts.clock_skew,
+            samples: opts.samples.clone(),
         };
         let h = std::thread::Builder::new()
             .name(format!("squall-worker-{idx}"))
@@ -189,6 +196,11 @@ pub async fn run(
     }
     for h in handles {
         let _ = h.join();
+    }
+    if let Some(s) = &opts.samples {
+        if let Err(e) = s.flush() {
+            eprintln!("squall: could not write the samples file: {e}");
+        }
     }
     let elapsed = start.elapsed();
     agg.tick(elapsed, cpu.sample());

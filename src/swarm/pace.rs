@@ -13,14 +13,11 @@ use std::time::{Duration, Instant};
 use super::frame::Frame;
 use super::io::Woke;
 use super::matcher::{IdKey, Want};
-use super::vu::{outbound_kind, payload_len, pick_weighted, text_message, Flow, Vu};
+use super::samples::Sample;
+use super::vu::{
+    outbound_kind, payload_len, pick_weighted, record_latency, text_message, Flow, Vu,
+};
 use crate::scenario::plan::Pace;
-
-/// tokio's timers tick in whole milliseconds, so a sleep wakes up to 1 ms late. A send
-/// due within this slack goes out now rather than after another timer tick; latency is
-/// then measured from the earlier of the intended and the actual send: never shorter
-/// than the service time, and a timer's rounding is not counted against the server.
-const TIMER_SLACK: Duration = Duration::from_millis(1);
 
 /// Outstanding request: when it should have gone out, and when it did.
 #[derive(Clone, Copy)]
@@ -63,6 +60,7 @@ impl Vu {
         let mut kinds: Vec<Option<Option<String>>> = vec![None; p.requests.len()];
         let mut issued = 0u64;
         let rec = self.shared.rec.clone();
+        let (shared, vu) = (self.shared.clone(), self.ctx.vu);
         loop {
             let now = Instant::now();
             let open = p.count.is_none_or(|c| issued < c)
@@ -75,7 +73,7 @@ impl Vu {
             while open
                 && p.count.is_none_or(|c| issued < c)
                 && outstanding.len() < p.in_flight as usize
-                && (interval.is_none() || intended(issued, now) <= now + TIMER_SLACK)
+                && (interval.is_none() || intended(issued, now) <= now)
                 && end.is_none_or(|e| intended(issued, now) < e)
             {
                 let r = pick_weighted(p.requests.iter().map(|r| r.weight), &mut self.ctx.rng);
@@ -117,13 +115,14 @@ impl Vu {
                 if !self.io.flush().await {
                     return self.pace_lost(planned, issued, outstanding.len());
                 }
-                self.last_send_at = Some(Instant::now());
+                // The batch's clock read, taken before its writes (see `Vu::send`).
+                self.last_send_at = Some(now);
             }
             // Sleep until the next send is due, the earliest reply deadline, or a reply.
             let mut wake = deadlines.front().map(|d| d.0);
             if open && outstanding.len() < p.in_flight as usize {
                 if let Some(iv) = interval {
-                    let next = start + iv.mul_f64(issued as f64) - TIMER_SLACK;
+                    let next = start + iv.mul_f64(issued as f64);
                     wake = Some(wake.map_or(next, |w| w.min(next)));
                 }
             }
@@ -144,13 +143,23 @@ impl Vu {
                     return false;
                 };
                 let at = f.at;
+                // Closed loop: intended is the send itself. Paced: a send never goes out
+                // before its intended time, so the latency includes the generator's own
+                // lateness (reported apart, beside it).
                 let from = s.intended.min(s.actual);
-                let lat = at.saturating_duration_since(from).as_micros() as u64;
-                let svc = at.saturating_duration_since(s.actual).as_micros() as u64;
-                rec.borrow_mut().latency(p.requests[r].metric, lat, svc);
+                let sample = Sample {
+                    intended: from,
+                    sent: s.actual,
+                    received: at,
+                    latency_us: at.duration_since(from).as_micros() as u64,
+                    service_us: at.duration_since(s.actual).as_micros() as u64,
+                };
+                record_latency(&shared, vu, p.requests[r].metric, sample, f.text());
                 true
             };
-            let mut woke = self.io.pump(wake, &mut accept).await;
+            // The worker's precise timer: a send goes out within tens of microseconds of
+            // its intended time, not up to a millisecond late on tokio's timer tick.
+            let mut woke = self.io.pump_on_schedule(wake, &mut accept).await;
             if let Woke::Matched = woke {
                 woke = self
                     .io

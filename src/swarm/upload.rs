@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 use super::frame::Frame;
 use super::io::Woke;
 use super::matcher::Want;
-use super::vu::{Flow, Vu};
+use super::samples::Sample;
+use super::vu::{record_latency, Flow, Vu};
 use crate::metrics::{ErrorKind, UploadEvent};
 use crate::scenario::plan::Upload;
 use crate::scenario::template::{ChunkVar, StepValue, StepVar, UploadVar};
@@ -185,7 +186,15 @@ impl Vu {
         let mut r = rec.borrow_mut();
         match result {
             Ok((rejected, at)) if rejected == u.expect_error.is_some() => {
-                r.latency(u.metric, since(at), since(at));
+                let us = since(at);
+                let s = Sample {
+                    intended: t0,
+                    sent: t0,
+                    received: at,
+                    latency_us: us,
+                    service_us: us,
+                };
+                record_latency(&self.shared, self.ctx.vu, u.metric, s, "");
                 r.upload(
                     u.metric,
                     if rejected {

@@ -20,16 +20,18 @@ use super::delivery::Tracker;
 use super::frame::Shape;
 use super::io::{Checker, Io};
 use super::matcher::{kind_of, IdKey, Want};
+use super::samples::{Sample, SampleLog};
+use super::timer::Precise;
 use super::upload::UploadVars;
 use crate::metrics::{ErrorKind, Recorder};
 use crate::protocol::tape::Tape;
 use crate::protocol::Profile;
-use crate::scenario::plan::{Payload, Plan, Step, Think};
+use crate::scenario::plan::{MetricId, Payload, Plan, Step, Think};
 use crate::scenario::template::{Context, StepValue, StepVar, Template};
 
 /// Template state of one VU.
 pub struct Ctx {
-    vu: u64,
+    pub(super) vu: u64,
     iter: u64,
     seq: u64,
     pub(super) rng: SmallRng,
@@ -111,6 +113,10 @@ pub struct Shared {
     pub clock_skew: Duration,
     /// The parse buffer the worker's checked frames share.
     pub tape: Rc<RefCell<Tape>>,
+    /// The worker's precise timer for schedules (`None`: tokio's millisecond timer).
+    pub timer: Option<Rc<Precise>>,
+    /// Where latency samples also go (`--samples`), if anywhere.
+    pub samples: Option<Arc<SampleLog>>,
 }
 
 /// One virtual user.
@@ -120,6 +126,9 @@ pub struct Vu {
     pub(super) shared: Rc<Shared>,
     /// Text buffer reused for every rendered message.
     pub(super) out: String,
+    /// Taken just before the last frame was written on this connection (when it opened,
+    /// until the first send): what an `expect` times its latency from, and the inbox's
+    /// ordering rule: an `expect` takes only frames read after it (see [`Io::take_held`]).
     pub(super) last_send_at: Option<Instant>,
     /// Errors seen in the current iteration.
     pub(super) errors: u32,
@@ -132,17 +141,19 @@ impl Vu {
     pub fn new(vu: u64, shared: Rc<Shared>) -> Self {
         let seed = shared.plan.seed ^ vu.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let vars = shared.plan.vars.iter().cloned().collect();
+        let mut io = Io::new(
+            shared.shape.clone(),
+            shared.rec.clone(),
+            shared.hard_stop.clone(),
+            shared.profile.clone().map(|profile| {
+                let tape = shared.tape.clone();
+                Checker::new(profile, shared.start, vu, shared.clock_skew, tape)
+            }),
+            shared.plan.delivery.clone().map(Tracker::new),
+        );
+        io.timer = shared.timer.clone();
         Vu {
-            io: Io::new(
-                shared.shape.clone(),
-                shared.rec.clone(),
-                shared.hard_stop.clone(),
-                shared.profile.clone().map(|profile| {
-                    let tape = shared.tape.clone();
-                    Checker::new(profile, shared.start, vu, shared.clock_skew, tape)
-                }),
-                shared.plan.delivery.clone().map(Tracker::new),
-            ),
+            io,
             ctx: Ctx {
                 vu,
                 iter: 0,
@@ -231,9 +242,9 @@ impl Vu {
                 self.shared.rec.borrow_mut().connect_ok(us);
                 self.io.ws = Some(ws);
                 self.io.take_failure();
-                // A new connection's first wait counts from its own start, not from the
-                // last send on the previous connection.
-                self.last_send_at = None;
+                // A new connection's first wait counts from its opening, not from the last
+                // send on the previous connection.
+                self.last_send_at = Some(Instant::now());
                 self.io.replies = plan
                     .replies
                     .iter()
@@ -380,10 +391,14 @@ impl Vu {
             self.io.check_out_parsed(v, kind, &self.out, unchecked);
         }
         let len = payload_len(payload, &self.out);
+        // Read before the write: the peer may receive, answer, and have its answer read here
+        // before the write call returns (this thread preempted in between), so an instant
+        // taken after it could follow the reply it is meant to precede.
+        let at = Instant::now();
         if !self.io.feed(text_message(payload, &self.out)).await || !self.io.flush().await {
             return self.lost();
         }
-        self.last_send_at = Some(Instant::now());
+        self.last_send_at = Some(at);
         self.shared.rec.borrow_mut().frame_out(kind.as_deref(), len);
         self.ctx.remember_sent(&self.out, parsed.flatten());
         Flow::Next
@@ -402,6 +417,12 @@ impl Vu {
         self.io.check_out(&self.out, unchecked)
     }
 
+    /// Records a latency sample of metric `m`, and writes it to the samples file when there
+    /// is one. `frame`: the text of the frame that ended it (`""` for a close).
+    pub(super) fn latency(&self, m: MetricId, s: Sample, frame: &str) {
+        record_latency(&self.shared, self.ctx.vu, m, s, frame);
+    }
+
     /// The connection went away under a step that needed it.
     pub(super) fn lost(&mut self) -> Flow {
         if self.io.stopping() {
@@ -412,6 +433,17 @@ impl Vu {
         }
         self.errors += 1;
         Flow::Lost
+    }
+}
+
+/// [`Vu::latency`] for callers that hold parts of the VU borrowed.
+pub(super) fn record_latency(shared: &Shared, vu: u64, m: MetricId, s: Sample, frame: &str) {
+    shared
+        .rec
+        .borrow_mut()
+        .latency(m, s.latency_us, s.service_us);
+    if let Some(log) = &shared.samples {
+        log.write(&shared.plan.metrics[m.0 as usize], vu, s, frame);
     }
 }
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::frame::Frame;
 use super::io::Woke;
 use super::matcher::{lookup, Want};
+use super::samples::Sample;
 use super::vu::{Flow, Vu};
 use crate::metrics::ErrorKind;
 use crate::scenario::plan::{Backoff, Expect};
@@ -17,9 +18,14 @@ impl Vu {
         let want = Want::render(&e.matcher, &mut self.ctx);
         let start = Instant::now();
         self.shared.rec.borrow_mut().op();
+        // The inbox's ordering rule: an `expect` takes only a frame read after the send it
+        // follows (or, before the connection's first send, after it opened), and its latency
+        // counts from that send. A frame read earlier answers something else.
         let since = self.last_send_at.unwrap_or(start);
-        // Captures are read while the matched frame is at hand, from its JSON value.
-        let mut got: Option<(Instant, Vec<Value>)> = None;
+        // Captures are read while the matched frame is at hand, from its JSON value; its
+        // text is kept only for the samples file.
+        let keep_text = self.shared.samples.is_some();
+        let mut got: Option<(Instant, Vec<Value>, Option<String>)> = None;
         let mut accept = |f: &Frame| {
             if !want.matches(f) {
                 return false;
@@ -34,10 +40,10 @@ impl Vu {
                         .unwrap_or(Value::Null)
                 })
                 .collect();
-            got = Some((f.at, values));
+            got = Some((f.at, values, keep_text.then(|| f.text().to_owned())));
             true
         };
-        if self.io.take_held(&mut accept).is_none() {
+        if self.io.take_held(since, &mut accept).is_none() {
             match self.io.pump(start + e.within, &mut accept).await {
                 Woke::Matched => {}
                 Woke::Deadline => {
@@ -50,12 +56,19 @@ impl Vu {
                 Woke::Stop => return Flow::Stop,
             }
         }
-        let Some((at, values)) = got else {
+        let Some((at, values, text)) = got else {
             return Flow::Next;
         };
         if let Some(m) = e.metric {
-            let us = at.saturating_duration_since(since).as_micros() as u64;
-            self.shared.rec.borrow_mut().latency(m, us, us);
+            let us = at.duration_since(since).as_micros() as u64;
+            let s = Sample {
+                intended: since,
+                sent: since,
+                received: at,
+                latency_us: us,
+                service_us: us,
+            };
+            self.latency(m, s, text.as_deref().unwrap_or(""));
         }
         for ((name, _), v) in e.capture.iter().zip(values) {
             self.ctx.vars.insert(name.clone(), v);

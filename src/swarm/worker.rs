@@ -11,7 +11,9 @@ use tokio::task::{JoinHandle, LocalSet};
 
 use super::connect::Connecter;
 use super::frame::Shape;
+use super::samples::SampleLog;
 use super::schedule::{arrival_time, share};
+use super::timer::Precise;
 use super::vu::{Shared, Vu};
 use crate::metrics::{Recorder, Snapshot};
 use crate::protocol::Profile;
@@ -51,6 +53,8 @@ pub struct WorkerSpec {
     pub profile: Option<Arc<Profile>>,
     /// How far in the future an inbound frame's timestamp may be.
     pub clock_skew: Duration,
+    /// Where latency samples also go, if anywhere.
+    pub samples: Option<Arc<SampleLog>>,
 }
 
 /// Runs a worker to completion on the current thread.
@@ -70,6 +74,8 @@ pub fn run(spec: WorkerSpec) {
 }
 
 async fn drive(spec: WorkerSpec) {
+    let timer = Precise::new();
+    let timer_task = timer.clone().map(|t| tokio::task::spawn_local(t.drive()));
     let rec = Rc::new(RefCell::new(Recorder::with_worker(
         spec.idx,
         &spec.plan.metrics,
@@ -86,6 +92,8 @@ async fn drive(spec: WorkerSpec) {
         start: spec.start,
         clock_skew: spec.clock_skew,
         tape: Default::default(),
+        timer: timer.clone(),
+        samples: spec.samples.clone(),
     });
     let ticker = tokio::task::spawn_local(tick_snapshots(
         rec.clone(),
@@ -102,6 +110,9 @@ async fn drive(spec: WorkerSpec) {
     finish(&spec, &mut vus).await;
     ticker.abort();
     probe.abort();
+    if let Some(t) = timer_task {
+        t.abort();
+    }
     // The last words: everything recorded since the previous tick.
     let _ = spec.snapshots.send(rec.borrow_mut().take());
 }
