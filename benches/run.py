@@ -6,6 +6,7 @@ same run, alternating, medians of several rounds. Loopback only; every run is bo
     python3 benches/run.py roundtrip [--rounds 5]   # round trips/s at 100x16 and 100x1
     python3 benches/run.py idle [--conns 10000]      # RSS per idle connection
     python3 benches/run.py cpu [--rounds 5]          # CPU per round trip, checking vs not
+    python3 benches/run.py pacing [--rounds 5]       # how late paced sends go out, light load
 """
 
 import argparse
@@ -190,9 +191,46 @@ def idle(conns):
         server.wait(timeout=10)
 
 
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+def pacing(rounds):
+    """10 VUs x 100/s, one in flight: per round, how late sends went out (sent - intended)
+    and latency beside service time (p50/p90), from `squall run --samples`."""
+    server, addr = start_server()
+    rows = []
+    try:
+        for i in range(rounds):
+            with tempfile.TemporaryDirectory() as d:
+                samples = os.path.join(d, "samples.jsonl")
+                subprocess.run(
+                    [SQUALL, "run", os.path.join(ROOT, "benches", "scenarios", "pacing.yaml"),
+                     "--target", f"ws://{addr}/ws", "--quiet", "--no-report", "--no-check",
+                     "--out", d, "--samples", samples],
+                    timeout=120, check=False,
+                )
+                with open(samples) as f:
+                    s = [json.loads(line) for line in f]
+            late = [(x["sent_ns"] - x["intended_ns"]) / 1000 for x in s]
+            lat = [x["latency_us"] for x in s]
+            svc = [x["service_us"] for x in s]
+            row = (pct(late, 50), pct(late, 99), max(late), pct(lat, 90), pct(svc, 90), len(s))
+            rows.append(row)
+            print(f"round {i + 1}: sends late p50 {row[0]:.0f} us, p99 {row[1]:.0f} us, max {row[2]:.0f} us;"
+                  f" latency p90 {row[3]} us vs service p90 {row[4]} us ({row[5]} samples)")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    med = [statistics.median(r[k] for r in rows) for k in range(5)]
+    print(f"median of {rounds}: sends late p50 {med[0]:.0f} us, p99 {med[1]:.0f} us, max {med[2]:.0f} us;"
+          f" latency p90 {med[3]:.0f} us vs service p90 {med[4]:.0f} us")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("which", choices=["roundtrip", "idle", "cpu"])
+    ap.add_argument("which", choices=["roundtrip", "idle", "cpu", "pacing"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--conns", type=int, default=10000)
     a = ap.parse_args()
@@ -204,6 +242,8 @@ def main():
         roundtrip(a.rounds)
     elif a.which == "cpu":
         cpu(a.rounds)
+    elif a.which == "pacing":
+        pacing(a.rounds)
     else:
         idle(a.conns)
 

@@ -175,3 +175,34 @@ thresholds:
         .collect();
     assert_eq!(metrics, ["fresh"], "no latency from the stale echo");
 }
+
+#[test]
+fn closed_loop_metrics_are_labelled_with_the_coordinated_omission_note() {
+    let srv = reference_server(|c| c.events_per_sec = 0.0);
+    let yaml = r#"
+name: labels
+target: ws://127.0.0.1:1/kite/ws
+load: { model: open, max_vus: 1, phases: [{ hold: 1s, rate: 1/s }] }
+behaviours:
+  - name: one
+    steps:
+      - expect: { kind: welcome, within: 2s }
+      - send: { type: subscribe, room: "scrape:all" }
+      - expect: { kind: subscribe, within: 2s, metric: ack }
+      - pace: { send: { type: ping, id: "{{seq}}" }, rate: 50/s, count: 5, reply: { kind: pong }, metric: rtt }
+"#;
+    let (done, doc) = run_yaml(&format!("ws://{}/kite/ws", srv.addr()), yaml);
+    assert_eq!(doc["metrics"]["ack"]["timing"], "closed_loop");
+    assert_eq!(doc["metrics"]["rtt"]["timing"], "paced");
+    let summary = squall::report::render_summary(&done.results);
+    let note = summary
+        .lines()
+        .find(|l| l.contains("closed loop ("))
+        .unwrap_or_else(|| panic!("a closed-loop note in:\n{summary}"));
+    assert!(note.contains("(ack)"), "only ack is closed loop: {note}");
+    assert!(note.contains("coordinated omission") && note.contains("pace"), "{note}");
+    let dir = tempfile::tempdir().unwrap();
+    let written = squall::report::write_report(&done.results, dir.path()).unwrap();
+    let html = std::fs::read_to_string(written.html).unwrap();
+    assert!(html.contains("<b>Closed loop</b> (ack)"), "the report says it too");
+}

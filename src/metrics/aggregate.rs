@@ -336,6 +336,7 @@ impl Aggregate {
                 let m = MetricResult {
                     latency: Summary::from_histogram(l),
                     service: Summary::from_histogram(s),
+                    timing: Default::default(),
                 };
                 (name.clone(), m)
             })

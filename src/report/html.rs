@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 pub use super::fmt::escape_markup as escape;
-use super::model::{Model, RowKind, LATENCY_COLUMNS};
+use super::model::{Model, RowKind, CLOSED_LOOP_NOTE, LATENCY_COLUMNS};
 use super::plots::{Chart, Section};
 
 /// A chart drawn for the page: the inline SVG, and the PNG file written beside it.
@@ -132,6 +132,11 @@ pub fn report(m: &Model, figs: &[Figure]) -> String {
     thresholds(&mut o, m);
     o.push_str("<h2 id=\"latency\">Latency</h2>\n<p>Latency counts from the intended send time (no coordinated omission); service time from the actual send.</p>\n");
     latency_table(&mut o, m);
+    if !m.closed_loop.is_empty() {
+        let names = escape(&m.closed_loop.join(", "));
+        let note = escape(CLOSED_LOOP_NOTE);
+        let _ = writeln!(o, "<p class=\"note\"><b>Closed loop</b> ({names}): {note}.</p>");
+    }
     figures(&mut o, figs, Section::Latency);
     o.push_str("<h2 id=\"over-time\">Over time</h2>\n");
     figures(&mut o, figs, Section::OverTime);

@@ -27,6 +27,6 @@ pub use output::{load_runs, read_results, write_comparison, write_report, Writte
 pub use results::{
     merge_summaries, ConnectionCounts, Counters, Health, KindCount, LoadReached, MetricResult,
     Phase, ReportError, Results, ResultsWriter, RunMeta, SeriesPoint, Status, Summary,
-    ThresholdOutcome, ViolationGroup, Violations, RESULTS_VERSION,
+    ThresholdOutcome, Timing, ViolationGroup, Violations, RESULTS_VERSION,
 };
 pub use summary::{render_model, render_summary};

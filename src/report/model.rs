@@ -41,6 +41,8 @@ pub struct Model {
     pub traffic: [Traffic; 2],
     /// Per metric a latency row, then its service row; the connect row last.
     pub latency: Vec<LatencyRow>,
+    /// The metrics measured closed loop (send, then wait), with samples.
+    pub closed_loop: Vec<String>,
     /// Errors over operations.
     pub errors: Errors,
     /// Protocol checking.
@@ -113,6 +115,13 @@ pub struct LatencyRow {
     /// summary leaves it out.
     pub same_as_latency: bool,
 }
+
+/// What the summary and report say under the latency table when some metrics were
+/// measured closed loop.
+pub const CLOSED_LOOP_NOTE: &str = "sent, then waited for: a stalled server also holds back \
+     the requests behind the slow one, so each stall counts once, not for every request it \
+     delayed (coordinated omission); `pace: { rate: ... }` sends on a schedule and charges \
+     every delayed request";
 
 /// Errors over operations.
 #[derive(Debug, Clone)]
@@ -212,6 +221,12 @@ impl Model {
             },
             traffic: traffic(r),
             latency: latency_rows(r),
+            closed_loop: r
+                .metrics
+                .iter()
+                .filter(|(_, m)| m.timing.closed_loop() && m.latency.count > 0)
+                .map(|(name, _)| name.clone())
+                .collect(),
             errors: errors(r),
             violations: violations(r),
             thresholds: r

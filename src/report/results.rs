@@ -198,6 +198,44 @@ pub struct MetricResult {
     /// From the actual send time: what the server took. A large gap to `latency` means
     /// the generator or the pacing fell behind.
     pub service: Summary,
+    /// How the metric's requests were sent, which decides what its latency can show.
+    #[serde(default)]
+    pub timing: Timing,
+}
+
+/// How a metric's requests were sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Timing {
+    /// On a schedule (`pace` with a `rate`): latency counts from each request's intended
+    /// send time, so a server that stalls is charged for every request its stall delayed.
+    Paced,
+    /// Sent, then waited for (`send` + `expect`, `pace` without a `rate`, `burst`,
+    /// `upload`): a slow reply also holds back the requests behind it, so a stall counts
+    /// once rather than for each request it delayed (coordinated omission).
+    #[default]
+    ClosedLoop,
+    /// Recorded by both kinds of step.
+    Mixed,
+    /// Event delivery, timed from the publisher's stamp in the frame.
+    Delivery,
+}
+
+impl Timing {
+    /// The label results, summary and report use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timing::Paced => "paced",
+            Timing::ClosedLoop => "closed loop",
+            Timing::Mixed => "paced and closed loop",
+            Timing::Delivery => "delivery",
+        }
+    }
+
+    /// Whether some of the metric's samples were measured closed loop.
+    pub fn closed_loop(self) -> bool {
+        matches!(self, Timing::ClosedLoop | Timing::Mixed)
+    }
 }
 
 /// A histogram's statistics plus the histogram itself, for exact merging later.

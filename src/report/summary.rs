@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::model::{LatencyRow, Model, LATENCY_COLUMNS};
+use super::model::{LatencyRow, Model, CLOSED_LOOP_NOTE, LATENCY_COLUMNS};
 use super::results::Results;
 
 /// Violation groups listed before the rest are only counted.
@@ -47,6 +47,10 @@ fn latencies(out: &mut String, m: &Model) {
             ""
         };
         hist_row(out, &format!("{indent}{}", r.label), r);
+    }
+    if !m.closed_loop.is_empty() {
+        let names = m.closed_loop.join(", ");
+        let _ = writeln!(out, "  closed loop ({names}): {CLOSED_LOOP_NOTE}");
     }
 }
 

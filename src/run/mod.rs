@@ -3,6 +3,7 @@
 //! it ended (which the CLI turns into an exit code).
 
 mod progress;
+mod timing;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -283,6 +284,12 @@ async fn run_plan(
     meta.ended_at = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
     meta.duration_s = outcome.elapsed.as_secs_f64();
     let mut results = outcome.aggregate.results(meta, outcome.status);
+    let timing = timing::metric_timing(&plan);
+    for (name, t) in plan.metrics.iter().zip(timing) {
+        if let (Some(m), Some(t)) = (results.metrics.get_mut(name), t) {
+            m.timing = t;
+        }
+    }
     results.status_reason = outcome.reason;
     results.thresholds = verdict::evaluate(&plan.thresholds, &results);
     writer.write(&results)?;
