@@ -80,11 +80,14 @@ fn results() -> Results {
             unit: "us".into(),
             message: format!("p99 {}µs < 50ms", latency.p99),
         });
-        metrics.insert(name, MetricResult {
+        metrics.insert(
+            name,
+            MetricResult {
                 latency,
                 service,
                 timing: Default::default(),
-            });
+            },
+        );
     }
     let series = series(&mut rng);
     let kinds = |names: &[&str]| -> BTreeMap<String, KindCount> {

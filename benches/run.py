@@ -234,7 +234,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--conns", type=int, default=10000)
     a = ap.parse_args()
-    for exe in (SERVER, SQUALL, RAW):
+    for exe in (SERVER, SQUALL) + (() if a.which == "pacing" else (RAW,)):
         if not os.path.exists(exe):
             sys.exit(f"{exe} missing: cargo build --release --workspace --bins --examples")
     print(f"machine: {os.cpu_count()} cores, {os.uname().release}")

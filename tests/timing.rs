@@ -200,9 +200,15 @@ behaviours:
         .find(|l| l.contains("closed loop ("))
         .unwrap_or_else(|| panic!("a closed-loop note in:\n{summary}"));
     assert!(note.contains("(ack)"), "only ack is closed loop: {note}");
-    assert!(note.contains("coordinated omission") && note.contains("pace"), "{note}");
+    assert!(
+        note.contains("coordinated omission") && note.contains("pace"),
+        "{note}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let written = squall::report::write_report(&done.results, dir.path()).unwrap();
     let html = std::fs::read_to_string(written.html).unwrap();
-    assert!(html.contains("<b>Closed loop</b> (ack)"), "the report says it too");
+    assert!(
+        html.contains("<b>Closed loop</b> (ack)"),
+        "the report says it too"
+    );
 }

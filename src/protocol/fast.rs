@@ -813,8 +813,7 @@ impl Compiler<'_> {
             return Err(Unsupported(format!("a $ref cycle through {}", key.1)));
         }
         if !self.files.contains_key(&key.0) {
-            let text = std::fs::read_to_string(&key.0).map_err(|e| Unsupported(e.to_string()))?;
-            let v = serde_json::from_str(&text).map_err(|e| Unsupported(e.to_string()))?;
+            let v = super::ecma::read_schema(&key.0).map_err(Unsupported)?;
             self.files.insert(key.0.clone(), v);
         }
         let schema = self.files[&key.0]

@@ -4,6 +4,7 @@
 //! Checking asks the fast question first (`is_valid`) and collects error details only for a
 //! frame that fails, so a clean frame costs one validation pass.
 
+mod ecma;
 pub mod fast;
 pub mod fields;
 pub mod horizon;
@@ -327,14 +328,19 @@ impl Profile {
                 keyword: "unknown_kind".into(),
                 pointer: self.discriminator.first().cloned().unwrap_or_default(),
                 message: match kind {
-                    Some(k) => {
-                        format!("no {} message of kind '{k}' in {}", dir.as_str(), self.name)
-                    }
+                    Some(k) => format!(
+                        "{} defines no {} message of kind '{k}'",
+                        self.name,
+                        match dir {
+                            Direction::In => "inbound",
+                            Direction::Out => "outbound",
+                        }
+                    ),
                     None => format!("the discriminator {:?} names no kind", self.discriminator),
                 },
             }),
         }
-        Err(found)
+        Err(one_per_pointer(found))
     }
 
     /// Whether a frame parsed onto a tape meets the envelope and its kind's schema: the
@@ -471,14 +477,38 @@ fn details(schema: &Validator, v: &Value, dir: Direction, kind: &str) -> Vec<Vio
         .collect()
 }
 
+/// One finding per place in the frame: the keywords that failed at one pointer (in the
+/// envelope and the kind's schema alike, e.g. `format` and `pattern` of one timestamp) become
+/// one violation whose keyword names them all (`format+pattern`) and whose message keeps
+/// each distinct message. A bad field is one fault, counted once.
+fn one_per_pointer(found: Vec<Violation>) -> Vec<Violation> {
+    let mut out: Vec<Violation> = Vec::with_capacity(found.len());
+    for v in found {
+        match out.iter_mut().find(|o| o.pointer == v.pointer) {
+            None => out.push(v),
+            Some(o) => {
+                let mut keywords: Vec<&str> = o.keyword.split('+').collect();
+                if !keywords.contains(&v.keyword.as_str()) {
+                    keywords.push(&v.keyword);
+                    keywords.sort_unstable();
+                    o.keyword = keywords.join("+");
+                }
+                if !o.message.split("; ").any(|m| m == v.message) {
+                    o.message.push_str("; ");
+                    o.message.push_str(&v.message);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Compiles one schema file of a profile, for both representations; the plain checks take
 /// the profile's envelope in too, so a frame's shared fields are checked once.
 fn compile(root: &Path, rel: &str, envelope: Option<&str>) -> Result<Schema, String> {
     let path = root.join(rel);
     let shown = path.display();
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{shown}: {e}"))?;
-    let schema: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{shown}: not JSON: {e}"))?;
+    let schema = ecma::read_schema(&path).map_err(|e| format!("{shown}: {e}"))?;
     let path = path.canonicalize().map_err(|e| format!("{shown}: {e}"))?;
     let fast = build::<TapeJson>(root, &path, &schema).map_err(|e| format!("{shown}: {e}"))?;
     let full = build(root, &path, &schema).map_err(|e| format!("{shown}: {e}"))?;
@@ -530,7 +560,7 @@ impl Retrieve for LocalFiles {
         if !path.starts_with(&self.root) {
             return Err(format!("{}: outside the profile's folder", path.display()).into());
         }
-        Ok(serde_json::from_str(&std::fs::read_to_string(&path)?)?)
+        Ok(ecma::read_schema(&path)?)
     }
 }
 

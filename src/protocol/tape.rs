@@ -9,7 +9,7 @@
 //!
 //! The parser is at least as strict as serde_json's: whatever it accepts, serde_json parses
 //! into the same value. Anything it is unsure of (duplicate keys, where serde_json keeps the
-//! last; `-0`; integers beyond 64 bits; nesting deeper than 128; a lone surrogate) makes
+//! last; `-0`; integers beyond 64 bits; nesting of 128 levels or more, as serde_json; a lone surrogate) makes
 //! [`Tape::parse`] return `None`, and the caller takes the `Value` path, which then decides.
 
 use std::borrow::Cow;
@@ -177,7 +177,9 @@ impl Parser<'_> {
         depth: usize,
         mut item: impl FnMut(&mut Self) -> Option<()>,
     ) -> Option<()> {
-        if depth > DEPTH_LIMIT {
+        // serde_json refuses a 128th level of nesting: so does the tape, or a live run
+        // (tape) and `squall validate` (serde_json) would judge the same frame apart.
+        if depth >= DEPTH_LIMIT {
             return None;
         }
         let at = self.entries.len();

@@ -70,6 +70,22 @@ fn what_serde_json_refuses_the_tape_refuses() {
 }
 
 #[test]
+fn nesting_stops_where_serde_json_stops() {
+    for depth in [126usize, 127, 128, 129] {
+        for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
+            let text = format!("{}1{}", open.repeat(depth), close.repeat(depth));
+            let serde = serde_json::from_str::<Value>(&text).is_ok();
+            assert_eq!(
+                serde,
+                depth < 128,
+                "serde_json's limit moved ({depth} {open})"
+            );
+            assert_eq!(tape_value(&text).is_some(), serde, "depth {depth} {open}");
+        }
+    }
+}
+
+#[test]
 fn unsure_cases_are_left_to_serde_json() {
     // Parsed by serde_json, but in ways the tape does not model: the caller falls back.
     let deep = "[".repeat(200) + &"]".repeat(200);

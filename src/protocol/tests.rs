@@ -87,6 +87,57 @@ fn formats_are_asserted_and_errors_point_at_the_field() {
 }
 
 #[test]
+fn several_keywords_failing_at_one_pointer_are_one_finding() {
+    let d = profile_dir();
+    let ts = r#"{"type": "string", "format": "date-time", "pattern": "^[0-9]{4}-"}"#;
+    std::fs::write(
+        d.path().join("envelope.json"),
+        format!(
+            r#"{{"type": "object", "required": ["type"], "properties": {{"timestamp": {ts}}}}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("defs.json"),
+        format!(r#"{{"$defs": {{"ts": {ts}}}}}"#),
+    )
+    .unwrap();
+    let p = Profile::load(d.path()).unwrap();
+    let bad = json!({"type": "pong", "id": -1, "timestamp": "yesterday"});
+    let v = p.check(Direction::In, &bad).unwrap_err();
+    let found: Vec<(&str, &str)> = v
+        .iter()
+        .map(|v| (v.pointer.as_str(), v.keyword.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [("/timestamp", "format+pattern"), ("/id", "minimum")]
+    );
+    // Each distinct message once: format's and pattern's, not the envelope's again.
+    assert_eq!(v[0].message.split("; ").count(), 2, "{}", v[0].message);
+}
+
+#[test]
+fn an_unknown_kind_reads_as_a_sentence() {
+    let d = profile_dir();
+    let p = Profile::load(d.path()).unwrap();
+    let v = p
+        .check(Direction::In, &json!({"type": "scrape.paused"}))
+        .unwrap_err();
+    assert_eq!(
+        v[0].message,
+        "tiny defines no inbound message of kind 'scrape.paused'"
+    );
+    let v = p
+        .check(Direction::Out, &json!({"type": "pong"}))
+        .unwrap_err();
+    assert_eq!(
+        v[0].message,
+        "tiny defines no outbound message of kind 'pong'"
+    );
+}
+
+#[test]
 fn non_json_and_kindless_frames_are_violations() {
     let d = profile_dir();
     let p = Profile::load(d.path()).unwrap();
@@ -157,7 +208,17 @@ fn lint_checks_examples_both_ways() {
     );
     w("examples/invalid/stray.json", "{}");
     let r = lint(d.path()).unwrap();
-    assert_eq!(r.problems.len(), 4, "{:#?}", r.problems);
+    // The pong missing both members is one finding at "" (one per pointer), naming both.
+    assert_eq!(r.problems.len(), 3, "{:#?}", r.problems);
+    let pong = r
+        .problems
+        .iter()
+        .find(|p| p.contains("in-pong.json"))
+        .unwrap();
+    assert!(
+        pong.contains("\"id\"") && pong.contains("\"timestamp\""),
+        "{pong}"
+    );
 }
 
 #[test]

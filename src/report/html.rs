@@ -135,7 +135,10 @@ pub fn report(m: &Model, figs: &[Figure]) -> String {
     if !m.closed_loop.is_empty() {
         let names = escape(&m.closed_loop.join(", "));
         let note = escape(CLOSED_LOOP_NOTE);
-        let _ = writeln!(o, "<p class=\"note\"><b>Closed loop</b> ({names}): {note}.</p>");
+        let _ = writeln!(
+            o,
+            "<p class=\"note\"><b>Closed loop</b> ({names}): {note}.</p>"
+        );
     }
     figures(&mut o, figs, Section::Latency);
     o.push_str("<h2 id=\"over-time\">Over time</h2>\n");
