@@ -535,6 +535,10 @@ pub struct DeliveryResult {
     pub untracked: u64,
     /// Streams tracked (one per stream and connection; each set a baseline).
     pub streams: u64,
+    /// Streams that started over: a sequence number jumped by more than 2^20 (a restarted or
+    /// broken counter), counted here instead of as gaps or reordering.
+    #[serde(default)]
+    pub resets: u64,
     /// received / (received + gaps); `None` when nothing was received.
     pub completeness: Option<f64>,
 }
@@ -550,6 +554,7 @@ impl DeliveryResult {
             duplicates: t.duplicates,
             untracked: t.untracked,
             streams: t.streams,
+            resets: t.resets,
             completeness: t.completeness(),
         }
     }

@@ -174,6 +174,9 @@ fn flows(out: &mut String, m: &Model) {
         if d.untracked > 0 {
             let _ = write!(out, "   untracked {}", d.untracked);
         }
+        if d.resets > 0 {
+            let _ = write!(out, "   resets {}", d.resets);
+        }
         out.push('\n');
     }
     for u in &m.uploads {

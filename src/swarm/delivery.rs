@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::frame::Frame;
 use super::matcher::lookup;
+use crate::metrics::flows::MAX_JUMP;
 use crate::metrics::Seen;
 use crate::scenario::plan::Delivery;
 
@@ -46,6 +47,10 @@ impl Stream {
     }
 
     fn observe(&mut self, seq: u64) -> Seen {
+        if seq.abs_diff(self.high) > MAX_JUMP {
+            *self = Stream::new(seq);
+            return Seen::Reset;
+        }
         if seq > self.high {
             let step = seq - self.high;
             self.seen = if step >= WINDOW {
@@ -224,6 +229,19 @@ mod tests {
         // Far below the window: cannot be told apart, so it is only reordered.
         assert_eq!(seen(&[1, 500, 2]), vec![First, Skipped(498), Stale]);
         assert_eq!(seen(&[1, 129, 2]), vec![First, Skipped(127), Late]);
+    }
+
+    #[test]
+    fn a_jump_past_the_window_starts_the_stream_over() {
+        use Seen::*;
+        // A counter from the wire: 0 then 2^64-1 is not 2^64-2 lost messages.
+        assert_eq!(
+            seen(&[0, u64::MAX, u64::MAX - 1, 3, 4]),
+            vec![First, Reset, Early, Reset, Next]
+        );
+        let edge = MAX_JUMP + 1;
+        assert_eq!(seen(&[1, edge]), vec![First, Skipped(MAX_JUMP - 1)]);
+        assert_eq!(seen(&[1, edge + 1]), vec![First, Reset]);
     }
 
     fn delivery(key: &[&str]) -> Arc<Delivery> {
