@@ -183,6 +183,7 @@ fn results() -> Results {
                     vu: 17,
                 }],
             }],
+            folded: 0,
         },
         thresholds,
         health: Health {

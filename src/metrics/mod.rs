@@ -34,7 +34,7 @@ use hdrhistogram::Histogram;
 pub use aggregate::Aggregate;
 pub use flows::{DeliveryTally, Seen, UploadEvent, UploadTally};
 pub use health::{CpuSampler, SaturationWatch};
-pub use kinds::{KindDelta, MAX_KINDS, NONE_KIND, OTHER_KIND};
+pub use kinds::{KindDelta, MAX_KINDS, MAX_NAME_BYTES, NONE_KIND, OTHER_KIND};
 pub use recorder::{Recorder, Snapshot};
 
 /// Highest value a histogram tracks: one hour in microseconds.

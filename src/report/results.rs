@@ -470,8 +470,12 @@ pub struct Violations {
     pub frames: u64,
     /// Violations in all (a frame can break several rules).
     pub total: u64,
-    /// Grouped by direction, kind, keyword and pointer, most frequent first.
+    /// Grouped by direction, kind, keyword and pointer, most frequent first; at most 128.
     pub groups: Vec<ViolationGroup>,
+    /// Violations of groups first seen when 128 groups were kept already: counted in
+    /// `total`, in no group.
+    #[serde(default)]
+    pub folded: u64,
 }
 
 /// One kind of violation and where it was seen.
@@ -512,6 +516,7 @@ impl Violations {
             frames: t.bad_frames,
             total: t.total(),
             groups,
+            folded: t.folded,
         }
     }
 }

@@ -161,6 +161,14 @@ fn violations(out: &mut String, m: &Model) {
             v.groups.len() - GROUPS_SHOWN
         );
     }
+    if v.folded > 0 {
+        let _ = writeln!(
+            out,
+            "  … {} more violations of further kinds, folded (only {} groups are kept)",
+            v.folded,
+            v.groups.len()
+        );
+    }
 }
 
 /// Fan-out delivery (one line, when tracked) and uploads (one line per metric).
