@@ -206,3 +206,27 @@ behaviours:
         run.peak_rss_kib
     );
 }
+
+#[test]
+fn check_refuses_a_message_that_could_render_256_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = r#"name: four-blobs
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - send: { a: "{{blob 64MiB}}", b: "{{blob 64MiB}}", c: "{{blob 64MiB}}", d: "{{blob 64MiB}}" }
+"#;
+    let sc = scenario(dir.path(), "blobs.yaml", yaml);
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .arg("check")
+        .arg(&sc)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("blobs.yaml:6:15") && err.contains("over the 64MiB limit of one message"),
+        "{err}"
+    );
+}
