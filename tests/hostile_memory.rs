@@ -1,6 +1,7 @@
 //! Targets that try to make squall grow without bound, each against the `squall` binary run as
 //! a child, whose peak RSS the kernel reports when it is reaped (`wait4`): a new message kind
-//! (and new fields) in every frame; big frames nobody waits for.
+//! (and new fields) in every frame; big frames nobody waits for; a peer that pings and never
+//! reads; a peer that never reads what the scenario sends.
 
 mod support;
 
@@ -10,9 +11,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use support::*;
+use tokio_tungstenite::tungstenite::Message;
 
 /// Longest a child may run before the test kills it (a hang is a failure, not a wait).
 const CHILD_LIMIT: Duration = Duration::from_secs(60);
@@ -228,5 +230,121 @@ behaviours:
     assert!(
         err.contains("blobs.yaml:6:15") && err.contains("over the 64MiB limit of one message"),
         "{err}"
+    );
+}
+
+/// Most pings the flooding server sends (each makes squall queue a 131-byte pong), and the
+/// longest it floods.
+const FLOOD_PINGS: u64 = 3_000_000;
+const FLOOD_FOR: Duration = Duration::from_secs(20);
+
+/// Sends pings with 125-byte payloads, 64 per write, and never reads: squall's pongs pile up
+/// in its receive buffer and then in squall. Stops when squall hangs up, or after
+/// [`FLOOD_PINGS`] or [`FLOOD_FOR`].
+async fn pings_and_never_reads(mut ws: Conn, _sent: Arc<AtomicU64>) {
+    let payload = vec![b'p'; 125];
+    let started = Instant::now();
+    let mut n = 0;
+    while n < FLOOD_PINGS && started.elapsed() < FLOOD_FOR {
+        for _ in 0..64 {
+            if ws
+                .feed(Message::Ping(payload.clone().into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if ws.flush().await.is_err() {
+            return;
+        }
+        n += 64;
+    }
+}
+
+/// One connection that only listens.
+const LISTEN_ONLY: &str = r#"
+name: hostile-pings
+target: ws://127.0.0.1:1/ws
+graceful_stop: 50s
+load: { rate: 10/s, duration: 100ms, max_vus: 1 }
+behaviours:
+  - steps:
+      - listen: 30s
+      - close: 1000
+"#;
+
+#[test]
+fn a_peer_that_pings_and_never_reads_is_closed_and_counted() {
+    let srv = TestServer::start(pings_and_never_reads);
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "s.yaml", LISTEN_ONLY);
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    let run = run_squall(&sc, &srv.url(), &out);
+    let doc = results(&out);
+    eprintln!(
+        "pings: exit {:?}, peak RSS {} KiB, {:?}, errors {}",
+        run.code,
+        run.peak_rss_kib,
+        started.elapsed(),
+        doc["counters"]["errors_by_kind"]
+    );
+    assert_schema_valid(&doc);
+    let c = &doc["counters"];
+    assert_eq!(c["errors_by_kind"]["peer_not_reading"], 1, "{c}");
+    assert_eq!(c["connections"]["closed"], 1, "{c}");
+    // Measured (debug build): without the pong cap squall grew by the pongs it could not
+    // write, hundreds of MB over the flood; with it 256 KiB piles up before the hang-up.
+    assert!(
+        run.peak_rss_kib < 96 * 1024,
+        "peak RSS {} KiB",
+        run.peak_rss_kib
+    );
+}
+
+/// Reads nothing at all after the handshake, for at most [`FLOOD_FOR`].
+async fn never_reads(ws: Conn, _sent: Arc<AtomicU64>) {
+    tokio::time::sleep(FLOOD_FOR).await;
+    drop(ws);
+}
+
+#[test]
+fn a_peer_that_never_reads_what_we_send_is_closed_and_counted() {
+    let srv = TestServer::start(never_reads);
+    let dir = tempfile::tempdir().unwrap();
+    // 64 KiB messages, far more than the socket buffers hold.
+    let yaml = r#"
+name: hostile-deaf
+target: ws://127.0.0.1:1/ws
+graceful_stop: 50s
+load: { rate: 10/s, duration: 100ms, max_vus: 1 }
+behaviours:
+  - steps:
+      - repeat: 2000
+        steps:
+          - send_text: "{{blob 64KiB}}"
+      - close: 1000
+"#;
+    let sc = scenario(dir.path(), "s.yaml", yaml);
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    let run = run_squall(&sc, &srv.url(), &out);
+    let doc = results(&out);
+    eprintln!(
+        "deaf: exit {:?}, peak RSS {} KiB, {:?}, errors {}",
+        run.code,
+        run.peak_rss_kib,
+        started.elapsed(),
+        doc["counters"]["errors_by_kind"]
+    );
+    assert_schema_valid(&doc);
+    let c = &doc["counters"];
+    assert_eq!(c["errors_by_kind"]["peer_not_reading"], 1, "{c}");
+    assert_eq!(c["connections"]["closed"], 1, "{c}");
+    assert!(
+        run.peak_rss_kib < 96 * 1024,
+        "peak RSS {} KiB",
+        run.peak_rss_kib
     );
 }

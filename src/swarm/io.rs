@@ -41,6 +41,12 @@ const MAILBOX: usize = 32;
 pub const MAILBOX_BYTES: usize = 1 << 20;
 /// Most buffered frames handled in one pass before control returns to the step.
 const READ_BATCH: usize = 64;
+/// Longest a write waits for the peer to read (our socket buffer full, nothing drains)
+/// before the connection is closed and counted as `peer_not_reading`.
+pub const WRITE_STALL: Duration = Duration::from_secs(5);
+/// Most bytes of pongs that may pile up while our writes are blocked: tungstenite queues a
+/// pong for every ping, so a peer that pings and never reads grew squall by 1.67 GB in 20 s.
+pub const PONG_BACKLOG: usize = 256 << 10;
 /// How long a closing connection is drained for the peer's close frame.
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
@@ -85,6 +91,8 @@ pub struct Io {
     /// Becomes true when the run must stop at once.
     pub hard_stop: watch::Receiver<bool>,
     queued_replies: Vec<String>,
+    /// Bytes of pongs queued since our writes last drained (see [`PONG_BACKLOG`]).
+    unsent_pongs: usize,
     failure_recorded: bool,
     checker: Option<Checker>,
     delivery: Option<Tracker>,
@@ -383,6 +391,7 @@ impl Io {
             replies: Vec::new(),
             hard_stop,
             queued_replies: Vec::new(),
+            unsent_pongs: 0,
             failure_recorded: false,
             checker,
             delivery,
@@ -479,7 +488,11 @@ impl Io {
                 self.finish(code);
                 Some(Woke::Closed(code))
             }
-            Some(Ok(_)) => None, // ping/pong: tungstenite answers pings itself
+            // Tungstenite answers pings itself; the pongs must not pile up.
+            Some(Ok(Message::Ping(data))) => {
+                (!self.pong_queued(data.len())).then_some(Woke::Closed(None))
+            }
+            Some(Ok(_)) => None,
             Some(Err(e)) => {
                 self.failed(&e);
                 self.finish(None);
@@ -574,34 +587,78 @@ impl Io {
         Some(held)
     }
 
-    /// Queues a message without flushing; false when the connection is gone.
+    /// Queues a message without flushing; false when the connection is gone. Waits at most
+    /// [`WRITE_STALL`] for room.
     pub async fn feed(&mut self, msg: Message) -> bool {
         let Some(ws) = self.ws.as_mut() else {
             return false;
         };
-        match ws.feed(msg).await {
+        let ready = within_stall(std::future::poll_fn(|cx| ws.poll_ready_unpin(cx))).await;
+        let r = ready.and_then(|()| ws.start_send_unpin(msg).map_err(WriteFail::Ws));
+        self.written(r)
+    }
+
+    /// Flushes queued messages: one write for a whole batch. Waits at most [`WRITE_STALL`].
+    pub async fn flush(&mut self) -> bool {
+        let Some(ws) = self.ws.as_mut() else {
+            return false;
+        };
+        let r = within_stall(ws.flush()).await;
+        if r.is_ok() {
+            self.unsent_pongs = 0;
+        }
+        self.written(r)
+    }
+
+    /// True when a write went through; otherwise records why and ends the connection.
+    fn written(&mut self, r: Result<(), WriteFail>) -> bool {
+        match r {
             Ok(()) => true,
-            Err(e) => {
+            Err(WriteFail::Ws(e)) => {
                 self.failed(&e);
                 self.finish(None);
+                false
+            }
+            Err(WriteFail::Stalled) => {
+                self.not_reading();
                 false
             }
         }
     }
 
-    /// Flushes queued messages: one write for a whole batch.
-    pub async fn flush(&mut self) -> bool {
+    /// A ping of `len` bytes arrived and tungstenite queued its pong: tries to write it out
+    /// now, and when the peer reads nothing counts the pong as piling up. False when the
+    /// connection ended (more than [`PONG_BACKLOG`] piled up, or the write failed).
+    fn pong_queued(&mut self, len: usize) -> bool {
         let Some(ws) = self.ws.as_mut() else {
             return false;
         };
-        match ws.flush().await {
-            Ok(()) => true,
-            Err(e) => {
-                self.failed(&e);
-                self.finish(None);
+        match ws.flush().now_or_never() {
+            Some(Ok(())) => {
+                self.unsent_pongs = 0;
+                true
+            }
+            Some(Err(e)) => self.written(Err(WriteFail::Ws(e))),
+            None => {
+                // A masked pong: 2 header bytes, 4 of mask, the ping's payload.
+                self.unsent_pongs = self.unsent_pongs.saturating_add(len + 6);
+                if self.unsent_pongs <= PONG_BACKLOG {
+                    return true;
+                }
+                self.not_reading();
                 false
             }
         }
+    }
+
+    /// The peer reads nothing: counts `peer_not_reading` once and drops the connection (its
+    /// buffers with it).
+    fn not_reading(&mut self) {
+        if self.ws.is_some() {
+            self.rec.borrow_mut().error(ErrorKind::PeerNotReading);
+            self.failure_recorded = true;
+        }
+        self.finish(None);
     }
 
     /// Closes from our side with `code`, reading (and counting) what the peer still sends
@@ -671,6 +728,7 @@ impl Io {
         }
         self.mailbox.clear();
         self.mailbox_bytes = 0;
+        self.unsent_pongs = 0;
         if let Some(c) = &mut self.checker {
             c.pending.clear();
             c.rooms.clear();
@@ -681,9 +739,35 @@ impl Io {
     }
 }
 
+/// Why a write did not complete.
+enum WriteFail {
+    /// The connection failed.
+    Ws(WsError),
+    /// Nothing drained for [`WRITE_STALL`].
+    Stalled,
+}
+
+/// Runs a write step, giving up after [`WRITE_STALL`]; a step that completes at once (the
+/// usual case) costs no timer.
+async fn within_stall<F>(f: F) -> Result<(), WriteFail>
+where
+    F: std::future::Future<Output = Result<(), WsError>>,
+{
+    tokio::pin!(f);
+    if let Some(r) = f.as_mut().now_or_never() {
+        return r.map_err(WriteFail::Ws);
+    }
+    match tokio::time::timeout(WRITE_STALL, f).await {
+        Ok(r) => r.map_err(WriteFail::Ws),
+        Err(_) => Err(WriteFail::Stalled),
+    }
+}
+
 fn error_kind(e: &WsError) -> ErrorKind {
     use tokio_tungstenite::tungstenite::error::CapacityError;
     match e {
+        // Our queue reached its cap: whatever filled it, the peer is not taking it.
+        WsError::WriteBufferFull(_) => ErrorKind::PeerNotReading,
         WsError::Capacity(CapacityError::MessageTooLong { .. }) => ErrorKind::MessageTooLarge,
         WsError::Capacity(_) => ErrorKind::MessageTooLarge,
         WsError::Utf8(_) => ErrorKind::InvalidUtf8,
