@@ -190,6 +190,7 @@ fn results() -> Results {
                     vu: 17,
                 }],
             }],
+            folded: 0,
         },
         thresholds,
         health: Health {

@@ -267,3 +267,28 @@ fn an_empty_summary_decodes_and_merges() {
     };
     assert!(broken.histogram().is_err());
 }
+
+#[test]
+fn kinds_stay_capped_when_workers_saw_different_ones() {
+    let names: Vec<String> = vec![];
+    let mut agg = Aggregate::new(names.clone());
+    for w in 0..4 {
+        let mut r = Recorder::with_worker(w, &names);
+        for i in 0..MAX_KINDS {
+            r.frame_in(Some(&format!("w{w}-kind-{i}")), 1);
+        }
+        agg.add(r.take());
+    }
+    let mut late = Recorder::with_worker(9, &names);
+    late.frame_in(None, 1);
+    agg.add(late.take());
+    let c = agg.results(meta(), Status::Complete).counters;
+    assert!(c.kinds_in.len() <= MAX_KINDS + 2, "{}", c.kinds_in.len());
+    let total: u64 = c.kinds_in.values().map(|k| k.frames).sum();
+    assert_eq!(total, 4 * MAX_KINDS as u64 + 1, "folded, not lost");
+    assert_eq!(c.kinds_in["(other)"].frames, 3 * MAX_KINDS as u64);
+    assert_eq!(
+        c.kinds_in["(none)"].frames, 1,
+        "kindless frames keep their bucket"
+    );
+}

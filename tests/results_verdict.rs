@@ -264,3 +264,21 @@ fn summary_shows_the_numbers() {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
+
+#[test]
+fn a_per_kind_violation_gate_counts_what_the_group_cap_folded() {
+    let mut r = results();
+    r.violations.checked = 1_000;
+    r.violations.total = 7;
+    r.violations.frames = 7;
+    r.violations.folded = 7;
+    let gate = th(
+        Quantity::Violations(Some("scrape.progress".into())),
+        Cmp::Eq,
+        0.0,
+    );
+    let out = evaluate(&[gate], &r);
+    // The 7 folded violations may be of this kind: `== 0` cannot pass.
+    assert!(!out[0].pass, "{}", out[0].message);
+    assert_eq!(out[0].actual, Some(7.0));
+}

@@ -383,3 +383,29 @@ thresholds:
         vec!["bad.yaml:6:8: threshold on delivery, but the scenario has no delivery: block"]
     );
 }
+
+#[test]
+fn a_message_that_can_render_past_64mib_is_refused_where_it_stands() {
+    let text = r#"name: t
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - send: { a: "{{blob 64MiB}}", b: "{{blob 64MiB}}", c: "{{blob 64MiB}}", d: "{{blob 64MiB}}" }
+      - send_text: "{{blob 40MiB}}{{blob 40MiB}}"
+      - send: { ok: "{{blob 63MiB}}", pick: "{{pick a b}}", n: "{{seq}}" }
+      - send_text: "{{blob 64MiB}}"
+"#;
+    let p = "bad.yaml";
+    assert_eq!(
+        errors(text),
+        vec![
+            format!(
+                "{p}:6:15: this can render 268435485 bytes, over the 64MiB limit of one message"
+            ),
+            format!(
+                "{p}:7:21: this can render 83886080 bytes, over the 64MiB limit of one message"
+            ),
+        ]
+    );
+}

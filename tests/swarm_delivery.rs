@@ -165,3 +165,20 @@ fn delivery_thresholds_fail_when_nothing_was_tracked() {
     );
     assert_eq!(done.exit_code(), 1);
 }
+
+/// A counter that jumps across the whole u64 range and back: 0, 2^64-1, then 5, 6.
+const WRAPPING: &[(&str, u64)] = &[("a", 0), ("a", u64::MAX), ("a", 5), ("a", 6)];
+
+#[test]
+fn a_sequence_jump_from_the_wire_is_a_reset_not_2_pow_64_gaps() {
+    let (_, doc) = run(&stream_server(WRAPPING, false), SCENARIO);
+    let d = &doc["delivery"];
+    // 0 -> 2^64-1 and 2^64-1 -> 5 each start the stream over; 6 follows 5.
+    assert_eq!(
+        (&d["received"], &d["gaps"], &d["reordered"], &d["resets"]),
+        (&json!(4), &json!(0), &json!(0), &json!(2)),
+        "{d}"
+    );
+    let c = d["completeness"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&c), "completeness {c}");
+}

@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 
 use super::flows::{DeliveryTally, UploadTally};
 use super::health::{available_cores, SaturationWatch, LAG_P99_LIMIT_US};
-use super::kinds::KindDelta;
+use super::kinds::{KindDelta, MAX_KINDS, NONE_KIND, OTHER_KIND};
 use super::recorder::Snapshot;
 use super::violations::ViolationTally;
 use super::{add_hist, new_histogram, ErrorKind};
@@ -82,7 +82,12 @@ pub struct Aggregate {
 
 fn add_kinds(into: &mut BTreeMap<String, KindCount>, deltas: Vec<KindDelta>) {
     for d in deltas {
-        let k = into.entry(d.name).or_default();
+        // Each worker caps its kinds; the union of the workers' must stay capped too.
+        let buckets = [NONE_KIND, OTHER_KIND].map(|b| into.contains_key(b) as usize);
+        let named = into.len() - buckets[0] - buckets[1];
+        let full = named >= MAX_KINDS && d.name != NONE_KIND && !into.contains_key(&d.name);
+        let name = if full { OTHER_KIND.to_string() } else { d.name };
+        let k = into.entry(name).or_default();
         k.frames += d.frames;
         k.bytes += d.bytes;
     }

@@ -1,6 +1,11 @@
 //! Counters of flows that span many frames: fan-out delivery (sequence numbers per stream)
 //! and uploads (per upload step metric). Plain sums, so workers and shards merge by adding.
 
+/// Largest forward or backward jump of a stream's sequence number read as loss or
+/// reordering; a larger one is a [`Seen::Reset`]. Numbers come from the target, so one frame
+/// must not be able to claim 2^64 lost messages.
+pub const MAX_JUMP: u64 = 1 << 20;
+
 /// What one tracked inbound frame was to its stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
@@ -20,6 +25,9 @@ pub enum Seen {
     Stale,
     /// A number already received.
     Duplicate,
+    /// A number more than [`MAX_JUMP`] away from the stream's highest: the sender restarted
+    /// or mangled its counter. The stream starts over from it; nothing is counted as gaps.
+    Reset,
     /// A frame with a sequence number that could not be tracked (not an unsigned integer,
     /// no stream key, or too many streams on the connection).
     Untracked,
@@ -42,44 +50,53 @@ pub struct DeliveryTally {
     pub untracked: u64,
     /// Streams whose baseline was set (one per stream and connection).
     pub streams: u64,
+    /// Streams that started over after a jump of more than [`MAX_JUMP`].
+    pub resets: u64,
 }
 
 impl DeliveryTally {
-    /// Counts one frame.
+    /// Counts one frame. Sums saturate: the numbers come from the wire.
     pub fn count(&mut self, seen: Seen) {
+        let inc = |n: &mut u64| *n = n.saturating_add(1);
         match seen {
             Seen::First => {
-                self.streams += 1;
-                self.received += 1;
+                inc(&mut self.streams);
+                inc(&mut self.received);
             }
-            Seen::Next => self.received += 1,
+            Seen::Next => inc(&mut self.received),
             Seen::Skipped(n) => {
-                self.received += 1;
-                self.skipped += n;
+                inc(&mut self.received);
+                self.skipped = self.skipped.saturating_add(n);
             }
             Seen::Late => {
-                self.received += 1;
-                self.filled += 1;
-                self.reordered += 1;
+                inc(&mut self.received);
+                inc(&mut self.filled);
+                inc(&mut self.reordered);
             }
             Seen::Early | Seen::Stale => {
-                self.received += 1;
-                self.reordered += 1;
+                inc(&mut self.received);
+                inc(&mut self.reordered);
             }
-            Seen::Duplicate => self.duplicates += 1,
-            Seen::Untracked => self.untracked += 1,
+            Seen::Reset => {
+                inc(&mut self.received);
+                inc(&mut self.resets);
+            }
+            Seen::Duplicate => inc(&mut self.duplicates),
+            Seen::Untracked => inc(&mut self.untracked),
         }
     }
 
-    /// Adds `o` into `self`.
+    /// Adds `o` into `self`, saturating.
     pub fn add(&mut self, o: &DeliveryTally) {
-        self.received += o.received;
-        self.skipped += o.skipped;
-        self.filled += o.filled;
-        self.reordered += o.reordered;
-        self.duplicates += o.duplicates;
-        self.untracked += o.untracked;
-        self.streams += o.streams;
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.received, o.received);
+        add(&mut self.skipped, o.skipped);
+        add(&mut self.filled, o.filled);
+        add(&mut self.reordered, o.reordered);
+        add(&mut self.duplicates, o.duplicates);
+        add(&mut self.untracked, o.untracked);
+        add(&mut self.streams, o.streams);
+        add(&mut self.resets, o.resets);
     }
 
     /// Numbers skipped and never received.
@@ -87,10 +104,11 @@ impl DeliveryTally {
         self.skipped.saturating_sub(self.filled)
     }
 
-    /// received / (received + gaps); `None` before anything was received.
+    /// received / (received + gaps), in 0..=1 (computed in floating point so the sum
+    /// cannot wrap); `None` before anything was received.
     pub fn completeness(&self) -> Option<f64> {
-        let all = self.received + self.gaps();
-        (self.received > 0).then(|| self.received as f64 / all as f64)
+        let all = self.received as f64 + self.gaps() as f64;
+        (self.received > 0).then(|| (self.received as f64 / all).clamp(0.0, 1.0))
     }
 }
 
@@ -176,5 +194,20 @@ mod tests {
         );
         assert_eq!(t.completeness(), Some(0.75));
         assert_eq!(DeliveryTally::default().completeness(), None);
+    }
+
+    #[test]
+    fn sums_saturate_and_completeness_stays_a_fraction() {
+        let mut t = DeliveryTally::default();
+        for s in [Seen::First, Seen::Skipped(u64::MAX - 1), Seen::Skipped(7)] {
+            t.count(s);
+        }
+        let mut all = t;
+        all.add(&t);
+        assert_eq!(all.gaps(), u64::MAX);
+        let c = all.completeness().unwrap();
+        assert!((0.0..=1.0).contains(&c) && c < 1e-12, "completeness {c}");
+        t.count(Seen::Reset);
+        assert_eq!((t.received, t.resets), (4, 1));
     }
 }

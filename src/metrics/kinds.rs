@@ -1,4 +1,7 @@
 //! Frame and byte counts by message kind, looked up by `&str` without allocating.
+//!
+//! Kind names come from the target: at most [`MAX_KINDS`] are kept, each cut to
+//! [`MAX_NAME_BYTES`].
 
 use rustc_hash::FxHashMap;
 
@@ -9,6 +12,27 @@ pub const MAX_KINDS: usize = 256;
 pub const OTHER_KIND: &str = "(other)";
 /// Bucket for frames without a kind (binary, unparsable, no discriminator).
 pub const NONE_KIND: &str = "(none)";
+/// Longest kind name kept, in bytes; a longer one is cut on a character boundary and marked
+/// with `…` (so a 1 MB discriminator costs 67 bytes, not 1 MB per kind).
+pub const MAX_NAME_BYTES: usize = 64;
+/// Room for a cut name: [`MAX_NAME_BYTES`] and the 3-byte `…`.
+const CLIPPED_BYTES: usize = MAX_NAME_BYTES + 3;
+
+/// `name`, or when longer than [`MAX_NAME_BYTES`] its cut form written into `buf` (no heap
+/// allocation: this runs per frame).
+pub(crate) fn clip<'a>(name: &'a str, buf: &'a mut [u8; CLIPPED_BYTES]) -> &'a str {
+    if name.len() <= MAX_NAME_BYTES {
+        return name;
+    }
+    let mut end = MAX_NAME_BYTES;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    buf[..end].copy_from_slice(&name.as_bytes()[..end]);
+    buf[end..end + 3].copy_from_slice("…".as_bytes());
+    // A prefix cut on a char boundary plus `…` is UTF-8.
+    std::str::from_utf8(&buf[..end + 3]).unwrap_or("…")
+}
 
 /// Frames and bytes of one kind since the last take.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +64,10 @@ impl KindCounts {
         }
     }
 
-    /// Counts one frame of `bytes` under `kind`.
+    /// Counts one frame of `bytes` under `kind` (cut to [`MAX_NAME_BYTES`]).
     pub(crate) fn count(&mut self, kind: Option<&str>, bytes: usize) {
-        let slot = match kind {
+        let mut buf = [0u8; CLIPPED_BYTES];
+        let slot = match kind.map(|k| clip(k, &mut buf)) {
             None => 0,
             Some(k) => match self.index.get(k) {
                 Some(&i) => i,
@@ -99,5 +124,19 @@ mod tests {
         assert_eq!((k0.frames, k0.bytes), (2, 4));
         // A take resets the deltas but keeps the slots.
         assert!(k.take().is_empty());
+    }
+
+    #[test]
+    fn long_kind_names_are_cut_and_share_a_slot() {
+        let mut k = KindCounts::new();
+        let long = "é".repeat(1 << 19); // 1 MiB
+        k.count(Some(&long), 1);
+        k.count(Some(&format!("{long}x")), 1);
+        let d = k.take();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].name, format!("{}…", "é".repeat(MAX_NAME_BYTES / 2)));
+        assert_eq!(d[0].frames, 2);
+        let mut buf = [0u8; CLIPPED_BYTES];
+        assert_eq!(clip("short", &mut buf), "short");
     }
 }

@@ -34,7 +34,7 @@ use hdrhistogram::Histogram;
 pub use aggregate::Aggregate;
 pub use flows::{DeliveryTally, Seen, UploadEvent, UploadTally};
 pub use health::{CpuSampler, SaturationWatch};
-pub use kinds::{KindDelta, MAX_KINDS, NONE_KIND, OTHER_KIND};
+pub use kinds::{KindDelta, MAX_KINDS, MAX_NAME_BYTES, NONE_KIND, OTHER_KIND};
 pub use recorder::{Recorder, Snapshot};
 
 /// Highest value a histogram tracks: one hour in microseconds.
@@ -67,6 +67,9 @@ pub enum ErrorKind {
     MessageTooLarge,
     /// Writing a frame failed.
     SendFailed,
+    /// The peer read nothing for too long while squall had frames (or pongs) to write: the
+    /// connection was closed rather than buffered without bound.
+    PeerNotReading,
     /// The server closed the connection when the scenario did not expect it.
     UnexpectedClose,
     /// `reconnect` gave up after its last try.
@@ -80,12 +83,13 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order of their counter slots.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::Timeout,
         ErrorKind::Disconnected,
         ErrorKind::Protocol,
         ErrorKind::MessageTooLarge,
         ErrorKind::SendFailed,
+        ErrorKind::PeerNotReading,
         ErrorKind::UnexpectedClose,
         ErrorKind::ReconnectExhausted,
         ErrorKind::InvalidUtf8,
@@ -100,6 +104,7 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::MessageTooLarge => "message_too_large",
             ErrorKind::SendFailed => "send_failed",
+            ErrorKind::PeerNotReading => "peer_not_reading",
             ErrorKind::UnexpectedClose => "unexpected_close",
             ErrorKind::ReconnectExhausted => "reconnect_exhausted",
             ErrorKind::InvalidUtf8 => "invalid_utf8",

@@ -20,6 +20,8 @@ pub struct DeliveryView {
     pub duplicates: u64,
     /// Frames that could not be tracked.
     pub untracked: u64,
+    /// Streams that started over after a jump past 2^20.
+    pub resets: u64,
     /// `99.950%`, or `-` when nothing was received.
     pub completeness: String,
 }
@@ -54,6 +56,7 @@ pub fn delivery(r: &Results) -> Option<DeliveryView> {
         reordered: d.reordered,
         duplicates: d.duplicates,
         untracked: d.untracked,
+        resets: d.resets,
         completeness: d
             .completeness
             .map_or("-".into(), |c| format!("{:.3}%", c * 100.0)),

@@ -349,6 +349,14 @@ fn violations(o: &mut String, m: &Model) {
         "<p>{} frames checked; {} violations in {} frames.</p>",
         v.checked, v.total, v.frames
     );
+    if v.folded > 0 {
+        let _ = writeln!(
+            o,
+            "<p>{} violations of further kinds were folded: only {} groups are kept.</p>",
+            v.folded,
+            v.groups.len()
+        );
+    }
     let rows: Vec<Vec<String>> = v
         .groups
         .iter()

@@ -149,6 +149,8 @@ pub struct ViolationsView {
     pub frames: u64,
     /// Grouped, most frequent first.
     pub groups: Vec<GroupView>,
+    /// Violations past the group cap, in no group.
+    pub folded: u64,
 }
 
 /// One kind of violation.
@@ -384,6 +386,7 @@ fn violations(r: &Results) -> ViolationsView {
         checked: v.checked,
         total: v.total,
         frames: v.frames,
+        folded: v.folded,
         groups: v
             .groups
             .iter()

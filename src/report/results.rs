@@ -508,8 +508,12 @@ pub struct Violations {
     pub frames: u64,
     /// Violations in all (a frame can break several rules).
     pub total: u64,
-    /// Grouped by direction, kind, keyword and pointer, most frequent first.
+    /// Grouped by direction, kind, keyword and pointer, most frequent first; at most 128.
     pub groups: Vec<ViolationGroup>,
+    /// Violations of groups first seen when 128 groups were kept already: counted in
+    /// `total`, in no group.
+    #[serde(default)]
+    pub folded: u64,
 }
 
 /// One kind of violation and where it was seen.
@@ -550,6 +554,7 @@ impl Violations {
             frames: t.bad_frames,
             total: t.total(),
             groups,
+            folded: t.folded,
         }
     }
 }
@@ -573,6 +578,10 @@ pub struct DeliveryResult {
     pub untracked: u64,
     /// Streams tracked (one per stream and connection; each set a baseline).
     pub streams: u64,
+    /// Streams that started over: a sequence number jumped by more than 2^20 (a restarted or
+    /// broken counter), counted here instead of as gaps or reordering.
+    #[serde(default)]
+    pub resets: u64,
     /// received / (received + gaps); `None` when nothing was received.
     pub completeness: Option<f64>,
 }
@@ -588,6 +597,7 @@ impl DeliveryResult {
             duplicates: t.duplicates,
             untracked: t.untracked,
             streams: t.streams,
+            resets: t.resets,
             completeness: t.completeness(),
         }
     }

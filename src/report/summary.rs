@@ -165,6 +165,14 @@ fn violations(out: &mut String, m: &Model) {
             v.groups.len() - GROUPS_SHOWN
         );
     }
+    if v.folded > 0 {
+        let _ = writeln!(
+            out,
+            "  … {} more violations of further kinds, folded (only {} groups are kept)",
+            v.folded,
+            v.groups.len()
+        );
+    }
 }
 
 /// Fan-out delivery (one line, when tracked) and uploads (one line per metric).
@@ -177,6 +185,9 @@ fn flows(out: &mut String, m: &Model) {
         );
         if d.untracked > 0 {
             let _ = write!(out, "   untracked {}", d.untracked);
+        }
+        if d.resets > 0 {
+            let _ = write!(out, "   resets {}", d.resets);
         }
         out.push('\n');
     }

@@ -21,6 +21,11 @@ use super::LoadOptions;
 pub(crate) const FIVE_SECONDS: Duration = Duration::from_secs(5);
 const TOP: Pos = Pos { line: 1, col: 1 };
 
+/// Most bytes one templated message (or header, or id) may render to, counted at load by
+/// [`Template::max_len`]: 4 × `{{blob 64MiB}}` in one message would otherwise pass `check`
+/// and allocate 256 MiB per VU at run time.
+pub const MAX_MESSAGE_BYTES: u64 = 64 << 20;
+
 /// Lowering state: problems found so far, names in scope, interned metrics.
 pub(crate) struct Lower<'a> {
     pub issues: Vec<Issue>,
@@ -113,9 +118,24 @@ impl<'a> Lower<'a> {
 
     /// A string template at its place in the file.
     pub fn template(&mut self, src: &str, pos: Pos) -> Option<Template> {
-        compile(src, &self.scope())
+        let t = compile(src, &self.scope())
             .map_err(|e| self.issues.push(e.at(src, pos)))
-            .ok()
+            .ok()?;
+        self.within_message_cap(t.max_len(), pos).then_some(t)
+    }
+
+    /// Whether a message that renders at most `max` bytes fits [`MAX_MESSAGE_BYTES`]; reports
+    /// it at `pos` when not.
+    fn within_message_cap(&mut self, max: u64, pos: Pos) -> bool {
+        if max <= MAX_MESSAGE_BYTES {
+            return true;
+        }
+        self.err_hint(
+            pos,
+            format!("this can render {max} bytes, over the 64MiB limit of one message"),
+            "each {{blob}} counts its size: send the payload over several messages",
+        );
+        false
     }
 
     /// Names with value templates (`headers:`, `query:`); every bad value is reported.
@@ -143,9 +163,11 @@ impl<'a> Lower<'a> {
     }
 
     pub fn json(&mut self, body: &Body) -> Option<JsonTemplate> {
-        compile_json(&body.0, &self.scope())
+        let t = compile_json(&body.0, &self.scope())
             .map_err(|e| self.issues.extend(e))
-            .ok()
+            .ok()?;
+        self.within_message_cap(t.max_len(), body.0.pos)
+            .then_some(t)
     }
 
     /// What a send puts on the wire: exactly one of `send:` / `send_text:`.

@@ -160,6 +160,18 @@ impl Template {
             .any(|p| matches!(p, Part::Expr(x) if x == e))
     }
 
+    /// Most bytes the template can render, as far as load time knows: literal text, blobs,
+    /// the longest `pick` choice and fixed-width values; variables, `sent.` values and
+    /// upload values count nothing (their size is the target's or the upload's).
+    pub fn max_len(&self) -> u64 {
+        self.parts.iter().fold(0u64, |n, p| {
+            n.saturating_add(match p {
+                Part::Lit(s) => s.len() as u64,
+                Part::Expr(e) => e.max_text_len(),
+            })
+        })
+    }
+
     /// Appends the rendered text to `out`.
     pub fn render<C: Context>(&self, ctx: &mut C, out: &mut String) {
         for part in &self.parts {
@@ -200,6 +212,17 @@ impl JsonTemplate {
         }
     }
 
+    /// Most bytes the body can render, counted as [`Template::max_len`] does.
+    pub fn max_len(&self) -> u64 {
+        self.segs.iter().fold(0u64, |n, seg| {
+            n.saturating_add(match seg {
+                Seg::Lit(s) => s.len() as u64,
+                Seg::Typed(e) => e.max_json_len(),
+                Seg::Escaped(e) => e.max_escaped_len(),
+            })
+        })
+    }
+
     /// Whether any expression of the body is `e`.
     pub(crate) fn uses(&self, e: &Expr) -> bool {
         self.segs
@@ -216,7 +239,50 @@ impl JsonTemplate {
     }
 }
 
+/// Widest decimal u64 or i64, in bytes.
+const NUMBER_BYTES: u64 = 20;
+
 impl Expr {
+    /// Most bytes [`Expr::write_text`] can write, as load time knows it.
+    fn max_text_len(&self) -> u64 {
+        match self {
+            Expr::Uuid => uuid::fmt::Hyphenated::LENGTH as u64,
+            // `2026-01-01T00:00:00.000Z` and `.000000Z`.
+            Expr::Now => 24,
+            Expr::NowUs => 27,
+            Expr::Vu | Expr::Iter | Expr::Seq | Expr::Rand(..) => NUMBER_BYTES,
+            Expr::Blob(n) => *n,
+            Expr::Pick(cs) => cs.iter().map(|c| c.text.len() as u64).max().unwrap_or(0),
+            Expr::Sent(_) | Expr::Var(_) | Expr::Step(_) => 0,
+        }
+    }
+
+    /// Most bytes [`Expr::write_json`] can write.
+    fn max_json_len(&self) -> u64 {
+        match self {
+            Expr::Pick(cs) => cs.iter().map(|c| c.json.len() as u64).max().unwrap_or(0),
+            Expr::Uuid | Expr::Now | Expr::NowUs | Expr::Blob(_) => self.max_text_len() + 2,
+            other => other.max_text_len(),
+        }
+    }
+
+    /// Most bytes the expression's text takes escaped inside a JSON string.
+    fn max_escaped_len(&self) -> u64 {
+        match self {
+            Expr::Pick(cs) => cs
+                .iter()
+                .map(|c| {
+                    let mut out = String::new();
+                    let _ = Escape(&mut out).write_str(&c.text);
+                    out.len() as u64
+                })
+                .max()
+                .unwrap_or(0),
+            // Everything else writes nothing that needs escaping.
+            other => other.max_text_len(),
+        }
+    }
+
     /// Writes the expression as text (strings raw, other values as JSON).
     fn write_text<C: Context, W: fmt::Write>(&self, ctx: &mut C, w: &mut W) {
         // Writing to a String (or the escaper over one) cannot fail.

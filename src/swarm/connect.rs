@@ -14,6 +14,12 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use crate::metrics::FailCause;
 use crate::scenario::plan::ConnectPlan;
 
+/// Most bytes tungstenite may queue for writing on one connection (its default is no limit):
+/// the largest message a scenario may send (64 MiB, checked at load) and 1 MiB already
+/// queued. A backstop: a peer that reads nothing is closed well before it (`io.rs`,
+/// `WRITE_STALL` and `PONG_BACKLOG`).
+pub const MAX_WRITE_BUFFER: usize = (64 << 20) + (1 << 20);
+
 /// An open client connection.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -47,10 +53,12 @@ pub struct Connecter {
 impl Connecter {
     /// Prepares the WebSocket and TLS configuration. The read buffer is 4 KiB rather than
     /// tungstenite's 128 KiB default: three times the message rate and a tenth of the memory
-    /// per idle connection on this kind of machine (see DESIGN.md, performance notes).
+    /// per idle connection on this kind of machine (see DESIGN.md, performance notes). The
+    /// write queue is capped at [`MAX_WRITE_BUFFER`].
     pub fn new(plan: &ConnectPlan, target: &str) -> Self {
         let config = WebSocketConfig::default()
             .read_buffer_size(4 * 1024)
+            .max_write_buffer_size(MAX_WRITE_BUFFER)
             .max_message_size(Some(plan.max_message_size))
             .max_frame_size(Some(plan.max_message_size));
         let tls = target

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::frame::Frame;
 use super::matcher::lookup;
+use crate::metrics::flows::MAX_JUMP;
 use crate::metrics::Seen;
 use crate::scenario::plan::Delivery;
 
@@ -24,6 +25,10 @@ const MAX_STREAMS: usize = 4096;
 const INITIAL_STREAMS: usize = 16;
 /// Separates the parts of a key made of several pointers.
 const KEY_SEP: char = '\u{1f}';
+/// Longest stream key stored, in bytes. Keys come from the target: a longer one is stored as
+/// its first bytes, `#` and a 64-bit hash of the whole key, so 4096 streams of 1 MB keys cost
+/// 256 KiB, not 4 GiB, and keys differing only at the end stay apart.
+pub const MAX_KEY_BYTES: usize = 64;
 
 /// One stream's numbers: the highest so far and which of the [`WINDOW`] below it arrived.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +51,10 @@ impl Stream {
     }
 
     fn observe(&mut self, seq: u64) -> Seen {
+        if seq.abs_diff(self.high) > MAX_JUMP {
+            *self = Stream::new(seq);
+            return Seen::Reset;
+        }
         if seq > self.high {
             let step = seq - self.high;
             self.seen = if step >= WINDOW {
@@ -84,6 +93,8 @@ pub struct Tracker {
     streams: FxHashMap<Box<str>, Stream>,
     /// Reused for keys that are not a single string value.
     key: String,
+    /// Reused for the stored form of keys longer than [`MAX_KEY_BYTES`].
+    long_key: String,
 }
 
 /// What a tracked frame was, and its delivery latency (µs) when it carries a send time.
@@ -96,6 +107,7 @@ impl Tracker {
             plan,
             streams: FxHashMap::default(),
             key: String::new(),
+            long_key: String::new(),
         }
     }
 
@@ -125,6 +137,7 @@ impl Tracker {
         let Some(key) = stream_key(&self.plan.key, v, &mut self.key) else {
             return Some((Seen::Untracked, None));
         };
+        let key = bounded_key(key, &mut self.long_key);
         let full = self.streams.len() >= MAX_STREAMS;
         let seen = match self.streams.get_mut(key) {
             Some(s) => s.observe(seq),
@@ -179,6 +192,26 @@ fn stream_key<'a>(pointers: &[String], v: &'a Value, buf: &'a mut String) -> Opt
     }
 }
 
+/// `key`, or when longer than [`MAX_KEY_BYTES`] its stored form written into `buf`: a prefix
+/// cut on a character boundary, `#`, and 16 hex digits of the whole key's hash.
+fn bounded_key<'a>(key: &'a str, buf: &'a mut String) -> &'a str {
+    use std::fmt::Write as _;
+    use std::hash::{Hash, Hasher};
+    if key.len() <= MAX_KEY_BYTES {
+        return key;
+    }
+    let mut end = MAX_KEY_BYTES - 17;
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    buf.clear();
+    buf.push_str(&key[..end]);
+    let _ = write!(buf, "#{:016x}", h.finish());
+    buf
+}
+
 fn push_value(v: &Value, buf: &mut String) {
     use std::fmt::Write as _;
     match v {
@@ -192,6 +225,8 @@ fn push_value(v: &Value, buf: &mut String) {
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
+
+    use serde_json::json;
 
     use super::*;
     use crate::swarm::frame::Shape;
@@ -224,6 +259,34 @@ mod tests {
         // Far below the window: cannot be told apart, so it is only reordered.
         assert_eq!(seen(&[1, 500, 2]), vec![First, Skipped(498), Stale]);
         assert_eq!(seen(&[1, 129, 2]), vec![First, Skipped(127), Late]);
+    }
+
+    #[test]
+    fn long_stream_keys_are_stored_short_and_kept_apart() {
+        let shape = Shape::new(&["/type".to_string()], "/id");
+        let mut t = Tracker::new(delivery(&["/room"]));
+        let at = Instant::now();
+        let long = "r".repeat(1 << 20);
+        for (room, seq) in [(format!("{long}a"), 1), (format!("{long}b"), 1)] {
+            let ev = json!({"type": "event", "room": room, "seq": seq}).to_string();
+            let seen = t.observe(&Frame::read(&ev, at, &shape), SystemTime::now);
+            assert_eq!(seen.map(|s| s.0), Some(Seen::First));
+        }
+        assert_eq!(t.streams.len(), 2);
+        assert!(t.streams.keys().all(|k| k.len() <= MAX_KEY_BYTES));
+    }
+
+    #[test]
+    fn a_jump_past_the_window_starts_the_stream_over() {
+        use Seen::*;
+        // A counter from the wire: 0 then 2^64-1 is not 2^64-2 lost messages.
+        assert_eq!(
+            seen(&[0, u64::MAX, u64::MAX - 1, 3, 4]),
+            vec![First, Reset, Early, Reset, Next]
+        );
+        let edge = MAX_JUMP + 1;
+        assert_eq!(seen(&[1, edge]), vec![First, Skipped(MAX_JUMP - 1)]);
+        assert_eq!(seen(&[1, edge + 1]), vec![First, Reset]);
     }
 
     fn delivery(key: &[&str]) -> Arc<Delivery> {

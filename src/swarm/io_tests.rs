@@ -126,3 +126,34 @@ fn landmarks_read_where_the_last_frame_had_them_agree_with_looking_them_up() {
     }
     assert!(likes > 10_000, "{likes}");
 }
+
+#[test]
+fn the_mailbox_is_bounded_by_bytes_as_well_as_frames() {
+    let shape = Arc::new(Shape::new(&["/type".to_string()], "/id"));
+    let rec = Rc::new(RefCell::new(Recorder::new(&[])));
+    let (_stop_tx, stop) = watch::channel(false);
+    let mut io = Io::new(shape, rec.clone(), stop, None, None);
+    let big = |n: usize| Utf8Bytes::from(json!({"type": "big", "pad": "x".repeat(n)}).to_string());
+    let mut nobody = |_: &Frame| false;
+    for _ in 0..MAILBOX {
+        io.on_text(big(300 << 10), Instant::now(), &mut nobody);
+    }
+    let held: usize = io.mailbox.iter().map(|h| h.text.len()).sum();
+    assert!(held <= MAILBOX_BYTES, "{held} bytes held");
+    assert_eq!(io.mailbox.len(), 3, "the newest frames that fit");
+    // Larger than the cap alone: counted, not held; what was held stays.
+    io.on_text(big(MAILBOX_BYTES), Instant::now(), &mut nobody);
+    assert_eq!(io.mailbox.len(), 3);
+    // Taking a frame frees its bytes: small frames fill up to the frame cap again.
+    assert!(io.take_held(&mut |_: &Frame| true).is_some());
+    for _ in 0..MAILBOX {
+        io.on_text(big(10), Instant::now(), &mut nobody);
+    }
+    assert_eq!(io.mailbox.len(), MAILBOX);
+    let kinds = rec.borrow_mut().take().kinds_in;
+    assert_eq!(
+        kinds[0].frames,
+        MAILBOX as u64 * 2 + 1,
+        "every frame counted"
+    );
+}
