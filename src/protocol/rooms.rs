@@ -5,6 +5,11 @@
 //!
 //! A room counts as held from the moment the subscribe is *sent* (a server may deliver before
 //! its ack) until the unsubscribe is *acknowledged* (events already queued may still come).
+//!
+//! The rule accuses only with proof: when an event lacks a field one of its rooms is named by
+//! (kite.md's `case.updated` carries no jurisdiction, yet `cases:{jurisdiction}` carries it),
+//! that room is unknown, and a connection holding any room of that shape may be its
+//! subscriber: the event passes.
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -71,7 +76,12 @@ impl Subscribed {
         let carriers = rules.rooms.get(kind)?;
         for t in carriers {
             self.scratch.clear();
-            if expand(t, v, &mut self.scratch) && self.rooms.contains(self.scratch.as_str()) {
+            if expand(t, v, &mut self.scratch) {
+                if self.rooms.contains(self.scratch.as_str()) {
+                    return None;
+                }
+            } else if self.rooms.iter().any(|held| fits(t, held)) {
+                // The event does not say which room of this shape it is for: no proof.
                 return None;
             }
         }
@@ -93,6 +103,40 @@ impl Subscribed {
             ),
         })
     }
+}
+
+/// Whether `room` could be `template` with its placeholders filled (each by a non-empty
+/// text): `cases:Singapore` fits `cases:{/data/jurisdiction}`.
+fn fits(template: &str, room: &str) -> bool {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|c| c + open) else {
+            break;
+        };
+        parts.push(&rest[..open]);
+        rest = &rest[close + 1..];
+    }
+    parts.push(rest);
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return room == first;
+    }
+    let Some(mut middle) = room.strip_prefix(first) else {
+        return false;
+    };
+    let Some(m) = middle.strip_suffix(last) else {
+        return false;
+    };
+    middle = m;
+    // Each placeholder takes at least one byte; the literal parts between them in order.
+    for lit in &parts[1..parts.len() - 1] {
+        let Some(at) = middle.get(1..).and_then(|r| r.find(lit)) else {
+            return false;
+        };
+        middle = &middle[1 + at + lit.len()..];
+    }
+    !middle.is_empty()
 }
 
 /// Writes `scrape:{/data/job_id}` with the event's job id into `out`; false when the field
@@ -168,6 +212,51 @@ mod tests {
             h.received(&r, Some("welcome"), &json!({"type": "welcome"})),
             None
         );
+    }
+
+    #[test]
+    fn an_event_that_does_not_name_its_room_passes_a_holder_of_that_shape() {
+        // kite.md: case.updated carries no jurisdiction, so `cases:{jurisdiction}` is unknown.
+        let mut r = rules();
+        r.rooms.insert(
+            "case.updated".into(),
+            vec![
+                "cases:all".into(),
+                "cases:{/data/jurisdiction}".into(),
+                "case:{/data/case_id}".into(),
+            ],
+        );
+        let ev = json!({"type": "case.updated", "data": {"case_id": "sg/SGCA/2023/23"}});
+        let mut h = Subscribed::default();
+        let sub = |room: &str| json!({"type": "subscribe", "room": room});
+        h.sent(&r, Some("subscribe"), &sub("scrape:all"));
+        // Holds no room of any of its shapes: proven stray, and the message names them.
+        let v = h.received(&r, Some("case.updated"), &ev).unwrap();
+        assert!(
+            v.message.contains("cases:all, case:sg/SGCA/2023/23"),
+            "{}",
+            v.message
+        );
+        h.sent(&r, Some("subscribe"), &sub("cases:Singapore"));
+        assert_eq!(
+            h.received(&r, Some("case.updated"), &ev),
+            None,
+            "cannot be judged"
+        );
+        // With the jurisdiction in the event, it is judged again.
+        let named = json!({"type": "case.updated", "data": {"case_id": "x", "jurisdiction": "UK"}});
+        assert!(h.received(&r, Some("case.updated"), &named).is_some());
+    }
+
+    #[test]
+    fn rooms_fit_template_shapes() {
+        assert!(fits("cases:{/j}", "cases:Singapore"));
+        assert!(!fits("cases:{/j}", "cases:"));
+        assert!(!fits("cases:{/j}", "case:x"));
+        assert!(fits("a:{/x}:b:{/y}", "a:1:b:2"));
+        assert!(!fits("a:{/x}:b:{/y}", "a:1:b:"));
+        assert!(fits("workers:all", "workers:all"));
+        assert!(!fits("workers:all", "workers:x"));
     }
 
     #[test]

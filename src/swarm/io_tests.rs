@@ -133,6 +133,7 @@ fn the_mailbox_is_bounded_by_bytes_as_well_as_frames() {
     let rec = Rc::new(RefCell::new(Recorder::new(&[])));
     let (_stop_tx, stop) = watch::channel(false);
     let mut io = Io::new(shape, rec.clone(), stop, None, None);
+    let start = Instant::now();
     let big = |n: usize| Utf8Bytes::from(json!({"type": "big", "pad": "x".repeat(n)}).to_string());
     let mut nobody = |_: &Frame| false;
     for _ in 0..MAILBOX {
@@ -145,7 +146,7 @@ fn the_mailbox_is_bounded_by_bytes_as_well_as_frames() {
     io.on_text(big(MAILBOX_BYTES), Instant::now(), &mut nobody);
     assert_eq!(io.mailbox.len(), 3);
     // Taking a frame frees its bytes: small frames fill up to the frame cap again.
-    assert!(io.take_held(&mut |_: &Frame| true).is_some());
+    assert!(io.take_held(start, &mut |_: &Frame| true).is_some());
     for _ in 0..MAILBOX {
         io.on_text(big(10), Instant::now(), &mut nobody);
     }
@@ -156,4 +157,33 @@ fn the_mailbox_is_bounded_by_bytes_as_well_as_frames() {
         MAILBOX as u64 * 2 + 1,
         "every frame counted"
     );
+}
+
+#[test]
+fn a_held_frame_read_before_the_send_is_never_offered() {
+    let shape = Arc::new(Shape::new(&["/type".to_string()], "/id"));
+    let rec = Rc::new(RefCell::new(Recorder::new(&[])));
+    let (_stop_tx, stop) = watch::channel(false);
+    let mut io = Io::new(shape, rec, stop, None, None);
+    let frame = |kind: &str| Utf8Bytes::from(json!({ "type": kind }).to_string());
+    let mut nobody = |_: &Frame| false;
+    let t0 = Instant::now();
+    io.on_text(frame("ack"), t0, &mut nobody);
+    let sent = t0 + Duration::from_millis(1);
+    io.on_text(frame("ack"), sent + Duration::from_millis(1), &mut nobody);
+    let mut seen = Vec::new();
+    let held = io.take_held(sent, &mut |f: &Frame| {
+        seen.push(f.at);
+        true
+    });
+    assert_eq!(
+        seen,
+        [sent + Duration::from_millis(1)],
+        "only the later frame is offered"
+    );
+    assert!(held.is_some());
+    // The earlier one stays, but no wait after the send can take it.
+    assert_eq!(io.mailbox.len(), 1);
+    assert!(io.take_held(sent, &mut |_: &Frame| true).is_none());
+    assert!(io.take_held(t0, &mut |_: &Frame| true).is_some());
 }
