@@ -68,6 +68,10 @@ const CASES: &[(&str, &str)] = &[
         "expect_no_condition.yaml",
         "6:17: expect needs at least one of kind, id or match",
     ),
+    (
+        "expect_binary_kind.yaml",
+        "6:26: '(binary)' is how results count frames without a kind; no frame can match it",
+    ),
 ];
 
 #[test]

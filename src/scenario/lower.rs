@@ -17,6 +17,17 @@ use super::template_compile::{
 };
 use super::LoadOptions;
 
+/// Labels results give frames without a kind of their own; no matcher can take such a frame.
+const PSEUDO_KINDS: [&str; 7] = [
+    "(binary)",
+    "(non-json)",
+    "(invalid-utf8)",
+    "(unknown)",
+    "(none)",
+    "(other)",
+    "(auto-reply)",
+];
+
 /// Default for `within:`, `connect.timeout` and `graceful_stop`.
 pub(crate) const FIVE_SECONDS: Duration = Duration::from_secs(5);
 const TOP: Pos = Pos { line: 1, col: 1 };
@@ -226,6 +237,21 @@ impl<'a> Lower<'a> {
         let id = id.as_ref().map(|id| self.scalar_template(id));
         let mut fields = Vec::new();
         let mut ok = !matches!(id, Some(None));
+        if let Some(k) = kind
+            .as_ref()
+            .filter(|k| PSEUDO_KINDS.contains(&k.value.as_str()))
+        {
+            self.err_hint(
+                k.pos,
+                format!(
+                    "'{}' is how results count frames without a kind; no frame can match it",
+                    k.value
+                ),
+                "a binary, non-JSON or kindless frame cannot be waited for: wait for what the \
+                 server answers it with, e.g. expect_close: { code: 1003 }",
+            );
+            ok = false;
+        }
         for (k, v) in fields_m.iter().flat_map(|f| &f.0) {
             match (self.pointer(k), self.scalar_template(v)) {
                 (Some(p), Some(t)) => fields.push((p, t)),
