@@ -28,6 +28,11 @@ pub struct ReplyRule {
     /// sides is equal too).
     #[serde(rename = "match", default)]
     pub fields: BTreeMap<String, String>,
+    /// The reply may leave every matched field out (its document defines no echo, e.g. a
+    /// Kite pong carries no id): one without them answers the oldest pending request of the
+    /// rule, in order; one with any of them must echo the request's values. Default false.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// The requests a connection has sent and not yet seen answered.
@@ -152,10 +157,12 @@ impl Pending {
                     &many
                 }
             };
+            // No echo where the rule allows none: the oldest pending request, in order.
+            let in_order = rule.optional && got.iter().all(Option::is_none);
             let at = self
                 .queue
                 .iter()
-                .position(|(i, _, _, echoed)| *i == r && echoed.answered_by(got));
+                .position(|(i, _, _, echoed)| *i == r && (in_order || echoed.answered_by(got)));
             found = match (found, at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -210,11 +217,13 @@ mod tests {
                 request: "subscribe".into(),
                 reply: "subscribe".into(),
                 fields: [("/data/room".to_string(), "/room".to_string())].into(),
+                optional: false,
             },
             ReplyRule {
                 request: "ping".into(),
                 reply: "pong".into(),
                 fields: [("/id".to_string(), "/id".to_string())].into(),
+                optional: false,
             },
         ]
     }
@@ -254,11 +263,36 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_without_the_optional_echo_pairs_in_order() {
+        let mut r = rules();
+        r[1].optional = true;
+        let mut p = Pending::default();
+        for id in [1, 2] {
+            p.sent(&r, Some("ping"), &json!({"type": "ping", "id": id}));
+        }
+        // A document-faithful pong carries no id: it answers the oldest ping, then the next.
+        let bare = json!({"type": "pong"});
+        assert_eq!(p.received(&r, Some("pong"), &bare), None);
+        // One that does carry an id must echo a pending one: ping 1 is answered already.
+        assert!(p
+            .received(&r, Some("pong"), &json!({"type": "pong", "id": 1}))
+            .is_some());
+        assert_eq!(p.received(&r, Some("pong"), &bare), None);
+        // Two pings, two pongs: a third answers nothing.
+        assert!(p.received(&r, Some("pong"), &bare).is_some());
+        // Without `optional`, a bare pong does not answer a ping that had an id.
+        r[1].optional = false;
+        p.sent(&r, Some("ping"), &json!({"type": "ping", "id": 3}));
+        assert!(p.received(&r, Some("pong"), &bare).is_some());
+    }
+
+    #[test]
     fn a_request_with_two_possible_answers_is_answered_once() {
         let rule = |reply: &str| ReplyRule {
             request: "call".into(),
             reply: reply.into(),
             fields: [("/id".to_string(), "/id".to_string())].into(),
+            optional: false,
         };
         let r = vec![rule("result"), rule("error")];
         let mut p = Pending::default();
