@@ -42,7 +42,9 @@ enum Command {
         /// Where profiles live.
         #[arg(long, default_value = "schemas")]
         schemas: PathBuf,
-        /// The recording: one frame per line, or {"dir":"in"|"out","frame":...}.
+        /// The recording: one frame per line (inbound), {"dir":"in"|"out","frame":...}, or
+        /// {"conn":"c1","dir":...,"frame":...,"at":"RFC 3339"} for the per-connection checks
+        /// too (reply pairing, rooms, clock).
         file: String,
     },
     /// Draw report.html and a PNG per chart from a results.json

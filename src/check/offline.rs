@@ -1,13 +1,33 @@
 //! `squall validate`: recorded frames (JSON lines) checked against a profile, offline.
 //!
-//! Each line is a frame, or `{"dir": "in"|"out", "frame": ...}` where `frame` is the frame's
-//! JSON, or a string holding its raw text. Bare frames count as inbound.
+//! Each line is one of:
+//! - a bare frame: checked as inbound, against its schemas only;
+//! - `{"dir": "in"|"out", "frame": ...}`: checked in that direction, schemas only;
+//! - `{"conn": "c1", "dir": "in"|"out", "frame": ..., "at": "RFC 3339"}`: also the checks
+//!   a live run makes per connection, in the recording's order: replies pair with requests
+//!   sent before them on the same `conn` (`replies:`), events need a room that `conn`
+//!   subscribed to (`subscriptions:`), and an inbound frame may not be stamped later than
+//!   its arrival `at` (optional; default: when `validate` runs) plus the allowed skew.
+//!
+//! `frame` is the frame's JSON, or a string holding its raw text. A line that names a `dir`
+//! other than `in` or `out`, or a `conn` that is not a string, is bad input, not a frame.
 
+use std::collections::HashMap;
 use std::io::BufRead;
+use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use crate::protocol::horizon::Horizon;
+use crate::protocol::pairing::Pending;
+use crate::protocol::rooms::Subscribed;
 use crate::protocol::{Direction, Profile, Violation};
+
+/// How far in the future an inbound frame's stamp may be, as `squall run`'s default.
+pub const DEFAULT_SKEW: Duration = Duration::from_secs(1);
+
+/// Most connections a recording may name: each keeps its pending requests and rooms.
+const MAX_CONNS: usize = 100_000;
 
 /// A violation found on one line (1-based).
 #[derive(Debug, Clone, PartialEq)]
@@ -18,48 +38,256 @@ pub struct Finding {
     pub violation: Violation,
 }
 
+/// Why a recording could not be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    /// Reading failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A line is not a frame or a frame record squall understands.
+    #[error("line {line}: {message}")]
+    BadLine {
+        /// The line (1-based).
+        line: usize,
+        /// What is wrong with it, and what to write instead.
+        message: String,
+    },
+}
+
+/// One connection's state in a recording.
+#[derive(Default)]
+struct Conn {
+    pending: Pending,
+    rooms: Subscribed,
+}
+
+/// One line, read.
+struct Record {
+    dir: Direction,
+    conn: Option<String>,
+    at: Option<SystemTime>,
+    frame: Value,
+}
+
 /// Checks every line of `input`; returns how many frames were read and what failed.
 pub fn validate_lines(
     profile: &Profile,
     input: impl BufRead,
-) -> std::io::Result<(usize, Vec<Finding>)> {
+) -> Result<(usize, Vec<Finding>), ValidateError> {
     let mut frames = 0;
     let mut findings = Vec::new();
+    let mut conns: HashMap<String, Conn> = HashMap::new();
+    let mut horizon = Horizon::default();
+    let now = SystemTime::now();
     for (i, line) in input.lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
         frames += 1;
-        let result = match serde_json::from_str::<Value>(&line) {
-            Ok(v) => check_value(profile, v),
-            Err(_) => profile.check_text(Direction::In, &line),
+        let bad = |message: String| ValidateError::BadLine {
+            line: i + 1,
+            message,
         };
-        if let Err(vs) = result {
-            findings.extend(vs.into_iter().map(|violation| Finding {
-                line: i + 1,
-                violation,
-            }));
+        let mut found = Vec::new();
+        match serde_json::from_str::<Value>(&line) {
+            Err(_) => found.extend(
+                profile
+                    .check_text(Direction::In, &line)
+                    .err()
+                    .into_iter()
+                    .flatten(),
+            ),
+            Ok(v) => {
+                let r = record(v).map_err(bad)?;
+                let raw = r.frame.as_str().map(str::to_owned);
+                let parsed = match &raw {
+                    Some(text) => serde_json::from_str::<Value>(text).ok(),
+                    None => Some(r.frame.clone()),
+                };
+                let shape = match (&raw, &parsed) {
+                    (Some(text), _) => profile.check_text(r.dir, text),
+                    (None, Some(v)) => profile.check(r.dir, v),
+                    (None, None) => Ok(()),
+                };
+                found.extend(shape.err().into_iter().flatten());
+                if let (Some(id), Some(v)) = (&r.conn, &parsed) {
+                    if !conns.contains_key(id) && conns.len() >= MAX_CONNS {
+                        return Err(bad(format!(
+                            "more than {MAX_CONNS} connections in one recording: split it"
+                        )));
+                    }
+                    let c = conns.entry(id.clone()).or_default();
+                    let at = r.at.unwrap_or(now);
+                    found.extend(semantics(profile, c, r.dir, v, at, &mut horizon));
+                }
+            }
         }
+        findings.extend(found.into_iter().map(|violation| Finding {
+            line: i + 1,
+            violation,
+        }));
     }
     Ok((frames, findings))
 }
 
-fn check_value(profile: &Profile, v: Value) -> Result<(), Vec<Violation>> {
-    let wrapped = v.as_object().filter(|o| {
-        o.len() == 2
-            && o.contains_key("frame")
-            && matches!(o.get("dir").and_then(Value::as_str), Some("in" | "out"))
-    });
-    let Some(o) = wrapped else {
-        return profile.check(Direction::In, &v);
+/// Reads a line's JSON as a frame record, or as a bare inbound frame.
+fn record(v: Value) -> Result<Record, String> {
+    let Value::Object(o) = v else {
+        return Ok(bare(v));
     };
+    let wrapped = o.contains_key("frame")
+        && o.contains_key("dir")
+        && o.keys()
+            .all(|k| matches!(k.as_str(), "frame" | "dir" | "conn" | "at"));
+    if !wrapped {
+        return Ok(bare(Value::Object(o)));
+    }
+    record_of(o)
+}
+
+fn bare(frame: Value) -> Record {
+    Record {
+        dir: Direction::In,
+        conn: None,
+        at: None,
+        frame,
+    }
+}
+
+fn record_of(mut o: Map<String, Value>) -> Result<Record, String> {
     let dir = match o.get("dir").and_then(Value::as_str) {
+        Some("in") => Direction::In,
         Some("out") => Direction::Out,
-        _ => Direction::In, // the filter above let only "in" and "out" through
+        _ => {
+            return Err(format!(
+                "\"dir\" is {}: write \"in\" (from the server) or \"out\" (to it)",
+                o["dir"]
+            ))
+        }
     };
-    match &o["frame"] {
-        Value::String(text) => profile.check_text(dir, text),
-        frame => profile.check(dir, frame),
+    let conn = match o.get("conn") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            return Err(format!(
+                "\"conn\" is {other}: name the connection with a string, e.g. \"c1\""
+            ))
+        }
+    };
+    let at = match o.get("at") {
+        None => None,
+        Some(Value::String(s)) => Some(humantime::parse_rfc3339_weak(s).map_err(|e| {
+            format!("\"at\" is not an RFC 3339 time ({e}): e.g. \"2026-12-07T10:00:00.123Z\"")
+        })?),
+        Some(other) => return Err(format!("\"at\" is {other}: an RFC 3339 time string")),
+    };
+    Ok(Record {
+        dir,
+        conn,
+        at,
+        frame: o.remove("frame").unwrap_or(Value::Null),
+    })
+}
+
+/// What a live run checks beyond shape, for one frame of connection `c`.
+fn semantics(
+    profile: &Profile,
+    c: &mut Conn,
+    dir: Direction,
+    v: &Value,
+    at: SystemTime,
+    horizon: &mut Horizon,
+) -> Vec<Violation> {
+    let kind = profile.kind_of(v);
+    let kind = kind.as_deref();
+    match dir {
+        Direction::Out => {
+            c.pending.sent(&profile.replies, kind, v);
+            if let Some(rules) = &profile.subscriptions {
+                c.rooms.sent(rules, kind, v);
+            }
+            Vec::new()
+        }
+        Direction::In => {
+            let late = profile.check_clock(kind, v, at, DEFAULT_SKEW, horizon);
+            let unpaired = c.pending.received(&profile.replies, kind, v);
+            let stray = profile.subscriptions.as_ref();
+            let stray = stray.and_then(|r| c.rooms.received(r, kind, v));
+            late.into_iter().chain(unpaired).chain(stray).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kite() -> Profile {
+        Profile::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/kite"))
+            .unwrap()
+    }
+
+    fn run(lines: &[Value]) -> Result<(usize, Vec<Finding>), ValidateError> {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        validate_lines(&kite(), text.as_bytes())
+    }
+
+    fn keywords(found: &[Finding]) -> Vec<(usize, String)> {
+        found
+            .iter()
+            .map(|f| (f.line, f.violation.keyword.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn per_connection_records_get_the_live_runs_semantic_checks() {
+        use serde_json::json;
+        let ts = "2026-12-07T10:00:00Z";
+        let at = "2026-12-07T10:00:00.5Z";
+        let sub = |room: &str| json!({"type": "subscribe", "room": room});
+        let ack = |room: &str| {
+            json!({"type": "subscribe", "data": {"client_id": "0b5f0e5c-0000-4000-8000-000000000000", "room": room,
+            "status": "subscribed"}, "timestamp": ts})
+        };
+        let alert = json!({"type": "system.alert", "timestamp": ts,
+            "data": {"severity": "warning", "component": "db", "message": "m"}});
+        let rec = |conn: &str, dir: &str, frame: &Value| json!({"conn": conn, "dir": dir, "frame": frame, "at": at});
+        let mut future = alert.clone();
+        future["timestamp"] = json!("2099-01-01T00:00:00Z");
+        let lines = [
+            rec("c1", "out", &sub("alerts:all")), // 1
+            rec("c1", "in", &ack("alerts:all")),  // 2 answers line 1
+            rec("c1", "in", &ack("alerts:all")),  // 3 a duplicate ack: answers nothing
+            rec("c1", "in", &alert),              // 4 held room
+            rec("c2", "in", &alert),              // 5 c2 never subscribed
+            rec("c1", "in", &future),             // 6 stamped in the future
+            json!({"dir": "in", "frame": alert}), // 7 no conn: shape only
+        ];
+        let (frames, found) = run(&lines).unwrap();
+        assert_eq!(frames, 7);
+        assert_eq!(
+            keywords(&found),
+            [
+                (3, "reply_mismatch".to_string()),
+                (5, "unsubscribed".to_string()),
+                (6, "clock_skew".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_record_with_a_bad_direction_is_bad_input_not_a_frame() {
+        use serde_json::json;
+        let e = run(&[json!({"dir": "sideways", "frame": {"type": "ping"}})]).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("line 1: \"dir\" is \"sideways\""),
+            "{text}"
+        );
+        let e = run(&[json!({"conn": 7, "dir": "in", "frame": {}})]).unwrap_err();
+        assert!(e.to_string().contains("\"conn\" is 7"), "{e}");
+        let e = run(&[json!({"conn": "c", "dir": "in", "frame": {}, "at": "noon"})]).unwrap_err();
+        assert!(e.to_string().contains("RFC 3339"), "{e}");
     }
 }
