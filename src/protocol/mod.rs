@@ -336,7 +336,10 @@ impl Profile {
                             Direction::Out => "outbound",
                         }
                     ),
-                    None => format!("the discriminator {:?} names no kind", self.discriminator),
+                    None => format!(
+                        "no kind: the frame has no string at {}",
+                        self.discriminator.join(" or ")
+                    ),
                 },
             }),
         }

@@ -97,10 +97,17 @@ impl Subscribed {
             kind: kind.to_string(),
             keyword: "unsubscribed".into(),
             pointer: String::new(),
-            message: format!(
-                "a {kind} event for {} while this connection holds none of them",
-                candidates.join(", ")
-            ),
+            message: if candidates.is_empty() {
+                format!(
+                    "a {kind} event while this connection holds no room that carries it ({})",
+                    carriers.join(", ")
+                )
+            } else {
+                format!(
+                    "a {kind} event for {} while this connection holds none of them",
+                    candidates.join(", ")
+                )
+            },
         })
     }
 }
@@ -236,6 +243,18 @@ mod tests {
             v.message.contains("cases:all, case:sg/SGCA/2023/23"),
             "{}",
             v.message
+        );
+        // It names none of its rooms: the message says which shapes would have carried it.
+        r.rooms.insert(
+            "search.results".into(),
+            vec!["search:{/data/search_id}".into()],
+        );
+        let nameless = json!({"type": "search.results", "data": {}});
+        let v = h.received(&r, Some("search.results"), &nameless).unwrap();
+        assert_eq!(
+            v.message,
+            "a search.results event while this connection holds no room that carries it \
+             (search:{/data/search_id})"
         );
         h.sent(&r, Some("subscribe"), &sub("cases:Singapore"));
         assert_eq!(

@@ -118,6 +118,29 @@ fn several_keywords_failing_at_one_pointer_are_one_finding() {
 }
 
 #[test]
+fn frames_of_their_own_read_as_sentences() {
+    let d = profile_dir();
+    let p = Profile::load(d.path()).unwrap();
+    let v = Profile::binary_violation(Direction::In, 3);
+    assert_eq!(
+        v.message,
+        "a binary message (3 bytes) where the protocol sends JSON text"
+    );
+    let v = p.check_text(Direction::In, "{not json").unwrap_err();
+    assert!(
+        v[0].message.starts_with("not JSON: key must be a string"),
+        "{}",
+        v[0].message
+    );
+    let v = p.check(Direction::In, &json!({"id": 3})).unwrap_err();
+    let kindless = v.iter().find(|v| v.keyword == "unknown_kind").unwrap();
+    assert_eq!(
+        kindless.message,
+        "no kind: the frame has no string at /type"
+    );
+}
+
+#[test]
 fn an_unknown_kind_reads_as_a_sentence() {
     let d = profile_dir();
     let p = Profile::load(d.path()).unwrap();
