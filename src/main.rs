@@ -324,6 +324,9 @@ fn lint(dirs: &[PathBuf]) -> u8 {
         match protocol::lint(d) {
             Ok(r) if r.problems.is_empty() => {
                 println!("{}: ok ({} examples)", d.display(), r.checked);
+                for n in &r.notes {
+                    println!("  note: {n}");
+                }
             }
             Ok(r) => {
                 for p in &r.problems {

@@ -14,6 +14,9 @@ pub struct LintReport {
     pub checked: usize,
     /// One line per problem; empty when the profile is sound.
     pub problems: Vec<String>,
+    /// What the profile's rules cannot judge (not problems): the event kinds whose room
+    /// is named by a field their schema lets them leave out.
+    pub notes: Vec<String>,
 }
 
 /// One row of `examples/invalid/expected.yaml`.
@@ -50,7 +53,85 @@ pub fn lint(dir: &Path) -> Result<LintReport, ProfileError> {
     let mut report = LintReport::default();
     valid_examples(&profile, &mut report);
     invalid_examples(&profile, &mut report);
+    unjudged_rooms(&profile, &mut report);
     Ok(report)
+}
+
+/// Notes each event kind whose room template reads a field the kind's schema does not
+/// require: such an event that leaves the field out passes the `subscriptions:` rule while
+/// the connection holds a room of that shape (rules accuse only with proof).
+fn unjudged_rooms(profile: &Profile, report: &mut LintReport) {
+    let Some(rules) = &profile.subscriptions else {
+        return;
+    };
+    let raw = std::fs::read_to_string(profile.dir.join("protocol.yaml")).unwrap_or_default();
+    let Ok(raw) = serde_saphyr::from_str::<super::RawProfile>(&raw) else {
+        return;
+    };
+    for (kind, templates) in &rules.rooms {
+        let Some(file) = raw.inbound.get(kind) else {
+            continue;
+        };
+        let path = profile.dir.join(file);
+        for t in templates {
+            for pointer in placeholders(t) {
+                if !required_path(&path, pointer) {
+                    report.notes.push(format!(
+                        "{kind}: the room {t} cannot be told when {pointer} is absent (the \
+                         schema allows it); such an event passes while a room of that shape is held"
+                    ));
+                }
+            }
+        }
+    }
+    report.notes.sort();
+}
+
+/// The pointers in `{...}` of a room template.
+fn placeholders(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .split('{')
+        .skip(1)
+        .filter_map(|s| s.split_once('}').map(|(p, _)| p))
+}
+
+/// Whether the schema in `file` requires every member along `pointer` (following `$ref`s to
+/// files and `#/...` fragments). Anything it cannot follow counts as not required.
+fn required_path(file: &Path, pointer: &str) -> bool {
+    let Ok(mut node) = super::ecma::read_schema(file) else {
+        return false;
+    };
+    let mut here = file.to_path_buf();
+    for seg in pointer.split('/').skip(1) {
+        let Some(resolved) = follow(&here, node) else {
+            return false;
+        };
+        (here, node) = resolved;
+        let required = node["required"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|v| v == seg));
+        if !required {
+            return false;
+        }
+        node = node["properties"][seg].clone();
+    }
+    true
+}
+
+/// `node` with its `$ref` (if any) resolved against `file`; `None` when it cannot be read.
+fn follow(file: &Path, node: serde_json::Value) -> Option<(std::path::PathBuf, serde_json::Value)> {
+    let Some(r) = node.get("$ref").and_then(|r| r.as_str()) else {
+        return Some((file.to_path_buf(), node));
+    };
+    let (rel, frag) = r.split_once('#').unwrap_or((r, ""));
+    let target = if rel.is_empty() {
+        file.to_path_buf()
+    } else {
+        file.parent()?.join(rel)
+    };
+    let doc = super::ecma::read_schema(&target).ok()?;
+    let inner = doc.pointer(frag)?.clone();
+    follow(&target, inner)
 }
 
 fn valid_examples(profile: &Profile, report: &mut LintReport) {
@@ -121,9 +202,12 @@ fn invalid_examples(profile: &Profile, report: &mut LintReport) {
             Ok(()) => Vec::new(),
             Err(vs) => vs,
         };
-        let hit = found
-            .iter()
-            .any(|v| v.keyword == row.keyword && v.pointer == row.pointer && v.kind == row.kind);
+        // A finding names every keyword that failed at its pointer (`format+pattern`).
+        let hit = found.iter().any(|v| {
+            v.keyword.split('+').any(|k| k == row.keyword)
+                && v.pointer == row.pointer
+                && v.kind == row.kind
+        });
         if !hit {
             let got: Vec<String> = found.iter().map(ToString::to_string).collect();
             report.problems.push(format!(

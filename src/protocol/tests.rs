@@ -484,3 +484,23 @@ fn fixture_variants(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn lint_names_the_events_a_room_rule_cannot_judge() {
+    let kite = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/kite");
+    let r = lint(&kite).unwrap();
+    assert!(r.problems.is_empty(), "{:#?}", r.problems);
+    // case.updated need not carry a jurisdiction; scrape events must carry their job id.
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.starts_with("case.updated: the room cases:{/data/jurisdiction}")),
+        "{:#?}",
+        r.notes
+    );
+    assert!(
+        !r.notes.iter().any(|n| n.starts_with("scrape.")),
+        "{:#?}",
+        r.notes
+    );
+}
