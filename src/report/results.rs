@@ -437,12 +437,21 @@ impl ResultsWriter {
     /// whole document.
     pub fn write(&self, r: &Results) -> Result<(), ReportError> {
         let json = serde_json::to_vec_pretty(r)?;
+        let written = self.replace(&json);
+        if written.is_err() {
+            // A half-written temporary file (disk full, quota) is of no use to anyone.
+            let _ = fs::remove_file(&self.tmp);
+        }
+        written
+    }
+
+    fn replace(&self, json: &[u8]) -> Result<(), ReportError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| ReportError::Io { path, source }
         };
         let mut f = File::create(&self.tmp).map_err(io(&self.tmp))?;
-        f.write_all(&json).map_err(io(&self.tmp))?;
+        f.write_all(json).map_err(io(&self.tmp))?;
         f.write_all(b"\n").map_err(io(&self.tmp))?;
         f.sync_all().map_err(io(&self.tmp))?;
         drop(f);

@@ -96,17 +96,22 @@ impl RunError {
 pub struct Finished {
     /// The final results, as written.
     pub results: Results,
-    /// Where they were written.
+    /// Where they were written: the output folder, or the fallback folder when the output
+    /// folder could not take the final write.
     pub out_dir: PathBuf,
+    /// The final write to the output folder failed (the results went to `out_dir`, a
+    /// fallback, if even that worked).
+    pub output_failed: bool,
 }
 
 impl Finished {
-    /// Exit code: 130 interrupted, 3 aborted, 1 a threshold failed or a frame broke its
-    /// protocol's schemas, 0 pass.
+    /// Exit code: 130 interrupted, 3 aborted or results not written where asked, 1 a
+    /// threshold failed or a frame broke its protocol's schemas, 0 pass.
     pub fn exit_code(&self) -> u8 {
         match self.results.status {
             Status::Interrupted => 130,
             Status::Aborted => 3,
+            _ if self.output_failed => 3,
             _ if !self.passed() => 1,
             _ => 0,
         }
@@ -197,6 +202,17 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
             plan.load.peak()
         );
     }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Unreachable(format!("cannot start the runtime: {e}")))?;
+    // Signal handlers before anything that takes time (the start-up check included): a
+    // Ctrl-C from here on ends in a results file, never in a killed process.
+    let (tx, rx) = mpsc::unbounded_channel();
+    let signals = {
+        let _in_rt = rt.enter();
+        tokio::spawn(forward_signals(tx))
+    };
     let server = if args.serve {
         let cfg = squall_server::Config {
             listen: ([127, 0, 0, 1], 0).into(),
@@ -210,16 +226,21 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     };
     let out_dir = args.out.clone().unwrap_or_else(|| default_out(&plan.name));
     let writer = ResultsWriter::create(&out_dir)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| RunError::Unreachable(format!("cannot start the runtime: {e}")))?;
-    let result = rt.block_on(run_plan(plan, profile, &args, &writer));
+    // The first write doubles as the check that the folder takes files: an unwritable
+    // output fails now (exit 3), not after the whole load.
+    writer.write(&starting(&plan, &args))?;
+    let result = rt.block_on(run_plan(plan, profile, &args, &writer, rx));
+    signals.abort();
     if let Some(s) = server {
         s.shutdown();
     }
-    let results = result?;
-    if args.report {
+    let (results, written) = result?;
+    let output_failed = written.as_deref() != Some(writer.path());
+    let out_dir = written
+        .as_deref()
+        .and_then(Path::parent)
+        .map_or(out_dir, Path::to_path_buf);
+    if args.report && written.is_some() {
         // The run's verdict stands on results.json; a report that cannot be drawn is
         // said loudly but does not change the exit code.
         match report::write_report(&results, &out_dir) {
@@ -228,16 +249,45 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
             Err(e) => eprintln!("squall: report: {e}"),
         }
     }
-    Ok(Finished { results, out_dir })
+    Ok(Finished {
+        results,
+        out_dir,
+        output_failed,
+    })
 }
 
+/// The results document before any load: status `running`, nothing measured.
+fn starting(plan: &Plan, args: &RunArgs) -> Results {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| RunOptions::default().threads);
+    Aggregate::new(plan.metrics.clone()).results(
+        meta(plan, args, SystemTime::now(), threads),
+        Status::Running,
+    )
+}
+
+/// Checks the target, runs the swarm and concludes; the results and where they were
+/// written (`None`: nowhere).
 async fn run_plan(
     plan: Plan,
     profile: Option<Arc<Profile>>,
     args: &RunArgs,
     writer: &ResultsWriter,
-) -> Result<Results, RunError> {
-    preflight(&plan).await?;
+    mut control: mpsc::UnboundedReceiver<Control>,
+) -> Result<(Results, Option<PathBuf>), RunError> {
+    tokio::select! {
+        checked = preflight(&plan) => checked?,
+        Some(Control::Interrupt) = control.recv() => {
+            let mut results = starting(&plan, args);
+            results.status = Status::Interrupted;
+            results.status_reason =
+                Some("interrupted (Ctrl-C or SIGTERM) during the start-up check, before any load".into());
+            results.meta.ended_at = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
+            let written = conclude(&results, &plan.name, args, writer);
+            return Ok((results, written));
+        }
+    }
     let plan = Arc::new(plan);
     let opts = RunOptions {
         threads: args
@@ -249,8 +299,6 @@ async fn run_plan(
             .unwrap_or_else(|| RunOptions::default().clock_skew),
         ..RunOptions::default()
     };
-    let (tx, rx) = mpsc::unbounded_channel();
-    let signals = tokio::spawn(forward_signals(tx));
     let started = SystemTime::now();
     let mut live = Live {
         plan: &plan,
@@ -261,8 +309,7 @@ async fn run_plan(
         bar: (args.progress && !args.quiet).then(|| progress::Bar::new(plan.load.duration())),
         error: None,
     };
-    let outcome = swarm::run(plan.clone(), opts, rx, &mut live).await;
-    signals.abort();
+    let outcome = swarm::run(plan.clone(), opts, control, &mut live).await;
     if let Some(bar) = live.bar.take() {
         bar.finish();
     }
@@ -272,18 +319,72 @@ async fn run_plan(
     let mut results = outcome.aggregate.results(meta, outcome.status);
     results.status_reason = outcome.reason;
     results.thresholds = verdict::evaluate(&plan.thresholds, &results);
-    writer.write(&results)?;
+    let written = conclude(&results, &plan.name, args, writer);
+    Ok((results, written))
+}
+
+/// Writes the final results (to a named fallback folder when the output folder fails),
+/// the JUnit file if asked, and prints the summary whatever happened; returns where the
+/// results went.
+fn conclude(
+    results: &Results,
+    name: &str,
+    args: &RunArgs,
+    writer: &ResultsWriter,
+) -> Option<PathBuf> {
+    let written = match writer.write(results) {
+        Ok(()) => Some(writer.path().to_path_buf()),
+        Err(e) => {
+            eprintln!("squall: cannot write the results: {e}");
+            write_fallback(results, name)
+        }
+    };
     if let Some(path) = &args.junit {
-        std::fs::write(path, render_junit(&results)).map_err(|source| ReportError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        if let Err(e) = std::fs::write(path, render_junit(results)) {
+            eprintln!("squall: junit: {}: {e}", path.display());
+        }
     }
     if !args.quiet {
-        println!("{}", render_summary(&results));
-        println!("results: {}", writer.path().display());
+        println!("{}", render_summary(results));
     }
-    Ok(results)
+    match &written {
+        Some(p) if p == writer.path() => {
+            if !args.quiet {
+                println!("results: {}", p.display());
+            }
+        }
+        Some(p) => eprintln!(
+            "squall: results written to the fallback {} instead",
+            p.display()
+        ),
+        None => eprintln!(
+            "squall: the results were not written anywhere; the summary above is all there is"
+        ),
+    }
+    written
+}
+
+/// Writes `results` under the system's temporary folder; its path, or `None` when even
+/// that fails.
+fn write_fallback(results: &Results, name: &str) -> Option<PathBuf> {
+    let stem = default_out(name);
+    let stem = stem
+        .file_name()
+        .map_or_else(|| name.into(), |s| s.to_os_string());
+    let mut leaf = stem;
+    leaf.push(format!("-{}", std::process::id()));
+    let dir = std::env::temp_dir().join("squall").join(leaf);
+    let written = ResultsWriter::create(&dir).and_then(|w| {
+        w.write(results)?;
+        Ok(w.path().to_path_buf())
+    });
+    match written {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("squall: the fallback failed too: {e}");
+            None
+        }
+    }
 }
 
 /// Writes results and draws progress after every tick.
