@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use super::flows::{DeliveryTally, UploadTally};
 use super::health::{available_cores, SaturationWatch, LAG_P99_LIMIT_US};
 use super::kinds::KindDelta;
-use super::recorder::Snapshot;
+use super::recorder::{Snapshot, Tally};
 use super::violations::ViolationTally;
 use super::{add_hist, new_histogram, ErrorKind};
 use crate::report::results::{
@@ -63,6 +63,8 @@ pub struct Aggregate {
     counters: Counters,
     iterations_ok: u64,
     iterations_failed: u64,
+    iterations_started: u64,
+    iterations_cut: u64,
     /// Latest (active connections, active VUs) per worker id.
     gauges: BTreeMap<u64, (i64, i64)>,
     peak_vus: u64,
@@ -111,6 +113,8 @@ impl Aggregate {
             counters: Counters::default(),
             iterations_ok: 0,
             iterations_failed: 0,
+            iterations_started: 0,
+            iterations_cut: 0,
             gauges: BTreeMap::new(),
             peak_vus: 0,
             peak_connections: 0,
@@ -180,6 +184,7 @@ impl Aggregate {
         c.missed += t.missed;
         self.iterations_ok += t.iterations_ok;
         self.iterations_failed += t.iterations_failed;
+        self.add_ends(t);
         self.open.arrivals += t.arrivals;
         self.open.errors += errors;
         self.open.violations += s.violations.total();
@@ -193,6 +198,19 @@ impl Aggregate {
             .insert(s.worker, (s.active_connections, s.active_vus));
         self.peak_connections = self.peak_connections.max(self.active_connections());
         self.peak_vus = self.peak_vus.max(self.active_vus());
+    }
+
+    /// What the hard stop cut or left open, and what became of the requests.
+    fn add_ends(&mut self, t: &Tally) {
+        self.iterations_started += t.iterations_started;
+        self.iterations_cut += t.iterations_cut;
+        let c = &mut self.counters;
+        c.connections.open_at_stop += t.abandoned;
+        let (r, d) = (&mut c.requests, &t.requests);
+        r.sent += d.sent;
+        r.replies += d.replies;
+        r.timeouts += d.timeouts;
+        r.unanswered += d.unanswered;
     }
 
     fn add_histograms(&mut self, s: &Snapshot) {
@@ -351,6 +369,8 @@ impl Aggregate {
                 peak_arrival_rate: self.peak_arrival_rate,
                 iterations_ok: self.iterations_ok,
                 iterations_failed: self.iterations_failed,
+                iterations_started: self.iterations_started,
+                iterations_cut: self.iterations_cut,
             },
             metrics,
             connect: Summary::from_histogram(&self.connect),

@@ -76,11 +76,14 @@ pub enum ErrorKind {
     /// A step ended in the reply it did not expect (an upload completed where its
     /// `expect_error` was expected, or the reverse).
     UnexpectedReply,
+    /// A request (paced, or awaited by an `expect`) had neither its reply nor its deadline
+    /// when its wait ended: the run stopped, or its connection died, first.
+    Unanswered,
 }
 
 impl ErrorKind {
     /// Every kind, in the order of their counter slots.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::Timeout,
         ErrorKind::Disconnected,
         ErrorKind::Protocol,
@@ -90,6 +93,7 @@ impl ErrorKind {
         ErrorKind::ReconnectExhausted,
         ErrorKind::InvalidUtf8,
         ErrorKind::UnexpectedReply,
+        ErrorKind::Unanswered,
     ];
 
     /// The name used in results and thresholds (`errors.timeout`).
@@ -104,6 +108,7 @@ impl ErrorKind {
             ErrorKind::ReconnectExhausted => "reconnect_exhausted",
             ErrorKind::InvalidUtf8 => "invalid_utf8",
             ErrorKind::UnexpectedReply => "unexpected_reply",
+            ErrorKind::Unanswered => "unanswered",
         }
     }
 

@@ -49,7 +49,21 @@ pub(crate) struct Tally {
     pub(crate) missed: u64,
     pub(crate) iterations_ok: u64,
     pub(crate) iterations_failed: u64,
+    pub(crate) iterations_started: u64,
+    pub(crate) iterations_cut: u64,
     pub(crate) arrivals: u64,
+    /// Connections still open when their VU was dropped at the hard stop.
+    pub(crate) abandoned: u64,
+    pub(crate) requests: RequestTally,
+}
+
+/// What became of the requests a VU waited on (paced requests and `expect` steps).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RequestTally {
+    pub(crate) sent: u64,
+    pub(crate) replies: u64,
+    pub(crate) timeouts: u64,
+    pub(crate) unanswered: u64,
 }
 
 impl Tally {
@@ -214,6 +228,30 @@ impl Recorder {
         self.tally.missed += n;
     }
 
+    /// A request went out (or an `expect` began waiting): it must end as a reply, a
+    /// timeout or unanswered.
+    pub fn request(&mut self) {
+        self.tally.requests.sent += 1;
+    }
+
+    /// A request's reply arrived.
+    pub fn replied(&mut self) {
+        self.tally.requests.replies += 1;
+    }
+
+    /// A request's deadline passed: [`Recorder::timeout`], and the request ends as a timeout.
+    pub fn request_timed_out(&mut self, m: Option<MetricId>, waited_us: u64) {
+        self.tally.requests.timeouts += 1;
+        self.timeout(m, waited_us);
+    }
+
+    /// `n` requests whose wait ended before their reply or deadline (the run stopped or
+    /// the connection died): `n` [`ErrorKind::Unanswered`] errors.
+    pub fn unanswered(&mut self, n: u64) {
+        self.tally.requests.unanswered += n;
+        self.tally.errors[ErrorKind::Unanswered.index()] += n;
+    }
+
     /// An open-model arrival started an iteration (its rate per tick is the load reached).
     pub fn arrival(&mut self) {
         self.tally.arrivals += 1;
@@ -226,6 +264,23 @@ impl Recorder {
         } else {
             self.tally.iterations_failed += 1;
         }
+    }
+
+    /// An iteration began; it ends as ok, failed or cut.
+    pub fn iteration_started(&mut self) {
+        self.tally.iterations_started += 1;
+    }
+
+    /// An iteration was cut by the hard stop before it could end on its own.
+    pub fn iteration_cut(&mut self) {
+        self.tally.iterations_cut += 1;
+    }
+
+    /// A connection was still open when its VU was dropped at the hard stop: active
+    /// connections −1, counted as open at the stop rather than closed.
+    pub fn abandoned(&mut self) {
+        self.tally.abandoned += 1;
+        self.active_connections -= 1;
     }
 
     /// A VU started: active VUs +1.

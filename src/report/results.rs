@@ -187,6 +187,12 @@ pub struct LoadReached {
     pub iterations_ok: u64,
     /// Iterations that ended in failure.
     pub iterations_failed: u64,
+    /// Iterations begun: `iterations_ok + iterations_failed + iterations_cut`.
+    #[serde(default)]
+    pub iterations_started: u64,
+    /// Iterations the hard stop cut before they could end (neither ok nor failed).
+    #[serde(default)]
+    pub iterations_cut: u64,
 }
 
 /// One latency metric: from the intended send time, and from the actual send time.
@@ -313,8 +319,25 @@ pub struct Counters {
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Operations: connect attempts + expects + paced requests (denominator of `errors.rate`).
     pub ops: u64,
-    /// Sends that could not happen at their intended time.
+    /// Sends that could not happen at their intended time, or never happened.
     pub missed: u64,
+    /// What became of the requests waited on: `sent = replies + timeouts + unanswered`.
+    #[serde(default)]
+    pub requests: RequestCounts,
+}
+
+/// Requests waited on: each paced request and each `expect` step counts once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestCounts {
+    /// Requests sent (an `expect` counts when it starts waiting).
+    pub sent: u64,
+    /// Answered in time.
+    pub replies: u64,
+    /// Their deadline passed first.
+    pub timeouts: u64,
+    /// Neither: the run stopped or the connection died first (`errors_by_kind.unanswered`).
+    pub unanswered: u64,
 }
 
 /// Connection counters.
@@ -331,6 +354,9 @@ pub struct ConnectionCounts {
     pub closed: u64,
     /// Ends by close code (`"1000"`; `"none"`: dropped without a close frame).
     pub closed_by_code: BTreeMap<String, u64>,
+    /// Connections still open when the run ended: `opened = closed + open_at_stop`.
+    #[serde(default)]
+    pub open_at_stop: u64,
 }
 
 /// Frames and bytes of one message kind.

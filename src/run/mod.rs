@@ -318,6 +318,12 @@ async fn run_plan(
     meta.duration_s = outcome.elapsed.as_secs_f64();
     let mut results = outcome.aggregate.results(meta, outcome.status);
     results.status_reason = outcome.reason;
+    if results.status == Status::Complete {
+        if let Some(why) = measured_nothing(&results, &plan) {
+            results.status = Status::Aborted;
+            results.status_reason = Some(why);
+        }
+    }
     results.thresholds = verdict::evaluate(&plan.thresholds, &results);
     let written = conclude(&results, &plan.name, args, writer);
     Ok((results, written))
@@ -385,6 +391,53 @@ fn write_fallback(results: &Results, name: &str) -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// Why a run that ran to its end measured nothing a gate could pass on (it then ends
+/// aborted, exit 3): no connection opened, no iteration ended, or none of the scenario's
+/// sends happened. Whatever the timing, a broken target never passes.
+fn measured_nothing(r: &Results, plan: &Plan) -> Option<String> {
+    let c = &r.counters;
+    if c.connections.opened == 0 {
+        let causes: Vec<String> = c
+            .connections
+            .failed_by_cause
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let causes = if causes.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", causes.join(", "))
+        };
+        return Some(format!(
+            "no connection was opened ({} attempts failed{causes}; attempts still under way at the stop are not counted)",
+            c.connections.failed
+        ));
+    }
+    let l = &r.load;
+    if l.iterations_ok + l.iterations_failed == 0 {
+        return Some(format!(
+            "no iteration completed ({} cut at the stop)",
+            l.iterations_cut
+        ));
+    }
+    let auto = c.kinds_out.get("(auto-reply)").map_or(0, |k| k.frames);
+    if c.frames_out.saturating_sub(auto) == 0 && plan.behaviours.iter().any(|b| sends(&b.steps)) {
+        return Some("none of the scenario's requests was sent".into());
+    }
+    None
+}
+
+/// Whether any of `steps` sends something of its own.
+fn sends(steps: &[scenario::plan::Step]) -> bool {
+    use scenario::plan::Step;
+    steps.iter().any(|s| match s {
+        Step::Send { .. } | Step::Pace(_) | Step::Burst { .. } | Step::Upload(_) => true,
+        Step::Repeat { steps, .. } => sends(steps),
+        Step::Choose { branches } => branches.iter().any(|b| sends(&b.1)),
+        _ => false,
+    })
 }
 
 /// Writes results and draws progress after every tick.

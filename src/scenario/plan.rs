@@ -416,3 +416,15 @@ pub struct Backoff {
     /// Attempts before the iteration fails. Default 5.
     pub max_tries: u32,
 }
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+            factor: 2.0,
+            jitter: 0.2,
+            max_tries: 5,
+        }
+    }
+}

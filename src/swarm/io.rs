@@ -551,27 +551,41 @@ impl Io {
         self.mailbox.remove(idx)
     }
 
-    /// Queues a message without flushing; false when the connection is gone.
+    /// Queues a message without flushing; false when the connection is gone, or the run
+    /// stops while a peer that does not read keeps the queue full.
     pub async fn feed(&mut self, msg: Message) -> bool {
         let Some(ws) = self.ws.as_mut() else {
             return false;
         };
-        match ws.feed(msg).await {
-            Ok(()) => true,
-            Err(e) => {
-                self.failed(&e);
-                self.finish(None);
-                false
-            }
-        }
+        let mut sending = ws.feed(msg);
+        let sent = match (&mut sending).now_or_never() {
+            Some(r) => r,
+            None => match until_stopped(sending, &self.hard_stop).await {
+                Some(r) => r,
+                None => return false,
+            },
+        };
+        self.sent(sent)
     }
 
-    /// Flushes queued messages: one write for a whole batch.
+    /// Flushes queued messages: one write for a whole batch. False as [`Io::feed`].
     pub async fn flush(&mut self) -> bool {
         let Some(ws) = self.ws.as_mut() else {
             return false;
         };
-        match ws.flush().await {
+        let mut flushing = ws.flush();
+        let flushed = match (&mut flushing).now_or_never() {
+            Some(r) => r,
+            None => match until_stopped(flushing, &self.hard_stop).await {
+                Some(r) => r,
+                None => return false,
+            },
+        };
+        self.sent(flushed)
+    }
+
+    fn sent(&mut self, r: Result<(), WsError>) -> bool {
+        match r {
             Ok(()) => true,
             Err(e) => {
                 self.failed(&e);
@@ -591,12 +605,17 @@ impl Io {
             code: CloseCode::from(code),
             reason: "".into(),
         };
-        if ws.close(Some(frame)).await.is_err() {
-            self.finish(Some(code));
-            return;
-        }
         let deadline = Instant::now() + CLOSE_DRAIN;
-        loop {
+        // A peer that does not read can keep the close frame from going out: bounded too.
+        match tokio::time::timeout_at(deadline.into(), ws.close(Some(frame))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return self.finish(Some(code)),
+            // The close frame never went out.
+            Err(_) => return self.finish(None),
+        }
+        // The deadline is checked before every read: under a steady flood the next frame
+        // is always ready, and a timeout around the read alone would never fire.
+        while Instant::now() < deadline {
             let Some(ws) = self.ws.as_mut() else { return };
             let msg = match tokio::time::timeout_at(deadline.into(), ws.next()).await {
                 Ok(m) => m,
@@ -654,6 +673,30 @@ impl Io {
         if let Some(t) = &mut self.delivery {
             t.clear();
         }
+    }
+}
+
+impl Drop for Io {
+    /// A connection still open when its VU is dropped (cancelled at the hard stop) is
+    /// counted as open at the stop, so `opened = closed + open_at_stop` always holds.
+    fn drop(&mut self) {
+        if self.ws.is_some() {
+            if let Ok(mut rec) = self.rec.try_borrow_mut() {
+                rec.abandoned();
+            }
+        }
+    }
+}
+
+/// Runs `fut` unless the run's hard stop comes first (`None`).
+async fn until_stopped<F: std::future::Future>(
+    fut: F,
+    hard_stop: &watch::Receiver<bool>,
+) -> Option<F::Output> {
+    let mut stop = hard_stop.clone();
+    tokio::select! {
+        r = fut => Some(r),
+        _ = stop.wait_for(|s| *s) => None,
     }
 }
 

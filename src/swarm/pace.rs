@@ -100,6 +100,7 @@ impl Vu {
                     let mut r = rec.borrow_mut();
                     r.frame_out(kind.as_deref(), len);
                     r.op();
+                    r.request();
                 }
                 issued += 1;
                 fed = true;
@@ -110,7 +111,7 @@ impl Vu {
                     }
                     // A request without an id can never be matched: count it as timed out
                     // rather than waiting on it.
-                    None => rec.borrow_mut().timeout(Some(req.metric), 0),
+                    None => rec.borrow_mut().request_timed_out(Some(req.metric), 0),
                 }
             }
             if fed {
@@ -147,7 +148,9 @@ impl Vu {
                 let from = s.intended.min(s.actual);
                 let lat = at.saturating_duration_since(from).as_micros() as u64;
                 let svc = at.saturating_duration_since(s.actual).as_micros() as u64;
-                rec.borrow_mut().latency(p.requests[r].metric, lat, svc);
+                let mut rec = rec.borrow_mut();
+                rec.latency(p.requests[r].metric, lat, svc);
+                rec.replied();
                 true
             };
             let mut woke = self.io.pump(wake, &mut accept).await;
@@ -161,7 +164,8 @@ impl Vu {
             match woke {
                 Woke::Matched | Woke::Deadline => {}
                 Woke::Closed(_) => return self.pace_lost(planned, issued, outstanding.len()),
-                Woke::Stop => return Flow::Stop,
+                // Unsent and unanswered requests are counted, not dropped.
+                Woke::Stop => return self.pace_lost(planned, issued, outstanding.len()),
             }
             // Expire requests whose reply deadline has passed.
             let now = Instant::now();
@@ -172,7 +176,7 @@ impl Vu {
                 if let Some((_, k)) = deadlines.pop_front() {
                     if let Some((_, r)) = outstanding.remove(&k) {
                         rec.borrow_mut()
-                            .timeout(Some(p.requests[r].metric), within_us);
+                            .request_timed_out(Some(p.requests[r].metric), within_us);
                         self.errors += 1;
                     }
                 }
@@ -192,10 +196,8 @@ impl Vu {
         if let Some(planned) = planned {
             r.missed(planned.saturating_sub(issued));
         }
-        // Requests in flight when the connection died never get a reply.
-        for _ in 0..outstanding {
-            r.error(crate::metrics::ErrorKind::Disconnected);
-        }
+        // Requests in flight when the connection died (or the run stopped) never get a reply.
+        r.unanswered(outstanding as u64);
         drop(r);
         self.errors += outstanding as u32;
         self.lost()
