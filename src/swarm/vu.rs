@@ -216,7 +216,11 @@ impl Vu {
                 let mut pause = self.backoff();
                 if ended == Ended::Unconnected {
                     // A target that refuses gets at least this long between attempts.
-                    let floor = self.shared.connecter.timeout().min(Duration::from_millis(500));
+                    let floor = self
+                        .shared
+                        .connecter
+                        .timeout()
+                        .min(Duration::from_millis(500));
                     pause = pause.max(floor);
                 }
                 // `wait` sleeps when there is no socket (`pump` would return at once).
