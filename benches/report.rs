@@ -153,6 +153,7 @@ fn results() -> Results {
                 opened: 50_012,
                 failed: 12,
                 failed_by_cause: [("timeout".to_string(), 12)].into(),
+                failed_samples: Default::default(),
                 closed: 50_012,
                 closed_by_code: [("1000".to_string(), 50_000), ("1008".to_string(), 12)].into(),
                 open_at_stop: 0,

@@ -165,6 +165,13 @@ impl Aggregate {
                 .or_default() += n;
             *c.errors_by_kind.entry(cause.as_error_kind()).or_default() += n;
         }
+        for (cause, details) in &t.failed_samples {
+            let kept = c.connections.failed_samples.entry(cause.as_cause());
+            let kept = kept.or_default();
+            for d in details {
+                super::recorder::note_sample(kept, d);
+            }
+        }
         for (code, n) in &t.closed {
             c.connections.closed += n;
             let key = code.map_or_else(|| "none".to_string(), |c| c.to_string());

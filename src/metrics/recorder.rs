@@ -43,6 +43,8 @@ pub struct Recorder {
 pub(crate) struct Tally {
     pub(crate) opened: u64,
     pub(crate) failed: BTreeMap<FailCause, u64>,
+    /// The first few distinct details of failed attempts, per cause.
+    pub(crate) failed_samples: BTreeMap<FailCause, Vec<String>>,
     pub(crate) closed: BTreeMap<Option<u16>, u64>,
     pub(crate) errors: [u64; ErrorKind::ALL.len()],
     pub(crate) ops: u64,
@@ -104,6 +106,26 @@ impl Snapshot {
     /// What was checked, and the violations found.
     pub fn violations(&self) -> &ViolationTally {
         &self.violations
+    }
+}
+
+/// Distinct details kept per connect failure cause.
+pub const FAIL_SAMPLES: usize = 3;
+/// Longest connect failure detail kept, bytes.
+pub const FAIL_DETAIL_MAX: usize = 240;
+
+/// Adds `detail` (cut to [`FAIL_DETAIL_MAX`] bytes) to `samples` unless already there or full.
+pub(crate) fn note_sample(samples: &mut Vec<String>, detail: &str) {
+    if samples.len() >= FAIL_SAMPLES {
+        return;
+    }
+    let mut end = detail.len().min(FAIL_DETAIL_MAX);
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    let detail = &detail[..end];
+    if !samples.iter().any(|s| s == detail) {
+        samples.push(detail.to_string());
     }
 }
 
@@ -179,6 +201,14 @@ impl Recorder {
     pub fn connect_failed(&mut self, cause: FailCause) {
         *self.tally.failed.entry(cause).or_default() += 1;
         self.tally.ops += 1;
+    }
+
+    /// A connection attempt failed, and why in one line for people: as
+    /// [`Recorder::connect_failed`], and the first [`FAIL_SAMPLES`] distinct details of each
+    /// cause are kept (cut to [`FAIL_DETAIL_MAX`] bytes).
+    pub fn connect_failed_because(&mut self, cause: FailCause, detail: &str) {
+        self.connect_failed(cause);
+        note_sample(self.tally.failed_samples.entry(cause).or_default(), detail);
     }
 
     /// A connection ended with close `code` (`None`: dropped without a close frame).

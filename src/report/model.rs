@@ -74,6 +74,8 @@ pub struct Connections {
     pub closed_by_code: Vec<(String, u64)>,
     /// Still open when the run ended.
     pub open_at_stop: u64,
+    /// Per failure cause, the first detail recorded: (cause, detail).
+    pub failed_samples: Vec<(String, String)>,
 }
 
 /// Frames and bytes in one direction.
@@ -218,6 +220,13 @@ impl Model {
                 closed: r.counters.connections.closed,
                 closed_by_code: ranked(&r.counters.connections.closed_by_code),
                 open_at_stop: r.counters.connections.open_at_stop,
+                failed_samples: r
+                    .counters
+                    .connections
+                    .failed_samples
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.first()?.clone())))
+                    .collect(),
             },
             traffic: traffic(r),
             latency: latency_rows(r),

@@ -348,8 +348,13 @@ pub struct ConnectionCounts {
     pub opened: u64,
     /// Attempts that failed.
     pub failed: u64,
-    /// Failed attempts by cause (`refused`, `timeout`, `tls`, `dns`, `http_429`, `other`).
+    /// Failed attempts by cause (`refused`, `timeout`, `tls`, `dns`, `http_429`,
+    /// `bad_accept`, `handshake`, `emfile`, `other`).
     pub failed_by_cause: BTreeMap<String, u64>,
+    /// Per cause, the first few distinct one-line details (e.g. `upgrade answered with HTTP/1.0
+    /// 404 Not Found`), each at most 240 bytes.
+    #[serde(default)]
+    pub failed_samples: BTreeMap<String, Vec<String>>,
     /// Connections that ended.
     pub closed: u64,
     /// Ends by close code (`"1000"`; `"none"`: dropped without a close frame).

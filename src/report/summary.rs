@@ -114,6 +114,9 @@ pub fn render_model(m: &Model) -> String {
         let _ = write!(out, "   open at the stop {}", c.open_at_stop);
     }
     out.push('\n');
+    for (cause, detail) in &c.failed_samples {
+        let _ = writeln!(out, "  ✗ {cause}: {detail}");
+    }
     for t in &m.traffic {
         let _ = writeln!(
             out,

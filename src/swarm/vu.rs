@@ -326,7 +326,9 @@ impl Vu {
                 true
             }
             Err(e) => {
-                self.shared.rec.borrow_mut().connect_failed(e.cause);
+                let mut rec = self.shared.rec.borrow_mut();
+                rec.connect_failed_because(e.cause, &e.detail);
+                drop(rec);
                 self.errors += 1;
                 false
             }
