@@ -182,17 +182,17 @@ behaviours:
     assert_reconciles(&doc);
 }
 
-#[test]
-fn a_target_that_drops_every_connection_is_reconnected_with_backoff() {
-    let srv = TestServer::start_tcp(|tcp, accepted| async move {
+/// Upgrades every connection and closes it at once; counts connections in `sent`.
+fn drops_every_connection() -> TestServer {
+    TestServer::start_tcp(|tcp, accepted| async move {
         accepted.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await {
             let _ = ws.close(None).await;
         }
-    });
-    let (_, doc) = run_yaml(
-        &srv.url(),
-        r#"
+    })
+}
+
+const DROPPED: &str = r#"
 name: dropped
 target: ws://127.0.0.1:1/ws
 load: { vus: 1, duration: 2s }
@@ -200,15 +200,40 @@ graceful_stop: 300ms
 behaviours:
   - steps:
       - expect: { kind: welcome, within: 1s }
-"#,
-    );
+      - send: { type: hello }
+"#;
+
+#[test]
+fn a_target_that_drops_every_connection_is_reconnected_with_backoff() {
+    let srv = drops_every_connection();
+    let (done, doc) = run_yaml(&srv.url(), DROPPED);
     // 100 ms, 200 ms, 400 ms, 800 ms (±20 %) between attempts: about 5 in 2 s, not thousands.
     let accepted = srv.sent.load(Ordering::SeqCst);
     assert!(
         (2..=12).contains(&accepted),
         "{accepted} connections in 2 s"
     );
+    // Connections came and went, but not one of the scenario's messages was sent.
+    assert_eq!(done.exit_code(), 3);
+    let reason = doc["status_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("none of the scenario's requests was sent"),
+        "{reason}"
+    );
     assert_reconciles(&doc);
+}
+
+#[test]
+fn the_scenario_sets_the_backoff_between_iterations() {
+    let srv = drops_every_connection();
+    let yaml = DROPPED.replace(
+        "graceful_stop: 300ms",
+        "graceful_stop: 300ms\nconnect: { backoff: { initial: 900ms, factor: 1, jitter: 0 } }",
+    );
+    run_yaml(&srv.url(), &yaml);
+    // At 0 s, ~0.9 s and ~1.8 s, after the start-up check's own TCP connection.
+    let accepted = srv.sent.load(Ordering::SeqCst);
+    assert!((3..=4).contains(&accepted), "{accepted} connections in 2 s");
 }
 
 #[test]

@@ -365,7 +365,7 @@ impl Lower<'_> {
         Some(Step::Choose { branches })
     }
 
-    fn backoff(&mut self, b: Option<&Sp<super::model::BackoffM>>) -> Option<Backoff> {
+    pub(super) fn backoff(&mut self, b: Option<&Sp<super::model::BackoffM>>) -> Option<Backoff> {
         let mut out = Backoff::default();
         let Some(b) = b else { return Some(out) };
         let v = &b.value;

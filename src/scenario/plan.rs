@@ -94,6 +94,9 @@ pub struct ConnectPlan {
     pub insecure: bool,
     /// Largest inbound message accepted, bytes. Default 16 MiB.
     pub max_message_size: usize,
+    /// The pause before a VU's next iteration after its connection failed or was lost
+    /// (`max_tries` unused). Default: as the `reconnect` step's.
+    pub backoff: Backoff,
 }
 
 /// The load model with its stages, as data.

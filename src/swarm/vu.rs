@@ -234,10 +234,10 @@ impl Vu {
     }
 
     /// How long to pause before the next iteration after `troubled` ones in a row could not
-    /// connect or lost their connection: exponential with jitter (the `reconnect` step's
-    /// defaults), so a target that drops every connection is not hammered in a tight loop.
+    /// connect or lost their connection: the scenario's `connect.backoff`, exponential with
+    /// jitter, so a target that drops every connection is not hammered in a tight loop.
     fn backoff(&mut self) -> Duration {
-        let b = crate::scenario::plan::Backoff::default();
+        let b = self.shared.plan.connect.backoff;
         let exp = self.troubled.saturating_sub(1).min(30) as i32;
         let base = (b.initial.as_secs_f64() * b.factor.powi(exp)).min(b.max.as_secs_f64());
         let spread = 1.0 + b.jitter * (self.ctx.rng.random::<f64>() * 2.0 - 1.0);
