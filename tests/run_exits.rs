@@ -83,6 +83,28 @@ behaviours:
 }
 
 #[test]
+fn many_vus_that_open_nothing_within_the_duration_exit_3_from_the_cli() {
+    let srv = never_upgrades();
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(
+        dir.path(),
+        "s.yaml",
+        "name: crowd\nload: { vus: 1, duration: 5s }\ngraceful_stop: 300ms\n\
+         behaviours:\n  - steps:\n      - listen: 100ms\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["run", "--no-report", "--vus", "300", "--duration", "1s"])
+        .args(["--target", &srv.url(), "--out"])
+        .arg(dir.path().join("out"))
+        .arg(&sc)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("no connection was opened"), "{stdout}");
+}
+
+#[test]
 fn requests_still_waiting_at_the_end_are_unanswered_errors() {
     // Reads every request, answers none.
     let srv =

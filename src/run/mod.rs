@@ -394,31 +394,23 @@ fn write_fallback(results: &Results, name: &str) -> Option<PathBuf> {
 }
 
 /// Why a run that ran to its end measured nothing a gate could pass on (it then ends
-/// aborted, exit 3): no connection opened, no iteration ended, or none of the scenario's
-/// sends happened. Whatever the timing, a broken target never passes.
+/// aborted, exit 3): no connection opened; no iteration ended and nothing came back; requests
+/// went out and not one was answered (nor timed out) before the stop; or none of the
+/// scenario's sends happened. Whatever the timing, a broken target never passes.
 fn measured_nothing(r: &Results, plan: &Plan) -> Option<String> {
     let c = &r.counters;
     if c.connections.opened == 0 {
-        let causes: Vec<String> = c
-            .connections
-            .failed_by_cause
-            .iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        let causes = if causes.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", causes.join(", "))
-        };
         return Some(format!(
-            "no connection was opened ({} attempts failed{causes}; attempts still under way at the stop are not counted)",
-            c.connections.failed
+            "no connection was opened ({} attempts failed{}; attempts still under way at the stop are not counted)",
+            c.connections.failed,
+            causes(&c.connections.failed_by_cause)
         ));
     }
     let l = &r.load;
-    if l.iterations_ok + l.iterations_failed == 0 {
+    let q = &c.requests;
+    if l.iterations_ok + l.iterations_failed == 0 && q.replies == 0 && c.frames_in == 0 {
         return Some(format!(
-            "no iteration completed ({} cut at the stop)",
+            "no iteration completed ({} cut at the stop) and nothing came back from the target",
             l.iterations_cut
         ));
     }
@@ -426,7 +418,23 @@ fn measured_nothing(r: &Results, plan: &Plan) -> Option<String> {
     if c.frames_out.saturating_sub(auto) == 0 && plan.behaviours.iter().any(|b| sends(&b.steps)) {
         return Some("none of the scenario's requests was sent".into());
     }
+    if q.sent > 0 && q.replies == 0 && q.timeouts == 0 {
+        return Some(format!(
+            "none of the {} requests was answered or timed out: the run stopped or their connection died first",
+            q.sent
+        ));
+    }
     None
+}
+
+/// `: refused 3, http_404 2`, or nothing.
+fn causes(by_cause: &std::collections::BTreeMap<String, u64>) -> String {
+    let causes: Vec<String> = by_cause.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    if causes.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", causes.join(", "))
+    }
 }
 
 /// Whether any of `steps` sends something of its own.

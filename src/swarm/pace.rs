@@ -22,6 +22,10 @@ use crate::scenario::plan::Pace;
 /// than the service time, and a timer's rounding is not counted against the server.
 const TIMER_SLACK: Duration = Duration::from_millis(1);
 
+/// A send due less than this before the hard stop may still have been on its way (the
+/// pacer wakes a little late by design): it is not counted as missed.
+const STOP_GRACE: Duration = Duration::from_millis(50);
+
 /// Outstanding request: when it should have gone out, and when it did.
 #[derive(Clone, Copy)]
 struct Sent {
@@ -48,6 +52,14 @@ impl Vu {
             (Some(c), _, _) => Some(c),
             (None, Some(d), Some(r)) => Some((d.as_secs_f64() * r).floor() as u64),
             _ => None,
+        };
+        // Sends due by now: what a stop mid-schedule leaves owed.
+        let due = || match (interval, planned) {
+            (Some(iv), Some(p)) => {
+                let late = start.elapsed().saturating_sub(STOP_GRACE);
+                Some(p.min((late.as_secs_f64() / iv.as_secs_f64()) as u64 + 1))
+            }
+            _ => planned,
         };
         let id_ptr = self.shared.plan.id_pointer.clone();
         let wants: Vec<Want> = p
@@ -88,7 +100,7 @@ impl Vu {
                 });
                 let len = payload_len(&req.payload, &self.out);
                 if !self.io.feed(text_message(&req.payload, &self.out)).await {
-                    return self.pace_lost(planned, issued, outstanding.len());
+                    return self.pace_lost(planned, due(), issued, outstanding.len());
                 }
                 // One clock read per batch: the writes are only queued here, and the batch
                 // goes out in the flush below.
@@ -116,7 +128,7 @@ impl Vu {
             }
             if fed {
                 if !self.io.flush().await {
-                    return self.pace_lost(planned, issued, outstanding.len());
+                    return self.pace_lost(planned, due(), issued, outstanding.len());
                 }
                 self.last_send_at = Some(Instant::now());
             }
@@ -163,9 +175,11 @@ impl Vu {
             }
             match woke {
                 Woke::Matched | Woke::Deadline => {}
-                Woke::Closed(_) => return self.pace_lost(planned, issued, outstanding.len()),
+                Woke::Closed(_) => {
+                    return self.pace_lost(planned, due(), issued, outstanding.len())
+                }
                 // Unsent and unanswered requests are counted, not dropped.
-                Woke::Stop => return self.pace_lost(planned, issued, outstanding.len()),
+                Woke::Stop => return self.pace_lost(planned, due(), issued, outstanding.len()),
             }
             // Expire requests whose reply deadline has passed.
             let now = Instant::now();
@@ -191,10 +205,19 @@ impl Vu {
         Flow::Next
     }
 
-    fn pace_lost(&mut self, planned: Option<u64>, issued: u64, outstanding: usize) -> Flow {
+    /// Counts what the lost connection left unsent (all of `planned`) and unanswered; at
+    /// the hard stop only the sends already `due` count as missed (later ones never were).
+    fn pace_lost(
+        &mut self,
+        planned: Option<u64>,
+        due: Option<u64>,
+        issued: u64,
+        outstanding: usize,
+    ) -> Flow {
+        let owed = if self.io.stopping() { due } else { planned };
         let mut r = self.shared.rec.borrow_mut();
-        if let Some(planned) = planned {
-            r.missed(planned.saturating_sub(issued));
+        if let Some(owed) = owed {
+            r.missed(owed.saturating_sub(issued));
         }
         // Requests in flight when the connection died (or the run stopped) never get a reply.
         r.unanswered(outstanding as u64);

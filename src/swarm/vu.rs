@@ -241,7 +241,7 @@ impl Vu {
         let exp = self.troubled.saturating_sub(1).min(30) as i32;
         let base = (b.initial.as_secs_f64() * b.factor.powi(exp)).min(b.max.as_secs_f64());
         let spread = 1.0 + b.jitter * (self.ctx.rng.random::<f64>() * 2.0 - 1.0);
-        Duration::from_secs_f64((base * spread).max(0.0))
+        Duration::try_from_secs_f64((base * spread).max(0.0)).unwrap_or(b.max)
     }
 
     /// One iteration; how its connection fared (the next one backs off unless it held).
