@@ -163,3 +163,71 @@ fn an_interrupt_during_the_start_up_check_writes_results() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     drop(fillers);
 }
+
+#[test]
+fn a_full_disk_prints_the_summary_and_leaves_no_temporary_file() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(
+        dir.path(),
+        "s.yaml",
+        r#"
+name: full
+load: { vus: 1, duration: 2s }
+graceful_stop: 300ms
+behaviours:
+  - steps:
+      - send: { type: ping, id: "{{seq}}" }
+      - expect: { kind: pong, id: "{{sent./id}}", within: 1s, metric: rtt }
+"#,
+    );
+    let out_dir = dir.path().join("out");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut cmd = squall();
+    cmd.args(["run", "--serve", "--no-report", "--out"])
+        .arg(&out_dir)
+        .arg(&sc)
+        .env("TMPDIR", &tmp);
+    // SAFETY: setrlimit and signal are async-signal-safe and touch only the child. Files
+    // past 4000 bytes fail with EFBIG, as on a full disk: the first results.json (~2.6 kB)
+    // fits, the final one (~5 kB, with a histogram) does not.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let lim = libc::rlimit {
+                rlim_cur: 4000,
+                rlim_max: 4000,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stdout.contains("squall complete"), "no summary: {stdout}");
+    assert!(stderr.contains("not written anywhere"), "{stderr}");
+    let names = |d: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&out_dir),
+        ["results.json"],
+        "a temporary file was left"
+    );
+    // The fallback failed the same way and left nothing either.
+    let fallbacks = tmp.join("squall");
+    assert!(
+        !fallbacks.exists() || names(&fallbacks).is_empty(),
+        "{:?}",
+        names(&fallbacks)
+    );
+}

@@ -388,6 +388,8 @@ fn write_fallback(results: &Results, name: &str) -> Option<PathBuf> {
         Ok(p) => Some(p),
         Err(e) => {
             eprintln!("squall: the fallback failed too: {e}");
+            // Only removes the folder when the failed write left it empty.
+            let _ = std::fs::remove_dir(&dir);
             None
         }
     }
