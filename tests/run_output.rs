@@ -231,3 +231,30 @@ behaviours:
         names(&fallbacks)
     );
 }
+
+#[test]
+fn a_target_unreachable_at_the_start_leaves_results_that_say_so() {
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "s.yaml", LISTEN);
+    let out_dir = dir.path().join("out");
+    let out = squall()
+        .args(["run", "-q", "--no-report", "--target"])
+        .arg(format!("ws://127.0.0.1:{port}/ws"))
+        .arg("--out")
+        .arg(&out_dir)
+        .arg(&sc)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let doc = support::results(&out_dir);
+    assert_schema_valid(&doc);
+    assert_eq!(doc["status"], "aborted");
+    let reason = doc["status_reason"].as_str().unwrap();
+    assert!(reason.contains("connection refused"), "{reason}");
+}

@@ -267,6 +267,15 @@ fn starting(plan: &Plan, args: &RunArgs) -> Results {
     )
 }
 
+/// The results of a run that ended before any load, with its status and why.
+fn ended_early(plan: &Plan, args: &RunArgs, status: Status, why: String) -> Results {
+    let mut results = starting(plan, args);
+    results.status = status;
+    results.status_reason = Some(why);
+    results.meta.ended_at = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
+    results
+}
+
 /// Checks the target, runs the swarm and concludes; the results and where they were
 /// written (`None`: nowhere).
 async fn run_plan(
@@ -277,13 +286,17 @@ async fn run_plan(
     mut control: mpsc::UnboundedReceiver<Control>,
 ) -> Result<(Results, Option<PathBuf>), RunError> {
     tokio::select! {
-        checked = preflight(&plan) => checked?,
+        checked = preflight(&plan) => if let Err(e) = checked {
+            // The file written before the check must not stay `running`: it says why.
+            let results = ended_early(&plan, args, Status::Aborted, e.to_string());
+            if let Err(w) = writer.write(&results) {
+                eprintln!("squall: cannot write the results: {w}");
+            }
+            return Err(e);
+        },
         Some(Control::Interrupt) = control.recv() => {
-            let mut results = starting(&plan, args);
-            results.status = Status::Interrupted;
-            results.status_reason =
-                Some("interrupted (Ctrl-C or SIGTERM) during the start-up check, before any load".into());
-            results.meta.ended_at = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
+            let why = "interrupted (Ctrl-C or SIGTERM) during the start-up check, before any load";
+            let results = ended_early(&plan, args, Status::Interrupted, why.into());
             let written = conclude(&results, &plan.name, args, writer);
             return Ok((results, written));
         }
