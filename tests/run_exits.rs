@@ -282,3 +282,32 @@ behaviours:
         "{reason} vs {failed}"
     );
 }
+
+#[test]
+fn an_upload_still_under_way_at_the_stop_is_counted_cut() {
+    // Reads every chunk, never says the upload is complete.
+    let srv =
+        TestServer::start(|mut ws, _| async move { while let Some(Ok(_)) = ws.next().await {} });
+    let (_, doc) = run_yaml(
+        &srv.url(),
+        r#"
+name: upload-cut
+target: ws://127.0.0.1:1/ws
+load: { vus: 2, duration: 1s }
+graceful_stop: 300ms
+behaviours:
+  - steps:
+      - upload:
+          size: 20KiB
+          chunk_size: 10KiB
+          start: { type: file_upload_start, id: "{{upload.id}}" }
+          chunk: { type: file_chunk, data: "{{chunk.base64}}" }
+          complete: { kind: file_upload_complete, within: 30s }
+          metric: up
+"#,
+    );
+    let u = &doc["uploads"]["up"];
+    assert_eq!(n(&u["started"]), 2, "{u}");
+    assert_eq!(n(&u["cut"]), 2, "{u}");
+    assert_reconciles(&doc);
+}

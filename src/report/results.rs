@@ -607,6 +607,9 @@ pub struct UploadResult {
     pub rejected: u64,
     /// Uploads that timed out, lost their connection or ended the wrong way.
     pub failed: u64,
+    /// Uploads the hard stop cut: `started = completed + rejected + failed + cut`.
+    #[serde(default)]
+    pub cut: u64,
     /// File bytes of completed uploads.
     pub bytes: u64,
     /// Summed completion time of completed uploads, seconds.
@@ -625,6 +628,7 @@ impl UploadResult {
             completed: t.completed,
             rejected: t.rejected,
             failed: t.failed,
+            cut: t.cut,
             bytes: t.bytes,
             seconds,
             mbps: (t.completed > 0 && seconds > 0.0).then(|| t.bytes as f64 / 1e6 / seconds),

@@ -196,10 +196,14 @@ fn flows(out: &mut String, m: &Model) {
         out.push('\n');
     }
     for u in &m.uploads {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "upload {}   {} started, {} completed, {} rejected, {} failed   {} at {}",
-            u.metric, u.started, u.completed, u.rejected, u.failed, u.bytes, u.mbps
+            "upload {}   {} started, {} completed, {} rejected, {} failed",
+            u.metric, u.started, u.completed, u.rejected, u.failed
         );
+        if u.cut > 0 {
+            let _ = write!(out, ", {} cut at the stop", u.cut);
+        }
+        let _ = writeln!(out, "   {} at {}", u.bytes, u.mbps);
     }
 }
