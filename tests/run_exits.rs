@@ -260,10 +260,12 @@ fn the_scenario_sets_the_backoff_between_iterations() {
 
 #[test]
 fn the_abort_reason_counts_what_the_counters_count() {
-    // Accepts TCP and hangs up 300 ms later: every handshake fails, none is ever open, and
-    // at any moment some attempts are under way (they must not land after the reason).
-    let srv = TestServer::start_tcp(|tcp, _| async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    // Accepts TCP and hangs up 50–900 ms later: every handshake fails, none is ever open,
+    // and the VUs fall out of step, so at any moment some attempts are under way (they must
+    // not land after the reason was written).
+    let srv = TestServer::start_tcp(|tcp, accepted| async move {
+        let n = accepted.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50 + 107 * (n % 9))).await;
         drop(tcp)
     });
     let (done, doc) = run_yaml(
