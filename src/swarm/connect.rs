@@ -398,6 +398,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_refusal_status_line_is_read_from_the_first_bytes() {
+        let line = |bytes: &[u8]| status_line(&Mutex::new(bytes.to_vec()));
+        assert_eq!(
+            line(b"HTTP/1.0 404 Not Found\r\nServer: x\r\n\r\n"),
+            Some((404, "HTTP/1.0 404 Not Found".to_string()))
+        );
+        assert_eq!(line(b"HTTP/1.1 101 Switching Protocols\r\n"), None);
+        assert_eq!(line(b"SSH-2.0-OpenSSH_9.6\r\n"), None);
+        assert_eq!(line(b"HTTP/1.0 99999 Huge\r\n"), None);
+        assert_eq!(line(b""), None);
+    }
+
+    #[test]
     fn query_is_appended_and_encoded() {
         let q = vec![
             ("token".to_string(), "a b&c".to_string()),
