@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use super::flows::{DeliveryTally, UploadTally};
 use super::health::{available_cores, SaturationWatch, LAG_P99_LIMIT_US};
 use super::kinds::{KindDelta, MAX_KINDS, NONE_KIND, OTHER_KIND};
-use super::recorder::Snapshot;
+use super::recorder::{Snapshot, Tally};
 use super::violations::ViolationTally;
 use super::{add_hist, new_histogram, ErrorKind};
 use crate::report::results::{
@@ -63,6 +63,8 @@ pub struct Aggregate {
     counters: Counters,
     iterations_ok: u64,
     iterations_failed: u64,
+    iterations_started: u64,
+    iterations_cut: u64,
     /// Latest (active connections, active VUs) per worker id.
     gauges: BTreeMap<u64, (i64, i64)>,
     peak_vus: u64,
@@ -116,6 +118,8 @@ impl Aggregate {
             counters: Counters::default(),
             iterations_ok: 0,
             iterations_failed: 0,
+            iterations_started: 0,
+            iterations_cut: 0,
             gauges: BTreeMap::new(),
             peak_vus: 0,
             peak_connections: 0,
@@ -166,6 +170,13 @@ impl Aggregate {
                 .or_default() += n;
             *c.errors_by_kind.entry(cause.as_error_kind()).or_default() += n;
         }
+        for (cause, details) in &t.failed_samples {
+            let kept = c.connections.failed_samples.entry(cause.as_cause());
+            let kept = kept.or_default();
+            for d in details {
+                super::recorder::note_sample(kept, d);
+            }
+        }
         for (code, n) in &t.closed {
             c.connections.closed += n;
             let key = code.map_or_else(|| "none".to_string(), |c| c.to_string());
@@ -185,6 +196,7 @@ impl Aggregate {
         c.missed += t.missed;
         self.iterations_ok += t.iterations_ok;
         self.iterations_failed += t.iterations_failed;
+        self.add_ends(t);
         self.open.arrivals += t.arrivals;
         self.open.errors += errors;
         self.open.violations += s.violations.total();
@@ -198,6 +210,19 @@ impl Aggregate {
             .insert(s.worker, (s.active_connections, s.active_vus));
         self.peak_connections = self.peak_connections.max(self.active_connections());
         self.peak_vus = self.peak_vus.max(self.active_vus());
+    }
+
+    /// What the hard stop cut or left open, and what became of the requests.
+    fn add_ends(&mut self, t: &Tally) {
+        self.iterations_started += t.iterations_started;
+        self.iterations_cut += t.iterations_cut;
+        let c = &mut self.counters;
+        c.connections.open_at_stop += t.abandoned;
+        let (r, d) = (&mut c.requests, &t.requests);
+        r.sent += d.sent;
+        r.replies += d.replies;
+        r.timeouts += d.timeouts;
+        r.unanswered += d.unanswered;
     }
 
     fn add_histograms(&mut self, s: &Snapshot) {
@@ -357,6 +382,8 @@ impl Aggregate {
                 peak_arrival_rate: self.peak_arrival_rate,
                 iterations_ok: self.iterations_ok,
                 iterations_failed: self.iterations_failed,
+                iterations_started: self.iterations_started,
+                iterations_cut: self.iterations_cut,
             },
             metrics,
             connect: Summary::from_histogram(&self.connect),

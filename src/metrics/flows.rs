@@ -128,6 +128,8 @@ pub enum UploadEvent {
     Rejected,
     /// Timed out, lost the connection, or ended the other way than expected.
     Failed,
+    /// Still under way when the hard stop came.
+    Cut,
 }
 
 /// Upload counters of one metric since the last take.
@@ -141,6 +143,8 @@ pub struct UploadTally {
     pub rejected: u64,
     /// Uploads that failed.
     pub failed: u64,
+    /// Uploads the hard stop cut.
+    pub cut: u64,
     /// File bytes of completed uploads.
     pub bytes: u64,
     /// Summed completion time of completed uploads, µs.
@@ -159,6 +163,7 @@ impl UploadTally {
             }
             UploadEvent::Rejected => self.rejected += 1,
             UploadEvent::Failed => self.failed += 1,
+            UploadEvent::Cut => self.cut += 1,
         }
     }
 
@@ -168,6 +173,7 @@ impl UploadTally {
         self.completed += o.completed;
         self.rejected += o.rejected;
         self.failed += o.failed;
+        self.cut += o.cut;
         self.bytes += o.bytes;
         self.micros += o.micros;
     }

@@ -79,11 +79,14 @@ pub enum ErrorKind {
     /// A step ended in the reply it did not expect (an upload completed where its
     /// `expect_error` was expected, or the reverse).
     UnexpectedReply,
+    /// A request (paced, or awaited by an `expect`) had neither its reply nor its deadline
+    /// when its wait ended: the run stopped, or its connection died, first.
+    Unanswered,
 }
 
 impl ErrorKind {
     /// Every kind, in the order of their counter slots.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Timeout,
         ErrorKind::Disconnected,
         ErrorKind::Protocol,
@@ -94,6 +97,7 @@ impl ErrorKind {
         ErrorKind::ReconnectExhausted,
         ErrorKind::InvalidUtf8,
         ErrorKind::UnexpectedReply,
+        ErrorKind::Unanswered,
     ];
 
     /// The name used in results and thresholds (`errors.timeout`).
@@ -109,6 +113,7 @@ impl ErrorKind {
             ErrorKind::ReconnectExhausted => "reconnect_exhausted",
             ErrorKind::InvalidUtf8 => "invalid_utf8",
             ErrorKind::UnexpectedReply => "unexpected_reply",
+            ErrorKind::Unanswered => "unanswered",
         }
     }
 
@@ -131,13 +136,20 @@ pub enum FailCause {
     Dns,
     /// The upgrade was answered with this HTTP status instead of 101.
     Http(u16),
+    /// The 101 answer's `Sec-WebSocket-Accept` did not match the key sent.
+    BadAccept,
+    /// The answer was not a WebSocket upgrade (malformed, wrong HTTP version, missing
+    /// headers, or the connection closed before it was complete).
+    Handshake,
+    /// The process ran out of file descriptors (EMFILE/ENFILE).
+    Files,
     /// Anything else.
     Other,
 }
 
 impl FailCause {
     /// The cause as a `connections.failed_by_cause` key: `refused`, `timeout`, `tls`,
-    /// `dns`, `http_<status>`, `other`.
+    /// `dns`, `http_<status>`, `bad_accept`, `handshake`, `emfile`, `other`.
     pub fn as_cause(self) -> String {
         match self {
             FailCause::Refused => "refused".into(),
@@ -145,18 +157,25 @@ impl FailCause {
             FailCause::Tls => "tls".into(),
             FailCause::Dns => "dns".into(),
             FailCause::Http(s) => format!("http_{s}"),
+            FailCause::BadAccept => "bad_accept".into(),
+            FailCause::Handshake => "handshake".into(),
+            FailCause::Files => "emfile".into(),
             FailCause::Other => "other".into(),
         }
     }
 
     /// The cause as an error kind: `connect_refused`, `connect_timeout`, `tls`, `dns`,
-    /// `http_<status>`, `connect_other`. Distinct from [`ErrorKind::Timeout`] on purpose:
+    /// `http_<status>`, `connect_bad_accept`, `connect_handshake`, `connect_emfile`,
+    /// `connect_other`. Distinct from [`ErrorKind::Timeout`] on purpose:
     /// a slow handshake and a missing reply are different problems.
     pub fn as_error_kind(self) -> String {
         match self {
             FailCause::Refused => "connect_refused".into(),
             FailCause::Timeout => "connect_timeout".into(),
             FailCause::Other => "connect_other".into(),
+            FailCause::BadAccept => "connect_bad_accept".into(),
+            FailCause::Handshake => "connect_handshake".into(),
+            FailCause::Files => "connect_emfile".into(),
             other => other.as_cause(),
         }
     }

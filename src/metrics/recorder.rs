@@ -43,13 +43,29 @@ pub struct Recorder {
 pub(crate) struct Tally {
     pub(crate) opened: u64,
     pub(crate) failed: BTreeMap<FailCause, u64>,
+    /// The first few distinct details of failed attempts, per cause.
+    pub(crate) failed_samples: BTreeMap<FailCause, Vec<String>>,
     pub(crate) closed: BTreeMap<Option<u16>, u64>,
     pub(crate) errors: [u64; ErrorKind::ALL.len()],
     pub(crate) ops: u64,
     pub(crate) missed: u64,
     pub(crate) iterations_ok: u64,
     pub(crate) iterations_failed: u64,
+    pub(crate) iterations_started: u64,
+    pub(crate) iterations_cut: u64,
     pub(crate) arrivals: u64,
+    /// Connections still open when their VU was dropped at the hard stop.
+    pub(crate) abandoned: u64,
+    pub(crate) requests: RequestTally,
+}
+
+/// What became of the requests a VU waited on (paced requests and `expect` steps).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RequestTally {
+    pub(crate) sent: u64,
+    pub(crate) replies: u64,
+    pub(crate) timeouts: u64,
+    pub(crate) unanswered: u64,
 }
 
 impl Tally {
@@ -90,6 +106,26 @@ impl Snapshot {
     /// What was checked, and the violations found.
     pub fn violations(&self) -> &ViolationTally {
         &self.violations
+    }
+}
+
+/// Distinct details kept per connect failure cause.
+pub const FAIL_SAMPLES: usize = 3;
+/// Longest connect failure detail kept, bytes.
+pub const FAIL_DETAIL_MAX: usize = 240;
+
+/// Adds `detail` (cut to [`FAIL_DETAIL_MAX`] bytes) to `samples` unless already there or full.
+pub(crate) fn note_sample(samples: &mut Vec<String>, detail: &str) {
+    if samples.len() >= FAIL_SAMPLES {
+        return;
+    }
+    let mut end = detail.len().min(FAIL_DETAIL_MAX);
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    let detail = &detail[..end];
+    if !samples.iter().any(|s| s == detail) {
+        samples.push(detail.to_string());
     }
 }
 
@@ -167,6 +203,14 @@ impl Recorder {
         self.tally.ops += 1;
     }
 
+    /// A connection attempt failed, and why in one line for people: as
+    /// [`Recorder::connect_failed`], and the first [`FAIL_SAMPLES`] distinct details of each
+    /// cause are kept (cut to [`FAIL_DETAIL_MAX`] bytes).
+    pub fn connect_failed_because(&mut self, cause: FailCause, detail: &str) {
+        self.connect_failed(cause);
+        note_sample(self.tally.failed_samples.entry(cause).or_default(), detail);
+    }
+
     /// A connection ended with close `code` (`None`: dropped without a close frame).
     /// Active connections −1.
     pub fn closed(&mut self, code: Option<u16>) {
@@ -214,6 +258,30 @@ impl Recorder {
         self.tally.missed += n;
     }
 
+    /// A request went out (or an `expect` began waiting): it must end as a reply, a
+    /// timeout or unanswered.
+    pub fn request(&mut self) {
+        self.tally.requests.sent += 1;
+    }
+
+    /// A request's reply arrived.
+    pub fn replied(&mut self) {
+        self.tally.requests.replies += 1;
+    }
+
+    /// A request's deadline passed: [`Recorder::timeout`], and the request ends as a timeout.
+    pub fn request_timed_out(&mut self, m: Option<MetricId>, waited_us: u64) {
+        self.tally.requests.timeouts += 1;
+        self.timeout(m, waited_us);
+    }
+
+    /// `n` requests whose wait ended before their reply or deadline (the run stopped or
+    /// the connection died): `n` [`ErrorKind::Unanswered`] errors.
+    pub fn unanswered(&mut self, n: u64) {
+        self.tally.requests.unanswered += n;
+        self.tally.errors[ErrorKind::Unanswered.index()] += n;
+    }
+
     /// An open-model arrival started an iteration (its rate per tick is the load reached).
     pub fn arrival(&mut self) {
         self.tally.arrivals += 1;
@@ -226,6 +294,23 @@ impl Recorder {
         } else {
             self.tally.iterations_failed += 1;
         }
+    }
+
+    /// An iteration began; it ends as ok, failed or cut.
+    pub fn iteration_started(&mut self) {
+        self.tally.iterations_started += 1;
+    }
+
+    /// An iteration was cut by the hard stop before it could end on its own.
+    pub fn iteration_cut(&mut self) {
+        self.tally.iterations_cut += 1;
+    }
+
+    /// A connection was still open when its VU was dropped at the hard stop: active
+    /// connections −1, counted as open at the stop rather than closed.
+    pub fn abandoned(&mut self) {
+        self.tally.abandoned += 1;
+        self.active_connections -= 1;
     }
 
     /// A VU started: active VUs +1.

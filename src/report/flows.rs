@@ -39,6 +39,8 @@ pub struct UploadView {
     pub rejected: u64,
     /// Timed out, lost, or ended the wrong way.
     pub failed: u64,
+    /// Cut by the hard stop.
+    pub cut: u64,
     /// `12.6MB` of completed uploads.
     pub bytes: String,
     /// `8.40 MB/s` per uploader, or `-`.
@@ -73,6 +75,7 @@ pub fn uploads(r: &Results) -> Vec<UploadView> {
             completed: u.completed,
             rejected: u.rejected,
             failed: u.failed,
+            cut: u.cut,
             bytes: fmt_bytes(u.bytes as f64),
             mbps: u.mbps.map_or("-".into(), |m| format!("{m:.2} MB/s")),
         })

@@ -35,6 +35,10 @@ pub struct Model {
     pub iterations_ok: u64,
     /// Iterations that failed.
     pub iterations_failed: u64,
+    /// Iterations the hard stop cut.
+    pub iterations_cut: u64,
+    /// What became of the requests waited on.
+    pub requests: super::results::RequestCounts,
     /// Connection attempts and ends.
     pub connections: Connections,
     /// Inbound then outbound traffic.
@@ -70,6 +74,10 @@ pub struct Connections {
     pub closed: u64,
     /// Ends by close code (`none`: no close frame), largest first.
     pub closed_by_code: Vec<(String, u64)>,
+    /// Still open when the run ended.
+    pub open_at_stop: u64,
+    /// Per failure cause, the first detail recorded: (cause, detail).
+    pub failed_samples: Vec<(String, String)>,
 }
 
 /// Frames and bytes in one direction.
@@ -214,12 +222,22 @@ impl Model {
             peak_connections: r.load.peak_connections,
             iterations_ok: r.load.iterations_ok,
             iterations_failed: r.load.iterations_failed,
+            iterations_cut: r.load.iterations_cut,
+            requests: r.counters.requests,
             connections: Connections {
                 opened: r.counters.connections.opened,
                 failed: r.counters.connections.failed,
                 failed_by_cause: ranked(&r.counters.connections.failed_by_cause),
                 closed: r.counters.connections.closed,
                 closed_by_code: ranked(&r.counters.connections.closed_by_code),
+                open_at_stop: r.counters.connections.open_at_stop,
+                failed_samples: r
+                    .counters
+                    .connections
+                    .failed_samples
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.first()?.clone())))
+                    .collect(),
             },
             traffic: traffic(r),
             latency: latency_rows(r),

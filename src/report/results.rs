@@ -187,6 +187,12 @@ pub struct LoadReached {
     pub iterations_ok: u64,
     /// Iterations that ended in failure.
     pub iterations_failed: u64,
+    /// Iterations begun: `iterations_ok + iterations_failed + iterations_cut`.
+    #[serde(default)]
+    pub iterations_started: u64,
+    /// Iterations the hard stop cut before they could end (neither ok nor failed).
+    #[serde(default)]
+    pub iterations_cut: u64,
 }
 
 /// One latency metric: from the intended send time, and from the actual send time.
@@ -351,8 +357,25 @@ pub struct Counters {
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Operations: connect attempts + expects + paced requests (denominator of `errors.rate`).
     pub ops: u64,
-    /// Sends that could not happen at their intended time.
+    /// Sends that could not happen at their intended time, or never happened.
     pub missed: u64,
+    /// What became of the requests waited on: `sent = replies + timeouts + unanswered`.
+    #[serde(default)]
+    pub requests: RequestCounts,
+}
+
+/// Requests waited on: each paced request and each `expect` step counts once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestCounts {
+    /// Requests sent (an `expect` counts when it starts waiting).
+    pub sent: u64,
+    /// Answered in time.
+    pub replies: u64,
+    /// Their deadline passed first.
+    pub timeouts: u64,
+    /// Neither: the run stopped or the connection died first (`errors_by_kind.unanswered`).
+    pub unanswered: u64,
 }
 
 /// Connection counters.
@@ -363,12 +386,20 @@ pub struct ConnectionCounts {
     pub opened: u64,
     /// Attempts that failed.
     pub failed: u64,
-    /// Failed attempts by cause (`refused`, `timeout`, `tls`, `dns`, `http_429`, `other`).
+    /// Failed attempts by cause (`refused`, `timeout`, `tls`, `dns`, `http_429`,
+    /// `bad_accept`, `handshake`, `emfile`, `other`).
     pub failed_by_cause: BTreeMap<String, u64>,
+    /// Per cause, the first few distinct one-line details (e.g. `upgrade answered with HTTP/1.0
+    /// 404 Not Found`), each at most 240 bytes.
+    #[serde(default)]
+    pub failed_samples: BTreeMap<String, Vec<String>>,
     /// Connections that ended.
     pub closed: u64,
     /// Ends by close code (`"1000"`; `"none"`: dropped without a close frame).
     pub closed_by_code: BTreeMap<String, u64>,
+    /// Connections still open when the run ended: `opened = closed + open_at_stop`.
+    #[serde(default)]
+    pub open_at_stop: u64,
 }
 
 /// Frames and bytes of one message kind.
@@ -475,12 +506,21 @@ impl ResultsWriter {
     /// whole document.
     pub fn write(&self, r: &Results) -> Result<(), ReportError> {
         let json = serde_json::to_vec_pretty(r)?;
+        let written = self.replace(&json);
+        if written.is_err() {
+            // A half-written temporary file (disk full, quota) is of no use to anyone.
+            let _ = fs::remove_file(&self.tmp);
+        }
+        written
+    }
+
+    fn replace(&self, json: &[u8]) -> Result<(), ReportError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| ReportError::Io { path, source }
         };
         let mut f = File::create(&self.tmp).map_err(io(&self.tmp))?;
-        f.write_all(&json).map_err(io(&self.tmp))?;
+        f.write_all(json).map_err(io(&self.tmp))?;
         f.write_all(b"\n").map_err(io(&self.tmp))?;
         f.sync_all().map_err(io(&self.tmp))?;
         drop(f);
@@ -615,6 +655,9 @@ pub struct UploadResult {
     pub rejected: u64,
     /// Uploads that timed out, lost their connection or ended the wrong way.
     pub failed: u64,
+    /// Uploads the hard stop cut: `started = completed + rejected + failed + cut`.
+    #[serde(default)]
+    pub cut: u64,
     /// File bytes of completed uploads.
     pub bytes: u64,
     /// Summed completion time of completed uploads, seconds.
@@ -633,6 +676,7 @@ impl UploadResult {
             completed: t.completed,
             rejected: t.rejected,
             failed: t.failed,
+            cut: t.cut,
             bytes: t.bytes,
             seconds,
             mbps: (t.completed > 0 && seconds > 0.0).then(|| t.bytes as f64 / 1e6 / seconds),

@@ -95,13 +95,17 @@ pub fn render_model(m: &Model) -> String {
     for b in &m.banners {
         let _ = writeln!(out, "!! {b}");
     }
-    let _ = writeln!(
+    let _ = write!(
         out,
         "duration {} of {}   peak VUs {}   peak connections {}   iterations {} ok, {} failed",
         m.duration, m.planned, m.peak_vus, m.peak_connections, m.iterations_ok, m.iterations_failed
     );
+    if m.iterations_cut > 0 {
+        let _ = write!(out, ", {} cut at the stop", m.iterations_cut);
+    }
+    out.push('\n');
     let c = &m.connections;
-    let _ = writeln!(
+    let _ = write!(
         out,
         "connections   opened {}   failed {} ({})   closed {} ({})",
         c.opened,
@@ -110,6 +114,13 @@ pub fn render_model(m: &Model) -> String {
         c.closed,
         fmt_pairs(&c.closed_by_code)
     );
+    if c.open_at_stop > 0 {
+        let _ = write!(out, "   open at the stop {}", c.open_at_stop);
+    }
+    out.push('\n');
+    for (cause, detail) in &c.failed_samples {
+        let _ = writeln!(out, "  ✗ {cause}: {detail}");
+    }
     for t in &m.traffic {
         let _ = writeln!(
             out,
@@ -128,6 +139,14 @@ pub fn render_model(m: &Model) -> String {
         fmt_pairs(&e.by_kind),
         e.missed
     );
+    let q = &m.requests;
+    if q.sent > 0 {
+        let _ = writeln!(
+            out,
+            "requests {}: {} answered, {} timed out, {} unanswered",
+            q.sent, q.replies, q.timeouts, q.unanswered
+        );
+    }
     flows(&mut out, m);
     violations(&mut out, m);
     verdicts(&mut out, m);
@@ -192,10 +211,14 @@ fn flows(out: &mut String, m: &Model) {
         out.push('\n');
     }
     for u in &m.uploads {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "upload {}   {} started, {} completed, {} rejected, {} failed   {} at {}",
-            u.metric, u.started, u.completed, u.rejected, u.failed, u.bytes, u.mbps
+            "upload {}   {} started, {} completed, {} rejected, {} failed",
+            u.metric, u.started, u.completed, u.rejected, u.failed
         );
+        if u.cut > 0 {
+            let _ = write!(out, ", {} cut at the stop", u.cut);
+        }
+        let _ = writeln!(out, "   {} at {}", u.bytes, u.mbps);
     }
 }

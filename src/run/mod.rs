@@ -101,17 +101,22 @@ impl RunError {
 pub struct Finished {
     /// The final results, as written.
     pub results: Results,
-    /// Where they were written.
+    /// Where they were written: the output folder, or the fallback folder when the output
+    /// folder could not take the final write.
     pub out_dir: PathBuf,
+    /// The final write to the output folder failed (the results went to `out_dir`, a
+    /// fallback, if even that worked).
+    pub output_failed: bool,
 }
 
 impl Finished {
-    /// Exit code: 130 interrupted, 3 aborted, 1 a threshold failed or a frame broke its
-    /// protocol's schemas, 0 pass.
+    /// Exit code: 130 interrupted, 3 aborted or results not written where asked, 1 a
+    /// threshold failed or a frame broke its protocol's schemas, 0 pass.
     pub fn exit_code(&self) -> u8 {
         match self.results.status {
             Status::Interrupted => 130,
             Status::Aborted => 3,
+            _ if self.output_failed => 3,
             _ if !self.passed() => 1,
             _ => 0,
         }
@@ -202,6 +207,17 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
             plan.load.peak()
         );
     }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Unreachable(format!("cannot start the runtime: {e}")))?;
+    // Signal handlers before anything that takes time (the start-up check included): a
+    // Ctrl-C from here on ends in a results file, never in a killed process.
+    let (tx, rx) = mpsc::unbounded_channel();
+    let signals = {
+        let _in_rt = rt.enter();
+        tokio::spawn(forward_signals(tx))
+    };
     let server = if args.serve {
         let cfg = squall_server::Config {
             listen: ([127, 0, 0, 1], 0).into(),
@@ -215,16 +231,21 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     };
     let out_dir = args.out.clone().unwrap_or_else(|| default_out(&plan.name));
     let writer = ResultsWriter::create(&out_dir)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| RunError::Unreachable(format!("cannot start the runtime: {e}")))?;
-    let result = rt.block_on(run_plan(plan, profile, &args, &writer));
+    // The first write doubles as the check that the folder takes files: an unwritable
+    // output fails now (exit 3), not after the whole load.
+    writer.write(&starting(&plan, &args))?;
+    let result = rt.block_on(run_plan(plan, profile, &args, &writer, rx));
+    signals.abort();
     if let Some(s) = server {
         s.shutdown();
     }
-    let results = result?;
-    if args.report {
+    let (results, written) = result?;
+    let output_failed = written.as_deref() != Some(writer.path());
+    let out_dir = written
+        .as_deref()
+        .and_then(Path::parent)
+        .map_or(out_dir, Path::to_path_buf);
+    if args.report && written.is_some() {
         // The run's verdict stands on results.json; a report that cannot be drawn is
         // said loudly but does not change the exit code.
         match report::write_report(&results, &out_dir) {
@@ -233,16 +254,58 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
             Err(e) => eprintln!("squall: report: {e}"),
         }
     }
-    Ok(Finished { results, out_dir })
+    Ok(Finished {
+        results,
+        out_dir,
+        output_failed,
+    })
 }
 
+/// The results document before any load: status `running`, nothing measured.
+fn starting(plan: &Plan, args: &RunArgs) -> Results {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| RunOptions::default().threads);
+    Aggregate::new(plan.metrics.clone()).results(
+        meta(plan, args, SystemTime::now(), threads),
+        Status::Running,
+    )
+}
+
+/// The results of a run that ended before any load, with its status and why.
+fn ended_early(plan: &Plan, args: &RunArgs, status: Status, why: String) -> Results {
+    let mut results = starting(plan, args);
+    results.status = status;
+    results.status_reason = Some(why);
+    results.meta.ended_at = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
+    results
+}
+
+/// Checks the target, runs the swarm and concludes; the results and where they were
+/// written (`None`: nowhere).
 async fn run_plan(
     plan: Plan,
     profile: Option<Arc<Profile>>,
     args: &RunArgs,
     writer: &ResultsWriter,
-) -> Result<Results, RunError> {
-    preflight(&plan).await?;
+    mut control: mpsc::UnboundedReceiver<Control>,
+) -> Result<(Results, Option<PathBuf>), RunError> {
+    tokio::select! {
+        checked = preflight(&plan) => if let Err(e) = checked {
+            // The file written before the check must not stay `running`: it says why.
+            let results = ended_early(&plan, args, Status::Aborted, e.to_string());
+            if let Err(w) = writer.write(&results) {
+                eprintln!("squall: cannot write the results: {w}");
+            }
+            return Err(e);
+        },
+        Some(Control::Interrupt) = control.recv() => {
+            let why = "interrupted (Ctrl-C or SIGTERM) during the start-up check, before any load";
+            let results = ended_early(&plan, args, Status::Interrupted, why.into());
+            let written = conclude(&results, &plan.name, args, writer);
+            return Ok((results, written));
+        }
+    }
     let plan = Arc::new(plan);
     let opts = RunOptions {
         threads: args
@@ -263,8 +326,6 @@ async fn run_plan(
         },
         ..RunOptions::default()
     };
-    let (tx, rx) = mpsc::unbounded_channel();
-    let signals = tokio::spawn(forward_signals(tx));
     let started = SystemTime::now();
     let mut live = Live {
         plan: &plan,
@@ -275,8 +336,7 @@ async fn run_plan(
         bar: (args.progress && !args.quiet).then(|| progress::Bar::new(plan.load.duration())),
         error: None,
     };
-    let outcome = swarm::run(plan.clone(), opts, rx, &mut live).await;
-    signals.abort();
+    let outcome = swarm::run(plan.clone(), opts, control, &mut live).await;
     if let Some(bar) = live.bar.take() {
         bar.finish();
     }
@@ -291,19 +351,136 @@ async fn run_plan(
         }
     }
     results.status_reason = outcome.reason;
+    if results.status == Status::Complete {
+        if let Some(why) = measured_nothing(&results, &plan) {
+            results.status = Status::Aborted;
+            results.status_reason = Some(why);
+        }
+    }
     results.thresholds = verdict::evaluate(&plan.thresholds, &results);
-    writer.write(&results)?;
+    let written = conclude(&results, &plan.name, args, writer);
+    Ok((results, written))
+}
+
+/// Writes the final results (to a named fallback folder when the output folder fails),
+/// the JUnit file if asked, and prints the summary whatever happened; returns where the
+/// results went.
+fn conclude(
+    results: &Results,
+    name: &str,
+    args: &RunArgs,
+    writer: &ResultsWriter,
+) -> Option<PathBuf> {
+    let written = match writer.write(results) {
+        Ok(()) => Some(writer.path().to_path_buf()),
+        Err(e) => {
+            eprintln!("squall: cannot write the results: {e}");
+            write_fallback(results, name)
+        }
+    };
     if let Some(path) = &args.junit {
-        std::fs::write(path, render_junit(&results)).map_err(|source| ReportError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        if let Err(e) = std::fs::write(path, render_junit(results)) {
+            eprintln!("squall: junit: {}: {e}", path.display());
+        }
     }
     if !args.quiet {
-        println!("{}", render_summary(&results));
-        println!("results: {}", writer.path().display());
+        println!("{}", render_summary(results));
     }
-    Ok(results)
+    match &written {
+        Some(p) if p == writer.path() => {
+            if !args.quiet {
+                println!("results: {}", p.display());
+            }
+        }
+        Some(p) => eprintln!(
+            "squall: results written to the fallback {} instead",
+            p.display()
+        ),
+        None => eprintln!(
+            "squall: the results were not written anywhere; the summary above is all there is"
+        ),
+    }
+    written
+}
+
+/// Writes `results` under the system's temporary folder; its path, or `None` when even
+/// that fails.
+fn write_fallback(results: &Results, name: &str) -> Option<PathBuf> {
+    let stem = default_out(name);
+    let stem = stem
+        .file_name()
+        .map_or_else(|| name.into(), |s| s.to_os_string());
+    let mut leaf = stem;
+    leaf.push(format!("-{}", std::process::id()));
+    let dir = std::env::temp_dir().join("squall").join(leaf);
+    let written = ResultsWriter::create(&dir).and_then(|w| {
+        w.write(results)?;
+        Ok(w.path().to_path_buf())
+    });
+    match written {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("squall: the fallback failed too: {e}");
+            // Only removes the folder when the failed write left it empty.
+            let _ = std::fs::remove_dir(&dir);
+            None
+        }
+    }
+}
+
+/// Why a run that ran to its end measured nothing a gate could pass on (it then ends
+/// aborted, exit 3): no connection opened; no iteration ended and nothing came back; requests
+/// went out and not one was answered (nor timed out) before the stop; or none of the
+/// scenario's sends happened. Whatever the timing, a broken target never passes.
+fn measured_nothing(r: &Results, plan: &Plan) -> Option<String> {
+    let c = &r.counters;
+    if c.connections.opened == 0 {
+        return Some(format!(
+            "no connection was opened ({} attempts failed{}; attempts still under way at the stop are not counted)",
+            c.connections.failed,
+            causes(&c.connections.failed_by_cause)
+        ));
+    }
+    let l = &r.load;
+    let q = &c.requests;
+    if l.iterations_ok + l.iterations_failed == 0 && q.replies == 0 && c.frames_in == 0 {
+        return Some(format!(
+            "no iteration completed ({} cut at the stop) and nothing came back from the target",
+            l.iterations_cut
+        ));
+    }
+    let auto = c.kinds_out.get("(auto-reply)").map_or(0, |k| k.frames);
+    if c.frames_out.saturating_sub(auto) == 0 && plan.behaviours.iter().any(|b| sends(&b.steps)) {
+        return Some("none of the scenario's requests was sent".into());
+    }
+    if q.sent > 0 && q.replies == 0 && q.timeouts == 0 {
+        return Some(format!(
+            "none of the {} requests was answered or timed out: the run stopped or their connection died first",
+            q.sent
+        ));
+    }
+    None
+}
+
+/// `: refused 3, http_404 2`, or nothing.
+fn causes(by_cause: &std::collections::BTreeMap<String, u64>) -> String {
+    let causes: Vec<String> = by_cause.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    if causes.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", causes.join(", "))
+    }
+}
+
+/// Whether any of `steps` sends something of its own.
+fn sends(steps: &[scenario::plan::Step]) -> bool {
+    use scenario::plan::Step;
+    steps.iter().any(|s| match s {
+        Step::Send { .. } | Step::Pace(_) | Step::Burst { .. } | Step::Upload(_) => true,
+        Step::Repeat { steps, .. } => sends(steps),
+        Step::Choose { branches } => branches.iter().any(|b| sends(&b.1)),
+        _ => false,
+    })
 }
 
 /// Writes results and draws progress after every tick.

@@ -486,7 +486,9 @@ fn connect(l: &mut Lower, c: &ConnectM) -> Option<ConnectPlan> {
         Some(s) => l.size(s).and_then(|n| usize::try_from(n).ok()),
         None => Some(16 << 20),
     };
+    let backoff = l.backoff(c.backoff.as_ref());
     Some(ConnectPlan {
+        backoff: backoff?,
         headers: headers?,
         query: query?,
         subprotocols: c.subprotocols.clone(),

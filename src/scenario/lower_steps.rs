@@ -3,7 +3,7 @@
 use base64::Engine as _;
 
 use super::de::{OrMap, Recover, Scalar, Sp};
-use super::lower::{Lower, FIVE_SECONDS};
+use super::lower::Lower;
 use super::model::{BinaryM, BranchM, ExpectM, StepItem, StepM, Steps};
 use super::plan::{Backoff, Expect, Payload, Pos, Step, Think};
 
@@ -365,14 +365,8 @@ impl Lower<'_> {
         Some(Step::Choose { branches })
     }
 
-    fn backoff(&mut self, b: Option<&Sp<super::model::BackoffM>>) -> Option<Backoff> {
-        let mut out = Backoff {
-            initial: std::time::Duration::from_millis(100),
-            max: FIVE_SECONDS,
-            factor: 2.0,
-            jitter: 0.2,
-            max_tries: 5,
-        };
+    pub(super) fn backoff(&mut self, b: Option<&Sp<super::model::BackoffM>>) -> Option<Backoff> {
+        let mut out = Backoff::default();
         let Some(b) = b else { return Some(out) };
         let v = &b.value;
         let mut ok = true;

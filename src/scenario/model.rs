@@ -55,6 +55,7 @@ pub(crate) struct ConnectM {
     pub timeout: Option<Sp<Scalar>>,
     pub insecure: bool,
     pub max_message_size: Option<Sp<Scalar>>,
+    pub backoff: Option<Sp<BackoffM>>,
 }
 
 /// `load:` in any of its forms (phases, or the `vus`/`rate` + `duration` shorthand).

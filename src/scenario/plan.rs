@@ -94,6 +94,9 @@ pub struct ConnectPlan {
     pub insecure: bool,
     /// Largest inbound message accepted, bytes. Default 16 MiB.
     pub max_message_size: usize,
+    /// The pause before a VU's next iteration after its connection failed or was lost
+    /// (`max_tries` unused). Default: as the `reconnect` step's.
+    pub backoff: Backoff,
 }
 
 /// The load model with its stages, as data.
@@ -415,4 +418,16 @@ pub struct Backoff {
     pub jitter: f64,
     /// Attempts before the iteration fails. Default 5.
     pub max_tries: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+            factor: 2.0,
+            jitter: 0.2,
+            max_tries: 5,
+        }
+    }
 }

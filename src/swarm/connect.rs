@@ -1,9 +1,12 @@
 //! Opening one WebSocket connection: DNS, TCP, TLS and the upgrade, under one deadline,
 //! with every failure classified so results can count it by cause.
 
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
@@ -21,7 +24,68 @@ use crate::scenario::plan::ConnectPlan;
 pub const MAX_WRITE_BUFFER: usize = (64 << 20) + (1 << 20);
 
 /// An open client connection.
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<Tcp>>;
+
+/// Bytes of the upgrade answer kept to explain a refusal tungstenite cannot read.
+const HEAD_MAX: usize = 512;
+
+/// The TCP stream under a connection. While the upgrade is under way it keeps the first
+/// bytes it reads, so an answer tungstenite refuses to parse (an HTTP/1.0 `404` from a
+/// server that is no WebSocket server) still tells its status; afterwards it only passes
+/// reads and writes through.
+pub struct Tcp {
+    inner: TcpStream,
+    head: Option<Arc<Mutex<Vec<u8>>>>,
+}
+
+impl AsyncRead for Tcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let (Some(head), Poll::Ready(Ok(()))) = (&self.head, &read) {
+            if let Ok(mut head) = head.lock() {
+                let new = &buf.filled()[before..];
+                let room = HEAD_MAX.saturating_sub(head.len());
+                head.extend_from_slice(&new[..new.len().min(room)]);
+            }
+        }
+        read
+    }
+}
+
+impl AsyncWrite for Tcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
 
 /// Why a connection could not be opened, with a one-line cause for people.
 #[derive(Debug, thiserror::Error)]
@@ -121,19 +185,29 @@ impl Connecter {
             Some(_) => 443,
             None => 80,
         });
-        let stream = tcp_connect(host, port).await?;
+        let head = Arc::new(Mutex::new(Vec::new()));
+        let stream = Tcp {
+            inner: tcp_connect(host, port).await?,
+            // Over TLS the bytes read are ciphertext: nothing to learn from them.
+            head: self.tls.is_none().then(|| head.clone()),
+        };
         let connector = match &self.tls {
             Some(cfg) => Connector::Rustls(cfg.clone()),
             None => Connector::Plain,
         };
-        let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
+        let (mut ws, _response) = tokio_tungstenite::client_async_tls_with_config(
             request,
             stream,
             Some(self.config),
             Some(connector),
         )
         .await
-        .map_err(classify)?;
+        .map_err(|e| classify(e, &head))?;
+        match ws.get_mut() {
+            MaybeTlsStream::Plain(t) => t.head = None,
+            MaybeTlsStream::Rustls(t) => t.get_mut().0.head = None,
+            _ => {}
+        }
         Ok(ws)
     }
 }
@@ -142,7 +216,10 @@ impl Connecter {
 pub async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, ConnectError> {
     let addrs: Vec<_> = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|e| ConnectError::new(FailCause::Dns, format!("cannot resolve {host}: {e}")))?
+        .map_err(|e| match out_of_files(&e) {
+            true => files_error(&e),
+            false => ConnectError::new(FailCause::Dns, format!("cannot resolve {host}: {e}")),
+        })?
         .collect();
     let mut last = None;
     for addr in addrs {
@@ -159,12 +236,36 @@ pub async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, ConnectErro
         Some((addr, e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             ConnectError::new(FailCause::Refused, format!("connection refused by {addr}"))
         }
+        Some((_, e)) if out_of_files(&e) => files_error(&e),
         Some((addr, e)) => ConnectError::new(FailCause::Other, format!("connect to {addr}: {e}")),
         None => ConnectError::new(FailCause::Dns, format!("{host} resolved to no address")),
     })
 }
 
-fn classify(e: WsError) -> ConnectError {
+/// Whether `e` says the process (EMFILE) or the system (ENFILE) has no file left.
+fn out_of_files(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// EMFILE/ENFILE, with the limit and what to do about it.
+fn files_error(e: &std::io::Error) -> ConnectError {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    let limit = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } {
+        0 => format!("the limit is {} open files", r.rlim_cur),
+        _ => "the open-file limit is unknown".to_string(),
+    };
+    ConnectError::new(
+        FailCause::Files,
+        format!("{e}: {limit}; raise it (`ulimit -n`, LimitNOFILE=) or run fewer VUs per process"),
+    )
+}
+
+fn classify(e: WsError, head: &Mutex<Vec<u8>>) -> ConnectError {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
     match e {
         WsError::Http(resp) => {
             let status = resp.status();
@@ -177,8 +278,32 @@ fn classify(e: WsError) -> ConnectError {
         WsError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
             ConnectError::new(FailCause::Tls, format!("TLS: {io}"))
         }
+        WsError::Io(io) if out_of_files(&io) => files_error(&io),
+        WsError::Protocol(ProtocolError::SecWebSocketAcceptKeyMismatch) => ConnectError::new(
+            FailCause::BadAccept,
+            "the 101 answer's Sec-WebSocket-Accept does not match the key sent \
+             (not a WebSocket server, or a proxy in between rewrote the upgrade)",
+        ),
+        WsError::Protocol(p) => match status_line(head) {
+            Some((code, line)) => ConnectError::new(
+                FailCause::Http(code),
+                format!("upgrade answered with {line}"),
+            ),
+            None => ConnectError::new(FailCause::Handshake, format!("handshake failed: {p}")),
+        },
         other => ConnectError::new(FailCause::Other, format!("handshake failed: {other}")),
     }
+}
+
+/// The status code and line of an HTTP answer that is not `101` (e.g. `HTTP/1.0 404 Not
+/// Found`), from the first bytes the connection read.
+fn status_line(head: &Mutex<Vec<u8>>) -> Option<(u16, String)> {
+    let head = head.lock().ok()?;
+    let line = head.split(|&b| b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?.trim_end();
+    let rest = line.strip_prefix("HTTP/")?;
+    let code: u16 = rest.split(' ').nth(1)?.parse().ok()?;
+    (code != 101 && (100..1000).contains(&code)).then(|| (code, line.chars().take(120).collect()))
 }
 
 fn tls_config(insecure: bool) -> rustls::ClientConfig {
@@ -279,6 +404,19 @@ fn percent_encode(s: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_status_line_is_read_from_the_first_bytes() {
+        let line = |bytes: &[u8]| status_line(&Mutex::new(bytes.to_vec()));
+        assert_eq!(
+            line(b"HTTP/1.0 404 Not Found\r\nServer: x\r\n\r\n"),
+            Some((404, "HTTP/1.0 404 Not Found".to_string()))
+        );
+        assert_eq!(line(b"HTTP/1.1 101 Switching Protocols\r\n"), None);
+        assert_eq!(line(b"SSH-2.0-OpenSSH_9.6\r\n"), None);
+        assert_eq!(line(b"HTTP/1.0 99999 Huge\r\n"), None);
+        assert_eq!(line(b""), None);
+    }
 
     #[test]
     fn query_is_appended_and_encoded() {

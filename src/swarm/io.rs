@@ -607,12 +607,13 @@ impl Io {
     }
 
     /// Queues a message without flushing; false when the connection is gone. Waits at most
-    /// [`WRITE_STALL`] for room.
+    /// [`WRITE_STALL`] for room, and not past the run's hard stop.
     pub async fn feed(&mut self, msg: Message) -> bool {
         let Some(ws) = self.ws.as_mut() else {
             return false;
         };
-        let ready = within_stall(std::future::poll_fn(|cx| ws.poll_ready_unpin(cx))).await;
+        let ready = std::future::poll_fn(|cx| ws.poll_ready_unpin(cx));
+        let ready = within_stall(ready, &self.hard_stop).await;
         let r = ready.and_then(|()| ws.start_send_unpin(msg).map_err(WriteFail::Ws));
         self.written(r)
     }
@@ -622,7 +623,7 @@ impl Io {
         let Some(ws) = self.ws.as_mut() else {
             return false;
         };
-        let r = within_stall(ws.flush()).await;
+        let r = within_stall(ws.flush(), &self.hard_stop).await;
         if r.is_ok() {
             self.unsent_pongs = 0;
         }
@@ -642,6 +643,8 @@ impl Io {
                 self.not_reading();
                 false
             }
+            // The run is ending: what was being written is cut, not the peer's fault.
+            Err(WriteFail::Stopped) => false,
         }
     }
 
@@ -690,12 +693,17 @@ impl Io {
             code: CloseCode::from(code),
             reason: "".into(),
         };
-        if ws.close(Some(frame)).await.is_err() {
-            self.finish(Some(code));
-            return;
-        }
         let deadline = Instant::now() + CLOSE_DRAIN;
-        loop {
+        // A peer that does not read can keep the close frame from going out: bounded too.
+        match tokio::time::timeout_at(deadline.into(), ws.close(Some(frame))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return self.finish(Some(code)),
+            // The close frame never went out.
+            Err(_) => return self.finish(None),
+        }
+        // The deadline is checked before every read: under a steady flood the next frame
+        // is always ready, and a timeout around the read alone would never fire.
+        while Instant::now() < deadline {
             let Some(ws) = self.ws.as_mut() else { return };
             let msg = match tokio::time::timeout_at(deadline.into(), ws.next()).await {
                 Ok(m) => m,
@@ -764,11 +772,25 @@ enum WriteFail {
     Ws(WsError),
     /// Nothing drained for [`WRITE_STALL`].
     Stalled,
+    /// The run's hard stop came first.
+    Stopped,
 }
 
-/// Runs a write step, giving up after [`WRITE_STALL`]; a step that completes at once (the
-/// usual case) costs no timer.
-async fn within_stall<F>(f: F) -> Result<(), WriteFail>
+impl Drop for Io {
+    /// A connection still open when its VU is dropped (cancelled at the hard stop) is
+    /// counted as open at the stop, so `opened = closed + open_at_stop` always holds.
+    fn drop(&mut self) {
+        if self.ws.is_some() {
+            if let Ok(mut rec) = self.rec.try_borrow_mut() {
+                rec.abandoned();
+            }
+        }
+    }
+}
+
+/// Runs a write step, giving up after [`WRITE_STALL`] or at the run's hard stop; a step that
+/// completes at once (the usual case) costs no timer.
+async fn within_stall<F>(f: F, hard_stop: &watch::Receiver<bool>) -> Result<(), WriteFail>
 where
     F: std::future::Future<Output = Result<(), WsError>>,
 {
@@ -776,9 +798,13 @@ where
     if let Some(r) = f.as_mut().now_or_never() {
         return r.map_err(WriteFail::Ws);
     }
-    match tokio::time::timeout(WRITE_STALL, f).await {
-        Ok(r) => r.map_err(WriteFail::Ws),
-        Err(_) => Err(WriteFail::Stalled),
+    let mut stop = hard_stop.clone();
+    tokio::select! {
+        r = tokio::time::timeout(WRITE_STALL, f) => match r {
+            Ok(r) => r.map_err(WriteFail::Ws),
+            Err(_) => Err(WriteFail::Stalled),
+        },
+        _ = stop.wait_for(|s| *s) => Err(WriteFail::Stopped),
     }
 }
 

@@ -144,6 +144,7 @@ pub async fn run(
     let mut grace_until: Option<Instant> = None;
     let mut ticks = 1u32;
     let mut dead = DeadTarget::default();
+    let mut dead_target = false;
     let mut control_open = true;
     let stop_soft = |grace: &mut Option<Instant>| {
         if grace.is_none() {
@@ -166,10 +167,7 @@ pub async fn run(
                 observer.on_tick(&mut agg, elapsed);
                 if dead.observe(&agg, opts.dead_ticks) && status == Status::Complete {
                     status = Status::Aborted;
-                    reason = Some(format!(
-                        "target unreachable: connections keep failing and none is open ({} failed in all)",
-                        agg.connections_failed()
-                    ));
+                    dead_target = true;
                     let _ = graceful_tx.send(true);
                     let _ = hard_tx.send(true);
                 }
@@ -205,6 +203,13 @@ pub async fn run(
     let elapsed = start.elapsed();
     agg.tick(elapsed, cpu.sample());
     observer.on_tick(&mut agg, elapsed);
+    if dead_target {
+        // Written from the final counts, so the reason and the counters agree.
+        reason = Some(format!(
+            "target unreachable: connections keep failing and none is open ({} failed in all)",
+            agg.connections_failed()
+        ));
+    }
     Outcome {
         aggregate: agg,
         status,

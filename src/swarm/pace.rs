@@ -19,6 +19,10 @@ use super::vu::{
 };
 use crate::scenario::plan::Pace;
 
+/// A send due less than this before the hard stop may still have been on its way (the
+/// pacer wakes a little late by design): it is not counted as missed.
+const STOP_GRACE: Duration = Duration::from_millis(50);
+
 /// Outstanding request: when it should have gone out, and when it did.
 #[derive(Clone, Copy)]
 struct Sent {
@@ -45,6 +49,14 @@ impl Vu {
             (Some(c), _, _) => Some(c),
             (None, Some(d), Some(r)) => Some((d.as_secs_f64() * r).floor() as u64),
             _ => None,
+        };
+        // Sends due by now: what a stop mid-schedule leaves owed.
+        let due = || match (interval, planned) {
+            (Some(iv), Some(p)) => {
+                let late = start.elapsed().saturating_sub(STOP_GRACE);
+                Some(p.min((late.as_secs_f64() / iv.as_secs_f64()) as u64 + 1))
+            }
+            _ => planned,
         };
         let id_ptr = self.shared.plan.id_pointer.clone();
         let wants: Vec<Want> = p
@@ -86,7 +98,7 @@ impl Vu {
                 });
                 let len = payload_len(&req.payload, &self.out);
                 if !self.io.feed(text_message(&req.payload, &self.out)).await {
-                    return self.pace_lost(planned, issued, outstanding.len());
+                    return self.pace_lost(planned, due(), issued, outstanding.len());
                 }
                 // One clock read per batch: the writes are only queued here, and the batch
                 // goes out in the flush below.
@@ -98,6 +110,7 @@ impl Vu {
                     let mut r = rec.borrow_mut();
                     r.frame_out(kind.as_deref(), len);
                     r.op();
+                    r.request();
                 }
                 issued += 1;
                 fed = true;
@@ -108,12 +121,12 @@ impl Vu {
                     }
                     // A request without an id can never be matched: count it as timed out
                     // rather than waiting on it.
-                    None => rec.borrow_mut().timeout(Some(req.metric), 0),
+                    None => rec.borrow_mut().request_timed_out(Some(req.metric), 0),
                 }
             }
             if fed {
                 if !self.io.flush().await {
-                    return self.pace_lost(planned, issued, outstanding.len());
+                    return self.pace_lost(planned, due(), issued, outstanding.len());
                 }
                 // The batch's clock read, taken before its writes (see `Vu::send`).
                 self.last_send_at = Some(now);
@@ -155,6 +168,7 @@ impl Vu {
                     service_us: at.duration_since(s.actual).as_micros() as u64,
                 };
                 record_latency(&shared, vu, p.requests[r].metric, sample, f.text());
+                rec.borrow_mut().replied();
                 true
             };
             // The worker's precise timer: a send goes out within tens of microseconds of
@@ -169,8 +183,11 @@ impl Vu {
             }
             match woke {
                 Woke::Matched | Woke::Deadline => {}
-                Woke::Closed(_) => return self.pace_lost(planned, issued, outstanding.len()),
-                Woke::Stop => return Flow::Stop,
+                Woke::Closed(_) => {
+                    return self.pace_lost(planned, due(), issued, outstanding.len())
+                }
+                // Unsent and unanswered requests are counted, not dropped.
+                Woke::Stop => return self.pace_lost(planned, due(), issued, outstanding.len()),
             }
             // Expire requests whose reply deadline has passed.
             let now = Instant::now();
@@ -181,7 +198,7 @@ impl Vu {
                 if let Some((_, k)) = deadlines.pop_front() {
                     if let Some((_, r)) = outstanding.remove(&k) {
                         rec.borrow_mut()
-                            .timeout(Some(p.requests[r].metric), within_us);
+                            .request_timed_out(Some(p.requests[r].metric), within_us);
                         self.errors += 1;
                     }
                 }
@@ -196,15 +213,22 @@ impl Vu {
         Flow::Next
     }
 
-    fn pace_lost(&mut self, planned: Option<u64>, issued: u64, outstanding: usize) -> Flow {
+    /// Counts what the lost connection left unsent (all of `planned`) and unanswered; at
+    /// the hard stop only the sends already `due` count as missed (later ones never were).
+    fn pace_lost(
+        &mut self,
+        planned: Option<u64>,
+        due: Option<u64>,
+        issued: u64,
+        outstanding: usize,
+    ) -> Flow {
+        let owed = if self.io.stopping() { due } else { planned };
         let mut r = self.shared.rec.borrow_mut();
-        if let Some(planned) = planned {
-            r.missed(planned.saturating_sub(issued));
+        if let Some(owed) = owed {
+            r.missed(owed.saturating_sub(issued));
         }
-        // Requests in flight when the connection died never get a reply.
-        for _ in 0..outstanding {
-            r.error(crate::metrics::ErrorKind::Disconnected);
-        }
+        // Requests in flight when the connection died (or the run stopped) never get a reply.
+        r.unanswered(outstanding as u64);
         drop(r);
         self.errors += outstanding as u32;
         self.lost()

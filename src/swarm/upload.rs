@@ -219,8 +219,12 @@ impl Vu {
                 self.errors += 1;
             }
             Err(Short::Flow(flow)) => {
-                if flow == Flow::Lost {
-                    r.upload(u.metric, UploadEvent::Failed);
+                let end = match flow {
+                    Flow::Stop => UploadEvent::Cut,
+                    _ => UploadEvent::Failed,
+                };
+                if flow != Flow::Next {
+                    r.upload(u.metric, end);
                 }
                 return flow;
             }

@@ -92,6 +92,17 @@ pub enum Flow {
     Stop,
 }
 
+/// How an iteration's connection fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// It held to the end of the iteration (or the run stopped).
+    Connected,
+    /// It was lost under a step that needed it.
+    Lost,
+    /// It could not be opened.
+    Unconnected,
+}
+
 /// What every VU of a worker shares.
 pub struct Shared {
     /// The plan.
@@ -134,6 +145,30 @@ pub struct Vu {
     pub(super) errors: u32,
     /// Index of the behaviour the current iteration runs (its connect options apply).
     behaviour: usize,
+    /// Counted as running (active VUs) and not yet as stopped.
+    running: bool,
+    /// An iteration has begun and not yet been counted as ok, failed or cut.
+    in_iteration: bool,
+    /// Connections lost (or never made) in a row: how far the next reconnect backs off.
+    troubled: u32,
+}
+
+impl Drop for Vu {
+    /// A VU dropped at the hard stop (its task cancelled) still accounts for itself: its
+    /// iteration counts as cut and it leaves the active VUs.
+    fn drop(&mut self) {
+        if !(self.in_iteration || self.running) {
+            return;
+        }
+        if let Ok(mut rec) = self.shared.rec.try_borrow_mut() {
+            if self.in_iteration {
+                rec.iteration_cut();
+            }
+            if self.running {
+                rec.vu_stopped();
+            }
+        }
+    }
 }
 
 impl Vu {
@@ -169,6 +204,9 @@ impl Vu {
             last_send_at: None,
             errors: 0,
             behaviour: 0,
+            running: false,
+            in_iteration: false,
+            troubled: 0,
         }
     }
 
@@ -176,19 +214,26 @@ impl Vu {
     /// between iterations) or the run stops.
     pub async fn run(mut self, stop: Rc<Cell<bool>>, once: bool) {
         self.shared.rec.borrow_mut().vu_started();
+        self.running = true;
         loop {
-            let failed_connect = !self.iteration().await;
+            let ended = self.iteration().await;
             self.ctx.iter += 1;
             if once || stop.get() || self.io.stopping() {
                 break;
             }
-            if failed_connect {
-                // A target that refuses must not be hammered in a tight loop.
-                let pause = self
-                    .shared
-                    .connecter
-                    .timeout()
-                    .min(Duration::from_millis(500));
+            let troubled = ended != Ended::Connected;
+            self.troubled = if troubled { self.troubled + 1 } else { 0 };
+            if troubled {
+                let mut pause = self.backoff();
+                if ended == Ended::Unconnected {
+                    // A target that refuses gets at least this long between attempts.
+                    let floor = self
+                        .shared
+                        .connecter
+                        .timeout()
+                        .min(Duration::from_millis(500));
+                    pause = pause.max(floor);
+                }
                 // `wait` sleeps when there is no socket (`pump` would return at once).
                 if self.wait(pause).await == Flow::Stop {
                     break;
@@ -196,19 +241,33 @@ impl Vu {
             }
         }
         self.shared.rec.borrow_mut().vu_stopped();
+        self.running = false;
     }
 
-    /// One iteration; false when it could not even connect.
-    pub async fn iteration(&mut self) -> bool {
+    /// How long to pause before the next iteration after `troubled` ones in a row could not
+    /// connect or lost their connection: the scenario's `connect.backoff`, exponential with
+    /// jitter, so a target that drops every connection is not hammered in a tight loop.
+    fn backoff(&mut self) -> Duration {
+        let b = self.shared.plan.connect.backoff;
+        let exp = self.troubled.saturating_sub(1).min(30) as i32;
+        let base = (b.initial.as_secs_f64() * b.factor.powi(exp)).min(b.max.as_secs_f64());
+        let spread = 1.0 + b.jitter * (self.ctx.rng.random::<f64>() * 2.0 - 1.0);
+        Duration::try_from_secs_f64((base * spread).max(0.0)).unwrap_or(b.max)
+    }
+
+    /// One iteration; how its connection fared (the next one backs off unless it held).
+    pub async fn iteration(&mut self) -> Ended {
         self.errors = 0;
+        self.shared.rec.borrow_mut().iteration_started();
+        self.in_iteration = true;
         let plan = self.shared.plan.clone();
         self.behaviour = pick_weighted(plan.behaviours.iter().map(|b| b.weight), &mut self.ctx.rng);
         let behaviour = &plan.behaviours[self.behaviour];
         // Boxed: the handshake's state machine (TLS included) is large, and inline it would
         // sit in every VU's future for the whole connection's life.
         if !Box::pin(self.connect()).await {
-            self.shared.rec.borrow_mut().iteration(false);
-            return false;
+            self.end_iteration(self.io.stopping());
+            return Ended::Unconnected;
         }
         let flow = self.run_steps(&behaviour.steps).await;
         if flow == Flow::Lost {
@@ -216,8 +275,23 @@ impl Vu {
         }
         let code = if flow == Flow::Stop { 1001 } else { 1000 };
         Box::pin(self.io.close(code)).await;
-        self.shared.rec.borrow_mut().iteration(self.errors == 0);
-        true
+        self.end_iteration(flow == Flow::Stop);
+        if flow == Flow::Lost {
+            Ended::Lost
+        } else {
+            Ended::Connected
+        }
+    }
+
+    /// Counts the iteration as cut (the hard stop ended it), else ok or failed.
+    fn end_iteration(&mut self, cut: bool) {
+        let mut rec = self.shared.rec.borrow_mut();
+        if cut {
+            rec.iteration_cut();
+        } else {
+            rec.iteration(self.errors == 0);
+        }
+        self.in_iteration = false;
     }
 
     /// Opens the connection; records the outcome.
@@ -231,11 +305,16 @@ impl Vu {
         let query = self.render_pairs(&plan.connect.query, &b.query, |a, b| a == b);
         let url = with_query(&plan.target, &query);
         let started = Instant::now();
-        let result = self
+        let mut stop = self.shared.hard_stop.clone();
+        let connecting = self
             .shared
             .connecter
-            .connect(&url, &headers, &plan.connect.subprotocols)
-            .await;
+            .connect(&url, &headers, &plan.connect.subprotocols);
+        // An attempt still under way at the hard stop is abandoned, neither opened nor failed.
+        let result = tokio::select! {
+            r = connecting => r,
+            _ = stop.wait_for(|s| *s) => return false,
+        };
         match result {
             Ok(ws) => {
                 let us = started.elapsed().as_micros() as u64;
@@ -258,7 +337,9 @@ impl Vu {
                 true
             }
             Err(e) => {
-                self.shared.rec.borrow_mut().connect_failed(e.cause);
+                let mut rec = self.shared.rec.borrow_mut();
+                rec.connect_failed_because(e.cause, &e.detail);
+                drop(rec);
                 self.errors += 1;
                 false
             }

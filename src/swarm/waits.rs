@@ -17,7 +17,11 @@ impl Vu {
     pub(super) async fn expect(&mut self, e: &Expect) -> Flow {
         let want = Want::render(&e.matcher, &mut self.ctx);
         let start = Instant::now();
-        self.shared.rec.borrow_mut().op();
+        {
+            let mut rec = self.shared.rec.borrow_mut();
+            rec.op();
+            rec.request();
+        }
         // The inbox's ordering rule: an `expect` takes only a frame read after the send it
         // follows (or, before the connection's first send, after it opened), and its latency
         // counts from that send. A frame read earlier answers something else.
@@ -48,14 +52,23 @@ impl Vu {
                 Woke::Matched => {}
                 Woke::Deadline => {
                     let waited = e.within.as_micros() as u64;
-                    self.shared.rec.borrow_mut().timeout(e.metric, waited);
+                    let mut rec = self.shared.rec.borrow_mut();
+                    rec.request_timed_out(e.metric, waited);
+                    drop(rec);
                     self.errors += 1;
                     return Flow::Next;
                 }
-                Woke::Closed(_) => return self.lost(),
-                Woke::Stop => return Flow::Stop,
+                Woke::Closed(_) => {
+                    self.shared.rec.borrow_mut().unanswered(1);
+                    return self.lost();
+                }
+                Woke::Stop => {
+                    self.shared.rec.borrow_mut().unanswered(1);
+                    return Flow::Stop;
+                }
             }
         }
+        self.shared.rec.borrow_mut().replied();
         let Some((at, values, text)) = got else {
             return Flow::Next;
         };

@@ -212,14 +212,26 @@ async fn finish(spec: &WorkerSpec, vus: &mut Vus) {
         stop.set(true);
     }
     let mut hard = spec.signals.hard.clone();
+    let cancel: Vec<_> = vus.running.iter().map(|(_, h)| h.abort_handle()).collect();
     let all = futures_util::future::join_all(vus.running.iter_mut().map(|(_, h)| h));
     tokio::pin!(all);
     tokio::select! {
         _ = &mut all => return,
         _ = hard.wait_for(|h| *h) => {}
     }
-    // Give them a moment to send their close frames; then they are dropped.
-    let _ = tokio::time::timeout(Duration::from_secs(2), &mut all).await;
+    // Give them a moment to send their close frames; then they are cancelled. Awaiting the
+    // cancelled tasks drops them now, so what they still account for (a cut iteration, a
+    // connection open at the stop) is in the last snapshot.
+    if tokio::time::timeout(Duration::from_secs(2), &mut all)
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    for h in cancel {
+        h.abort();
+    }
+    all.await;
 }
 
 async fn tick_snapshots(
