@@ -74,6 +74,7 @@ async fn drive(spec: WorkerSpec) {
         spec.idx,
         &spec.plan.metrics,
     )));
+    rec.borrow_mut().start_cpu();
     let shared = Rc::new(Shared {
         // Checked frames are parsed onto the tape (see swarm::io); the shape's skim serves
         // the rest and frames re-read from the mailbox.
@@ -93,7 +94,8 @@ async fn drive(spec: WorkerSpec) {
         spec.tick,
         spec.snapshots.clone(),
     ));
-    let probe = tokio::task::spawn_local(lag_probe(rec.clone()));
+    let probe_due = Rc::new(Cell::new(Instant::now() + LAG_PROBE));
+    let probe = tokio::task::spawn_local(lag_probe(rec.clone(), probe_due.clone()));
     let mut vus = Vus::default();
     match spec.plan.load.model {
         LoadModel::Closed => closed(&spec, &shared, &mut vus).await,
@@ -102,8 +104,13 @@ async fn drive(spec: WorkerSpec) {
     finish(&spec, &mut vus).await;
     ticker.abort();
     probe.abort();
+    // A probe that never got to run (the thread was busy throughout) is lateness too.
+    let overdue = Instant::now().saturating_duration_since(probe_due.get());
+    if !overdue.is_zero() {
+        rec.borrow_mut().lag(overdue.as_micros() as u64);
+    }
     // The last words: everything recorded since the previous tick.
-    let _ = spec.snapshots.send(rec.borrow_mut().take());
+    let _ = spec.snapshots.send(rec.borrow_mut().last());
 }
 
 /// The VUs a worker runs: their stop flags and tasks.
@@ -211,28 +218,40 @@ async fn finish(spec: &WorkerSpec, vus: &mut Vus) {
     let _ = tokio::time::timeout(Duration::from_secs(2), &mut all).await;
 }
 
+/// At every tick boundary, closes the recorder's series bucket and sends it. The bucket
+/// index is the boundary the task woke after, so a worker that slept through several
+/// (stopped, or too busy to run this task) skips the buckets it recorded nothing in, and
+/// how late it woke counts as the generator's lateness.
 async fn tick_snapshots(
     rec: Rc<RefCell<Recorder>>,
     start: Instant,
     tick: Duration,
     out: mpsc::UnboundedSender<Snapshot>,
 ) {
+    let tick_ns = tick.as_nanos().max(1);
     let mut n = 1u32;
     loop {
-        tokio::time::sleep_until((start + tick * n).into()).await;
-        n += 1;
-        let snap = rec.borrow_mut().take();
+        let boundary = start + tick * n;
+        tokio::time::sleep_until(boundary.into()).await;
+        let now = Instant::now();
+        let k = (now.duration_since(start).as_nanos() / tick_ns).min(u32::MAX as u128 - 1) as u32;
+        let snap = {
+            let mut r = rec.borrow_mut();
+            r.lag(now.saturating_duration_since(boundary).as_micros() as u64);
+            r.roll(k)
+        };
+        n = k.saturating_add(1);
         if out.send(snap).is_err() {
             return;
         }
     }
 }
 
-async fn lag_probe(rec: Rc<RefCell<Recorder>>) {
+async fn lag_probe(rec: Rc<RefCell<Recorder>>, due: Rc<Cell<Instant>>) {
     loop {
-        let due = Instant::now() + LAG_PROBE;
-        tokio::time::sleep_until(due.into()).await;
-        let late = Instant::now().saturating_duration_since(due);
+        due.set(Instant::now() + LAG_PROBE);
+        tokio::time::sleep_until(due.get().into()).await;
+        let late = Instant::now().saturating_duration_since(due.get());
         rec.borrow_mut().lag(late.as_micros() as u64);
     }
 }
