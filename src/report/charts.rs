@@ -107,7 +107,7 @@ pub fn report_charts(r: &Results) -> Result<Vec<Chart>, ReportError> {
     charts.push(connect_distribution(r, &mut names)?);
     charts.push(close_codes(r, &mut names));
     if r.series.iter().any(|p| p.cpu.is_some()) {
-        let cpu = series_line(r, "generator CPU", palette::PURPLE, |p| p.cpu);
+        let cpu = series_line(r, "squall threads CPU", palette::PURPLE, |p| p.cpu);
         let cores = line(
             "cores available",
             palette::INK,
@@ -116,7 +116,7 @@ pub fn report_charts(r: &Results) -> Result<Vec<Chart>, ReportError> {
         let mut chart = over_time(
             &mut names,
             "cpu",
-            "Generator CPU",
+            "Generator CPU (squall's own threads)",
             "cores",
             vec![cpu, cores],
             r,
