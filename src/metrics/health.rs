@@ -285,8 +285,9 @@ impl SaturationWatch {
             }
             _ => self.busy_since = None,
         }
-        if let Some(lag) = lag_p99_us.filter(|&l| l > LAG_P99_LIMIT_US) {
-            let lag = crate::report::fmt_us(lag as f64);
+        if let Some(lag_us) = lag_p99_us.filter(|&l| l > LAG_P99_LIMIT_US) {
+            // A stall has its own warning; this one is about steady lateness.
+            let lag = crate::report::fmt_us(lag_us as f64);
             if own_load(cpu) {
                 if !self.lag_warned && raised.is_none() {
                     self.lag_warned = true;
@@ -294,7 +295,7 @@ impl SaturationWatch {
                         "scheduling lag p99 {lag} at t={t:.0}s: the generator is overloaded"
                     ));
                 }
-            } else if !self.busy_warned && raised.is_none() {
+            } else if !self.busy_warned && raised.is_none() && lag_us < STALL_US {
                 // Late while nearly idle: other work on the machine delayed squall.
                 self.busy_warned = true;
                 raised = Some(format!(
@@ -355,6 +356,9 @@ mod tests {
         let raised = w.observe(1.0, Some(0.03), Some(40_000)).unwrap();
         assert!(raised.contains("busy with other work"), "{raised}");
         assert!(!w.cpu_saturated());
+        // Seconds of lateness are a stall (warned by `Stall`), never "the machine is busy".
+        let mut w = SaturationWatch::new(2.0);
+        assert!(w.observe(1.0, Some(0.03), Some(2_000_000)).is_none());
     }
 
     #[test]

@@ -262,11 +262,16 @@ fn banners(r: &Results) -> Vec<String> {
         Status::Complete => {}
     }
     if r.health.generator_saturated {
-        b.push(
-            "The generator was the bottleneck: its CPU or scheduling lag was saturated, so \
-             latencies partly measure squall rather than the target."
-                .into(),
-        );
+        // Files from before `reasons` existed say only that it was saturated.
+        let why = if r.health.reasons.is_empty() {
+            "its CPU or scheduling lag was saturated".to_string()
+        } else {
+            r.health.reasons.join("; ")
+        };
+        b.push(format!(
+            "The generator was the bottleneck ({why}), so latencies partly measure squall \
+                 rather than the target."
+        ));
     }
     b
 }

@@ -247,11 +247,15 @@ async fn tick_snapshots(
     }
 }
 
+/// Wakes every [`LAG_PROBE`] and records how late it woke. The first due time is set when
+/// the worker starts, not when this task is first polled, so a worker that blocks before
+/// its first yield (spawning a huge number of VUs) shows that as lateness too.
 async fn lag_probe(rec: Rc<RefCell<Recorder>>, due: Rc<Cell<Instant>>) {
     loop {
-        due.set(Instant::now() + LAG_PROBE);
         tokio::time::sleep_until(due.get().into()).await;
-        let late = Instant::now().saturating_duration_since(due.get());
+        let now = Instant::now();
+        let late = now.saturating_duration_since(due.get());
         rec.borrow_mut().lag(late.as_micros() as u64);
+        due.set(now + LAG_PROBE);
     }
 }
