@@ -15,7 +15,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use super::flows::{DeliveryTally, UploadTally};
-use super::health::{available_cores, verdict, FdWatch, Judged, SaturationWatch, Stall, STALL_US};
+use super::health::{available_cores, verdict, FdWatch, Judged, SaturationWatch, Stall};
 use super::kinds::KindDelta;
 use super::recorder::Snapshot;
 use super::violations::ViolationTally;
@@ -36,6 +36,8 @@ struct Interval {
     violations: u64,
     arrivals: u64,
     missed: u64,
+    stalls: u64,
+    longest_stall_us: u64,
     /// CPU time of squall's own threads in the bucket, µs; `None` when none reported it.
     cpu_us: Option<u64>,
     /// All latency metrics together, for the series percentiles.
@@ -54,6 +56,8 @@ impl Interval {
             violations: 0,
             arrivals: 0,
             missed: 0,
+            stalls: 0,
+            longest_stall_us: 0,
             cpu_us: None,
             latency: new_histogram(),
             lag: new_histogram(),
@@ -63,9 +67,7 @@ impl Interval {
     /// Nothing counted in it and no stall seen (CPU and small lateness aside).
     fn is_quiet(&self) -> bool {
         let counts = self.frames_in + self.frames_out + self.errors + self.violations;
-        counts + self.arrivals + self.missed == 0
-            && self.latency.is_empty()
-            && (self.lag.is_empty() || self.lag.max() < STALL_US)
+        counts + self.arrivals + self.missed + self.stalls == 0 && self.latency.is_empty()
     }
 
     fn add_cpu(&mut self, us: u64) {
@@ -279,6 +281,8 @@ impl Aggregate {
         b.violations += s.violations.total();
         b.arrivals += s.tally.arrivals;
         b.missed += s.tally.missed;
+        b.stalls += s.tally.stalls;
+        b.longest_stall_us = b.longest_stall_us.max(s.tally.longest_stall_us);
         if let Some(us) = s.cpu_us {
             b.add_cpu(us);
         }
@@ -427,8 +431,14 @@ impl Aggregate {
         });
         let pct = |h: &Histogram<u64>, q| (!h.is_empty()).then(|| h.value_at_quantile(q));
         let lag_max = (!open.lag.is_empty()).then(|| open.lag.max());
-        self.stall.observe(&open.lag, t - dt);
-        self.watch.observe(t, cpu, pct(&open.lag, 0.99));
+        self.stall
+            .observe(open.stalls, open.longest_stall_us, t - dt);
+        // A sliver (the last, partial second) is too short to judge CPU or lateness by:
+        // a few ms of shutdown work would read as a busy core.
+        let judged = span >= self.tick_len / 2;
+        if judged {
+            self.watch.observe(t, cpu, pct(&open.lag, 0.99));
+        }
         if let Some(w) = self.stall.warning() {
             self.watch.warn(w);
         }
@@ -560,9 +570,17 @@ impl Aggregate {
     }
 
     fn health(&self) -> Health {
-        let cpus: Vec<f64> = self.series.iter().filter_map(|p| p.cpu).collect();
-        let cpu_mean = (!cpus.is_empty()).then(|| cpus.iter().sum::<f64>() / cpus.len() as f64);
-        let cpu_peak = cpus.iter().copied().reduce(f64::max);
+        // Mean over time (CPU seconds / seconds); the peak of points long enough to judge.
+        let with_cpu = self.series.iter().filter_map(|p| Some((p.cpu?, p.span_s)));
+        let (cpu_s, secs) = with_cpu
+            .clone()
+            .fold((0.0, 0.0), |a, (c, s)| (a.0 + c * s, a.1 + s));
+        let cpu_mean = (secs > 0.0).then(|| cpu_s / secs);
+        let half = self.tick_len.as_secs_f64() / 2.0;
+        let cpu_peak = with_cpu
+            .filter(|&(_, s)| s >= half)
+            .map(|(c, _)| c)
+            .reduce(f64::max);
         let (lag_p99_us, lag_max_us) = if self.lag.is_empty() {
             (0, 0)
         } else {

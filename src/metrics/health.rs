@@ -6,10 +6,6 @@
 
 use std::time::Instant;
 
-use hdrhistogram::Histogram;
-
-use super::HISTOGRAM_MAX_US;
-
 /// CPU share of the available cores at or above which a tick counts as busy.
 pub const CPU_BUSY_FRACTION: f64 = 0.9;
 /// Seconds of consecutive busy ticks before the generator counts as saturated.
@@ -25,7 +21,8 @@ pub const STALL_US: u64 = 100_000;
 /// Open files this close to the limit count as exhausted: the next connect may fail.
 pub const FD_MARGIN: u64 = 16;
 
-/// Stalls of the generator: lateness samples of at least [`STALL_US`].
+/// Stalls of the generator: lateness of at least [`STALL_US`] beyond the time its thread
+/// waited for a CPU (see [`RunDelay`]).
 #[derive(Debug, Default, Clone)]
 pub struct Stall {
     /// Lateness samples at or above [`STALL_US`].
@@ -38,21 +35,21 @@ pub struct Stall {
 }
 
 impl Stall {
-    /// One series bucket's lateness samples; the bucket started at `start_s`.
-    pub fn observe(&mut self, lag: &Histogram<u64>, start_s: f64) {
-        if lag.is_empty() || lag.max() < STALL_US {
+    /// One series bucket's `count` stalls, the longest `longest_us`; the bucket started
+    /// at `start_s`.
+    pub fn observe(&mut self, count: u64, longest_us: u64, start_s: f64) {
+        if count == 0 {
             return;
         }
-        self.count += lag.count_between(STALL_US, HISTOGRAM_MAX_US);
-        let max = lag.max();
+        self.count += count;
         // Warn about the first stall and each longer one: a handful of lines at most.
-        if max > self.longest_us {
-            self.longest_us = max;
+        if longest_us > self.longest_us {
+            self.longest_us = longest_us;
             self.at_s = Some(start_s);
             self.pending = Some(format!(
                 "generator stalled {} (seen at t={start_s:.0}s): it could not send or read \
                  meanwhile, so latencies and rates around then measure squall",
-                crate::report::fmt_us(max as f64)
+                crate::report::fmt_us(longest_us as f64)
             ));
         }
     }
@@ -60,6 +57,30 @@ impl Stall {
     /// The warning raised by the last observation, once.
     pub fn warning(&mut self) -> Option<String> {
         self.pending.take()
+    }
+}
+
+/// The calling thread's time spent runnable but waiting for a CPU, from
+/// `/proc/thread-self/schedstat` (its second field, ns). Lateness explained by it is the
+/// machine's other work; the rest is squall's own (stopped, blocked, or busy).
+#[derive(Debug)]
+pub struct RunDelay(Option<std::fs::File>);
+
+impl RunDelay {
+    /// Opens the calling thread's schedstat (`None` inside when the kernel has none).
+    pub fn open() -> Self {
+        RunDelay(std::fs::File::open("/proc/thread-self/schedstat").ok())
+    }
+
+    /// Runqueue wait so far, µs. One `pread` of a kept-open file.
+    pub fn read_us(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let f = self.0.as_ref()?;
+        let mut buf = [0u8; 96];
+        let n = f.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        let ns: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+        Some(ns / 1_000)
     }
 }
 
@@ -364,13 +385,11 @@ mod tests {
     #[test]
     fn stalls_are_counted_with_the_longest() {
         let mut st = Stall::default();
-        let mut h = crate::metrics::new_histogram();
-        for us in [900, 120_000, 480_000] {
-            h.record(us).unwrap();
-        }
-        st.observe(&h, 3.0);
+        st.observe(0, 0, 1.0);
+        assert!(st.warning().is_none());
+        st.observe(2, 480_000, 3.0);
         assert_eq!(st.count, 2);
-        assert!(st.longest_us >= 479_000 && st.at_s == Some(3.0));
+        assert!(st.longest_us == 480_000 && st.at_s == Some(3.0));
         assert!(st.warning().unwrap().contains("stalled"));
         assert!(st.warning().is_none());
         let why = verdict(Judged {
@@ -382,6 +401,15 @@ mod tests {
             cpu_busy: false,
         });
         assert_eq!(why.len(), 1, "{why:?}");
+    }
+
+    #[test]
+    fn run_delay_grows_while_threads_compete() {
+        let d = RunDelay::open();
+        let Some(before) = d.read_us() else {
+            return; // a kernel without schedstat: lateness then counts in full
+        };
+        assert!(d.read_us().unwrap() >= before);
     }
 
     #[test]

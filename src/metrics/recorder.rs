@@ -56,6 +56,9 @@ pub(crate) struct Tally {
     pub(crate) iterations_ok: u64,
     pub(crate) iterations_failed: u64,
     pub(crate) arrivals: u64,
+    /// Stalls of the generator (see [`Recorder::probe`]) and the longest, µs.
+    pub(crate) stalls: u64,
+    pub(crate) longest_stall_us: u64,
 }
 
 impl Tally {
@@ -266,6 +269,21 @@ impl Recorder {
         self.lag.saturating_record(us);
     }
 
+    /// A lateness probe fired `late_us` late, of which the thread spent `runqueue_us`
+    /// runnable but waiting for a CPU (other work on the machine; `None`: not known).
+    /// Records the lateness, and a stall when the rest — stopped, blocked, or busy with
+    /// its own work — is at least [`STALL_US`].
+    ///
+    /// [`STALL_US`]: super::health::STALL_US
+    pub fn probe(&mut self, late_us: u64, runqueue_us: Option<u64>) {
+        self.lag(late_us);
+        let own = late_us.saturating_sub(runqueue_us.unwrap_or(0));
+        if own >= super::health::STALL_US {
+            self.tally.stalls += 1;
+            self.tally.longest_stall_us = self.tally.longest_stall_us.max(own);
+        }
+    }
+
     /// A frame was checked against its schema.
     pub fn checked(&mut self) {
         self.violations.checked += 1;
@@ -428,6 +446,17 @@ mod tests {
         let d = r.last();
         assert_eq!((d.second, d.upto), (Some(5), u32::MAX));
         assert_eq!(r.take().second, None);
+    }
+
+    #[test]
+    fn a_stall_is_lateness_not_spent_waiting_for_a_cpu() {
+        let mut r = Recorder::with_worker(0, &names());
+        r.probe(500_000, Some(2_000));
+        r.probe(90_000, None);
+        r.probe(300_000, Some(290_000));
+        let s = r.take();
+        assert_eq!((s.tally.stalls, s.tally.longest_stall_us), (1, 498_000));
+        assert_eq!(s.lag.unwrap().len(), 3);
     }
 
     #[test]

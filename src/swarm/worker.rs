@@ -13,6 +13,7 @@ use super::connect::Connecter;
 use super::frame::Shape;
 use super::schedule::{arrival_time, share};
 use super::vu::{Shared, Vu};
+use crate::metrics::health::RunDelay;
 use crate::metrics::{Recorder, Snapshot};
 use crate::protocol::Profile;
 use crate::scenario::plan::{LoadModel, Plan};
@@ -94,8 +95,8 @@ async fn drive(spec: WorkerSpec) {
         spec.tick,
         spec.snapshots.clone(),
     ));
-    let probe_due = Rc::new(Cell::new(Instant::now() + LAG_PROBE));
-    let probe = tokio::task::spawn_local(lag_probe(rec.clone(), probe_due.clone()));
+    let lateness = Probe::new();
+    let probe = tokio::task::spawn_local(lag_probe(rec.clone(), lateness.clone()));
     let mut vus = Vus::default();
     match spec.plan.load.model {
         LoadModel::Closed => closed(&spec, &shared, &mut vus).await,
@@ -105,9 +106,8 @@ async fn drive(spec: WorkerSpec) {
     ticker.abort();
     probe.abort();
     // A probe that never got to run (the thread was busy throughout) is lateness too.
-    let overdue = Instant::now().saturating_duration_since(probe_due.get());
-    if !overdue.is_zero() {
-        rec.borrow_mut().lag(overdue.as_micros() as u64);
+    if Instant::now() > lateness.due.get() {
+        lateness.fire(&rec);
     }
     // The last words: everything recorded since the previous tick.
     let _ = spec.snapshots.send(rec.borrow_mut().last());
@@ -247,15 +247,47 @@ async fn tick_snapshots(
     }
 }
 
-/// Wakes every [`LAG_PROBE`] and records how late it woke. The first due time is set when
-/// the worker starts, not when this task is first polled, so a worker that blocks before
-/// its first yield (spawning a huge number of VUs) shows that as lateness too.
-async fn lag_probe(rec: Rc<RefCell<Recorder>>, due: Rc<Cell<Instant>>) {
-    loop {
-        tokio::time::sleep_until(due.get().into()).await;
+/// The lateness probe's state, shared with the worker so its end can read it too.
+struct Probe {
+    /// When the probe is next due.
+    due: Cell<Instant>,
+    /// The thread's runqueue wait when it was armed, µs.
+    waited_at_arm: Cell<Option<u64>>,
+    delay: RunDelay,
+}
+
+impl Probe {
+    /// Armed at the worker's start, not when its task is first polled, so a worker that
+    /// blocks before its first yield (spawning a huge number of VUs) shows that too.
+    /// Call on the worker thread: the runqueue wait read is this thread's.
+    fn new() -> Rc<Self> {
+        let delay = RunDelay::open();
+        Rc::new(Probe {
+            due: Cell::new(Instant::now() + LAG_PROBE),
+            waited_at_arm: Cell::new(delay.read_us()),
+            delay,
+        })
+    }
+
+    /// Records how late it is now against the due time (if late), with the part the
+    /// thread spent waiting for a CPU, and re-arms.
+    fn fire(&self, rec: &RefCell<Recorder>) {
         let now = Instant::now();
-        let late = now.saturating_duration_since(due.get());
-        rec.borrow_mut().lag(late.as_micros() as u64);
-        due.set(now + LAG_PROBE);
+        let late = now.saturating_duration_since(self.due.get());
+        let waited = self.delay.read_us();
+        let runqueue = waited
+            .zip(self.waited_at_arm.get())
+            .map(|(w, a)| w.saturating_sub(a));
+        rec.borrow_mut().probe(late.as_micros() as u64, runqueue);
+        self.due.set(now + LAG_PROBE);
+        self.waited_at_arm.set(waited);
+    }
+}
+
+/// Wakes every [`LAG_PROBE`] and records how late it woke.
+async fn lag_probe(rec: Rc<RefCell<Recorder>>, probe: Rc<Probe>) {
+    loop {
+        tokio::time::sleep_until(probe.due.get().into()).await;
+        probe.fire(&rec);
     }
 }
