@@ -63,6 +63,9 @@ pub fn run(spec: WorkerSpec) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("squall: worker {} could not start a runtime: {e}", spec.idx);
+            // Say it is done, so the series does not wait for its seconds.
+            let mut rec = Recorder::with_worker(spec.idx, &spec.plan.metrics);
+            let _ = spec.snapshots.send(rec.last());
             return;
         }
     };
