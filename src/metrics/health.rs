@@ -168,9 +168,9 @@ pub fn verdict(j: Judged<'_>) -> Vec<String> {
     let mut why = Vec::new();
     if stall.count > 0 {
         why.push(format!(
-            "stalled {} time(s), longest {}",
-            stall.count,
-            fmt(stall.longest_us)
+            "stalled: longest {}, {} stall(s) counted over the worker threads",
+            fmt(stall.longest_us),
+            stall.count
         ));
     }
     if lag_p99_us > LAG_P99_LIMIT_US && own_load(cpu_peak) {
