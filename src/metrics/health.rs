@@ -436,6 +436,25 @@ mod tests {
     }
 
     #[test]
+    fn sampler_counts_only_its_own_thread() {
+        // Another thread of the process (as the `--serve` server's are) burns a core
+        // while this one waits: none of it is this thread's.
+        let mut s = CpuSampler::new();
+        std::thread::spawn(|| {
+            let t = Instant::now();
+            let mut x = 0u64;
+            while t.elapsed().as_millis() < 200 {
+                x = x.wrapping_mul(31).wrapping_add(7);
+            }
+            std::hint::black_box(x);
+        })
+        .join()
+        .unwrap();
+        let c = s.sample().expect("the thread CPU clock works on Linux");
+        assert!(c < 0.2, "{c} cores counted for a thread that only waited");
+    }
+
+    #[test]
     fn sampler_reports_cores() {
         let mut s = CpuSampler::new();
         let t = Instant::now();
