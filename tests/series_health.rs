@@ -201,6 +201,58 @@ fn a_stopped_generator_is_flagged_with_the_length_of_its_stall() {
     assert!(h["longest_stall_at_s"].as_f64().is_some());
 }
 
+/// 100 VUs that each hold a connection: more sockets than a limit of 64 files allows.
+const CROWD: &str = r#"
+name: crowd
+graceful_stop: 1s
+load: { vus: 100, duration: 2s }
+behaviours:
+  - steps:
+      - listen: 3s
+"#;
+
+#[test]
+fn running_out_of_file_descriptors_is_flagged_with_the_limit() {
+    use std::os::unix::process::CommandExt;
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "crowd.yaml", CROWD);
+    let out = dir.path().join("out");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_squall"));
+    cmd.args(["run", "--serve", "--quiet", "--no-report", "--threads", "1"])
+        .arg("--out")
+        .arg(&out)
+        .arg(&sc)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: only setrlimit between fork and exec, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("start squall");
+    wait_exit(&mut child, Duration::from_secs(30));
+    let h = &results(&out)["health"];
+    assert_eq!(h["generator_saturated"], true, "{h:#}");
+    assert_eq!(u(&h["fd_limit"]), 64, "{h:#}");
+    assert!(u(&h["fd_peak"]) + 16 >= 64, "{h:#}");
+    let reasons = h["reasons"].as_array().unwrap();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("file descriptors exhausted")),
+        "{h:#}"
+    );
+}
+
 /// Threads that keep every core busy until dropped (or for at most `limit`).
 struct Burner {
     stop: Arc<AtomicBool>,
