@@ -60,6 +60,8 @@ fn series(rng: &mut rand::rngs::SmallRng) -> Vec<SeriesPoint> {
                 p50_us: Some(rng.random_range(800..1_200)),
                 p99_us: Some(rng.random_range(8_000..30_000)),
                 cpu: Some(rng.random_range(0.8..1.6)),
+                span_s: 1.0,
+                ..SeriesPoint::default()
             }
         })
         .collect()
@@ -206,6 +208,7 @@ fn results() -> Results {
             lag_p99_us: 900,
             lag_max_us: 12_000,
             warnings: vec![],
+            ..Health::default()
         },
         delivery: None,
         uploads: Default::default(),

@@ -292,3 +292,51 @@ fn kinds_stay_capped_when_workers_saw_different_ones() {
         "kindless frames keep their bucket"
     );
 }
+
+#[test]
+fn a_second_waits_for_every_worker_and_counts_events_where_they_happened() {
+    let names: Vec<String> = vec![];
+    let mut agg = Aggregate::new(names.clone());
+    agg.expect_workers([0, 1]);
+    let (mut a, mut b) = (
+        Recorder::with_worker(0, &names),
+        Recorder::with_worker(1, &names),
+    );
+    for _ in 0..250 {
+        a.frame_out(None, 1);
+        b.frame_out(None, 1);
+    }
+    agg.add(a.roll(1));
+    for _ in 0..250 {
+        a.frame_out(None, 1);
+    }
+    // Worker 0 is a second ahead; worker 1's first second arrives late, as happens when
+    // its tick and the aggregator's race on the same boundary.
+    agg.add(a.roll(2));
+    assert_eq!(agg.seal_ready(), 0, "second 0 waits for worker 1");
+    agg.add(b.roll(1));
+    assert_eq!(agg.seal_ready(), 1);
+    assert_eq!(agg.series()[0].frames_out, 500);
+    for _ in 0..250 {
+        b.frame_out(None, 1);
+    }
+    agg.add(b.roll(2));
+    assert_eq!(agg.seal_ready(), 1);
+    b.frame_out(None, 1);
+    // The run ends 0.4 s into second 2; worker 1 sent one more frame in it.
+    agg.add(a.last());
+    agg.add(b.last());
+    assert_eq!(agg.seal_ready(), 0, "the last second is finish's");
+    agg.finish(Duration::from_millis(2_400));
+    let s = agg.series();
+    let counts: Vec<u64> = s.iter().map(|p| p.frames_out).collect();
+    assert_eq!(counts, [500, 500, 1]);
+    assert_eq!(
+        s.iter().map(|p| p.frames_out).sum::<u64>(),
+        agg.frames_out()
+    );
+    let spans: Vec<f64> = s.iter().map(|p| p.span_s).collect();
+    assert_eq!(spans, [1.0, 1.0, 0.4]);
+    assert_eq!((s[1].msgs_out, s[2].t), (500.0, 2.4));
+    assert!((s[2].msgs_out - 2.5).abs() < 1e-9, "1 frame in 0.4 s");
+}

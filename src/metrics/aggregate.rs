@@ -1,5 +1,13 @@
-//! The [`Aggregate`]: merges worker [`Snapshot`]s exactly into run totals, the open
-//! interval and the per-tick series, and builds [`Results`] from them.
+//! The [`Aggregate`]: merges worker [`Snapshot`]s exactly into run totals and a per-second
+//! series, and builds [`Results`] from them.
+//!
+//! The series is bucketed by when events happened, not by when their snapshot arrived:
+//! each worker tags its snapshot with the bucket (tick index since the start) its events
+//! were recorded in, and a bucket becomes a series point only once every worker has
+//! reported past it ([`seal_ready`](Aggregate::seal_ready)) or the run ended
+//! ([`finish`](Aggregate::finish)). So the series adds up to the totals exactly, and a
+//! snapshot that arrives a moment after the aggregator's timer no longer reads as one
+//! second at 0 and the next doubled.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,7 +15,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use super::flows::{DeliveryTally, UploadTally};
-use super::health::{available_cores, SaturationWatch, LAG_P99_LIMIT_US};
+use super::health::{available_cores, verdict, FdWatch, Judged, SaturationWatch, Stall};
 use super::kinds::{KindDelta, MAX_KINDS, NONE_KIND, OTHER_KIND};
 use super::recorder::{Snapshot, Tally};
 use super::violations::ViolationTally;
@@ -17,7 +25,7 @@ use crate::report::results::{
     SeriesPoint, Status, Summary, UploadResult, Violations, RESULTS_VERSION,
 };
 
-/// What happened since the last tick.
+/// What happened in one series bucket.
 #[derive(Debug)]
 struct Interval {
     frames_in: u64,
@@ -27,6 +35,11 @@ struct Interval {
     errors: u64,
     violations: u64,
     arrivals: u64,
+    missed: u64,
+    stalls: u64,
+    longest_stall_us: u64,
+    /// CPU time of squall's own threads in the bucket, µs; `None` when none reported it.
+    cpu_us: Option<u64>,
     /// All latency metrics together, for the series percentiles.
     latency: Histogram<u64>,
     lag: Histogram<u64>,
@@ -42,9 +55,23 @@ impl Interval {
             errors: 0,
             violations: 0,
             arrivals: 0,
+            missed: 0,
+            stalls: 0,
+            longest_stall_us: 0,
+            cpu_us: None,
             latency: new_histogram(),
             lag: new_histogram(),
         }
+    }
+
+    /// Nothing counted in it and no stall seen (CPU and small lateness aside).
+    fn is_quiet(&self) -> bool {
+        let counts = self.frames_in + self.frames_out + self.errors + self.violations;
+        counts + self.arrivals + self.missed + self.stalls == 0 && self.latency.is_empty()
+    }
+
+    fn add_cpu(&mut self, us: u64) {
+        *self.cpu_us.get_or_insert(0) += us;
     }
 }
 
@@ -70,10 +97,21 @@ pub struct Aggregate {
     peak_vus: u64,
     peak_connections: u64,
     peak_arrival_rate: Option<f64>,
-    open: Interval,
-    last_tick: Duration,
+    /// Series buckets not yet sealed, by tick index since the start.
+    buckets: BTreeMap<u32, Interval>,
+    /// Index of the next point to seal.
+    next_point: u32,
+    /// End of the last sealed point, since the start.
+    last_end: Duration,
+    /// Length of one bucket (the tick).
+    tick_len: Duration,
+    /// Per worker id, the first bucket it may still add to (`u32::MAX`: it is done).
+    watermarks: BTreeMap<u64, u32>,
     series: Vec<SeriesPoint>,
     watch: SaturationWatch,
+    send_late: Histogram<u64>,
+    stall: Stall,
+    fds: FdWatch,
     warnings_drained: usize,
     violations: ViolationTally,
     /// `Some` when the scenario tracks delivery: the latency metric's name, if it has one.
@@ -124,10 +162,16 @@ impl Aggregate {
             peak_vus: 0,
             peak_connections: 0,
             peak_arrival_rate: None,
-            open: Interval::new(),
-            last_tick: Duration::ZERO,
+            buckets: BTreeMap::new(),
+            next_point: 0,
+            last_end: Duration::ZERO,
+            tick_len: Duration::from_secs(1),
+            watermarks: BTreeMap::new(),
             series: Vec::new(),
             watch: SaturationWatch::new(available_cores()),
+            send_late: new_histogram(),
+            stall: Stall::default(),
+            fds: FdWatch::default(),
             warnings_drained: 0,
             violations: ViolationTally::default(),
             delivery_metric: None,
@@ -155,9 +199,36 @@ impl Aggregate {
         *peak = peak.max(per_s);
     }
 
-    /// Merges one snapshot into the totals and the open interval; its gauges replace the
+    /// Sets the length of one series bucket (the workers' tick). Call before adding.
+    pub fn set_tick(&mut self, tick: Duration) {
+        if !tick.is_zero() {
+            self.tick_len = tick;
+        }
+    }
+
+    /// Names the workers whose bucketed snapshots [`seal_ready`](Self::seal_ready) waits
+    /// for. A worker not named here is not waited for.
+    pub fn expect_workers(&mut self, ids: impl IntoIterator<Item = u64>) {
+        for id in ids {
+            self.watermarks.entry(id).or_insert(0);
+        }
+    }
+
+    /// The open bucket a snapshot's events go to: its own, or for an untagged one (and
+    /// for one whose bucket is already sealed) the earliest still open.
+    fn bucket_for(&mut self, s: &Snapshot) -> &mut Interval {
+        let k = s.second.map_or(self.next_point, |k| k.max(self.next_point));
+        self.buckets.entry(k).or_insert_with(Interval::new)
+    }
+
+    /// Merges one snapshot into the totals and its series bucket; its gauges replace the
     /// previous ones of the same worker.
     pub fn add(&mut self, s: Snapshot) {
+        if s.second.is_some() {
+            let w = self.watermarks.entry(s.worker).or_insert(0);
+            *w = (*w).max(s.upto);
+        }
+        self.add_bucket(&s);
         self.add_histograms(&s);
         let t = &s.tally;
         let c = &mut self.counters;
@@ -197,9 +268,6 @@ impl Aggregate {
         self.iterations_ok += t.iterations_ok;
         self.iterations_failed += t.iterations_failed;
         self.add_ends(t);
-        self.open.arrivals += t.arrivals;
-        self.open.errors += errors;
-        self.open.violations += s.violations.total();
         self.violations.merge(s.violations);
         self.delivery.add(&s.delivery);
         for (dst, u) in self.uploads.iter_mut().zip(&s.uploads) {
@@ -225,13 +293,46 @@ impl Aggregate {
         r.unanswered += d.unanswered;
     }
 
+    /// The snapshot's share of the series: its counts, latencies, lateness and CPU.
+    fn add_bucket(&mut self, s: &Snapshot) {
+        let sum = |d: &[KindDelta]| {
+            d.iter()
+                .fold((0, 0), |a, k| (a.0 + k.frames, a.1 + k.bytes))
+        };
+        let ((fi, bi), (fo, bo)) = (sum(&s.kinds_in), sum(&s.kinds_out));
+        let b = self.bucket_for(s);
+        (b.frames_in, b.bytes_in, b.frames_out, b.bytes_out) = (
+            b.frames_in + fi,
+            b.bytes_in + bi,
+            b.frames_out + fo,
+            b.bytes_out + bo,
+        );
+        b.errors += s.tally.error_count();
+        b.violations += s.violations.total();
+        b.arrivals += s.tally.arrivals;
+        b.missed += s.tally.missed;
+        b.stalls += s.tally.stalls;
+        b.longest_stall_us = b.longest_stall_us.max(s.tally.longest_stall_us);
+        if let Some(us) = s.cpu_us {
+            b.add_cpu(us);
+        }
+        for h in s.latency.iter().flatten() {
+            add_hist(&mut b.latency, h);
+        }
+        if let Some(h) = &s.lag {
+            add_hist(&mut b.lag, h);
+        }
+    }
+
     fn add_histograms(&mut self, s: &Snapshot) {
         for (i, h) in s.latency.iter().enumerate() {
             if let (Some(h), Some(dst)) = (h, self.latency.get_mut(i)) {
                 add_hist(dst, h);
                 add_hist(&mut self.all_latency, h);
-                add_hist(&mut self.open.latency, h);
             }
+        }
+        if let Some(h) = &s.send_late {
+            add_hist(&mut self.send_late, h);
         }
         for (i, h) in s.service.iter().enumerate() {
             if let (Some(h), Some(dst)) = (h, self.service.get_mut(i)) {
@@ -243,7 +344,6 @@ impl Aggregate {
         }
         if let Some(h) = &s.lag {
             add_hist(&mut self.lag, h);
-            add_hist(&mut self.open.lag, h);
         }
     }
 
@@ -261,46 +361,137 @@ impl Aggregate {
             c.frames_out + fo,
             c.bytes_out + bo,
         );
-        let o = &mut self.open;
-        (o.frames_in, o.bytes_in, o.frames_out, o.bytes_out) = (
-            o.frames_in + fi,
-            o.bytes_in + bi,
-            o.frames_out + fo,
-            o.bytes_out + bo,
-        );
         add_kinds(&mut c.kinds_in, kinds_in);
         add_kinds(&mut c.kinds_out, kinds_out);
     }
 
-    /// Closes the open interval at `t` since the start, with the generator's CPU over it
-    /// (cores), appends the series point and returns it. Warnings raised by this tick are
-    /// available from [`drain_warnings`](Self::drain_warnings).
+    /// Seals the earliest open bucket as a point ending at `t` since the start, with the
+    /// generator's CPU over it (cores; `None`: what the workers reported), and returns it.
+    /// For callers that merge untagged snapshots ([`Recorder::take`]) on their own clock;
+    /// a swarm uses [`seal_ready`](Self::seal_ready) and [`finish`](Self::finish).
+    /// Warnings raised by this are available from [`drain_warnings`](Self::drain_warnings).
+    ///
+    /// [`Recorder::take`]: super::Recorder::take
     pub fn tick(&mut self, t: Duration, cpu: Option<f64>) -> &SeriesPoint {
-        let dt = t.saturating_sub(self.last_tick).as_secs_f64();
-        self.last_tick = t;
-        let open = std::mem::replace(&mut self.open, Interval::new());
+        self.seal(t, cpu);
+        self.series.last().expect("just sealed")
+    }
+
+    /// Seals every bucket all expected workers have reported past, each as a full tick.
+    /// Returns how many points were added.
+    pub fn seal_ready(&mut self) -> usize {
+        let Some(&upto) = self.watermarks.values().min() else {
+            return 0;
+        };
+        // Every worker is done: the rest, with the real length of the last one, is
+        // `finish`'s.
+        if upto == u32::MAX {
+            return 0;
+        }
+        let before = self.series.len();
+        while self.next_point < upto {
+            let end = self.tick_len * (self.next_point + 1);
+            self.seal(end, None);
+        }
+        self.series.len() - before
+    }
+
+    /// Seals whatever is left at the end of the run, `elapsed` since the start: the last
+    /// point covers only the part of its tick that ran (its `span_s`). A trailing bucket
+    /// with nothing counted in it that is shorter than a tenth of a tick is left out (its
+    /// CPU time too): a sliver of shutdown would otherwise read as a false dip.
+    pub fn finish(&mut self, elapsed: Duration) {
+        let tick = self.tick_len.as_nanos().max(1);
+        // The bucket holding the instant `elapsed` (the one before, on a boundary).
+        let at_end = (elapsed.as_nanos().saturating_sub(1) / tick).min(u32::MAX as u128 - 1);
+        let last = self
+            .buckets
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
+            .max(at_end as u32);
+        while self.next_point <= last {
+            let k = self.next_point;
+            let full = self.tick_len * (k + 1);
+            let end = if k == last {
+                elapsed.max(self.tick_len * k)
+            } else {
+                full
+            };
+            let empty = self.buckets.get(&k).is_none_or(Interval::is_quiet);
+            if k == last && empty && (end - self.last_end.min(end)) < self.tick_len / 10 {
+                break;
+            }
+            self.seal(end, None);
+        }
+    }
+
+    /// Adds CPU time the aggregator's own thread used, µs, to the earliest open bucket.
+    pub fn add_cpu_us(&mut self, us: u64) {
+        let k = self.next_point;
+        self.buckets
+            .entry(k)
+            .or_insert_with(Interval::new)
+            .add_cpu(us);
+    }
+
+    /// Notes the open-file count (a lower bound, µs-cheap to read) against the limit.
+    pub fn note_fds(&mut self, open: u64, limit: u64) {
+        self.fds.note(open, limit);
+    }
+
+    /// Turns bucket `next_point` into a point ending at `end`.
+    fn seal(&mut self, end: Duration, cpu: Option<f64>) {
+        let k = self.next_point;
+        self.next_point = k.saturating_add(1);
+        let open = self.buckets.remove(&k).unwrap_or_else(Interval::new);
+        let span = end.saturating_sub(self.last_end);
+        self.last_end = end.max(self.last_end);
+        let dt = span.as_secs_f64();
+        let t = end.as_secs_f64();
         // A short interval (the last, partial one) would overstate the rate.
         if open.arrivals > 0 && dt >= 0.5 {
             self.note_arrival_rate(open.arrivals as f64 / dt);
         }
+        let cpu = cpu.or_else(|| {
+            open.cpu_us
+                .filter(|_| dt > 0.0)
+                .map(|us| us as f64 / 1e6 / dt)
+        });
         let pct = |h: &Histogram<u64>, q| (!h.is_empty()).then(|| h.value_at_quantile(q));
-        self.watch
-            .observe(t.as_secs_f64(), cpu, pct(&open.lag, 0.99));
+        let lag_max = (!open.lag.is_empty()).then(|| open.lag.max());
+        self.stall
+            .observe(open.stalls, open.longest_stall_us, t - dt);
+        // A sliver (the last, partial second) is too short to judge CPU or lateness by:
+        // a few ms of shutdown work would read as a busy core.
+        let judged = span >= self.tick_len / 2;
+        if judged {
+            self.watch.observe(t, cpu, pct(&open.lag, 0.99));
+        }
+        if let Some(w) = self.stall.warning() {
+            self.watch.warn(w);
+        }
         self.series.push(SeriesPoint {
-            t: t.as_secs_f64(),
+            t,
+            span_s: dt,
             msgs_in: per_sec(open.frames_in, dt),
             msgs_out: per_sec(open.frames_out, dt),
             bytes_in: per_sec(open.bytes_in, dt),
             bytes_out: per_sec(open.bytes_out, dt),
+            frames_in: open.frames_in,
+            frames_out: open.frames_out,
+            samples: open.latency.len(),
+            missed: open.missed,
             active_connections: self.active_connections(),
             active_vus: self.active_vus(),
             errors: open.errors,
             violations: open.violations,
             p50_us: pct(&open.latency, 0.5),
             p99_us: pct(&open.latency, 0.99),
+            lag_max_us: lag_max,
             cpu,
         });
-        self.series.last().expect("just pushed")
     }
 
     /// Warnings raised since the previous call, for printing while the run goes.
@@ -412,21 +603,49 @@ impl Aggregate {
     }
 
     fn health(&self) -> Health {
-        let cpus: Vec<f64> = self.series.iter().filter_map(|p| p.cpu).collect();
-        let cpu_mean = (!cpus.is_empty()).then(|| cpus.iter().sum::<f64>() / cpus.len() as f64);
-        let cpu_peak = cpus.iter().copied().reduce(f64::max);
+        // Mean over time (CPU seconds / seconds); the peak of points long enough to judge.
+        let with_cpu = self.series.iter().filter_map(|p| Some((p.cpu?, p.span_s)));
+        let (cpu_s, secs) = with_cpu
+            .clone()
+            .fold((0.0, 0.0), |a, (c, s)| (a.0 + c * s, a.1 + s));
+        let cpu_mean = (secs > 0.0).then(|| cpu_s / secs);
+        let half = self.tick_len.as_secs_f64() / 2.0;
+        let cpu_peak = with_cpu
+            .filter(|&(_, s)| s >= half)
+            .map(|(c, _)| c)
+            .reduce(f64::max);
         let (lag_p99_us, lag_max_us) = if self.lag.is_empty() {
             (0, 0)
         } else {
             (self.lag.value_at_quantile(0.99), self.lag.max())
         };
+        let reasons = verdict(Judged {
+            lag_p99_us,
+            cpu_peak,
+            stall: &self.stall,
+            missed: self.counters.missed,
+            fds: &self.fds,
+            cpu_busy: self.watch.cpu_saturated(),
+        });
         Health {
-            generator_saturated: self.watch.cpu_saturated() || lag_p99_us > LAG_P99_LIMIT_US,
+            generator_saturated: !reasons.is_empty(),
+            reasons,
             cpu_mean,
             cpu_peak,
             cores: self.watch.cores(),
             lag_p99_us,
             lag_max_us,
+            stalls: self.stall.count,
+            longest_stall_us: self.stall.longest_us,
+            longest_stall_at_s: self.stall.at_s,
+            send_late_max_us: if self.send_late.is_empty() {
+                0
+            } else {
+                self.send_late.max()
+            },
+            missed_sends: self.counters.missed,
+            fd_peak: self.fds.peak,
+            fd_limit: self.fds.limit,
             warnings: self.watch.warnings().to_vec(),
         }
     }

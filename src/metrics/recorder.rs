@@ -27,7 +27,13 @@ pub struct Recorder {
     service: Vec<Histogram<u64>>,
     connect: Histogram<u64>,
     lag: Histogram<u64>,
+    /// How late scheduled sends went out (intended → actual), µs; late ones only.
+    send_late: Histogram<u64>,
     tally: Tally,
+    /// The series bucket (tick index since the run start) events go to now.
+    second: u32,
+    /// This thread's CPU time at the previous roll, ns.
+    cpu_at_roll: Option<u64>,
     frames_in: KindCounts,
     frames_out: KindCounts,
     active_connections: i64,
@@ -54,6 +60,9 @@ pub(crate) struct Tally {
     pub(crate) iterations_started: u64,
     pub(crate) iterations_cut: u64,
     pub(crate) arrivals: u64,
+    /// Stalls of the generator (see [`Recorder::probe`]) and the longest, µs.
+    pub(crate) stalls: u64,
+    pub(crate) longest_stall_us: u64,
     /// Connections still open when their VU was dropped at the hard stop.
     pub(crate) abandoned: u64,
     pub(crate) requests: RequestTally,
@@ -86,7 +95,16 @@ pub struct Snapshot {
     pub(crate) service: Vec<Option<Histogram<u64>>>,
     pub(crate) connect: Option<Histogram<u64>>,
     pub(crate) lag: Option<Histogram<u64>>,
+    pub(crate) send_late: Option<Histogram<u64>>,
     pub(crate) tally: Tally,
+    /// The series bucket (tick index) every event in this snapshot happened in; `None`
+    /// from [`Recorder::take`], which leaves the bucket to the aggregator's next tick.
+    pub(crate) second: Option<u32>,
+    /// The worker's next bucket: every bucket below it is complete from this worker.
+    /// `u32::MAX` in a worker's last snapshot.
+    pub(crate) upto: u32,
+    /// CPU time the worker thread used while this bucket was open, µs.
+    pub(crate) cpu_us: Option<u64>,
     pub(crate) kinds_in: Vec<KindDelta>,
     pub(crate) kinds_out: Vec<KindDelta>,
     pub(crate) active_connections: i64,
@@ -162,7 +180,10 @@ impl Recorder {
             service: (0..n).map(|_| new_histogram()).collect(),
             connect: new_histogram(),
             lag: new_histogram(),
+            send_late: new_histogram(),
             tally: Tally::default(),
+            second: 0,
+            cpu_at_roll: None,
             frames_in: KindCounts::new(),
             frames_out: KindCounts::new(),
             active_connections: 0,
@@ -186,6 +207,11 @@ impl Recorder {
         if let (Some(l), Some(s)) = (self.latency.get_mut(i), self.service.get_mut(i)) {
             l.saturating_record(intended_us);
             s.saturating_record(service_us);
+            // The gap is how late the request left: the generator's own lateness, shown
+            // beside latency rather than only inside it.
+            if intended_us > service_us {
+                self.send_late.saturating_record(intended_us - service_us);
+            }
         }
     }
 
@@ -328,6 +354,21 @@ impl Recorder {
         self.lag.saturating_record(us);
     }
 
+    /// A lateness probe fired `late_us` late, of which the thread spent `runqueue_us`
+    /// runnable but waiting for a CPU (other work on the machine; `None`: not known).
+    /// Records the lateness, and a stall when the rest — stopped, blocked, or busy with
+    /// its own work — is at least [`STALL_US`].
+    ///
+    /// [`STALL_US`]: super::health::STALL_US
+    pub fn probe(&mut self, late_us: u64, runqueue_us: Option<u64>) {
+        self.lag(late_us);
+        let own = late_us.saturating_sub(runqueue_us.unwrap_or(0));
+        if own >= super::health::STALL_US {
+            self.tally.stalls += 1;
+            self.tally.longest_stall_us = self.tally.longest_stall_us.max(own);
+        }
+    }
+
     /// A frame was checked against its schema.
     pub fn checked(&mut self) {
         self.violations.checked += 1;
@@ -357,14 +398,50 @@ impl Recorder {
     }
 
     /// Everything since the previous take, as a [`Snapshot`]; counters and histograms
-    /// restart from zero, gauges carry on.
+    /// restart from zero, gauges carry on. The snapshot has no series bucket: the
+    /// aggregator counts it in the interval its next tick closes (see [`roll`](Self::roll)).
     pub fn take(&mut self) -> Snapshot {
+        self.snapshot(None, 0, None)
+    }
+
+    /// Closes the current series bucket at a tick boundary: a snapshot of everything
+    /// since the previous roll, tagged with that bucket, with this thread's CPU time
+    /// over it. Events go to bucket `next` from now on (`next` > the current bucket; a
+    /// worker that slept through boundaries skips the buckets it had nothing in).
+    /// Call it on the thread that records, so the CPU time is that thread's.
+    pub fn roll(&mut self, next: u32) -> Snapshot {
+        let second = self.second;
+        self.second = next.max(second.saturating_add(1));
+        let cpu = thread_cpu_ns();
+        let prev = std::mem::replace(&mut self.cpu_at_roll, cpu);
+        let cpu_us = cpu.zip(prev).map(|(c, p)| c.saturating_sub(p) / 1_000);
+        self.snapshot(Some(second), self.second, cpu_us)
+    }
+
+    /// The worker's last snapshot: the open bucket, marked final, so the aggregator
+    /// stops waiting for this worker.
+    pub fn last(&mut self) -> Snapshot {
+        let mut s = self.roll(u32::MAX);
+        s.upto = u32::MAX;
+        s
+    }
+
+    /// Starts this thread's CPU accounting (call on the recording thread at its start).
+    pub fn start_cpu(&mut self) {
+        self.cpu_at_roll = thread_cpu_ns();
+    }
+
+    fn snapshot(&mut self, second: Option<u32>, upto: u32, cpu_us: Option<u64>) -> Snapshot {
         Snapshot {
             worker: self.worker,
             latency: self.latency.iter_mut().map(take_hist).collect(),
             service: self.service.iter_mut().map(take_hist).collect(),
             connect: take_hist(&mut self.connect),
             lag: take_hist(&mut self.lag),
+            send_late: take_hist(&mut self.send_late),
+            second,
+            upto,
+            cpu_us,
             tally: std::mem::take(&mut self.tally),
             violations: std::mem::take(&mut self.violations),
             kinds_in: self.frames_in.take(),
@@ -380,6 +457,18 @@ impl Recorder {
             },
         }
     }
+}
+
+/// CPU time the calling thread has used so far, ns (`CLOCK_THREAD_CPUTIME_ID`): squall's
+/// own threads only, never the bundled server's or anyone else's.
+pub(crate) fn thread_cpu_ns() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes into the struct we pass.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
 #[cfg(test)]
@@ -424,6 +513,46 @@ mod tests {
         assert_eq!(s2.tally.opened, 0);
         assert!(s2.kinds_in.is_empty() && s2.connect.is_none());
         assert_eq!((s2.active_connections, s2.active_vus), (1, 1));
+    }
+
+    #[test]
+    fn roll_tags_buckets_and_skips_slept_ones() {
+        let mut r = Recorder::with_worker(0, &names());
+        r.start_cpu();
+        r.frame_in(None, 1);
+        let a = r.roll(1);
+        assert_eq!((a.second, a.upto), (Some(0), 1));
+        assert!(a.cpu_us.is_some());
+        r.frame_in(None, 1);
+        let b = r.roll(4);
+        assert_eq!((b.second, b.upto), (Some(1), 4));
+        let c = r.roll(2);
+        assert_eq!((c.second, c.upto), (Some(4), 5), "never goes back");
+        let d = r.last();
+        assert_eq!((d.second, d.upto), (Some(5), u32::MAX));
+        assert_eq!(r.take().second, None);
+    }
+
+    #[test]
+    fn a_stall_is_lateness_not_spent_waiting_for_a_cpu() {
+        let mut r = Recorder::with_worker(0, &names());
+        r.probe(500_000, Some(2_000));
+        r.probe(90_000, None);
+        r.probe(300_000, Some(290_000));
+        let s = r.take();
+        assert_eq!((s.tally.stalls, s.tally.longest_stall_us), (1, 498_000));
+        assert_eq!(s.lag.unwrap().len(), 3);
+    }
+
+    #[test]
+    fn late_sends_are_kept_apart() {
+        let mut r = Recorder::with_worker(0, &names());
+        r.latency(MetricId(0), 1_500, 1_000);
+        r.latency(MetricId(0), 800, 800);
+        let s = r.take();
+        let late = s.send_late.unwrap();
+        assert_eq!(late.len(), 1);
+        assert!(late.equivalent(late.max(), 500));
     }
 
     #[test]

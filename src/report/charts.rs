@@ -107,7 +107,7 @@ pub fn report_charts(r: &Results) -> Result<Vec<Chart>, ReportError> {
     charts.push(connect_distribution(r, &mut names)?);
     charts.push(close_codes(r, &mut names));
     if r.series.iter().any(|p| p.cpu.is_some()) {
-        let cpu = series_line(r, "generator CPU", palette::PURPLE, |p| p.cpu);
+        let cpu = series_line(r, "squall threads CPU", palette::PURPLE, |p| p.cpu);
         let cores = line(
             "cores available",
             palette::INK,
@@ -116,7 +116,7 @@ pub fn report_charts(r: &Results) -> Result<Vec<Chart>, ReportError> {
         let mut chart = over_time(
             &mut names,
             "cpu",
-            "Generator CPU",
+            "Generator CPU (squall's own threads)",
             "cores",
             vec![cpu, cores],
             r,
@@ -148,7 +148,14 @@ fn over_time(
 }
 
 fn time_charts(r: &Results, names: &mut FileNames) -> Vec<Chart> {
-    let max_us = r.series.iter().filter_map(|p| p.p99_us).max().unwrap_or(0) as f64;
+    let lateness = r.series.iter().any(|p| p.lag_max_us.is_some());
+    let max_us = r
+        .series
+        .iter()
+        .flat_map(|p| [p.p99_us, p.lag_max_us])
+        .flatten()
+        .max()
+        .unwrap_or(0) as f64;
     let (unit, div) = if max_us < 2_000.0 {
         ("µs", 1.0)
     } else {
@@ -167,10 +174,22 @@ fn time_charts(r: &Results, names: &mut FileNames) -> Vec<Chart> {
             "latency",
             "Latency over time (all metrics, per second)",
             format!("latency ({unit})"),
-            vec![
-                series_line(r, "p50", palette::BLUE, |p| us(p.p50_us)),
-                series_line(r, "p99", palette::VERMILLION, |p| us(p.p99_us)),
-            ],
+            {
+                let mut v = vec![
+                    series_line(r, "p50", palette::BLUE, |p| us(p.p50_us)),
+                    series_line(r, "p99", palette::VERMILLION, |p| us(p.p99_us)),
+                ];
+                // The generator's own lateness beside the latency it may be part of.
+                if lateness {
+                    v.push(Line {
+                        dashed: true,
+                        ..series_line(r, "generator lateness max", palette::PURPLE, |p| {
+                            us(p.lag_max_us)
+                        })
+                    });
+                }
+                v
+            },
         ),
         (
             "throughput",

@@ -399,11 +399,15 @@ fn health(o: &mut String, m: &Model) {
     };
     let _ = writeln!(
         o,
-        "<p>generator {verdict}: {}, scheduling lag p99 {} max {}</p>",
+        "<p>generator {verdict}: {}, scheduling lag p99 {} max {}; {}</p>",
         escape(&h.cpu),
         escape(&h.lag_p99),
-        escape(&h.lag_max)
+        escape(&h.lag_max),
+        escape(&h.measured)
     );
+    for r in &h.reasons {
+        let _ = writeln!(o, "<div class=\"banner\">saturated: {}</div>", escape(r));
+    }
     for w in &h.warnings {
         let _ = writeln!(o, "<div class=\"banner\">⚠ {}</div>", escape(w));
     }

@@ -200,6 +200,10 @@ pub struct HealthView {
     pub lag_p99: String,
     /// Largest scheduling lag.
     pub lag_max: String,
+    /// The rest of what was measured: stalls, late sends, missed sends, open files.
+    pub measured: String,
+    /// Why it counts as saturated (empty when it kept up).
+    pub reasons: Vec<String>,
     /// Warnings raised during the run.
     pub warnings: Vec<String>,
 }
@@ -293,11 +297,16 @@ fn banners(r: &Results) -> Vec<String> {
         Status::Complete => {}
     }
     if r.health.generator_saturated {
-        b.push(
-            "The generator was the bottleneck: its CPU or scheduling lag was saturated, so \
-             latencies partly measure squall rather than the target."
-                .into(),
-        );
+        // Files from before `reasons` existed say only that it was saturated.
+        let why = if r.health.reasons.is_empty() {
+            "its CPU or scheduling lag was saturated".to_string()
+        } else {
+            r.health.reasons.join("; ")
+        };
+        b.push(format!(
+            "The generator was the bottleneck ({why}), so latencies partly measure squall \
+                 rather than the target."
+        ));
     }
     b
 }
@@ -428,16 +437,41 @@ fn violations(r: &Results) -> ViolationsView {
     }
 }
 
+/// `stalls none, sends late max 1.2ms, missed sends 0, open files 38 of 1024`.
+fn health_measured(h: &crate::report::results::Health) -> String {
+    let stalls = match (h.stalls, h.longest_stall_at_s) {
+        (0, _) => "stalls none".to_string(),
+        (n, at) => format!(
+            "stalls {n}, longest {}{}",
+            fmt_us(h.longest_stall_us as f64),
+            at.map_or(String::new(), |t| format!(" (t={t:.0}s)"))
+        ),
+    };
+    let files = match (h.fd_peak, h.fd_limit) {
+        (Some(p), Some(l)) => format!(", open files {p} of {l}"),
+        _ => String::new(),
+    };
+    format!(
+        "{stalls}, sends late max {}, missed sends {}{files}",
+        fmt_us(h.send_late_max_us as f64),
+        h.missed_sends
+    )
+}
+
 fn health(r: &Results) -> HealthView {
     let h = &r.health;
     HealthView {
         saturated: h.generator_saturated,
         cpu: match (h.cpu_mean, h.cpu_peak) {
-            (Some(m), Some(p)) => format!("CPU mean {m:.2} / peak {p:.2} of {:.0} cores", h.cores),
+            (Some(m), Some(p)) => {
+                format!("own CPU mean {m:.2} / peak {p:.2} of {:.0} cores", h.cores)
+            }
             _ => "CPU not sampled".into(),
         },
         lag_p99: fmt_us(h.lag_p99_us as f64),
         lag_max: fmt_us(h.lag_max_us as f64),
+        measured: health_measured(h),
+        reasons: h.reasons.clone(),
         warnings: h.warnings.clone(),
     }
 }

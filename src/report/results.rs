@@ -412,12 +412,16 @@ pub struct KindCount {
     pub bytes: u64,
 }
 
-/// One tick of the time series. Rates are per second over the tick's interval.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One tick of the time series: the events that happened in `[t - span_s, t)`, whenever
+/// their worker reported them. Rates are per second over `span_s`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeriesPoint {
     /// Seconds since the start, at the end of the interval.
     pub t: f64,
+    /// Length of the interval, s: the tick, except for the last, partial one.
+    #[serde(default)]
+    pub span_s: f64,
     /// Inbound frames per second.
     pub msgs_in: f64,
     /// Outbound frames per second.
@@ -426,6 +430,18 @@ pub struct SeriesPoint {
     pub bytes_in: f64,
     /// Outbound bytes per second.
     pub bytes_out: f64,
+    /// Inbound frames in the interval (a count: the series adds up to the totals).
+    #[serde(default)]
+    pub frames_in: u64,
+    /// Outbound frames in the interval (a count).
+    #[serde(default)]
+    pub frames_out: u64,
+    /// Latency samples in the interval, all metrics (replies and timeouts; a count).
+    #[serde(default)]
+    pub samples: u64,
+    /// Planned sends missed in the interval (a count).
+    #[serde(default)]
+    pub missed: u64,
     /// Open connections at the tick.
     pub active_connections: u64,
     /// Running VUs at the tick.
@@ -438,7 +454,10 @@ pub struct SeriesPoint {
     pub p50_us: Option<u64>,
     /// 99th percentile latency over all metrics during the interval, µs.
     pub p99_us: Option<u64>,
-    /// Generator CPU during the interval, in cores (2.0: two cores busy).
+    /// The generator's worst lateness (scheduling-lag probe) during the interval, µs.
+    #[serde(default)]
+    pub lag_max_us: Option<u64>,
+    /// CPU of squall's own threads during the interval, in cores (2.0: two cores busy).
     pub cpu: Option<f64>,
 }
 
@@ -459,13 +478,17 @@ pub struct ThresholdOutcome {
 }
 
 /// Generator health: was squall itself the bottleneck?
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Health {
-    /// CPU ≥ 90% of the available cores for ≥ 3 s, or scheduling lag p99 > 10 ms:
-    /// latencies then partly measure the generator, not the target.
+    /// Whether any of `reasons` holds: latencies then partly measure the generator, not
+    /// the target.
     pub generator_saturated: bool,
-    /// Mean CPU over the ticks, in cores; `None` when never sampled.
+    /// Why: a stall (lateness ≥ 100 ms), lateness p99 > 10 ms, missed sends, file
+    /// descriptors exhausted, or squall's own CPU ≥ 90% of the cores for ≥ 3 s.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    /// Mean CPU of squall's own threads over the ticks, in cores; `None` when never sampled.
     pub cpu_mean: Option<f64>,
     /// Highest per-tick CPU, in cores.
     pub cpu_peak: Option<f64>,
@@ -475,6 +498,27 @@ pub struct Health {
     pub lag_p99_us: u64,
     /// Largest scheduling lag seen, µs.
     pub lag_max_us: u64,
+    /// Lateness samples of 100 ms or more (the generator was stopped or blocked).
+    #[serde(default)]
+    pub stalls: u64,
+    /// The longest stall, µs (0: none).
+    #[serde(default)]
+    pub longest_stall_us: u64,
+    /// Start of the second the longest stall was seen in, s since the start.
+    #[serde(default)]
+    pub longest_stall_at_s: Option<f64>,
+    /// Latest a scheduled send left after its intended time, µs.
+    #[serde(default)]
+    pub send_late_max_us: u64,
+    /// Planned sends that never happened (as `counters.missed`).
+    #[serde(default)]
+    pub missed_sends: u64,
+    /// Most open files seen (sampled every tick; a lower bound).
+    #[serde(default)]
+    pub fd_peak: Option<u64>,
+    /// The open-file limit.
+    #[serde(default)]
+    pub fd_limit: Option<u64>,
     /// Warnings raised during the run, in order.
     pub warnings: Vec<String>,
 }

@@ -67,12 +67,17 @@ fn verdicts(out: &mut String, m: &Model) {
 
 fn health(out: &mut String, m: &Model) {
     let h = &m.health;
-    let verdict = if h.saturated { "SATURATED" } else { "ok" };
+    let verdict = if h.saturated {
+        format!("SATURATED ({})", h.reasons.join("; "))
+    } else {
+        "ok".to_string()
+    };
     let _ = writeln!(
         out,
-        "generator {verdict}: {}, lag p99 {} max {}",
+        "generator {verdict}: {}, lateness p99 {} max {}",
         h.cpu, h.lag_p99, h.lag_max
     );
+    let _ = writeln!(out, "  {}", h.measured);
     for w in &h.warnings {
         let _ = writeln!(out, "  ! {w}");
     }

@@ -9,9 +9,6 @@ use crate::metrics::Aggregate;
 /// A one-line progress bar redrawn on every tick.
 pub struct Bar {
     bar: ProgressBar,
-    last_in: u64,
-    last_out: u64,
-    last_t: Duration,
 }
 
 impl Bar {
@@ -23,23 +20,18 @@ impl Bar {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        Bar {
-            bar,
-            last_in: 0,
-            last_out: 0,
-            last_t: Duration::ZERO,
-        }
+        Bar { bar }
     }
 
-    /// Redraws from the merged metrics.
+    /// Redraws from the merged metrics. Rates are the last complete second of the series
+    /// (every worker's events in it), not counters read mid-tick, so they show no false
+    /// dips.
     pub fn update(&mut self, agg: &Aggregate, elapsed: Duration) {
         let b = self;
-        let dt = (elapsed - b.last_t.min(elapsed)).as_secs_f64().max(1e-3);
-        let rate_in = (agg.frames_in() - b.last_in.min(agg.frames_in())) as f64 / dt;
-        let rate_out = (agg.frames_out() - b.last_out.min(agg.frames_out())) as f64 / dt;
-        b.last_in = agg.frames_in();
-        b.last_out = agg.frames_out();
-        b.last_t = elapsed;
+        let (rate_in, rate_out) = agg
+            .series()
+            .last()
+            .map_or((0.0, 0.0), |p| (p.msgs_in, p.msgs_out));
         let p99 = agg
             .p99_us()
             .map_or("-".to_string(), |us| format!("{:.2}ms", us as f64 / 1000.0));

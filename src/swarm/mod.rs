@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::metrics::health::CpuSampler;
+use crate::metrics::health::{open_fds, CpuSampler};
 use crate::metrics::Aggregate;
 use crate::protocol::Profile;
 use crate::report::Status;
@@ -70,9 +70,11 @@ pub enum Control {
     Interrupt,
 }
 
-/// Sees the merged metrics after every tick (live progress, results written as the run goes).
+/// Sees the merged metrics as the series grows (live progress, results written as the run
+/// goes).
 pub trait Observer {
-    /// Called once per tick with the elapsed time since the start.
+    /// Called with the elapsed time since the start whenever one or more seconds of the
+    /// series became final (every worker reported past them), and once at the end.
     fn on_tick(&mut self, agg: &mut Aggregate, elapsed: Duration);
 }
 
@@ -106,6 +108,7 @@ pub async fn run(
     let started_at = SystemTime::now();
     let start = Instant::now();
     let mut handles = Vec::with_capacity(threads);
+    let mut started = Vec::with_capacity(threads);
     for idx in 0..threads {
         let spec = worker::WorkerSpec {
             idx,
@@ -126,7 +129,10 @@ pub async fn run(
             .name(format!("squall-worker-{idx}"))
             .spawn(move || worker::run(spec));
         match h {
-            Ok(h) => handles.push(h),
+            Ok(h) => {
+                handles.push(h);
+                started.push(idx as u64);
+            }
             Err(e) => eprintln!("squall: could not start worker thread {idx}: {e}"),
         }
     }
@@ -134,6 +140,9 @@ pub async fn run(
     drop(snap_tx);
 
     let mut agg = Aggregate::new(plan.metrics.clone());
+    // The series waits for every worker's bucket before it shows a second.
+    agg.set_tick(opts.tick);
+    agg.expect_workers(started);
     if let Some(d) = &plan.delivery {
         agg.track_delivery(d.metric.map(|m| plan.metrics[m.0 as usize].clone()));
     }
@@ -157,14 +166,19 @@ pub async fn run(
         let hard_at = grace_until.unwrap_or(next_tick + Duration::from_secs(3600));
         tokio::select! {
             snap = snap_rx.recv() => match snap {
-                Some(s) => agg.add(s),
+                Some(s) => {
+                    agg.add(s);
+                    // A second is shown once every worker has reported past it.
+                    if agg.seal_ready() > 0 {
+                        observer.on_tick(&mut agg, start.elapsed());
+                    }
+                }
                 None => break,
             },
             _ = tokio::time::sleep_until(next_tick.into()) => {
                 ticks += 1;
                 let elapsed = start.elapsed();
-                agg.tick(elapsed, cpu.sample());
-                observer.on_tick(&mut agg, elapsed);
+                sample_own(&mut agg, &mut cpu);
                 if dead.observe(&agg, opts.dead_ticks) && status == Status::Complete {
                     status = Status::Aborted;
                     dead_target = true;
@@ -201,7 +215,8 @@ pub async fn run(
         }
     }
     let elapsed = start.elapsed();
-    agg.tick(elapsed, cpu.sample());
+    sample_own(&mut agg, &mut cpu);
+    agg.finish(elapsed);
     observer.on_tick(&mut agg, elapsed);
     if dead_target {
         // Written from the final counts, so the reason and the counters agree.
@@ -217,6 +232,16 @@ pub async fn run(
         started_at,
         elapsed,
         threads,
+    }
+}
+
+/// The aggregator thread's own CPU (workers report theirs) and the open files.
+fn sample_own(agg: &mut Aggregate, cpu: &mut CpuSampler) {
+    if let Some((us, _)) = cpu.sample_us() {
+        agg.add_cpu_us(us);
+    }
+    if let Some((open, limit)) = open_fds() {
+        agg.note_fds(open, limit);
     }
 }
 

@@ -15,6 +15,7 @@ use super::samples::SampleLog;
 use super::schedule::{arrival_time, share};
 use super::timer::Precise;
 use super::vu::{Shared, Vu};
+use crate::metrics::health::RunDelay;
 use crate::metrics::{Recorder, Snapshot};
 use crate::protocol::Profile;
 use crate::scenario::plan::{LoadModel, Plan};
@@ -66,6 +67,9 @@ pub fn run(spec: WorkerSpec) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("squall: worker {} could not start a runtime: {e}", spec.idx);
+            // Say it is done, so the series does not wait for its seconds.
+            let mut rec = Recorder::with_worker(spec.idx, &spec.plan.metrics);
+            let _ = spec.snapshots.send(rec.last());
             return;
         }
     };
@@ -80,6 +84,7 @@ async fn drive(spec: WorkerSpec) {
         spec.idx,
         &spec.plan.metrics,
     )));
+    rec.borrow_mut().start_cpu();
     let shared = Rc::new(Shared {
         // Checked frames are parsed onto the tape (see swarm::io); the shape's skim serves
         // the rest and frames re-read from the mailbox.
@@ -101,7 +106,8 @@ async fn drive(spec: WorkerSpec) {
         spec.tick,
         spec.snapshots.clone(),
     ));
-    let probe = tokio::task::spawn_local(lag_probe(rec.clone()));
+    let lateness = Probe::new();
+    let probe = tokio::task::spawn_local(lag_probe(rec.clone(), lateness.clone()));
     let mut vus = Vus::default();
     match spec.plan.load.model {
         LoadModel::Closed => closed(&spec, &shared, &mut vus).await,
@@ -113,8 +119,12 @@ async fn drive(spec: WorkerSpec) {
     if let Some(t) = timer_task {
         t.abort();
     }
+    // A probe that never got to run (the thread was busy throughout) is lateness too.
+    if Instant::now() > lateness.due.get() {
+        lateness.fire(&rec);
+    }
     // The last words: everything recorded since the previous tick.
-    let _ = spec.snapshots.send(rec.borrow_mut().take());
+    let _ = spec.snapshots.send(rec.borrow_mut().last());
 }
 
 /// The VUs a worker runs: their stop flags and tasks.
@@ -234,28 +244,76 @@ async fn finish(spec: &WorkerSpec, vus: &mut Vus) {
     all.await;
 }
 
+/// At every tick boundary, closes the recorder's series bucket and sends it. The bucket
+/// index is the boundary the task woke after, so a worker that slept through several
+/// (stopped, or too busy to run this task) skips the buckets it recorded nothing in, and
+/// how late it woke counts as the generator's lateness.
 async fn tick_snapshots(
     rec: Rc<RefCell<Recorder>>,
     start: Instant,
     tick: Duration,
     out: mpsc::UnboundedSender<Snapshot>,
 ) {
+    let tick_ns = tick.as_nanos().max(1);
     let mut n = 1u32;
     loop {
-        tokio::time::sleep_until((start + tick * n).into()).await;
-        n += 1;
-        let snap = rec.borrow_mut().take();
+        let boundary = start + tick * n;
+        tokio::time::sleep_until(boundary.into()).await;
+        let now = Instant::now();
+        let k = (now.duration_since(start).as_nanos() / tick_ns).min(u32::MAX as u128 - 1) as u32;
+        let snap = {
+            let mut r = rec.borrow_mut();
+            r.lag(now.saturating_duration_since(boundary).as_micros() as u64);
+            r.roll(k)
+        };
+        n = k.saturating_add(1);
         if out.send(snap).is_err() {
             return;
         }
     }
 }
 
-async fn lag_probe(rec: Rc<RefCell<Recorder>>) {
+/// The lateness probe's state, shared with the worker so its end can read it too.
+struct Probe {
+    /// When the probe is next due.
+    due: Cell<Instant>,
+    /// The thread's runqueue wait when it was armed, µs.
+    waited_at_arm: Cell<Option<u64>>,
+    delay: RunDelay,
+}
+
+impl Probe {
+    /// Armed at the worker's start, not when its task is first polled, so a worker that
+    /// blocks before its first yield (spawning a huge number of VUs) shows that too.
+    /// Call on the worker thread: the runqueue wait read is this thread's.
+    fn new() -> Rc<Self> {
+        let delay = RunDelay::open();
+        Rc::new(Probe {
+            due: Cell::new(Instant::now() + LAG_PROBE),
+            waited_at_arm: Cell::new(delay.read_us()),
+            delay,
+        })
+    }
+
+    /// Records how late it is now against the due time (if late), with the part the
+    /// thread spent waiting for a CPU, and re-arms.
+    fn fire(&self, rec: &RefCell<Recorder>) {
+        let now = Instant::now();
+        let late = now.saturating_duration_since(self.due.get());
+        let waited = self.delay.read_us();
+        let runqueue = waited
+            .zip(self.waited_at_arm.get())
+            .map(|(w, a)| w.saturating_sub(a));
+        rec.borrow_mut().probe(late.as_micros() as u64, runqueue);
+        self.due.set(now + LAG_PROBE);
+        self.waited_at_arm.set(waited);
+    }
+}
+
+/// Wakes every [`LAG_PROBE`] and records how late it woke.
+async fn lag_probe(rec: Rc<RefCell<Recorder>>, probe: Rc<Probe>) {
     loop {
-        let due = Instant::now() + LAG_PROBE;
-        tokio::time::sleep_until(due.into()).await;
-        let late = Instant::now().saturating_duration_since(due);
-        rec.borrow_mut().lag(late.as_micros() as u64);
+        tokio::time::sleep_until(probe.due.get().into()).await;
+        probe.fire(&rec);
     }
 }
