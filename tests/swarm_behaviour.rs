@@ -139,6 +139,14 @@ fn hostile(what: &'static str) -> TestServer {
             )),
             "nonjson" => Message::text("this is { not json"),
             "oversized" => Message::text("x".repeat(2 * 1024 * 1024)),
+            "error" => {
+                let bye = CloseFrame {
+                    code: CloseCode::Error,
+                    reason: "internal error".into(),
+                };
+                let _ = ws.close(Some(bye)).await;
+                return;
+            }
             _ => {
                 let bye = CloseFrame {
                     code: CloseCode::Normal,
@@ -168,11 +176,9 @@ behaviours:
 #[test]
 fn invalid_utf8_is_a_counted_error_not_a_panic() {
     let (done, doc) = run(&hostile("utf8"), EXPECT_WELCOME);
-    assert_eq!(
-        done.exit_code(),
-        0,
-        "no thresholds, so the run itself passes"
-    );
+    // No iteration got past the bad frame: a run that measured nothing never passes
+    // (exit 3 with the reason), thresholds or not.
+    assert_eq!(done.exit_code(), 3, "{:?}", done.results.status_reason);
     let errs = &doc["counters"]["errors_by_kind"];
     assert!(errs["invalid_utf8"].as_u64().unwrap() >= 1, "{errs}");
     assert_eq!(done.results.load.iterations_ok, 0);
@@ -216,6 +222,22 @@ fn a_server_that_closes_at_once_is_a_disconnect() {
         c["errors_by_kind"]["disconnected"].as_u64().unwrap() >= 1,
         "{c}"
     );
+    assert_eq!(done.results.load.iterations_ok, 0);
+}
+
+#[test]
+fn a_server_closing_with_a_reason_mid_step_is_an_unexpected_close() {
+    let (done, doc) = run(&hostile("error"), EXPECT_WELCOME);
+    let c = &doc["counters"];
+    let closes = c["connections"]["closed_by_code"]["1011"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(closes >= 1, "{c}");
+    assert_eq!(
+        c["errors_by_kind"]["unexpected_close"], closes,
+        "one per close: {c}"
+    );
+    assert!(c["errors_by_kind"].get("disconnected").is_none(), "{c}");
     assert_eq!(done.results.load.iterations_ok, 0);
 }
 

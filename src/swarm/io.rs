@@ -98,6 +98,8 @@ pub struct Io {
     /// Bytes of pongs queued since our writes last drained (see [`PONG_BACKLOG`]).
     unsent_pongs: usize,
     failure_recorded: bool,
+    /// The close code the peer ended the connection with, until a step asks.
+    peer_close: Option<u16>,
     checker: Option<Checker>,
     delivery: Option<Tracker>,
 }
@@ -398,6 +400,7 @@ impl Io {
             queued_replies: Vec::new(),
             unsent_pongs: 0,
             failure_recorded: false,
+            peer_close: None,
             checker,
             delivery,
         }
@@ -503,6 +506,7 @@ impl Io {
             }
             Some(Ok(Message::Close(frame))) => {
                 let code = frame.map(|f| u16::from(f.code));
+                self.peer_close = code;
                 self.finish(code);
                 Some(Woke::Closed(code))
             }
@@ -741,6 +745,12 @@ impl Io {
             self.rec.borrow_mut().error(error_kind(e));
             self.failure_recorded = true;
         }
+    }
+
+    /// The close code the peer ended the last connection with, if it sent one (and forget
+    /// it).
+    pub fn take_peer_close(&mut self) -> Option<u16> {
+        self.peer_close.take()
     }
 
     /// Whether the connection's loss was already counted as an error (and forget it).

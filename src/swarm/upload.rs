@@ -18,7 +18,7 @@ use super::frame::Frame;
 use super::io::Woke;
 use super::matcher::Want;
 use super::samples::Sample;
-use super::vu::{record_latency, Flow, Vu};
+use super::vu::{write_sample, Flow, Vu};
 use crate::metrics::{ErrorKind, UploadEvent};
 use crate::scenario::plan::Upload;
 use crate::scenario::template::{ChunkVar, StepValue, StepVar, UploadVar};
@@ -194,7 +194,9 @@ impl Vu {
                     latency_us: us,
                     service_us: us,
                 };
-                record_latency(&self.shared, self.ctx.vu, u.metric, s, "");
+                // The recorder is borrowed here: the latency goes in through it.
+                r.latency(u.metric, us, us);
+                write_sample(&self.shared, self.ctx.vu, u.metric, s, "");
                 r.upload(
                     u.metric,
                     if rejected {

@@ -321,6 +321,7 @@ impl Vu {
                 self.shared.rec.borrow_mut().connect_ok(us);
                 self.io.ws = Some(ws);
                 self.io.take_failure();
+                self.io.take_peer_close();
                 // A new connection's first wait counts from its opening, not from the last
                 // send on the previous connection.
                 self.last_send_at = Some(Instant::now());
@@ -510,7 +511,14 @@ impl Vu {
             return Flow::Stop;
         }
         if !self.io.take_failure() {
-            self.shared.rec.borrow_mut().error(ErrorKind::Disconnected);
+            // The server closed with a reason (1011, 1008, ...) while a step needed the
+            // connection: that is its close, counted as such (the code is in the closes by
+            // code); a normal closure or a dropped socket is a disconnect.
+            let kind = match self.io.take_peer_close() {
+                Some(code) if code != 1000 => ErrorKind::UnexpectedClose,
+                _ => ErrorKind::Disconnected,
+            };
+            self.shared.rec.borrow_mut().error(kind);
         }
         self.errors += 1;
         Flow::Lost
@@ -523,6 +531,11 @@ pub(super) fn record_latency(shared: &Shared, vu: u64, m: MetricId, s: Sample, f
         .rec
         .borrow_mut()
         .latency(m, s.latency_us, s.service_us);
+    write_sample(shared, vu, m, s, frame);
+}
+
+/// Writes a sample to the samples file, when there is one (the latency recorded apart).
+pub(super) fn write_sample(shared: &Shared, vu: u64, m: MetricId, s: Sample, frame: &str) {
     if let Some(log) = &shared.samples {
         log.write(&shared.plan.metrics[m.0 as usize], vu, s, frame);
     }
