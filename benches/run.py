@@ -196,30 +196,31 @@ def pct(values, p):
     return values[min(len(values) - 1, int(p / 100 * len(values)))]
 
 
-def pacing(rounds):
-    """10 VUs x 100/s, one in flight: per round, how late sends went out (sent - intended)
-    and latency beside service time (p50/p90), from `squall run --samples`."""
+def pacing(rounds, samples=True):
+    """10 VUs x 100/s, one in flight: per round, latency p90 beside service p90 (results.json),
+    and with `samples` how late sends went out (sent - intended, from `--samples`)."""
     server, addr = start_server()
     rows = []
     try:
         for i in range(rounds):
             with tempfile.TemporaryDirectory() as d:
-                samples = os.path.join(d, "samples.jsonl")
+                path = os.path.join(d, "samples.jsonl")
                 subprocess.run(
                     [SQUALL, "run", os.path.join(ROOT, "benches", "scenarios", "pacing.yaml"),
                      "--target", f"ws://{addr}/ws", "--quiet", "--no-report", "--no-check",
-                     "--out", d, "--samples", samples],
+                     "--out", d] + (["--samples", path] if samples else []),
                     timeout=120, check=False,
                 )
-                with open(samples) as f:
-                    s = [json.loads(line) for line in f]
-            late = [(x["sent_ns"] - x["intended_ns"]) / 1000 for x in s]
-            lat = [x["latency_us"] for x in s]
-            svc = [x["service_us"] for x in s]
-            row = (pct(late, 50), pct(late, 99), max(late), pct(lat, 90), pct(svc, 90), len(s))
+                with open(os.path.join(d, "results.json")) as f:
+                    m = json.load(f)["metrics"]["rtt"]
+                late = [0.0]
+                if samples:
+                    with open(path) as f:
+                        late = [(json.loads(x)["sent_ns"] - json.loads(x)["intended_ns"]) / 1000 for x in f]
+            row = (pct(late, 50), pct(late, 99), max(late), m["latency"]["p90"], m["service"]["p90"])
             rows.append(row)
             print(f"round {i + 1}: sends late p50 {row[0]:.0f} us, p99 {row[1]:.0f} us, max {row[2]:.0f} us;"
-                  f" latency p90 {row[3]} us vs service p90 {row[4]} us ({row[5]} samples)")
+                  f" latency p90 {row[3]} us vs service p90 {row[4]} us ({m['latency']['count']} samples)")
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -233,7 +234,11 @@ def main():
     ap.add_argument("which", choices=["roundtrip", "idle", "cpu", "pacing"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--conns", type=int, default=10000)
+    ap.add_argument("--squall", help="another squall binary to measure (an older build, for A/B)")
     a = ap.parse_args()
+    if a.squall:
+        global SQUALL
+        SQUALL = os.path.abspath(a.squall)
     for exe in (SERVER, SQUALL) + (() if a.which == "pacing" else (RAW,)):
         if not os.path.exists(exe):
             sys.exit(f"{exe} missing: cargo build --release --workspace --bins --examples")
@@ -243,7 +248,8 @@ def main():
     elif a.which == "cpu":
         cpu(a.rounds)
     elif a.which == "pacing":
-        pacing(a.rounds)
+        # An older build has no --samples: its lateness shows only as latency over service.
+        pacing(a.rounds, samples=not a.squall)
     else:
         idle(a.conns)
 
