@@ -6,10 +6,18 @@
 //! A room counts as held from the moment the subscribe is *sent* (a server may deliver before
 //! its ack) until the unsubscribe is *acknowledged* (events already queued may still come).
 //!
+//! A document may give more than one way to hold a room (CovetPy's `subscribe` and
+//! `join_room`): `holds:` lists the other outbound kinds with their room pointers. A document
+//! may also confirm no unsubscribe (CovetPy, neither `unsubscribe` nor `leave_room` is
+//! answered): without `unsubscribed:` a room stays held until the connection ends, since events
+//! already on their way may still come and nothing says when they stop.
+//!
 //! The rule accuses only with proof: when an event lacks a field one of its rooms is named by
 //! (kite.md's `case.updated` carries no jurisdiction, yet `cases:{jurisdiction}` carries it),
 //! that room is unknown, and a connection holding any room of that shape may be its
 //! subscriber: the event passes.
+
+use std::collections::BTreeMap;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -26,19 +34,32 @@ pub struct RoomRules {
     pub subscribe: String,
     /// Pointer of the room in it.
     pub room: String,
-    /// Inbound kind that confirms an unsubscribe.
-    pub unsubscribed: String,
+    /// More outbound kinds that hold a room: kind → pointer of the room in it.
+    #[serde(default)]
+    pub holds: BTreeMap<String, String>,
+    /// Inbound kind that confirms an unsubscribe; none when the document confirms none (a
+    /// room is then held until the connection ends).
+    #[serde(default)]
+    pub unsubscribed: Option<String>,
     /// Pointer of the room in that confirmation.
+    #[serde(default)]
     pub unsubscribed_room: String,
     /// Event kind → the rooms that carry it; `{/pointer}` in a room is replaced by the value
     /// at that pointer in the event (`scrape:{/data/job_id}`).
     pub rooms: FxHashMap<String, Vec<String>>,
 }
 
+/// Rooms one connection may hold before the check stops judging its events (a connection
+/// that subscribes without end, with no unsubscribe confirmed, holds without end: past this
+/// its holds are no longer all known, so nothing is proven).
+const HELD_CAP: usize = 4096;
+
 /// The rooms one connection holds.
 #[derive(Debug, Default)]
 pub struct Subscribed {
     rooms: FxHashSet<String>,
+    /// More than `HELD_CAP` rooms were held: events are no longer judged.
+    saturated: bool,
     /// Reused to spell out each candidate room of an event.
     scratch: String,
 }
@@ -47,14 +68,31 @@ impl Subscribed {
     /// Forgets every room (a new connection).
     pub fn clear(&mut self) {
         self.rooms.clear();
+        self.saturated = false;
     }
 
-    /// Notes an outbound frame: a subscribe adds its room.
+    /// Notes an outbound frame: a subscribe (or another kind that `holds:` lists) adds its
+    /// room.
     pub fn sent<F: Fields + ?Sized>(&mut self, rules: &RoomRules, kind: Option<&str>, v: &F) {
-        if kind == Some(rules.subscribe.as_str()) {
-            if let Some(room) = v.str_at(&rules.room) {
-                self.rooms.insert(room.into_owned());
+        let Some(kind) = kind else { return };
+        let pointer = if kind == rules.subscribe {
+            &rules.room
+        } else {
+            match rules.holds.get(kind) {
+                Some(p) => p,
+                None => return,
             }
+        };
+        if self.saturated {
+            return;
+        }
+        if let Some(room) = v.str_at(pointer) {
+            if self.rooms.len() == HELD_CAP && !self.rooms.contains(room.as_ref()) {
+                self.saturated = true;
+                self.rooms.clear();
+                return;
+            }
+            self.rooms.insert(room.into_owned());
         }
     }
 
@@ -67,13 +105,16 @@ impl Subscribed {
         v: &F,
     ) -> Option<Violation> {
         let kind = kind?;
-        if kind == rules.unsubscribed {
+        if rules.unsubscribed.as_deref() == Some(kind) {
             if let Some(room) = v.str_at(&rules.unsubscribed_room) {
                 self.rooms.remove(room.as_ref());
             }
             return None;
         }
         let carriers = rules.rooms.get(kind)?;
+        if self.saturated {
+            return None;
+        }
         for t in carriers {
             self.scratch.clear();
             if expand(t, v, &mut self.scratch) {
@@ -171,7 +212,8 @@ mod tests {
         RoomRules {
             subscribe: "subscribe".into(),
             room: "/room".into(),
-            unsubscribed: "unsubscribe".into(),
+            holds: BTreeMap::new(),
+            unsubscribed: Some("unsubscribe".into()),
             unsubscribed_room: "/data/room".into(),
             rooms: [(
                 "scrape.progress".to_string(),
@@ -246,6 +288,64 @@ mod tests {
         // With the jurisdiction in the event, it is judged again.
         let named = json!({"type": "case.updated", "data": {"case_id": "x", "jurisdiction": "UK"}});
         assert!(h.received(&r, Some("case.updated"), &named).is_some());
+    }
+
+    #[test]
+    fn other_kinds_hold_rooms_and_without_a_confirmation_a_room_stays_held() {
+        // CovetPy: a subscribe holds its id, a join_room its room; nothing confirms a leave.
+        let r = RoomRules {
+            subscribe: "subscribe".into(),
+            room: "/id".into(),
+            holds: [("join_room".to_string(), "/data/room_id".to_string())].into(),
+            unsubscribed: None,
+            unsubscribed_room: String::new(),
+            rooms: [(
+                "stream_data".to_string(),
+                vec!["{/data/subscription_id}".to_string()],
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let ev = |s: &str| json!({"type": "stream_data", "data": {"subscription_id": s}});
+        let mut h = Subscribed::default();
+        assert!(h.received(&r, Some("stream_data"), &ev("sub_1")).is_some());
+        h.sent(
+            &r,
+            Some("subscribe"),
+            &json!({"type": "subscribe", "id": "sub_1"}),
+        );
+        h.sent(
+            &r,
+            Some("join_room"),
+            &json!({"type": "join_room", "id": "jr_1", "data": {"room_id": "lobby"}}),
+        );
+        assert_eq!(h.received(&r, Some("stream_data"), &ev("sub_1")), None);
+        assert_eq!(h.received(&r, Some("stream_data"), &ev("lobby")), None);
+        // The join's own id holds nothing: only its room does.
+        assert!(h.received(&r, Some("stream_data"), &ev("jr_1")).is_some());
+        // An unsubscribe is not confirmed: the stream stays held (batches may be on the way).
+        h.sent(
+            &r,
+            Some("unsubscribe"),
+            &json!({"type": "unsubscribe", "data": {"subscription_id": "sub_1"}}),
+        );
+        assert_eq!(h.received(&r, Some("stream_data"), &ev("sub_1")), None);
+    }
+
+    #[test]
+    fn past_the_cap_of_held_rooms_nothing_is_judged() {
+        let r = rules();
+        let mut h = Subscribed::default();
+        let ev = |job: &str| json!({"type": "scrape.progress", "data": {"job_id": job}});
+        let sub = |n: usize| json!({"type": "subscribe", "room": format!("scrape:{n}")});
+        for n in 0..HELD_CAP {
+            h.sent(&r, Some("subscribe"), &sub(n));
+        }
+        assert!(h.received(&r, Some("scrape.progress"), &ev("x")).is_some());
+        h.sent(&r, Some("subscribe"), &sub(HELD_CAP));
+        assert_eq!(h.received(&r, Some("scrape.progress"), &ev("x")), None);
+        h.clear();
+        assert!(h.received(&r, Some("scrape.progress"), &ev("x")).is_some());
     }
 
     #[test]
