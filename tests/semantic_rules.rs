@@ -6,13 +6,23 @@
 //! Every frame is first checked against its profile's schemas, so the shapes stay the
 //! documented ones; every test asserts at least one violation, so it fails if a rule goes
 //! missing.
+//!
+//! At the end, a run against a small test server checks that a live run counts what these
+//! rules find.
+
+mod support;
 
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use squall::protocol::pairing::Pending;
 use squall::protocol::rooms::Subscribed;
 use squall::protocol::{Direction, Profile, Violation};
+use support::{run_yaml, send, TestServer};
+use tokio_tungstenite::tungstenite::Message;
 
 fn profile(name: &str) -> Profile {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -388,8 +398,45 @@ fn covetpy_replies_pair_rpc_rooms_and_uploads() {
         "notification_type": "info", "title": "Database Connection Restored",
         "message": "Connection to production database has been restored"}});
     assert_eq!(c.reply(notification), None);
-    // CovetPy subscriptions cannot be written in the rule language (README "Semantic rules").
-    assert!(c.profile.subscriptions.is_none());
+}
+
+fn covet_stream_data(subscription: &str) -> Value {
+    json!({"type": "stream_data", "id": "sd_12345", "data": {
+        "subscription_id": subscription, "stream_type": "metrics", "resource_id": "db_conn_123",
+        "batch": [{"timestamp": "2025-09-10T12:00:00Z", "cpu_usage": 45.2,
+            "memory_usage": 67.8, "active_connections": 12}]}})
+}
+
+#[test]
+fn covetpy_stream_data_needs_a_subscription_or_room_this_connection_holds() {
+    let mut c = Conn::new("covetpy");
+    // "Data Streaming": the subscribe's id is the subscription id every batch names.
+    unsubscribed(c.event(covet_stream_data("sub_12345")), "stream_data");
+    c.send(json!({"type": "subscribe", "id": "sub_12345", "data": {
+        "stream_type": "metrics", "resource_id": "db_conn_123",
+        "filters": {"min_severity": "warning", "tags": ["performance", "database"]},
+        "options": {"buffer_size": 100, "batch_interval": 1000}}}));
+    assert_eq!(c.event(covet_stream_data("sub_12345")), None);
+    unsubscribed(c.event(covet_stream_data("sub_99999")), "stream_data");
+
+    // "Room Management": room traffic has no frame of its own; a batch naming a joined room
+    // passes, one naming the join's own id does not.
+    c.send(json!({"type": "join_room", "id": "jr_12345", "data": {"room_id": "project_123"}}));
+    assert_eq!(c.event(covet_stream_data("project_123")), None);
+    unsubscribed(c.event(covet_stream_data("jr_12345")), "stream_data");
+
+    // Nothing confirms an unsubscribe or a leave: batches on their way still pass.
+    c.send(json!({"type": "unsubscribe", "id": "unsub_12345",
+        "data": {"subscription_id": "sub_12345"}}));
+    c.send(json!({"type": "leave_room", "id": "lr_12345", "data": {"room_id": "project_123"}}));
+    assert_eq!(c.event(covet_stream_data("sub_12345")), None);
+    assert_eq!(c.event(covet_stream_data("project_123")), None);
+
+    // Frames that are not stream batches are none of this rule's business.
+    let notification = json!({"type": "notification", "id": "notif_12345", "data": {
+        "notification_type": "info", "title": "Database Connection Restored",
+        "message": "Connection to production database has been restored"}});
+    assert_eq!(c.event(notification), None);
 }
 
 #[test]
@@ -398,4 +445,77 @@ fn newloom_has_no_semantic_rules() {
     // (schemas/newloom/README.md "Semantic rules").
     let p = profile("newloom");
     assert!(p.replies.is_empty() && p.subscriptions.is_none());
+}
+
+/// A CovetPy server that answers every call with another id, and streams each subscription a
+/// batch for a subscription nobody made before the subscriber's own.
+async fn covet_crossed(mut ws: support::Conn, sent: Arc<AtomicU64>) {
+    let ack = json!({"type": "connection_ack", "id": "conn_12345",
+        "timestamp": "2025-09-10T12:00:00Z", "data": {"session_id": "sess_abcdef",
+        "user_id": "user_123", "capabilities": ["rooms", "streaming", "rpc"],
+        "heartbeat_interval": 30000}});
+    let _ = send(&mut ws, &sent, ack.to_string()).await;
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+        let id = v["id"].as_str().unwrap_or_default();
+        let replies = match v["type"].as_str() {
+            Some("subscribe") => vec![
+                covet_stream_data(&format!("{id}-other")),
+                covet_stream_data(id),
+            ],
+            Some("rpc_call") => vec![covet_rpc_response(&format!("{id}-other"))],
+            _ => continue,
+        };
+        for r in replies {
+            let _ = send(&mut ws, &sent, r.to_string()).await;
+        }
+    }
+}
+
+#[test]
+fn a_covetpy_run_counts_crossed_replies_and_stray_batches() {
+    let srv = TestServer::start(covet_crossed);
+    let yaml = r#"
+name: covetpy-rules
+protocol: covetpy
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - expect: { kind: connection_ack, within: 2s }
+      - send: { type: subscribe, id: "sub-{{vu}}-{{iter}}", data: { stream_type: metrics, resource_id: db_conn_123 } }
+      - expect: { kind: stream_data, match: { /data/subscription_id: "{{sent./id}}" }, within: 2s }
+      - send: { type: rpc_call, id: "rpc-{{vu}}-{{iter}}", data: { method: echo } }
+      - expect: { kind: rpc_response, within: 2s }
+      - close: 1000
+"#;
+    let (done, doc) = run_yaml(&srv.url(), yaml);
+    assert_eq!(done.exit_code(), 1);
+    let groups = doc["violations"]["groups"].as_array().unwrap();
+    let count = |kind: &str, keyword: &str| -> u64 {
+        groups
+            .iter()
+            .filter(|g| g["kind"] == kind && g["keyword"] == keyword)
+            .map(|g| g["count"].as_u64().unwrap())
+            .sum()
+    };
+    let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
+    assert!(iterations >= 1);
+    // One stray batch and one crossed reply per iteration; the subscriber's own batch passes.
+    assert_eq!(
+        count("stream_data", "unsubscribed"),
+        iterations,
+        "{groups:#?}"
+    );
+    assert_eq!(
+        count("rpc_response", "reply_mismatch"),
+        iterations,
+        "{groups:#?}"
+    );
+    assert_eq!(
+        doc["violations"]["total"].as_u64().unwrap(),
+        2 * iterations,
+        "{groups:#?}"
+    );
 }
