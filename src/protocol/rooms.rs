@@ -34,9 +34,11 @@ pub struct RoomRules {
     pub subscribe: String,
     /// Pointer of the room in it.
     pub room: String,
-    /// More outbound kinds that hold a room: kind → pointer of the room in it.
+    /// More outbound kinds that hold a room: kind → pointers of the room in it (each string
+    /// found at one of them is held: Hexabase's subscribe names its resource at
+    /// `/data/workspace_id`, `/data/organization_id` or `/data/project_id`).
     #[serde(default)]
-    pub holds: BTreeMap<String, String>,
+    pub holds: BTreeMap<String, Vec<String>>,
     /// Inbound kind that confirms an unsubscribe; none when the document confirms none (a
     /// room is then held until the connection ends).
     #[serde(default)]
@@ -75,14 +77,16 @@ impl Subscribed {
     /// room.
     pub fn sent<F: Fields + ?Sized>(&mut self, rules: &RoomRules, kind: Option<&str>, v: &F) {
         let Some(kind) = kind else { return };
-        let pointer = if kind == rules.subscribe {
-            &rules.room
-        } else {
-            match rules.holds.get(kind) {
-                Some(p) => p,
-                None => return,
-            }
-        };
+        if kind == rules.subscribe {
+            self.hold(v, &rules.room);
+        }
+        for pointer in rules.holds.get(kind).into_iter().flatten() {
+            self.hold(v, pointer);
+        }
+    }
+
+    /// Holds the room named at `pointer`, if the frame names one there.
+    fn hold<F: Fields + ?Sized>(&mut self, v: &F, pointer: &str) {
         if self.saturated {
             return;
         }
@@ -296,7 +300,7 @@ mod tests {
         let r = RoomRules {
             subscribe: "subscribe".into(),
             room: "/id".into(),
-            holds: [("join_room".to_string(), "/data/room_id".to_string())].into(),
+            holds: [("join_room".to_string(), vec!["/data/room_id".to_string()])].into(),
             unsubscribed: None,
             unsubscribed_room: String::new(),
             rooms: [(
@@ -330,6 +334,30 @@ mod tests {
             &json!({"type": "unsubscribe", "data": {"subscription_id": "sub_1"}}),
         );
         assert_eq!(h.received(&r, Some("stream_data"), &ev("sub_1")), None);
+    }
+
+    #[test]
+    fn a_holding_kind_may_name_its_room_at_one_of_several_pointers() {
+        // Hexabase: a subscribe names a workspace, an organization or a project.
+        let mut r = rules();
+        r.holds.insert(
+            "watch".into(),
+            vec!["/data/workspace_id".into(), "/data/project_id".into()],
+        );
+        r.rooms
+            .insert("status".into(), vec!["{/data/workspace_id}".into()]);
+        r.rooms
+            .insert("quota".into(), vec!["{/data/project_id}".into()]);
+        let mut h = Subscribed::default();
+        let watch = |field: &str, id: &str| json!({"type": "watch", "data": {field: id}});
+        h.sent(&r, Some("watch"), &watch("workspace_id", "ws-1"));
+        h.sent(&r, Some("watch"), &watch("project_id", "proj-1"));
+        let status = |id: &str| json!({"type": "status", "data": {"workspace_id": id}});
+        let quota = |id: &str| json!({"type": "quota", "data": {"project_id": id}});
+        assert_eq!(h.received(&r, Some("status"), &status("ws-1")), None);
+        assert_eq!(h.received(&r, Some("quota"), &quota("proj-1")), None);
+        assert!(h.received(&r, Some("status"), &status("ws-2")).is_some());
+        assert!(h.received(&r, Some("quota"), &quota("proj-2")).is_some());
     }
 
     #[test]

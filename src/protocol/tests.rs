@@ -173,7 +173,7 @@ fn subscriptions_name_listed_kinds_and_a_confirmation_names_its_room() {
     };
     // No confirmation at all is allowed; a second holding kind must be outbound.
     let ok =
-        "  subscribe: ping\n  room: /id\n  holds: { ping: /x }\n  rooms: { pong: [\"{/id}\"] }\n";
+        "  subscribe: ping\n  room: /id\n  holds: { ping: [/x] }\n  rooms: { pong: [\"{/id}\"] }\n";
     let p = with(ok).unwrap();
     let r = p.subscriptions.unwrap();
     assert_eq!((r.unsubscribed, r.holds.len()), (None, 1));
