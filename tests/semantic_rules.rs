@@ -295,10 +295,112 @@ fn hexabase_log_entries_need_a_stream_this_connection_started() {
     unsubscribed(c.event(hexa_log_entry("cmd-127")), "log_entry");
     assert_eq!(c.event(hexa_log_entry("cmd-124")), None);
 
-    // Resource events are none of this rule's business (README: not expressible).
-    let status = json!({"type": "workspace.status_changed", "timestamp": HEXA_TS, "data": {
-        "workspace_id": "ws-999", "previous_status": "provisioning", "new_status": "active"}});
-    assert_eq!(c.event(status), None);
+    // A resource event for a workspace this connection never subscribed to is a stray too.
+    unsubscribed(
+        c.event(hexa_status_changed("ws-999")),
+        "workspace.status_changed",
+    );
+}
+
+fn hexa_status_changed(workspace: &str) -> Value {
+    json!({"type": "workspace.status_changed", "timestamp": HEXA_TS, "data": {
+        "workspace_id": workspace, "previous_status": "provisioning", "new_status": "active",
+        "message": "Workspace provisioning completed successfully"}})
+}
+
+fn hexa_subscribe(id: &str, resource: &str, resource_id: &str, events: &[&str]) -> Value {
+    json!({"type": "subscribe", "id": id, "data": {
+        "resource": resource, format!("{resource}_id"): resource_id, "events": events}})
+}
+
+#[test]
+fn hexabase_resource_events_need_a_subscription_to_their_resource() {
+    let mut c = Conn::new("hexabase");
+    let member_added = |org: &str| {
+        json!({"type": "organization.member_added", "timestamp": HEXA_TS, "data": {
+            "organization_id": org, "member": {"user_id": "user-456",
+            "email": "newuser@example.com", "role": "member", "added_by": "user-123"}}})
+    };
+    let quota = |project: &str| {
+        json!({"type": "project.resource_quota_exceeded", "timestamp": HEXA_TS, "data": {
+            "project_id": project, "namespace": "frontend", "resource": "memory",
+            "requested": "5Gi", "limit": "4Gi", "current_usage": "3.8Gi"}})
+    };
+    let created = |project: &str, workspace: &str| {
+        json!({"type": "project.created", "timestamp": HEXA_TS, "data": {"project": {
+            "id": project, "name": "New Project", "namespace": "new-project",
+            "workspace_id": workspace, "created_by": "user-123"}}})
+    };
+    let progress = |workspace: &str| {
+        json!({"type": "provisioning.progress", "timestamp": HEXA_TS, "data": {
+            "task_id": "task-123", "workspace_id": workspace, "stage": "creating_namespace",
+            "progress": 25, "message": "Creating Kubernetes namespace"}})
+    };
+    // "Subscriptions": nothing subscribed, every resource event is a stray.
+    unsubscribed(
+        c.event(hexa_status_changed("ws-123")),
+        "workspace.status_changed",
+    );
+    unsubscribed(
+        c.event(member_added("org-123")),
+        "organization.member_added",
+    );
+    unsubscribed(
+        c.event(quota("proj-123")),
+        "project.resource_quota_exceeded",
+    );
+
+    // Each subscribe names its resource at its own field ("Subscribe to ... Events").
+    c.send(hexa_subscribe(
+        "sub-123",
+        "workspace",
+        "ws-123",
+        &["status_changed", "resource_updated", "alert_triggered"],
+    ));
+    c.send(hexa_subscribe(
+        "sub-124",
+        "organization",
+        "org-123",
+        &["member_added", "member_removed", "billing_updated"],
+    ));
+    c.send(hexa_subscribe(
+        "sub-125",
+        "project",
+        "proj-123",
+        &["created", "updated", "deleted", "resource_quota_exceeded"],
+    ));
+    assert_eq!(c.event(hexa_status_changed("ws-123")), None);
+    assert_eq!(c.event(member_added("org-123")), None);
+    assert_eq!(c.event(quota("proj-123")), None);
+    unsubscribed(
+        c.event(hexa_status_changed("ws-456")),
+        "workspace.status_changed",
+    );
+    unsubscribed(
+        c.event(member_added("org-456")),
+        "organization.member_added",
+    );
+    unsubscribed(
+        c.event(quota("proj-456")),
+        "project.resource_quota_exceeded",
+    );
+    // A subscription's own id and the subscription_id hold nothing.
+    unsubscribed(
+        c.event(hexa_status_changed("sub-123")),
+        "workspace.status_changed",
+    );
+
+    // Provisioning comes with its workspace (README decision 5); a project event naming a
+    // held workspace passes.
+    assert_eq!(c.event(progress("ws-123")), None);
+    unsubscribed(c.event(progress("ws-456")), "provisioning.progress");
+    assert_eq!(c.event(created("proj-999", "ws-123")), None);
+    unsubscribed(c.event(created("proj-999", "ws-456")), "project.created");
+
+    // No frame confirms an unsubscribe: events on their way still pass.
+    c.send(json!({"type": "unsubscribe", "id": "unsub-123",
+        "data": {"subscription_id": "3f1c2b9e-8a4d-4c1e-9b7a-2d5e6f708192"}}));
+    assert_eq!(c.event(hexa_status_changed("ws-123")), None);
 }
 
 fn covet_rpc_call(id: &str) -> Value {
@@ -493,23 +595,16 @@ behaviours:
     let (done, doc) = run_yaml(&srv.url(), yaml);
     assert_eq!(done.exit_code(), 1);
     let groups = doc["violations"]["groups"].as_array().unwrap();
-    let count = |kind: &str, keyword: &str| -> u64 {
-        groups
-            .iter()
-            .filter(|g| g["kind"] == kind && g["keyword"] == keyword)
-            .map(|g| g["count"].as_u64().unwrap())
-            .sum()
-    };
     let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
     assert!(iterations >= 1);
     // One stray batch and one crossed reply per iteration; the subscriber's own batch passes.
     assert_eq!(
-        count("stream_data", "unsubscribed"),
+        count(groups, "stream_data", "unsubscribed"),
         iterations,
         "{groups:#?}"
     );
     assert_eq!(
-        count("rpc_response", "reply_mismatch"),
+        count(groups, "rpc_response", "reply_mismatch"),
         iterations,
         "{groups:#?}"
     );
@@ -518,4 +613,74 @@ behaviours:
         2 * iterations,
         "{groups:#?}"
     );
+}
+
+/// A Hexabase server that answers every subscribe with another id, and sends an event for
+/// another workspace before one for the workspace subscribed to.
+async fn hexa_crossed(mut ws: support::Conn, sent: Arc<AtomicU64>) {
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+        if v["type"] != "subscribe" {
+            continue;
+        }
+        let id = v["id"].as_str().unwrap_or_default();
+        let workspace = v["data"]["workspace_id"].as_str().unwrap_or_default();
+        let result = json!({"type": "subscribe_result", "id": format!("{id}-other"),
+            "success": true, "subscription_id": "3f1c2b9e-8a4d-4c1e-9b7a-2d5e6f708192"});
+        let frames = [
+            result,
+            hexa_status_changed(&format!("{workspace}-other")),
+            hexa_status_changed(workspace),
+        ];
+        for f in frames {
+            let _ = send(&mut ws, &sent, f.to_string()).await;
+        }
+    }
+}
+
+#[test]
+fn a_hexabase_run_counts_crossed_results_and_stray_events() {
+    let srv = TestServer::start(hexa_crossed);
+    let yaml = r#"
+name: hexabase-rules
+protocol: hexabase
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - send: { type: subscribe, id: "sub-{{vu}}-{{iter}}", data: { resource: workspace, workspace_id: "ws-{{vu}}-{{iter}}", events: [status_changed] } }
+      - expect: { kind: workspace.status_changed, match: { /data/workspace_id: "ws-{{vu}}-{{iter}}" }, within: 2s }
+      - close: 1000
+"#;
+    let (done, doc) = run_yaml(&srv.url(), yaml);
+    assert_eq!(done.exit_code(), 1);
+    let groups = doc["violations"]["groups"].as_array().unwrap();
+    let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
+    assert!(iterations >= 1);
+    // One crossed result and one stray event per iteration; the subscribed event passes.
+    assert_eq!(
+        count(groups, "subscribe_result", "reply_mismatch"),
+        iterations,
+        "{groups:#?}"
+    );
+    assert_eq!(
+        count(groups, "workspace.status_changed", "unsubscribed"),
+        iterations,
+        "{groups:#?}"
+    );
+    assert_eq!(
+        doc["violations"]["total"].as_u64().unwrap(),
+        2 * iterations,
+        "{groups:#?}"
+    );
+}
+
+/// How many violations of `kind` with `keyword` a run's groups count.
+fn count(groups: &[Value], kind: &str, keyword: &str) -> u64 {
+    groups
+        .iter()
+        .filter(|g| g["kind"] == kind && g["keyword"] == keyword)
+        .map(|g| g["count"].as_u64().unwrap())
+        .sum()
 }
