@@ -85,19 +85,30 @@ impl Subscribed {
         }
     }
 
-    /// Holds the room named at `pointer`, if the frame names one there.
+    /// Holds the room named at `pointer`, if the frame names one there; an array there holds
+    /// each string in it (KECS: a subscribe lists its `eventTypes`).
     fn hold<F: Fields + ?Sized>(&mut self, v: &F, pointer: &str) {
+        if let Some(room) = v.str_at(pointer) {
+            self.hold_one(room.as_ref());
+        } else if let Some(list) = v.value_at(pointer) {
+            for room in list.as_array().into_iter().flatten() {
+                if let Some(room) = room.as_str() {
+                    self.hold_one(room);
+                }
+            }
+        }
+    }
+
+    fn hold_one(&mut self, room: &str) {
         if self.saturated {
             return;
         }
-        if let Some(room) = v.str_at(pointer) {
-            if self.rooms.len() == HELD_CAP && !self.rooms.contains(room.as_ref()) {
-                self.saturated = true;
-                self.rooms.clear();
-                return;
-            }
-            self.rooms.insert(room.into_owned());
+        if self.rooms.len() == HELD_CAP && !self.rooms.contains(room) {
+            self.saturated = true;
+            self.rooms.clear();
+            return;
         }
+        self.rooms.insert(room.to_owned());
     }
 
     /// Notes an inbound frame: an unsubscribe confirmation drops its room; an event for no
@@ -358,6 +369,15 @@ mod tests {
         assert_eq!(h.received(&r, Some("quota"), &quota("proj-1")), None);
         assert!(h.received(&r, Some("status"), &status("ws-2")).is_some());
         assert!(h.received(&r, Some("quota"), &quota("proj-2")).is_some());
+        // An array at the pointer holds each string in it.
+        h.sent(
+            &r,
+            Some("watch"),
+            &json!({"type": "watch", "data": {"workspace_id": ["ws-3", 4, "ws-5"]}}),
+        );
+        assert_eq!(h.received(&r, Some("status"), &status("ws-3")), None);
+        assert_eq!(h.received(&r, Some("status"), &status("ws-5")), None);
+        assert!(h.received(&r, Some("status"), &status("4")).is_some());
     }
 
     #[test]
