@@ -199,8 +199,49 @@ fn kecs_replies_echo_the_request_id_and_the_metrics_resource() {
     let error = json!({"type": "error", "timestamp": KECS_TS,
         "payload": {"code": "RATE_LIMIT_EXCEEDED", "message": "Too many requests"}});
     assert_eq!(c.reply(error), None);
-    // KECS subscriptions cannot be written in the rule language (README "Semantic rules").
-    assert!(c.profile.subscriptions.is_none());
+}
+
+fn kecs_task_event() -> Value {
+    json!({"id": "evt-003", "type": "event", "timestamp": KECS_TS, "payload": {
+        "eventType": "task", "action": "STATUS_CHANGE", "task": {
+            "taskArn": "arn:aws:ecs:us-east-1:000000000000:task/production/1234567890abcdef",
+            "clusterArn": "arn:aws:ecs:us-east-1:000000000000:cluster/production",
+            "taskDefinitionArn": "arn:aws:ecs:us-east-1:000000000000:task-definition/webapp:1",
+            "lastStatus": "RUNNING", "desiredStatus": "RUNNING",
+            "stoppedReason": "Essential container exited", "containers": []}}})
+}
+
+fn kecs_cluster_event() -> Value {
+    json!({"id": "evt-001", "type": "event", "timestamp": KECS_TS, "payload": {
+        "eventType": "cluster", "action": "UPDATE", "cluster": {
+            "clusterArn": "arn:aws:ecs:us-east-1:000000000000:cluster/production",
+            "clusterName": "production", "status": "ACTIVE",
+            "registeredContainerInstancesCount": 5, "runningTasksCount": 20,
+            "pendingTasksCount": 2, "activeServicesCount": 3}}})
+}
+
+fn kecs_subscribe_to(id: &str, types: &[&str]) -> Value {
+    json!({"id": id, "type": "subscribe", "action": "events",
+        "payload": {"eventTypes": types, "clusters": ["production"]}})
+}
+
+#[test]
+fn kecs_events_need_a_subscription_listing_their_type() {
+    let mut c = Conn::new("kecs");
+    // "Subscriptions": events come for the event types subscribed to.
+    unsubscribed(c.event(kecs_task_event()), "event.task");
+    c.send(kecs_subscribe_to("sub-001", &["task"]));
+    assert_eq!(c.event(kecs_task_event()), None);
+    unsubscribed(c.event(kecs_cluster_event()), "event.cluster");
+    // A second subscription adds its types; the document's example lists three.
+    c.send(kecs_subscribe("sub-002"));
+    assert_eq!(c.event(kecs_cluster_event()), None);
+    // No frame confirms an unsubscribe: events on their way still pass.
+    c.send(
+        json!({"id": "unsub-001", "type": "unsubscribe", "action": "events",
+        "payload": {"subscriptionId": "sub-001"}}),
+    );
+    assert_eq!(c.event(kecs_task_event()), None);
 }
 
 const HEXA_TS: &str = "2024-01-20T10:00:00Z";
@@ -683,4 +724,62 @@ fn count(groups: &[Value], kind: &str, keyword: &str) -> u64 {
         .filter(|g| g["kind"] == kind && g["keyword"] == keyword)
         .map(|g| g["count"].as_u64().unwrap())
         .sum()
+}
+
+/// A KECS server that acks every subscribe with another id, and sends a cluster event before a
+/// task event (the test subscribes to tasks only).
+async fn kecs_crossed(mut ws: support::Conn, sent: Arc<AtomicU64>) {
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+        if v["type"] != "subscribe" {
+            continue;
+        }
+        let id = v["id"].as_str().unwrap_or_default();
+        let frames = [
+            kecs_subscribe_ack(&format!("{id}-other")),
+            kecs_cluster_event(),
+            kecs_task_event(),
+        ];
+        for f in frames {
+            let _ = send(&mut ws, &sent, f.to_string()).await;
+        }
+    }
+}
+
+#[test]
+fn a_kecs_run_counts_crossed_acks_and_events_of_types_not_subscribed() {
+    let srv = TestServer::start(kecs_crossed);
+    let yaml = r#"
+name: kecs-rules
+protocol: kecs
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - send: { id: "sub-{{vu}}-{{iter}}", type: subscribe, action: events, payload: { eventTypes: [task] } }
+      - expect: { kind: event.task, within: 2s }
+      - close: 1000
+"#;
+    let (done, doc) = run_yaml(&srv.url(), yaml);
+    assert_eq!(done.exit_code(), 1);
+    let groups = doc["violations"]["groups"].as_array().unwrap();
+    let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
+    assert!(iterations >= 1);
+    // One crossed ack and one cluster event per iteration; the task event passes.
+    assert_eq!(
+        count(groups, "subscribe_ack", "reply_mismatch"),
+        iterations,
+        "{groups:#?}"
+    );
+    assert_eq!(
+        count(groups, "event.cluster", "unsubscribed"),
+        iterations,
+        "{groups:#?}"
+    );
+    assert_eq!(
+        doc["violations"]["total"].as_u64().unwrap(),
+        2 * iterations,
+        "{groups:#?}"
+    );
 }
