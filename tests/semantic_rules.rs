@@ -1,14 +1,16 @@
 //! The semantic rules of the kecs, hexabase and covetpy profiles (`replies:` and
 //! `subscriptions:` in `schemas/<p>/protocol.yaml`, each explained in that folder's README under
 //! "Semantic rules"), driven directly through `Pending` and `Subscribed` with frames in the
-//! shapes the seed documents show. No network.
+//! shapes the seed documents show.
 //!
 //! Every frame is first checked against its profile's schemas, so the shapes stay the
 //! documented ones; every test asserts at least one violation, so it fails if a rule goes
 //! missing.
 //!
-//! At the end, a run against a small test server checks that a live run counts what these
-//! rules find.
+//! At the end, per profile, a run against a small test server on 127.0.0.1:0 (a crossed reply
+//! and an event for nothing subscribed, once per iteration) checks that a live run counts what
+//! these rules find. The scenario library's runs against squall-server
+//! (`tests/scenarios_<p>.rs`) check that a faithful server draws none.
 
 mod support;
 
