@@ -1,18 +1,30 @@
 //! The semantic rules of the kecs, hexabase and covetpy profiles (`replies:` and
 //! `subscriptions:` in `schemas/<p>/protocol.yaml`, each explained in that folder's README under
 //! "Semantic rules"), driven directly through `Pending` and `Subscribed` with frames in the
-//! shapes the seed documents show. No network.
+//! shapes the seed documents show.
 //!
 //! Every frame is first checked against its profile's schemas, so the shapes stay the
 //! documented ones; every test asserts at least one violation, so it fails if a rule goes
 //! missing.
+//!
+//! At the end, per profile, a run against a small test server on 127.0.0.1:0 (a crossed reply
+//! and an event for nothing subscribed, once per iteration) checks that a live run counts what
+//! these rules find. The scenario library's runs against squall-server
+//! (`tests/scenarios_<p>.rs`) check that a faithful server draws none.
+
+mod support;
 
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use squall::protocol::pairing::Pending;
 use squall::protocol::rooms::Subscribed;
 use squall::protocol::{Direction, Profile, Violation};
+use support::{run_yaml, send, TestServer};
+use tokio_tungstenite::tungstenite::Message;
 
 fn profile(name: &str) -> Profile {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -189,8 +201,49 @@ fn kecs_replies_echo_the_request_id_and_the_metrics_resource() {
     let error = json!({"type": "error", "timestamp": KECS_TS,
         "payload": {"code": "RATE_LIMIT_EXCEEDED", "message": "Too many requests"}});
     assert_eq!(c.reply(error), None);
-    // KECS subscriptions cannot be written in the rule language (README "Semantic rules").
-    assert!(c.profile.subscriptions.is_none());
+}
+
+fn kecs_task_event() -> Value {
+    json!({"id": "evt-003", "type": "event", "timestamp": KECS_TS, "payload": {
+        "eventType": "task", "action": "STATUS_CHANGE", "task": {
+            "taskArn": "arn:aws:ecs:us-east-1:000000000000:task/production/1234567890abcdef",
+            "clusterArn": "arn:aws:ecs:us-east-1:000000000000:cluster/production",
+            "taskDefinitionArn": "arn:aws:ecs:us-east-1:000000000000:task-definition/webapp:1",
+            "lastStatus": "RUNNING", "desiredStatus": "RUNNING",
+            "stoppedReason": "Essential container exited", "containers": []}}})
+}
+
+fn kecs_cluster_event() -> Value {
+    json!({"id": "evt-001", "type": "event", "timestamp": KECS_TS, "payload": {
+        "eventType": "cluster", "action": "UPDATE", "cluster": {
+            "clusterArn": "arn:aws:ecs:us-east-1:000000000000:cluster/production",
+            "clusterName": "production", "status": "ACTIVE",
+            "registeredContainerInstancesCount": 5, "runningTasksCount": 20,
+            "pendingTasksCount": 2, "activeServicesCount": 3}}})
+}
+
+fn kecs_subscribe_to(id: &str, types: &[&str]) -> Value {
+    json!({"id": id, "type": "subscribe", "action": "events",
+        "payload": {"eventTypes": types, "clusters": ["production"]}})
+}
+
+#[test]
+fn kecs_events_need_a_subscription_listing_their_type() {
+    let mut c = Conn::new("kecs");
+    // "Subscriptions": events come for the event types subscribed to.
+    unsubscribed(c.event(kecs_task_event()), "event.task");
+    c.send(kecs_subscribe_to("sub-001", &["task"]));
+    assert_eq!(c.event(kecs_task_event()), None);
+    unsubscribed(c.event(kecs_cluster_event()), "event.cluster");
+    // A second subscription adds its types; the document's example lists three.
+    c.send(kecs_subscribe("sub-002"));
+    assert_eq!(c.event(kecs_cluster_event()), None);
+    // No frame confirms an unsubscribe: events on their way still pass.
+    c.send(
+        json!({"id": "unsub-001", "type": "unsubscribe", "action": "events",
+        "payload": {"subscriptionId": "sub-001"}}),
+    );
+    assert_eq!(c.event(kecs_task_event()), None);
 }
 
 const HEXA_TS: &str = "2024-01-20T10:00:00Z";
@@ -285,10 +338,112 @@ fn hexabase_log_entries_need_a_stream_this_connection_started() {
     unsubscribed(c.event(hexa_log_entry("cmd-127")), "log_entry");
     assert_eq!(c.event(hexa_log_entry("cmd-124")), None);
 
-    // Resource events are none of this rule's business (README: not expressible).
-    let status = json!({"type": "workspace.status_changed", "timestamp": HEXA_TS, "data": {
-        "workspace_id": "ws-999", "previous_status": "provisioning", "new_status": "active"}});
-    assert_eq!(c.event(status), None);
+    // A resource event for a workspace this connection never subscribed to is a stray too.
+    unsubscribed(
+        c.event(hexa_status_changed("ws-999")),
+        "workspace.status_changed",
+    );
+}
+
+fn hexa_status_changed(workspace: &str) -> Value {
+    json!({"type": "workspace.status_changed", "timestamp": HEXA_TS, "data": {
+        "workspace_id": workspace, "previous_status": "provisioning", "new_status": "active",
+        "message": "Workspace provisioning completed successfully"}})
+}
+
+fn hexa_subscribe(id: &str, resource: &str, resource_id: &str, events: &[&str]) -> Value {
+    json!({"type": "subscribe", "id": id, "data": {
+        "resource": resource, format!("{resource}_id"): resource_id, "events": events}})
+}
+
+#[test]
+fn hexabase_resource_events_need_a_subscription_to_their_resource() {
+    let mut c = Conn::new("hexabase");
+    let member_added = |org: &str| {
+        json!({"type": "organization.member_added", "timestamp": HEXA_TS, "data": {
+            "organization_id": org, "member": {"user_id": "user-456",
+            "email": "newuser@example.com", "role": "member", "added_by": "user-123"}}})
+    };
+    let quota = |project: &str| {
+        json!({"type": "project.resource_quota_exceeded", "timestamp": HEXA_TS, "data": {
+            "project_id": project, "namespace": "frontend", "resource": "memory",
+            "requested": "5Gi", "limit": "4Gi", "current_usage": "3.8Gi"}})
+    };
+    let created = |project: &str, workspace: &str| {
+        json!({"type": "project.created", "timestamp": HEXA_TS, "data": {"project": {
+            "id": project, "name": "New Project", "namespace": "new-project",
+            "workspace_id": workspace, "created_by": "user-123"}}})
+    };
+    let progress = |workspace: &str| {
+        json!({"type": "provisioning.progress", "timestamp": HEXA_TS, "data": {
+            "task_id": "task-123", "workspace_id": workspace, "stage": "creating_namespace",
+            "progress": 25, "message": "Creating Kubernetes namespace"}})
+    };
+    // "Subscriptions": nothing subscribed, every resource event is a stray.
+    unsubscribed(
+        c.event(hexa_status_changed("ws-123")),
+        "workspace.status_changed",
+    );
+    unsubscribed(
+        c.event(member_added("org-123")),
+        "organization.member_added",
+    );
+    unsubscribed(
+        c.event(quota("proj-123")),
+        "project.resource_quota_exceeded",
+    );
+
+    // Each subscribe names its resource at its own field ("Subscribe to ... Events").
+    c.send(hexa_subscribe(
+        "sub-123",
+        "workspace",
+        "ws-123",
+        &["status_changed", "resource_updated", "alert_triggered"],
+    ));
+    c.send(hexa_subscribe(
+        "sub-124",
+        "organization",
+        "org-123",
+        &["member_added", "member_removed", "billing_updated"],
+    ));
+    c.send(hexa_subscribe(
+        "sub-125",
+        "project",
+        "proj-123",
+        &["created", "updated", "deleted", "resource_quota_exceeded"],
+    ));
+    assert_eq!(c.event(hexa_status_changed("ws-123")), None);
+    assert_eq!(c.event(member_added("org-123")), None);
+    assert_eq!(c.event(quota("proj-123")), None);
+    unsubscribed(
+        c.event(hexa_status_changed("ws-456")),
+        "workspace.status_changed",
+    );
+    unsubscribed(
+        c.event(member_added("org-456")),
+        "organization.member_added",
+    );
+    unsubscribed(
+        c.event(quota("proj-456")),
+        "project.resource_quota_exceeded",
+    );
+    // A subscription's own id and the subscription_id hold nothing.
+    unsubscribed(
+        c.event(hexa_status_changed("sub-123")),
+        "workspace.status_changed",
+    );
+
+    // Provisioning comes with its workspace (README decision 5); a project event naming a
+    // held workspace passes.
+    assert_eq!(c.event(progress("ws-123")), None);
+    unsubscribed(c.event(progress("ws-456")), "provisioning.progress");
+    assert_eq!(c.event(created("proj-999", "ws-123")), None);
+    unsubscribed(c.event(created("proj-999", "ws-456")), "project.created");
+
+    // No frame confirms an unsubscribe: events on their way still pass.
+    c.send(json!({"type": "unsubscribe", "id": "unsub-123",
+        "data": {"subscription_id": "3f1c2b9e-8a4d-4c1e-9b7a-2d5e6f708192"}}));
+    assert_eq!(c.event(hexa_status_changed("ws-123")), None);
 }
 
 fn covet_rpc_call(id: &str) -> Value {
@@ -388,8 +543,45 @@ fn covetpy_replies_pair_rpc_rooms_and_uploads() {
         "notification_type": "info", "title": "Database Connection Restored",
         "message": "Connection to production database has been restored"}});
     assert_eq!(c.reply(notification), None);
-    // CovetPy subscriptions cannot be written in the rule language (README "Semantic rules").
-    assert!(c.profile.subscriptions.is_none());
+}
+
+fn covet_stream_data(subscription: &str) -> Value {
+    json!({"type": "stream_data", "id": "sd_12345", "data": {
+        "subscription_id": subscription, "stream_type": "metrics", "resource_id": "db_conn_123",
+        "batch": [{"timestamp": "2025-09-10T12:00:00Z", "cpu_usage": 45.2,
+            "memory_usage": 67.8, "active_connections": 12}]}})
+}
+
+#[test]
+fn covetpy_stream_data_needs_a_subscription_or_room_this_connection_holds() {
+    let mut c = Conn::new("covetpy");
+    // "Data Streaming": the subscribe's id is the subscription id every batch names.
+    unsubscribed(c.event(covet_stream_data("sub_12345")), "stream_data");
+    c.send(json!({"type": "subscribe", "id": "sub_12345", "data": {
+        "stream_type": "metrics", "resource_id": "db_conn_123",
+        "filters": {"min_severity": "warning", "tags": ["performance", "database"]},
+        "options": {"buffer_size": 100, "batch_interval": 1000}}}));
+    assert_eq!(c.event(covet_stream_data("sub_12345")), None);
+    unsubscribed(c.event(covet_stream_data("sub_99999")), "stream_data");
+
+    // "Room Management": room traffic has no frame of its own; a batch naming a joined room
+    // passes, one naming the join's own id does not.
+    c.send(json!({"type": "join_room", "id": "jr_12345", "data": {"room_id": "project_123"}}));
+    assert_eq!(c.event(covet_stream_data("project_123")), None);
+    unsubscribed(c.event(covet_stream_data("jr_12345")), "stream_data");
+
+    // Nothing confirms an unsubscribe or a leave: batches on their way still pass.
+    c.send(json!({"type": "unsubscribe", "id": "unsub_12345",
+        "data": {"subscription_id": "sub_12345"}}));
+    c.send(json!({"type": "leave_room", "id": "lr_12345", "data": {"room_id": "project_123"}}));
+    assert_eq!(c.event(covet_stream_data("sub_12345")), None);
+    assert_eq!(c.event(covet_stream_data("project_123")), None);
+
+    // Frames that are not stream batches are none of this rule's business.
+    let notification = json!({"type": "notification", "id": "notif_12345", "data": {
+        "notification_type": "info", "title": "Database Connection Restored",
+        "message": "Connection to production database has been restored"}});
+    assert_eq!(c.event(notification), None);
 }
 
 #[test]
@@ -398,4 +590,198 @@ fn newloom_has_no_semantic_rules() {
     // (schemas/newloom/README.md "Semantic rules").
     let p = profile("newloom");
     assert!(p.replies.is_empty() && p.subscriptions.is_none());
+}
+
+/// A CovetPy server that answers every call with another id, and streams each subscription a
+/// batch for a subscription nobody made before the subscriber's own.
+async fn covet_crossed(mut ws: support::Conn, sent: Arc<AtomicU64>) {
+    let ack = json!({"type": "connection_ack", "id": "conn_12345",
+        "timestamp": "2025-09-10T12:00:00Z", "data": {"session_id": "sess_abcdef",
+        "user_id": "user_123", "capabilities": ["rooms", "streaming", "rpc"],
+        "heartbeat_interval": 30000}});
+    let _ = send(&mut ws, &sent, ack.to_string()).await;
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+        let id = v["id"].as_str().unwrap_or_default();
+        let replies = match v["type"].as_str() {
+            Some("subscribe") => vec![
+                covet_stream_data(&format!("{id}-other")),
+                covet_stream_data(id),
+            ],
+            Some("rpc_call") => vec![covet_rpc_response(&format!("{id}-other"))],
+            _ => continue,
+        };
+        for r in replies {
+            let _ = send(&mut ws, &sent, r.to_string()).await;
+        }
+    }
+}
+
+#[test]
+fn a_covetpy_run_counts_crossed_replies_and_stray_batches() {
+    let srv = TestServer::start(covet_crossed);
+    let yaml = r#"
+name: covetpy-rules
+protocol: covetpy
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - expect: { kind: connection_ack, within: 2s }
+      - send: { type: subscribe, id: "sub-{{vu}}-{{iter}}", data: { stream_type: metrics, resource_id: db_conn_123 } }
+      - expect: { kind: stream_data, match: { /data/subscription_id: "{{sent./id}}" }, within: 2s }
+      - send: { type: rpc_call, id: "rpc-{{vu}}-{{iter}}", data: { method: echo } }
+      - expect: { kind: rpc_response, within: 2s }
+      - close: 1000
+"#;
+    let (done, doc) = run_yaml(&srv.url(), yaml);
+    assert_eq!(done.exit_code(), 1);
+    let groups = doc["violations"]["groups"].as_array().unwrap();
+    let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
+    assert!(iterations >= 1);
+    // One stray batch and one crossed reply per iteration; the subscriber's own batch passes.
+    assert_eq!(
+        count(groups, "stream_data", "unsubscribed"),
+        iterations,
+        "{groups:#?}"
+    );
+    assert_eq!(
+        count(groups, "rpc_response", "reply_mismatch"),
+        iterations,
+        "{groups:#?}"
+    );
+    assert_eq!(
+        doc["violations"]["total"].as_u64().unwrap(),
+        2 * iterations,
+        "{groups:#?}"
+    );
+}
+
+/// A Hexabase server that answers every subscribe with another id, and sends an event for
+/// another workspace before one for the workspace subscribed to.
+async fn hexa_crossed(mut ws: support::Conn, sent: Arc<AtomicU64>) {
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+        if v["type"] != "subscribe" {
+            continue;
+        }
+        let id = v["id"].as_str().unwrap_or_default();
+        let workspace = v["data"]["workspace_id"].as_str().unwrap_or_default();
+        let result = json!({"type": "subscribe_result", "id": format!("{id}-other"),
+            "success": true, "subscription_id": "3f1c2b9e-8a4d-4c1e-9b7a-2d5e6f708192"});
+        let frames = [
+            result,
+            hexa_status_changed(&format!("{workspace}-other")),
+            hexa_status_changed(workspace),
+        ];
+        for f in frames {
+            let _ = send(&mut ws, &sent, f.to_string()).await;
+        }
+    }
+}
+
+#[test]
+fn a_hexabase_run_counts_crossed_results_and_stray_events() {
+    let srv = TestServer::start(hexa_crossed);
+    let yaml = r#"
+name: hexabase-rules
+protocol: hexabase
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - send: { type: subscribe, id: "sub-{{vu}}-{{iter}}", data: { resource: workspace, workspace_id: "ws-{{vu}}-{{iter}}", events: [status_changed] } }
+      - expect: { kind: workspace.status_changed, match: { /data/workspace_id: "ws-{{vu}}-{{iter}}" }, within: 2s }
+      - close: 1000
+"#;
+    let (done, doc) = run_yaml(&srv.url(), yaml);
+    assert_eq!(done.exit_code(), 1);
+    let groups = doc["violations"]["groups"].as_array().unwrap();
+    let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
+    assert!(iterations >= 1);
+    // One crossed result and one stray event per iteration; the subscribed event passes.
+    assert_eq!(
+        count(groups, "subscribe_result", "reply_mismatch"),
+        iterations,
+        "{groups:#?}"
+    );
+    assert_eq!(
+        count(groups, "workspace.status_changed", "unsubscribed"),
+        iterations,
+        "{groups:#?}"
+    );
+    assert_eq!(
+        doc["violations"]["total"].as_u64().unwrap(),
+        2 * iterations,
+        "{groups:#?}"
+    );
+}
+
+/// How many violations of `kind` with `keyword` a run's groups count.
+fn count(groups: &[Value], kind: &str, keyword: &str) -> u64 {
+    groups
+        .iter()
+        .filter(|g| g["kind"] == kind && g["keyword"] == keyword)
+        .map(|g| g["count"].as_u64().unwrap())
+        .sum()
+}
+
+/// A KECS server that acks every subscribe with another id, and sends a cluster event before a
+/// task event (the test subscribes to tasks only).
+async fn kecs_crossed(mut ws: support::Conn, sent: Arc<AtomicU64>) {
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+        if v["type"] != "subscribe" {
+            continue;
+        }
+        let id = v["id"].as_str().unwrap_or_default();
+        let frames = [
+            kecs_subscribe_ack(&format!("{id}-other")),
+            kecs_cluster_event(),
+            kecs_task_event(),
+        ];
+        for f in frames {
+            let _ = send(&mut ws, &sent, f.to_string()).await;
+        }
+    }
+}
+
+#[test]
+fn a_kecs_run_counts_crossed_acks_and_events_of_types_not_subscribed() {
+    let srv = TestServer::start(kecs_crossed);
+    let yaml = r#"
+name: kecs-rules
+protocol: kecs
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - send: { id: "sub-{{vu}}-{{iter}}", type: subscribe, action: events, payload: { eventTypes: [task] } }
+      - expect: { kind: event.task, within: 2s }
+      - close: 1000
+"#;
+    let (done, doc) = run_yaml(&srv.url(), yaml);
+    assert_eq!(done.exit_code(), 1);
+    let groups = doc["violations"]["groups"].as_array().unwrap();
+    let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
+    assert!(iterations >= 1);
+    // One crossed ack and one cluster event per iteration; the task event passes.
+    assert_eq!(
+        count(groups, "subscribe_ack", "reply_mismatch"),
+        iterations,
+        "{groups:#?}"
+    );
+    assert_eq!(
+        count(groups, "event.cluster", "unsubscribed"),
+        iterations,
+        "{groups:#?}"
+    );
+    assert_eq!(
+        doc["violations"]["total"].as_u64().unwrap(),
+        2 * iterations,
+        "{groups:#?}"
+    );
 }

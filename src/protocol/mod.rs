@@ -244,10 +244,21 @@ impl Profile {
         if let Some(r) = &raw.subscriptions {
             let unknown = r.rooms.keys().filter(|k| !raw.inbound.contains_key(*k));
             let mut unknown: Vec<&String> = unknown
-                .chain(Some(&r.unsubscribed).filter(|k| !raw.inbound.contains_key(*k)))
+                .chain(
+                    r.unsubscribed
+                        .iter()
+                        .filter(|k| !raw.inbound.contains_key(*k)),
+                )
                 .chain(Some(&r.subscribe).filter(|k| !raw.outbound.contains_key(*k)))
+                .chain(r.holds.keys().filter(|k| !raw.outbound.contains_key(*k)))
                 .collect();
             unknown.sort_unstable();
+            if r.unsubscribed.is_some() && r.unsubscribed_room.is_empty() {
+                problems.push(format!(
+                    "{}: subscriptions: unsubscribed needs unsubscribed_room (the room's pointer)",
+                    file.display()
+                ));
+            }
             if !unknown.is_empty() {
                 problems.push(format!(
                     "{}: subscriptions: kinds the profile does not list: {unknown:?}",

@@ -6,10 +6,18 @@
 //! A room counts as held from the moment the subscribe is *sent* (a server may deliver before
 //! its ack) until the unsubscribe is *acknowledged* (events already queued may still come).
 //!
+//! A document may give more than one way to hold a room (CovetPy's `subscribe` and
+//! `join_room`): `holds:` lists the other outbound kinds with their room pointers. A document
+//! may also confirm no unsubscribe (CovetPy, neither `unsubscribe` nor `leave_room` is
+//! answered): without `unsubscribed:` a room stays held until the connection ends, since events
+//! already on their way may still come and nothing says when they stop.
+//!
 //! The rule accuses only with proof: when an event lacks a field one of its rooms is named by
 //! (kite.md's `case.updated` carries no jurisdiction, yet `cases:{jurisdiction}` carries it),
 //! that room is unknown, and a connection holding any room of that shape may be its
 //! subscriber: the event passes.
+
+use std::collections::BTreeMap;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -26,19 +34,34 @@ pub struct RoomRules {
     pub subscribe: String,
     /// Pointer of the room in it.
     pub room: String,
-    /// Inbound kind that confirms an unsubscribe.
-    pub unsubscribed: String,
+    /// More outbound kinds that hold a room: kind → pointers of the room in it (each string
+    /// found at one of them is held: Hexabase's subscribe names its resource at
+    /// `/data/workspace_id`, `/data/organization_id` or `/data/project_id`).
+    #[serde(default)]
+    pub holds: BTreeMap<String, Vec<String>>,
+    /// Inbound kind that confirms an unsubscribe; none when the document confirms none (a
+    /// room is then held until the connection ends).
+    #[serde(default)]
+    pub unsubscribed: Option<String>,
     /// Pointer of the room in that confirmation.
+    #[serde(default)]
     pub unsubscribed_room: String,
     /// Event kind → the rooms that carry it; `{/pointer}` in a room is replaced by the value
     /// at that pointer in the event (`scrape:{/data/job_id}`).
     pub rooms: FxHashMap<String, Vec<String>>,
 }
 
+/// Rooms one connection may hold before the check stops judging its events (a connection
+/// that subscribes without end, with no unsubscribe confirmed, holds without end: past this
+/// its holds are no longer all known, so nothing is proven).
+const HELD_CAP: usize = 4096;
+
 /// The rooms one connection holds.
 #[derive(Debug, Default)]
 pub struct Subscribed {
     rooms: FxHashSet<String>,
+    /// More than `HELD_CAP` rooms were held: events are no longer judged.
+    saturated: bool,
     /// Reused to spell out each candidate room of an event.
     scratch: String,
 }
@@ -47,15 +70,45 @@ impl Subscribed {
     /// Forgets every room (a new connection).
     pub fn clear(&mut self) {
         self.rooms.clear();
+        self.saturated = false;
     }
 
-    /// Notes an outbound frame: a subscribe adds its room.
+    /// Notes an outbound frame: a subscribe (or another kind that `holds:` lists) adds its
+    /// room.
     pub fn sent<F: Fields + ?Sized>(&mut self, rules: &RoomRules, kind: Option<&str>, v: &F) {
-        if kind == Some(rules.subscribe.as_str()) {
-            if let Some(room) = v.str_at(&rules.room) {
-                self.rooms.insert(room.into_owned());
+        let Some(kind) = kind else { return };
+        if kind == rules.subscribe {
+            self.hold(v, &rules.room);
+        }
+        for pointer in rules.holds.get(kind).into_iter().flatten() {
+            self.hold(v, pointer);
+        }
+    }
+
+    /// Holds the room named at `pointer`, if the frame names one there; an array there holds
+    /// each string in it (KECS: a subscribe lists its `eventTypes`).
+    fn hold<F: Fields + ?Sized>(&mut self, v: &F, pointer: &str) {
+        if let Some(room) = v.str_at(pointer) {
+            self.hold_one(room.as_ref());
+        } else if let Some(list) = v.value_at(pointer) {
+            for room in list.as_array().into_iter().flatten() {
+                if let Some(room) = room.as_str() {
+                    self.hold_one(room);
+                }
             }
         }
+    }
+
+    fn hold_one(&mut self, room: &str) {
+        if self.saturated {
+            return;
+        }
+        if self.rooms.len() == HELD_CAP && !self.rooms.contains(room) {
+            self.saturated = true;
+            self.rooms.clear();
+            return;
+        }
+        self.rooms.insert(room.to_owned());
     }
 
     /// Notes an inbound frame: an unsubscribe confirmation drops its room; an event for no
@@ -67,13 +120,16 @@ impl Subscribed {
         v: &F,
     ) -> Option<Violation> {
         let kind = kind?;
-        if kind == rules.unsubscribed {
+        if rules.unsubscribed.as_deref() == Some(kind) {
             if let Some(room) = v.str_at(&rules.unsubscribed_room) {
                 self.rooms.remove(room.as_ref());
             }
             return None;
         }
         let carriers = rules.rooms.get(kind)?;
+        if self.saturated {
+            return None;
+        }
         for t in carriers {
             self.scratch.clear();
             if expand(t, v, &mut self.scratch) {
@@ -178,7 +234,8 @@ mod tests {
         RoomRules {
             subscribe: "subscribe".into(),
             room: "/room".into(),
-            unsubscribed: "unsubscribe".into(),
+            holds: BTreeMap::new(),
+            unsubscribed: Some("unsubscribe".into()),
             unsubscribed_room: "/data/room".into(),
             rooms: [(
                 "scrape.progress".to_string(),
@@ -265,6 +322,97 @@ mod tests {
         // With the jurisdiction in the event, it is judged again.
         let named = json!({"type": "case.updated", "data": {"case_id": "x", "jurisdiction": "UK"}});
         assert!(h.received(&r, Some("case.updated"), &named).is_some());
+    }
+
+    #[test]
+    fn other_kinds_hold_rooms_and_without_a_confirmation_a_room_stays_held() {
+        // CovetPy: a subscribe holds its id, a join_room its room; nothing confirms a leave.
+        let r = RoomRules {
+            subscribe: "subscribe".into(),
+            room: "/id".into(),
+            holds: [("join_room".to_string(), vec!["/data/room_id".to_string()])].into(),
+            unsubscribed: None,
+            unsubscribed_room: String::new(),
+            rooms: [(
+                "stream_data".to_string(),
+                vec!["{/data/subscription_id}".to_string()],
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let ev = |s: &str| json!({"type": "stream_data", "data": {"subscription_id": s}});
+        let mut h = Subscribed::default();
+        assert!(h.received(&r, Some("stream_data"), &ev("sub_1")).is_some());
+        h.sent(
+            &r,
+            Some("subscribe"),
+            &json!({"type": "subscribe", "id": "sub_1"}),
+        );
+        h.sent(
+            &r,
+            Some("join_room"),
+            &json!({"type": "join_room", "id": "jr_1", "data": {"room_id": "lobby"}}),
+        );
+        assert_eq!(h.received(&r, Some("stream_data"), &ev("sub_1")), None);
+        assert_eq!(h.received(&r, Some("stream_data"), &ev("lobby")), None);
+        // The join's own id holds nothing: only its room does.
+        assert!(h.received(&r, Some("stream_data"), &ev("jr_1")).is_some());
+        // An unsubscribe is not confirmed: the stream stays held (batches may be on the way).
+        h.sent(
+            &r,
+            Some("unsubscribe"),
+            &json!({"type": "unsubscribe", "data": {"subscription_id": "sub_1"}}),
+        );
+        assert_eq!(h.received(&r, Some("stream_data"), &ev("sub_1")), None);
+    }
+
+    #[test]
+    fn a_holding_kind_may_name_its_room_at_one_of_several_pointers() {
+        // Hexabase: a subscribe names a workspace, an organization or a project.
+        let mut r = rules();
+        r.holds.insert(
+            "watch".into(),
+            vec!["/data/workspace_id".into(), "/data/project_id".into()],
+        );
+        r.rooms
+            .insert("status".into(), vec!["{/data/workspace_id}".into()]);
+        r.rooms
+            .insert("quota".into(), vec!["{/data/project_id}".into()]);
+        let mut h = Subscribed::default();
+        let watch = |field: &str, id: &str| json!({"type": "watch", "data": {field: id}});
+        h.sent(&r, Some("watch"), &watch("workspace_id", "ws-1"));
+        h.sent(&r, Some("watch"), &watch("project_id", "proj-1"));
+        let status = |id: &str| json!({"type": "status", "data": {"workspace_id": id}});
+        let quota = |id: &str| json!({"type": "quota", "data": {"project_id": id}});
+        assert_eq!(h.received(&r, Some("status"), &status("ws-1")), None);
+        assert_eq!(h.received(&r, Some("quota"), &quota("proj-1")), None);
+        assert!(h.received(&r, Some("status"), &status("ws-2")).is_some());
+        assert!(h.received(&r, Some("quota"), &quota("proj-2")).is_some());
+        // An array at the pointer holds each string in it.
+        h.sent(
+            &r,
+            Some("watch"),
+            &json!({"type": "watch", "data": {"workspace_id": ["ws-3", 4, "ws-5"]}}),
+        );
+        assert_eq!(h.received(&r, Some("status"), &status("ws-3")), None);
+        assert_eq!(h.received(&r, Some("status"), &status("ws-5")), None);
+        assert!(h.received(&r, Some("status"), &status("4")).is_some());
+    }
+
+    #[test]
+    fn past_the_cap_of_held_rooms_nothing_is_judged() {
+        let r = rules();
+        let mut h = Subscribed::default();
+        let ev = |job: &str| json!({"type": "scrape.progress", "data": {"job_id": job}});
+        let sub = |n: usize| json!({"type": "subscribe", "room": format!("scrape:{n}")});
+        for n in 0..HELD_CAP {
+            h.sent(&r, Some("subscribe"), &sub(n));
+        }
+        assert!(h.received(&r, Some("scrape.progress"), &ev("x")).is_some());
+        h.sent(&r, Some("subscribe"), &sub(HELD_CAP));
+        assert_eq!(h.received(&r, Some("scrape.progress"), &ev("x")), None);
+        h.clear();
+        assert!(h.received(&r, Some("scrape.progress"), &ev("x")).is_some());
     }
 
     #[test]

@@ -186,6 +186,29 @@ fn a_broken_profile_lists_every_problem() {
 }
 
 #[test]
+fn subscriptions_name_listed_kinds_and_a_confirmation_names_its_room() {
+    let d = profile_dir();
+    let yaml = d.path().join("protocol.yaml");
+    let base = std::fs::read_to_string(&yaml).unwrap();
+    let with = |rules: &str| {
+        std::fs::write(&yaml, format!("{base}subscriptions:\n{rules}")).unwrap();
+        Profile::load(d.path())
+    };
+    // No confirmation at all is allowed; a second holding kind must be outbound.
+    let ok =
+        "  subscribe: ping\n  room: /id\n  holds: { ping: [/x] }\n  rooms: { pong: [\"{/id}\"] }\n";
+    let p = with(ok).unwrap();
+    let r = p.subscriptions.unwrap();
+    assert_eq!((r.unsubscribed, r.holds.len()), (None, 1));
+    let e = with(&ok.replace("holds: { ping", "holds: { join"))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("\"join\""), "{e}");
+    let e = with(&format!("{ok}  unsubscribed: pong\n")).err().unwrap();
+    assert!(e.to_string().contains("unsubscribed_room"), "{e}");
+}
+
+#[test]
 fn refs_outside_the_profile_are_refused() {
     let d = profile_dir();
     std::fs::write(
