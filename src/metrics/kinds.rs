@@ -66,23 +66,34 @@ impl KindCounts {
 
     /// Counts one frame of `bytes` under `kind` (cut to [`MAX_NAME_BYTES`]).
     pub(crate) fn count(&mut self, kind: Option<&str>, bytes: usize) {
-        let mut buf = [0u8; CLIPPED_BYTES];
-        let slot = match kind.map(|k| clip(k, &mut buf)) {
+        let slot = match kind {
             None => 0,
-            Some(k) => match self.index.get(k) {
-                Some(&i) => i,
-                None if self.index.len() < MAX_KINDS => {
-                    let i = self.slots.len();
-                    self.slots.push((k.into(), 0, 0));
-                    self.index.insert(k.into(), i);
-                    i
-                }
-                None => 1,
-            },
+            Some(k) if k.len() <= MAX_NAME_BYTES => self.slot(k),
+            // Only a long name pays for the buffer (a zeroed array on every frame showed in
+            // the instructions per round trip).
+            Some(k) => {
+                let mut buf = [0u8; CLIPPED_BYTES];
+                self.slot(clip(k, &mut buf))
+            }
         };
         let s = &mut self.slots[slot];
         s.1 += 1;
         s.2 += bytes as u64;
+    }
+
+    /// The slot of kind `k` (a name within [`MAX_NAME_BYTES`]): its own, a new one while
+    /// fewer than [`MAX_KINDS`] are known, else the overflow slot.
+    fn slot(&mut self, k: &str) -> usize {
+        match self.index.get(k) {
+            Some(&i) => i,
+            None if self.index.len() < MAX_KINDS => {
+                let i = self.slots.len();
+                self.slots.push((k.into(), 0, 0));
+                self.index.insert(k.into(), i);
+                i
+            }
+            None => 1,
+        }
     }
 
     /// Non-zero counts since the last take, then zero them.

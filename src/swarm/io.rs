@@ -804,11 +804,19 @@ async fn within_stall<F>(f: F, hard_stop: &watch::Receiver<bool>) -> Result<(), 
 where
     F: std::future::Future<Output = Result<(), WsError>>,
 {
-    tokio::pin!(f);
+    let mut f = std::pin::pin!(f);
     if let Some(r) = f.as_mut().now_or_never() {
         return r.map_err(WriteFail::Ws);
     }
-    let mut stop = hard_stop.clone();
+    // Boxed: the timer and the stop watch would otherwise sit in every VU's future for its
+    // whole life (about 1 KiB per idle connection), though only a stalled write needs them.
+    Box::pin(stall_or_stop(f, hard_stop.clone())).await
+}
+
+async fn stall_or_stop<F>(f: F, mut stop: watch::Receiver<bool>) -> Result<(), WriteFail>
+where
+    F: std::future::Future<Output = Result<(), WsError>>,
+{
     tokio::select! {
         r = tokio::time::timeout(WRITE_STALL, f) => match r {
             Ok(r) => r.map_err(WriteFail::Ws),

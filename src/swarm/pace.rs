@@ -133,9 +133,11 @@ impl Vu {
             }
             // Sleep until the next send is due, the earliest reply deadline, or a reply.
             let mut wake = deadlines.front().map(|d| d.0);
+            let mut scheduled = false;
             if open && outstanding.len() < p.in_flight as usize {
                 if let Some(iv) = interval {
                     let next = start + iv.mul_f64(issued as f64);
+                    scheduled = wake.is_none_or(|w| next <= w);
                     wake = Some(wake.map_or(next, |w| w.min(next)));
                 }
             }
@@ -171,9 +173,13 @@ impl Vu {
                 rec.borrow_mut().replied();
                 true
             };
-            // The worker's precise timer: a send goes out within tens of microseconds of
-            // its intended time, not up to a millisecond late on tokio's timer tick.
-            let mut woke = self.io.pump_on_schedule(wake, &mut accept).await;
+            // A send's time on the worker's precise timer (within tens of microseconds, not
+            // up to a millisecond late on tokio's tick); a reply deadline on tokio's.
+            let mut woke = if scheduled {
+                self.io.pump_on_schedule(wake, &mut accept).await
+            } else {
+                self.io.pump(wake, &mut accept).await
+            };
             if let Woke::Matched = woke {
                 woke = self
                     .io

@@ -5,19 +5,17 @@
 //! (or, with the old 1 ms slack, up to 1 ms early), and that lateness was the generator's,
 //! not the target's. Here one Linux timerfd per worker thread, armed for the earliest
 //! deadline of that thread's sleeps, wakes the thread's reactor (kernel high-resolution
-//! timers, no slack); the sleeps wait in a heap and a driver task on the worker wakes those
-//! that are due. Where the timerfd cannot be made, sleeps fall back to tokio's timer.
+//! timers, no slack); the sleeps wait in an ordered map and a driver task on the worker wakes
+//! those that are due. Where the timerfd cannot be made, sleeps fall back to tokio's timer.
 
 use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use rustc_hash::FxHashMap;
 use rustix::fd::OwnedFd;
 use rustix::time::{
     timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
@@ -34,9 +32,9 @@ pub struct Precise {
 
 #[derive(Default)]
 struct State {
-    /// Deadlines by sleep id; an id whose waker is gone is skipped when it surfaces.
-    heap: BinaryHeap<Reverse<(Instant, u64)>>,
-    wakers: FxHashMap<u64, Waker>,
+    /// The pending sleeps by (deadline, id): only live ones (a dropped sleep removes itself),
+    /// so the map is as large as the sleeps waiting right now.
+    sleeps: BTreeMap<(Instant, u64), Waker>,
     next_id: u64,
     /// The deadline the timerfd is armed for.
     armed: Option<Instant>,
@@ -87,19 +85,13 @@ impl Precise {
         let now = Instant::now();
         let mut s = self.state.borrow_mut();
         s.armed = None;
-        while let Some(&Reverse((at, id))) = s.heap.peek() {
-            if !s.wakers.contains_key(&id) {
-                s.heap.pop();
-                continue;
-            }
+        while let Some(entry) = s.sleeps.first_entry() {
+            let at = entry.key().0;
             if at > now {
                 self.arm(&mut s, at, now);
                 break;
             }
-            s.heap.pop();
-            if let Some(w) = s.wakers.remove(&id) {
-                w.wake();
-            }
+            entry.remove().wake();
         }
     }
 
@@ -127,20 +119,15 @@ impl Precise {
     /// earliest.
     fn register(&self, id: Option<u64>, at: Instant, waker: &Waker) -> u64 {
         let mut s = self.state.borrow_mut();
-        let id = match id {
-            Some(id) => id,
-            None => {
-                let id = s.next_id;
-                s.next_id += 1;
-                s.heap.push(Reverse((at, id)));
-                id
-            }
-        };
-        match s.wakers.get_mut(&id) {
+        let id = id.unwrap_or_else(|| {
+            s.next_id += 1;
+            s.next_id
+        });
+        match s.sleeps.get_mut(&(at, id)) {
             Some(w) if w.will_wake(waker) => {}
             Some(w) => w.clone_from(waker),
             None => {
-                s.wakers.insert(id, waker.clone());
+                s.sleeps.insert((at, id), waker.clone());
             }
         }
         if s.armed.is_none_or(|a| at < a) {
@@ -149,8 +136,8 @@ impl Precise {
         id
     }
 
-    fn forget(&self, id: u64) {
-        self.state.borrow_mut().wakers.remove(&id);
+    fn forget(&self, at: Instant, id: u64) {
+        self.state.borrow_mut().sleeps.remove(&(at, id));
     }
 }
 
@@ -188,7 +175,7 @@ impl Future for Sleep {
         if Instant::now() >= self.deadline {
             let id = self.id.take();
             if let (Some(t), Some(id)) = (&self.timer, id) {
-                t.forget(id);
+                t.forget(self.deadline, id);
             }
             return Poll::Ready(());
         }
@@ -203,7 +190,7 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let (Some(t), Some(id)) = (&self.timer, self.id) {
-            t.forget(id);
+            t.forget(self.deadline, id);
         }
     }
 }
@@ -252,10 +239,14 @@ mod tests {
         set.block_on(&rt, async {
             let t = Precise::new().expect("a timerfd on Linux");
             tokio::task::spawn_local(t.clone().drive());
-            let far = Instant::now() + Duration::from_secs(60);
-            // Polled once (registered), then dropped by the timeout.
-            let _ = tokio::time::timeout(Duration::from_millis(2), t.sleep_until(far)).await;
-            assert!(t.state.borrow().wakers.is_empty());
+            // Each polled once (registered), then dropped: nothing stays behind, however many
+            // (a reply that comes first drops its pace's sleep on every round trip).
+            for i in 0..100u64 {
+                let far = Instant::now() + Duration::from_secs(60 + i);
+                let sleep = t.sleep_until(far);
+                let _ = tokio::time::timeout(Duration::from_micros(1), sleep).await;
+            }
+            assert!(t.state.borrow().sleeps.is_empty());
             t.sleep_until(Instant::now() + Duration::from_millis(1))
                 .await;
         });
