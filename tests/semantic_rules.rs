@@ -635,26 +635,14 @@ behaviours:
       - expect: { kind: rpc_response, within: 2s }
       - close: 1000
 "#;
-    let (done, doc) = run_yaml(&srv.url(), yaml);
-    assert_eq!(done.exit_code(), 1);
-    let groups = doc["violations"]["groups"].as_array().unwrap();
-    let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
-    assert!(iterations >= 1);
     // One stray batch and one crossed reply per iteration; the subscriber's own batch passes.
-    assert_eq!(
-        count(groups, "stream_data", "unsubscribed"),
-        iterations,
-        "{groups:#?}"
-    );
-    assert_eq!(
-        count(groups, "rpc_response", "reply_mismatch"),
-        iterations,
-        "{groups:#?}"
-    );
-    assert_eq!(
-        doc["violations"]["total"].as_u64().unwrap(),
-        2 * iterations,
-        "{groups:#?}"
+    assert_one_of_each_per_iteration(
+        &srv,
+        yaml,
+        [
+            ("stream_data", "unsubscribed"),
+            ("rpc_response", "reply_mismatch"),
+        ],
     );
 }
 
@@ -696,26 +684,14 @@ behaviours:
       - expect: { kind: workspace.status_changed, match: { /data/workspace_id: "ws-{{vu}}-{{iter}}" }, within: 2s }
       - close: 1000
 "#;
-    let (done, doc) = run_yaml(&srv.url(), yaml);
-    assert_eq!(done.exit_code(), 1);
-    let groups = doc["violations"]["groups"].as_array().unwrap();
-    let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
-    assert!(iterations >= 1);
     // One crossed result and one stray event per iteration; the subscribed event passes.
-    assert_eq!(
-        count(groups, "subscribe_result", "reply_mismatch"),
-        iterations,
-        "{groups:#?}"
-    );
-    assert_eq!(
-        count(groups, "workspace.status_changed", "unsubscribed"),
-        iterations,
-        "{groups:#?}"
-    );
-    assert_eq!(
-        doc["violations"]["total"].as_u64().unwrap(),
-        2 * iterations,
-        "{groups:#?}"
+    assert_one_of_each_per_iteration(
+        &srv,
+        yaml,
+        [
+            ("subscribe_result", "reply_mismatch"),
+            ("workspace.status_changed", "unsubscribed"),
+        ],
     );
 }
 
@@ -763,22 +739,28 @@ behaviours:
       - expect: { kind: event.task, within: 2s }
       - close: 1000
 "#;
+    // One crossed ack and one cluster event per iteration; the task event passes.
+    assert_one_of_each_per_iteration(
+        &srv,
+        yaml,
+        [
+            ("subscribe_ack", "reply_mismatch"),
+            ("event.cluster", "unsubscribed"),
+        ],
+    );
+}
+
+/// Runs `yaml` against `srv`: the run fails with exactly one finding of each
+/// `(kind, keyword)` per iteration, and no other.
+fn assert_one_of_each_per_iteration(srv: &TestServer, yaml: &str, found: [(&str, &str); 2]) {
     let (done, doc) = run_yaml(&srv.url(), yaml);
     assert_eq!(done.exit_code(), 1);
     let groups = doc["violations"]["groups"].as_array().unwrap();
     let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
     assert!(iterations >= 1);
-    // One crossed ack and one cluster event per iteration; the task event passes.
-    assert_eq!(
-        count(groups, "subscribe_ack", "reply_mismatch"),
-        iterations,
-        "{groups:#?}"
-    );
-    assert_eq!(
-        count(groups, "event.cluster", "unsubscribed"),
-        iterations,
-        "{groups:#?}"
-    );
+    for (kind, keyword) in found {
+        assert_eq!(count(groups, kind, keyword), iterations, "{groups:#?}");
+    }
     assert_eq!(
         doc["violations"]["total"].as_u64().unwrap(),
         2 * iterations,

@@ -194,8 +194,20 @@ async fn open(spec: &WorkerSpec, shared: &Rc<Shared>, vus: &mut Vus, max_vus: u3
     while let Some(due) = arrival_time(&spec.plan.load, k) {
         let at = spec.start + due;
         tokio::select! {
+            // Biased: an arrival due by the time the stop is seen is handled, not raced.
+            biased;
             _ = tokio::time::sleep_until(at.into()) => {}
-            _ = graceful.wait_for(|g| *g) => return,
+            _ = graceful.wait_for(|g| *g) => {
+                // Arrivals whose time had come when the stop did: counted, never lost.
+                let now = spec.start.elapsed();
+                let mut late = 0;
+                while arrival_time(&spec.plan.load, k).is_some_and(|due| due <= now) {
+                    late += 1;
+                    k += spec.workers as u64;
+                }
+                shared.rec.borrow_mut().missed(late);
+                return;
+            }
         }
         vus.reap();
         if vus.running.len() < cap {
