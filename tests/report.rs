@@ -123,6 +123,27 @@ fn a_real_run_gets_a_sound_self_contained_report_with_every_metric_and_threshold
         assert_eq!(row[0], want, "{}", t.expr);
         assert_eq!(row[2], t.message);
     }
+    // What became of the requests, and what the stop left, as results.json says.
+    let q = &r.counters.requests;
+    let want = [q.sent, q.replies, q.timeouts, q.unanswered].map(|n| n.to_string());
+    assert!(
+        page.rows.iter().any(|row| row[..] == want[..]),
+        "requests row {want:?}"
+    );
+    for (label, n) in [
+        ("open at the stop", r.counters.connections.open_at_stop),
+        ("iterations cut at the stop", r.load.iterations_cut),
+    ] {
+        let row = page
+            .rows
+            .iter()
+            .find(|row| row.first().map(String::as_str) == Some(label));
+        assert_eq!(
+            row.map(|row| row[1].clone()),
+            Some(n.to_string()),
+            "{label}"
+        );
+    }
     // The violating frame shows as the text it was, markup and quotes included.
     assert!(
         page.texts

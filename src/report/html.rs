@@ -227,10 +227,20 @@ fn connections(o: &mut String, m: &Model) {
         vec!["opened".into(), num(c.opened), String::new()],
         vec!["failed".into(), num(c.failed), pairs(&c.failed_by_cause)],
         vec!["closed".into(), num(c.closed), pairs(&c.closed_by_code)],
+        vec![
+            "open at the stop".into(),
+            num(c.open_at_stop),
+            String::new(),
+        ],
         vec!["iterations ok".into(), num(m.iterations_ok), String::new()],
         vec![
             "iterations failed".into(),
             num(m.iterations_failed),
+            String::new(),
+        ],
+        vec![
+            "iterations cut at the stop".into(),
+            num(m.iterations_cut),
             String::new(),
         ],
     ];
@@ -274,6 +284,18 @@ fn traffic(o: &mut String, m: &Model) {
             "by kind",
             "missed sends",
         ],
+        &rows,
+    );
+    let q = &m.requests;
+    let rows = vec![vec![
+        num(q.sent),
+        num(q.replies),
+        num(q.timeouts),
+        num(q.unanswered),
+    ]];
+    table(
+        o,
+        &["requests sent", "answered", "timed out", "unanswered"],
         &rows,
     );
 }
