@@ -212,3 +212,32 @@ behaviours:
         "the report says it too"
     );
 }
+
+#[test]
+fn a_samples_file_that_cannot_be_made_fails_before_any_load() {
+    // A refused target: were the load to start, the run would say so instead.
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: s\ntarget: ws://127.0.0.1:1/ws\nload: { vus: 1, duration: 1s }\n\
+                behaviours:\n  - steps:\n      - listen: 10ms\n";
+    let sc = scenario(dir.path(), "s.yaml", yaml);
+    let out = squall()
+        .arg("run")
+        .arg(&sc)
+        .args([
+            "--quiet",
+            "--no-report",
+            "--samples",
+            "/nonexistent/dir/s.jsonl",
+            "--out",
+        ])
+        .arg(dir.path().join("out"))
+        .output()
+        .expect("squall runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("/nonexistent/dir/s.jsonl"), "{stderr}");
+    assert!(
+        !stderr.contains("unreachable"),
+        "no connection was tried: {stderr}"
+    );
+}

@@ -231,10 +231,20 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     };
     let out_dir = args.out.clone().unwrap_or_else(|| default_out(&plan.name));
     let writer = ResultsWriter::create(&out_dir)?;
+    // Like the output folder, a samples file that cannot be made fails before any load.
+    let samples = match &args.samples {
+        Some(path) => Some(Arc::new(SampleLog::create(path).map_err(|source| {
+            ReportError::Io {
+                path: path.clone(),
+                source,
+            }
+        })?)),
+        None => None,
+    };
     // The first write doubles as the check that the folder takes files: an unwritable
     // output fails now (exit 3), not after the whole load.
     writer.write(&starting(&plan, &args))?;
-    let result = rt.block_on(run_plan(plan, profile, &args, &writer, rx));
+    let result = rt.block_on(run_plan(plan, profile, &args, &writer, rx, samples));
     signals.abort();
     if let Some(s) = server {
         s.shutdown();
@@ -289,6 +299,7 @@ async fn run_plan(
     args: &RunArgs,
     writer: &ResultsWriter,
     mut control: mpsc::UnboundedReceiver<Control>,
+    samples: Option<Arc<SampleLog>>,
 ) -> Result<(Results, Option<PathBuf>), RunError> {
     tokio::select! {
         checked = preflight(&plan) => if let Err(e) = checked {
@@ -315,15 +326,7 @@ async fn run_plan(
         clock_skew: args
             .max_clock_skew
             .unwrap_or_else(|| RunOptions::default().clock_skew),
-        samples: match &args.samples {
-            Some(path) => Some(Arc::new(SampleLog::create(path).map_err(|source| {
-                ReportError::Io {
-                    path: path.clone(),
-                    source,
-                }
-            })?)),
-            None => None,
-        },
+        samples,
         ..RunOptions::default()
     };
     let started = SystemTime::now();
