@@ -144,7 +144,7 @@ impl RoundTrip {
 
     /// A fresh connection with 16 pings outstanding.
     fn connect(&mut self) {
-        self.checker.pending.clear();
+        self.checker.conversation.clear();
         for k in 0..IN_FLIGHT {
             let ping = &self.pings[(self.n + k) % FRAMES];
             self.checker.outbound(ping, &self.shape, false, &self.rec);

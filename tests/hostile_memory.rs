@@ -103,20 +103,7 @@ behaviours:
 #[test]
 fn a_new_kind_in_every_frame_keeps_results_small_and_memory_bounded() {
     let srv = TestServer::start(new_kind_every_frame);
-    let dir = tempfile::tempdir().unwrap();
-    let sc = scenario(dir.path(), "s.yaml", ONE_LISTENER);
-    let out = dir.path().join("out");
-    let started = Instant::now();
-    let run = run_squall(&sc, &srv.url(), &out);
-    let results_bytes = std::fs::metadata(out.join("results.json")).unwrap().len();
-    let doc = results(&out);
-    assert_schema_valid(&doc);
-    eprintln!(
-        "new kinds: exit {:?}, {results_bytes} bytes of results, peak RSS {} KiB, {:?}",
-        run.code,
-        run.peak_rss_kib,
-        started.elapsed()
-    );
+    let (run, doc, results_bytes) = run_hostile(&srv, ONE_LISTENER, "new kinds");
     let v = &doc["violations"];
     assert!(
         v["total"].as_u64().unwrap() >= NEW_KIND_FRAMES,
@@ -172,7 +159,6 @@ async fn big_unwanted_frames(mut ws: Conn, sent: Arc<AtomicU64>) {
 #[test]
 fn big_frames_nobody_waits_for_do_not_fill_memory() {
     let srv = TestServer::start(big_unwanted_frames);
-    let dir = tempfile::tempdir().unwrap();
     let yaml = r#"
 name: hostile-big
 target: ws://127.0.0.1:1/ws
@@ -184,18 +170,9 @@ behaviours:
       - expect: { kind: end, within: 50s }
       - close: 1000
 "#;
-    let sc = scenario(dir.path(), "s.yaml", yaml);
-    let out = dir.path().join("out");
-    let started = Instant::now();
-    let run = run_squall(&sc, &srv.url(), &out);
-    eprintln!(
-        "big frames: exit {:?}, peak RSS {} KiB, {:?}",
-        run.code,
-        run.peak_rss_kib,
-        started.elapsed()
-    );
+    let (run, doc, _) = run_hostile(&srv, yaml, "big frames");
     assert_eq!(run.code, Some(0), "{}", run.stdout);
-    let kinds = &results(&out)["counters"]["kinds_in"];
+    let kinds = &doc["counters"]["kinds_in"];
     assert_eq!(
         kinds["big"]["frames"], BIG_FRAMES as u64,
         "every frame counted"
@@ -285,20 +262,7 @@ fn a_peer_that_pings_and_never_reads_is_closed_and_counted() {
 /// Runs `yaml` against a peer that reads nothing: squall hangs up on it once, counts it as
 /// `peer_not_reading`, and stays under 96 MiB.
 fn assert_hung_up_on_once(srv: &TestServer, yaml: &str, label: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let sc = scenario(dir.path(), "s.yaml", yaml);
-    let out = dir.path().join("out");
-    let started = Instant::now();
-    let run = run_squall(&sc, &srv.url(), &out);
-    let doc = results(&out);
-    eprintln!(
-        "{label}: exit {:?}, peak RSS {} KiB, {:?}, errors {}",
-        run.code,
-        run.peak_rss_kib,
-        started.elapsed(),
-        doc["counters"]["errors_by_kind"]
-    );
-    assert_schema_valid(&doc);
+    let (run, doc, _) = run_hostile(srv, yaml, label);
     let c = &doc["counters"];
     assert_eq!(c["errors_by_kind"]["peer_not_reading"], 1, "{c}");
     assert_eq!(c["connections"]["closed"], 1, "{c}");
@@ -332,4 +296,25 @@ behaviours:
       - close: 1000
 "#;
     assert_hung_up_on_once(&srv, yaml, "deaf");
+}
+
+/// Runs `yaml` as a child against `srv`: how it ran, its results (checked against the
+/// schema) and their size in bytes; says on stderr what it measured.
+fn run_hostile(srv: &TestServer, yaml: &str, label: &str) -> (ChildRun, serde_json::Value, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "s.yaml", yaml);
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    let run = run_squall(&sc, &srv.url(), &out);
+    let bytes = std::fs::metadata(out.join("results.json")).unwrap().len();
+    let doc = results(&out);
+    assert_schema_valid(&doc);
+    eprintln!(
+        "{label}: exit {:?}, {bytes} bytes of results, peak RSS {} KiB, {:?}, errors {}",
+        run.code,
+        run.peak_rss_kib,
+        started.elapsed(),
+        doc["counters"]["errors_by_kind"]
+    );
+    (run, doc, bytes)
 }

@@ -18,13 +18,11 @@ use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use squall::protocol::pairing::Pending;
 use squall::protocol::rooms::Subscribed;
 use squall::protocol::{Direction, Profile, Violation};
-use support::{run_yaml, send, TestServer};
-use tokio_tungstenite::tungstenite::Message;
+use support::{next_json, run_yaml, send, send_all, TestServer};
 
 fn profile(name: &str) -> Profile {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -600,9 +598,7 @@ async fn covet_crossed(mut ws: support::Conn, sent: Arc<AtomicU64>) {
         "user_id": "user_123", "capabilities": ["rooms", "streaming", "rpc"],
         "heartbeat_interval": 30000}});
     let _ = send(&mut ws, &sent, ack.to_string()).await;
-    while let Some(Ok(msg)) = ws.next().await {
-        let Message::Text(t) = msg else { continue };
-        let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+    while let Some(v) = next_json(&mut ws).await {
         let id = v["id"].as_str().unwrap_or_default();
         let replies = match v["type"].as_str() {
             Some("subscribe") => vec![
@@ -612,9 +608,7 @@ async fn covet_crossed(mut ws: support::Conn, sent: Arc<AtomicU64>) {
             Some("rpc_call") => vec![covet_rpc_response(&format!("{id}-other"))],
             _ => continue,
         };
-        for r in replies {
-            let _ = send(&mut ws, &sent, r.to_string()).await;
-        }
+        send_all(&mut ws, &sent, replies).await;
     }
 }
 
@@ -649,9 +643,7 @@ behaviours:
 /// A Hexabase server that answers every subscribe with another id, and sends an event for
 /// another workspace before one for the workspace subscribed to.
 async fn hexa_crossed(mut ws: support::Conn, sent: Arc<AtomicU64>) {
-    while let Some(Ok(msg)) = ws.next().await {
-        let Message::Text(t) = msg else { continue };
-        let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+    while let Some(v) = next_json(&mut ws).await {
         if v["type"] != "subscribe" {
             continue;
         }
@@ -664,9 +656,7 @@ async fn hexa_crossed(mut ws: support::Conn, sent: Arc<AtomicU64>) {
             hexa_status_changed(&format!("{workspace}-other")),
             hexa_status_changed(workspace),
         ];
-        for f in frames {
-            let _ = send(&mut ws, &sent, f.to_string()).await;
-        }
+        send_all(&mut ws, &sent, frames).await;
     }
 }
 
@@ -707,9 +697,7 @@ fn count(groups: &[Value], kind: &str, keyword: &str) -> u64 {
 /// A KECS server that acks every subscribe with another id, and sends a cluster event before a
 /// task event (the test subscribes to tasks only).
 async fn kecs_crossed(mut ws: support::Conn, sent: Arc<AtomicU64>) {
-    while let Some(Ok(msg)) = ws.next().await {
-        let Message::Text(t) = msg else { continue };
-        let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+    while let Some(v) = next_json(&mut ws).await {
         if v["type"] != "subscribe" {
             continue;
         }
@@ -719,9 +707,7 @@ async fn kecs_crossed(mut ws: support::Conn, sent: Arc<AtomicU64>) {
             kecs_cluster_event(),
             kecs_task_event(),
         ];
-        for f in frames {
-            let _ = send(&mut ws, &sent, f.to_string()).await;
-        }
+        send_all(&mut ws, &sent, frames).await;
     }
 }
 

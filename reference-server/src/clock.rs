@@ -1,6 +1,15 @@
-//! Wall-clock timestamps in the RFC 3339 form every Kite frame carries.
+//! Wall-clock timestamps in the RFC 3339 form every Kite frame carries, and the monotonic
+//! clock `--stamp` reads.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock every process on the host shares (and
+/// the one Rust's `Instant` reads on Linux). `--stamp` puts it in replies; a client on the
+/// same host reads the same clock to check its latencies against it.
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
+}
 
 /// Formats the current UTC time as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds).
 pub fn now_rfc3339() -> String {

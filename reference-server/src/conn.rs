@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::clock::monotonic_ns;
 use crate::http::{self, HeadError, Route};
 use crate::hub::{ClientSlot, RoomKey};
 use crate::protocols;
@@ -371,13 +372,6 @@ impl State<'_> {
             Some(Err(_)) => self.fx.close = close(0, ""),
         }
     }
-}
-
-/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock every process on the host shares (and
-/// the one Rust's `Instant` reads on Linux).
-fn monotonic_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// Adds `"_stamp": {"rx_ns", "tx_ns"}` at the front of a reply that is a JSON object

@@ -33,7 +33,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub use clock::now_rfc3339;
+pub use clock::{monotonic_ns, now_rfc3339};
 pub use session::{Profile, Proto};
 pub use stats::StatsSnapshot;
 

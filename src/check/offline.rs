@@ -18,9 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use crate::protocol::horizon::Horizon;
-use crate::protocol::pairing::Pending;
-use crate::protocol::rooms::Subscribed;
+use crate::protocol::conversation::Conversation;
 use crate::protocol::{Direction, Profile, Violation};
 
 /// How far in the future an inbound frame's stamp may be, as `squall run`'s default.
@@ -54,13 +52,6 @@ pub enum ValidateError {
     },
 }
 
-/// One connection's state in a recording.
-#[derive(Default)]
-struct Conn {
-    pending: Pending,
-    rooms: Subscribed,
-}
-
 /// One line, read.
 struct Record {
     dir: Direction,
@@ -76,8 +67,7 @@ pub fn validate_lines(
 ) -> Result<(usize, Vec<Finding>), ValidateError> {
     let mut frames = 0;
     let mut findings = Vec::new();
-    let mut conns: HashMap<String, Conn> = HashMap::new();
-    let mut horizon = Horizon::default();
+    let mut conns: HashMap<String, Conversation> = HashMap::new();
     let now = SystemTime::now();
     for (i, line) in input.lines().enumerate() {
         let line = line?;
@@ -119,7 +109,18 @@ pub fn validate_lines(
                     }
                     let c = conns.entry(id.clone()).or_default();
                     let at = r.at.unwrap_or(now);
-                    found.extend(semantics(profile, c, r.dir, v, at, &mut horizon));
+                    let kind = profile.kind_of(v);
+                    match r.dir {
+                        Direction::Out => c.sent(profile, kind.as_deref(), v),
+                        Direction::In => found.extend(c.received(
+                            profile,
+                            kind.as_deref(),
+                            v,
+                            Some(at),
+                            DEFAULT_SKEW,
+                            None,
+                        )),
+                    }
                 }
             }
         }
@@ -188,35 +189,6 @@ fn record_of(mut o: Map<String, Value>) -> Result<Record, String> {
         at,
         frame: o.remove("frame").unwrap_or(Value::Null),
     })
-}
-
-/// What a live run checks beyond shape, for one frame of connection `c`.
-fn semantics(
-    profile: &Profile,
-    c: &mut Conn,
-    dir: Direction,
-    v: &Value,
-    at: SystemTime,
-    horizon: &mut Horizon,
-) -> Vec<Violation> {
-    let kind = profile.kind_of(v);
-    let kind = kind.as_deref();
-    match dir {
-        Direction::Out => {
-            c.pending.sent(&profile.replies, kind, v);
-            if let Some(rules) = &profile.subscriptions {
-                c.rooms.sent(rules, kind, v);
-            }
-            Vec::new()
-        }
-        Direction::In => {
-            let late = profile.check_clock(kind, v, at, DEFAULT_SKEW, horizon);
-            let unpaired = c.pending.received(&profile.replies, kind, v);
-            let stray = profile.subscriptions.as_ref();
-            let stray = stray.and_then(|r| c.rooms.received(r, kind, v));
-            late.into_iter().chain(unpaired).chain(stray).collect()
-        }
-    }
 }
 
 #[cfg(test)]

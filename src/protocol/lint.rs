@@ -74,7 +74,7 @@ fn unjudged_rooms(profile: &Profile, report: &mut LintReport) {
         };
         let path = profile.dir.join(file);
         for t in templates {
-            for pointer in placeholders(t) {
+            for pointer in super::rooms::split_template(t).1 {
                 if !required_path(&path, pointer) {
                     report.notes.push(format!(
                         "{kind}: the room {t} cannot be told when {pointer} is absent (the \
@@ -85,14 +85,6 @@ fn unjudged_rooms(profile: &Profile, report: &mut LintReport) {
         }
     }
     report.notes.sort();
-}
-
-/// The pointers in `{...}` of a room template.
-fn placeholders(template: &str) -> impl Iterator<Item = &str> {
-    template
-        .split('{')
-        .skip(1)
-        .filter_map(|s| s.split_once('}').map(|(p, _)| p))
 }
 
 /// Whether the schema in `file` requires every member along `pointer` (following `$ref`s to

@@ -4,6 +4,7 @@
 //! Checking asks the fast question first (`is_valid`) and collects error details only for a
 //! frame that fails, so a clean frame costs one validation pass.
 
+pub mod conversation;
 mod ecma;
 pub mod fast;
 pub mod fields;

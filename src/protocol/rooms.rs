@@ -171,16 +171,7 @@ impl Subscribed {
 /// Whether `room` could be `template` with its placeholders filled (each by a non-empty
 /// text): `cases:Singapore` fits `cases:{/data/jurisdiction}`.
 fn fits(template: &str, room: &str) -> bool {
-    let mut parts = Vec::new();
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}').map(|c| c + open) else {
-            break;
-        };
-        parts.push(&rest[..open]);
-        rest = &rest[close + 1..];
-    }
-    parts.push(rest);
+    let (parts, _) = split_template(template);
     let (first, last) = (parts[0], parts[parts.len() - 1]);
     if parts.len() == 1 {
         return room == first;
@@ -200,6 +191,23 @@ fn fits(template: &str, room: &str) -> bool {
         middle = &middle[1 + at + lit.len()..];
     }
     !middle.is_empty()
+}
+
+/// A room template's literal parts (one more than its placeholders) and the pointers of its
+/// `{...}` placeholders: `a:{/x}:b` is `["a:", ":b"]` and `["/x"]`.
+pub(crate) fn split_template(template: &str) -> (Vec<&str>, Vec<&str>) {
+    let (mut literals, mut pointers) = (Vec::new(), Vec::new());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|c| c + open) else {
+            break;
+        };
+        literals.push(&rest[..open]);
+        pointers.push(&rest[open + 1..close]);
+        rest = &rest[close + 1..];
+    }
+    literals.push(rest);
+    (literals, pointers)
 }
 
 /// Writes `scrape:{/data/job_id}` with the event's job id into `out`; false when the field

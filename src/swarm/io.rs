@@ -26,12 +26,10 @@ use super::matcher::Want;
 use super::timer::{Precise, Sleep};
 use super::wall::WallClock;
 use crate::metrics::{ErrorKind, Recorder};
+use crate::protocol::conversation::Conversation;
 use crate::protocol::fast::{Like, Recent};
 use crate::protocol::fields::{Fields, Known};
-use crate::protocol::horizon::Horizon;
 use crate::protocol::marks::Marks;
-use crate::protocol::pairing::Pending;
-use crate::protocol::rooms::Subscribed;
 use crate::protocol::tape::{Doc, Tape, TapeNode};
 use crate::protocol::{Direction, Profile, Violation};
 
@@ -114,16 +112,12 @@ pub struct Checker {
     pub vu: u64,
     /// How far in the future an inbound timestamp may be.
     pub skew: Duration,
-    /// Requests on the current connection that await their reply.
-    pub pending: Pending,
-    /// Rooms the current connection holds.
-    pub rooms: Subscribed,
+    /// What the current connection has said: pending requests, rooms held.
+    pub conversation: Conversation,
     /// The worker's parse buffer, shared by its VUs: one frame is checked at a time.
     pub tape: Rc<RefCell<Tape>>,
     /// A frame's wall-clock arrival time, for the clock check, from its `Instant`.
     wall: WallClock,
-    /// The clock check's shortcut for stamps well in the past.
-    horizon: Horizon,
     /// The last pattern walks, resumed by the next frame's strings.
     recent: Recent,
 }
@@ -142,11 +136,9 @@ impl Checker {
             start,
             vu,
             skew,
-            pending: Pending::default(),
-            rooms: Subscribed::default(),
+            conversation: Conversation::default(),
             tape,
             wall: WallClock::new(),
-            horizon: Horizon::default(),
             recent: Recent::default(),
         }
     }
@@ -236,24 +228,13 @@ impl Checker {
     ) -> Vec<Violation> {
         let now = self.profile.clock.is_some().then(|| self.wall.at(at));
         let p = &self.profile;
-        let horizon = &mut self.horizon;
-        let skew = self.skew;
-        let late = now.and_then(|now| match stamp {
-            Some(stamp) => p.check_stamp(kind, stamp, now, skew, horizon),
-            None => p.check_clock(kind, v, now, skew, horizon),
-        });
-        let unpaired = self.pending.received(&p.replies, kind, v);
-        let stray = p.subscriptions.as_ref();
-        let stray = stray.and_then(|r| self.rooms.received(r, kind, v));
-        late.into_iter().chain(unpaired).chain(stray).collect()
+        self.conversation
+            .received(p, kind, v, now, self.skew, stamp)
     }
 
     /// Notes an outbound frame for reply pairing and rooms.
     fn noted_out<F: Fields + ?Sized>(&mut self, kind: Option<&str>, v: &F) {
-        self.pending.sent(&self.profile.replies, kind, v);
-        if let Some(rules) = &self.profile.subscriptions {
-            self.rooms.sent(rules, kind, v);
-        }
+        self.conversation.sent(&self.profile, kind, v);
     }
 
     /// Parses an outbound text frame onto the tape, notes it, and checks it (unless
@@ -767,8 +748,7 @@ impl Io {
         self.mailbox_bytes = 0;
         self.unsent_pongs = 0;
         if let Some(c) = &mut self.checker {
-            c.pending.clear();
-            c.rooms.clear();
+            c.conversation.clear();
         }
         if let Some(t) = &mut self.delivery {
             t.clear();

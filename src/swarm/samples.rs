@@ -111,12 +111,7 @@ impl SampleLog {
     }
 }
 
-/// `CLOCK_MONOTONIC` now, ns: the clock every process on the host shares, and the one
-/// `Instant` reads on Linux.
-pub fn monotonic_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
-}
+pub use squall_server::monotonic_ns;
 
 #[cfg(test)]
 mod tests {

@@ -72,11 +72,10 @@ impl Precise {
 
     /// A sleep until `deadline` on this timer.
     pub fn sleep_until(self: &Rc<Self>, deadline: Instant) -> Sleep {
-        Sleep {
-            timer: Some(self.clone()),
+        Sleep::Precise {
+            timer: self.clone(),
             deadline,
             id: None,
-            coarse: None,
         }
     }
 
@@ -142,12 +141,15 @@ impl Precise {
 }
 
 /// A sleep that ends at its deadline to within the kernel's wake-up latency.
-pub struct Sleep {
-    timer: Option<Rc<Precise>>,
-    deadline: Instant,
-    id: Option<u64>,
-    /// tokio's sleep, when there is no precise timer.
-    coarse: Option<Pin<Box<tokio::time::Sleep>>>,
+pub enum Sleep {
+    /// On a worker's precise timer; `id` once registered there.
+    Precise {
+        timer: Rc<Precise>,
+        deadline: Instant,
+        id: Option<u64>,
+    },
+    /// On tokio's timer, where there is no precise one.
+    Coarse(Pin<Box<tokio::time::Sleep>>),
 }
 
 impl Sleep {
@@ -155,12 +157,7 @@ impl Sleep {
     pub fn until(timer: Option<&Rc<Precise>>, deadline: Instant) -> Sleep {
         match timer {
             Some(t) => t.sleep_until(deadline),
-            None => Sleep {
-                timer: None,
-                deadline,
-                id: None,
-                coarse: Some(Box::pin(tokio::time::sleep_until(deadline.into()))),
-            },
+            None => Sleep::Coarse(Box::pin(tokio::time::sleep_until(deadline.into()))),
         }
     }
 }
@@ -168,29 +165,37 @@ impl Sleep {
 impl Future for Sleep {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(c) = &mut self.coarse {
-            return c.as_mut().poll(cx);
-        }
-        if Instant::now() >= self.deadline {
-            let id = self.id.take();
-            if let (Some(t), Some(id)) = (&self.timer, id) {
-                t.forget(self.deadline, id);
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // Unpin: a boxed tokio sleep, or plain fields.
+        match self.get_mut() {
+            Sleep::Coarse(c) => c.as_mut().poll(cx),
+            Sleep::Precise {
+                timer,
+                deadline,
+                id,
+            } => {
+                if Instant::now() >= *deadline {
+                    if let Some(id) = id.take() {
+                        timer.forget(*deadline, id);
+                    }
+                    return Poll::Ready(());
+                }
+                *id = Some(timer.register(*id, *deadline, cx.waker()));
+                Poll::Pending
             }
-            return Poll::Ready(());
         }
-        if let Some(t) = self.timer.clone() {
-            let id = t.register(self.id, self.deadline, cx.waker());
-            self.id = Some(id);
-        }
-        Poll::Pending
     }
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let (Some(t), Some(id)) = (&self.timer, self.id) {
-            t.forget(self.deadline, id);
+        if let Sleep::Precise {
+            timer,
+            deadline,
+            id: Some(id),
+        } = self
+        {
+            timer.forget(*deadline, *id);
         }
     }
 }

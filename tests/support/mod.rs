@@ -86,15 +86,33 @@ pub async fn send(ws: &mut Conn, sent: &AtomicU64, text: String) -> bool {
     ws.send(Message::text(text)).await.is_ok()
 }
 
-/// Reads the next ping request and returns its id.
-pub async fn next_ping(ws: &mut Conn) -> Option<Value> {
+/// Sends each frame in turn, as [`send`]; stops at the first that does not go out.
+pub async fn send_all(ws: &mut Conn, sent: &AtomicU64, frames: impl IntoIterator<Item = Value>) {
+    for f in frames {
+        if !send(ws, sent, f.to_string()).await {
+            return;
+        }
+    }
+}
+
+/// Reads the next text message that is JSON (others are skipped); `None` when the
+/// connection ends.
+pub async fn next_json(ws: &mut Conn) -> Option<Value> {
     while let Some(Ok(msg)) = ws.next().await {
         if let Message::Text(t) = msg {
             if let Ok(v) = serde_json::from_str::<Value>(t.as_str()) {
-                if v["type"] == "ping" {
-                    return Some(v["id"].clone());
-                }
+                return Some(v);
             }
+        }
+    }
+    None
+}
+
+/// Reads the next ping request and returns its id.
+pub async fn next_ping(ws: &mut Conn) -> Option<Value> {
+    while let Some(v) = next_json(ws).await {
+        if v["type"] == "ping" {
+            return Some(v["id"].clone());
         }
     }
     None
