@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use squall::check::offline::validate_lines;
-use squall::protocol::{self, Profile};
+use squall::protocol::{self, Conformance, Profile};
 use squall::report::{compare_text, CompareOptions};
 use squall::run::{default_out, execute, RunArgs};
 use squall::scenario::{self, LoadOptions};
@@ -42,6 +42,9 @@ enum Command {
         /// Where profiles live.
         #[arg(long, default_value = "schemas")]
         schemas: PathBuf,
+        /// strict (the document and squall's decisions) or document (the document's rules only).
+        #[arg(long, value_enum, default_value_t = ConformanceArg::Strict)]
+        conformance: ConformanceArg,
         /// The recording: one frame per line (inbound), {"dir":"in"|"out","frame":...}, or
         /// {"conn":"c1","dir":...,"frame":...,"at":"RFC 3339"} for the per-connection checks
         /// too (reply pairing, rooms, clock).
@@ -148,6 +151,27 @@ struct RunCmd {
     /// Do not write report.html and the PNG charts at the end.
     #[arg(long)]
     no_report: bool,
+    /// How strictly frames are held to the profile: strict (the document's rules and squall's
+    /// decisions where the document is silent) or document (the document's rules only).
+    /// Each violation says which it broke.
+    #[arg(long, value_enum, default_value_t = ConformanceArg::Strict)]
+    conformance: ConformanceArg,
+}
+
+/// `--conformance`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ConformanceArg {
+    Strict,
+    Document,
+}
+
+impl From<ConformanceArg> for Conformance {
+    fn from(c: ConformanceArg) -> Self {
+        match c {
+            ConformanceArg::Strict => Conformance::Strict,
+            ConformanceArg::Document => Conformance::Document,
+        }
+    }
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -179,7 +203,8 @@ fn main() -> ExitCode {
             protocol,
             schemas,
             file,
-        } => validate(&protocol, &schemas, &file),
+            conformance,
+        } => validate(&protocol, &schemas, &file, conformance.into()),
         Command::Schemas {
             command: SchemasCmd::Lint { dirs },
         } => lint(&dirs),
@@ -207,6 +232,7 @@ fn run(cmd: RunCmd) -> u8 {
         max_clock_skew: cmd.max_clock_skew,
         samples: cmd.samples,
         report: !cmd.no_report,
+        conformance: cmd.conformance.into(),
     };
     match execute(args) {
         Ok(done) => done.exit_code(),
@@ -279,8 +305,8 @@ fn profile_dir(protocol: &str, schemas: &Path) -> PathBuf {
     }
 }
 
-fn validate(protocol: &str, schemas: &Path, file: &str) -> u8 {
-    let profile = match Profile::load(&profile_dir(protocol, schemas)) {
+fn validate(protocol: &str, schemas: &Path, file: &str, conformance: Conformance) -> u8 {
+    let profile = match Profile::load_with(&profile_dir(protocol, schemas), conformance) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
