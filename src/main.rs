@@ -27,11 +27,20 @@ struct Cli {
 enum Command {
     /// Run a scenario and write results (exit 0 pass, 1 threshold failed, 3 aborted, 130 interrupted).
     Run(RunCmd),
-    /// Check scenario files without connecting (exit 0 valid, 2 invalid).
+    /// Check scenario files without connecting (exit 0 valid, 1 not portable with
+    /// --portable, 2 invalid).
     Check {
         /// Scenario files.
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
+        /// Also check that each scenario uses only kinds and fields its protocol's document
+        /// defines (none of squall-server's extensions), so it runs against any server
+        /// written to the document.
+        #[arg(long)]
+        portable: bool,
+        /// Where protocol profiles live (with --portable) [default: schemas].
+        #[arg(long)]
+        schemas: Option<PathBuf>,
     },
     /// Check recorded frames (JSON lines; `-` for stdin) against a protocol's schemas
     /// (exit 0 clean, 1 violations, 2 bad input).
@@ -198,7 +207,11 @@ fn main() -> ExitCode {
     };
     ExitCode::from(match cli.command {
         Command::Run(cmd) => run(cmd),
-        Command::Check { scenarios } => check(&scenarios),
+        Command::Check {
+            scenarios,
+            portable,
+            schemas,
+        } => check(&scenarios, portable, schemas.as_deref()),
         Command::Validate {
             protocol,
             schemas,
@@ -281,16 +294,39 @@ fn compare(cmd: CompareCmd) -> u8 {
     }
 }
 
-fn check(files: &[PathBuf]) -> u8 {
+fn check(files: &[PathBuf], portable: bool, schemas: Option<&Path>) -> u8 {
     let opts = LoadOptions::from_process_env();
     let mut code = 0;
     for f in files {
-        match scenario::load_file(f, &opts) {
-            Ok(_) => println!("{}: ok", f.display()),
+        let plan = match scenario::load_file(f, &opts) {
+            Ok(plan) => plan,
             Err(e) => {
                 eprintln!("{e}");
                 code = 2;
+                continue;
             }
+        };
+        let Some(name) = plan.protocol.as_deref().filter(|_| portable) else {
+            println!("{}: ok", f.display());
+            continue;
+        };
+        let dir = profile_dir(name, schemas.unwrap_or(Path::new("schemas")));
+        let profile = match Profile::load_portable(&dir) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{}: {e}", f.display());
+                code = 2;
+                continue;
+            }
+        };
+        let found = squall::check::portable::check(&plan, &profile);
+        if found.is_empty() {
+            println!("{}: ok, portable", f.display());
+        } else {
+            for x in &found {
+                eprintln!("{}: not portable: {x}", f.display());
+            }
+            code = code.max(1);
         }
     }
     code

@@ -345,3 +345,29 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn check_portable_names_each_use_of_squall_servers_extensions() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = scenario(
+        dir.path(),
+        "ref.yaml",
+        &SMALL.replace("name: cli-small", "name: cli-small\nprotocol: kite"),
+    );
+    let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas");
+    let out = squall()
+        .args(["check", "--portable", "--schemas", schemas])
+        .arg(&reference)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("step 2 (send): sends ping with a field seeds/kite.md does not define"),
+        "{err}"
+    );
+    assert!(err.contains("step 3 (expect): reads /id of pong"), "{err}");
+    // Without --portable the same file is a valid scenario.
+    let out = squall().arg("check").arg(&reference).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -111,6 +111,8 @@ struct RawProfile {
     document: Option<String>,
     #[serde(default)]
     endpoints: Vec<String>,
+    #[serde(default)]
+    query: Option<Vec<String>>,
     discriminator: Vec<String>,
     #[serde(default)]
     correlation: Option<String>,
@@ -153,6 +155,9 @@ pub struct Profile {
     pub document: Option<String>,
     /// Endpoint paths the document describes.
     pub endpoints: Vec<String>,
+    /// The query parameters the document defines for the upgrade request, when the profile
+    /// lists them (`None`: not modelled).
+    pub query: Option<Vec<String>>,
     /// JSON pointers whose string values, joined by `.`, name a frame's kind.
     pub discriminator: Vec<String>,
     /// Pointer pairing replies with requests, if the protocol has one.
@@ -362,6 +367,7 @@ impl Profile {
             dir: root,
             document: raw.document,
             endpoints: raw.endpoints,
+            query: raw.query,
             discriminator: raw.discriminator,
             correlation: raw.correlation,
             limits: raw.limits,
