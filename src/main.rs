@@ -297,6 +297,8 @@ fn compare(cmd: CompareCmd) -> u8 {
 fn check(files: &[PathBuf], portable: bool, schemas: Option<&Path>) -> u8 {
     let opts = LoadOptions::from_process_env();
     let mut code = 0;
+    // Each protocol's profile is compiled once for all the files that name it.
+    let mut profiles: std::collections::HashMap<PathBuf, Profile> = Default::default();
     for f in files {
         let plan = match scenario::load_file(f, &opts) {
             Ok(plan) => plan,
@@ -311,15 +313,17 @@ fn check(files: &[PathBuf], portable: bool, schemas: Option<&Path>) -> u8 {
             continue;
         };
         let dir = profile_dir(name, schemas.unwrap_or(Path::new("schemas")));
-        let profile = match Profile::load_portable(&dir) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("{}: {e}", f.display());
-                code = 2;
-                continue;
-            }
-        };
-        let found = squall::check::portable::check(&plan, &profile);
+        if !profiles.contains_key(&dir) {
+            match Profile::load_portable(&dir) {
+                Ok(p) => profiles.insert(dir.clone(), p),
+                Err(e) => {
+                    eprintln!("{}: {e}", f.display());
+                    code = 2;
+                    continue;
+                }
+            };
+        }
+        let found = squall::check::portable::check(&plan, &profiles[&dir]);
         if found.is_empty() {
             println!("{}: ok, portable", f.display());
         } else {

@@ -1,5 +1,6 @@
 //! The scenario library as a whole (`scenarios/<protocol>/*.yaml`): every file passes
-//! `squall check`; every portable scenario (not named `*-reference.yaml`) runs clean, shortened,
+//! `squall check`; every portable scenario (not named `*-reference.yaml`) passes
+//! `squall check --portable` (uses no kind or field the document does not define) and runs clean, shortened,
 //! against `squall-server --strict-doc`, a server with every extension off, as one written
 //! strictly to the documents would be. Every `*-reference.yaml` runs clean against plain
 //! squall-server in its protocol's `tests/scenarios_<p>.rs` (which also checks what it
@@ -97,6 +98,42 @@ fn every_library_file_passes_check_and_each_protocol_has_portable_scenarios() {
             .filter(|f| f.starts_with(Path::new("scenarios").join(p)) && !is_reference(f))
             .count();
         assert!(portable >= 3, "{p}: {portable} portable scenarios");
+    }
+}
+
+#[test]
+fn portable_scenarios_use_only_what_their_documents_define() {
+    // `squall check --portable`: every kind and field sent, awaited, matched, captured, paired
+    // by or tracked, and every query parameter, is the document's (none of squall-server's
+    // marked extensions). A reference scenario needs something that is not, and the check
+    // names it for those whose needs are kinds or fields (values it leaves to the runs above).
+    let files = all_files();
+    let portable: Vec<_> = files.iter().filter(|f| !is_reference(f)).collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["check", "--portable"])
+        .args(&portable)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "not portable:\n{text}");
+    let flagged = [
+        "kite/subscribe-storm-reference.yaml",
+        "kecs/subscribe-storm-reference.yaml",
+    ];
+    for f in flagged {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+            .args(["check", "--portable"])
+            .arg(Path::new("scenarios").join(f))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{f}: {text}");
+        assert!(
+            text.contains("not portable: delivery: reads /seq"),
+            "{f}: {text}"
+        );
     }
 }
 
