@@ -270,6 +270,10 @@ impl Profile {
         if !problems.is_empty() {
             return Err(ProfileError { problems });
         }
+        let mut replies = raw.replies;
+        for r in &mut replies {
+            r.correlation = raw.correlation.clone();
+        }
         Ok(Profile {
             name: raw.name,
             dir: root,
@@ -279,7 +283,7 @@ impl Profile {
             correlation: raw.correlation,
             limits: raw.limits,
             clock: raw.clock,
-            replies: raw.replies,
+            replies,
             subscriptions: raw.subscriptions,
             envelope,
             inbound,
@@ -338,7 +342,7 @@ impl Profile {
                 dir,
                 kind: label.to_string(),
                 keyword: "unknown_kind".into(),
-                pointer: self.discriminator.first().cloned().unwrap_or_default(),
+                pointer: self.unknown_part(dir, v).to_string(),
                 message: match kind {
                     Some(k) => format!(
                         "{} defines no {} message of kind '{k}'",
@@ -356,6 +360,36 @@ impl Profile {
             }),
         }
         Err(one_per_pointer(found))
+    }
+
+    /// The discriminator pointer whose part makes a frame's kind unknown: the first part
+    /// present with which the kind read so far (`event.nope`) begins no kind known in `dir`.
+    /// KECS `{"type":"event","payload":{"eventType":"nope"}}` is unknown at
+    /// `/payload/eventType`, not at `/type`. When every part present begins a known kind (a
+    /// part is missing: which one cannot be told), the last part present; with none present,
+    /// the first pointer.
+    pub fn unknown_part(&self, dir: Direction, v: &Value) -> &str {
+        let kinds = self.schemas(dir);
+        let mut so_far = String::new();
+        let mut last = self.discriminator.first().map_or("", String::as_str);
+        for p in &self.discriminator {
+            let Some(part) = crate::swarm::matcher::lookup(v, p).and_then(Value::as_str) else {
+                continue;
+            };
+            if !so_far.is_empty() {
+                so_far.push('.');
+            }
+            so_far.push_str(part);
+            let begins = |k: &String| {
+                k.strip_prefix(so_far.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            };
+            if !kinds.keys().any(begins) {
+                return p;
+            }
+            last = p;
+        }
+        last
     }
 
     /// Whether a frame parsed onto a tape meets the envelope and its kind's schema: the
@@ -482,12 +516,27 @@ impl Profile {
 fn details(schema: &Validator, v: &Value, dir: Direction, kind: &str) -> Vec<Violation> {
     schema
         .iter_errors(v)
-        .map(|e| Violation {
-            dir,
-            kind: kind.to_string(),
-            keyword: e.kind().keyword().to_string(),
-            pointer: e.instance_path().to_string(),
-            message: e.to_string(),
+        .map(|e| {
+            let mut pointer = e.instance_path().to_string();
+            let message = match e.kind() {
+                // The missing member's own place, not its parent's: `/timestamp`, not `""`.
+                jsonschema::error::ValidationErrorKind::Required { property } => {
+                    let name = property
+                        .as_str()
+                        .map_or_else(|| property.to_string(), str::to_owned);
+                    pointer.push('/');
+                    pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
+                    format!("{property} is missing (required)")
+                }
+                _ => e.to_string(),
+            };
+            Violation {
+                dir,
+                kind: kind.to_string(),
+                keyword: e.kind().keyword().to_string(),
+                pointer,
+                message,
+            }
         })
         .collect()
 }
