@@ -266,9 +266,35 @@ impl Profile {
                     file.display()
                 ));
             }
+            for (name, f) in &r.filters {
+                let mut stray: Vec<&String> = f
+                    .events
+                    .keys()
+                    .filter(|k| !r.rooms.contains_key(*k))
+                    .collect();
+                stray.sort_unstable();
+                if !stray.is_empty() {
+                    problems.push(format!(
+                        "{}: subscriptions: filters: {name}: kinds with no rooms: {stray:?} \
+                         (list them under rooms: first)",
+                        file.display()
+                    ));
+                }
+                if !f.request.starts_with('/') {
+                    problems.push(format!(
+                        "{}: subscriptions: filters: {name}: request '{}' is not a JSON pointer",
+                        file.display(),
+                        f.request
+                    ));
+                }
+            }
         }
         if !problems.is_empty() {
             return Err(ProfileError { problems });
+        }
+        let mut subscriptions = raw.subscriptions;
+        if let Some(r) = &mut subscriptions {
+            r.discriminator = raw.discriminator.clone();
         }
         let mut replies = raw.replies;
         for r in &mut replies {
@@ -284,7 +310,7 @@ impl Profile {
             limits: raw.limits,
             clock: raw.clock,
             replies,
-            subscriptions: raw.subscriptions,
+            subscriptions,
             envelope,
             inbound,
             outbound,
