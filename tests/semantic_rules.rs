@@ -435,6 +435,37 @@ fn hexabase_resource_events_need_a_subscription_to_their_resource() {
     assert_eq!(c.event(hexa_status_changed("ws-123")), None);
 }
 
+#[test]
+fn hexabase_events_are_those_the_subscribe_listed() {
+    // "Subscribe to Events": a subscribe lists the events it wants of its resource.
+    let mut c = Conn::new("hexabase");
+    let alert = json!({"type": "workspace.alert_triggered", "timestamp": HEXA_TS, "data": {
+        "workspace_id": "ws-123", "alert": {"id": "alert-123", "type": "high_memory_usage",
+        "severity": "warning", "title": "High Memory Usage"}}});
+    c.send(hexa_subscribe(
+        "sub-1",
+        "workspace",
+        "ws-123",
+        &["status_changed"],
+    ));
+    assert_eq!(c.event(hexa_status_changed("ws-123")), None);
+    // Not listed: reported at the kind, the field that names the event.
+    outside(c.event(alert.clone()), "workspace.alert_triggered", "/type");
+    // Provisioning has no name to list: not judged by events.
+    let progress = json!({"type": "provisioning.progress", "timestamp": HEXA_TS, "data": {
+        "task_id": "task-123", "workspace_id": "ws-123", "stage": "creating_namespace",
+        "progress": 25}});
+    assert_eq!(c.event(progress), None);
+    // Another subscribe of the same workspace listing it admits it.
+    c.send(hexa_subscribe(
+        "sub-2",
+        "workspace",
+        "ws-123",
+        &["alert_triggered"],
+    ));
+    assert_eq!(c.event(alert), None);
+}
+
 fn covet_rpc_call(id: &str) -> Value {
     json!({"type": "rpc_call", "id": id, "data": {"method": "database.test_connection",
         "params": {"connection_id": "db_conn_123"}, "timeout": 10000}})

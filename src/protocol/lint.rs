@@ -93,7 +93,10 @@ fn unjudged_rooms(profile: &Profile, report: &mut LintReport) {
                 continue;
             };
             let pointers: Vec<&str> = values.iter().flat_map(|t| placeholders(t)).collect();
-            if !pointers.iter().any(|p| required_path(&path, p)) {
+            // Plain words (the kind's own name) always decide; fields only when required.
+            let decides = values.iter().any(|t| placeholders(t).is_empty())
+                || pointers.iter().any(|p| required_path(&path, p));
+            if !decides {
                 report.notes.push(format!(
                     "{kind}: the filter {name} cannot be told when {} are absent (the schema \
                      allows it); such an event passes that filter",

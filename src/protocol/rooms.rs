@@ -66,7 +66,8 @@ pub struct RoomRules {
     /// the text after its last `/` (an ARN's resource name).
     pub rooms: FxHashMap<String, Vec<String>>,
     /// What a subscribe narrows its rooms to, by name (KECS `clusters`, `services`,
-    /// `status`). Applies to the `subscribe` kind only.
+    /// `status`; Hexabase `events`), read from the frame that holds the rooms (the
+    /// `subscribe` kind or one `holds:` lists).
     #[serde(default)]
     pub filters: BTreeMap<String, Filter>,
     /// The profile's discriminator (set when the profile loads): where an event whose rooms
@@ -141,12 +142,16 @@ impl Subscribed {
     /// room, narrowed by the subscribe's filters.
     pub fn sent<F: Fields + ?Sized>(&mut self, rules: &RoomRules, kind: Option<&str>, v: &F) {
         let Some(kind) = kind else { return };
+        let holds = rules.holds.get(kind);
+        if kind != rules.subscribe && holds.is_none() {
+            return;
+        }
+        let by = self.narrow(rules, v);
         if kind == rules.subscribe {
-            let by = self.narrow(rules, v);
             self.hold(v, &rules.room, by);
         }
-        for pointer in rules.holds.get(kind).into_iter().flatten() {
-            self.hold(v, pointer, None);
+        for pointer in holds.into_iter().flatten() {
+            self.hold(v, pointer, by);
         }
     }
 
@@ -309,17 +314,8 @@ fn not_held<F: Fields + ?Sized>(
             pointer = pointer.or_else(|| split_template(t).1.first().map(|p| bare(p)));
         }
     }
-    // Rooms that are plain words (KECS's event types) are named by the kind itself.
     let pointer = pointer
-        .or_else(|| {
-            rules
-                .discriminator
-                .iter()
-                .rev()
-                .find(|p| v.str_at(p).is_some())
-                .map(String::as_str)
-        })
-        .unwrap_or_default()
+        .unwrap_or_else(|| kind_pointer(rules, v))
         .to_string();
     let message = if candidates.is_empty() {
         format!(
@@ -397,7 +393,8 @@ fn outside<F: Fields + ?Sized>(
                 break;
             }
             if first.is_none() {
-                let pointer = split_template(t).1.first().map_or("", |p| bare(p));
+                let pointer = split_template(t).1.first().map(|p| bare(p));
+                let pointer = pointer.unwrap_or_else(|| kind_pointer(rules, v));
                 first = Some((pointer, value.clone()));
             }
         }
@@ -413,6 +410,17 @@ fn outside<F: Fields + ?Sized>(
         }
     }
     None
+}
+
+/// Where an event's kind is named: the last discriminator part present. Rooms and filter
+/// values that are plain words (KECS's event types, Hexabase's event names) are decided by it.
+fn kind_pointer<'r, F: Fields + ?Sized>(rules: &'r RoomRules, v: &F) -> &'r str {
+    rules
+        .discriminator
+        .iter()
+        .rev()
+        .find(|p| v.str_at(p).is_some())
+        .map_or("", String::as_str)
 }
 
 /// A placeholder's pointer without its modifier: `/a/b|after_last:/` is `/a/b`.
