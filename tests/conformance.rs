@@ -47,7 +47,7 @@ fn bad_frames() -> Vec<(Message, (&'static str, &'static str, &'static str))> {
         ),
         (
             text(json!({"type": "case.deleted", "data": {}, "timestamp": TS})),
-            ("case.deleted", "required", "/data"),
+            ("case.deleted", "required", "/data/case_id"),
         ),
         (
             text(json!({"type": "system.alert", "timestamp": TS, "data":

@@ -72,6 +72,14 @@ const CASES: &[(&str, &str)] = &[
         "expect_binary_kind.yaml",
         "6:26: '(binary)' is how results count frames without a kind; no frame can match it",
     ),
+    (
+        "on_fail_value.yaml",
+        "7:18: on_fail: 'ignore' is not stop or continue",
+    ),
+    (
+        "on_fail_think.yaml",
+        "7:18: on_fail: applies only to send, send_text, send_binary, expect, expect_close, burst and upload",
+    ),
 ];
 
 #[test]

@@ -1,4 +1,4 @@
-//! The semantic rules of the kecs, hexabase and covetpy profiles (`replies:` and
+//! The semantic rules of the kecs, hexabase, covetpy and newloom profiles (`replies:` and
 //! `subscriptions:` in `schemas/<p>/protocol.yaml`, each explained in that folder's README under
 //! "Semantic rules"), driven directly through `Pending` and `Subscribed` with frames in the
 //! shapes the seed documents show.
@@ -8,8 +8,8 @@
 //! missing.
 //!
 //! At the end, per profile, a run against a small test server on 127.0.0.1:0 (a crossed reply
-//! and an event for nothing subscribed, once per iteration) checks that a live run counts what
-//! these rules find. The scenario library's runs against squall-server
+//! and an event for nothing subscribed or outside a subscribe's filters, once per iteration)
+//! checks that a live run counts what these rules find, at the field that decides it. The scenario library's runs against squall-server
 //! (`tests/scenarios_<p>.rs`) check that a faithful server draws none.
 
 mod support;
@@ -86,18 +86,6 @@ fn mismatch(found: Option<Violation>, kind: &str, pointer: &str) {
         ("reply_mismatch", kind, pointer),
         "{v:?}"
     );
-}
-
-/// Asserts a `reply_mismatch` on `kind` whose pointer is one of the rule's echoed pointers
-/// (a rule echoing several fields reports one of them, not necessarily the one that differs).
-fn mismatch_at_one_of(found: Option<Violation>, kind: &str, pointers: &[&str]) {
-    let v = found.unwrap_or_else(|| panic!("a stray {kind} must be a reply_mismatch"));
-    assert_eq!(
-        (v.keyword.as_str(), v.kind.as_str()),
-        ("reply_mismatch", kind),
-        "{v:?}"
-    );
-    assert!(pointers.contains(&v.pointer.as_str()), "{v:?}");
 }
 
 fn unsubscribed(found: Option<Violation>, kind: &str) {
@@ -180,10 +168,11 @@ fn kecs_replies_echo_the_request_id_and_the_metrics_resource() {
     // "Get Metrics": the response has the request's id and names the resource asked for.
     let other = KECS_ARN.replace("web-api", "worker");
     c.send(kecs_get_metrics("metrics-001", KECS_ARN));
-    mismatch_at_one_of(
+    // The id echoes a pending request: the resource is what tells this reply apart.
+    mismatch(
         c.reply(kecs_metrics("metrics-001", &other)),
         "metrics",
-        &["/id", "/payload/resourceArn"],
+        "/payload/resourceArn",
     );
     mismatch(
         c.reply(kecs_metrics("metrics-002", KECS_ARN)),
@@ -299,16 +288,18 @@ fn hexabase_replies_pair_auth_subscribe_and_status_requests() {
         "workspace_status",
         "/data/workspace_id",
     );
-    mismatch_at_one_of(
+    // The wrong id is reported at the correlation pointer, not at the workspace.
+    mismatch(
         c.reply(hexa_workspace_status("cmd-999", "ws-123")),
         "workspace_status",
-        &["/id", "/data/workspace_id"],
+        "/id",
     );
     assert_eq!(c.reply(hexa_workspace_status("cmd-123", "ws-123")), None);
-    mismatch_at_one_of(
+    // Answered already: with nothing pending, the correlation pointer.
+    mismatch(
         c.reply(hexa_workspace_status("cmd-123", "ws-123")),
         "workspace_status",
-        &["/id", "/data/workspace_id"],
+        "/id",
     );
 }
 
@@ -442,6 +433,37 @@ fn hexabase_resource_events_need_a_subscription_to_their_resource() {
     c.send(json!({"type": "unsubscribe", "id": "unsub-123",
         "data": {"subscription_id": "3f1c2b9e-8a4d-4c1e-9b7a-2d5e6f708192"}}));
     assert_eq!(c.event(hexa_status_changed("ws-123")), None);
+}
+
+#[test]
+fn hexabase_events_are_those_the_subscribe_listed() {
+    // "Subscribe to Events": a subscribe lists the events it wants of its resource.
+    let mut c = Conn::new("hexabase");
+    let alert = json!({"type": "workspace.alert_triggered", "timestamp": HEXA_TS, "data": {
+        "workspace_id": "ws-123", "alert": {"id": "alert-123", "type": "high_memory_usage",
+        "severity": "warning", "title": "High Memory Usage"}}});
+    c.send(hexa_subscribe(
+        "sub-1",
+        "workspace",
+        "ws-123",
+        &["status_changed"],
+    ));
+    assert_eq!(c.event(hexa_status_changed("ws-123")), None);
+    // Not listed: reported at the kind, the field that names the event.
+    outside(c.event(alert.clone()), "workspace.alert_triggered", "/type");
+    // Provisioning has no name to list: not judged by events.
+    let progress = json!({"type": "provisioning.progress", "timestamp": HEXA_TS, "data": {
+        "task_id": "task-123", "workspace_id": "ws-123", "stage": "creating_namespace",
+        "progress": 25}});
+    assert_eq!(c.event(progress), None);
+    // Another subscribe of the same workspace listing it admits it.
+    c.send(hexa_subscribe(
+        "sub-2",
+        "workspace",
+        "ws-123",
+        &["alert_triggered"],
+    ));
+    assert_eq!(c.event(alert), None);
 }
 
 fn covet_rpc_call(id: &str) -> Value {
@@ -582,12 +604,125 @@ fn covetpy_stream_data_needs_a_subscription_or_room_this_connection_holds() {
     assert_eq!(c.event(notification), None);
 }
 
+/// Asserts an `unsubscribed` violation on `kind` at `pointer` (the field that decides it).
+fn outside(found: Option<Violation>, kind: &str, pointer: &str) {
+    let v = found.unwrap_or_else(|| panic!("this {kind} must be outside what is held"));
+    assert_eq!(
+        (v.keyword.as_str(), v.kind.as_str(), v.pointer.as_str()),
+        ("unsubscribed", kind, pointer),
+        "{v:?}"
+    );
+}
+
+/// A document-shaped KECS task event in `cluster` with last status `status` (desired: the
+/// same when it is STOPPED, else RUNNING).
+fn kecs_task_in(cluster: &str, status: &str) -> Value {
+    let mut v = kecs_task_event();
+    let task = &mut v["payload"]["task"];
+    task["clusterArn"] = json!(format!(
+        "arn:aws:ecs:us-east-1:000000000000:cluster/{cluster}"
+    ));
+    task["lastStatus"] = json!(status);
+    task["desiredStatus"] = json!(if status == "STOPPED" {
+        status
+    } else {
+        "RUNNING"
+    });
+    v
+}
+
+/// The document's service event, for `service` in `cluster`.
+fn kecs_service_event(cluster: &str, service: &str) -> Value {
+    json!({"id": "evt-002", "type": "event", "timestamp": KECS_TS, "payload": {
+        "eventType": "service", "action": "UPDATE", "service": {
+            "serviceArn": format!("arn:aws:ecs:us-east-1:000000000000:service/{cluster}/{service}"),
+            "serviceName": service,
+            "clusterArn": format!("arn:aws:ecs:us-east-1:000000000000:cluster/{cluster}"),
+            "status": "ACTIVE", "desiredCount": 3, "runningCount": 3, "pendingCount": 0,
+            "deployments": []}}})
+}
+
 #[test]
-fn newloom_has_no_semantic_rules() {
-    // seeds/newloom.rst pairs no reply with a request and has no subscribe frame
-    // (schemas/newloom/README.md "Semantic rules").
-    let p = profile("newloom");
-    assert!(p.replies.is_empty() && p.subscriptions.is_none());
+fn kecs_events_follow_the_subscribes_clusters_services_and_status() {
+    let mut c = Conn::new("kecs");
+    // The document's "Subscribe Request": clusters production and staging, service web-api,
+    // status RUNNING or PENDING.
+    c.send(kecs_subscribe("sub-001"));
+    assert_eq!(c.event(kecs_task_in("production", "RUNNING")), None);
+    assert_eq!(c.event(kecs_task_in("staging", "PENDING")), None);
+    outside(
+        c.event(kecs_task_in("development", "RUNNING")),
+        "event.task",
+        "/payload/task/clusterArn",
+    );
+    outside(
+        c.event(kecs_task_in("production", "STOPPED")),
+        "event.task",
+        "/payload/task/lastStatus",
+    );
+    assert_eq!(c.event(kecs_service_event("staging", "web-api")), None);
+    outside(
+        c.event(kecs_service_event("production", "worker")),
+        "event.service",
+        "/payload/service/serviceName",
+    );
+    // A cluster event: its name is judged, its status is not (the example's statuses are a
+    // task's: a cluster is never RUNNING).
+    assert_eq!(c.event(kecs_cluster_event()), None);
+    let mut dev = kecs_cluster_event();
+    dev["payload"]["cluster"]["clusterName"] = json!("development");
+    dev["payload"]["cluster"]["clusterArn"] =
+        json!("arn:aws:ecs:us-east-1:000000000000:cluster/development");
+    outside(
+        c.event(dev.clone()),
+        "event.cluster",
+        "/payload/cluster/clusterName",
+    );
+    // A subscribe naming the cluster by its ARN holds it too.
+    c.send(
+        json!({"id": "sub-002", "type": "subscribe", "action": "events", "payload": {
+        "eventTypes": ["cluster"],
+        "clusters": ["arn:aws:ecs:us-east-1:000000000000:cluster/development"]}}),
+    );
+    assert_eq!(c.event(dev), None);
+    // A subscribe without filters takes every event of its types.
+    c.send(kecs_subscribe_to("sub-003", &["task"]));
+    c.send(
+        json!({"id": "sub-004", "type": "subscribe", "action": "events",
+        "payload": {"eventTypes": ["task"]}}),
+    );
+    assert_eq!(c.event(kecs_task_in("development", "STOPPED")), None);
+}
+
+/// The document's "2. Receive Message" for `chat`.
+fn newloom_message(chat: u64) -> Value {
+    json!({"type": "message", "message": {"id": 456, "content": "Message content",
+        "user": "username", "timestamp": "2024-02-05T12:00:00Z", "chat_id": chat}})
+}
+
+/// The document's "3. Typing Indicator" for `chat`.
+fn newloom_typing(chat: u64) -> Value {
+    json!({"type": "typing", "chat_id": chat, "user": "username", "is_typing": true})
+}
+
+#[test]
+fn newloom_chats_are_those_the_connection_posted_to() {
+    // seeds/newloom.rst has no join frame: a connection's chats are those it posts to.
+    let mut c = Conn::new("newloom");
+    assert!(c.profile.replies.is_empty());
+    outside(c.event(newloom_message(123)), "message", "/message/chat_id");
+    c.send(json!({"type": "message", "content": "Your message here", "chat_id": 123}));
+    assert_eq!(c.event(newloom_message(123)), None);
+    assert_eq!(c.event(newloom_typing(123)), None);
+    outside(c.event(newloom_typing(5)), "typing", "/chat_id");
+    // A typing indicator of its own joins too (it is as much a post into the chat).
+    c.send(json!({"type": "typing", "chat_id": 5, "is_typing": true}));
+    assert_eq!(c.event(newloom_typing(5)), None);
+    assert_eq!(c.event(newloom_message(5)), None);
+    // Stream frames are not judged: nothing a client sends names a stream.
+    let status = json!({"type": "status_update", "stream_id": 123, "status": "running",
+        "timestamp": "2024-02-05T12:00:00Z"});
+    assert_eq!(c.event(status), None);
 }
 
 /// A CovetPy server that answers every call with another id, and streams each subscription a
@@ -633,9 +768,9 @@ behaviours:
     assert_one_of_each_per_iteration(
         &srv,
         yaml,
-        [
-            ("stream_data", "unsubscribed"),
-            ("rpc_response", "reply_mismatch"),
+        &[
+            ("stream_data", "unsubscribed", "/data/subscription_id"),
+            ("rpc_response", "reply_mismatch", "/id"),
         ],
     );
 }
@@ -678,20 +813,15 @@ behaviours:
     assert_one_of_each_per_iteration(
         &srv,
         yaml,
-        [
-            ("subscribe_result", "reply_mismatch"),
-            ("workspace.status_changed", "unsubscribed"),
+        &[
+            ("subscribe_result", "reply_mismatch", "/id"),
+            (
+                "workspace.status_changed",
+                "unsubscribed",
+                "/data/workspace_id",
+            ),
         ],
     );
-}
-
-/// How many violations of `kind` with `keyword` a run's groups count.
-fn count(groups: &[Value], kind: &str, keyword: &str) -> u64 {
-    groups
-        .iter()
-        .filter(|g| g["kind"] == kind && g["keyword"] == keyword)
-        .map(|g| g["count"].as_u64().unwrap())
-        .sum()
 }
 
 /// A KECS server that acks every subscribe with another id, and sends a cluster event before a
@@ -729,27 +859,111 @@ behaviours:
     assert_one_of_each_per_iteration(
         &srv,
         yaml,
-        [
-            ("subscribe_ack", "reply_mismatch"),
-            ("event.cluster", "unsubscribed"),
+        &[
+            ("subscribe_ack", "reply_mismatch", "/id"),
+            ("event.cluster", "unsubscribed", "/payload/eventType"),
         ],
     );
 }
 
 /// Runs `yaml` against `srv`: the run fails with exactly one finding of each
-/// `(kind, keyword)` per iteration, and no other.
-fn assert_one_of_each_per_iteration(srv: &TestServer, yaml: &str, found: [(&str, &str); 2]) {
+/// `(kind, keyword, pointer)` per iteration, and no other.
+fn assert_one_of_each_per_iteration(srv: &TestServer, yaml: &str, found: &[(&str, &str, &str)]) {
     let (done, doc) = run_yaml(&srv.url(), yaml);
     assert_eq!(done.exit_code(), 1);
     let groups = doc["violations"]["groups"].as_array().unwrap();
     let iterations = doc["load"]["iterations_ok"].as_u64().unwrap();
     assert!(iterations >= 1);
-    for (kind, keyword) in found {
-        assert_eq!(count(groups, kind, keyword), iterations, "{groups:#?}");
+    for (kind, keyword, pointer) in found {
+        let at: u64 = groups
+            .iter()
+            .filter(|g| g["kind"] == *kind && g["keyword"] == *keyword && g["pointer"] == *pointer)
+            .map(|g| g["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(at, iterations, "{kind} {keyword} at {pointer}: {groups:#?}");
     }
     assert_eq!(
         doc["violations"]["total"].as_u64().unwrap(),
-        2 * iterations,
+        found.len() as u64 * iterations,
         "{groups:#?}"
+    );
+}
+
+/// A KECS server that acks each subscribe, then sends a task event in a cluster the
+/// subscribe did not list before one in the cluster it did.
+async fn kecs_filtered(mut ws: support::Conn, sent: Arc<AtomicU64>) {
+    while let Some(v) = next_json(&mut ws).await {
+        if v["type"] != "subscribe" {
+            continue;
+        }
+        let id = v["id"].as_str().unwrap_or_default();
+        let frames = [
+            kecs_subscribe_ack(id),
+            kecs_task_in("staging", "RUNNING"),
+            kecs_task_in("production", "RUNNING"),
+        ];
+        send_all(&mut ws, &sent, frames).await;
+    }
+}
+
+#[test]
+fn a_kecs_run_reports_events_outside_the_subscribes_clusters_at_the_cluster() {
+    let srv = TestServer::start(kecs_filtered);
+    let yaml = r#"
+name: kecs-filters
+protocol: kecs
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - send: { id: "sub-{{vu}}-{{iter}}", type: subscribe, action: events, payload: { eventTypes: [task], clusters: [production] } }
+      - expect: { kind: event.task, match: { /payload/task/clusterArn: "arn:aws:ecs:us-east-1:000000000000:cluster/production" }, within: 2s }
+      - close: 1000
+"#;
+    assert_one_of_each_per_iteration(
+        &srv,
+        yaml,
+        &[("event.task", "unsubscribed", "/payload/task/clusterArn")],
+    );
+}
+
+/// A NewLoom chat server that answers each post with a message and a typing indicator for
+/// the next chat (which the client never posted to), then the post's own copy.
+async fn newloom_strays(mut ws: support::Conn, sent: Arc<AtomicU64>) {
+    while let Some(v) = next_json(&mut ws).await {
+        if v["type"] != "message" {
+            continue;
+        }
+        let chat = v["chat_id"].as_u64().unwrap_or_default();
+        let frames = [
+            newloom_message(chat + 1),
+            newloom_typing(chat + 1),
+            newloom_message(chat),
+        ];
+        send_all(&mut ws, &sent, frames).await;
+    }
+}
+
+#[test]
+fn a_newloom_run_reports_chat_frames_for_chats_never_posted_to() {
+    let srv = TestServer::start(newloom_strays);
+    let yaml = r#"
+name: newloom-chats
+protocol: newloom
+target: ws://127.0.0.1:1/ws/chat/
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - send: { type: message, content: "hello", chat_id: 7 }
+      - expect: { kind: message, match: { /message/chat_id: 7 }, within: 2s }
+      - close: 1000
+"#;
+    assert_one_of_each_per_iteration(
+        &srv,
+        yaml,
+        &[
+            ("message", "unsubscribed", "/message/chat_id"),
+            ("typing", "unsubscribed", "/chat_id"),
+        ],
     );
 }

@@ -143,7 +143,8 @@ fn every_latency_contains_the_servers_hold() {
 fn an_expect_never_takes_a_frame_read_before_the_send_it_follows() {
     // The echo route answers each message with itself. The first echo is read (into the
     // inbox) during `listen`, before the second send; the `expect` after that send wants
-    // kind `first`, which only the earlier echo has: it must time out, not take it.
+    // kind `first`, which only the earlier echo has: it must time out, not take it (and,
+    // with `on_fail: continue`, the next `expect` still runs).
     let srv = reference_server(|c| c.events_per_sec = 0.0);
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
@@ -158,6 +159,7 @@ behaviours:
       - listen: 200ms
       - send: {{ type: second }}
       - expect: {{ kind: first, within: 300ms, metric: stale }}
+        on_fail: continue
       - expect: {{ kind: second, within: 1s, metric: fresh }}
 thresholds:
   - "errors.count == 0"

@@ -262,4 +262,67 @@ mod tests {
         let e = run(&[json!({"conn": "c", "dir": "in", "frame": {}, "at": "noon"})]).unwrap_err();
         assert!(e.to_string().contains("RFC 3339"), "{e}");
     }
+
+    #[test]
+    fn a_recording_is_judged_by_the_subscribes_filters_and_a_chats_posts() {
+        use serde_json::json;
+        let load = |name: &str| {
+            Profile::load(
+                &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("schemas")
+                    .join(name),
+            )
+            .unwrap()
+        };
+        let found = |p: &Profile, lines: &[Value]| -> Vec<(usize, String, String)> {
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            let (_, found) = validate_lines(p, text.as_bytes()).unwrap();
+            found
+                .into_iter()
+                .map(|f| (f.line, f.violation.keyword, f.violation.pointer))
+                .collect()
+        };
+        let rec = |dir: &str, frame: Value| json!({"conn": "c1", "dir": dir, "frame": frame});
+        // KECS: a subscribe for production tasks; a staging task is outside it.
+        let task = |cluster: &str| {
+            json!({"id": "evt-003", "type": "event", "timestamp": "2024-01-01T00:00:00.000Z",
+                "payload": {"eventType": "task", "action": "START", "task": {
+                "taskArn": "arn:aws:ecs:us-east-1:000000000000:task/production/1234567890abcdef",
+                "clusterArn": format!("arn:aws:ecs:us-east-1:000000000000:cluster/{cluster}"),
+                "taskDefinitionArn": "arn:aws:ecs:us-east-1:000000000000:task-definition/webapp:1",
+                "lastStatus": "PENDING", "desiredStatus": "RUNNING", "containers": []}}})
+        };
+        let kecs = [
+            rec(
+                "out",
+                json!({"id": "sub-001", "type": "subscribe", "action": "events",
+                "payload": {"eventTypes": ["task"], "clusters": ["production"]}}),
+            ),
+            rec("in", task("production")),
+            rec("in", task("staging")),
+        ];
+        let kecs = found(&load("kecs"), &kecs);
+        assert_eq!(
+            kecs,
+            [(3, "unsubscribed".into(), "/payload/task/clusterArn".into())]
+        );
+        // NewLoom: chat 7 was posted to, chat 8 was not.
+        let message = |chat: u64| {
+            json!({"type": "message", "message": {"id": 1, "content": "c", "user": "u",
+                "timestamp": "2024-02-05T12:00:00Z", "chat_id": chat}})
+        };
+        let newloom = [
+            rec(
+                "out",
+                json!({"type": "message", "content": "hi", "chat_id": 7}),
+            ),
+            rec("in", message(7)),
+            rec("in", message(8)),
+        ];
+        let newloom = found(&load("newloom"), &newloom);
+        assert_eq!(
+            newloom,
+            [(3, "unsubscribed".into(), "/message/chat_id".into())]
+        );
+    }
 }

@@ -184,6 +184,7 @@ impl Walker<'_> {
                         self.matcher(&at, &w.matcher, false);
                     }
                 }
+                Step::Continue(inner) => self.steps(at, std::slice::from_ref(&**inner)),
                 Step::Listen { .. }
                 | Step::Think(_)
                 | Step::ExpectClose { .. }

@@ -82,11 +82,14 @@ pub enum ErrorKind {
     /// A request (paced, or awaited by an `expect`) had neither its reply nor its deadline
     /// when its wait ended: the run stopped, or its connection died, first.
     Unanswered,
+    /// A `send` was not made: its frame would have carried a capture that is not set (its
+    /// `expect` failed, or the frame it matched lacked the field).
+    SkippedSend,
 }
 
 impl ErrorKind {
     /// Every kind, in the order of their counter slots.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::Timeout,
         ErrorKind::Disconnected,
         ErrorKind::Protocol,
@@ -98,6 +101,7 @@ impl ErrorKind {
         ErrorKind::InvalidUtf8,
         ErrorKind::UnexpectedReply,
         ErrorKind::Unanswered,
+        ErrorKind::SkippedSend,
     ];
 
     /// The name used in results and thresholds (`errors.timeout`).
@@ -114,6 +118,7 @@ impl ErrorKind {
             ErrorKind::InvalidUtf8 => "invalid_utf8",
             ErrorKind::UnexpectedReply => "unexpected_reply",
             ErrorKind::Unanswered => "unanswered",
+            ErrorKind::SkippedSend => "skipped_send",
         }
     }
 

@@ -170,7 +170,7 @@ fn unjudged_rooms(profile: &Profile, report: &mut LintReport) {
         };
         let path = profile.dir.join(file);
         for t in templates {
-            for pointer in super::rooms::split_template(t).1 {
+            for pointer in placeholders(t) {
                 if !required_path(&path, pointer) {
                     report.notes.push(format!(
                         "{kind}: the room {t} cannot be told when {pointer} is absent (the \
@@ -179,8 +179,39 @@ fn unjudged_rooms(profile: &Profile, report: &mut LintReport) {
                 }
             }
         }
+        for (name, filter) in &rules.filters {
+            let Some(values) = filter.events.get(kind) else {
+                report.notes.push(format!(
+                    "{kind}: not judged by the filter {name} (the rule names no field of it \
+                     for this kind); such an event passes whatever a subscribe lists at {}",
+                    filter.request
+                ));
+                continue;
+            };
+            let pointers: Vec<&str> = values.iter().flat_map(|t| placeholders(t)).collect();
+            // Plain words (the kind's own name) always decide; fields only when required.
+            let decides = values.iter().any(|t| placeholders(t).is_empty())
+                || pointers.iter().any(|p| required_path(&path, p));
+            if !decides {
+                report.notes.push(format!(
+                    "{kind}: the filter {name} cannot be told when {} are absent (the schema \
+                     allows it); such an event passes that filter",
+                    pointers.join(", ")
+                ));
+            }
+        }
     }
     report.notes.sort();
+    report.notes.dedup();
+}
+
+/// The pointers a room or filter template reads (modifiers left off).
+fn placeholders(template: &str) -> Vec<&str> {
+    super::rooms::split_template(template)
+        .1
+        .into_iter()
+        .map(|p| p.split_once('|').map_or(p, |(p, _)| p))
+        .collect()
 }
 
 /// Whether the schema in `file` requires every member along `pointer` (following `$ref`s to

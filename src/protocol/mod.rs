@@ -358,9 +358,39 @@ impl Profile {
                     file.display()
                 ));
             }
+            for (name, f) in &r.filters {
+                let mut stray: Vec<&String> = f
+                    .events
+                    .keys()
+                    .filter(|k| !r.rooms.contains_key(*k))
+                    .collect();
+                stray.sort_unstable();
+                if !stray.is_empty() {
+                    problems.push(format!(
+                        "{}: subscriptions: filters: {name}: kinds with no rooms: {stray:?} \
+                         (list them under rooms: first)",
+                        file.display()
+                    ));
+                }
+                if !f.request.starts_with('/') {
+                    problems.push(format!(
+                        "{}: subscriptions: filters: {name}: request '{}' is not a JSON pointer",
+                        file.display(),
+                        f.request
+                    ));
+                }
+            }
         }
         if !problems.is_empty() {
             return Err(ProfileError { problems });
+        }
+        let mut subscriptions = raw.subscriptions;
+        if let Some(r) = &mut subscriptions {
+            r.discriminator = raw.discriminator.clone();
+        }
+        let mut replies = raw.replies;
+        for r in &mut replies {
+            r.correlation = raw.correlation.clone();
         }
         Ok(Profile {
             name: raw.name,
@@ -372,8 +402,8 @@ impl Profile {
             correlation: raw.correlation,
             limits: raw.limits,
             clock: raw.clock,
-            replies: raw.replies,
-            subscriptions: raw.subscriptions,
+            replies,
+            subscriptions,
             conformance,
             closed_decision: raw.decisions.closed,
             envelope,
@@ -433,7 +463,7 @@ impl Profile {
                 dir,
                 kind: label.to_string(),
                 keyword: "unknown_kind".into(),
-                pointer: self.discriminator.first().cloned().unwrap_or_default(),
+                pointer: self.unknown_part(dir, v).to_string(),
                 message: match kind {
                     Some(k) => format!(
                         "{} defines no {} message of kind '{k}'",
@@ -452,6 +482,36 @@ impl Profile {
             }),
         }
         Err(one_per_pointer(found))
+    }
+
+    /// The discriminator pointer whose part makes a frame's kind unknown: the first part
+    /// present with which the kind read so far (`event.nope`) begins no kind known in `dir`.
+    /// KECS `{"type":"event","payload":{"eventType":"nope"}}` is unknown at
+    /// `/payload/eventType`, not at `/type`. When every part present begins a known kind (a
+    /// part is missing: which one cannot be told), the last part present; with none present,
+    /// the first pointer.
+    pub fn unknown_part(&self, dir: Direction, v: &Value) -> &str {
+        let kinds = self.schemas(dir);
+        let mut so_far = String::new();
+        let mut last = self.discriminator.first().map_or("", String::as_str);
+        for p in &self.discriminator {
+            let Some(part) = crate::swarm::matcher::lookup(v, p).and_then(Value::as_str) else {
+                continue;
+            };
+            if !so_far.is_empty() {
+                so_far.push('.');
+            }
+            so_far.push_str(part);
+            let begins = |k: &String| {
+                k.strip_prefix(so_far.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            };
+            if !kinds.keys().any(begins) {
+                return p;
+            }
+            last = p;
+        }
+        last
     }
 
     /// Whether a frame parsed onto a tape meets the envelope and its kind's schema: the
@@ -581,16 +641,15 @@ impl Profile {
 /// What `schema` finds wrong with `v`, each violation saying whose rule it broke: one at a
 /// pointer where the schema without squall's decisions finds nothing broke a decision.
 fn details(schema: &Schema, v: &Value, dir: Direction, kind: &str) -> Vec<Violation> {
-    let document: Option<Vec<String>> = schema.document.as_ref().map(|d| {
-        d.iter_errors(v)
-            .map(|e| e.instance_path().to_string())
-            .collect()
-    });
+    let document: Option<Vec<String>> = schema
+        .document
+        .as_ref()
+        .map(|d| d.iter_errors(v).map(|e| place(&e).0).collect());
     schema
         .full
         .iter_errors(v)
         .map(|e| {
-            let pointer = e.instance_path().to_string();
+            let (pointer, message) = place(&e);
             let source = match &document {
                 Some(doc) if !doc.contains(&pointer) => Source::Squall,
                 _ => Source::Document,
@@ -600,11 +659,29 @@ fn details(schema: &Schema, v: &Value, dir: Direction, kind: &str) -> Vec<Violat
                 kind: kind.to_string(),
                 keyword: e.kind().keyword().to_string(),
                 pointer,
-                message: e.to_string(),
+                message,
                 source,
             }
         })
         .collect()
+}
+
+/// Where an error is, and what it says: a missing member at its own place, not its parent's
+/// (`/timestamp`, not `""`).
+fn place(e: &jsonschema::ValidationError<'_>) -> (String, String) {
+    let mut pointer = e.instance_path().to_string();
+    let message = match e.kind() {
+        jsonschema::error::ValidationErrorKind::Required { property } => {
+            let name = property
+                .as_str()
+                .map_or_else(|| property.to_string(), str::to_owned);
+            pointer.push('/');
+            pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
+            format!("{property} is missing (required)")
+        }
+        _ => e.to_string(),
+    };
+    (pointer, message)
 }
 
 /// One finding per place in the frame: the keywords that failed at one pointer (in the

@@ -33,6 +33,11 @@ pub struct ReplyRule {
     /// rule, in order; one with any of them must echo the request's values. Default false.
     #[serde(default)]
     pub optional: bool,
+    /// The profile's correlation pointer when the reply echoes it (set when the profile
+    /// loads): a reply that answers nothing is reported there first (Hexabase `/id`, not
+    /// `/data/workspace_id`), unless another echoed field alone tells it apart.
+    #[serde(skip)]
+    pub correlation: Option<String>,
 }
 
 /// The requests a connection has sent and not yet seen answered.
@@ -175,8 +180,8 @@ impl Pending {
             return None;
         }
         let rule = &rules[first];
-        let (pointer, shown) = match rule.fields.keys().next() {
-            Some(p) => (p.clone(), format!(" with {p} = {}", value_at(v, p))),
+        let (pointer, shown) = match self.deciding(first, rule, v) {
+            Some(p) => (p.to_string(), format!(" with {p} = {}", value_at(v, p))),
             None => (String::new(), String::new()),
         };
         Some(Violation {
@@ -190,6 +195,43 @@ impl Pending {
             ),
             source: super::Source::Document,
         })
+    }
+}
+
+impl Pending {
+    /// The echoed field that tells a reply (of rule `r`) apart from every pending request:
+    /// the correlation pointer first, then the others in order, the first whose value no
+    /// pending request of the rule has; when each alone matches some request (only together
+    /// they match none), the correlation pointer, else the first.
+    fn deciding<'r, F: Fields + ?Sized>(
+        &self,
+        r: usize,
+        rule: &'r ReplyRule,
+        v: &F,
+    ) -> Option<&'r str> {
+        let corr = rule
+            .correlation
+            .as_deref()
+            .filter(|c| rule.fields.contains_key(*c));
+        let order = corr.into_iter().chain(
+            rule.fields
+                .keys()
+                .map(String::as_str)
+                .filter(|k| Some(*k) != corr),
+        );
+        for pointer in order.clone() {
+            let slot = rule.fields.keys().position(|k| k == pointer)?;
+            let got = v.scalar_at(pointer);
+            let echoed = self
+                .queue
+                .iter()
+                .filter(|(i, ..)| *i == r)
+                .any(|(.., e)| e.values().get(slot).is_some_and(|m| m.is(got.as_ref())));
+            if !echoed {
+                return Some(pointer);
+            }
+        }
+        corr.or_else(|| order.clone().next())
     }
 }
 
@@ -219,12 +261,14 @@ mod tests {
                 reply: "subscribe".into(),
                 fields: [("/data/room".to_string(), "/room".to_string())].into(),
                 optional: false,
+                correlation: None,
             },
             ReplyRule {
                 request: "ping".into(),
                 reply: "pong".into(),
                 fields: [("/id".to_string(), "/id".to_string())].into(),
                 optional: false,
+                correlation: None,
             },
         ]
     }
@@ -294,6 +338,7 @@ mod tests {
             reply: reply.into(),
             fields: [("/id".to_string(), "/id".to_string())].into(),
             optional: false,
+            correlation: None,
         };
         let r = vec![rule("result"), rule("error")];
         let mut p = Pending::default();
@@ -304,5 +349,35 @@ mod tests {
         assert!(p.received(&r, Some("result"), &json!({"id": 1})).is_some());
         assert_eq!(p.received(&r, Some("result"), &json!({"id": 2})), None);
         assert!(p.received(&r, Some("error"), &json!({"id": 2})).is_some());
+    }
+
+    #[test]
+    fn a_mismatch_is_reported_at_the_field_that_tells_it_apart() {
+        // Hexabase "Get Workspace Status": the id and the workspace are echoed.
+        let r = vec![ReplyRule {
+            request: "get".into(),
+            reply: "status".into(),
+            fields: [
+                ("/id".to_string(), "/id".to_string()),
+                ("/data/ws".to_string(), "/data/ws".to_string()),
+            ]
+            .into(),
+            optional: false,
+            correlation: Some("/id".into()),
+        }];
+        let mut p = Pending::default();
+        let frame = |id: &str, ws: &str| json!({"id": id, "data": {"ws": ws}});
+        p.sent(&r, Some("get"), &frame("cmd-1", "ws-1"));
+        let at = |p: &mut Pending, v: Value| p.received(&r, Some("status"), &v).unwrap().pointer;
+        assert_eq!(at(&mut p, frame("cmd-9", "ws-1")), "/id");
+        assert_eq!(at(&mut p, frame("cmd-1", "ws-9")), "/data/ws");
+        // Both wrong: the correlation pointer comes first.
+        assert_eq!(at(&mut p, frame("cmd-9", "ws-9")), "/id");
+        // Each echoes some pending request, together none: the correlation pointer.
+        p.sent(&r, Some("get"), &frame("cmd-2", "ws-2"));
+        assert_eq!(at(&mut p, frame("cmd-1", "ws-2")), "/id");
+        // Nothing pending: the correlation pointer.
+        let mut empty = Pending::default();
+        assert_eq!(at(&mut empty, frame("cmd-1", "ws-1")), "/id");
     }
 }

@@ -16,12 +16,27 @@
 //! (kite.md's `case.updated` carries no jurisdiction, yet `cases:{jurisdiction}` carries it),
 //! that room is unknown, and a connection holding any room of that shape may be its
 //! subscriber: the event passes.
+//!
+//! A subscribe may also narrow what its rooms deliver (`filters:`): KECS's lists event types
+//! (its rooms) and, besides, clusters, services and task statuses. Each filter names where the
+//! subscribe lists the values it admits and, per event kind, where the event has its value
+//! (templates like rooms'). An event is carried by a subscribe when it is for one of the
+//! subscribe's rooms and each of its filters admits it; a filter admits an event when the
+//! subscribe lists nothing there, when the event kind has no value for that filter, when none
+//! of its value's fields is present (no proof), or when one of its values is listed.
+//!
+//! A room is named where the event decides it: an event for no held room is reported at the
+//! field naming its room (the first placeholder of its first room that names one; for rooms
+//! that are plain words, KECS's event types, the last part of the kind), an event outside a
+//! subscribe's filter at the field of that filter's value.
 
 use std::collections::BTreeMap;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use std::fmt::Write as _;
 
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::fields::Fields;
 use super::{Direction, Violation};
@@ -47,8 +62,30 @@ pub struct RoomRules {
     #[serde(default)]
     pub unsubscribed_room: String,
     /// Event kind → the rooms that carry it; `{/pointer}` in a room is replaced by the value
-    /// at that pointer in the event (`scrape:{/data/job_id}`).
+    /// at that pointer in the event (`scrape:{/data/job_id}`); `{/pointer|after_last:/}` by
+    /// the text after its last `/` (an ARN's resource name).
     pub rooms: FxHashMap<String, Vec<String>>,
+    /// What a subscribe narrows its rooms to, by name (KECS `clusters`, `services`,
+    /// `status`; Hexabase `events`), read from the frame that holds the rooms (the
+    /// `subscribe` kind or one `holds:` lists).
+    #[serde(default)]
+    pub filters: BTreeMap<String, Filter>,
+    /// The profile's discriminator (set when the profile loads): where an event whose rooms
+    /// are plain words is reported (its last part present).
+    #[serde(skip)]
+    pub discriminator: Vec<String>,
+}
+
+/// One filter of `subscriptions: filters:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// Pointer in the subscribe of the values it admits: a string or a list of strings.
+    /// Absent (or an empty list): the subscribe does not narrow by this filter.
+    pub request: String,
+    /// Event kind → templates of the event's value for this filter (any one listed admits
+    /// it). A kind not here is not narrowed by this filter (`squall schemas lint` says so).
+    pub events: FxHashMap<String, Vec<String>>,
 }
 
 /// Rooms one connection may hold before the check stops judging its events (a connection
@@ -56,63 +93,131 @@ pub struct RoomRules {
 /// its holds are no longer all known, so nothing is proven).
 const HELD_CAP: usize = 4096;
 
+/// Who holds one room: a subscribe that admits all it carries, or only subscribes with
+/// filters (indices into [`Subscribed::narrowed`]).
+#[derive(Debug)]
+enum Holders {
+    All,
+    Narrowed(Vec<u32>),
+}
+
+/// What one subscribe with filters admits: per filter of the rules, in order, the values
+/// it listed (`None`: it does not narrow by that filter).
+type Admits = Box<[Option<Box<[String]>>]>;
+
 /// The rooms one connection holds.
 #[derive(Debug, Default)]
 pub struct Subscribed {
-    rooms: FxHashSet<String>,
-    /// More than `HELD_CAP` rooms were held: events are no longer judged.
+    rooms: FxHashMap<String, Holders>,
+    /// The subscribes with filters, in the order sent.
+    narrowed: Vec<Admits>,
+    /// More than `HELD_CAP` rooms (or narrowed subscribes) were held: events are no longer
+    /// judged.
     saturated: bool,
     /// Reused to spell out each candidate room of an event.
     scratch: String,
+    /// The event's values for the filters (spelled once per event, for every narrowed
+    /// subscribe to test): `spans[f]` is filter `f`'s range of `values`, empty when the event
+    /// has none (the filter cannot judge it). Reused, so judging does not allocate.
+    values: Vec<String>,
+    spans: Vec<(usize, usize)>,
+}
+
+/// Why an event is outside what a connection holds: the field that decides it, and what
+/// to say.
+struct Outside {
+    pointer: String,
+    message: String,
 }
 
 impl Subscribed {
     /// Forgets every room (a new connection).
     pub fn clear(&mut self) {
         self.rooms.clear();
+        self.narrowed.clear();
         self.saturated = false;
     }
 
     /// Notes an outbound frame: a subscribe (or another kind that `holds:` lists) adds its
-    /// room.
+    /// room, narrowed by the subscribe's filters.
     pub fn sent<F: Fields + ?Sized>(&mut self, rules: &RoomRules, kind: Option<&str>, v: &F) {
         let Some(kind) = kind else { return };
+        let holds = rules.holds.get(kind);
+        if kind != rules.subscribe && holds.is_none() {
+            return;
+        }
+        let by = self.narrow(rules, v);
         if kind == rules.subscribe {
-            self.hold(v, &rules.room);
+            self.hold(v, &rules.room, by);
         }
-        for pointer in rules.holds.get(kind).into_iter().flatten() {
-            self.hold(v, pointer);
-        }
-    }
-
-    /// Holds the room named at `pointer`, if the frame names one there; an array there holds
-    /// each string in it (KECS: a subscribe lists its `eventTypes`).
-    fn hold<F: Fields + ?Sized>(&mut self, v: &F, pointer: &str) {
-        if let Some(room) = v.str_at(pointer) {
-            self.hold_one(room.as_ref());
-        } else if let Some(list) = v.value_at(pointer) {
-            for room in list.as_array().into_iter().flatten() {
-                if let Some(room) = room.as_str() {
-                    self.hold_one(room);
-                }
-            }
+        for pointer in holds.into_iter().flatten() {
+            self.hold(v, pointer, by);
         }
     }
 
-    fn hold_one(&mut self, room: &str) {
+    /// Notes what a subscribe's filters admit; the index of that entry, or `None` when it
+    /// narrows by none of them.
+    fn narrow<F: Fields + ?Sized>(&mut self, rules: &RoomRules, v: &F) -> Option<u32> {
+        if rules.filters.is_empty() || self.saturated {
+            return None;
+        }
+        let admits: Admits = rules
+            .filters
+            .values()
+            .map(|f| {
+                let mut listed = Vec::new();
+                each_text(v, &f.request, |t| listed.push(t.to_owned()));
+                (!listed.is_empty()).then(|| listed.into_boxed_slice())
+            })
+            .collect();
+        if admits.iter().all(Option::is_none) {
+            return None;
+        }
+        if self.narrowed.len() == HELD_CAP {
+            self.saturate();
+            return None;
+        }
+        self.narrowed.push(admits);
+        Some(self.narrowed.len() as u32 - 1)
+    }
+
+    /// Holds the room named at `pointer` (a string, or a number as its JSON text), if the
+    /// frame names one there; an array there holds each in it (KECS: a subscribe lists its
+    /// `eventTypes`).
+    fn hold<F: Fields + ?Sized>(&mut self, v: &F, pointer: &str, by: Option<u32>) {
+        each_text(v, pointer, |room| self.hold_one(room, by));
+    }
+
+    fn hold_one(&mut self, room: &str, by: Option<u32>) {
         if self.saturated {
             return;
         }
-        if self.rooms.len() == HELD_CAP && !self.rooms.contains(room) {
-            self.saturated = true;
-            self.rooms.clear();
+        if self.rooms.len() == HELD_CAP && !self.rooms.contains_key(room) {
+            self.saturate();
             return;
         }
-        self.rooms.insert(room.to_owned());
+        let holders = match self.rooms.get_mut(room) {
+            Some(h) => h,
+            None => self.rooms.entry(room.to_owned()).or_insert(match by {
+                Some(_) => Holders::Narrowed(Vec::new()),
+                None => Holders::All,
+            }),
+        };
+        match (holders, by) {
+            (h, None) => *h = Holders::All,
+            (Holders::Narrowed(ids), Some(i)) => ids.push(i),
+            (Holders::All, Some(_)) => {}
+        }
+    }
+
+    fn saturate(&mut self) {
+        self.saturated = true;
+        self.rooms.clear();
+        self.narrowed.clear();
     }
 
     /// Notes an inbound frame: an unsubscribe confirmation drops its room; an event for no
-    /// held room is a violation.
+    /// held room, or outside the filters of every subscribe holding its room, is a violation.
     pub fn received<F: Fields + ?Sized>(
         &mut self,
         rules: &RoomRules,
@@ -130,43 +235,198 @@ impl Subscribed {
         if self.saturated {
             return None;
         }
+        // The first narrowed subscribe that held the event's room and left it out.
+        let mut left_out: Option<u32> = None;
+        let mut spelled = false;
         for t in carriers {
             self.scratch.clear();
             if expand(t, v, &mut self.scratch) {
-                if self.rooms.contains(self.scratch.as_str()) {
-                    return None;
+                match self.rooms.get(self.scratch.as_str()) {
+                    None => {}
+                    Some(Holders::All) => return None,
+                    Some(Holders::Narrowed(ids)) => {
+                        if !spelled {
+                            spell(rules, kind, v, &mut self.values, &mut self.spans);
+                            spelled = true;
+                        }
+                        let (values, spans) = (&self.values, &self.spans);
+                        if ids
+                            .iter()
+                            .any(|&i| admits(&self.narrowed[i as usize], spans, values))
+                        {
+                            return None;
+                        }
+                        left_out = left_out.or(ids.first().copied());
+                    }
                 }
-            } else if self.rooms.iter().any(|held| fits(t, held)) {
+            } else if self.rooms.keys().any(|held| fits(t, held)) {
                 // The event does not say which room of this shape it is for: no proof.
                 return None;
             }
         }
-        let candidates: Vec<String> = carriers
-            .iter()
-            .filter_map(|t| {
-                let mut room = String::new();
-                expand(t, v, &mut room).then_some(room)
-            })
-            .collect();
+        let Outside { pointer, message } = left_out
+            .and_then(|i| outside(rules, &self.narrowed[i as usize], kind, v))
+            .unwrap_or_else(|| not_held(rules, carriers, kind, v));
         Some(Violation {
             dir: Direction::In,
             kind: kind.to_string(),
             keyword: "unsubscribed".into(),
-            pointer: String::new(),
-            message: if candidates.is_empty() {
-                format!(
-                    "a {kind} event while this connection holds no room that carries it ({})",
-                    carriers.join(", ")
-                )
-            } else {
-                format!(
-                    "a {kind} event for {} while this connection holds none of them",
-                    candidates.join(", ")
-                )
-            },
+            pointer,
+            message,
             source: super::Source::Document,
         })
     }
+}
+
+/// Calls `f` with the text at `pointer`: a string, a number's JSON text, or each of these in
+/// an array there.
+fn each_text<F: Fields + ?Sized>(v: &F, pointer: &str, mut f: impl FnMut(&str)) {
+    if let Some(s) = v.str_at(pointer) {
+        return f(s.as_ref());
+    }
+    let Some(value) = v.value_at(pointer) else {
+        return;
+    };
+    let one = |x: &Value, f: &mut dyn FnMut(&str)| match x {
+        Value::String(s) => f(s),
+        Value::Number(n) => f(&n.to_string()),
+        _ => {}
+    };
+    match value.as_ref() {
+        Value::Array(items) => items.iter().for_each(|x| one(x, &mut f)),
+        other => one(other, &mut f),
+    }
+}
+
+/// Why an event for no held room is outside: the field naming its room, and the rooms it
+/// names (or the shapes that would have carried it).
+fn not_held<F: Fields + ?Sized>(
+    rules: &RoomRules,
+    carriers: &[String],
+    kind: &str,
+    v: &F,
+) -> Outside {
+    let mut candidates = Vec::new();
+    let mut pointer = None;
+    for t in carriers {
+        let mut room = String::new();
+        if expand(t, v, &mut room) {
+            candidates.push(room);
+            pointer = pointer.or_else(|| split_template(t).1.first().map(|p| bare(p)));
+        }
+    }
+    let pointer = pointer
+        .unwrap_or_else(|| kind_pointer(rules, v))
+        .to_string();
+    let message = if candidates.is_empty() {
+        format!(
+            "a {kind} event while this connection holds no room that carries it ({})",
+            carriers.join(", ")
+        )
+    } else {
+        format!(
+            "a {kind} event for {} while this connection holds none of them",
+            candidates.join(", ")
+        )
+    };
+    Outside { pointer, message }
+}
+
+/// Spells an event's value(s) for each filter into `values` (its `spans` in order): the
+/// filter templates of its kind that the event's fields fill.
+fn spell<F: Fields + ?Sized>(
+    rules: &RoomRules,
+    kind: &str,
+    v: &F,
+    values: &mut Vec<String>,
+    spans: &mut Vec<(usize, usize)>,
+) {
+    spans.clear();
+    let mut n = 0;
+    for filter in rules.filters.values() {
+        let start = n;
+        for t in filter.events.get(kind).into_iter().flatten() {
+            if values.len() == n {
+                values.push(String::new());
+            }
+            values[n].clear();
+            if expand(t, v, &mut values[n]) {
+                n += 1;
+            }
+        }
+        spans.push((start, n));
+    }
+}
+
+/// Whether a subscribe with filters `listed` admits an event whose values [`spell`] wrote:
+/// each filter it narrows by either cannot judge the event or lists one of its values.
+fn admits(listed: &Admits, spans: &[(usize, usize)], values: &[String]) -> bool {
+    listed.iter().zip(spans).all(|(listed, &(from, to))| {
+        let (Some(listed), Some(mine)) = (listed, values.get(from..to)) else {
+            return true;
+        };
+        mine.is_empty() || mine.iter().any(|m| listed.contains(m))
+    })
+}
+
+/// Whether a subscribe with filters `admits` leaves out an event of `kind`: the first filter
+/// that proves it does, at the event's field for it (the message's words; [`admits`] is the
+/// per-event test).
+fn outside<F: Fields + ?Sized>(
+    rules: &RoomRules,
+    admits: &Admits,
+    kind: &str,
+    v: &F,
+) -> Option<Outside> {
+    for ((name, filter), listed) in rules.filters.iter().zip(admits.iter()) {
+        let (Some(listed), Some(templates)) = (listed, filter.events.get(kind)) else {
+            continue;
+        };
+        let mut first: Option<(&str, String)> = None;
+        let mut value = String::new();
+        for t in templates {
+            value.clear();
+            if !expand(t, v, &mut value) {
+                continue;
+            }
+            if listed.contains(&value) {
+                first = None;
+                break;
+            }
+            if first.is_none() {
+                let pointer = split_template(t).1.first().map(|p| bare(p));
+                let pointer = pointer.unwrap_or_else(|| kind_pointer(rules, v));
+                first = Some((pointer, value.clone()));
+            }
+        }
+        if let Some((pointer, value)) = first {
+            return Some(Outside {
+                pointer: pointer.to_string(),
+                message: format!(
+                    "a {kind} event with {name} {value} while the subscriptions holding it \
+                     asked only for {name} {}",
+                    listed.join(", ")
+                ),
+            });
+        }
+    }
+    None
+}
+
+/// Where an event's kind is named: the last discriminator part present. Rooms and filter
+/// values that are plain words (KECS's event types, Hexabase's event names) are decided by it.
+fn kind_pointer<'r, F: Fields + ?Sized>(rules: &'r RoomRules, v: &F) -> &'r str {
+    rules
+        .discriminator
+        .iter()
+        .rev()
+        .find(|p| v.str_at(p).is_some())
+        .map_or("", String::as_str)
+}
+
+/// A placeholder's pointer without its modifier: `/a/b|after_last:/` is `/a/b`.
+fn bare(placeholder: &str) -> &str {
+    placeholder.split_once('|').map_or(placeholder, |(p, _)| p)
 }
 
 /// Whether `room` could be `template` with its placeholders filled (each by a non-empty
@@ -220,13 +480,25 @@ fn expand<F: Fields + ?Sized>(template: &str, v: &F, out: &mut String) -> bool {
         let Some(close) = rest[open..].find('}').map(|c| c + open) else {
             return false;
         };
-        let pointer = &rest[open + 1..close];
+        let placeholder = &rest[open + 1..close];
+        let (pointer, after_last) = match placeholder.split_once("|after_last:") {
+            Some((p, sep)) => (p, Some(sep)),
+            None => (placeholder, None),
+        };
+        let from = out.len();
         match v.str_at(pointer) {
             Some(s) => out.push_str(&s),
             None => match v.value_at(pointer) {
-                Some(other) => out.push_str(&other.to_string()),
+                Some(other) => {
+                    let _ = write!(out, "{other}");
+                }
                 None => return false,
             },
+        }
+        if let Some(sep) = after_last.filter(|s| !s.is_empty()) {
+            if let Some(at) = out[from..].rfind(sep) {
+                out.replace_range(from..from + at + sep.len(), "");
+            }
         }
         rest = &rest[close + 1..];
     }
@@ -246,6 +518,8 @@ mod tests {
             holds: BTreeMap::new(),
             unsubscribed: Some("unsubscribe".into()),
             unsubscribed_room: "/data/room".into(),
+            filters: BTreeMap::new(),
+            discriminator: vec!["/type".into()],
             rooms: [(
                 "scrape.progress".to_string(),
                 vec![
@@ -342,6 +616,8 @@ mod tests {
             holds: [("join_room".to_string(), vec!["/data/room_id".to_string()])].into(),
             unsubscribed: None,
             unsubscribed_room: String::new(),
+            filters: BTreeMap::new(),
+            discriminator: vec!["/type".into()],
             rooms: [(
                 "stream_data".to_string(),
                 vec!["{/data/subscription_id}".to_string()],
@@ -397,15 +673,17 @@ mod tests {
         assert_eq!(h.received(&r, Some("quota"), &quota("proj-1")), None);
         assert!(h.received(&r, Some("status"), &status("ws-2")).is_some());
         assert!(h.received(&r, Some("quota"), &quota("proj-2")).is_some());
-        // An array at the pointer holds each string in it.
+        // An array at the pointer holds each string (or number, as its JSON text) in it;
+        // other values hold nothing.
         h.sent(
             &r,
             Some("watch"),
-            &json!({"type": "watch", "data": {"workspace_id": ["ws-3", 4, "ws-5"]}}),
+            &json!({"type": "watch", "data": {"workspace_id": ["ws-3", 4, {"x": "ws-6"}, "ws-5"]}}),
         );
         assert_eq!(h.received(&r, Some("status"), &status("ws-3")), None);
         assert_eq!(h.received(&r, Some("status"), &status("ws-5")), None);
-        assert!(h.received(&r, Some("status"), &status("4")).is_some());
+        assert_eq!(h.received(&r, Some("status"), &status("4")), None);
+        assert!(h.received(&r, Some("status"), &status("ws-6")).is_some());
     }
 
     #[test]
@@ -445,5 +723,179 @@ mod tests {
         assert_eq!(expanded("a:{/data/s}:{/data/id}").as_deref(), Some("a:x:7"));
         assert_eq!(expanded("a:{/data/none}"), None);
         assert_eq!(expanded("plain").as_deref(), Some("plain"));
+    }
+
+    /// KECS-like rules: event types are rooms; clusters and status narrow them.
+    fn narrowing() -> RoomRules {
+        let map = |pairs: &[(&str, &[&str])]| -> FxHashMap<String, Vec<String>> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|t| t.to_string()).collect()))
+                .collect()
+        };
+        let filter = |request: &str, events: &[(&str, &[&str])]| Filter {
+            request: request.into(),
+            events: map(events),
+        };
+        RoomRules {
+            subscribe: "sub".into(),
+            room: "/types".into(),
+            holds: BTreeMap::new(),
+            unsubscribed: None,
+            unsubscribed_room: String::new(),
+            rooms: map(&[("event.task", &["task"]), ("event.cluster", &["cluster"])]),
+            filters: [
+                (
+                    "clusters".to_string(),
+                    filter(
+                        "/clusters",
+                        &[(
+                            "event.task",
+                            &["{/p/task/clusterArn}", "{/p/task/clusterArn|after_last:/}"],
+                        )],
+                    ),
+                ),
+                (
+                    "status".to_string(),
+                    filter(
+                        "/filters/status",
+                        &[("event.task", &["{/p/task/lastStatus}"])],
+                    ),
+                ),
+            ]
+            .into(),
+            discriminator: vec!["/type".into(), "/p/eventType".into()],
+        }
+    }
+
+    fn task(cluster: &str, status: &str) -> Value {
+        json!({"type": "event", "p": {"eventType": "task", "task": {
+            "clusterArn": format!("arn:aws:ecs:us-east-1:0:cluster/{cluster}"),
+            "lastStatus": status}}})
+    }
+
+    #[test]
+    fn filters_narrow_a_subscribes_rooms_and_name_the_field_that_decides() {
+        let r = narrowing();
+        let mut h = Subscribed::default();
+        h.sent(
+            &r,
+            Some("sub"),
+            &json!({"types": ["task"], "clusters": ["production"],
+                "filters": {"status": ["RUNNING", "PENDING"]}}),
+        );
+        let got = |h: &mut Subscribed, v: Value, kind: &str| h.received(&r, Some(kind), &v);
+        assert_eq!(
+            got(&mut h, task("production", "RUNNING"), "event.task"),
+            None
+        );
+        // Another cluster: reported at the cluster's field, naming what was asked.
+        let v = got(&mut h, task("staging", "RUNNING"), "event.task").unwrap();
+        assert_eq!(
+            (v.keyword.as_str(), v.pointer.as_str()),
+            ("unsubscribed", "/p/task/clusterArn")
+        );
+        assert!(
+            v.message.contains("asked only for clusters production"),
+            "{}",
+            v.message
+        );
+        // Another status: at the status field.
+        let v = got(&mut h, task("production", "STOPPED"), "event.task").unwrap();
+        assert_eq!(v.pointer, "/p/task/lastStatus");
+        // A field the event leaves out proves nothing: it passes that filter.
+        let mut no_status = task("production", "x");
+        no_status["p"]["task"]
+            .as_object_mut()
+            .unwrap()
+            .remove("lastStatus");
+        assert_eq!(got(&mut h, no_status, "event.task"), None);
+        // A type no subscribe listed: at the discriminator part that names it.
+        let cluster = json!({"type": "event", "p": {"eventType": "cluster"}});
+        let v = got(&mut h, cluster.clone(), "event.cluster").unwrap();
+        assert_eq!(v.pointer, "/p/eventType");
+        // A second subscribe that does not narrow admits what the first left out.
+        h.sent(
+            &r,
+            Some("sub"),
+            &json!({"types": ["task", "cluster"], "clusters": []}),
+        );
+        assert_eq!(got(&mut h, task("staging", "STOPPED"), "event.task"), None);
+        assert_eq!(got(&mut h, cluster, "event.cluster"), None);
+    }
+
+    #[test]
+    fn an_event_passes_when_any_narrowed_subscribe_admits_it() {
+        let r = narrowing();
+        let mut h = Subscribed::default();
+        let sub = |c: &str| json!({"types": ["task"], "clusters": [c]});
+        h.sent(&r, Some("sub"), &sub("production"));
+        h.sent(
+            &r,
+            Some("sub"),
+            &sub("arn:aws:ecs:us-east-1:0:cluster/staging"),
+        );
+        assert_eq!(
+            h.received(&r, Some("event.task"), &task("production", "R")),
+            None
+        );
+        assert_eq!(
+            h.received(&r, Some("event.task"), &task("staging", "R")),
+            None
+        );
+        assert!(h
+            .received(&r, Some("event.task"), &task("dev", "R"))
+            .is_some());
+        h.clear();
+        assert!(h.narrowed.is_empty());
+    }
+
+    #[test]
+    fn numbers_name_rooms_as_their_json_text() {
+        // NewLoom: a connection holds the chats it posts to; chat ids are integers.
+        let r = RoomRules {
+            subscribe: "message".into(),
+            room: "/chat_id".into(),
+            holds: [("typing".to_string(), vec!["/chat_id".to_string()])].into(),
+            unsubscribed: None,
+            unsubscribed_room: String::new(),
+            rooms: [
+                (
+                    "message".to_string(),
+                    vec!["{/message/chat_id}".to_string()],
+                ),
+                ("typing".to_string(), vec!["{/chat_id}".to_string()]),
+            ]
+            .into_iter()
+            .collect(),
+            filters: BTreeMap::new(),
+            discriminator: vec!["/type".into()],
+        };
+        let mut h = Subscribed::default();
+        let msg = |chat: u64| json!({"type": "message", "message": {"chat_id": chat}});
+        let v = h.received(&r, Some("message"), &msg(123)).unwrap();
+        assert_eq!(v.pointer, "/message/chat_id");
+        h.sent(
+            &r,
+            Some("message"),
+            &json!({"type": "message", "chat_id": 123}),
+        );
+        h.sent(&r, Some("typing"), &json!({"type": "typing", "chat_id": 7}));
+        assert_eq!(h.received(&r, Some("message"), &msg(123)), None);
+        assert_eq!(h.received(&r, Some("message"), &msg(7)), None);
+        let v = h.received(&r, Some("typing"), &json!({"type": "typing", "chat_id": 9}));
+        assert_eq!(v.unwrap().pointer, "/chat_id");
+    }
+
+    #[test]
+    fn after_last_takes_an_arns_name() {
+        let v = json!({"arn": "arn:aws:ecs:r:0:service/production/web-api", "n": 5});
+        let expanded = |t: &str| {
+            let mut out = String::from("x");
+            expand(t, &v, &mut out).then_some(out)
+        };
+        assert_eq!(expanded("{/arn|after_last:/}").as_deref(), Some("xweb-api"));
+        assert_eq!(expanded("a:{/n|after_last:/}").as_deref(), Some("xa:5"));
+        assert_eq!(bare("/arn|after_last:/"), "/arn");
     }
 }

@@ -136,10 +136,12 @@ fn frames_of_their_own_read_as_sentences() {
         v[0].message
     );
     let v = p.check(Direction::In, &json!({"id": 3})).unwrap_err();
-    let kindless = v.iter().find(|v| v.keyword == "unknown_kind").unwrap();
+    // The envelope's missing `type` and the missing kind are one fault at one pointer.
+    let kindless = v.iter().find(|v| v.pointer == "/type").unwrap();
+    assert_eq!(kindless.keyword, "required+unknown_kind");
     assert_eq!(
         kindless.message,
-        "no kind: the frame has no string at /type"
+        "\"type\" is missing (required); no kind: the frame has no string at /type"
     );
 }
 
@@ -174,7 +176,7 @@ fn non_json_and_kindless_frames_are_violations() {
     );
     let v = p.check(Direction::In, &json!({"id": 3})).unwrap_err();
     let keywords: Vec<&str> = v.iter().map(|v| v.keyword.as_str()).collect();
-    assert_eq!(keywords, ["required", "unknown_kind"]);
+    assert_eq!(keywords, ["required+unknown_kind"]);
 }
 
 #[test]
@@ -243,7 +245,7 @@ fn lint_checks_examples_both_ways() {
     );
     w(
         "examples/invalid/expected.yaml",
-        "- { file: no-id.json, dir: out, kind: ping, keyword: required, pointer: '' }\n\
+        "- { file: no-id.json, dir: out, kind: ping, keyword: required, pointer: /id }\n\
          - { file: bad-ts.json, dir: in, kind: pong, keyword: format, pointer: /timestamp }\n",
     );
     let r = lint(d.path()).unwrap();
@@ -257,17 +259,20 @@ fn lint_checks_examples_both_ways() {
     );
     w("examples/invalid/stray.json", "{}");
     let r = lint(d.path()).unwrap();
-    // The pong missing both members is one finding at "" (one per pointer), naming both.
-    assert_eq!(r.problems.len(), 3, "{:#?}", r.problems);
-    let pong = r
+    // The pong missing both members: one finding at each member's own pointer.
+    assert_eq!(r.problems.len(), 4, "{:#?}", r.problems);
+    let pong: Vec<&String> = r
         .problems
         .iter()
-        .find(|p| p.contains("in-pong.json"))
-        .unwrap();
+        .filter(|p| p.contains("in-pong.json"))
+        .collect();
+    assert_eq!(pong.len(), 2, "{pong:#?}");
     assert!(
-        pong.contains("\"id\"") && pong.contains("\"timestamp\""),
-        "{pong}"
+        pong[0].contains("required at /id: \"id\" is missing"),
+        "{}",
+        pong[0]
     );
+    assert!(pong[1].contains("required at /timestamp"), "{}", pong[1]);
 }
 
 #[test]
@@ -702,4 +707,45 @@ fn a_marker_that_names_nothing_fails_the_load() {
     .unwrap();
     let e = Profile::load(d.path()).unwrap_err();
     assert!(e.to_string().contains("'maximum'"), "{e}");
+
+#[test]
+fn pointers_name_the_field() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let kecs = Profile::load(&root.join("kecs")).unwrap();
+    let at = |p: &Profile, dir: Direction, v: Value| -> Vec<(String, String, String)> {
+        let mut found: Vec<_> = p
+            .check(dir, &v)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| (v.keyword, v.pointer, v.message))
+            .collect();
+        found.sort();
+        found
+    };
+    // A missing member is reported at its own pointer, once (the envelope and the kind's
+    // schema both require it), and the message says it is missing.
+    let ack = json!({"id": "sub-001", "type": "subscribe_ack",
+        "payload": {"subscriptionId": "sub-001", "status": "active"}});
+    let found = at(&kecs, Direction::In, ack);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].0.as_str(), found[0].1.as_str()),
+        ("required", "/timestamp")
+    );
+    assert!(found[0].2.contains("missing"), "{}", found[0].2);
+    // An unknown kind is reported at the discriminator part that is unknown.
+    let event = |t: &str| {
+        json!({"id": "evt-1", "type": "event", "timestamp": "2024-01-01T00:00:00.000Z",
+            "payload": {"eventType": t, "action": "CREATE"}})
+    };
+    let found = at(&kecs, Direction::In, event("billing"));
+    assert_eq!(found[0].0, "unknown_kind");
+    assert_eq!(found[0].1, "/payload/eventType");
+    let mut wrong_type = event("task");
+    wrong_type["type"] = json!("evnt");
+    assert_eq!(kecs.unknown_part(Direction::In, &wrong_type), "/type");
+    let cmd = json!({"id": "c", "type": "command", "action": "reboot", "payload": {}});
+    assert_eq!(kecs.unknown_part(Direction::Out, &cmd), "/action");
+    // Known inbound, not outbound: the first part already begins no outbound kind.
+    assert_eq!(kecs.unknown_part(Direction::Out, &event("task")), "/type");
 }

@@ -484,6 +484,7 @@ fn sends(steps: &[scenario::plan::Step]) -> bool {
         Step::Send { .. } | Step::Pace(_) | Step::Burst { .. } | Step::Upload(_) => true,
         Step::Repeat { steps, .. } => sends(steps),
         Step::Choose { branches } => branches.iter().any(|b| sends(&b.1)),
+        Step::Continue(step) => sends(std::slice::from_ref(step)),
         _ => false,
     })
 }

@@ -49,6 +49,7 @@ fn walk(steps: &[Step], note: &mut impl FnMut(usize, Timing)) {
             }
             Step::Upload(u) => note(u.metric.0 as usize, Timing::ClosedLoop),
             Step::Repeat { steps, .. } => walk(steps, note),
+            Step::Continue(step) => walk(std::slice::from_ref(step), note),
             Step::Choose { branches } => {
                 for (_, steps) in branches {
                     walk(steps, note);

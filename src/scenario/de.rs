@@ -121,7 +121,7 @@ impl de::Error for DeError {
 }
 
 /// Keys that stand beside a step in a step item.
-const MODIFIERS: [&str; 2] = ["unchecked", "steps"];
+const MODIFIERS: [&str; 3] = ["unchecked", "on_fail", "steps"];
 
 fn unknown_key(what: &str, name: &str, expected: &[&str], listed: &[&str]) -> DeError {
     DeError::new(format!(

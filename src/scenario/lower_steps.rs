@@ -53,6 +53,34 @@ impl Lower<'_> {
     }
 
     fn step(&mut self, item: &StepItem, pos: Pos) -> Option<Step> {
+        let step = self.bare_step(item, pos)?;
+        let Some(on_fail) = &item.on_fail else {
+            return Some(step);
+        };
+        if !step.may_fail() {
+            self.err(
+                on_fail.pos,
+                "on_fail: applies only to send, send_text, send_binary, expect, expect_close, \
+                 burst and upload",
+            );
+            return None;
+        }
+        match on_fail.value.as_str() {
+            "stop" => Some(step),
+            "continue" => Some(Step::Continue(Box::new(step))),
+            other => {
+                self.err_hint(
+                    on_fail.pos,
+                    format!("on_fail: '{other}' is not stop or continue"),
+                    "on_fail: continue goes on with the next step when this one fails; \
+                     stop (the default) ends the iteration",
+                );
+                None
+            }
+        }
+    }
+
+    fn bare_step(&mut self, item: &StepItem, pos: Pos) -> Option<Step> {
         let unchecked = item.unchecked.as_ref().map(|u| (u.value, u.pos));
         let may_be_unchecked = matches!(
             item.step,

@@ -318,7 +318,7 @@ pub(crate) const STEP_KEYS: [&str; 14] = [
     "close",
 ];
 
-const ITEM_KEYS: [&str; 16] = [
+const ITEM_KEYS: [&str; 17] = [
     "send",
     "send_text",
     "send_binary",
@@ -334,15 +334,17 @@ const ITEM_KEYS: [&str; 16] = [
     "reconnect",
     "close",
     "unchecked",
+    "on_fail",
     "steps",
 ];
 
-/// One item of a `steps:` list: exactly one step key, plus the modifiers `unchecked:` and
-/// (for `repeat`) `steps:`.
+/// One item of a `steps:` list: exactly one step key, plus the modifiers `unchecked:`,
+/// `on_fail:` and (for `repeat`) `steps:`.
 #[derive(Debug)]
 pub(crate) struct StepItem {
     pub step: StepM,
     pub unchecked: Option<Sp<bool>>,
+    pub on_fail: Option<Sp<String>>,
     pub steps: Option<Sp<Recover<Steps>>>,
 }
 
@@ -362,11 +364,12 @@ impl<'de> Visitor<'de> for ItemVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StepItem, A::Error> {
-        let (mut step, mut unchecked, mut steps) = (None, None, None);
+        let (mut step, mut unchecked, mut on_fail, mut steps) = (None, None, None, None);
         let mut seen: Option<&'static str> = None;
         while let Some(key) = map.next_key_seed(ItemKey { seen })? {
             match key {
                 "unchecked" => unchecked = Some(map.next_value()?),
+                "on_fail" => on_fail = Some(map.next_value()?),
                 "steps" => steps = Some(map.next_value()?),
                 k => {
                     seen = Some(k);
@@ -383,6 +386,7 @@ impl<'de> Visitor<'de> for ItemVisitor {
         Ok(StepItem {
             step,
             unchecked,
+            on_fail,
             steps,
         })
     }

@@ -272,6 +272,25 @@ pub enum Step {
         /// Close code sent. Default 1000.
         code: u16,
     },
+    /// A step with `on_fail: continue`: when it fails, the iteration goes on.
+    Continue(Box<Step>),
+}
+
+impl Step {
+    /// Whether this step can fail, ending its iteration unless it says `on_fail: continue`:
+    /// an `expect` or `expect_close` not met, a `burst` not refused as it must be, an
+    /// `upload` that did not end as expected, a `send` skipped for a missing capture. (A
+    /// `pace` counts its timeouts and goes on; a lost connection ends the iteration anyway.)
+    pub fn may_fail(&self) -> bool {
+        matches!(
+            self,
+            Step::Send { .. }
+                | Step::Expect(_)
+                | Step::ExpectClose { .. }
+                | Step::Burst { .. }
+                | Step::Upload(_)
+        )
+    }
 }
 
 /// An `expect` step.

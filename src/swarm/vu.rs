@@ -41,6 +41,9 @@ pub struct Ctx {
     last_sent_parsed: Option<Value>,
     /// The running (or last) upload's values; allocated by the first upload step.
     pub(super) upload: Option<Box<UploadVars>>,
+    /// Set when a template asked for a variable that is not set (a capture whose `expect`
+    /// failed, or whose frame lacked the field): a frame rendered so is not sent.
+    missing: Cell<bool>,
 }
 
 impl Context for Ctx {
@@ -58,7 +61,11 @@ impl Context for Ctx {
         &mut self.rng
     }
     fn var(&self, name: &str) -> Option<&Value> {
-        self.vars.get(name)
+        let v = self.vars.get(name);
+        if v.is_none() {
+            self.missing.set(true);
+        }
+        v
     }
     fn sent(&mut self, pointer: &str) -> Option<Value> {
         if self.last_sent_parsed.is_none() {
@@ -90,6 +97,9 @@ pub enum Flow {
     Lost,
     /// The run is stopping at once.
     Stop,
+    /// A step failed (an `expect` not met, a send skipped, ...) and its `on_fail` is `stop`:
+    /// the iteration ends, counted failed, and its connection is closed with 1000.
+    Failed,
 }
 
 /// How an iteration's connection fared.
@@ -198,6 +208,7 @@ impl Vu {
                 last_sent: None,
                 last_sent_parsed: None,
                 upload: None,
+                missing: Cell::new(false),
             },
             shared,
             out: String::new(),
@@ -385,8 +396,22 @@ impl Vu {
         })
     }
 
+    /// Runs one step; one that may fail and did (it counted an error) ends the iteration.
     async fn step(&mut self, step: &Step) -> Flow {
+        let before = self.errors;
+        let flow = self.run_step(step).await;
+        if flow == Flow::Next && self.errors > before && step.may_fail() {
+            return Flow::Failed;
+        }
+        flow
+    }
+
+    async fn run_step(&mut self, step: &Step) -> Flow {
         match step {
+            Step::Continue(step) => match Box::pin(self.step(step)).await {
+                Flow::Failed => Flow::Next,
+                flow => flow,
+            },
             Step::Send { payload, unchecked } => Box::pin(self.send(payload, *unchecked)).await,
             Step::Expect(e) => Box::pin(self.expect(e)).await,
             Step::Listen { duration } => self.wait(*duration).await,
@@ -455,7 +480,15 @@ impl Vu {
     }
 
     pub(super) async fn send(&mut self, payload: &Payload, unchecked: bool) -> Flow {
+        self.ctx.missing.set(false);
         self.render(payload);
+        if self.ctx.missing.get() {
+            // It would carry `null` where a capture belongs: the fault is the missing reply's,
+            // not this frame's, so it is not sent (and not checked) but counted as skipped.
+            self.shared.rec.borrow_mut().error(ErrorKind::SkippedSend);
+            self.errors += 1;
+            return Flow::Next;
+        }
         // One parse of what we send serves the kind count, the check and `sent.` templates.
         let parsed = match payload {
             Payload::Binary(_) => None,

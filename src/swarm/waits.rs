@@ -29,20 +29,16 @@ impl Vu {
         // Captures are read while the matched frame is at hand, from its JSON value; its
         // text is kept only for the samples file.
         let keep_text = self.shared.samples.is_some();
-        let mut got: Option<(Instant, Vec<Value>, Option<String>)> = None;
+        let mut got: Option<(Instant, Vec<Option<Value>>, Option<String>)> = None;
         let mut accept = |f: &Frame| {
             if !want.matches(f) {
                 return false;
             }
+            // A field the frame lacks is no value: the variable is unset, not `null`.
             let values = e
                 .capture
                 .iter()
-                .map(|(_, p)| {
-                    f.value()
-                        .and_then(|v| lookup(v, p))
-                        .cloned()
-                        .unwrap_or(Value::Null)
-                })
+                .map(|(_, p)| f.value().and_then(|v| lookup(v, p)).cloned())
                 .collect();
             got = Some((f.at, values, keep_text.then(|| f.text().to_owned())));
             true
@@ -56,10 +52,12 @@ impl Vu {
                     rec.request_timed_out(e.metric, waited);
                     drop(rec);
                     self.errors += 1;
+                    self.uncapture(e);
                     return Flow::Next;
                 }
                 Woke::Closed(_) => {
                     self.shared.rec.borrow_mut().unanswered(1);
+                    self.uncapture(e);
                     return self.lost();
                 }
                 Woke::Stop => {
@@ -84,9 +82,24 @@ impl Vu {
             self.latency(m, s, text.as_deref().unwrap_or(""));
         }
         for ((name, _), v) in e.capture.iter().zip(values) {
-            self.ctx.vars.insert(name.clone(), v);
+            match v {
+                Some(v) => {
+                    self.ctx.vars.insert(name.clone(), v);
+                }
+                None => {
+                    self.ctx.vars.remove(name);
+                }
+            }
         }
         Flow::Next
+    }
+
+    /// Unsets what a failed `expect` would have captured: a later frame naming it is not sent
+    /// with a value from an earlier reply.
+    fn uncapture(&mut self, e: &Expect) {
+        for (name, _) in &e.capture {
+            self.ctx.vars.remove(name);
+        }
     }
 
     /// Waits (reading, counting, auto-replying) for `d`.

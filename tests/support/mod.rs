@@ -261,7 +261,7 @@ pub fn verdict(doc: &Value) -> String {
         .unwrap_or_default();
     format!(
         "failed thresholds {failed:?}; violations {}; errors {}",
-        doc["violations"]["groups"], doc["errors"]
+        doc["violations"]["groups"], doc["counters"]["errors_by_kind"]
     )
 }
 
