@@ -574,11 +574,14 @@ fn each_violation_says_whether_the_document_or_a_decision_broke() {
     let d = marked_profile_dir();
     let p = Profile::load(d.path()).unwrap();
     let source = |v: Value| -> Vec<(String, String, Source)> {
-        p.check(Direction::In, &v)
+        let mut found: Vec<_> = p
+            .check(Direction::In, &v)
             .unwrap_err()
             .into_iter()
             .map(|v| (v.keyword, v.pointer, v.source))
-            .collect()
+            .collect();
+        found.sort_by(|a, b| a.1.cmp(&b.1));
+        found
     };
     let extra = json!({"type": "pong", "id": 1, "note": "x"});
     assert_eq!(
@@ -593,22 +596,25 @@ fn each_violation_says_whether_the_document_or_a_decision_broke() {
         source(json!({"type": "pong", "id": "one"})),
         [("type".into(), "/id".into(), Source::Document)]
     );
-    // One place breaking both: the document's rule wins (one finding per pointer).
+    // Each place says whose rule it broke; one place breaking both counts as the document's
+    // (one finding per pointer).
     assert_eq!(
-        source(json!({"type": "pong", "note": "x"})),
-        [(
-            "additionalProperties+required".into(),
-            "".into(),
-            Source::Document
-        )]
+        source(json!({"type": "pong", "id": "one", "note": "x"})),
+        [
+            ("additionalProperties".into(), "".into(), Source::Squall),
+            ("type".into(), "/id".into(), Source::Document)
+        ]
+    );
+    assert_eq!(
+        source(json!({"type": "pong", "id": 0.5})),
+        [("minimum+type".into(), "/id".into(), Source::Document)]
     );
     assert_eq!(
         source(json!({"type": "error", "data": {"code": 3}})),
-        [(
-            "additionalProperties+required".into(),
-            "".into(),
-            Source::Squall
-        )]
+        [
+            ("additionalProperties".into(), "".into(), Source::Squall),
+            ("required".into(), "/message".into(), Source::Squall)
+        ]
     );
 }
 
@@ -707,6 +713,7 @@ fn a_marker_that_names_nothing_fails_the_load() {
     .unwrap();
     let e = Profile::load(d.path()).unwrap_err();
     assert!(e.to_string().contains("'maximum'"), "{e}");
+}
 
 #[test]
 fn pointers_name_the_field() {
