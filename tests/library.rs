@@ -1,5 +1,6 @@
 //! The scenario library as a whole (`scenarios/<protocol>/*.yaml`): every file passes
-//! `squall check`; every portable scenario (not named `*-reference.yaml`) runs clean, shortened,
+//! `squall check`, and every portable one (not named `*-reference.yaml`) `squall check
+//! --portable`; every portable scenario runs clean, shortened,
 //! against `squall-server --strict-doc`, a server with every extension off, as one written
 //! strictly to the documents would be. Every `*-reference.yaml` runs clean against plain
 //! squall-server in its protocol's `tests/scenarios_<p>.rs` (which also checks what it
@@ -92,6 +93,23 @@ fn failures_against_strict_doc(files: &[PathBuf]) -> Vec<String> {
 fn every_library_file_passes_check_and_each_protocol_has_portable_scenarios() {
     let files = all_files();
     assert_squall_check(&files);
+    // The static side of portability: no extension field, kind or query parameter in a
+    // portable file (`squall check --portable`); the runs below are the dynamic side.
+    let portable: Vec<_> = files.iter().filter(|f| !is_reference(f)).collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["check", "--portable"])
+        .args(&portable)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "squall check --portable: {text}");
+    assert_eq!(
+        text.matches(": ok, portable").count(),
+        portable.len(),
+        "{text}"
+    );
     for p in PROTOCOLS {
         let portable = files
             .iter()
