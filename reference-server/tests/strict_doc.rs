@@ -61,6 +61,19 @@ async fn send(ws: &mut Ws, value: Value) {
     ws.send(Message::text(value.to_string())).await.unwrap();
 }
 
+/// Sends `frame` and returns the next frame of kind `kind`.
+async fn ask(ws: &mut Ws, frame: Value, kind: &str) -> Value {
+    send(ws, frame).await;
+    recv_kind(ws, kind).await
+}
+
+/// Asserts `frame` has none of the top-level members `keys` (the extensions).
+fn lacks(frame: &Value, keys: &[&str]) {
+    for key in keys {
+        assert!(frame.get(key).is_none(), "{key} in {frame}");
+    }
+}
+
 /// `POST /publish`'s status line.
 async fn publish_status(server: &ServerHandle) -> String {
     let body = r#"{"type":"queue.update","data":{}}"#;
@@ -90,23 +103,16 @@ async fn kite_echoes_no_ids_sends_no_errors_or_unsubscribe_acks_and_no_seq() {
     let server = server(true, 50.0);
     let mut ws = connect(&server, "/kite/ws?client_id=a").await;
     assert_eq!(recv(&mut ws).await["type"], "welcome");
-    send(&mut ws, json!({"type": "ping", "id": 7})).await;
-    let pong = recv(&mut ws).await;
-    assert_eq!(pong["type"], "pong");
-    assert!(pong.get("id").is_none(), "{pong}");
-    send(
-        &mut ws,
-        json!({"type": "subscribe", "room": "queue:all", "id": 8}),
-    )
-    .await;
-    let ack = recv(&mut ws).await;
-    assert_eq!(
-        (&ack["type"], &ack["data"]["room"]),
-        (&json!("subscribe"), &json!("queue:all"))
+    lacks(
+        &ask(&mut ws, json!({"type": "ping", "id": 7}), "pong").await,
+        &["id"],
     );
-    assert!(ack.get("id").is_none(), "{ack}");
+    let subscribe = json!({"type": "subscribe", "room": "queue:all", "id": 8});
+    let ack = ask(&mut ws, subscribe, "subscribe").await;
+    assert_eq!(ack["data"]["room"], "queue:all");
+    lacks(&ack, &["id"]);
     let event = recv_kind(&mut ws, "queue.update").await;
-    assert!(event.get("seq").is_none(), "{event}");
+    lacks(&event, &["seq"]);
     assert!(event["timestamp"].is_string());
     // Neither an unknown type, bad JSON, an unknown room, a binary frame nor an unsubscribe
     // gets a frame back: the next non-event frame is the pong of the ping sent after them.
@@ -150,10 +156,7 @@ async fn kecs_events_carry_no_seq_or_room_and_only_documented_metrics_exist() {
     .await;
     assert_eq!(recv_kind(&mut ws, "subscribe_ack").await["id"], "s1");
     let event = recv_kind(&mut ws, "event").await;
-    assert!(
-        event.get("seq").is_none() && event.get("room").is_none(),
-        "{event}"
-    );
+    lacks(&event, &["seq", "room"]);
     assert_eq!(event["payload"]["eventType"], "task");
     let arn = "arn:aws:ecs:us-east-1:000000000000:service/production/web-api";
     for (metric, kind) in [
@@ -203,26 +206,13 @@ async fn newloom_chat_ignores_user_and_chats_and_publishes_no_seq() {
     let server = server(true, 0.0);
     // Plain, `?chats=1` would deny chat 2 and `?user=bob` would name the sender.
     let mut ws = connect(&server, "/newloom/ws/chat/?token=t&user=bob&chats=1").await;
-    send(
-        &mut ws,
-        json!({"type": "message", "content": "hi", "chat_id": 2}),
-    )
-    .await;
-    let msg = recv(&mut ws).await;
-    assert_eq!(
-        (&msg["type"], &msg["message"]["chat_id"]),
-        (&json!("message"), &json!(2))
-    );
+    let post = json!({"type": "message", "content": "hi", "chat_id": 2});
+    let msg = ask(&mut ws, post, "message").await;
+    assert_eq!(msg["message"]["chat_id"], 2);
     assert_ne!(msg["message"]["user"], "bob");
-    assert!(msg.get("seq").is_none(), "{msg}");
-    send(
-        &mut ws,
-        json!({"type": "typing", "chat_id": 2, "is_typing": true}),
-    )
-    .await;
-    let typing = recv(&mut ws).await;
-    assert_eq!(typing["type"], "typing");
-    assert!(typing.get("seq").is_none(), "{typing}");
+    lacks(&msg, &["seq"]);
+    let typing = json!({"type": "typing", "chat_id": 2, "is_typing": true});
+    lacks(&ask(&mut ws, typing, "typing").await, &["seq"]);
 }
 
 #[tokio::test]
@@ -233,7 +223,7 @@ async fn newloom_streams_ignore_the_streams_parameter_and_carry_no_seq() {
     for _ in 0..3 {
         let frame = recv(&mut ws).await;
         assert!(frame["stream_id"].is_u64(), "{frame}");
-        assert!(frame.get("seq").is_none(), "{frame}");
+        lacks(&frame, &["seq"]);
     }
 }
 
@@ -241,26 +231,23 @@ async fn newloom_streams_ignore_the_streams_parameter_and_carry_no_seq() {
 async fn hexabase_events_and_log_lines_carry_no_seq() {
     let server = server(true, 50.0);
     let mut ws = connect(&server, "/hexabase/ws").await;
-    send(&mut ws, json!({"type": "auth", "token": "t"})).await;
-    assert_eq!(recv_kind(&mut ws, "auth_result").await["success"], true);
-    send(
-        &mut ws,
-        json!({"type": "subscribe", "id": "s1", "data": {"resource": "workspace",
-            "workspace_id": "ws-1", "events": ["status_changed"]}}),
-    )
-    .await;
-    assert_eq!(recv_kind(&mut ws, "subscribe_result").await["id"], "s1");
-    let event = recv_kind(&mut ws, "workspace.status_changed").await;
-    assert!(event.get("seq").is_none(), "{event}");
-    send(
-        &mut ws,
-        json!({"type": "stream_logs", "id": "l1", "data": {"workspace_id": "ws-1",
-            "namespace": "frontend", "pod": "api-1", "tail_lines": 2, "follow": false}}),
-    )
-    .await;
-    let line = recv_kind(&mut ws, "log_entry").await;
+    let auth = json!({"type": "auth", "token": "t"});
+    assert_eq!(ask(&mut ws, auth, "auth_result").await["success"], true);
+    let subscribe = json!({"type": "subscribe", "id": "s1", "data": {"resource": "workspace",
+        "workspace_id": "ws-1", "events": ["status_changed"]}});
+    assert_eq!(
+        ask(&mut ws, subscribe, "subscribe_result").await["id"],
+        "s1"
+    );
+    lacks(
+        &recv_kind(&mut ws, "workspace.status_changed").await,
+        &["seq"],
+    );
+    let logs = json!({"type": "stream_logs", "id": "l1", "data": {"workspace_id": "ws-1",
+        "namespace": "frontend", "pod": "api-1", "tail_lines": 2, "follow": false}});
+    let line = ask(&mut ws, logs, "log_entry").await;
     assert_eq!(line["data"]["stream_id"], "l1");
-    assert!(line.get("seq").is_none(), "{line}");
+    lacks(&line, &["seq"]);
 }
 
 #[tokio::test]
@@ -268,36 +255,19 @@ async fn covetpy_serves_the_documents_method_only_and_samples_carry_no_seq() {
     let server = server(true, 50.0);
     let mut ws = connect(&server, "/covetpy/ws?token=t").await;
     assert_eq!(recv(&mut ws).await["type"], "connection_ack");
-    send(
-        &mut ws,
-        json!({"type": "rpc_call", "id": "r1", "data": {"method": "echo", "params": {}}}),
-    )
-    .await;
-    let reply = recv_kind(&mut ws, "rpc_error").await;
-    assert_eq!(
-        reply["data"]["error"]["code"], "INVALID_MESSAGE_FORMAT",
-        "{reply}"
-    );
-    send(
-        &mut ws,
-        json!({"type": "rpc_call", "id": "r2", "data": {"method": "database.test_connection",
-            "params": {"connection_id": "db_conn_123"}}}),
-    )
-    .await;
-    assert_eq!(recv_kind(&mut ws, "rpc_response").await["id"], "r2");
-    send(
-        &mut ws,
-        json!({"type": "subscribe", "id": "sub_1", "data": {"stream_type": "metrics",
-            "resource_id": "db_conn_123", "options": {"batch_interval": 0}}}),
-    )
-    .await;
-    let data = recv_kind(&mut ws, "stream_data").await;
+    let echo = json!({"type": "rpc_call", "id": "r1", "data": {"method": "echo", "params": {}}});
+    let reply = ask(&mut ws, echo, "rpc_error").await;
+    assert_eq!(reply["data"]["error"]["code"], "INVALID_MESSAGE_FORMAT");
+    let test = json!({"type": "rpc_call", "id": "r2", "data": {"method": "database.test_connection",
+        "params": {"connection_id": "db_conn_123"}}});
+    assert_eq!(ask(&mut ws, test, "rpc_response").await["id"], "r2");
+    let subscribe = json!({"type": "subscribe", "id": "sub_1", "data": {"stream_type": "metrics",
+        "resource_id": "db_conn_123", "options": {"batch_interval": 0}}});
+    let data = ask(&mut ws, subscribe, "stream_data").await;
     assert_eq!(data["data"]["subscription_id"], "sub_1");
     let sample = &data["data"]["batch"][0];
-    assert!(
-        sample["cpu_usage"].is_number() && sample.get("seq").is_none(),
-        "{data}"
-    );
+    assert!(sample["cpu_usage"].is_number(), "{data}");
+    lacks(sample, &["seq"]);
 }
 
 #[tokio::test]
@@ -305,12 +275,8 @@ async fn covetpy_rooms_get_no_generated_events() {
     let server = server(true, 200.0);
     let mut ws = connect(&server, "/covetpy/ws?token=t").await;
     assert_eq!(recv(&mut ws).await["type"], "connection_ack");
-    send(
-        &mut ws,
-        json!({"type": "join_room", "id": "j1", "data": {"room_id": "lobby"}}),
-    )
-    .await;
-    assert_eq!(recv(&mut ws).await["type"], "room_joined");
+    let join = json!({"type": "join_room", "id": "j1", "data": {"room_id": "lobby"}});
+    ask(&mut ws, join, "room_joined").await;
     // At 200 events/s a plain server sends a room event within 5 ms; the next frame here
     // must be the reply to the call sent 300 ms later.
     tokio::time::sleep(Duration::from_millis(300)).await;
