@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use squall::protocol::pairing::Pending;
 use squall::protocol::rooms::Subscribed;
-use squall::protocol::{Direction, Profile, Violation};
+use squall::protocol::{Conformance, Direction, Profile, Source, Violation};
 use support::{next_json, run_yaml, send, send_all, TestServer};
 
 fn profile(name: &str) -> Profile {
@@ -710,7 +710,14 @@ fn newloom_chats_are_those_the_connection_posted_to() {
     // seeds/newloom.rst has no join frame: a connection's chats are those it posts to.
     let mut c = Conn::new("newloom");
     assert!(c.profile.replies.is_empty());
-    outside(c.event(newloom_message(123)), "message", "/message/chat_id");
+    // That is squall's reading, not the document's words: marked so, and dropped under
+    // --conformance document.
+    let stray = c.event(newloom_message(123));
+    assert_eq!(stray.as_ref().map(|v| v.source), Some(Source::Squall));
+    outside(stray, "message", "/message/chat_id");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/newloom");
+    let document = Profile::load_with(&dir, Conformance::Document).unwrap();
+    assert!(document.subscriptions.is_none());
     c.send(json!({"type": "message", "content": "Your message here", "chat_id": 123}));
     assert_eq!(c.event(newloom_message(123)), None);
     assert_eq!(c.event(newloom_typing(123)), None);

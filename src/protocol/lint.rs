@@ -72,6 +72,24 @@ fn marked(profile: &Profile, report: &mut LintReport) {
             .entry(("squall's decision".into(), format!("closed objects: {why}")))
             .or_default();
     }
+    let rules = profile
+        .subscriptions
+        .iter()
+        .filter_map(|r| Some(("subscriptions".to_string(), r.decision.as_ref()?)))
+        .chain(profile.replies.iter().filter_map(|r| {
+            Some((
+                format!("replies {} → {}", r.request, r.reply),
+                r.decision.as_ref()?,
+            ))
+        }));
+    for (rule, why) in rules {
+        groups
+            .entry((
+                "squall's decision".into(),
+                format!("the rule {rule}: {why}"),
+            ))
+            .or_default();
+    }
     for file in super::walk_json(&profile.dir) {
         let Ok(schema) = super::ecma::read_schema(&file) else {
             continue;

@@ -384,11 +384,15 @@ impl Profile {
         if !problems.is_empty() {
             return Err(ProfileError { problems });
         }
-        let mut subscriptions = raw.subscriptions;
+        // Under the document's rules only, a rule that is squall's reading is not applied.
+        let applies =
+            |decision: &Option<String>| decision.is_none() || conformance == Conformance::Strict;
+        let mut subscriptions = raw.subscriptions.filter(|r| applies(&r.decision));
         if let Some(r) = &mut subscriptions {
             r.discriminator = raw.discriminator.clone();
         }
         let mut replies = raw.replies;
+        replies.retain(|r| applies(&r.decision));
         for r in &mut replies {
             r.correlation = raw.correlation.clone();
         }

@@ -38,6 +38,10 @@ pub struct ReplyRule {
     /// `/data/workspace_id`), unless another echoed field alone tells it apart.
     #[serde(skip)]
     pub correlation: Option<String>,
+    /// Why the rule is squall's reading where the document is silent: its findings then
+    /// break squall's decision, and `--conformance document` drops it.
+    #[serde(default)]
+    pub decision: Option<String>,
 }
 
 /// The requests a connection has sent and not yet seen answered.
@@ -193,7 +197,10 @@ impl Pending {
                 "a {kind}{shown} answers no pending {} on this connection",
                 rule.request
             ),
-            source: super::Source::Document,
+            source: match rule.decision {
+                Some(_) => super::Source::Squall,
+                None => super::Source::Document,
+            },
         })
     }
 }

@@ -70,6 +70,11 @@ pub struct RoomRules {
     /// `subscribe` kind or one `holds:` lists).
     #[serde(default)]
     pub filters: BTreeMap<String, Filter>,
+    /// Why the whole rule is squall's reading where the document is silent (NewLoom's chats
+    /// held by posting): its findings then break squall's decision, and
+    /// `--conformance document` drops the rule.
+    #[serde(default)]
+    pub decision: Option<String>,
     /// The profile's discriminator (set when the profile loads): where an event whose rooms
     /// are plain words is reported (its last part present).
     #[serde(skip)]
@@ -273,7 +278,10 @@ impl Subscribed {
             keyword: "unsubscribed".into(),
             pointer,
             message,
-            source: super::Source::Document,
+            source: match rules.decision {
+                Some(_) => super::Source::Squall,
+                None => super::Source::Document,
+            },
         })
     }
 }
