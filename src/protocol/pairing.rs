@@ -269,6 +269,7 @@ mod tests {
                 fields: [("/data/room".to_string(), "/room".to_string())].into(),
                 optional: false,
                 correlation: None,
+                decision: None,
             },
             ReplyRule {
                 request: "ping".into(),
@@ -276,6 +277,7 @@ mod tests {
                 fields: [("/id".to_string(), "/id".to_string())].into(),
                 optional: false,
                 correlation: None,
+                decision: None,
             },
         ]
     }
@@ -346,6 +348,7 @@ mod tests {
             fields: [("/id".to_string(), "/id".to_string())].into(),
             optional: false,
             correlation: None,
+            decision: None,
         };
         let r = vec![rule("result"), rule("error")];
         let mut p = Pending::default();
@@ -371,6 +374,7 @@ mod tests {
             .into(),
             optional: false,
             correlation: Some("/id".into()),
+            decision: None,
         }];
         let mut p = Pending::default();
         let frame = |id: &str, ws: &str| json!({"id": id, "data": {"ws": ws}});
