@@ -528,6 +528,7 @@ mod tests {
             unsubscribed_room: "/data/room".into(),
             filters: BTreeMap::new(),
             discriminator: vec!["/type".into()],
+            decision: None,
             rooms: [(
                 "scrape.progress".to_string(),
                 vec![
@@ -626,6 +627,7 @@ mod tests {
             unsubscribed_room: String::new(),
             filters: BTreeMap::new(),
             discriminator: vec!["/type".into()],
+            decision: None,
             rooms: [(
                 "stream_data".to_string(),
                 vec!["{/data/subscription_id}".to_string()],
@@ -773,6 +775,7 @@ mod tests {
             ]
             .into(),
             discriminator: vec!["/type".into(), "/p/eventType".into()],
+            decision: None,
         }
     }
 
@@ -878,6 +881,7 @@ mod tests {
             .collect(),
             filters: BTreeMap::new(),
             discriminator: vec!["/type".into()],
+            decision: None,
         };
         let mut h = Subscribed::default();
         let msg = |chat: u64| json!({"type": "message", "message": {"chat_id": chat}});
