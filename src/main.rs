@@ -245,7 +245,7 @@ fn report(results: &Path, out: Option<PathBuf>) -> u8 {
     });
     match written {
         Ok(w) => {
-            println!("report: {} ({} charts)", w.html.display(), w.pngs.len());
+            println!("{}", w.describe());
             0
         }
         Err(e) => {

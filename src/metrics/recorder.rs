@@ -58,6 +58,9 @@ pub(crate) struct Tally {
     pub(crate) iterations_ok: u64,
     pub(crate) iterations_failed: u64,
     pub(crate) iterations_started: u64,
+    /// Iterations begun, per behaviour (indexed like the plan's behaviours; shorter when
+    /// the last ones never began).
+    pub(crate) started_by_behaviour: Vec<u64>,
     pub(crate) iterations_cut: u64,
     pub(crate) arrivals: u64,
     /// Stalls of the generator (see [`Recorder::probe`]) and the longest, µs.
@@ -322,9 +325,15 @@ impl Recorder {
         }
     }
 
-    /// An iteration began; it ends as ok, failed or cut.
-    pub fn iteration_started(&mut self) {
+    /// An iteration of the plan's behaviour number `behaviour` began; it ends as ok,
+    /// failed or cut.
+    pub fn iteration_started(&mut self, behaviour: usize) {
         self.tally.iterations_started += 1;
+        let by = &mut self.tally.started_by_behaviour;
+        if by.len() <= behaviour {
+            by.resize(behaviour + 1, 0);
+        }
+        by[behaviour] += 1;
     }
 
     /// An iteration was cut by the hard stop before it could end on its own.

@@ -17,6 +17,8 @@ pub struct Model {
     pub target: String,
     /// `running`, `complete`, `interrupted` or `aborted`.
     pub status: &'static str,
+    /// The answer to "did it pass?", first thing in the summary and the report.
+    pub verdict: Verdict,
     /// Why the run stopped early, when it did.
     pub reason: Option<String>,
     /// Messages that must not be missed: an unfinished run, a saturated generator.
@@ -59,6 +61,15 @@ pub struct Model {
     pub delivery: Option<super::flows::DeliveryView>,
     /// Upload steps, by metric.
     pub uploads: Vec<super::flows::UploadView>,
+}
+
+/// The run's verdict in a word, and the figures behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// `PASS`, `FAIL`, `INTERRUPTED`, `ABORTED` or `RUNNING` (the exit code's meaning).
+    pub word: &'static str,
+    /// E.g. `6 of 6 thresholds held; 3175 frames checked, no violations`.
+    pub detail: String,
 }
 
 /// Connection counters.
@@ -159,6 +170,8 @@ pub struct ViolationsView {
     pub groups: Vec<GroupView>,
     /// Violations past the group cap, in no group.
     pub folded: u64,
+    /// Why nothing was checked, when `checked` is 0.
+    pub unchecked_why: &'static str,
 }
 
 /// One kind of violation.
@@ -183,6 +196,8 @@ pub struct GroupView {
 pub struct ThresholdRow {
     /// Held?
     pub pass: bool,
+    /// Neither held nor broken: what it reads was never measured in a shortened run.
+    pub not_measured: bool,
     /// As written.
     pub expr: String,
     /// E.g. `p99 12.3ms < 50ms`.
@@ -217,6 +232,7 @@ impl Model {
             scenario: m.scenario_name.clone(),
             target: m.target.clone(),
             status: status_label(r.status),
+            verdict: verdict(r),
             reason: r.status_reason.clone(),
             banners: banners(r),
             meta: meta(r),
@@ -258,6 +274,7 @@ impl Model {
                 .iter()
                 .map(|t| ThresholdRow {
                     pass: t.pass,
+                    not_measured: t.not_measured,
                     expr: t.expr.clone(),
                     message: t.message.clone(),
                 })
@@ -276,6 +293,57 @@ pub fn status_label(s: Status) -> &'static str {
         Status::Complete => "complete",
         Status::Interrupted => "interrupted",
         Status::Aborted => "aborted",
+    }
+}
+
+/// PASS or FAIL for a run that ran its course (as the exit code: thresholds and schema
+/// violations), else how it ended; with the thresholds and checking behind it.
+fn verdict(r: &Results) -> Verdict {
+    let word = match r.status {
+        Status::Complete if r.passed() => "PASS",
+        Status::Complete => "FAIL",
+        Status::Interrupted => "INTERRUPTED",
+        Status::Aborted => "ABORTED",
+        Status::Running => "RUNNING",
+    };
+    let mut parts = Vec::new();
+    let t = &r.thresholds;
+    let failed: Vec<&str> = t
+        .iter()
+        .filter(|t| !t.pass && !t.not_measured)
+        .map(|t| t.expr.as_str())
+        .collect();
+    let unmeasured = t.iter().filter(|t| t.not_measured).count();
+    let held = t.iter().filter(|t| t.pass).count();
+    if t.is_empty() {
+        parts.push("no thresholds".to_string());
+    } else if failed.is_empty() {
+        parts.push(format!("{held} of {} thresholds held", t.len()));
+    } else {
+        parts.push(format!(
+            "{} of {} thresholds failed: {}",
+            failed.len(),
+            t.len(),
+            failed.join(", ")
+        ));
+    }
+    if unmeasured > 0 {
+        parts.push(format!(
+            "{unmeasured} not measured (a behaviour never ran in this shortened run)"
+        ));
+    }
+    let v = &r.violations;
+    parts.push(match (v.checked, v.total) {
+        (0, _) => r.unchecked_why().to_string(),
+        (n, 0) => format!("{n} frames checked, no violations"),
+        (n, total) => format!("{total} violations in {} of {n} frames checked", v.frames),
+    });
+    if r.status != Status::Complete {
+        parts.insert(0, "no verdict on a run that did not finish".into());
+    }
+    Verdict {
+        word,
+        detail: parts.join("; "),
     }
 }
 
@@ -414,6 +482,7 @@ fn violations(r: &Results) -> ViolationsView {
         total: v.total,
         frames: v.frames,
         folded: v.folded,
+        unchecked_why: r.unchecked_why(),
         groups: v
             .groups
             .iter()

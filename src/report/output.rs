@@ -21,6 +21,26 @@ pub struct Written {
     pub pngs: Vec<PathBuf>,
 }
 
+impl Written {
+    /// Two lines for the terminal: the page, and the PNG files written beside it.
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self
+            .pngs
+            .iter()
+            .filter_map(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+            .collect();
+        let charts = match names.len() {
+            0 => "no charts".to_string(),
+            n => format!("{n} PNG charts beside it: {}", names.join(", ")),
+        };
+        format!(
+            "report: {}
+charts: {charts}",
+            self.html.display()
+        )
+    }
+}
+
 /// Reads and parses a results file; problems name the file (and line:column when the JSON
 /// is at fault).
 pub fn read_results(path: &Path) -> Result<Results, ReportError> {

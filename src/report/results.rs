@@ -106,6 +106,30 @@ pub struct Results {
     pub uploads: BTreeMap<String, UploadResult>,
 }
 
+impl Results {
+    /// Why no frame was checked (when `violations.checked` is 0): no profile, none came
+    /// or went, or checking was off.
+    pub fn unchecked_why(&self) -> &'static str {
+        let c = &self.counters;
+        if self.meta.protocol.is_none() {
+            "no frames were checked: the scenario names no protocol (add `protocol: NAME`)"
+        } else if c.frames_in == 0 && c.frames_out == 0 {
+            "no frames were checked: not one frame arrived from the target or was sent"
+        } else if c.frames_in == 0 {
+            "no frames were checked: not one frame arrived from the target"
+        } else {
+            "no frames were checked (--no-check)"
+        }
+    }
+
+    /// Whether every threshold held (or was not measured, see
+    /// [`ThresholdOutcome::not_measured`]) and no frame broke its schemas. The status is
+    /// apart: an interrupted or aborted run ends so whatever this says.
+    pub fn passed(&self) -> bool {
+        self.thresholds.iter().all(|t| t.pass || t.not_measured) && self.violations.total == 0
+    }
+}
+
 /// Run status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -193,6 +217,9 @@ pub struct LoadReached {
     /// Iterations the hard stop cut before they could end (neither ok nor failed).
     #[serde(default)]
     pub iterations_cut: u64,
+    /// Iterations begun per behaviour, by name (a behaviour no VU picked has 0).
+    #[serde(default)]
+    pub iterations_by_behaviour: BTreeMap<String, u64>,
 }
 
 /// One latency metric: from the intended send time, and from the actual send time.
@@ -475,6 +502,11 @@ pub struct ThresholdOutcome {
     pub unit: String,
     /// One line for people, e.g. `p99 12.3ms < 50ms` or `no samples`.
     pub message: String,
+    /// Not measured, and not the target's fault: every behaviour that records what it
+    /// reads never began an iteration in a run `--duration` cut shorter than the scenario.
+    /// Neither held nor broken (`pass` is false): it does not fail the run.
+    #[serde(default)]
+    pub not_measured: bool,
 }
 
 /// Generator health: was squall itself the bottleneck?

@@ -122,14 +122,20 @@ impl Finished {
         }
     }
 
-    /// Whether every threshold held and no frame broke its schemas.
+    /// Whether every threshold held and no frame broke its schemas (see
+    /// [`Results::passed`]).
     pub fn passed(&self) -> bool {
-        self.results.thresholds.iter().all(|t| t.pass) && self.results.violations.total == 0
+        self.results.passed()
     }
 }
 
 /// Loads the scenario and applies the command-line overrides to its plan.
 pub fn prepare(args: &RunArgs) -> Result<Plan, RunError> {
+    prepare_cut(args).map(|(plan, _)| plan)
+}
+
+/// [`prepare`], and whether `--duration` made the run shorter than the scenario's own load.
+fn prepare_cut(args: &RunArgs) -> Result<(Plan, bool), RunError> {
     let mut opts = LoadOptions::from_process_env();
     opts.target = args.target.clone();
     opts.seed = args.seed;
@@ -139,10 +145,12 @@ pub fn prepare(args: &RunArgs) -> Result<Plan, RunError> {
         opts.default_target = Some("ws://127.0.0.1:1/ws".into());
     }
     let mut plan = scenario::load_file(&args.scenario, &opts)?;
+    let mut cut = false;
     if let Some(d) = args.duration {
         if d.is_zero() {
             return Err(RunError::Usage("--duration must be greater than 0".into()));
         }
+        cut = d < plan.load.duration();
         plan.load = plan.load.with_duration(d);
     }
     match (plan.load.model, args.vus, args.rate) {
@@ -165,7 +173,7 @@ pub fn prepare(args: &RunArgs) -> Result<Plan, RunError> {
         }
         _ => {}
     }
-    Ok(plan)
+    Ok((plan, cut))
 }
 
 /// Loads the profile the scenario names (unless `--no-check`), and reads frames by its
@@ -197,7 +205,7 @@ pub fn profile_for(plan: &mut Plan, args: &RunArgs) -> Result<Option<Arc<Profile
 
 /// Runs a scenario end to end on a runtime of its own.
 pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
-    let mut plan = prepare(&args)?;
+    let (mut plan, cut) = prepare_cut(&args)?;
     let profile = profile_for(&mut plan, &args)?;
     let files = raise_fd_limit();
     if plan.load.model == LoadModel::Closed && plan.load.peak() + 64.0 > files as f64 {
@@ -244,7 +252,7 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     // The first write doubles as the check that the folder takes files: an unwritable
     // output fails now (exit 3), not after the whole load.
     writer.write(&starting(&plan, &args))?;
-    let result = rt.block_on(run_plan(plan, profile, &args, &writer, rx, samples));
+    let result = rt.block_on(run_plan(plan, profile, &args, &writer, rx, samples, cut));
     signals.abort();
     if let Some(s) = server {
         s.shutdown();
@@ -259,7 +267,7 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
         // The run's verdict stands on results.json; a report that cannot be drawn is
         // said loudly but does not change the exit code.
         match report::write_report(&results, &out_dir) {
-            Ok(w) if !args.quiet => println!("report: {}", w.html.display()),
+            Ok(w) if !args.quiet => println!("{}", w.describe()),
             Ok(_) => {}
             Err(e) => eprintln!("squall: report: {e}"),
         }
@@ -300,6 +308,7 @@ async fn run_plan(
     writer: &ResultsWriter,
     mut control: mpsc::UnboundedReceiver<Control>,
     samples: Option<Arc<SampleLog>>,
+    cut: bool,
 ) -> Result<(Results, Option<PathBuf>), RunError> {
     tokio::select! {
         checked = preflight(&plan) => if let Err(e) = checked {
@@ -311,7 +320,7 @@ async fn run_plan(
             return Err(e);
         },
         Some(Control::Interrupt) = control.recv() => {
-            let why = "interrupted (Ctrl-C or SIGTERM) during the start-up check, before any load";
+            let why = "Ctrl-C or SIGTERM during the start-up check, before any load";
             let results = ended_early(&plan, args, Status::Interrupted, why.into());
             let written = conclude(&results, &plan.name, args, writer);
             return Ok((results, written));
@@ -338,6 +347,7 @@ async fn run_plan(
         threads: opts.threads,
         bar: (args.progress && !args.quiet).then(|| progress::Bar::new(plan.load.duration())),
         error: None,
+        stopping: false,
     };
     let outcome = swarm::run(plan.clone(), opts, control, &mut live).await;
     if let Some(bar) = live.bar.take() {
@@ -361,6 +371,8 @@ async fn run_plan(
         }
     }
     results.thresholds = verdict::evaluate(&plan.thresholds, &results);
+    let by_metric = timing::metric_behaviours(&plan);
+    verdict::note_idle_behaviours(&mut results, &plan.thresholds, &by_metric, cut);
     let written = conclude(&results, &plan.name, args, writer);
     Ok((results, written))
 }
@@ -495,6 +507,8 @@ struct Live<'a> {
     threads: usize,
     bar: Option<progress::Bar>,
     error: Option<ReportError>,
+    /// A stop was asked for (Ctrl-C): the bar says so.
+    stopping: bool,
 }
 
 impl Observer for Live<'_> {
@@ -509,12 +523,28 @@ impl Observer for Live<'_> {
             self.error = Some(e);
         }
         if let Some(bar) = &mut self.bar {
-            bar.update(agg, elapsed);
+            bar.update(agg, elapsed, self.stopping);
         }
         if !self.args.quiet {
             for w in agg.drain_warnings() {
                 eprintln!("squall: warning: {w}");
             }
+        }
+    }
+
+    fn on_interrupt(&mut self, grace: Option<Duration>) {
+        // Said even with --quiet: it answers the user's own keystroke.
+        let line = match grace {
+            Some(g) => format!(
+                "squall: stopping: finishing iterations (up to {}s), Ctrl-C again to stop now",
+                g.as_secs_f64()
+            ),
+            None => "squall: stopping now".to_string(),
+        };
+        self.stopping = true;
+        match &self.bar {
+            Some(bar) => bar.println(&line),
+            None => eprintln!("{line}"),
         }
     }
 }

@@ -258,10 +258,13 @@ impl Vu {
     /// One iteration; how its connection fared (the next one backs off unless it held).
     pub async fn iteration(&mut self) -> Ended {
         self.errors = 0;
-        self.shared.rec.borrow_mut().iteration_started();
         self.in_iteration = true;
         let plan = self.shared.plan.clone();
         self.behaviour = pick_weighted(plan.behaviours.iter().map(|b| b.weight), &mut self.ctx.rng);
+        self.shared
+            .rec
+            .borrow_mut()
+            .iteration_started(self.behaviour);
         let behaviour = &plan.behaviours[self.behaviour];
         // Boxed: the handshake's state machine (TLS included) is large, and inline it would
         // sit in every VU's future for the whole connection's life.
