@@ -397,7 +397,10 @@ fn a_threshold_whose_behaviour_never_ran_in_a_shortened_run_is_not_measured() {
     assert!(text.contains("\n  – "), "{text}");
     let xml = squall::report::render_junit(&r);
     assert!(xml.contains("failures=\"0\" skipped=\"1\""), "{xml}");
-    assert!(xml.contains("<skipped message=\"not measured: behaviour"), "{xml}");
+    assert!(
+        xml.contains("<skipped message=\"not measured: behaviour"),
+        "{xml}"
+    );
     assert!(
         text.contains("PASS: 1 of 2 thresholds held; 1 not measured"),
         "{text}"

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use hdrhistogram::Histogram;
 
 use super::compare::Run;
-use super::fmt::fmt_us;
+use super::fmt::{close_label, fmt_us};
 use super::plots::{palette, Bar, Body, Chart, Line, Section};
 use super::results::{ReportError, Results, SeriesPoint, Summary};
 
@@ -266,15 +266,23 @@ fn connect_distribution(r: &Results, names: &mut FileNames) -> Result<Chart, Rep
 /// How connections ended (by close code) and how attempts failed (by cause).
 fn close_codes(r: &Results, names: &mut FileNames) -> Chart {
     let c = &r.counters.connections;
-    let closes = c.closed_by_code.iter().map(|(code, n)| Bar {
-        label: if code == "none" {
-            "no close frame".into()
-        } else {
-            code.clone()
-        },
-        value: *n as f64,
-        color: palette::BLUE,
+    // Every connection opened ended in one of these bars (or is still open); every
+    // attempt that failed is in one of the red ones.
+    let mut codes: Vec<_> = c.closed_by_code.iter().collect();
+    codes.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let open = (c.open_at_stop > 0).then(|| Bar {
+        label: "open at the stop".into(),
+        value: c.open_at_stop as f64,
+        color: palette::INK,
     });
+    let closes = codes
+        .into_iter()
+        .map(|(code, n)| Bar {
+            label: close_label(code),
+            value: *n as f64,
+            color: palette::BLUE,
+        })
+        .chain(open);
     let failures = c.failed_by_cause.iter().map(|(cause, n)| Bar {
         label: format!("failed: {cause}"),
         value: *n as f64,
@@ -283,7 +291,13 @@ fn close_codes(r: &Results, names: &mut FileNames) -> Chart {
     Chart {
         section: Section::Connections,
         file: names.stem("connections", "closes"),
-        title: "Connection ends by close code, and failed attempts".into(),
+        title: match c.failed {
+            0 => format!("How the {} connections ended (close code)", c.opened),
+            n => format!(
+                "How the {} connections ended (close code), and the {n} failed attempts",
+                c.opened
+            ),
+        },
         body: Body::Bars {
             bars: closes.chain(failures).collect(),
             x_desc: "close code / failure cause".into(),

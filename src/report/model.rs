@@ -45,6 +45,8 @@ pub struct Model {
     pub connections: Connections,
     /// Inbound then outbound traffic.
     pub traffic: [Traffic; 2],
+    /// Frames by direction and kind (inbound first, most frequent first).
+    pub kinds: Vec<KindRow>,
     /// Per metric a latency row, then its service row; the connect row last.
     pub latency: Vec<LatencyRow>,
     /// The metrics measured closed loop (send, then wait), with samples.
@@ -104,6 +106,23 @@ pub struct Traffic {
     pub bytes: String,
     /// `150.0kB/s`.
     pub byte_rate: String,
+}
+
+/// Frames of one kind in one direction.
+#[derive(Debug, Clone)]
+pub struct KindRow {
+    /// `in` or `out`.
+    pub dir: &'static str,
+    /// The kind (`(other)` past the cap, `(auto-reply)`, `(non-json)`...).
+    pub kind: String,
+    /// Frames.
+    pub frames: u64,
+    /// `12.5/s`.
+    pub frame_rate: String,
+    /// `1.5MB`.
+    pub bytes: String,
+    /// `42.0%`: share of the direction's frames.
+    pub share: String,
 }
 
 /// Which histogram a latency row summarises.
@@ -260,6 +279,7 @@ impl Model {
                     .collect(),
             },
             traffic: traffic(r),
+            kinds: kinds(r),
             latency: latency_rows(r),
             closed_loop: r
                 .metrics
@@ -418,6 +438,27 @@ fn traffic(r: &Results) -> [Traffic; 2] {
         one("in", c.frames_in, c.bytes_in),
         one("out", c.frames_out, c.bytes_out),
     ]
+}
+
+fn kinds(r: &Results) -> Vec<KindRow> {
+    let c = &r.counters;
+    let mut rows = Vec::new();
+    for (dir, kinds, total) in [
+        ("in", &c.kinds_in, c.frames_in),
+        ("out", &c.kinds_out, c.frames_out),
+    ] {
+        let mut v: Vec<_> = kinds.iter().collect();
+        v.sort_by(|a, b| b.1.frames.cmp(&a.1.frames).then(a.0.cmp(b.0)));
+        rows.extend(v.into_iter().map(|(kind, k)| KindRow {
+            dir,
+            kind: kind.clone(),
+            frames: k.frames,
+            frame_rate: format!("{:.1}/s", rate(k.frames, r.meta.duration_s)),
+            bytes: fmt_bytes(k.bytes as f64),
+            share: format!("{:.1}%", 100.0 * k.frames as f64 / total.max(1) as f64),
+        }));
+    }
+    rows
 }
 
 fn row(metric: &str, kind: RowKind, label: String, s: &Summary) -> LatencyRow {
