@@ -180,6 +180,7 @@ fn results() -> Results {
             ops: 36_000_000,
             missed: 0,
             requests: Default::default(),
+            error_samples: Default::default(),
         },
         series,
         violations: Violations {

@@ -264,6 +264,16 @@ impl Aggregate {
             let key = code.map_or_else(|| "none".to_string(), |c| c.to_string());
             *c.connections.closed_by_code.entry(key).or_default() += n;
         }
+        for (kind, sample) in &t.error_samples {
+            let kept = c
+                .error_samples
+                .entry(kind.as_str().to_string())
+                .or_default();
+            // The earliest few of every worker's first few.
+            kept.push(sample.clone());
+            kept.sort_by(|a, b| a.t.total_cmp(&b.t));
+            kept.truncate(super::recorder::ERROR_SAMPLES);
+        }
         for kind in ErrorKind::ALL {
             let n = t.errors[kind.index()];
             if n > 0 {

@@ -307,6 +307,15 @@ fn traffic(o: &mut String, m: &Model) {
         ],
         &rows,
     );
+    if !e.samples.is_empty() {
+        o.push_str("<h3 id=\"error-samples\">First occurrences of each error</h3>\n");
+        let rows: Vec<Vec<String>> = e
+            .samples
+            .iter()
+            .map(|(kind, t, vu, detail)| vec![escape(kind), num(t), num(vu), escape(detail)])
+            .collect();
+        table(o, &["error", "at", "VU", "what happened"], &rows);
+    }
     kinds_table(o, m);
     let q = &m.requests;
     let rows = vec![vec![

@@ -174,6 +174,9 @@ pub struct Errors {
     pub by_kind: Vec<(String, u64)>,
     /// Sends that could not happen at their intended time.
     pub missed: u64,
+    /// The first occurrences of each kind (kinds largest first): (kind, `12.3s`, VU,
+    /// detail).
+    pub samples: Vec<(String, String, u64, String)>,
 }
 
 /// Protocol checking.
@@ -513,6 +516,17 @@ fn errors(r: &Results) -> Errors {
         rate: format!("{pct:.2}%"),
         by_kind: ranked(&c.errors_by_kind),
         missed: c.missed,
+        samples: ranked(&c.errors_by_kind)
+            .iter()
+            .flat_map(|(kind, _)| {
+                c.error_samples
+                    .get(kind)
+                    .into_iter()
+                    .flatten()
+                    .map(move |s| (kind, s))
+            })
+            .map(|(kind, s)| (kind.clone(), format!("{:.1}s", s.t), s.vu, s.detail.clone()))
+            .collect(),
     }
 }
 

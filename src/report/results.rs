@@ -389,6 +389,22 @@ pub struct Counters {
     /// What became of the requests waited on: `sent = replies + timeouts + unanswered`.
     #[serde(default)]
     pub requests: RequestCounts,
+    /// Per error kind, its first few occurrences (at most 5, the earliest, each detail at
+    /// most 240 bytes): when, which VU, what happened.
+    #[serde(default)]
+    pub error_samples: BTreeMap<String, Vec<ErrorSample>>,
+}
+
+/// One occurrence of an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorSample {
+    /// Seconds since the start of the run.
+    pub t: f64,
+    /// The VU it happened to.
+    pub vu: u64,
+    /// What happened, e.g. `no reply within 1s (metric rtt)`.
+    pub detail: String,
 }
 
 /// Requests waited on: each paced request and each `expect` step counts once.

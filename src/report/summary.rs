@@ -177,6 +177,14 @@ pub fn render_model(m: &Model) -> String {
         fmt_counts(&e.by_kind, (": ", ""), str::to_owned),
         e.missed
     );
+    // The first occurrence of each kind.
+    let mut seen: Vec<&str> = Vec::new();
+    for (kind, t, vu, detail) in &e.samples {
+        if !seen.contains(&kind.as_str()) {
+            seen.push(kind);
+            let _ = writeln!(out, "  ✗ {kind} first at {t}, VU {vu}: {detail}");
+        }
+    }
     let q = &m.requests;
     if q.sent > 0 {
         let _ = writeln!(

@@ -522,9 +522,32 @@ impl Vu {
                 _ => ErrorKind::Disconnected,
             };
             self.shared.rec.borrow_mut().error(kind);
+            self.sample_error(kind, || match kind {
+                ErrorKind::UnexpectedClose => {
+                    "the server closed the connection (see closes by code) while a step needed it"
+                        .into()
+                }
+                _ => "the connection ended while a step needed it".into(),
+            });
         }
         self.errors += 1;
         Flow::Lost
+    }
+
+    /// Keeps one of the first occurrences of an error of `kind` (counted apart): now, to
+    /// this VU, `detail`.
+    pub(super) fn sample_error(&self, kind: ErrorKind, detail: impl FnOnce() -> String) {
+        let t = self.shared.start.elapsed().as_secs_f64();
+        self.shared
+            .rec
+            .borrow_mut()
+            .error_sample(kind, t, self.ctx.vu, detail);
+    }
+
+    /// `metric rtt`, for an error's detail; empty without a metric.
+    pub(super) fn metric_note(&self, m: Option<crate::scenario::plan::MetricId>) -> String {
+        m.and_then(|m| self.shared.plan.metrics.get(m.0 as usize))
+            .map_or(String::new(), |n| format!(" (metric {n})"))
     }
 }
 
