@@ -59,6 +59,10 @@ enum Command {
         /// Output folder [default: the results file's folder].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Draw latency by percentile on a log scale of latency (one outlier no longer
+        /// flattens the curve).
+        #[arg(long)]
+        log_latency: bool,
     },
     /// Compare runs side by side: compare.html and PNGs, figures with ratios to the first
     /// run (exit 0, 1 a figure worse than --fail-if-worse allows, 2 bad input, 3 output).
@@ -153,6 +157,10 @@ struct RunCmd {
     /// Do not write report.html and the PNG charts at the end.
     #[arg(long)]
     no_report: bool,
+    /// Draw latency by percentile on a log scale of latency (one outlier no longer
+    /// flattens the curve).
+    #[arg(long)]
+    log_latency: bool,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -204,7 +212,11 @@ fn main() -> ExitCode {
         Command::Schemas {
             command: SchemasCmd::Lint { dirs },
         } => lint(&dirs),
-        Command::Report { results, out } => report(&results, out),
+        Command::Report {
+            results,
+            out,
+            log_latency,
+        } => report(&results, out, log_latency),
         Command::Compare(cmd) => compare(cmd),
     })
 }
@@ -228,6 +240,7 @@ fn run(cmd: RunCmd) -> u8 {
         max_clock_skew: cmd.max_clock_skew,
         samples: cmd.samples,
         report: !cmd.no_report,
+        log_latency: cmd.log_latency,
     };
     match execute(args) {
         Ok(done) => done.exit_code(),
@@ -238,10 +251,10 @@ fn run(cmd: RunCmd) -> u8 {
     }
 }
 
-fn report(results: &Path, out: Option<PathBuf>) -> u8 {
+fn report(results: &Path, out: Option<PathBuf>, log_latency: bool) -> u8 {
     let written = squall::report::read_results(results).and_then(|r| {
         let dir = out.unwrap_or_else(|| results.parent().unwrap_or(Path::new(".")).to_path_buf());
-        squall::report::write_report(&r, &dir)
+        squall::report::write_report_with(&r, &dir, log_latency)
     });
     match written {
         Ok(w) => {

@@ -81,7 +81,7 @@ fn series_line(
 }
 
 /// Every chart of one run's report, in the order the HTML shows them.
-pub fn report_charts(r: &Results) -> Result<Vec<Chart>, ReportError> {
+pub fn report_charts(r: &Results, log_latency: bool) -> Result<Vec<Chart>, ReportError> {
     let mut names = FileNames::default();
     let mut charts = Vec::new();
     for (name, m) in &r.metrics {
@@ -100,7 +100,11 @@ pub fn report_charts(r: &Results) -> Result<Vec<Chart>, ReportError> {
             section: Section::Latency,
             file: names.stem("latency", name),
             title: format!("{name}: latency by percentile"),
-            body: Body::Percentiles(vec![latency, service]),
+            body: if log_latency {
+                Body::PercentilesLog(vec![latency, service])
+            } else {
+                Body::Percentiles(vec![latency, service])
+            },
         });
     }
     charts.extend(time_charts(r, &mut names));
@@ -353,6 +357,31 @@ fn overlaid(runs: &[Run], summaries: &[Option<&Summary>]) -> Result<Vec<Line>, R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_by_percentile_can_be_drawn_on_a_log_scale() {
+        use crate::metrics::{Aggregate, Recorder};
+        use crate::report::results::{test_meta, Status};
+        let names = vec!["rtt".to_string()];
+        let mut rec = Recorder::with_worker(0, &names);
+        for us in 100..1_100u64 {
+            rec.latency(crate::scenario::plan::MetricId(0), us, us);
+        }
+        // One outlier that would flatten a linear axis.
+        rec.latency(crate::scenario::plan::MetricId(0), 5_000_000, 5_000_000);
+        let mut agg = Aggregate::new(names);
+        agg.add(rec.take());
+        let r = agg.results(test_meta(1.0, 1.0, 1), Status::Complete);
+        let log = report_charts(&r, true).unwrap();
+        assert!(matches!(log[0].body, Body::PercentilesLog(_)));
+        let svg = super::super::plots::svg(&log[0]).unwrap();
+        assert!(svg.contains("log scale)"), "the axis says so");
+        let linear = report_charts(&r, false).unwrap();
+        assert!(matches!(linear[0].body, Body::Percentiles(_)));
+        assert!(!super::super::plots::svg(&linear[0])
+            .unwrap()
+            .contains("log scale)"));
+    }
 
     #[test]
     fn file_names_are_safe_and_distinct() {

@@ -392,32 +392,11 @@ fn thresholds(runs: &[Run]) -> Vec<ThresholdAcross> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::results::{Phase, RunMeta, Status};
+    use crate::report::results::{test_meta, Status};
 
     /// A run of `vus` VUs for `secs` on `threads` threads that received `frames_in` frames.
     fn run(label: &str, vus: f64, secs: f64, threads: usize, frames_in: u64) -> Run {
-        let meta = RunMeta {
-            tool_version: "0.1.0".into(),
-            scenario_name: "s".into(),
-            scenario_file: "s.yaml".into(),
-            scenario_sha256: String::new(),
-            protocol: None,
-            target: "ws://127.0.0.1:9/ws".into(),
-            seed: 1,
-            threads,
-            started_at: "2026-12-07T00:00:00Z".into(),
-            ended_at: None,
-            duration_s: secs,
-            planned_duration_s: secs,
-            load_model: "closed".into(),
-            host: "test".into(),
-            phases: vec![Phase {
-                start_s: 0.0,
-                end_s: secs,
-                from: 0.0,
-                to: vus,
-            }],
-        };
+        let meta = test_meta(vus, secs, threads);
         let mut results =
             crate::metrics::Aggregate::new(Vec::new()).results(meta, Status::Complete);
         results.counters.frames_in = frames_in;

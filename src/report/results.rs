@@ -106,6 +106,34 @@ pub struct Results {
     pub uploads: BTreeMap<String, UploadResult>,
 }
 
+/// Metadata of a closed-model run of `secs` seconds at `vus` VUs on `threads` threads, for
+/// the crate's tests.
+#[cfg(test)]
+pub(crate) fn test_meta(vus: f64, secs: f64, threads: usize) -> RunMeta {
+    RunMeta {
+        tool_version: "0.1.0".into(),
+        scenario_name: "s".into(),
+        scenario_file: "s.yaml".into(),
+        scenario_sha256: String::new(),
+        protocol: None,
+        target: "ws://127.0.0.1:9/ws".into(),
+        seed: 1,
+        threads,
+        started_at: "2026-12-07T00:00:00Z".into(),
+        ended_at: None,
+        duration_s: secs,
+        planned_duration_s: secs,
+        load_model: "closed".into(),
+        host: "test".into(),
+        phases: vec![Phase {
+            start_s: 0.0,
+            end_s: secs,
+            from: 0.0,
+            to: vus,
+        }],
+    }
+}
+
 impl Results {
     /// Why no frame was checked (when `violations.checked` is 0): no profile, none came
     /// or went, or checking was off.

@@ -62,6 +62,8 @@ pub struct RunArgs {
     /// Also write report.html and the PNG charts into the output folder (the CLI's
     /// default; `--no-report` turns it off).
     pub report: bool,
+    /// Draw the latency-by-percentile charts on a log scale of latency.
+    pub log_latency: bool,
 }
 
 /// Why a run could not be carried out.
@@ -266,7 +268,7 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     if args.report && written.is_some() {
         // The run's verdict stands on results.json; a report that cannot be drawn is
         // said loudly but does not change the exit code.
-        match report::write_report(&results, &out_dir) {
+        match report::write_report_with(&results, &out_dir, args.log_latency) {
             Ok(w) if !args.quiet => println!("{}", w.describe()),
             Ok(_) => {}
             Err(e) => eprintln!("squall: report: {e}"),
