@@ -395,6 +395,13 @@ fn a_threshold_whose_behaviour_never_ran_in_a_shortened_run_is_not_measured() {
     assert!(r.passed());
     let text = render_summary(&r);
     assert!(text.contains("\n  – "), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let page = squall::report::write_report(&r, dir.path()).unwrap().html;
+    let page = std::fs::read_to_string(page).unwrap();
+    assert!(
+        page.contains("<td>– not measured</td>"),
+        "the report's thresholds table"
+    );
     let xml = squall::report::render_junit(&r);
     assert!(xml.contains("failures=\"0\" skipped=\"1\""), "{xml}");
     assert!(

@@ -184,7 +184,11 @@ fn thresholds(o: &mut String, m: &Model) {
         .iter()
         .map(|t| {
             vec![
-                verdict(t.pass),
+                if t.not_measured {
+                    "– not measured".into()
+                } else {
+                    verdict(t.pass)
+                },
                 format!("<code>{}</code>", escape(&t.expr)),
                 escape(&t.message),
             ]
