@@ -117,6 +117,7 @@ fn results() -> Results {
             scenario_file: "bench-hour.yaml".into(),
             scenario_sha256: "ab".repeat(32),
             protocol: Some("kite".into()),
+            conformance: None,
             target: "ws://127.0.0.1:8080/ws".into(),
             seed: 42,
             threads: 2,
@@ -192,6 +193,7 @@ fn results() -> Results {
                 kind: "scrape.progress".into(),
                 keyword: "required".into(),
                 pointer: "/data/percent".into(),
+                source: squall::protocol::Source::Document,
                 count: 12,
                 samples: vec![ViolationSample {
                     frame: r#"{"type":"scrape.progress","data":{}}"#.into(),

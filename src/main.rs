@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use squall::check::offline::validate_lines;
-use squall::protocol::{self, Profile};
+use squall::protocol::{self, Conformance, Profile};
 use squall::report::{compare_text, CompareOptions};
 use squall::run::{default_out, execute, RunArgs};
 use squall::scenario::{self, LoadOptions};
@@ -29,11 +29,20 @@ enum Command {
     /// its schemas; 2 bad scenario, profile or usage; 3 target unreachable, run aborted or
     /// results not written; 130 interrupted).
     Run(RunCmd),
-    /// Check scenario files without connecting (exit 0 valid, 2 invalid).
+    /// Check scenario files without connecting (exit 0 valid, 1 not portable with
+    /// --portable, 2 invalid).
     Check {
         /// Scenario files.
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
+        /// Also check that each scenario uses only kinds and fields its protocol's document
+        /// defines (none of squall-server's extensions), so it runs against any server
+        /// written to the document.
+        #[arg(long)]
+        portable: bool,
+        /// Where protocol profiles live (with --portable) [default: schemas].
+        #[arg(long)]
+        schemas: Option<PathBuf>,
     },
     /// Check recorded frames (JSON lines; `-` for stdin) against a protocol's schemas
     /// (exit 0 clean, 1 violations, 2 bad input).
@@ -44,6 +53,9 @@ enum Command {
         /// Where profiles live.
         #[arg(long, default_value = "schemas")]
         schemas: PathBuf,
+        /// strict (the document and squall's decisions) or document (the document's rules only).
+        #[arg(long, value_enum, default_value_t = ConformanceArg::Strict)]
+        conformance: ConformanceArg,
         /// The recording, one JSON line each: a bare frame (checked as inbound, from the
         /// server), {"dir":"in"|"out","frame":...}, or
         /// {"conn":"c1","dir":...,"frame":...,"at":"RFC 3339"} for the per-connection checks
@@ -161,6 +173,27 @@ struct RunCmd {
     /// flattens the curve).
     #[arg(long)]
     log_latency: bool,
+    /// How strictly frames are held to the profile: strict (the document's rules and squall's
+    /// decisions where the document is silent) or document (the document's rules only).
+    /// Each violation says which it broke.
+    #[arg(long, value_enum, default_value_t = ConformanceArg::Strict)]
+    conformance: ConformanceArg,
+}
+
+/// `--conformance`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ConformanceArg {
+    Strict,
+    Document,
+}
+
+impl From<ConformanceArg> for Conformance {
+    fn from(c: ConformanceArg) -> Self {
+        match c {
+            ConformanceArg::Strict => Conformance::Strict,
+            ConformanceArg::Document => Conformance::Document,
+        }
+    }
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -203,12 +236,17 @@ fn main() -> ExitCode {
     };
     ExitCode::from(match cli.command {
         Command::Run(cmd) => run(cmd),
-        Command::Check { scenarios } => check(&scenarios),
+        Command::Check {
+            scenarios,
+            portable,
+            schemas,
+        } => check(&scenarios, portable, schemas.as_deref()),
         Command::Validate {
             protocol,
             schemas,
             file,
-        } => validate(&protocol, &schemas, &file),
+            conformance,
+        } => validate(&protocol, &schemas, &file, conformance.into()),
         Command::Schemas {
             command: SchemasCmd::Lint { dirs },
         } => lint(&dirs),
@@ -241,6 +279,7 @@ fn run(cmd: RunCmd) -> u8 {
         samples: cmd.samples,
         report: !cmd.no_report,
         log_latency: cmd.log_latency,
+        conformance: cmd.conformance.into(),
     };
     match execute(args) {
         Ok(done) => done.exit_code(),
@@ -289,16 +328,39 @@ fn compare(cmd: CompareCmd) -> u8 {
     }
 }
 
-fn check(files: &[PathBuf]) -> u8 {
+fn check(files: &[PathBuf], portable: bool, schemas: Option<&Path>) -> u8 {
     let opts = LoadOptions::from_process_env();
     let mut code = 0;
     for f in files {
-        match scenario::load_file(f, &opts) {
-            Ok(_) => println!("{}: ok", f.display()),
+        let plan = match scenario::load_file(f, &opts) {
+            Ok(plan) => plan,
             Err(e) => {
                 eprintln!("{e}");
                 code = 2;
+                continue;
             }
+        };
+        let Some(name) = plan.protocol.as_deref().filter(|_| portable) else {
+            println!("{}: ok", f.display());
+            continue;
+        };
+        let dir = profile_dir(name, schemas.unwrap_or(Path::new("schemas")));
+        let profile = match Profile::load_portable(&dir) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{}: {e}", f.display());
+                code = 2;
+                continue;
+            }
+        };
+        let found = squall::check::portable::check(&plan, &profile);
+        if found.is_empty() {
+            println!("{}: ok, portable", f.display());
+        } else {
+            for x in &found {
+                eprintln!("{}: not portable: {x}", f.display());
+            }
+            code = code.max(1);
         }
     }
     code
@@ -313,8 +375,8 @@ fn profile_dir(protocol: &str, schemas: &Path) -> PathBuf {
     }
 }
 
-fn validate(protocol: &str, schemas: &Path, file: &str) -> u8 {
-    let profile = match Profile::load(&profile_dir(protocol, schemas)) {
+fn validate(protocol: &str, schemas: &Path, file: &str, conformance: Conformance) -> u8 {
+    let profile = match Profile::load_with(&profile_dir(protocol, schemas), conformance) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");

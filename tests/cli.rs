@@ -362,3 +362,66 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn check_portable_names_each_use_of_squall_servers_extensions() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = scenario(
+        dir.path(),
+        "ref.yaml",
+        &SMALL.replace("name: cli-small", "name: cli-small\nprotocol: kite"),
+    );
+    let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas");
+    let out = squall()
+        .args(["check", "--portable", "--schemas", schemas])
+        .arg(&reference)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("step 2 (send): sends ping with a field seeds/kite.md does not define"),
+        "{err}"
+    );
+    assert!(err.contains("step 3 (expect): reads /id of pong"), "{err}");
+    // Without --portable the same file is a valid scenario.
+    let out = squall().arg("check").arg(&reference).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn validate_says_whose_rule_a_frame_broke_and_document_conformance_lets_decisions_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    // kite.md defines no error frame: this one's `code` breaks only squall-server's shape.
+    let rec = dir.path().join("rec.jsonl");
+    std::fs::write(
+        &rec,
+        r#"{"type":"error","data":{"code":"INVALID_ROOM","message":"unknown room"},"timestamp":"2026-01-01T00:00:00Z"}
+"#,
+    )
+    .unwrap();
+    let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas");
+    let run = |conformance: &str| {
+        squall()
+            .args(["validate", "--protocol", "kite", "--schemas", schemas])
+            .args(["--conformance", conformance])
+            .arg(&rec)
+            .output()
+            .unwrap()
+    };
+    let strict = run("strict");
+    let said = String::from_utf8_lossy(&strict.stdout);
+    assert_eq!(strict.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("additionalProperties at /data")
+            && said.contains("(squall's decision where the document is silent)"),
+        "{said}"
+    );
+    let document = run("document");
+    assert_eq!(
+        document.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&document.stdout)
+    );
+}

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use squall::protocol::Conformance;
 use squall::run::{execute, RunArgs};
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
@@ -92,6 +93,18 @@ fn run(target: String, yaml: &str, no_check: bool) -> (u8, Value) {
 
 /// Runs and returns the exit code, results.json and the JUnit XML.
 fn run_junit(target: String, yaml: &str, no_check: bool) -> (u8, Value, String) {
+    run_args(
+        target,
+        yaml,
+        RunArgs {
+            no_check,
+            ..RunArgs::default()
+        },
+    )
+}
+
+/// [`run_junit`] with `args` for everything but the files, target and threads.
+fn run_args(target: String, yaml: &str, args: RunArgs) -> (u8, Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let sc = scenario(dir.path(), "c.yaml", yaml);
     let out = dir.path().join("out");
@@ -102,10 +115,9 @@ fn run_junit(target: String, yaml: &str, no_check: bool) -> (u8, Value, String) 
         target: Some(target),
         quiet: true,
         threads: Some(1),
-        no_check,
         schemas: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas").into()),
         junit: Some(junit.clone()),
-        ..RunArgs::default()
+        ..args
     })
     .unwrap();
     let doc = results(&out);
@@ -379,5 +391,104 @@ behaviours:
         doc["violations"]["total"].as_u64().unwrap(),
         2 * iterations,
         "{groups:#?}"
+    );
+}
+
+/// A Kite server written to kite.md that reports a bad request its own way: an `error` frame
+/// with `data.code` (kite.md defines no error frame: squall-server's has `data.message` only),
+/// and a welcome with a field the document does not list; then, once the client subscribed
+/// to scrape:all, one frame that breaks the document itself (a progress count as a string).
+async fn own_ways(mut ws: Conn, sent: Arc<AtomicU64>) {
+    let mut welcome: Value = serde_json::from_str(&welcome()).unwrap();
+    welcome["data"]["server"] = json!("kite-2.1");
+    let _ = send(&mut ws, &sent, welcome.to_string()).await;
+    // The client's subscribe to scrape:all (not acknowledged: not what this test is about).
+    let _ = ws.next().await;
+    let _ = send(
+        &mut ws,
+        &sent,
+        json!({"type": "error", "timestamp": TS,
+            "data": {"code": "INVALID_ROOM", "message": "unknown room family"}})
+        .to_string(),
+    )
+    .await;
+    let _ = send(
+        &mut ws,
+        &sent,
+        json!({"type": "scrape.progress", "timestamp": TS, "data":
+            {"job_id": "j1", "current": "45", "total": 100, "percent": 45.0, "message": "m"}})
+        .to_string(),
+    )
+    .await;
+    while let Some(Ok(_)) = ws.next().await {}
+}
+
+const LISTEN: &str = r#"
+name: own-ways
+protocol: kite
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - expect: { kind: welcome, within: 2s }
+      - send: { type: subscribe, room: "scrape:all" }
+      - expect: { kind: scrape.progress, within: 2s }
+      - close: 1000
+"#;
+
+fn run_conformance(target: String, conformance: Conformance) -> (u8, Value, String) {
+    run_args(
+        target,
+        LISTEN,
+        RunArgs {
+            conformance,
+            ..RunArgs::default()
+        },
+    )
+}
+
+#[test]
+fn each_violation_says_whose_rule_it_broke_and_document_conformance_lets_decisions_pass() {
+    let srv = TestServer::start(own_ways);
+    let (code, doc, xml) = run_conformance(srv.url(), Conformance::Strict);
+    assert_eq!(code, 1);
+    assert_eq!(doc["meta"]["conformance"], "strict");
+    let source = |kind: &str, pointer: &str| -> String {
+        let g = doc["violations"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["kind"] == kind && g["pointer"] == pointer)
+            .unwrap_or_else(|| panic!("no {kind} at {pointer}: {}", doc["violations"]));
+        g["source"].as_str().unwrap().to_string()
+    };
+    assert_eq!(source("welcome", "/data"), "squall");
+    assert_eq!(source("error", "/data"), "squall");
+    assert_eq!(source("scrape.progress", "/data/current"), "document");
+    assert!(
+        xml.contains("additionalProperties at /data (breaks squall&apos;s decision)"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("type at /data/current (breaks document)"),
+        "{xml}"
+    );
+
+    let (code, doc, _) = run_conformance(srv.url(), Conformance::Document);
+    assert_eq!(code, 1, "the document's own rule still fails the run");
+    assert_eq!(doc["meta"]["conformance"], "document");
+    let groups = doc["violations"]["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(
+        (
+            &groups[0]["kind"],
+            &groups[0]["pointer"],
+            &groups[0]["source"]
+        ),
+        (
+            &json!("scrape.progress"),
+            &json!("/data/current"),
+            &json!("document")
+        )
     );
 }

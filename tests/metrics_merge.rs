@@ -13,6 +13,7 @@ fn meta() -> RunMeta {
         scenario_file: "merge.yaml".into(),
         scenario_sha256: String::new(),
         protocol: None,
+        conformance: None,
         target: "ws://127.0.0.1:9/".into(),
         seed: 1,
         threads: 2,

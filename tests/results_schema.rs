@@ -14,6 +14,7 @@ fn meta() -> RunMeta {
         scenario_file: "scenarios/kite/smoke.yaml".into(),
         scenario_sha256: "ab".repeat(32),
         protocol: Some("kite".into()),
+        conformance: None,
         target: "ws://127.0.0.1:9/ws".into(),
         seed: 42,
         threads: 2,

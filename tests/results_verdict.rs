@@ -15,6 +15,7 @@ fn meta() -> RunMeta {
         scenario_file: "verdict.yaml".into(),
         scenario_sha256: String::new(),
         protocol: None,
+        conformance: None,
         target: "ws://127.0.0.1:9/ws".into(),
         seed: 7,
         threads: 1,

@@ -4,50 +4,17 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
 use serde_json::{json, Value};
 use squall::check::thresholds::{Cmp, Quantity, Stat};
 use squall::scenario::plan::{Backoff, LoadModel, MetricId, Payload, Stage, Step, Think};
-use squall::scenario::template::Context;
+use squall::scenario::template::Fixed;
 use squall::scenario::{load_file, load_str, LoadOptions, Plan};
 
-struct Fake {
-    seq: u64,
-    rng: SmallRng,
-    vars: HashMap<String, Value>,
-    sent: Value,
-}
-
-impl Context for Fake {
-    fn vu(&self) -> u64 {
-        4
-    }
-    fn iter(&self) -> u64 {
-        9
-    }
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
-    }
-    fn rng(&mut self) -> &mut SmallRng {
-        &mut self.rng
-    }
-    fn var(&self, name: &str) -> Option<&Value> {
-        self.vars.get(name)
-    }
-    fn sent(&mut self, pointer: &str) -> Option<Value> {
-        self.sent.pointer(pointer).cloned()
-    }
-}
-
-fn fake() -> Fake {
-    Fake {
-        seq: 0,
-        rng: SmallRng::seed_from_u64(7),
-        vars: HashMap::from([("cid".to_string(), json!({"n": 1, "q": "a\"b"}))]),
-        sent: json!({"rid": 12, "room": "cases:NZ"}),
-    }
+fn fake() -> Fixed {
+    let mut f = Fixed::new(4, 9, 7);
+    f.vars = HashMap::from([("cid".to_string(), json!({"n": 1, "q": "a\"b"}))]);
+    f.sent = json!({"rid": 12, "room": "cases:NZ"});
+    f
 }
 
 fn opts() -> LoadOptions {
@@ -60,7 +27,7 @@ fn full() -> Plan {
     load_file(Path::new("tests/scenarios/full.yaml"), &opts()).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn json_of(p: &Payload, ctx: &mut Fake) -> Value {
+fn json_of(p: &Payload, ctx: &mut Fixed) -> Value {
     let Payload::Json(t) = p else {
         panic!("not JSON: {p:?}")
     };

@@ -36,7 +36,7 @@ fn every_covetpy_scenario_passes_check() {
 
 #[test]
 fn smoke_passes_as_written() {
-    let file = "scenarios/covetpy/smoke.yaml";
+    let file = "scenarios/covetpy/smoke-reference.yaml";
     let lib = Library {
         file,
         path: PATH,
@@ -48,19 +48,19 @@ fn smoke_passes_as_written() {
 
 #[test]
 fn rpc_mix_passes_shortened() {
-    let file = "scenarios/covetpy/rpc-mix.yaml";
+    let file = "scenarios/covetpy/rpc-mix-reference.yaml";
     assert_passes(file, run_library(shortened(file, 4), |_| {}));
 }
 
 #[test]
 fn subscribe_storm_passes_shortened() {
-    let file = "scenarios/covetpy/subscribe-storm.yaml";
+    let file = "scenarios/covetpy/subscribe-storm-reference.yaml";
     assert_passes(file, run_library(shortened(file, 4), |_| {}));
 }
 
 #[test]
 fn subscribe_storm_fails_when_the_server_drops_or_duplicates_events() {
-    let file = "scenarios/covetpy/subscribe-storm.yaml";
+    let file = "scenarios/covetpy/subscribe-storm-reference.yaml";
     let dropping = run_library(shortened(file, 4), |c| {
         c.fault = Some(squall_server::Fault::DropEvents(7))
     });
@@ -77,7 +77,7 @@ fn soak_passes_shortened() {
     assert_passes(file, run_library(shortened(file, 8), |_| {}));
 }
 
-const RATE_LIMIT: &str = "scenarios/covetpy/rate-limit.yaml";
+const RATE_LIMIT: &str = "scenarios/covetpy/rate-limit-reference.yaml";
 
 #[test]
 fn rate_limit_passes_shortened() {

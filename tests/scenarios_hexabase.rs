@@ -13,7 +13,7 @@ use support::{assert_squall_check, run_library, verdict, Library};
 const PATH: &str = "/hexabase/ws";
 const FILES: [&str; 5] = [
     "scenarios/hexabase/smoke.yaml",
-    "scenarios/hexabase/subscribe-storm.yaml",
+    "scenarios/hexabase/subscribe-storm-reference.yaml",
     "scenarios/hexabase/rpc-mix.yaml",
     "scenarios/hexabase/rate-limit.yaml",
     "scenarios/hexabase/soak.yaml",

@@ -91,10 +91,12 @@ fn every_kecs_scenario_passes_squall_check() {
     assert_eq!(
         names,
         [
+            "rate-limit-reference.yaml",
             "rate-limit.yaml",
             "rpc-mix.yaml",
             "smoke.yaml",
             "soak.yaml",
+            "subscribe-storm-reference.yaml",
             "subscribe-storm.yaml"
         ]
     );
@@ -105,7 +107,7 @@ fn every_kecs_scenario_passes_squall_check() {
 #[test]
 fn smoke_passes_as_written() {
     let run = run("smoke.yaml", None, None, |_| {});
-    let metrics = "auth subscribe_ack execute get_metrics error_reply unsubscribe";
+    let metrics = "subscribe_ack execute get_metrics error_reply unsubscribe";
     assert_passed("smoke", &run, metrics);
     let doc = &run.1;
     assert!(doc["counters"]["kinds_in"]["event.task"]["frames"].as_u64() > Some(0));
@@ -113,7 +115,7 @@ fn smoke_passes_as_written() {
 
 #[test]
 fn subscribe_storm_passes_shortened() {
-    let run = run("subscribe-storm.yaml", SHORT, Some(4), |_| {});
+    let run = run("subscribe-storm-reference.yaml", SHORT, Some(4), |_| {});
     assert_passed(
         "subscribe-storm",
         &run,
@@ -152,7 +154,7 @@ fn subscribe_storm_fails_when_events_are_lost_or_repeated() {
             "delivery.duplicates == 0",
         ),
     ] {
-        let run = run("subscribe-storm.yaml", SHORT, Some(2), |c| {
+        let run = run("subscribe-storm-reference.yaml", SHORT, Some(2), |c| {
             c.fault = Some(fault)
         });
         assert_failed_on(&format!("{fault:?}"), &run, threshold);
@@ -178,7 +180,7 @@ fn soak_passes_shortened() {
     );
 }
 
-const RATE_LIMIT: &str = "rate-limit.yaml";
+const RATE_LIMIT: &str = "rate-limit-reference.yaml";
 
 #[test]
 fn rate_limit_passes_with_every_limit_on() {

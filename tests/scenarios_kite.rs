@@ -57,10 +57,11 @@ fn every_scenario_passes_squall_check_and_targets_the_kite_path() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     for want in [
-        "rate-limit.yaml",
-        "rpc-mix.yaml",
+        "rate-limit-reference.yaml",
+        "rpc-mix-reference.yaml",
         "smoke.yaml",
         "soak.yaml",
+        "subscribe-storm-reference.yaml",
         "subscribe-storm.yaml",
     ] {
         assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
@@ -116,7 +117,7 @@ fn smoke_passes_as_written() {
 
 #[test]
 fn subscribe_storm_passes_shortened() {
-    let doc = passes_shortened("scenarios/kite/subscribe-storm.yaml", Some(4));
+    let doc = passes_shortened("scenarios/kite/subscribe-storm-reference.yaml", Some(4));
     // The storm filled every VU to the limit, and the limit + 1 was refused.
     assert!(samples(&doc, "subscribe_ack") >= 200, "{}", verdict(&doc));
     assert!(samples(&doc, "limit_reject") >= 1, "{}", verdict(&doc));
@@ -142,12 +143,16 @@ fn subscribe_storm_fails_when_events_are_dropped_or_duplicated() {
             "delivery.duplicates == 0",
         ),
     ];
-    fails_on_each("scenarios/kite/subscribe-storm.yaml", Some(2), &cases);
+    fails_on_each(
+        "scenarios/kite/subscribe-storm-reference.yaml",
+        Some(2),
+        &cases,
+    );
 }
 
 #[test]
 fn rpc_mix_passes_shortened() {
-    let doc = passes_shortened("scenarios/kite/rpc-mix.yaml", Some(10));
+    let doc = passes_shortened("scenarios/kite/rpc-mix-reference.yaml", Some(10));
     for m in ["ping", "subscribe", "unsubscribe", "unknown_type"] {
         assert!(samples(&doc, m) > 0, "no {m}: {}", verdict(&doc));
     }
@@ -163,7 +168,7 @@ fn soak_passes_shortened() {
 
 #[test]
 fn rate_limit_passes_shortened() {
-    let doc = passes_shortened("scenarios/kite/rate-limit.yaml", None);
+    let doc = passes_shortened("scenarios/kite/rate-limit-reference.yaml", None);
     let c = &doc["counters"]["connections"];
     assert!(c["closed_by_code"]["1009"].as_u64() > Some(0), "{c}");
     assert!(c["failed_by_cause"]["http_429"].as_u64() > Some(0), "{c}");
@@ -193,5 +198,5 @@ fn rate_limit_fails_when_any_limit_is_off() {
             "latency.size_reject.p99 < 500ms",
         ),
     ];
-    fails_on_each("scenarios/kite/rate-limit.yaml", None, &cases);
+    fails_on_each("scenarios/kite/rate-limit-reference.yaml", None, &cases);
 }

@@ -116,23 +116,23 @@ fn fails_with_timeouts(
 fn smoke_streams_and_the_streams_storm_pass() {
     all_pass_shortened(&[
         ("smoke-streams.yaml", STREAMS, 4),
-        ("subscribe-storm.yaml", STREAMS, 2),
+        ("subscribe-storm-reference.yaml", STREAMS, 2),
     ]);
 }
 
 #[test]
 fn chat_storm_and_rpc_mix_pass() {
     all_pass_shortened(&[
-        ("subscribe-storm-chat.yaml", CHAT, 4),
-        ("rpc-mix.yaml", CHAT, 4),
+        ("subscribe-storm-chat-reference.yaml", CHAT, 4),
+        ("rpc-mix-reference.yaml", CHAT, 4),
     ]);
 }
 
 #[test]
 fn rate_limits_and_soak_pass() {
     all_pass_shortened(&[
-        ("rate-limit.yaml", CHAT, 6),
-        ("rate-limit-streams.yaml", STREAMS, 3),
+        ("rate-limit-reference.yaml", CHAT, 6),
+        ("rate-limit-streams-reference.yaml", STREAMS, 3),
         ("soak.yaml", CHAT, 4),
     ]);
 }
@@ -141,7 +141,7 @@ const FIRST_REJECTION: &str = "latency.first_rejection.p99 < 250ms";
 
 #[test]
 fn rate_limit_fails_without_the_chat_limit() {
-    let doc = fails_with_timeouts("rate-limit.yaml", CHAT, 6, |c| {
+    let doc = fails_with_timeouts("rate-limit-reference.yaml", CHAT, 6, |c| {
         c.limits.subscriptions = false;
     });
     // The 101st chat is accepted, so the refusal never comes.
@@ -150,7 +150,7 @@ fn rate_limit_fails_without_the_chat_limit() {
 
 #[test]
 fn rate_limit_fails_without_the_message_size_limit() {
-    let doc = fails_with_timeouts("rate-limit.yaml", CHAT, 6, |c| {
+    let doc = fails_with_timeouts("rate-limit-reference.yaml", CHAT, 6, |c| {
         c.max_message_size = Some(16 << 20);
     });
     // The chat limit still holds; the oversized frame is no longer closed with 1009.
@@ -160,7 +160,7 @@ fn rate_limit_fails_without_the_message_size_limit() {
 #[test]
 fn rate_limit_streams_fails_without_the_stream_limit() {
     // 101 streams are admitted, so no connection_error and no close 1008 come.
-    fails_with_timeouts("rate-limit-streams.yaml", STREAMS, 3, |c| {
+    fails_with_timeouts("rate-limit-streams-reference.yaml", STREAMS, 3, |c| {
         c.limits.subscriptions = false;
     });
 }
@@ -168,14 +168,14 @@ fn rate_limit_streams_fails_without_the_stream_limit() {
 #[test]
 fn chat_storm_fails_when_the_server_drops_frames() {
     // Every 7th room frame is lost: some joins and posts never come back to their sender.
-    fails_with_timeouts("subscribe-storm-chat.yaml", CHAT, 4, |c| {
+    fails_with_timeouts("subscribe-storm-chat-reference.yaml", CHAT, 4, |c| {
         c.fault = Some(squall_server::Fault::DropEvents(7));
     });
 }
 
 #[test]
 fn streams_storm_fails_when_the_server_drops_or_duplicates_events() {
-    let file = "subscribe-storm.yaml";
+    let file = "subscribe-storm-reference.yaml";
     let dropping = run(file, STREAMS, SHORT, Some(2), |c| {
         c.fault = Some(squall_server::Fault::DropEvents(7));
     });

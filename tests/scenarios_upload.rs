@@ -7,7 +7,7 @@ use std::time::Duration;
 use support::*;
 
 #[test]
-fn covetpy_upload_passes_names_the_corrupt_chunk_and_is_reported() {
+fn covetpy_upload_passes_refuses_the_corrupt_chunk_and_is_reported() {
     let lib = Library {
         file: "scenarios/covetpy/upload.yaml",
         path: "/covetpy/ws?token=demo-token",

@@ -343,9 +343,10 @@ async fn commands_are_answered() {
         assert_eq!(s["Unit"], "Percent");
         assert!(s["Average"].as_f64().unwrap() <= s["Maximum"].as_f64().unwrap());
     }
+    // An unknown metric is a bad parameter, answered as the document's error example.
     get["payload"]["metrics"] = json!(["DiskUtilization"]);
     c.send(get).await;
-    assert_eq!(error_code(&c.recv().await), "RESOURCE_NOT_FOUND");
+    assert_eq!(error_code(&c.recv().await), "INVALID_REQUEST");
 }
 
 #[tokio::test]

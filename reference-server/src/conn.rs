@@ -86,7 +86,12 @@ async fn handshake(worker: &Worker, stream: &mut TcpStream) -> Option<Upgraded> 
         Err(HeadError::Io) => return None,
     };
     let text = "text/plain; charset=utf-8";
-    let result = match http::route(&head, worker.shared.config.profile) {
+    let route = match http::route(&head, worker.shared.config.profile) {
+        // No document defines a publish endpoint.
+        Route::Publish { .. } if worker.shared.config.strict_doc => Route::NotFound,
+        route => route,
+    };
+    let result = match route {
         Route::Health => http::respond(stream, "200 OK", "", text, "ok\n").await,
         Route::Publish { query, length } => {
             let (status, body) = match http::read_body(stream, head.rest(), length).await {

@@ -10,9 +10,35 @@ use crate::protocols;
 use crate::session::Proto;
 use crate::stats::Stats;
 
+/// A generated frame's number in its room, and whether the frame shows it: `seq` is a
+/// reference-server extension, left out under `--strict-doc` (the number still drives
+/// what a generator makes, e.g. newloom's every-20th stream error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seq {
+    /// The room's sequence number, from 1.
+    pub n: u64,
+    /// Whether the frame carries it.
+    pub shown: bool,
+}
+
+impl Seq {
+    /// A number the frame carries.
+    #[cfg(test)]
+    pub fn shown(n: u64) -> Seq {
+        Seq { n, shown: true }
+    }
+
+    /// The `seq` field to serialize (`None`: leave it out).
+    pub fn field(self) -> Option<u64> {
+        self.shown.then_some(self.n)
+    }
+}
+
 /// Publishes generated events through the hub until the server stops.
 pub(crate) struct Generator {
     pub rate: f64,
+    /// `--strict-doc`: no `seq`, and no events for protocols whose document defines none.
+    pub strict_doc: bool,
     pub hub: Arc<Hub>,
     pub stats: Arc<Stats>,
 }
@@ -41,11 +67,12 @@ impl Generator {
             if n == 0 {
                 continue;
             }
+            let shown = !self.strict_doc;
             for proto in Proto::ALL {
-                if let Some(event) = protocols::events(proto) {
+                if let Some(event) = protocols::events(proto, self.strict_doc) {
                     let published = self
                         .hub
-                        .generate(proto, n, |room, seq| event(room, seq, &mut rng));
+                        .generate(proto, n, |room, n| event(room, Seq { n, shown }, &mut rng));
                     self.stats.events(0, published as u64);
                 }
             }

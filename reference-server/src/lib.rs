@@ -86,6 +86,11 @@ pub struct Config {
     /// it recorded contains the server's hold. A debugging aid: schemas that forbid extra
     /// members will flag the field. Default off.
     pub stamp: bool,
+    /// Behave as a server written strictly to each document: every reference-server
+    /// extension off (no `seq`/`room` fields, no ids echoed where the document has none, no
+    /// frames, query parameters, methods, metric names or error codes the document does not
+    /// define, no `POST /publish`). The inventory is `docs/strict-doc.md`. Default off.
+    pub strict_doc: bool,
 }
 
 impl Default for Config {
@@ -105,6 +110,7 @@ impl Default for Config {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             reply_delay: Duration::ZERO,
             stamp: false,
+            strict_doc: false,
         }
     }
 }
@@ -264,6 +270,7 @@ pub fn spawn(config: Config) -> io::Result<ServerHandle> {
     hub.connect(senders);
     let mut generator = Some(Generator {
         rate: config.events_per_sec,
+        strict_doc: config.strict_doc,
         hub,
         stats,
     });

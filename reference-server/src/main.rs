@@ -74,6 +74,12 @@ struct Args {
     /// when the message it answers was read and when the reply was queued for writing.
     #[arg(long)]
     stamp: bool,
+    /// Behave as a server written strictly to each protocol's document: every extension off
+    /// (no seq/room fields, no echoed ids the document lacks, no undocumented frames, query
+    /// parameters, methods, metric names or error codes, no POST /publish); see
+    /// reference-server/docs/strict-doc.md.
+    #[arg(long)]
+    strict_doc: bool,
 }
 
 /// Sends tracing events to stderr, as text or JSON lines.
@@ -133,6 +139,7 @@ fn main() -> ExitCode {
         threads: args.threads.unwrap_or(defaults.threads),
         reply_delay: args.delay,
         stamp: args.stamp,
+        strict_doc: args.strict_doc,
         fault: args.fault,
     };
     let server = match squall_server::spawn(config) {

@@ -4,13 +4,14 @@ use rand::rngs::ThreadRng;
 use serde_json::Value;
 
 use crate::clock::now_rfc3339;
+use crate::events::Seq;
 use crate::hub::Hub;
 use crate::session::{Admitted, Proto, Refusal, Upgrade};
 use crate::{covetpy, echo, hexabase, kecs, kite, newloom, Config};
 
 /// Builds one generated event for a room with a sequence number; `None` when the room
 /// has no generated events.
-pub(crate) type EventFn = fn(&str, u64, &mut ThreadRng) -> Option<String>;
+pub(crate) type EventFn = fn(&str, Seq, &mut ThreadRng) -> Option<String>;
 
 /// Decides an upgrade for `proto`: a session, or the HTTP refusal.
 pub(crate) fn admit(proto: Proto, up: &Upgrade<'_>, config: &Config) -> Result<Admitted, Refusal> {
@@ -24,9 +25,11 @@ pub(crate) fn admit(proto: Proto, up: &Upgrade<'_>, config: &Config) -> Result<A
     }
 }
 
-/// The event generator of `proto`, if it generates events.
-pub(crate) fn events(proto: Proto) -> Option<EventFn> {
+/// The event generator of `proto`, if it generates events. Under `--strict-doc` (`strict`)
+/// only where the document defines events: covetpy.md names no frame for room events.
+pub(crate) fn events(proto: Proto, strict: bool) -> Option<EventFn> {
     match proto {
+        Proto::Covetpy if strict => None,
         Proto::Kite => Some(kite::events::event),
         Proto::NewloomStreams => Some(newloom::streams::event),
         Proto::Kecs => Some(kecs::events::event),

@@ -1,4 +1,5 @@
-//! Protocol violations seen on the wire: counted by (direction, kind, keyword, pointer), with
+//! Protocol violations seen on the wire: counted by (direction, kind, keyword, pointer,
+//! whose rule), with
 //! the first few samples of each kept for the report. Recording happens only for a frame that
 //! failed its check, so allocating here costs nothing on the clean path.
 //!
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::kinds::MAX_NAME_BYTES;
-use crate::protocol::{Direction, Violation};
+use crate::protocol::{Direction, Source, Violation};
 
 /// Samples kept per (direction, kind, keyword, pointer).
 pub const SAMPLES_PER_KEY: usize = 5;
@@ -36,6 +37,8 @@ pub struct ViolationKey {
     pub keyword: String,
     /// Where in the frame.
     pub pointer: String,
+    /// Whose rule it broke.
+    pub source: Source,
 }
 
 /// One offending frame, as the report shows it.
@@ -83,6 +86,7 @@ impl ViolationTally {
                 kind: cut(&v.kind, MAX_NAME_BYTES),
                 keyword: cut(&v.keyword, MAX_NAME_BYTES),
                 pointer: cut(&v.pointer, POINTER_BYTES),
+                source: v.source,
             };
             let Some((n, samples)) = self.group(key, 1) else {
                 continue;
@@ -153,6 +157,7 @@ mod tests {
             keyword: keyword.into(),
             pointer: "/x".into(),
             message: "bad".into(),
+            source: crate::protocol::Source::Document,
         }
     }
 

@@ -261,6 +261,9 @@ impl<'r> Memo<'r> {
 /// Builds one jsonschema validator for a schema made of one leaf keyword.
 pub type Delegate<'b> = &'b dyn Fn(&Value) -> Option<Validator<TapeJson>>;
 
+/// Reads a schema file as the profile's view of it (see [`super::view`]).
+pub type Read<'b> = &'b dyn Fn(&Path) -> Result<Value, String>;
+
 /// One schema: its assertions, only those present, cheapest first.
 #[derive(Default)]
 struct Checks {
@@ -333,6 +336,7 @@ struct Compiler<'b> {
     busy: Vec<(PathBuf, String)>,
     nodes: Vec<Checks>,
     delegate: Delegate<'b>,
+    read: Read<'b>,
     /// Patterns compiled so far (each gets its own slot in a [`Recent`]).
     patterns: u32,
 }
@@ -341,6 +345,16 @@ impl Fast {
     /// Compiles the schemas in `files` (inside the profile folder `root`) into one: a frame
     /// must meet all of them (a kind's schema and the profile's envelope). Or says why not.
     pub fn compile(root: &Path, files: &[&Path], delegate: Delegate) -> Result<Fast, Unsupported> {
+        Fast::compile_read(root, files, delegate, &|p| super::Reader::strict().read(p))
+    }
+
+    /// [`Fast::compile`] reading each file through `read`.
+    pub fn compile_read(
+        root: &Path,
+        files: &[&Path],
+        delegate: Delegate,
+        read: Read,
+    ) -> Result<Fast, Unsupported> {
         let mut c = Compiler {
             root: root.to_path_buf(),
             files: HashMap::new(),
@@ -348,6 +362,7 @@ impl Fast {
             busy: Vec::new(),
             nodes: Vec::new(),
             delegate,
+            read,
             patterns: 0,
         };
         c.nodes.push(Checks::default());
@@ -813,7 +828,7 @@ impl Compiler<'_> {
             return Err(Unsupported(format!("a $ref cycle through {}", key.1)));
         }
         if !self.files.contains_key(&key.0) {
-            let v = super::ecma::read_schema(&key.0).map_err(Unsupported)?;
+            let v = (self.read)(&key.0).map_err(Unsupported)?;
             self.files.insert(key.0.clone(), v);
         }
         let schema = self.files[&key.0]
@@ -1065,9 +1080,12 @@ mod tests {
         std::fs::write(root.join("defs.json"), defs.to_string()).unwrap();
         let file = root.join("s.json");
         std::fs::write(&file, schema.to_string()).unwrap();
-        let leaf = |one: &Value| super::super::build::<TapeJson>(&root, &file, one).ok();
+        let leaf = |one: &Value| {
+            super::super::build::<TapeJson>(&root, &file, one, &super::super::Reader::strict()).ok()
+        };
         let quick = Fast::compile(&root, &[&file], &leaf).expect("compiles to checks");
-        let full: Validator = super::super::build(&root, &file, &schema).unwrap();
+        let full: Validator =
+            super::super::build(&root, &file, &schema, &super::super::Reader::strict()).unwrap();
         same_verdicts(&quick, |v| full.is_valid(v), instances, &schema.to_string());
     }
 
@@ -1241,14 +1259,18 @@ mod tests {
         let (kf, ef) = (root.join("k.json"), root.join("e.json"));
         std::fs::write(&kf, kind.to_string()).unwrap();
         std::fs::write(&ef, envelope.to_string()).unwrap();
-        let leaf = |one: &Value| super::super::build::<TapeJson>(&root, &kf, one).ok();
+        let leaf = |one: &Value| {
+            super::super::build::<TapeJson>(&root, &kf, one, &super::super::Reader::strict()).ok()
+        };
         let quick = Fast::compile(&root, &[&kf, &ef], &leaf).expect("compiles to checks");
         assert!(
             matches!(quick.nodes[0].ops.last(), Some(Op::Object(_))),
             "the two object rules were merged"
         );
-        let k: Validator = super::super::build(&root, &kf, &kind).unwrap();
-        let e: Validator = super::super::build(&root, &ef, &envelope).unwrap();
+        let k: Validator =
+            super::super::build(&root, &kf, &kind, &super::super::Reader::strict()).unwrap();
+        let e: Validator =
+            super::super::build(&root, &ef, &envelope, &super::super::Reader::strict()).unwrap();
         let what = format!("{kind} + {envelope}");
         same_verdicts(&quick, |v| k.is_valid(v) && e.is_valid(v), instances, &what);
     }

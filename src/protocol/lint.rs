@@ -28,6 +28,9 @@ struct Expected {
     kind: String,
     keyword: String,
     pointer: String,
+    /// Whose rule the example breaks: `document` (the default) or `squall` (a decision).
+    #[serde(default)]
+    source: super::Source,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -51,10 +54,103 @@ impl From<Dir> for Direction {
 pub fn lint(dir: &Path) -> Result<LintReport, ProfileError> {
     let profile = Profile::load(dir)?;
     let mut report = LintReport::default();
+    let document = Profile::load_with(dir, super::Conformance::Document)?;
     valid_examples(&profile, &mut report);
-    invalid_examples(&profile, &mut report);
+    invalid_examples(&profile, &document, &mut report);
     unjudged_rooms(&profile, &mut report);
+    marked(&profile, &mut report);
     Ok(report)
+}
+
+/// Notes squall's decisions and squall-server's extensions, as the profile marks them, so a
+/// reader sees which constraints are not the document's (grouped by what and why).
+fn marked(profile: &Profile, report: &mut LintReport) {
+    use std::collections::BTreeMap;
+    let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    if let Some(why) = &profile.closed_decision {
+        groups
+            .entry(("squall's decision".into(), format!("closed objects: {why}")))
+            .or_default();
+    }
+    for file in super::walk_json(&profile.dir) {
+        let Ok(schema) = super::ecma::read_schema(&file) else {
+            continue;
+        };
+        let rel = file
+            .strip_prefix(&profile.dir)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        collect_marks(&schema, &rel, "", &mut groups);
+    }
+    for ((what, why), places) in groups {
+        let at = match places.len() {
+            0 => String::new(),
+            1..=3 => format!(" [{}]", places.join(", ")),
+            n => format!(" [{}, … {} places]", places[..2].join(", "), n),
+        };
+        report.notes.push(format!("{what}: {why}{at}"));
+    }
+}
+
+fn collect_marks(
+    v: &serde_json::Value,
+    file: &str,
+    at: &str,
+    groups: &mut std::collections::BTreeMap<(String, String), Vec<String>>,
+) {
+    use super::view::{DECISION, EXTENSION};
+    use serde_json::Value;
+    let place = format!("{file}#{at}");
+    match v {
+        Value::Object(map) => {
+            match map.get(DECISION) {
+                Some(Value::String(why)) => groups
+                    .entry((
+                        "squall's decision".into(),
+                        format!("the whole subschema: {why}"),
+                    ))
+                    .or_default()
+                    .push(place.clone()),
+                Some(Value::Object(kw)) => {
+                    for (k, why) in kw {
+                        groups
+                            .entry((
+                                "squall's decision".into(),
+                                format!("{k}: {}", why.as_str().unwrap_or_default()),
+                            ))
+                            .or_default()
+                            .push(place.clone());
+                    }
+                }
+                _ => {}
+            }
+            if let Some(why) = map.get(EXTENSION).and_then(Value::as_str) {
+                let name = at.rsplit('/').next().filter(|n| !n.is_empty());
+                groups
+                    .entry((
+                        "squall-server extension".into(),
+                        match name {
+                            Some(n) => format!("{n}: {why}"),
+                            None => format!("the whole kind: {why}"),
+                        },
+                    ))
+                    .or_default()
+                    .push(place);
+            }
+            for (k, child) in map {
+                if !matches!(k.as_str(), "const" | "enum" | "examples" | "default") {
+                    collect_marks(child, file, &format!("{at}/{k}"), groups);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                collect_marks(child, file, &format!("{at}/{i}"), groups);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Notes each event kind whose room template reads a field the kind's schema does not
@@ -156,7 +252,7 @@ fn valid_examples(profile: &Profile, report: &mut LintReport) {
     }
 }
 
-fn invalid_examples(profile: &Profile, report: &mut LintReport) {
+fn invalid_examples(profile: &Profile, document: &Profile, report: &mut LintReport) {
     let folder = profile.dir.join("examples").join("invalid");
     let table = folder.join("expected.yaml");
     let Ok(text) = std::fs::read_to_string(&table) else {
@@ -195,19 +291,50 @@ fn invalid_examples(profile: &Profile, report: &mut LintReport) {
             Err(vs) => vs,
         };
         // A finding names every keyword that failed at its pointer (`format+pattern`).
-        let hit = found.iter().any(|v| {
-            v.keyword.split('+').any(|k| k == row.keyword)
-                && v.pointer == row.pointer
-                && v.kind == row.kind
-        });
+        let hits = |found: &[super::Violation], source: Option<super::Source>| {
+            found.iter().any(|v| {
+                v.keyword.split('+').any(|k| k == row.keyword)
+                    && v.pointer == row.pointer
+                    && v.kind == row.kind
+                    && source.is_none_or(|s| v.source == s)
+            })
+        };
+        let hit = hits(&found, Some(row.source));
+        // Under `--conformance document` a decision's example passes; the document's still fails.
+        let loose = document.check_text(row.dir.into(), &frame).err();
+        match (row.source, &loose) {
+            (super::Source::Squall, Some(vs)) => report.problems.push(format!(
+                "{}: breaks only squall's decision, yet fails under --conformance document: {}",
+                path.display(),
+                vs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+            (super::Source::Document, None) => report.problems.push(format!(
+                "{}: breaks the document, yet passes under --conformance document \
+                 (a constraint marked as squall's decision is the document's?)",
+                path.display()
+            )),
+            (super::Source::Document, Some(vs)) if hit && !hits(vs, None) => {
+                report.problems.push(format!(
+                    "{}: under --conformance document it fails elsewhere, not {} at '{}'",
+                    path.display(),
+                    row.keyword,
+                    row.pointer
+                ))
+            }
+            _ => {}
+        }
         if !hit {
             let got: Vec<String> = found.iter().map(ToString::to_string).collect();
             report.problems.push(format!(
-                "{}: expected {} at '{}' (kind {}), got: {}",
+                "{}: expected {} at '{}' (kind {}, breaking {}), got: {}",
                 path.display(),
                 row.keyword,
                 row.pointer,
                 row.kind,
+                row.source.as_str(),
                 if got.is_empty() {
                     "valid".to_string()
                 } else {

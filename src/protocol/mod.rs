@@ -15,6 +15,7 @@ pub mod pairing;
 pub mod rooms;
 mod snapshot;
 pub mod tape;
+pub mod view;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,6 +29,8 @@ use serde_json::Value;
 
 pub use lint::{lint, LintReport};
 use tape::{Doc, TapeJson};
+use view::View;
+pub use view::{Conformance, Source};
 
 /// Which way a frame travels.
 #[derive(
@@ -64,6 +67,8 @@ pub struct Violation {
     pub pointer: String,
     /// What the schema said.
     pub message: String,
+    /// Whose rule it broke: the document's, or squall's decision where the document is silent.
+    pub source: Source,
 }
 
 impl fmt::Display for Violation {
@@ -75,12 +80,16 @@ impl fmt::Display for Violation {
         };
         write!(
             f,
-            "{} {}: {} at {}: {}",
+            "{} {}: {} at {}: {}{}",
             self.dir.as_str(),
             self.kind,
             self.keyword,
             at,
-            self.message
+            self.message,
+            match self.source {
+                Source::Document => "",
+                Source::Squall => " (squall's decision where the document is silent)",
+            }
         )
     }
 }
@@ -102,6 +111,8 @@ struct RawProfile {
     document: Option<String>,
     #[serde(default)]
     endpoints: Vec<String>,
+    #[serde(default)]
+    query: Option<Vec<String>>,
     discriminator: Vec<String>,
     #[serde(default)]
     correlation: Option<String>,
@@ -119,6 +130,19 @@ struct RawProfile {
     replies: Vec<pairing::ReplyRule>,
     #[serde(default)]
     subscriptions: Option<rooms::RoomRules>,
+    #[serde(default)]
+    decisions: Decisions,
+}
+
+/// `decisions:` in `protocol.yaml`: squall's choices that cover the whole profile (a schema
+/// marks its own with `x-squall-decision`; see [`view`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decisions {
+    /// Why closed objects (`additionalProperties: false`, `unevaluatedProperties: false`)
+    /// are squall's decision, when the document lists fields without forbidding others.
+    #[serde(default)]
+    closed: Option<String>,
 }
 
 /// A loaded profile with every schema compiled.
@@ -131,6 +155,9 @@ pub struct Profile {
     pub document: Option<String>,
     /// Endpoint paths the document describes.
     pub endpoints: Vec<String>,
+    /// The query parameters the document defines for the upgrade request, when the profile
+    /// lists them (`None`: not modelled).
+    pub query: Option<Vec<String>>,
     /// JSON pointers whose string values, joined by `.`, name a frame's kind.
     pub discriminator: Vec<String>,
     /// Pointer pairing replies with requests, if the protocol has one.
@@ -144,6 +171,10 @@ pub struct Profile {
     pub replies: Vec<pairing::ReplyRule>,
     /// Which events a connection may receive, by the rooms it subscribed to.
     pub subscriptions: Option<rooms::RoomRules>,
+    /// How strictly frames are held to the profile.
+    pub conformance: Conformance,
+    /// Why closed objects are squall's decision, when the profile says they are.
+    pub closed_decision: Option<String>,
     envelope: Option<Schema>,
     inbound: FxHashMap<String, Schema>,
     outbound: FxHashMap<String, Schema>,
@@ -157,6 +188,28 @@ struct Schema {
     quick: Option<fast::Fast>,
     fast: Validator<TapeJson>,
     full: Validator,
+    /// Under [`Conformance::Strict`], the schema without squall's decisions, when it has any:
+    /// asked only of a frame that failed, to say whose rule each violation broke.
+    document: Option<Validator>,
+}
+
+/// Reads a profile's schema files: ECMA-262 patterns, then the view's rules.
+pub(crate) struct Reader {
+    view: View,
+}
+
+impl Reader {
+    /// Reads everything the profile says.
+    pub(crate) fn strict() -> Reader {
+        Reader { view: View::Strict }
+    }
+
+    /// Reads and parses a schema file as this view sees it.
+    pub(crate) fn read(&self, path: &Path) -> Result<Value, String> {
+        let mut v = ecma::read_schema(path)?;
+        self.view.apply(&mut v);
+        Ok(v)
+    }
 }
 
 impl fmt::Debug for Profile {
@@ -174,6 +227,28 @@ impl Profile {
     /// Loads `dir/protocol.yaml` and compiles every schema it names (with formats asserted
     /// and `$ref`s resolved inside `dir` only). All problems are reported together.
     pub fn load(dir: &Path) -> Result<Profile, ProfileError> {
+        Profile::load_with(dir, Conformance::Strict)
+    }
+
+    /// [`Profile::load`] holding frames to `conformance`: under [`Conformance::Document`]
+    /// squall's decisions are not checked; under [`Conformance::Strict`] they are, and each
+    /// violation says whether it broke the document or a decision.
+    pub fn load_with(dir: &Path, conformance: Conformance) -> Result<Profile, ProfileError> {
+        Profile::load_view(dir, conformance, None)
+    }
+
+    /// The profile as any server written to its document has it: squall-server's extensions
+    /// (marked `x-squall-extension`) left out, kinds and properties alike. What a portable
+    /// scenario may send and expect.
+    pub fn load_portable(dir: &Path) -> Result<Profile, ProfileError> {
+        Profile::load_view(dir, Conformance::Strict, Some(View::Portable))
+    }
+
+    fn load_view(
+        dir: &Path,
+        conformance: Conformance,
+        view: Option<View>,
+    ) -> Result<Profile, ProfileError> {
         let file = dir.join("protocol.yaml");
         let text = std::fs::read_to_string(&file).map_err(|e| ProfileError {
             problems: vec![format!("{}: {e}", file.display())],
@@ -185,22 +260,39 @@ impl Profile {
             problems: vec![format!("{}: {e}", dir.display())],
         })?;
         let mut problems = Vec::new();
+        let closed = raw.decisions.closed.is_some();
+        let view = view.unwrap_or(View::of(conformance, closed));
+        let views = Views {
+            run: Reader { view },
+            document: Some(Reader {
+                view: View::Document { open: closed },
+            })
+            .filter(|d| view == View::Strict && profile_differs(&root, d)),
+        };
+        let portable = view == View::Portable;
         let mut compile_all = |map: &BTreeMap<String, String>| -> FxHashMap<String, Schema> {
             map.iter()
-                .filter_map(
-                    |(kind, rel)| match compile(&root, rel, raw.envelope.as_deref()) {
+                .filter_map(|(kind, rel)| {
+                    if portable && is_extension_kind(&root, rel) {
+                        return None;
+                    }
+                    match compile(&root, rel, raw.envelope.as_deref(), &views) {
                         Ok(v) => Some((kind.clone(), v)),
                         Err(e) => {
                             problems.push(e);
                             None
                         }
-                    },
-                )
+                    }
+                })
                 .collect()
         };
         let inbound = compile_all(&raw.inbound);
         let outbound = compile_all(&raw.outbound);
-        let envelope = match raw.envelope.as_deref().map(|rel| compile(&root, rel, None)) {
+        let envelope = match raw
+            .envelope
+            .as_deref()
+            .map(|rel| compile(&root, rel, None, &views))
+        {
             Some(Ok(v)) => Some(v),
             Some(Err(e)) => {
                 problems.push(e);
@@ -275,12 +367,15 @@ impl Profile {
             dir: root,
             document: raw.document,
             endpoints: raw.endpoints,
+            query: raw.query,
             discriminator: raw.discriminator,
             correlation: raw.correlation,
             limits: raw.limits,
             clock: raw.clock,
             replies: raw.replies,
             subscriptions: raw.subscriptions,
+            conformance,
+            closed_decision: raw.decisions.closed,
             envelope,
             inbound,
             outbound,
@@ -329,11 +424,11 @@ impl Profile {
         }
         let label = kind.unwrap_or("(unknown)");
         let mut found = Vec::new();
-        if let Some(env) = &self.envelope {
-            found.extend(details(&env.full, v, dir, label));
+        for s in self.envelope.iter().chain(schema) {
+            found.extend(details(s, v, dir, label));
         }
         match schema {
-            Some(schema) => found.extend(details(&schema.full, v, dir, label)),
+            Some(_) => {}
             None => found.push(Violation {
                 dir,
                 kind: label.to_string(),
@@ -353,6 +448,7 @@ impl Profile {
                         self.discriminator.join(" or ")
                     ),
                 },
+                source: Source::Document,
             }),
         }
         Err(one_per_pointer(found))
@@ -450,6 +546,7 @@ impl Profile {
                 ahead.as_secs_f64(),
                 skew.as_secs_f64()
             ),
+            source: Source::Document,
         })
     }
 
@@ -461,6 +558,7 @@ impl Profile {
             keyword: "binary".into(),
             pointer: String::new(),
             message: format!("a binary message ({len} bytes) where the protocol sends JSON text"),
+            source: Source::Document,
         }
     }
 
@@ -474,20 +572,37 @@ impl Profile {
                 keyword: "json".into(),
                 pointer: String::new(),
                 message: format!("not JSON: {e}"),
+                source: Source::Document,
             }]),
         }
     }
 }
 
-fn details(schema: &Validator, v: &Value, dir: Direction, kind: &str) -> Vec<Violation> {
+/// What `schema` finds wrong with `v`, each violation saying whose rule it broke: one at a
+/// pointer where the schema without squall's decisions finds nothing broke a decision.
+fn details(schema: &Schema, v: &Value, dir: Direction, kind: &str) -> Vec<Violation> {
+    let document: Option<Vec<String>> = schema.document.as_ref().map(|d| {
+        d.iter_errors(v)
+            .map(|e| e.instance_path().to_string())
+            .collect()
+    });
     schema
+        .full
         .iter_errors(v)
-        .map(|e| Violation {
-            dir,
-            kind: kind.to_string(),
-            keyword: e.kind().keyword().to_string(),
-            pointer: e.instance_path().to_string(),
-            message: e.to_string(),
+        .map(|e| {
+            let pointer = e.instance_path().to_string();
+            let source = match &document {
+                Some(doc) if !doc.contains(&pointer) => Source::Squall,
+                _ => Source::Document,
+            };
+            Violation {
+                dir,
+                kind: kind.to_string(),
+                keyword: e.kind().keyword().to_string(),
+                pointer,
+                message: e.to_string(),
+                source,
+            }
         })
         .collect()
 }
@@ -502,6 +617,8 @@ fn one_per_pointer(found: Vec<Violation>) -> Vec<Violation> {
         match out.iter_mut().find(|o| o.pointer == v.pointer) {
             None => out.push(v),
             Some(o) => {
+                // A place that breaks the document breaks it whatever else it breaks.
+                o.source = o.source.min(v.source);
                 let mut keywords: Vec<&str> = o.keyword.split('+').collect();
                 if !keywords.contains(&v.keyword.as_str()) {
                     keywords.push(&v.keyword);
@@ -518,29 +635,96 @@ fn one_per_pointer(found: Vec<Violation>) -> Vec<Violation> {
     out
 }
 
+/// The readers a profile is compiled with: the run's view, and under strict conformance the
+/// document's too, to tell whose rule a violation broke.
+struct Views {
+    run: Reader,
+    document: Option<Reader>,
+}
+
+/// Whether a kind's schema file marks the kind itself a squall-server extension.
+fn is_extension_kind(root: &Path, rel: &str) -> bool {
+    ecma::read_schema(&root.join(rel)).is_ok_and(|s| view::is_extension(&s))
+}
+
 /// Compiles one schema file of a profile, for both representations; the plain checks take
 /// the profile's envelope in too, so a frame's shared fields are checked once.
-fn compile(root: &Path, rel: &str, envelope: Option<&str>) -> Result<Schema, String> {
+fn compile(
+    root: &Path,
+    rel: &str,
+    envelope: Option<&str>,
+    views: &Views,
+) -> Result<Schema, String> {
     let path = root.join(rel);
     let shown = path.display();
-    let schema = ecma::read_schema(&path).map_err(|e| format!("{shown}: {e}"))?;
+    let raw = ecma::read_schema(&path).map_err(|e| format!("{shown}: {e}"))?;
+    let mut marks = Vec::new();
+    view::marker_problems(&raw, &format!("{shown}#"), &mut marks);
+    if !marks.is_empty() {
+        return Err(marks.join("\n"));
+    }
+    let schema = views.run.read(&path).map_err(|e| format!("{shown}: {e}"))?;
     let path = path.canonicalize().map_err(|e| format!("{shown}: {e}"))?;
-    let fast = build::<TapeJson>(root, &path, &schema).map_err(|e| format!("{shown}: {e}"))?;
-    let full = build(root, &path, &schema).map_err(|e| format!("{shown}: {e}"))?;
-    let leaf = |one: &Value| build::<TapeJson>(root, &path, one).ok();
+    let fast =
+        build::<TapeJson>(root, &path, &schema, &views.run).map_err(|e| format!("{shown}: {e}"))?;
+    let full = build(root, &path, &schema, &views.run).map_err(|e| format!("{shown}: {e}"))?;
+    let document = match &views.document {
+        Some(reader) => {
+            let doc = reader.read(&path).map_err(|e| format!("{shown}: {e}"))?;
+            Some(build(root, &path, &doc, reader).map_err(|e| format!("{shown}: {e}"))?)
+        }
+        None => None,
+    };
+    let leaf = |one: &Value| build::<TapeJson>(root, &path, one, &views.run).ok();
     // A schema the plain checks cannot express keeps the general validator: slower, not wrong.
     let envelope = envelope.and_then(|e| root.join(e).canonicalize().ok());
     let files: Vec<&Path> = std::iter::once(path.as_path())
         .chain(envelope.as_deref())
         .collect();
-    let quick = fast::Fast::compile(root, &files, &leaf).ok();
-    Ok(Schema { quick, fast, full })
+    let quick = fast::Fast::compile_read(root, &files, &leaf, &|p| views.run.read(p)).ok();
+    Ok(Schema {
+        quick,
+        fast,
+        full,
+        document,
+    })
+}
+
+/// Whether the document's view of a profile differs from the strict one in any schema file:
+/// if not, nothing can break a decision and no second validator is compiled.
+fn profile_differs(root: &Path, document: &Reader) -> bool {
+    let strict = Reader::strict();
+    walk_json(root).iter().any(|f| {
+        let a = strict.read(f);
+        a.is_ok() && a != document.read(f)
+    })
+}
+
+/// Every `.json` file under a profile's folder but its examples.
+pub(crate) fn walk_json(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() && p.file_name().is_some_and(|n| n != "examples") {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 fn build<F: Json>(
     root: &Path,
     path: &Path,
     schema: &Value,
+    reader: &Reader,
 ) -> Result<Validator<F>, jsonschema::ValidationError<'static>> {
     // The `regex` engine (linear time) rather than the default backtracking one: patterns run
     // on every frame against strings the target chose, and a backtracking engine would let a
@@ -553,6 +737,7 @@ fn build<F: Json>(
         .with_base_uri(format!("file://{}", path.display()))
         .with_retriever(LocalFiles {
             root: root.to_path_buf(),
+            view: reader.view,
         })
         .build(schema)
 }
@@ -561,6 +746,7 @@ fn build<F: Json>(
 /// reaches the network or the rest of the disk.
 struct LocalFiles {
     root: PathBuf,
+    view: View,
 }
 
 impl Retrieve for LocalFiles {
@@ -575,7 +761,7 @@ impl Retrieve for LocalFiles {
         if !path.starts_with(&self.root) {
             return Err(format!("{}: outside the profile's folder", path.display()).into());
         }
-        Ok(ecma::read_schema(&path)?)
+        Ok(Reader { view: self.view }.read(&path)?)
     }
 }
 

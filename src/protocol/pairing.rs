@@ -188,6 +188,7 @@ impl Pending {
                 "a {kind}{shown} answers no pending {} on this connection",
                 rule.request
             ),
+            source: super::Source::Document,
         })
     }
 }

@@ -164,6 +164,7 @@ impl Subscribed {
                     candidates.join(", ")
                 )
             },
+            source: super::Source::Document,
         })
     }
 }

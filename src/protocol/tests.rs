@@ -1,14 +1,17 @@
 use super::*;
 use serde_json::json;
 
+/// Writes `text` to `root/rel`, making the folders on the way.
+fn write_file(root: &std::path::Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
 /// A two-message profile with a shared definition, an envelope and asserted formats.
 fn profile_dir() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    let w = |rel: &str, text: &str| {
-        let p = d.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
+    let w = |rel: &str, text: &str| write_file(d.path(), rel, text);
     w(
         "protocol.yaml",
         "name: tiny\ndiscriminator: [/type]\ncorrelation: /id\nenvelope: envelope.json\n\
@@ -526,4 +529,177 @@ fn lint_names_the_events_a_room_rule_cannot_judge() {
         "{:#?}",
         r.notes
     );
+}
+
+/// A profile marking squall's decisions (closed objects, one `minimum`, a whole error frame)
+/// and squall-server's extensions (`seq`, the `error` kind).
+fn marked_profile_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let w = |rel: &str, text: &str| write_file(d.path(), rel, text);
+    w(
+        "protocol.yaml",
+        "name: marked\ndiscriminator: [/type]\ndecisions:\n  closed: the document never forbids fields\n\
+         inbound:\n  pong: inbound/pong.json\n  error: inbound/error.json\n\
+         outbound:\n  ping: outbound/ping.json\n",
+    );
+    w(
+        "inbound/pong.json",
+        r#"{"type": "object", "additionalProperties": false, "required": ["type", "id"],
+            "properties": {"type": {"const": "pong"},
+              "id": {"type": "integer", "minimum": 1, "x-squall-decision": {"minimum": "no range given"}},
+              "seq": {"type": "integer", "x-squall-extension": "squall-server numbers frames"}}}"#,
+    );
+    w(
+        "inbound/error.json",
+        r#"{"x-squall-extension": "the document has no error frame",
+            "x-squall-decision": "its shape is squall-server's",
+            "type": "object", "additionalProperties": false, "required": ["type", "message"],
+            "properties": {"type": {"const": "error"}, "message": {"type": "string"}}}"#,
+    );
+    w(
+        "outbound/ping.json",
+        r#"{"type": "object", "additionalProperties": false, "required": ["type"],
+            "properties": {"type": {"const": "ping"}}}"#,
+    );
+    d
+}
+
+#[test]
+fn each_violation_says_whether_the_document_or_a_decision_broke() {
+    let d = marked_profile_dir();
+    let p = Profile::load(d.path()).unwrap();
+    let source = |v: Value| -> Vec<(String, String, Source)> {
+        p.check(Direction::In, &v)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| (v.keyword, v.pointer, v.source))
+            .collect()
+    };
+    let extra = json!({"type": "pong", "id": 1, "note": "x"});
+    assert_eq!(
+        source(extra),
+        [("additionalProperties".into(), "".into(), Source::Squall)]
+    );
+    assert_eq!(
+        source(json!({"type": "pong", "id": 0})),
+        [("minimum".into(), "/id".into(), Source::Squall)]
+    );
+    assert_eq!(
+        source(json!({"type": "pong", "id": "one"})),
+        [("type".into(), "/id".into(), Source::Document)]
+    );
+    // One place breaking both: the document's rule wins (one finding per pointer).
+    assert_eq!(
+        source(json!({"type": "pong", "note": "x"})),
+        [(
+            "additionalProperties+required".into(),
+            "".into(),
+            Source::Document
+        )]
+    );
+    assert_eq!(
+        source(json!({"type": "error", "data": {"code": 3}})),
+        [(
+            "additionalProperties+required".into(),
+            "".into(),
+            Source::Squall
+        )]
+    );
+}
+
+#[test]
+fn document_conformance_lets_decisions_pass_on_both_paths() {
+    let d = marked_profile_dir();
+    let strict = Profile::load(d.path()).unwrap();
+    let loose = Profile::load_with(d.path(), Conformance::Document).unwrap();
+    assert_eq!(loose.conformance, Conformance::Document);
+    let mut tape = tape::Tape::default();
+    for (text, kind) in [
+        (r#"{"type": "pong", "id": 0, "note": "x"}"#, "pong"),
+        (r#"{"type": "error", "data": {"code": 3}}"#, "error"),
+    ] {
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert!(strict.check(Direction::In, &v).is_err(), "{text}");
+        assert_eq!(loose.check(Direction::In, &v), Ok(()), "{text}");
+        let doc = tape.parse(text).unwrap();
+        assert!(!strict.is_clean(Direction::In, Some(kind), &doc, None));
+        assert!(
+            loose.is_clean(Direction::In, Some(kind), &doc, None),
+            "{text}"
+        );
+    }
+    // The document's own rules still hold.
+    let v = json!({"type": "pong", "id": "one"});
+    let found = loose.check(Direction::In, &v).unwrap_err();
+    assert_eq!(found[0].source, Source::Document);
+}
+
+#[test]
+fn the_portable_view_leaves_out_squall_servers_extensions() {
+    let d = marked_profile_dir();
+    let p = Profile::load_portable(d.path()).unwrap();
+    assert_eq!(
+        p.kinds(Direction::In),
+        ["pong"],
+        "the error kind is an extension"
+    );
+    let with_seq = json!({"type": "pong", "id": 1, "seq": 4});
+    assert!(p.check(Direction::In, &with_seq).is_err());
+    assert_eq!(
+        Profile::load(d.path())
+            .unwrap()
+            .check(Direction::In, &with_seq),
+        Ok(())
+    );
+}
+
+#[test]
+fn lint_holds_each_invalid_example_to_whose_rule_it_breaks() {
+    let d = marked_profile_dir();
+    let w = |rel: &str, text: &str| write_file(d.path(), rel, text);
+    w(
+        "examples/valid/in-pong.json",
+        r#"{"type": "pong", "id": 1}"#,
+    );
+    w("examples/invalid/zero.json", r#"{"type": "pong", "id": 0}"#);
+    w(
+        "examples/invalid/text.json",
+        r#"{"type": "pong", "id": "a"}"#,
+    );
+    let table = |zero: &str| {
+        format!(
+            "- {{ file: zero.json, dir: in, kind: pong, keyword: minimum, pointer: /id{zero} }}\n\
+             - {{ file: text.json, dir: in, kind: pong, keyword: type, pointer: /id }}\n"
+        )
+    };
+    w("examples/invalid/expected.yaml", &table(", source: squall"));
+    let r = lint(d.path()).unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("minimum: no range given")),
+        "{:?}",
+        r.notes
+    );
+    // Labelled as the document's, the decision's example is a problem.
+    w("examples/invalid/expected.yaml", &table(""));
+    let r = lint(d.path()).unwrap();
+    assert!(
+        r.problems.iter().any(|p| p.contains("zero.json")),
+        "{:?}",
+        r.problems
+    );
+}
+
+#[test]
+fn a_marker_that_names_nothing_fails_the_load() {
+    let d = marked_profile_dir();
+    std::fs::write(
+        d.path().join("outbound/ping.json"),
+        r#"{"type": "object", "x-squall-decision": {"maximum": "why"}}"#,
+    )
+    .unwrap();
+    let e = Profile::load(d.path()).unwrap_err();
+    assert!(e.to_string().contains("'maximum'"), "{e}");
 }

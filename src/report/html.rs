@@ -469,13 +469,22 @@ fn violations(o: &mut String, m: &Model) {
                 escape(&g.kind),
                 escape(&g.keyword),
                 format!("<code>{}</code>", escape(&g.pointer)),
+                escape(g.rule),
                 samples,
             ]
         })
         .collect();
     table(
         o,
-        &["count", "dir", "kind", "keyword", "JSON pointer", "samples"],
+        &[
+            "count",
+            "dir",
+            "kind",
+            "keyword",
+            "JSON pointer",
+            "rule broken",
+            "samples",
+        ],
         &rows,
     );
 }

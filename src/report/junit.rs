@@ -94,7 +94,14 @@ fn failure(groups: &[&ViolationGroup]) -> (String, String) {
         } else {
             &g.pointer
         };
-        let _ = writeln!(body, "{}× {} at {}", g.count, g.keyword, at);
+        let _ = writeln!(
+            body,
+            "{}× {} at {} (breaks {})",
+            g.count,
+            g.keyword,
+            at,
+            super::model::rule_text(g.source)
+        );
         for s in &g.samples {
             let _ = writeln!(
                 body,

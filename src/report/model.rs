@@ -209,6 +209,8 @@ pub struct GroupView {
     pub keyword: String,
     /// JSON pointer into the frame; `/` for the whole frame.
     pub pointer: String,
+    /// Whose rule was broken: `document`, or `squall's decision` where the document is silent.
+    pub rule: &'static str,
     /// (message, frame text, seconds since start, VU) of the first offending frames.
     pub samples: Vec<(String, String, f64, u64)>,
 }
@@ -551,6 +553,7 @@ fn violations(r: &Results) -> ViolationsView {
                 } else {
                     g.pointer.clone()
                 },
+                rule: rule_text(g.source),
                 samples: g
                     .samples
                     .iter()
@@ -597,5 +600,13 @@ fn health(r: &Results) -> HealthView {
         measured: health_measured(h),
         reasons: h.reasons.clone(),
         warnings: h.warnings.clone(),
+    }
+}
+
+/// How a violation's source reads in the report, the summary and JUnit.
+pub fn rule_text(source: crate::protocol::Source) -> &'static str {
+    match source {
+        crate::protocol::Source::Document => "document",
+        crate::protocol::Source::Squall => "squall's decision",
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::flows::{DeliveryTally, UploadTally};
 use crate::metrics::violations::{ViolationSample, ViolationTally};
-use crate::protocol::Direction;
+use crate::protocol::{Direction, Source};
 
 use crate::metrics::new_histogram;
 
@@ -186,6 +186,10 @@ pub struct RunMeta {
     pub scenario_sha256: String,
     /// Protocol profile, if any.
     pub protocol: Option<String>,
+    /// How strictly frames were held to it: `strict` (the document and squall's decisions
+    /// where it is silent) or `document`; `None` when nothing was checked.
+    #[serde(default)]
+    pub conformance: Option<String>,
     /// Target URL.
     pub target: String,
     /// Seed of every random choice.
@@ -687,6 +691,10 @@ pub struct ViolationGroup {
     pub keyword: String,
     /// JSON pointer into the frame.
     pub pointer: String,
+    /// Whose rule was broken: the protocol's document, or squall's decision where the
+    /// document is silent (`--conformance document` lets those pass).
+    #[serde(default)]
+    pub source: Source,
     /// How many times.
     pub count: u64,
     /// The first few offending frames.
@@ -704,6 +712,7 @@ impl Violations {
                 kind: k.kind.clone(),
                 keyword: k.keyword.clone(),
                 pointer: k.pointer.clone(),
+                source: k.source,
                 count: *count,
                 samples: samples.clone(),
             })

@@ -209,16 +209,41 @@ fn violations(out: &mut String, m: &Model) {
         let _ = writeln!(out, "frames checked 0: {}", v.unchecked_why);
         return;
     }
+    let decided: u64 = v
+        .groups
+        .iter()
+        .filter(|g| g.rule != "document")
+        .map(|g| g.count)
+        .sum();
     let _ = writeln!(
         out,
-        "frames checked {}   violations {} in {} frames",
-        v.checked, v.total, v.frames
+        "frames checked {}   violations {} in {} frames{}",
+        v.checked,
+        v.total,
+        v.frames,
+        if decided > 0 {
+            format!(
+                " ({decided} of squall's decisions where the document is silent: \
+                 --conformance document lets them pass)"
+            )
+        } else {
+            String::new()
+        }
     );
     for g in v.groups.iter().take(GROUPS_SHOWN) {
         let _ = writeln!(
             out,
-            "  ✗ {:>6}× {} {} {} at {}",
-            g.count, g.dir, g.kind, g.keyword, g.pointer
+            "  ✗ {:>6}× {} {} {} at {}{}",
+            g.count,
+            g.dir,
+            g.kind,
+            g.keyword,
+            g.pointer,
+            if g.rule == "document" {
+                String::new()
+            } else {
+                format!("  ({})", g.rule)
+            }
         );
         if let Some((message, frame, _, _)) = g.samples.first() {
             let frame: String = frame.chars().take(100).collect();

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::check::verdict;
 use crate::metrics::Aggregate;
-use crate::protocol::Profile;
+use crate::protocol::{Conformance, Profile};
 use crate::report::{
     self, render_junit, render_summary, Phase, ReportError, Results, ResultsWriter, RunMeta, Status,
 };
@@ -50,6 +50,8 @@ pub struct RunArgs {
     pub serve: bool,
     /// Do not check frames against the protocol's schemas (to measure what checking costs).
     pub no_check: bool,
+    /// How strictly frames are held to the profile (`--conformance`).
+    pub conformance: Conformance,
     /// Where protocol profiles live; default `schemas/`.
     pub schemas: Option<PathBuf>,
     /// Also write JUnit XML here.
@@ -188,7 +190,7 @@ pub fn profile_for(plan: &mut Plan, args: &RunArgs) -> Result<Option<Arc<Profile
         .schemas
         .clone()
         .unwrap_or_else(|| PathBuf::from("schemas"));
-    let profile = Profile::load(&root.join(&name))?;
+    let profile = Profile::load_with(&root.join(&name), args.conformance)?;
     // Frames are classified once, for matching and checking alike, so both must use the
     // profile's discriminator.
     if plan.kind_pointers == ["/type"] {
@@ -558,6 +560,8 @@ fn meta(plan: &Plan, args: &RunArgs, started: SystemTime, threads: usize) -> Run
         scenario_file: args.scenario.display().to_string(),
         scenario_sha256: plan.source_sha256.clone(),
         protocol: plan.protocol.clone(),
+        conformance: (plan.protocol.is_some() && !args.no_check)
+            .then(|| args.conformance.as_str().to_string()),
         target: plan.target.clone(),
         seed: plan.seed,
         threads,

@@ -31,6 +31,60 @@ pub trait Context {
     }
 }
 
+/// A [`Context`] with fixed values, for rendering a template outside a run: `squall check
+/// --portable` renders stand-ins with it (no variables, nothing sent), and tests use it.
+#[derive(Debug, Clone)]
+pub struct Fixed {
+    /// `{{vu}}`.
+    pub vu: u64,
+    /// `{{iter}}`.
+    pub iter: u64,
+    /// The last `{{seq}}` given (the next is one more).
+    pub seq: u64,
+    /// The generator `pick` and `uuid` draw from.
+    pub rng: SmallRng,
+    /// Captured and `vars:` values.
+    pub vars: std::collections::HashMap<String, Value>,
+    /// The last frame "sent", read by `{{sent./pointer}}`.
+    pub sent: Value,
+}
+
+impl Fixed {
+    /// VU `vu`, iteration `iter`, a generator seeded with `seed`, no variables, nothing sent.
+    pub fn new(vu: u64, iter: u64, seed: u64) -> Fixed {
+        Fixed {
+            vu,
+            iter,
+            seq: 0,
+            rng: rand::SeedableRng::seed_from_u64(seed),
+            vars: Default::default(),
+            sent: Value::Null,
+        }
+    }
+}
+
+impl Context for Fixed {
+    fn vu(&self) -> u64 {
+        self.vu
+    }
+    fn iter(&self) -> u64 {
+        self.iter
+    }
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+    fn rng(&mut self) -> &mut SmallRng {
+        &mut self.rng
+    }
+    fn var(&self, name: &str) -> Option<&Value> {
+        self.vars.get(name)
+    }
+    fn sent(&mut self, pointer: &str) -> Option<Value> {
+        self.sent.pointer(pointer).cloned()
+    }
+}
+
 /// A value an `upload` step puts in scope for its own templates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StepVar {

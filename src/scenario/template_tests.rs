@@ -1,48 +1,16 @@
 //! Unit tests for compiling and rendering templates.
 
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
-
 use super::*;
-use crate::scenario::template::Context;
+use crate::scenario::template::Fixed;
 
-struct Fake {
-    seq: u64,
-    rng: SmallRng,
-    vars: HashMap<String, Value>,
-}
-
-impl Context for Fake {
-    fn vu(&self) -> u64 {
-        7
-    }
-    fn iter(&self) -> u64 {
-        3
-    }
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
-    }
-    fn rng(&mut self) -> &mut SmallRng {
-        &mut self.rng
-    }
-    fn var(&self, name: &str) -> Option<&Value> {
-        self.vars.get(name)
-    }
-    fn sent(&mut self, pointer: &str) -> Option<Value> {
-        (pointer == "/room").then(|| Value::String("lobby".into()))
-    }
-}
-
-fn fake() -> Fake {
-    let mut vars = HashMap::new();
-    vars.insert("cid".to_string(), serde_json::json!({"a": "b\"c"}));
-    vars.insert("name".to_string(), Value::String("x\"y".into()));
-    Fake {
-        seq: 0,
-        rng: SmallRng::seed_from_u64(1),
-        vars,
-    }
+fn fake() -> Fixed {
+    let mut f = Fixed::new(7, 3, 1);
+    f.vars
+        .insert("cid".to_string(), serde_json::json!({"a": "b\"c"}));
+    f.vars
+        .insert("name".to_string(), Value::String("x\"y".into()));
+    f.sent = serde_json::json!({"room": "lobby"});
+    f
 }
 
 fn env() -> HashMap<String, String> {

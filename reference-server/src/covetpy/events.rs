@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::wire::{frame, Sid, StreamType};
 use crate::clock::now_rfc3339;
+use crate::events::Seq;
 
 /// Ids of shared event frames (`evt_<n>`), counted server-wide since they go to many
 /// connections at once.
@@ -76,7 +77,10 @@ const ACTIONS: [&str; 3] = ["viewed", "edited", "commented"];
 
 /// One generated event for `room` (the `EventFn` of CovetPy): `data_update` or
 /// `user_activity`, the event types the document's join filter names.
-pub(crate) fn event(room: &str, seq: u64, rng: &mut ThreadRng) -> Option<String> {
+pub(crate) fn event(room: &str, seq: Seq, rng: &mut ThreadRng) -> Option<String> {
+    // Room events are an extension as a whole: --strict-doc generates none
+    // (`protocols::events`), so the number is always shown here.
+    let seq = seq.n;
     Some(if rng.random_bool(0.5) {
         let data = DataUpdate {
             field: FIELDS[rng.random_range(0..FIELDS.len())],
@@ -98,7 +102,7 @@ mod tests {
 
     #[test]
     fn events_carry_room_and_seq() {
-        let text = event("project_1", 9, &mut rand::rng()).unwrap();
+        let text = event("project_1", Seq::shown(9), &mut rand::rng()).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["type"], "stream_data");
         assert_eq!(v["data"]["stream_type"], "events");

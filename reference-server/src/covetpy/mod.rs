@@ -66,6 +66,8 @@ pub(crate) struct Session {
     pending: Vec<Pending>,
     /// The earliest timer, recomputed whenever one changes.
     next: Option<Instant>,
+    /// `--strict-doc`: only the document's RPC method and error codes, no `seq` in samples.
+    strict: bool,
 }
 
 #[derive(Serialize)]
@@ -127,6 +129,7 @@ impl Session {
             uploads: Uploads::new(config.message_limit(session::Proto::Covetpy)),
             pending: Vec::new(),
             next: None,
+            strict: config.strict_doc,
         }
     }
 
@@ -136,8 +139,12 @@ impl Session {
     }
 
     /// Sends an error frame and counts it under its code.
-    fn fail(&mut self, f: Failure<'_>, cx: &mut Cx<'_>) {
+    fn fail(&mut self, mut f: Failure<'_>, cx: &mut Cx<'_>) {
         cx.reject(reason(f.code));
+        if self.strict && matches!(f.code, Code::ChecksumMismatch | Code::UploadNotFound) {
+            // covetpy.md's error codes: a bad chunk is a message format error.
+            f.code = Code::InvalidMessageFormat;
+        }
         cx.send(f.render(self.next_id()));
     }
 

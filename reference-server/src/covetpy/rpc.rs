@@ -170,12 +170,18 @@ impl Session {
         cx: &mut Cx<'_>,
     ) {
         let reply = match method {
+            // covetpy.md shows one method; the others are reference-server extensions.
+            "database.test_connection" => test_connection(id, raw),
+            other if self.strict => {
+                cx.reject("unknown_method");
+                let text = format!("unknown method '{other}'");
+                rpc_fail(id, "INVALID_MESSAGE_FORMAT", &text)
+            }
             "echo" => rpc_response(id, OrEmpty(raw)),
             "sleep" => match self.sleep(id, raw, timeout, cx.now) {
                 Ok(()) => return,
                 Err(reply) => reply,
             },
-            "database.test_connection" => test_connection(id, raw),
             "room.publish" => publish(id, raw, cx),
             "notification.send" => match self.notify(id, raw) {
                 Ok((reply, notification)) => {

@@ -43,6 +43,8 @@ pub struct Stream {
     next_sample: Instant,
     last_flush: Instant,
     seq: u64,
+    /// Whether samples carry `seq` (an extension; not under `--strict-doc`).
+    show_seq: bool,
 }
 
 /// What a subscribe asked for, already checked.
@@ -79,7 +81,15 @@ impl Stream {
             next_sample: now + period.unwrap_or_default(),
             last_flush: now,
             seq: 0,
+            show_seq: true,
         }
+    }
+
+    /// Whether samples carry their number in the subscription, `seq` (a reference-server
+    /// extension: `--strict-doc` leaves it out).
+    pub fn with_seq(mut self, shown: bool) -> Self {
+        self.show_seq = shown;
+        self
     }
 
     /// When the next batch is due: the buffer fills, or the interval has passed and at
@@ -147,7 +157,7 @@ impl Stream {
                 self.seq += 1;
                 Sample {
                     timestamp,
-                    seq: self.seq,
+                    seq: Some(self.seq).filter(|_| self.show_seq),
                     body: self.body(rng),
                 }
             })
@@ -214,7 +224,8 @@ struct StreamData<'a> {
 #[derive(Serialize)]
 struct Sample<'a> {
     timestamp: &'a str,
-    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
     #[serde(flatten)]
     body: Body,
 }

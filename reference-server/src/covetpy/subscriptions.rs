@@ -100,8 +100,8 @@ impl Session {
         };
         // Streams sample at the server's event rate (`--events`).
         let rate = cx.config.events_per_sec;
-        self.streams
-            .push(Stream::new(id.to_owned(), spec, rate, cx.now));
+        let stream = Stream::new(id.to_owned(), spec, rate, cx.now);
+        self.streams.push(stream.with_seq(!cx.config.strict_doc));
         self.refresh();
     }
 

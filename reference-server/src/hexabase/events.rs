@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::subs::{split_room, Resource};
 use super::wire::{to_string, DataFrame};
 use crate::clock::now_rfc3339;
+use crate::events::Seq;
 
 const STATUSES: [&str; 4] = ["provisioning", "active", "updating", "suspended"];
 const HEALTH: [&str; 3] = ["healthy", "degraded", "unhealthy"];
@@ -172,7 +173,7 @@ fn project(id: &str, topic: &str, rng: &mut ThreadRng) -> Option<(&'static str, 
 }
 
 /// One event for `room` with sequence number `seq`; `None` for a room without events.
-pub(crate) fn event(room: &str, seq: u64, rng: &mut ThreadRng) -> Option<String> {
+pub(crate) fn event(room: &str, seq: Seq, rng: &mut ThreadRng) -> Option<String> {
     let (resource, id, topic) = split_room(room)?;
     let (kind, data) = match resource {
         Resource::Workspace => workspace(id, topic, rng),
@@ -185,7 +186,7 @@ pub(crate) fn event(room: &str, seq: u64, rng: &mut ThreadRng) -> Option<String>
         id: None,
         timestamp: &timestamp,
         data,
-        seq: Some(seq),
+        seq: seq.field(),
     }))
 }
 
@@ -194,7 +195,7 @@ mod tests {
     use super::*;
 
     fn one(room: &str) -> Value {
-        serde_json::from_str(&event(room, 7, &mut rand::rng()).unwrap()).unwrap()
+        serde_json::from_str(&event(room, Seq::shown(7), &mut rand::rng()).unwrap()).unwrap()
     }
 
     #[test]
@@ -223,8 +224,8 @@ mod tests {
                 .to_owned();
             assert!(t.starts_with("monitoring."), "{t}");
         }
-        assert!(event("workspace:w:nothing", 1, &mut rand::rng()).is_none());
-        assert!(event("cluster:c:created", 1, &mut rand::rng()).is_none());
+        assert!(event("workspace:w:nothing", Seq::shown(1), &mut rand::rng()).is_none());
+        assert!(event("cluster:c:created", Seq::shown(1), &mut rand::rng()).is_none());
     }
 
     #[test]

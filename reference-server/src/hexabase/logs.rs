@@ -50,6 +50,8 @@ struct Stream {
     follow: bool,
     /// Lines sent so far, the last one's `seq`.
     seq: u64,
+    /// Whether lines carry `seq` (an extension; not under `--strict-doc`).
+    show_seq: bool,
     /// When following began, and follow lines sent since.
     followed: Option<(Instant, u64)>,
     next: Option<Instant>,
@@ -83,7 +85,7 @@ impl Stream {
             id: None,
             timestamp: &timestamp,
             data: line,
-            seq: Some(self.seq),
+            seq: Some(self.seq).filter(|_| self.show_seq),
         })
     }
 
@@ -127,6 +129,8 @@ pub(crate) struct Streams {
     list: Vec<Stream>,
     /// Follow lines per second per stream; 0 sends the backlog only.
     rate: f64,
+    /// Whether lines carry `seq`.
+    show_seq: bool,
 }
 
 impl Streams {
@@ -135,7 +139,15 @@ impl Streams {
         Streams {
             list: Vec::new(),
             rate: rate.clamp(0.0, MAX_RATE),
+            show_seq: true,
         }
+    }
+
+    /// Whether log lines carry their number in the stream, `seq` (a reference-server
+    /// extension: `--strict-doc` leaves it out).
+    pub fn with_seq(mut self, shown: bool) -> Self {
+        self.show_seq = shown;
+        self
     }
 
     /// Starts stream `id`; its first lines go out at the next timer call (now).
@@ -167,6 +179,7 @@ impl Streams {
             tail: data.tail_lines.unwrap_or(DEFAULT_TAIL).min(MAX_TAIL),
             follow: data.follow.unwrap_or(true),
             seq: 0,
+            show_seq: self.show_seq,
             followed: None,
             next: Some(now),
         });

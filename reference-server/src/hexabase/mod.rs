@@ -60,7 +60,7 @@ impl Session {
         Session {
             user: None,
             subs: Subscriptions::new(config.limits.subscriptions),
-            streams: Streams::new(config.events_per_sec),
+            streams: Streams::new(config.events_per_sec).with_seq(!config.strict_doc),
             ping_every,
             next_ping: None,
             last_seen: None,

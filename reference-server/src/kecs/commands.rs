@@ -13,6 +13,10 @@ use crate::clock::format_micros;
 /// Most metrics one `get_metrics` may ask for.
 pub const MAX_METRICS: usize = 16;
 
+/// The metrics the document names (its `get_metrics` example): the first entries of
+/// [`METRICS`], all that `--strict-doc` knows.
+const DOCUMENTED_METRICS: usize = 2;
+
 /// The metrics the server knows, with their CloudWatch unit.
 const METRICS: [(&str, Unit); 9] = [
     ("CPUUtilization", Unit::Percent),
@@ -189,8 +193,8 @@ struct MetricsPayload<'a> {
 /// The metrics asked for (name and unit) and the statistics to report.
 type Wanted<'r> = (Vec<(&'r str, Unit)>, Vec<&'r str>);
 
-/// The metric names and statistics asked for, checked.
-fn checked<'r>(req: &'r GetMetrics<'_>) -> Result<Wanted<'r>, Fault> {
+/// The metric names and statistics asked for, checked; `strict`: only the document's metrics.
+fn checked<'r>(req: &'r GetMetrics<'_>, strict: bool) -> Result<Wanted<'r>, Fault> {
     const RESOURCES: [&str; 4] = ["cluster", "service", "task", "container"];
     if !RESOURCES.contains(&&*req.resource) {
         let reason = format!("one of {}", RESOURCES.join(", "));
@@ -209,13 +213,19 @@ fn checked<'r>(req: &'r GetMetrics<'_>) -> Result<Wanted<'r>, Fault> {
             format!("1 to {MAX_METRICS} metric names"),
         ));
     }
+    let served = if strict {
+        &METRICS[..DOCUMENTED_METRICS]
+    } else {
+        &METRICS[..]
+    };
     let mut metrics = Vec::with_capacity(req.metrics.len());
     for name in &req.metrics {
-        let Some(&(known, unit)) = METRICS.iter().find(|(m, _)| *m == &**name) else {
-            let known: Vec<&str> = METRICS.iter().map(|(m, _)| *m).collect();
+        let Some(&(known, unit)) = served.iter().find(|(m, _)| *m == &**name) else {
+            let known: Vec<&str> = served.iter().map(|(m, _)| *m).collect();
             let reason = format!("unknown metric '{}'; known: {}", &**name, known.join(", "));
+            // A bad parameter, as the document's own error example answers one.
             return Err(
-                Fault::new(Code::ResourceNotFound, "unknown_metric", "Metric not found")
+                Fault::new(Code::InvalidRequest, "unknown_metric", "Metric not found")
                     .at("metrics", reason),
             );
         };
@@ -248,9 +258,9 @@ fn checked<'r>(req: &'r GetMetrics<'_>) -> Result<Wanted<'r>, Fault> {
 }
 
 /// `get_metrics`: one simulated datapoint per metric, at the start of the current period.
-pub(crate) fn get_metrics(id: &str, raw: Option<&RawValue>) -> Result<String, Fault> {
+pub(crate) fn get_metrics(id: &str, raw: Option<&RawValue>, strict: bool) -> Result<String, Fault> {
     let req: GetMetrics<'_> = payload(raw, "payload")?;
-    let (metrics, stats) = checked(&req)?;
+    let (metrics, stats) = checked(&req, strict)?;
     let period = req.period.unwrap_or(60);
     if period == 0 {
         return Err(Fault::invalid("period", "at least 1 second"));
@@ -347,7 +357,7 @@ mod tests {
             r#"{{"resource":"service","resourceArn":"{arn}","metrics":["CPUUtilization","RunningTaskCount"],"period":60,"statistics":["Maximum","Sum"]}}"#
         );
         let v: serde_json::Value =
-            serde_json::from_str(&get_metrics("m", Some(&raw(&req))).unwrap()).unwrap();
+            serde_json::from_str(&get_metrics("m", Some(&raw(&req)), false).unwrap()).unwrap();
         let cpu = &v["payload"]["metrics"]["CPUUtilization"];
         assert_eq!(cpu["Unit"], "Percent");
         assert!(cpu["Maximum"].as_f64().unwrap() <= 100.0);
@@ -357,16 +367,24 @@ mod tests {
         assert!(ts.ends_with(":00.000000Z"), "{ts}");
         let bad = req.replace("RunningTaskCount", "Bogus");
         assert_eq!(
-            get_metrics("m", Some(&raw(&bad))).unwrap_err().code,
-            Code::ResourceNotFound
+            get_metrics("m", Some(&raw(&bad)), false).unwrap_err().code,
+            Code::InvalidRequest
         );
+        // --strict-doc knows only the document's two metrics.
+        let strict = get_metrics("m", Some(&raw(&req)), true).unwrap_err();
+        assert_eq!(
+            (strict.code, strict.field.as_deref()),
+            (Code::InvalidRequest, Some("metrics"))
+        );
+        let documented = req.replace("RunningTaskCount", "MemoryUtilization");
+        assert!(get_metrics("m", Some(&raw(&documented)), true).is_ok());
         for (from, to, field) in [
             ("service/", "cluster/", "resourceArn"),
             ("\"Sum\"", "\"Median\"", "statistics"),
             ("60", "0", "period"),
         ] {
             let bad = req.replace(from, to);
-            let fault = get_metrics("m", Some(&raw(&bad))).unwrap_err();
+            let fault = get_metrics("m", Some(&raw(&bad)), false).unwrap_err();
             assert_eq!(fault.field.as_deref(), Some(field), "{bad}");
         }
     }

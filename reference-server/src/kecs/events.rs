@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::rooms::{allows, EventType, Room};
 use crate::clock::format_micros;
+use crate::events::Seq;
 
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "000000000000";
@@ -179,8 +180,10 @@ struct Event<'a, P> {
     #[serde(rename = "type")]
     kind: &'static str,
     timestamp: &'a str,
-    seq: u64,
-    room: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room: Option<&'a str>,
     payload: P,
 }
 
@@ -188,7 +191,7 @@ struct Event<'a, P> {
 struct Ctx<'a> {
     name: &'a str,
     room: Room<'a>,
-    seq: u64,
+    seq: Seq,
     timestamp: String,
     now_us: i64,
     /// The room's cluster, or one picked for a `*` room.
@@ -203,8 +206,9 @@ impl Ctx<'_> {
             id: &id,
             kind: "event",
             timestamp: &self.timestamp,
-            seq: self.seq,
-            room: self.name,
+            seq: self.seq.field(),
+            // Like `seq`, an extension: shown only with it.
+            room: self.seq.shown.then_some(self.name),
             payload: Payload {
                 kind: self.room.kind,
                 action,
@@ -217,7 +221,7 @@ impl Ctx<'_> {
 
 /// One event for `room` with sequence number `seq`; `None` when the room's type has no
 /// generated events or its filters exclude every state.
-pub(crate) fn event(name: &str, seq: u64, rng: &mut ThreadRng) -> Option<String> {
+pub(crate) fn event(name: &str, seq: Seq, rng: &mut ThreadRng) -> Option<String> {
     let room = Room::parse(name)?;
     let now_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -359,7 +363,7 @@ mod tests {
     use serde_json::Value;
 
     fn one_event(room: &str) -> Option<Value> {
-        event(room, 3, &mut rand::rng()).map(|t| serde_json::from_str(&t).unwrap())
+        event(room, Seq::shown(3), &mut rand::rng()).map(|t| serde_json::from_str(&t).unwrap())
     }
 
     #[test]

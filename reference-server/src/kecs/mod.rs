@@ -70,6 +70,9 @@ pub(crate) struct Session {
     next_ping: Option<Instant>,
     subs: Subscriptions,
     rate: Option<Limiter>,
+    /// `--strict-doc`: the document's metric names only, and rate-limit errors without the
+    /// extension details (`stage`, `limit`, `retryAfterMs`).
+    strict: bool,
 }
 
 impl Session {
@@ -85,6 +88,7 @@ impl Session {
             next_ping: None,
             subs: Subscriptions::new(config.limits.subscriptions),
             rate: config.limits.rate.then(Limiter::default),
+            strict: config.strict_doc,
         }
     }
 
@@ -124,12 +128,19 @@ impl Session {
             Verdict::Terminate => ("terminated", None),
         };
         let reason = format!("more than {} messages per second", rate::MAX_RATE);
-        let details = Details {
-            reason: Some(&reason),
-            stage: Some(stage),
-            limit: Some(rate::MAX_RATE),
-            retry_after_ms: retry,
-            ..Details::default()
+        let details = if self.strict {
+            Details {
+                reason: Some(&reason),
+                ..Details::default()
+            }
+        } else {
+            Details {
+                reason: Some(&reason),
+                stage: Some(stage),
+                limit: Some(rate::MAX_RATE),
+                retry_after_ms: retry,
+                ..Details::default()
+            }
         };
         let message = match verdict {
             Verdict::Warn => "Rate limit exceeded: messages over the limit are dropped",
@@ -238,7 +249,8 @@ impl Session {
                 cx.send(commands::execute(need_id()?, env.payload, &self.host)?);
             }
             ("command", Some("get_metrics")) => {
-                cx.send(commands::get_metrics(need_id()?, env.payload)?);
+                let metrics = commands::get_metrics(need_id()?, env.payload, self.strict)?;
+                cx.send(metrics);
             }
             (_, None) => return Err(Fault::invalid("action", "'action' is required")),
             (kind, Some(other)) => {

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::clock::now_rfc3339;
+use crate::events::Seq;
 
 /// A group of event types published together at `events_per_sec`.
 #[derive(Clone, Copy)]
@@ -167,11 +168,12 @@ struct Event<'a> {
     kind: &'a str,
     data: &'a serde_json::Value,
     timestamp: &'a str,
-    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
 }
 
 /// One event for `room` with sequence number `seq`; `None` for a room without events.
-pub(crate) fn event(room: &str, seq: u64, rng: &mut ThreadRng) -> Option<String> {
+pub(crate) fn event(room: &str, seq: Seq, rng: &mut ThreadRng) -> Option<String> {
     let (family, named) = Family::of(room, rng)?;
     let (kind, data) = family.event(named, rng);
     let timestamp = now_rfc3339();
@@ -179,7 +181,7 @@ pub(crate) fn event(room: &str, seq: u64, rng: &mut ThreadRng) -> Option<String>
         kind,
         data: &data,
         timestamp: &timestamp,
-        seq,
+        seq: seq.field(),
     };
     serde_json::to_string(&event).ok()
 }
@@ -189,7 +191,7 @@ mod tests {
     use super::*;
 
     fn one(room: &str) -> serde_json::Value {
-        serde_json::from_str(&event(room, 7, &mut rand::rng()).unwrap()).unwrap()
+        serde_json::from_str(&event(room, Seq::shown(7), &mut rand::rng()).unwrap()).unwrap()
     }
 
     #[test]
@@ -204,6 +206,10 @@ mod tests {
         assert_eq!(one("metrics:cpu")["data"]["metric"], "cpu");
         assert_eq!(one("alerts:system")["type"], "system.alert");
         assert_eq!(one("queue:all")["seq"], 7);
-        assert!(event("workers:x", 1, &mut rand::rng()).is_none());
+        assert!(event("workers:x", Seq::shown(1), &mut rand::rng()).is_none());
+        let hidden = Seq { n: 7, shown: false };
+        let strict: serde_json::Value =
+            serde_json::from_str(&event("queue:all", hidden, &mut rand::rng()).unwrap()).unwrap();
+        assert!(strict.get("seq").is_none(), "{strict}");
     }
 }

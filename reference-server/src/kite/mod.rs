@@ -55,7 +55,9 @@ pub(crate) fn admit(up: &Upgrade<'_>, config: &Config) -> Result<Admitted, Refus
             body: "Unauthorized: a valid token is required\n".into(),
         });
     }
-    let client = token.or_else(|| up.param("client_id"));
+    // `?client_id=` is an extension (kite.md names no query parameter): --strict-doc
+    // keys the limit on the token alone.
+    let client = token.or_else(|| up.param("client_id").filter(|_| !config.strict_doc));
     let per_client = client
         .filter(|_| config.limits.per_client)
         .map(|c| (c, MAX_PER_CLIENT));
@@ -125,6 +127,9 @@ fn frame<D: Serialize>(kind: &str, data: D, id: Option<&RawValue>) -> String {
 /// Per-connection Kite state: the client id, subscription count and rate window.
 pub(crate) struct Session {
     client_id: String,
+    /// `--strict-doc`: no ids echoed, no `error` frames, no unsubscribe ack (kite.md
+    /// defines none of them); what would get an error is dropped without a reply.
+    strict: bool,
     max_subscriptions: Option<usize>,
     rate: Option<Window>,
 }
@@ -154,6 +159,7 @@ impl Session {
     pub fn new(config: &Config) -> Self {
         Session {
             client_id: uuid::Uuid::new_v4().to_string(),
+            strict: config.strict_doc,
             max_subscriptions: config.limits.subscriptions.then_some(MAX_SUBSCRIPTIONS),
             rate: config.limits.rate.then_some(Window {
                 start: None,
@@ -177,48 +183,59 @@ impl Session {
             Ok(m) => m,
             Err(e) => {
                 cx.reject("invalid_json");
-                return cx.send(error(&format!("invalid message: {e}"), None));
+                return self.refuse(&format!("invalid message: {e}"), None, cx);
             }
         };
-        let reply = match (msg.kind.as_ref(), msg.room.as_deref()) {
+        // kite.md gives requests no id: under --strict-doc none is echoed.
+        let id = msg.id.filter(|_| !self.strict);
+        match (msg.kind.as_ref(), msg.room.as_deref()) {
             ("ping", _) => {
                 let data = ClientData {
                     client_id: &self.client_id,
                 };
-                frame("pong", data, msg.id)
+                cx.send(frame("pong", data, id));
             }
-            ("subscribe", Some(room)) => self.subscribe(room, msg.id, cx),
+            ("subscribe", Some(room)) => self.subscribe(room, id, cx),
             ("unsubscribe", Some(room)) => {
                 cx.leave(room);
-                self.room_reply("unsubscribe", room, "unsubscribed", msg.id)
+                if !self.strict {
+                    cx.send(self.room_reply("unsubscribe", room, "unsubscribed", id));
+                }
             }
             ("subscribe" | "unsubscribe", None) => {
                 cx.reject("invalid_message");
-                error(&format!("'{}' needs a 'room' field", msg.kind), msg.id)
+                self.refuse(&format!("'{}' needs a 'room' field", msg.kind), id, cx);
             }
             (other, _) => {
                 cx.reject("unknown_type");
-                error(&format!("unknown message type '{other}'"), msg.id)
+                self.refuse(&format!("unknown message type '{other}'"), id, cx);
             }
-        };
-        cx.send(reply);
+        }
     }
 
-    fn subscribe(&mut self, room: &str, id: Option<&RawValue>, cx: &mut Cx<'_>) -> String {
+    fn subscribe(&mut self, room: &str, id: Option<&RawValue>, cx: &mut Cx<'_>) {
         if let Err(e) = classify_room(room) {
             cx.reject("unknown_room");
-            return error(&e, id);
+            return self.refuse(&e, id, cx);
         }
         if !cx.is_member(room) {
             let held = cx.rooms().count();
             if self.max_subscriptions.is_some_and(|max| held >= max) {
                 cx.reject("subscription_limit");
                 let text = format!("subscription limit reached ({MAX_SUBSCRIPTIONS} rooms)");
-                return error(&text, id);
+                return self.refuse(&text, id, cx);
             }
             cx.join(room);
         }
-        self.room_reply("subscribe", room, "subscribed", id)
+        cx.send(self.room_reply("subscribe", room, "subscribed", id));
+    }
+
+    /// Sends an `error` frame (a reference-server extension); under `--strict-doc` the
+    /// refused message gets no reply, as kite.md defines no error frame.
+    fn refuse(&self, message: &str, id: Option<&RawValue>, cx: &mut Cx<'_>) {
+        if !self.strict {
+            cx.send(error(message, id));
+        }
     }
 
     fn room_reply(&self, kind: &str, room: &str, status: &str, id: Option<&RawValue>) -> String {
@@ -241,7 +258,7 @@ impl session::Session for Session {
             if !window.admit(cx.now) {
                 cx.reject("rate_limit");
                 let text = format!("rate limit exceeded: at most {MAX_RATE} messages per second");
-                return cx.send(error(&text, None));
+                return self.refuse(&text, None, cx);
             }
         }
         self.handle(text, cx);
@@ -249,10 +266,7 @@ impl session::Session for Session {
 
     fn binary(&mut self, _data: &Bytes, cx: &mut Cx<'_>) {
         cx.reject("binary_frame");
-        cx.send(error(
-            "binary frames are not supported; send JSON text",
-            None,
-        ));
+        self.refuse("binary frames are not supported; send JSON text", None, cx);
     }
 }
 

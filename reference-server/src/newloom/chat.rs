@@ -32,7 +32,8 @@ struct MessageFrame<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     message: Stored<'a>,
-    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
 }
 
 /// The stored message as the document shows it.
@@ -53,7 +54,8 @@ struct TypingFrame<'a> {
     chat_id: u64,
     user: &'a str,
     is_typing: bool,
-    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
 }
 
 /// One chat connection.
@@ -64,6 +66,8 @@ pub(crate) struct Session {
     allowed: Option<Vec<u64>>,
     max_chats: usize,
     heartbeat: Heartbeat,
+    /// `--strict-doc`: published frames carry no `seq` (an extension).
+    strict: bool,
 }
 
 impl Session {
@@ -75,6 +79,7 @@ impl Session {
             allowed: id.rooms,
             max_chats: room_limit(config),
             heartbeat: Heartbeat::new(config, Instant::now()),
+            strict: config.strict_doc,
         }
     }
 
@@ -140,7 +145,7 @@ impl Session {
                     timestamp: &timestamp,
                     chat_id,
                 },
-                seq,
+                seq: (!self.strict).then_some(seq),
             };
             serde_json::to_string(&frame).unwrap_or_default()
         });
@@ -165,7 +170,7 @@ impl Session {
                 chat_id,
                 user: &self.user,
                 is_typing,
-                seq,
+                seq: (!self.strict).then_some(seq),
             };
             serde_json::to_string(&frame).unwrap_or_default()
         });

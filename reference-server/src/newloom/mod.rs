@@ -243,6 +243,13 @@ fn identify(proto: Proto, up: &Upgrade<'_>, config: &Config) -> Result<Identity,
     if !token.as_deref().is_some_and(|t| config.token_ok(t)) {
         return Err(("unauthorized", "Authentication failed".into()));
     }
+    if config.strict_doc {
+        // newloom.rst defines only `token`: `user`, `chats` and `streams` are extensions.
+        return Ok(Identity {
+            user: None,
+            rooms: None,
+        });
+    }
     let user = up.param("user");
     if let Some(name) = &user {
         if name.is_empty() || name.chars().count() > MAX_USER_CHARS {
@@ -262,9 +269,10 @@ fn identify(proto: Proto, up: &Upgrade<'_>, config: &Config) -> Result<Identity,
     Ok(Identity { user, rooms })
 }
 
-/// The most chats or streams a connection may hold under `config`.
+/// The most chats or streams a connection may hold under `config`: the document states no
+/// limit, so under `--strict-doc` only the hard bound remains.
 pub(crate) fn room_limit(config: &Config) -> usize {
-    if config.limits.subscriptions {
+    if config.limits.subscriptions && !config.strict_doc {
         MAX_ROOMS
     } else {
         HARD_MAX_ROOMS

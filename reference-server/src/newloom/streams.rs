@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use super::{invalid, receive, unknown_type, Heartbeat, Identity};
 use crate::clock::now_rfc3339;
+use crate::events::Seq;
 use crate::session::{self, Cx};
 use crate::Config;
 
@@ -57,7 +58,8 @@ struct StatusFrame<'a> {
     stream_id: u64,
     status: &'a str,
     timestamp: &'a str,
-    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
 }
 
 /// "2. Execution Statistics".
@@ -67,7 +69,8 @@ struct StatsFrame<'a> {
     kind: &'static str,
     stream_id: u64,
     stats: Stats<'a>,
-    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -85,7 +88,8 @@ struct StreamErrorFrame<'a> {
     kind: &'static str,
     stream_id: u64,
     error: StreamError<'a>,
-    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -98,7 +102,8 @@ struct StreamError<'a> {
 /// One generated frame for `room` with sequence number `seq`: a stream error every
 /// [`ERROR_EVERY`]th, otherwise `status_update` (odd `seq`) and `execution_stats` (even).
 /// `None` for a room that is not a stream.
-pub(crate) fn event(room: &str, seq: u64, rng: &mut ThreadRng) -> Option<String> {
+pub(crate) fn event(room: &str, shown: Seq, rng: &mut ThreadRng) -> Option<String> {
+    let seq = shown.n;
     let stream_id = match room {
         ALL => rng.random_range(1..=ALL_STREAMS),
         id => id.parse().ok().filter(|&id| id >= 1)?,
@@ -115,7 +120,7 @@ pub(crate) fn event(room: &str, seq: u64, rng: &mut ThreadRng) -> Option<String>
             kind: "error",
             stream_id,
             error,
-            seq,
+            seq: shown.field(),
         };
         serde_json::to_string(&frame)
     } else if seq % 2 == 1 {
@@ -124,7 +129,7 @@ pub(crate) fn event(room: &str, seq: u64, rng: &mut ThreadRng) -> Option<String>
             stream_id,
             status: STATUSES[rng.random_range(0..STATUSES.len())],
             timestamp: &timestamp,
-            seq,
+            seq: shown.field(),
         };
         serde_json::to_string(&frame)
     } else {
@@ -143,7 +148,7 @@ pub(crate) fn event(room: &str, seq: u64, rng: &mut ThreadRng) -> Option<String>
             kind: "execution_stats",
             stream_id,
             stats,
-            seq,
+            seq: shown.field(),
         };
         serde_json::to_string(&frame)
     };
@@ -217,7 +222,7 @@ mod tests {
     use serde_json::Value;
 
     fn one(room: &str, seq: u64) -> Value {
-        serde_json::from_str(&event(room, seq, &mut rand::rng()).unwrap()).unwrap()
+        serde_json::from_str(&event(room, Seq::shown(seq), &mut rand::rng()).unwrap()).unwrap()
     }
 
     #[test]
@@ -239,8 +244,8 @@ mod tests {
         assert!(error["error"]["code"].as_str().unwrap().contains('_'));
         let any = one(ALL, 1)["stream_id"].as_u64().unwrap();
         assert!((1..=ALL_STREAMS).contains(&any));
-        assert!(event("0", 1, &mut rand::rng()).is_none());
-        assert!(event("x", 1, &mut rand::rng()).is_none());
+        assert!(event("0", Seq::shown(1), &mut rand::rng()).is_none());
+        assert!(event("x", Seq::shown(1), &mut rand::rng()).is_none());
     }
 
     #[test]

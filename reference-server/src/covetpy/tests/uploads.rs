@@ -45,6 +45,22 @@ fn an_upload_in_order_completes_with_the_file_hash() {
 }
 
 #[test]
+fn strict_doc_refuses_bad_chunks_with_the_documents_code() {
+    let mut h = harness();
+    h.config.strict_doc = true;
+    let (mut s, _) = opened(&mut h);
+    send(&mut h, &mut s, start("up", 8, 4));
+    let mut corrupt = chunk("up", 0, 2, b"abcd");
+    corrupt["data"]["checksum"] = json!(hex(&Sha256::digest(b"abce")));
+    assert_eq!(
+        code(&reply(&mut h, &mut s, corrupt)),
+        "INVALID_MESSAGE_FORMAT"
+    );
+    let stray = reply(&mut h, &mut s, chunk("nope", 0, 1, b"x"));
+    assert_eq!(code(&stray), "INVALID_MESSAGE_FORMAT");
+}
+
+#[test]
 fn bad_chunks_are_refused_and_can_be_resent() {
     let mut h = harness();
     let (mut s, _) = opened(&mut h);
