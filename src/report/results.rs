@@ -116,6 +116,7 @@ pub(crate) fn test_meta(vus: f64, secs: f64, threads: usize) -> RunMeta {
         scenario_file: "s.yaml".into(),
         scenario_sha256: String::new(),
         protocol: None,
+        conformance: None,
         target: "ws://127.0.0.1:9/ws".into(),
         seed: 1,
         threads,
