@@ -81,6 +81,7 @@ fn results() -> Results {
             actual: Some(latency.p99 as f64),
             unit: "us".into(),
             message: format!("p99 {}µs < 50ms", latency.p99),
+            not_measured: false,
         });
         metrics.insert(
             name,
@@ -155,6 +156,7 @@ fn results() -> Results {
             iterations_failed: 12,
             iterations_started: 50_012,
             iterations_cut: 0,
+            iterations_by_behaviour: Default::default(),
         },
         metrics,
         connect: histogram(&mut rng, 1_500.0),
@@ -179,6 +181,7 @@ fn results() -> Results {
             ops: 36_000_000,
             missed: 0,
             requests: Default::default(),
+            error_samples: Default::default(),
         },
         series,
         violations: Violations {

@@ -25,7 +25,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a scenario and write results (exit 0 pass, 1 threshold failed, 3 aborted, 130 interrupted).
+    /// Run a scenario and write results (exit 0 pass; 1 a threshold failed or a frame broke
+    /// its schemas; 2 bad scenario, profile or usage; 3 target unreachable, run aborted or
+    /// results not written; 130 interrupted).
     Run(RunCmd),
     /// Check scenario files without connecting (exit 0 valid, 1 not portable with
     /// --portable, 2 invalid).
@@ -54,9 +56,11 @@ enum Command {
         /// strict (the document and squall's decisions) or document (the document's rules only).
         #[arg(long, value_enum, default_value_t = ConformanceArg::Strict)]
         conformance: ConformanceArg,
-        /// The recording: one frame per line (inbound), {"dir":"in"|"out","frame":...}, or
+        /// The recording, one JSON line each: a bare frame (checked as inbound, from the
+        /// server), {"dir":"in"|"out","frame":...}, or
         /// {"conn":"c1","dir":...,"frame":...,"at":"RFC 3339"} for the per-connection checks
-        /// too (reply pairing, rooms, clock).
+        /// too (reply pairing, rooms, clock). An object with a "dir" or "frame" member is a
+        /// record and must have both, and no other members than conn and at.
         file: String,
     },
     /// Draw report.html and a PNG per chart from a results.json
@@ -67,6 +71,10 @@ enum Command {
         /// Output folder [default: the results file's folder].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Draw latency by percentile on a log scale of latency (one outlier no longer
+        /// flattens the curve).
+        #[arg(long)]
+        log_latency: bool,
     },
     /// Compare runs side by side: compare.html and PNGs, figures with ratios to the first
     /// run (exit 0, 1 a figure worse than --fail-if-worse allows, 2 bad input, 3 output).
@@ -105,7 +113,7 @@ struct CompareCmd {
     #[arg(long, value_name = "PCT", value_parser = parse_pct)]
     fail_if_worse: Option<f64>,
     /// Latency changes no larger than this are noise, never better or worse [default: 0].
-    #[arg(long, value_name = "D", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "D", value_parser = scenario::parse_duration, allow_hyphen_values = true)]
     min_delta: Option<Duration>,
 }
 
@@ -119,14 +127,15 @@ struct RunCmd {
     /// Output folder [default: reports/<scenario>-<UTC timestamp>/].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Total load duration (e.g. 30s, 2m): cuts the phases, or holds the last level longer.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// Total load duration (e.g. 30s, 2m; written as in a scenario): cuts the phases, or
+    /// holds the last level longer.
+    #[arg(long, value_parser = scenario::parse_duration, allow_hyphen_values = true)]
     duration: Option<Duration>,
-    /// Peak VUs for a closed-model scenario (phases are scaled).
-    #[arg(long)]
+    /// Peak VUs for a closed-model scenario (phases are scaled; at least 1).
+    #[arg(long, value_parser = parse_vus, allow_hyphen_values = true)]
     vus: Option<u64>,
     /// Peak arrival rate per second for an open-model scenario (e.g. 200 or 200/s).
-    #[arg(long, value_parser = parse_rate)]
+    #[arg(long, value_parser = parse_rate, allow_hyphen_values = true)]
     rate: Option<f64>,
     /// Seed for every random choice [default: the scenario's `seed:`, else drawn and recorded].
     #[arg(long)]
@@ -150,7 +159,7 @@ struct RunCmd {
     #[arg(long)]
     junit: Option<PathBuf>,
     /// How far in the future an inbound frame's timestamp may be [default: 1s].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = scenario::parse_duration, allow_hyphen_values = true)]
     max_clock_skew: Option<Duration>,
     /// Also write every latency sample to FILE, one JSON line each: metric, VU, the
     /// intended, sent and received instants on CLOCK_MONOTONIC (ns), the latency and
@@ -160,6 +169,10 @@ struct RunCmd {
     /// Do not write report.html and the PNG charts at the end.
     #[arg(long)]
     no_report: bool,
+    /// Draw latency by percentile on a log scale of latency (one outlier no longer
+    /// flattens the curve).
+    #[arg(long)]
+    log_latency: bool,
     /// How strictly frames are held to the profile: strict (the document's rules and squall's
     /// decisions where the document is silent) or document (the document's rules only).
     /// Each violation says which it broke.
@@ -185,8 +198,24 @@ impl From<ConformanceArg> for Conformance {
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     let n = s.strip_suffix("/s").unwrap_or(s);
-    n.parse::<f64>()
-        .map_err(|_| format!("'{s}' is not a rate; write e.g. 200 or 200/s"))
+    match n.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        Ok(_) => Err(format!(
+            "the rate must be positive, got '{s}'; write e.g. 200 or 200/s"
+        )),
+        Err(_) => Err(format!("'{s}' is not a rate; write e.g. 200 or 200/s")),
+    }
+}
+
+/// `--vus`: a whole number of at least 1 (0 VUs would measure nothing).
+fn parse_vus(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("at least 1 VU is needed: 0 VUs would measure nothing".into()),
+        Err(_) => Err(format!(
+            "'{s}' is not a number of VUs: write a whole number, e.g. 10"
+        )),
+    }
 }
 
 fn parse_pct(s: &str) -> Result<f64, String> {
@@ -221,7 +250,11 @@ fn main() -> ExitCode {
         Command::Schemas {
             command: SchemasCmd::Lint { dirs },
         } => lint(&dirs),
-        Command::Report { results, out } => report(&results, out),
+        Command::Report {
+            results,
+            out,
+            log_latency,
+        } => report(&results, out, log_latency),
         Command::Compare(cmd) => compare(cmd),
     })
 }
@@ -245,6 +278,7 @@ fn run(cmd: RunCmd) -> u8 {
         max_clock_skew: cmd.max_clock_skew,
         samples: cmd.samples,
         report: !cmd.no_report,
+        log_latency: cmd.log_latency,
         conformance: cmd.conformance.into(),
     };
     match execute(args) {
@@ -256,14 +290,14 @@ fn run(cmd: RunCmd) -> u8 {
     }
 }
 
-fn report(results: &Path, out: Option<PathBuf>) -> u8 {
+fn report(results: &Path, out: Option<PathBuf>, log_latency: bool) -> u8 {
     let written = squall::report::read_results(results).and_then(|r| {
         let dir = out.unwrap_or_else(|| results.parent().unwrap_or(Path::new(".")).to_path_buf());
-        squall::report::write_report(&r, &dir)
+        squall::report::write_report_with(&r, &dir, log_latency)
     });
     match written {
         Ok(w) => {
-            println!("report: {} ({} charts)", w.html.display(), w.pngs.len());
+            println!("{}", w.describe());
             0
         }
         Err(e) => {

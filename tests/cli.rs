@@ -131,6 +131,16 @@ fn serve_runs_the_bundled_smoke_scenario() {
         stdout.contains("latency rtt") && stdout.contains("thresholds"),
         "{stdout}"
     );
+    // The verdict comes second and last; the charts written are named.
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[1].starts_with("PASS: ") && lines[1].contains(" thresholds held; "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("charts: ") && stdout.contains("latency-rtt.png"),
+        "{stdout}"
+    );
     assert_eq!(results(dir.path())["status"], "complete");
 }
 
@@ -141,7 +151,7 @@ fn sigint_leaves_an_interrupted_file_and_exit_130() {
     let long = SMALL.replace("duration: 1s", "duration: 60s");
     let sc = scenario(dir.path(), "long.yaml", &long);
     let out_dir = dir.path().join("out");
-    let mut child = squall()
+    let child = squall()
         .arg("run")
         .arg(&sc)
         .args(["--target", &format!("ws://{}/ws", srv.addr()), "--quiet"])
@@ -166,11 +176,18 @@ fn sigint_leaves_an_interrupted_file_and_exit_130() {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    // The first Ctrl-C is acknowledged, with what happens next.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stopping: finishing iterations (up to 5s), Ctrl-C again to stop now"),
+        "{err}"
+    );
     let doc = results(&out_dir);
     assert_schema_valid(&doc);
     assert_eq!(doc["status"], "interrupted");
+    assert_eq!(doc["status_reason"], "Ctrl-C or SIGTERM");
     assert!(doc["meta"]["duration_s"].as_f64().unwrap() < 30.0);
     srv.shutdown();
 }

@@ -123,6 +123,31 @@ fn a_real_run_gets_a_sound_self_contained_report_with_every_metric_and_threshold
         assert_eq!(row[0], want, "{}", t.expr);
         assert_eq!(row[2], t.message);
     }
+    // The verdict opens the page, before the first table: FAIL (a threshold failed).
+    let at = |text: &str| page.texts.iter().position(|t| t == text);
+    assert!(at("FAIL").expect("no verdict") < at("Thresholds").unwrap());
+    assert!(!done.passed());
+    // Frames by kind, from kinds_in and kinds_out, every kind with its count.
+    for (dir, kinds) in [("in", &r.counters.kinds_in), ("out", &r.counters.kinds_out)] {
+        assert!(!kinds.is_empty());
+        for (kind, k) in kinds {
+            assert!(
+                page.rows.iter().any(|row| row.len() == 6
+                    && row[0] == dir
+                    && row[1] == *kind
+                    && row[2] == k.frames.to_string()),
+                "{dir} {kind} missing from the frames-by-kind table"
+            );
+        }
+    }
+    // Close codes read as what they mean.
+    assert!(
+        page.rows
+            .iter()
+            .any(|row| row[0] == "closed" && row[2].contains("1000 normal ×")),
+        "{:?}",
+        page.rows.iter().find(|row| row[0] == "closed")
+    );
     // What became of the requests, and what the stop left, as results.json says.
     let q = &r.counters.requests;
     let want = [q.sent, q.replies, q.timeouts, q.unanswered].map(|n| n.to_string());

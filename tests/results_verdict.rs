@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use squall::check::thresholds::{Cmp, Quantity, Stat, Threshold};
-use squall::check::verdict::evaluate;
+use squall::check::verdict::{evaluate, note_idle_behaviours};
 use squall::metrics::{Aggregate, ErrorKind, FailCause, Recorder};
 use squall::report::{render_summary, Results, RunMeta, Status};
 use squall::scenario::plan::{MetricId, Pos};
@@ -244,8 +244,8 @@ fn summary_shows_the_numbers() {
         "complete",
         "verdict",
         "opened 3",
-        "failed 1 (refused 1)",
-        "1000 1",
+        "failed 1 (refused ×1)",
+        "closed 1 (close 1000 ×1)",
         "frames in    10 (5.0/s)",
         "latency ack",
         "99.0ms",
@@ -254,7 +254,7 @@ fn summary_shows_the_numbers() {
         "connect",
         "2.00ms",
         "errors 3 of 200 ops (1.50%)",
-        "timeout 1",
+        "timeout ×1",
         "missed sends 5",
         "✓",
         "✗",
@@ -282,4 +282,145 @@ fn a_per_kind_violation_gate_counts_what_the_group_cap_folded() {
     // The 7 folded violations may be of this kind: `== 0` cannot pass.
     assert!(!out[0].pass, "{}", out[0].message);
     assert_eq!(out[0].actual, Some(7.0));
+}
+
+#[test]
+fn the_summary_answers_did_it_pass_first_and_last() {
+    let mut r = results();
+    r.thresholds = evaluate(&[th(Quantity::ErrorsRate, Cmp::Lt, 0.5)], &r);
+    let text = render_summary(&r);
+    let lines: Vec<&str> = text.lines().collect();
+    // No protocol: the checking part of the verdict says so (and a gate on it fails).
+    let pass =
+        "PASS: 1 of 1 thresholds held; no frames were checked: the scenario names no protocol";
+    assert!(lines[1].starts_with(pass), "{text}");
+    assert!(lines.last().unwrap().starts_with(pass), "{text}");
+    r.thresholds = evaluate(&[th(Quantity::ErrorsRate, Cmp::Lt, 0.001)], &r);
+    let text = render_summary(&r);
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("FAIL: 1 of 1 thresholds failed: "),
+        "{text}"
+    );
+    r.status = Status::Interrupted;
+    let text = render_summary(&r);
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("INTERRUPTED: no verdict"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_violations_gate_says_precisely_why_nothing_was_checked() {
+    let gate = [th(Quantity::Violations(None), Cmp::Eq, 0.0)];
+    let mut r = results();
+    r.meta.protocol = Some("kite".into());
+    r.counters.frames_in = 0;
+    let out = evaluate(&gate, &r);
+    assert!(!out[0].pass);
+    assert_eq!(
+        out[0].message,
+        "no frames were checked: not one frame arrived from the target"
+    );
+    assert!(render_summary(&r)
+        .contains("frames checked 0: no frames were checked: not one frame arrived"));
+    r.counters.frames_in = 10;
+    assert_eq!(
+        evaluate(&gate, &r)[0].message,
+        "no frames were checked (--no-check)"
+    );
+    r.meta.protocol = None;
+    assert!(evaluate(&gate, &r)[0].message.contains("names no protocol"));
+}
+
+#[test]
+fn long_metric_names_keep_the_latency_table_in_line() {
+    let long = "a_metric_name_much_longer_than_the_column".to_string();
+    let names = vec!["ack".to_string(), long.clone()];
+    let mut rec = Recorder::with_worker(0, &names);
+    rec.latency(MetricId(0), 1_000, 1_000);
+    rec.latency(MetricId(1), 2_000, 1_000);
+    let mut agg = Aggregate::new(names);
+    agg.add(rec.take());
+    let r = agg.results(meta(), Status::Complete);
+    let text = render_summary(&r);
+    let header = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("count"))
+        .unwrap();
+    let end = header.find("count").unwrap() + "count".len();
+    for label in [
+        "latency ack ".to_string(),
+        format!("latency {long} "),
+        format!("service {long} "),
+    ] {
+        let row = text.lines().find(|l| l.contains(&label)).unwrap();
+        // The count column ends where its heading ends, on every row.
+        let after = row.find(&label).unwrap() + label.len();
+        let start = after + row[after..].find(|c: char| c != ' ').unwrap();
+        let count_end = start + row[start..].find(' ').unwrap();
+        assert_eq!(count_end, end, "{label} out of line:\n{text}");
+    }
+}
+
+#[test]
+fn a_threshold_whose_behaviour_never_ran_in_a_shortened_run_is_not_measured() {
+    let mut r = results();
+    r.load.iterations_by_behaviour = [("pinger".to_string(), 4), ("idler".to_string(), 0)].into();
+    let ths = [
+        th(lat("idle", Stat::Percentile(99.0)), Cmp::Lt, 50_000.0),
+        th(lat("ack", Stat::Percentile(99.0)), Cmp::Lt, 150_000.0),
+    ];
+    let by_metric = [
+        ("idle".to_string(), vec!["idler".to_string()]),
+        ("ack".to_string(), vec!["pinger".to_string()]),
+    ]
+    .into();
+    // Cut by --duration: not the target's fault, and not a silent pass either.
+    r.thresholds = evaluate(&ths, &r);
+    note_idle_behaviours(&mut r, &ths, &by_metric, true);
+    let t = &r.thresholds[0];
+    assert!(!t.pass && t.not_measured, "{t:?}");
+    assert!(
+        t.message
+            .starts_with("not measured: behaviour 'idler' never began an iteration"),
+        "{}",
+        t.message
+    );
+    assert!(!r.thresholds[1].not_measured);
+    assert!(r.passed());
+    let text = render_summary(&r);
+    assert!(text.contains("\n  – "), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let page = squall::report::write_report(&r, dir.path()).unwrap().html;
+    let page = std::fs::read_to_string(page).unwrap();
+    assert!(
+        page.contains("<td>– not measured</td>"),
+        "the report's thresholds table"
+    );
+    let xml = squall::report::render_junit(&r);
+    assert!(xml.contains("failures=\"0\" skipped=\"1\""), "{xml}");
+    assert!(
+        xml.contains("<skipped message=\"not measured: behaviour"),
+        "{xml}"
+    );
+    assert!(
+        text.contains("PASS: 1 of 2 thresholds held; 1 not measured"),
+        "{text}"
+    );
+    // At full length the same threshold fails, and says why.
+    r.thresholds = evaluate(&ths, &r);
+    note_idle_behaviours(&mut r, &ths, &by_metric, false);
+    let t = &r.thresholds[0];
+    assert!(!t.pass && !t.not_measured);
+    assert_eq!(
+        t.message,
+        "no samples (behaviour 'idler' never began an iteration)"
+    );
+    assert!(!r.passed());
 }

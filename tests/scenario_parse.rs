@@ -391,3 +391,32 @@ behaviours:
     assert_eq!(v["msg"], "say \"he said \"hi\"\n\" to x");
     assert_eq!(v["fixed"], "a\"b");
 }
+
+#[test]
+fn a_mix_whose_entries_name_their_metrics_has_no_rtt_metric() {
+    let text = r#"
+name: mix
+target: ws://h/
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - pace:
+          rate: 5/s
+          duration: 1s
+          mix:
+            - { weight: 1, send: { type: a, id: "{{seq}}" }, reply: { kind: a }, metric: a_rtt }
+            - { weight: 1, send: { type: b, id: "{{seq}}" }, reply: { kind: b } }
+"#;
+    let p = load_str("m.yaml", text, &LoadOptions::default()).unwrap();
+    assert_eq!(
+        p.metrics,
+        vec!["a_rtt", "rtt"],
+        "an entry without a metric records rtt"
+    );
+    let named = text.replace(
+        "reply: { kind: b } }",
+        "reply: { kind: b }, metric: b_rtt }",
+    );
+    let p = load_str("m.yaml", &named, &LoadOptions::default()).unwrap();
+    assert_eq!(p.metrics, vec!["a_rtt", "b_rtt"], "no phantom rtt");
+}

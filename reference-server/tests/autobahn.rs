@@ -27,6 +27,19 @@ fn outcomes(index: &Value) -> Value {
     Value::Object(out)
 }
 
+/// `$SQUALL_KOSOKU`, else the one tools/test-deps put in `<target dir>/test-venv` (the
+/// target dir holds this test's binary, in `debug/deps/`), else `kosoku` on the PATH.
+fn kosoku() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("SQUALL_KOSOKU") {
+        return p.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.ancestors().nth(3)?.join("test-venv/bin/kosoku")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| "kosoku".into())
+}
+
 #[test]
 fn autobahn_cases_match_the_expected_results() {
     let server = spawn(Config {
@@ -38,14 +51,15 @@ fn autobahn_cases_match_the_expected_results() {
     })
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let status = Command::new("kosoku")
+    let status = Command::new(kosoku())
         .args(["-m", "fuzzingclient", &server.addr().to_string()])
         .args(["-x", "12.*", "-x", "13.*", "-p", "4", "-o"])
         .arg(out.path())
         .status()
         .unwrap_or_else(|e| {
             panic!(
-                "cannot run kosoku ({e}): install it with `python3 -m pip install kosoku==0.1.0`"
+                "cannot run kosoku ({e}): run tools/test-deps (it installs kosoku==0.1.0 into \
+                 target/test-venv), or set SQUALL_KOSOKU to its path"
             )
         });
     assert!(status.success(), "kosoku failed: {status}");

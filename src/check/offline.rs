@@ -9,8 +9,9 @@
 //!   subscribed to (`subscriptions:`), and an inbound frame may not be stamped later than
 //!   its arrival `at` (optional; default: when `validate` runs) plus the allowed skew.
 //!
-//! `frame` is the frame's JSON, or a string holding its raw text. A line that names a `dir`
-//! other than `in` or `out`, or a `conn` that is not a string, is bad input, not a frame.
+//! `frame` is the frame's JSON, or a string holding its raw text. An object with a `dir` or
+//! `frame` member is a record: one without both, with another member, with a `dir` other
+//! than `in` or `out`, or a `conn` that is not a string, is bad input, not a frame.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -137,12 +138,30 @@ fn record(v: Value) -> Result<Record, String> {
     let Value::Object(o) = v else {
         return Ok(bare(v));
     };
-    let wrapped = o.contains_key("frame")
-        && o.contains_key("dir")
-        && o.keys()
-            .all(|k| matches!(k.as_str(), "frame" | "dir" | "conn" | "at"));
-    if !wrapped {
+    // A record is told from a bare frame by its `dir` or `frame` member; a half-written one
+    // is an error, never silently checked as a bare inbound frame.
+    if !o.contains_key("frame") && !o.contains_key("dir") {
         return Ok(bare(Value::Object(o)));
+    }
+    if let Some(k) = o
+        .keys()
+        .find(|k| !matches!(k.as_str(), "frame" | "dir" | "conn" | "at"))
+    {
+        return Err(format!(
+            "a frame record (it has \"dir\" or \"frame\") takes only \"dir\", \"frame\", \"conn\" \
+             and \"at\", not \"{k}\": move the frame's own members into \"frame\""
+        ));
+    }
+    if !o.contains_key("frame") {
+        return Err(
+            "a frame record needs \"frame\": the frame's JSON, or a string with its raw text"
+                .into(),
+        );
+    }
+    if !o.contains_key("dir") {
+        return Err(
+            "a frame record needs \"dir\": \"in\" (from the server) or \"out\" (to it)".into(),
+        );
     }
     record_of(o)
 }
@@ -324,5 +343,25 @@ mod tests {
             newloom,
             [(3, "unsubscribed".into(), "/message/chat_id".into())]
         );
+    }
+
+    #[test]
+    fn a_half_written_record_is_bad_input_not_a_bare_frame() {
+        use serde_json::json;
+        let ping = json!({"type": "ping"});
+        let e = run(&[
+            ping.clone(),
+            json!({"dir": "sideways", "frame": ping, "time": 1}),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("line 2: a frame record"), "{e}");
+        assert!(e.contains("not \"time\""), "{e}");
+        let e = run(&[json!({"dir": "sideways", "type": "ping"})]).unwrap_err();
+        assert!(e.to_string().contains("not \"type\""), "{e}");
+        let e = run(&[json!({"dir": "in"})]).unwrap_err();
+        assert!(e.to_string().contains("needs \"frame\""), "{e}");
+        let e = run(&[json!({"frame": ping})]).unwrap_err();
+        assert!(e.to_string().contains("needs \"dir\""), "{e}");
     }
 }

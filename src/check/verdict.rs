@@ -1,5 +1,7 @@
 //! The verdict: each scenario threshold evaluated against a run's [`Results`].
 
+use std::collections::BTreeMap;
+
 use crate::check::thresholds::{Cmp, DeliveryStat, Quantity, Stat, Threshold, UploadStat};
 use crate::report::fmt_us;
 use crate::report::results::{Results, Summary, ThresholdOutcome};
@@ -141,7 +143,7 @@ fn measure(q: &Quantity, r: &Results) -> (String, Measured) {
         // A run that checked nothing cannot vouch for conformance: no vacuous pass.
         _ if r.violations.checked == 0 => (
             "violations".into(),
-            Measured::Missing("no frames were checked (no protocol profile, or --no-check)".into()),
+            Measured::Missing(r.unchecked_why().into()),
         ),
         Quantity::Violations(None) => ("violations".into(), count(r.violations.total)),
         Quantity::Violations(Some(kind)) => {
@@ -245,6 +247,53 @@ pub fn evaluate(thresholds: &[Threshold], r: &Results) -> Vec<ThresholdOutcome> 
     thresholds.iter().map(|t| outcome(t, r)).collect()
 }
 
+/// Says why a threshold on a metric read nothing when no behaviour that records into it
+/// ever began an iteration (`by_metric`: by metric name, the
+/// behaviours that record into it). In a run `--duration` cut shorter than its scenario
+/// (`cut`) that is the cut's doing, not the target's: the threshold becomes
+/// [`ThresholdOutcome::not_measured`] (neither held nor broken). In a full-length run it
+/// stays as evaluated, its message naming the idle behaviours.
+pub fn note_idle_behaviours(
+    r: &mut Results,
+    thresholds: &[Threshold],
+    by_metric: &BTreeMap<String, Vec<String>>,
+    cut: bool,
+) {
+    let mut notes = Vec::new();
+    for t in thresholds {
+        let metric = match &t.lhs {
+            Quantity::Latency { metric, .. }
+            | Quantity::Service { metric, .. }
+            | Quantity::Upload { metric, .. } => Some(metric),
+            _ => None,
+        };
+        let idle = metric
+            .and_then(|m| by_metric.get(m))
+            .filter(|bs| !bs.is_empty())
+            .filter(|bs| {
+                bs.iter()
+                    .all(|b| r.load.iterations_by_behaviour.get(b).copied().unwrap_or(0) == 0)
+            });
+        notes.push(idle.map(|bs| {
+            let names: Vec<String> = bs.iter().map(|b| format!("'{b}'")).collect();
+            let s = if bs.len() == 1 { "" } else { "s" };
+            format!("behaviour{s} {} never began an iteration", names.join(", "))
+        }));
+    }
+    for (o, note) in r.thresholds.iter_mut().zip(notes) {
+        let Some(note) = note else { continue };
+        if cut && !o.pass {
+            o.not_measured = true;
+            o.message = format!(
+                "not measured: {note} in this run, which --duration cut shorter than the \
+                 scenario (run it at full length to measure it)"
+            );
+        } else if !o.pass {
+            o.message = format!("{} ({note})", o.message);
+        }
+    }
+}
+
 fn outcome(t: &Threshold, r: &Results) -> ThresholdOutcome {
     let (label, measured) = measure(&t.lhs, r);
     match measured {
@@ -261,6 +310,7 @@ fn outcome(t: &Threshold, r: &Results) -> ThresholdOutcome {
                     symbol(t.op),
                     unit.show(t.rhs)
                 ),
+                not_measured: false,
             }
         }
         Measured::Missing(message) => ThresholdOutcome {
@@ -269,6 +319,7 @@ fn outcome(t: &Threshold, r: &Results) -> ThresholdOutcome {
             actual: None,
             unit: unit_of(&t.lhs).name().into(),
             message,
+            not_measured: false,
         },
     }
 }

@@ -91,6 +91,10 @@ pub struct Aggregate {
     iterations_ok: u64,
     iterations_failed: u64,
     iterations_started: u64,
+    /// Iterations begun per behaviour, by the plan's index.
+    started_by_behaviour: Vec<u64>,
+    /// The plan's behaviour names, for `load.iterations_by_behaviour`.
+    behaviour_names: Vec<String>,
     iterations_cut: u64,
     /// Latest (active connections, active VUs) per worker id.
     gauges: BTreeMap<u64, (i64, i64)>,
@@ -157,6 +161,8 @@ impl Aggregate {
             iterations_ok: 0,
             iterations_failed: 0,
             iterations_started: 0,
+            started_by_behaviour: Vec::new(),
+            behaviour_names: Vec::new(),
             iterations_cut: 0,
             gauges: BTreeMap::new(),
             peak_vus: 0,
@@ -184,6 +190,11 @@ impl Aggregate {
     /// metric if it has one.
     pub fn track_delivery(&mut self, metric: Option<String>) {
         self.delivery_metric = Some(metric);
+    }
+
+    /// Names the plan's behaviours, so results count iterations begun per behaviour.
+    pub fn name_behaviours(&mut self, names: Vec<String>) {
+        self.behaviour_names = names;
     }
 
     /// Judges CPU saturation against `cores` instead of the detected count (e.g. a
@@ -253,6 +264,16 @@ impl Aggregate {
             let key = code.map_or_else(|| "none".to_string(), |c| c.to_string());
             *c.connections.closed_by_code.entry(key).or_default() += n;
         }
+        for (kind, sample) in &t.error_samples {
+            let kept = c
+                .error_samples
+                .entry(kind.as_str().to_string())
+                .or_default();
+            // The earliest few of every worker's first few.
+            kept.push(sample.clone());
+            kept.sort_by(|a, b| a.t.total_cmp(&b.t));
+            kept.truncate(super::recorder::ERROR_SAMPLES);
+        }
         for kind in ErrorKind::ALL {
             let n = t.errors[kind.index()];
             if n > 0 {
@@ -283,6 +304,17 @@ impl Aggregate {
     /// What the hard stop cut or left open, and what became of the requests.
     fn add_ends(&mut self, t: &Tally) {
         self.iterations_started += t.iterations_started;
+        if self.started_by_behaviour.len() < t.started_by_behaviour.len() {
+            self.started_by_behaviour
+                .resize(t.started_by_behaviour.len(), 0);
+        }
+        for (dst, n) in self
+            .started_by_behaviour
+            .iter_mut()
+            .zip(&t.started_by_behaviour)
+        {
+            *dst += n;
+        }
         self.iterations_cut += t.iterations_cut;
         let c = &mut self.counters;
         c.connections.open_at_stop += t.abandoned;
@@ -575,6 +607,15 @@ impl Aggregate {
                 iterations_failed: self.iterations_failed,
                 iterations_started: self.iterations_started,
                 iterations_cut: self.iterations_cut,
+                iterations_by_behaviour: self
+                    .behaviour_names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| {
+                        let n = self.started_by_behaviour.get(i).copied().unwrap_or(0);
+                        (name.clone(), n)
+                    })
+                    .collect(),
             },
             metrics,
             connect: Summary::from_histogram(&self.connect),

@@ -9,6 +9,7 @@ use super::flows::{DeliveryTally, Seen, UploadEvent, UploadTally};
 use super::kinds::{KindCounts, KindDelta};
 use super::violations::ViolationTally;
 use super::{new_histogram, ErrorKind, FailCause};
+use crate::report::results::ErrorSample;
 use crate::scenario::plan::MetricId;
 
 /// Worker ids handed out by [`Recorder::new`]. They start high so they never collide with
@@ -38,6 +39,9 @@ pub struct Recorder {
     frames_out: KindCounts,
     active_connections: i64,
     active_vus: i64,
+    /// Error samples noted so far per kind, over the whole run: past
+    /// [`ERROR_SAMPLES`] none is even formatted.
+    error_samples_noted: [u8; ErrorKind::ALL.len()],
     violations: ViolationTally,
     delivery: DeliveryTally,
     /// Upload counters per metric (indexed by [`MetricId`]).
@@ -58,6 +62,9 @@ pub(crate) struct Tally {
     pub(crate) iterations_ok: u64,
     pub(crate) iterations_failed: u64,
     pub(crate) iterations_started: u64,
+    /// Iterations begun, per behaviour (indexed like the plan's behaviours; shorter when
+    /// the last ones never began).
+    pub(crate) started_by_behaviour: Vec<u64>,
     pub(crate) iterations_cut: u64,
     pub(crate) arrivals: u64,
     /// Stalls of the generator (see [`Recorder::probe`]) and the longest, µs.
@@ -66,6 +73,8 @@ pub(crate) struct Tally {
     /// Connections still open when their VU was dropped at the hard stop.
     pub(crate) abandoned: u64,
     pub(crate) requests: RequestTally,
+    /// The first occurrences of errors since the last take (see [`Recorder::error_sample`]).
+    pub(crate) error_samples: Vec<(ErrorKind, ErrorSample)>,
 }
 
 /// What became of the requests a VU waited on (paced requests and `expect` steps).
@@ -132,6 +141,9 @@ pub const FAIL_SAMPLES: usize = 3;
 /// Longest connect failure detail kept, bytes.
 pub const FAIL_DETAIL_MAX: usize = 240;
 
+/// Occurrences kept per error kind (per worker, and in the results).
+pub const ERROR_SAMPLES: usize = 5;
+
 /// Adds `detail` (cut to [`FAIL_DETAIL_MAX`] bytes) to `samples` unless already there or full.
 pub(crate) fn note_sample(samples: &mut Vec<String>, detail: &str) {
     if samples.len() >= FAIL_SAMPLES {
@@ -188,6 +200,7 @@ impl Recorder {
             frames_out: KindCounts::new(),
             active_connections: 0,
             active_vus: 0,
+            error_samples_noted: [0; ErrorKind::ALL.len()],
             violations: ViolationTally::default(),
             delivery: DeliveryTally::default(),
             uploads: vec![UploadTally::default(); n],
@@ -266,6 +279,36 @@ impl Recorder {
         self.tally.errors[kind.index()] += 1;
     }
 
+    /// Keeps one occurrence of an error of `kind` (counted on its own by [`error`] or
+    /// [`timeout`]): `t` seconds since the start, to VU `vu`, what happened. Only the first
+    /// [`ERROR_SAMPLES`] of each kind on this worker are kept, and `detail` is only called
+    /// for those.
+    ///
+    /// [`error`]: Recorder::error
+    /// [`timeout`]: Recorder::timeout
+    pub fn error_sample(
+        &mut self,
+        kind: ErrorKind,
+        t: f64,
+        vu: u64,
+        detail: impl FnOnce() -> String,
+    ) {
+        let noted = &mut self.error_samples_noted[kind.index()];
+        if usize::from(*noted) >= ERROR_SAMPLES {
+            return;
+        }
+        *noted += 1;
+        let mut detail = detail();
+        let mut end = detail.len().min(FAIL_DETAIL_MAX);
+        while !detail.is_char_boundary(end) {
+            end -= 1;
+        }
+        detail.truncate(end);
+        self.tally
+            .error_samples
+            .push((kind, ErrorSample { t, vu, detail }));
+    }
+
     /// A deadline passed: a [`ErrorKind::Timeout`] error and, when the wait belongs to
     /// metric `m`, `waited_us` recorded as both its latency and service time, so the tail
     /// shows the timeouts instead of hiding them. Does not count an operation (see [`op`]).
@@ -322,9 +365,15 @@ impl Recorder {
         }
     }
 
-    /// An iteration began; it ends as ok, failed or cut.
-    pub fn iteration_started(&mut self) {
+    /// An iteration of the plan's behaviour number `behaviour` began; it ends as ok,
+    /// failed or cut.
+    pub fn iteration_started(&mut self, behaviour: usize) {
         self.tally.iterations_started += 1;
+        let by = &mut self.tally.started_by_behaviour;
+        if by.len() <= behaviour {
+            by.resize(behaviour + 1, 0);
+        }
+        by[behaviour] += 1;
     }
 
     /// An iteration was cut by the hard stop before it could end on its own.

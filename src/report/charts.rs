@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use hdrhistogram::Histogram;
 
 use super::compare::Run;
-use super::fmt::fmt_us;
+use super::fmt::{close_label, fmt_us};
 use super::plots::{palette, Bar, Body, Chart, Line, Section};
 use super::results::{ReportError, Results, SeriesPoint, Summary};
 
@@ -81,7 +81,7 @@ fn series_line(
 }
 
 /// Every chart of one run's report, in the order the HTML shows them.
-pub fn report_charts(r: &Results) -> Result<Vec<Chart>, ReportError> {
+pub fn report_charts(r: &Results, log_latency: bool) -> Result<Vec<Chart>, ReportError> {
     let mut names = FileNames::default();
     let mut charts = Vec::new();
     for (name, m) in &r.metrics {
@@ -100,7 +100,11 @@ pub fn report_charts(r: &Results) -> Result<Vec<Chart>, ReportError> {
             section: Section::Latency,
             file: names.stem("latency", name),
             title: format!("{name}: latency by percentile"),
-            body: Body::Percentiles(vec![latency, service]),
+            body: if log_latency {
+                Body::PercentilesLog(vec![latency, service])
+            } else {
+                Body::Percentiles(vec![latency, service])
+            },
         });
     }
     charts.extend(time_charts(r, &mut names));
@@ -266,15 +270,23 @@ fn connect_distribution(r: &Results, names: &mut FileNames) -> Result<Chart, Rep
 /// How connections ended (by close code) and how attempts failed (by cause).
 fn close_codes(r: &Results, names: &mut FileNames) -> Chart {
     let c = &r.counters.connections;
-    let closes = c.closed_by_code.iter().map(|(code, n)| Bar {
-        label: if code == "none" {
-            "no close frame".into()
-        } else {
-            code.clone()
-        },
-        value: *n as f64,
-        color: palette::BLUE,
+    // Every connection opened ended in one of these bars (or is still open); every
+    // attempt that failed is in one of the red ones.
+    let mut codes: Vec<_> = c.closed_by_code.iter().collect();
+    codes.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let open = (c.open_at_stop > 0).then(|| Bar {
+        label: "open at the stop".into(),
+        value: c.open_at_stop as f64,
+        color: palette::INK,
     });
+    let closes = codes
+        .into_iter()
+        .map(|(code, n)| Bar {
+            label: close_label(code),
+            value: *n as f64,
+            color: palette::BLUE,
+        })
+        .chain(open);
     let failures = c.failed_by_cause.iter().map(|(cause, n)| Bar {
         label: format!("failed: {cause}"),
         value: *n as f64,
@@ -283,7 +295,13 @@ fn close_codes(r: &Results, names: &mut FileNames) -> Chart {
     Chart {
         section: Section::Connections,
         file: names.stem("connections", "closes"),
-        title: "Connection ends by close code, and failed attempts".into(),
+        title: match c.failed {
+            0 => format!("How the {} connections ended (close code)", c.opened),
+            n => format!(
+                "How the {} connections ended (close code), and the {n} failed attempts",
+                c.opened
+            ),
+        },
         body: Body::Bars {
             bars: closes.chain(failures).collect(),
             x_desc: "close code / failure cause".into(),
@@ -339,6 +357,31 @@ fn overlaid(runs: &[Run], summaries: &[Option<&Summary>]) -> Result<Vec<Line>, R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_by_percentile_can_be_drawn_on_a_log_scale() {
+        use crate::metrics::{Aggregate, Recorder};
+        use crate::report::results::{test_meta, Status};
+        let names = vec!["rtt".to_string()];
+        let mut rec = Recorder::with_worker(0, &names);
+        for us in 100..1_100u64 {
+            rec.latency(crate::scenario::plan::MetricId(0), us, us);
+        }
+        // One outlier that would flatten a linear axis.
+        rec.latency(crate::scenario::plan::MetricId(0), 5_000_000, 5_000_000);
+        let mut agg = Aggregate::new(names);
+        agg.add(rec.take());
+        let r = agg.results(test_meta(1.0, 1.0, 1), Status::Complete);
+        let log = report_charts(&r, true).unwrap();
+        assert!(matches!(log[0].body, Body::PercentilesLog(_)));
+        let svg = super::super::plots::svg(&log[0]).unwrap();
+        assert!(svg.contains("log scale)"), "the axis says so");
+        let linear = report_charts(&r, false).unwrap();
+        assert!(matches!(linear[0].body, Body::Percentiles(_)));
+        assert!(!super::super::plots::svg(&linear[0])
+            .unwrap()
+            .contains("log scale)"));
+    }
 
     #[test]
     fn file_names_are_safe_and_distinct() {

@@ -78,6 +78,9 @@ pub struct Comparison {
     pub band_pct: f64,
     /// Gated figures worse than `--fail-if-worse` allows, one line each.
     pub regressions: Vec<String>,
+    /// How the runs differ in what they were asked to do (scenario, planned duration, peak
+    /// VUs or rate, worker threads): figures that are not like for like.
+    pub warnings: Vec<String>,
 }
 
 /// One threshold across the runs.
@@ -166,7 +169,47 @@ pub fn compare(runs: &[Run], opts: &Options) -> Comparison {
         thresholds: thresholds(runs),
         band_pct: judge.band,
         regressions: judge.regressions,
+        warnings: differences(runs),
     }
+}
+
+/// One line per setting in which a later run differs from the first: the scenario, the
+/// planned duration, the planned peak (VUs, or arrivals per second) and the worker threads.
+fn differences(runs: &[Run]) -> Vec<String> {
+    let peak = |r: &Results| {
+        let p = r.meta.phases.iter().map(|p| p.to).fold(0.0, f64::max);
+        match r.meta.load_model.as_str() {
+            "open" => format!("{p:.0}/s"),
+            _ => format!("{p:.0} VUs"),
+        }
+    };
+    let column = |read: &dyn Fn(&Results) -> String| -> Vec<String> {
+        runs.iter().map(|r| read(&r.results)).collect()
+    };
+    let settings = [
+        ("scenario", column(&|r| r.meta.scenario_name.clone())),
+        (
+            "planned duration",
+            column(&|r| format!("{:.1}s", r.meta.planned_duration_s)),
+        ),
+        ("peak load", column(&peak)),
+        ("worker threads", column(&|r| r.meta.threads.to_string())),
+    ];
+    let mut out = Vec::new();
+    for (what, values) in settings {
+        if values.iter().any(|v| *v != values[0]) {
+            let each: Vec<String> = runs
+                .iter()
+                .zip(&values)
+                .map(|(r, v)| format!("{} {v}", r.label))
+                .collect();
+            out.push(format!(
+                "the runs differ in {what} ({}): their figures are not like for like",
+                each.join(", ")
+            ));
+        }
+    }
+    out
 }
 
 /// Gated columns of a latency table: p50, p90 and p99 (p99.9 and max are shown and
@@ -349,6 +392,74 @@ fn thresholds(runs: &[Run]) -> Vec<ThresholdAcross> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::results::{test_meta, Status};
+
+    /// A run of `vus` VUs for `secs` on `threads` threads that received `frames_in` frames.
+    fn run(label: &str, vus: f64, secs: f64, threads: usize, frames_in: u64) -> Run {
+        let meta = test_meta(vus, secs, threads);
+        let mut results =
+            crate::metrics::Aggregate::new(Vec::new()).results(meta, Status::Complete);
+        results.counters.frames_in = frames_in;
+        Run {
+            label: label.into(),
+            results,
+        }
+    }
+
+    #[test]
+    fn runs_that_differ_in_what_they_were_asked_to_do_are_warned_about() {
+        let same = [run("a", 10.0, 10.0, 2, 100), run("b", 10.0, 10.0, 2, 150)];
+        assert!(compare(&same, &Options::default()).warnings.is_empty());
+        let differ = [run("a", 10.0, 10.0, 2, 100), run("b", 50.0, 60.0, 1, 100)];
+        let w = compare(&differ, &Options::default()).warnings;
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].starts_with("the runs differ in planned duration (a 10.0s, b 60.0s)"));
+        assert!(w[1].contains("peak load (a 10 VUs, b 50 VUs)"), "{w:?}");
+        assert!(w[2].contains("worker threads (a 2, b 1)"), "{w:?}");
+        let text = crate::report::compare_text(&compare(&differ, &Options::default()));
+        assert!(
+            text.contains("warning: the runs differ in worker threads"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_text_tables_line_up_whether_a_figure_is_marked_or_not() {
+        let runs = [
+            run("base", 10.0, 10.0, 2, 100),
+            run("same", 10.0, 10.0, 2, 101),
+            run("a-long-label", 10.0, 10.0, 2, 12_345_678),
+        ];
+        let text = crate::report::compare_text(&compare(&runs, &Options::default()));
+        let lines: Vec<&str> = text
+            .lines()
+            .skip_while(|l| *l != "overview")
+            .skip(1)
+            .take(4)
+            .collect();
+        // Every figure ends in the column its heading ends in: `msgs in`'s.
+        let end = lines[0].find("msgs in").unwrap() + "msgs in".len();
+        for l in &lines[1..] {
+            let chars: Vec<char> = l.chars().collect();
+            let at = chars.iter().position(|c| *c == '/').unwrap() + 2;
+            let figure_end = chars[at..]
+                .iter()
+                .position(|c| *c == ' ')
+                .map(|i| at + i)
+                .unwrap();
+            let with_ratio = if chars[figure_end + 1] == '×' {
+                figure_end
+                    + 1
+                    + chars[figure_end + 1..]
+                        .iter()
+                        .position(|c| *c == ' ' || *c == '▲' || *c == '▼')
+                        .unwrap()
+            } else {
+                figure_end
+            };
+            assert_eq!(with_ratio, end, "out of line:\n{text}");
+        }
+    }
 
     #[test]
     fn judging_respects_band_floor_and_direction() {

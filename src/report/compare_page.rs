@@ -54,6 +54,9 @@ pub fn compare_html(c: &Comparison, figs: &[Figure]) -> String {
         escape(&c.labels[0]),
         c.band_pct
     );
+    for w in &c.warnings {
+        let _ = writeln!(o, "<div class=\"banner\">⚠ {}</div>", escape(w));
+    }
     if !c.regressions.is_empty() {
         o.push_str("<div class=\"banner\">▲ Regressions beyond --fail-if-worse:<ul>\n");
         for r in &c.regressions {
@@ -117,11 +120,20 @@ fn table_text(o: &mut String, t: &Table) {
         .max()
         .unwrap_or(3)
         .max(3);
+    let cell_width = t
+        .rows
+        .iter()
+        .filter_map(|r| r.1.as_ref())
+        .flatten()
+        .map(|c| c.text.chars().count() + c.ratio.map_or(0, |r| 1 + fmt_ratio(r).chars().count()))
+        .chain(t.columns.iter().map(|h| h.chars().count()))
+        .fold(15, usize::max);
     let _ = write!(o, "  {:<width$}", "run");
     for h in &t.columns {
-        let _ = write!(o, " {h:>16}");
+        // Headings over the figures, not over the marks' column.
+        let _ = write!(o, " {h:>cell_width$} ");
     }
-    o.push('\n');
+    end_line(o);
     for (label, cells) in &t.rows {
         let _ = write!(o, "  {label:<width$}");
         match cells {
@@ -133,17 +145,25 @@ fn table_text(o: &mut String, t: &Table) {
                         s.push(' ');
                         s.push_str(&fmt_ratio(r));
                     }
+                    // The mark has a column of its own, so figures line up whether
+                    // marked or not.
                     s.push_str(match c.change {
                         Some(Change::Worse) => "▲",
                         Some(Change::Better) => "▼",
-                        _ => "",
+                        _ => " ",
                     });
-                    let _ = write!(o, " {s:>16}");
+                    let _ = write!(o, " {s:>w$}", w = cell_width + 1);
                 }
             }
         }
-        o.push('\n');
+        end_line(o);
     }
+}
+
+/// Ends a line without the padding of its last column.
+fn end_line(o: &mut String) {
+    o.truncate(o.trim_end_matches(' ').len());
+    o.push('\n');
 }
 
 /// The comparison as text: the same tables as compare.html (▲ worse, ▼ better than the
@@ -156,6 +176,9 @@ pub fn compare_text(c: &Comparison) -> String {
         c.labels.join(" vs "),
         c.labels[0]
     );
+    for w in &c.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
     let _ = writeln!(o, "overview");
     table_text(&mut o, &c.overview);
     for t in &c.metrics {

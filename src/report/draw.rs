@@ -58,7 +58,8 @@ where
 {
     root.fill(&WHITE)?;
     match &c.body {
-        Body::Percentiles(lines) => percentiles(root, &c.title, lines)?,
+        Body::Percentiles(lines) => percentiles(root, &c.title, lines, false)?,
+        Body::PercentilesLog(lines) => percentiles(root, &c.title, lines, true)?,
         Body::OverTime {
             lines,
             y_desc,
@@ -198,10 +199,13 @@ fn scaled(lines: &[Line], div: f64) -> Vec<Line> {
         .collect()
 }
 
+/// Latency by percentile, on a linear latency axis from 0, or (`log`) a log one from just
+/// under the fastest figure to just over the slowest.
 fn percentiles<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     lines: &[Line],
+    log: bool,
 ) -> Res
 where
     DB::ErrorType: 'static,
@@ -209,28 +213,57 @@ where
     if lines.iter().all(|l| l.points.is_empty()) {
         return no_data(root, title, "no samples");
     }
-    let (unit, div) = time_unit(y_max(lines, 1.0));
-    let lines = scaled(lines, div);
-    let top = y_max(&lines, 0.0) * 1.08;
-    let keys = vec![0.0, 2f64.log10(), 1.0, 2.0, 3.0, 4.0];
+    let fastest = |lines: &[Line]| {
+        lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .filter(|y| *y > 0.0)
+            .fold(f64::INFINITY, f64::min)
+    };
+    // On a log axis, the fastest figure's unit, so that every label is at least 1.
+    let (unit, div) = match fastest(lines) {
+        f if log && f.is_finite() => time_unit(f),
+        _ => time_unit(y_max(lines, 1.0)),
+    };
+    let mut lines = scaled(lines, div);
+    let keys = KeyAxis {
+        range: 0.0..4.0,
+        keys: vec![0.0, 2f64.log10(), 1.0, 2.0, 3.0, 4.0],
+    };
     let area = framed(root, title, &lines)?;
-    let mut chart = ChartBuilder::on(&area)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(
-            KeyAxis {
-                range: 0.0..4.0,
-                keys,
-            },
-            0f64..top.max(1e-9),
-        )?;
+    let mut builder = ChartBuilder::on(&area);
+    builder.x_label_area_size(48).y_label_area_size(72);
+    if !log {
+        let top = y_max(&lines, 0.0) * 1.08;
+        let mut chart = builder.build_cartesian_2d(keys, 0f64..top.max(1e-9))?;
+        return percentile_mesh(&mut chart, &lines, format!("latency ({unit})"));
+    }
+    let top = y_max(&lines, 0.0).max(1e-6) * 1.5;
+    let bottom = (fastest(&lines).min(top) / 1.5).max(top / 1e6);
+    // A zero (a sub-microsecond sample) sits on the axis's floor.
+    for p in lines.iter_mut().flat_map(|l| l.points.iter_mut()) {
+        p.1 = p.1.max(bottom);
+    }
+    let mut chart = builder.build_cartesian_2d(keys, (bottom..top).log_scale())?;
+    percentile_mesh(&mut chart, &lines, format!("latency ({unit}, log scale)"))
+}
+
+/// The percentile chart's axes and lines, whatever its latency axis.
+fn percentile_mesh<'a, DB: DrawingBackend + 'a, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<KeyAxis, Y>>,
+    lines: &[Line],
+    y_desc: String,
+) -> Res
+where
+    DB::ErrorType: 'static,
+    Y: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+{
     house_style(&mut chart.configure_mesh())
         .x_desc("percentile (log scale of 1/(1-p))")
-        .y_desc(format!("latency ({unit})"))
+        .y_desc(y_desc)
         .x_label_formatter(&|x| percentile_label(*x))
         .draw()?;
-    draw_lines(&mut chart, &lines)?;
-    Ok(())
+    draw_lines(chart, lines)
 }
 
 fn draw_lines<'a, DB: DrawingBackend + 'a, X, Y>(

@@ -37,6 +37,33 @@ pub(super) fn rate(n: u64, secs: f64) -> f64 {
     }
 }
 
+/// What a WebSocket close code means (RFC 6455 section 7.4.1, and the IANA registry):
+/// `1000 normal`, `1008 policy violation`, `4001 application`; `no close frame` for a
+/// connection that ended without one (`none` in results).
+pub fn close_label(code: &str) -> String {
+    let meaning = match code {
+        "none" => return "no close frame".into(),
+        "1000" => "normal",
+        "1001" => "going away",
+        "1002" => "protocol error",
+        "1003" => "unsupported data",
+        "1005" => "no status",
+        "1006" => "abnormal",
+        "1007" => "invalid data",
+        "1008" => "policy violation",
+        "1009" => "message too big",
+        "1010" => "extension required",
+        "1011" => "internal error",
+        "1012" => "service restart",
+        "1013" => "try again later",
+        "1014" => "bad gateway",
+        "1015" => "TLS handshake",
+        c if c.starts_with('4') && c.len() == 4 => "application",
+        _ => return code.into(),
+    };
+    format!("{code} {meaning}")
+}
+
 /// A counter map as (key, count) pairs, largest first (ties by key).
 pub(super) fn ranked(m: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
     let mut v: Vec<(String, u64)> = m.iter().map(|(k, n)| (k.clone(), *n)).collect();

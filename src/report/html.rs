@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::fmt::close_label;
 pub use super::fmt::escape_markup as escape;
 use super::model::{Model, RowKind, CLOSED_LOOP_NOTE, LATENCY_COLUMNS};
 use super::plots::{Chart, Section};
@@ -23,6 +24,8 @@ h1{margin:8px 0 4px;font-size:1.6em}h2{margin-top:32px;border-bottom:2px solid #
 .sub{color:#555;margin:0 0 12px}
 .status{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600;font-size:.9em}
 .status.complete{background:#009e73}.status.interrupted,.status.running{background:#e69f00}.status.aborted{background:#d55e00}
+.verdict{font-size:1.5em;font-weight:800;padding:6px 16px;border-radius:6px;color:#fff;display:inline-block;margin:4px 12px 4px 0}
+.verdict.PASS{background:#009e73}.verdict.FAIL,.verdict.ABORTED{background:#d55e00}.verdict.INTERRUPTED,.verdict.RUNNING{background:#e69f00}
 .banner{background:#fde9dc;border-left:6px solid #d55e00;padding:10px 14px;margin:10px 0;font-weight:600}
 table{border-collapse:collapse;margin:8px 0;background:#fff;font-size:.92em}
 th,td{border:1px solid #ddd;padding:4px 10px;text-align:left;vertical-align:top}
@@ -126,6 +129,12 @@ pub fn report(m: &Model, figs: &[Figure]) -> String {
         m.duration,
         escape(&m.target)
     );
+    let _ = writeln!(
+        o,
+        "<p id=\"verdict\"><span class=\"verdict {0}\">{0}</span> {1}</p>",
+        m.verdict.word,
+        escape(&m.verdict.detail)
+    );
     for b in &m.banners {
         let _ = writeln!(o, "<div class=\"banner\">⚠ {}</div>", escape(b));
     }
@@ -175,7 +184,11 @@ fn thresholds(o: &mut String, m: &Model) {
         .iter()
         .map(|t| {
             vec![
-                verdict(t.pass),
+                if t.not_measured {
+                    "– not measured".into()
+                } else {
+                    verdict(t.pass)
+                },
                 format!("<code>{}</code>", escape(&t.expr)),
                 escape(&t.message),
             ]
@@ -218,6 +231,18 @@ fn pairs(v: &[(String, u64)]) -> String {
     parts.join(", ")
 }
 
+/// `1000 normal ×36, no close frame ×2`.
+fn closes(v: &[(String, u64)]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    let parts: Vec<String> = v
+        .iter()
+        .map(|(k, n)| format!("{} ×{n}", escape(&close_label(k))))
+        .collect();
+    parts.join(", ")
+}
+
 fn connections(o: &mut String, m: &Model) {
     o.push_str("<h2 id=\"connections\">Connections</h2>\n");
     let c = &m.connections;
@@ -226,7 +251,7 @@ fn connections(o: &mut String, m: &Model) {
         vec!["peak VUs".into(), num(m.peak_vus), String::new()],
         vec!["opened".into(), num(c.opened), String::new()],
         vec!["failed".into(), num(c.failed), pairs(&c.failed_by_cause)],
-        vec!["closed".into(), num(c.closed), pairs(&c.closed_by_code)],
+        vec!["closed".into(), num(c.closed), closes(&c.closed_by_code)],
         vec![
             "open at the stop".into(),
             num(c.open_at_stop),
@@ -286,6 +311,16 @@ fn traffic(o: &mut String, m: &Model) {
         ],
         &rows,
     );
+    if !e.samples.is_empty() {
+        o.push_str("<h3 id=\"error-samples\">First occurrences of each error</h3>\n");
+        let rows: Vec<Vec<String>> = e
+            .samples
+            .iter()
+            .map(|(kind, t, vu, detail)| vec![escape(kind), num(t), num(vu), escape(detail)])
+            .collect();
+        table(o, &["error", "at", "VU", "what happened"], &rows);
+    }
+    kinds_table(o, m);
     let q = &m.requests;
     let rows = vec![vec![
         num(q.sent),
@@ -296,6 +331,40 @@ fn traffic(o: &mut String, m: &Model) {
     table(
         o,
         &["requests sent", "answered", "timed out", "unanswered"],
+        &rows,
+    );
+}
+
+/// Frames by direction and kind, from results' `kinds_in` and `kinds_out`.
+fn kinds_table(o: &mut String, m: &Model) {
+    if m.kinds.is_empty() {
+        return;
+    }
+    o.push_str("<h3 id=\"kinds\">Frames by kind</h3>\n");
+    let rows: Vec<Vec<String>> = m
+        .kinds
+        .iter()
+        .map(|k| {
+            vec![
+                k.dir.to_string(),
+                format!("<code>{}</code>", escape(&k.kind)),
+                num(k.frames),
+                num(&k.frame_rate),
+                num(&k.bytes),
+                num(&k.share),
+            ]
+        })
+        .collect();
+    table(
+        o,
+        &[
+            "direction",
+            "kind",
+            "frames",
+            "frames/s",
+            "bytes",
+            "share of direction",
+        ],
         &rows,
     );
 }

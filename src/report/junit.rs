@@ -15,7 +15,9 @@ pub fn render_junit(r: &Results) -> String {
         .iter()
         .map(|t| Case {
             name: t.expr.clone(),
-            failure: (!t.pass).then(|| (t.message.clone(), t.message.clone())),
+            failure: (!t.pass && !t.not_measured).then(|| (t.message.clone(), t.message.clone())),
+            // Not measured is neither a pass nor a failure: JUnit's `skipped`.
+            skipped: t.not_measured.then(|| t.message.clone()),
         })
         .collect();
     let conformance = kind_cases(r);
@@ -42,6 +44,8 @@ struct Case {
     name: String,
     /// (message attribute, body)
     failure: Option<(String, String)>,
+    /// Why the case was skipped.
+    skipped: Option<String>,
 }
 
 fn kind_cases(r: &Results) -> Vec<Case> {
@@ -74,6 +78,7 @@ fn kind_cases(r: &Results) -> Vec<Case> {
             Case {
                 name: format!("{} {kind}", dir.as_str()),
                 failure,
+                skipped: None,
             }
         })
         .collect()
@@ -110,9 +115,10 @@ fn failure(groups: &[&ViolationGroup]) -> (String, String) {
 
 fn suite(out: &mut String, name: &str, cases: &[Case], time: f64) {
     let failed = cases.iter().filter(|c| c.failure.is_some()).count();
+    let skipped = cases.iter().filter(|c| c.skipped.is_some()).count();
     let _ = writeln!(
         out,
-        "  <testsuite name=\"{name}\" tests=\"{}\" failures=\"{failed}\" time=\"{time:.3}\">",
+        "  <testsuite name=\"{name}\" tests=\"{}\" failures=\"{failed}\" skipped=\"{skipped}\" time=\"{time:.3}\">",
         cases.len()
     );
     for c in cases {
@@ -121,9 +127,16 @@ fn suite(out: &mut String, name: &str, cases: &[Case], time: f64) {
             "    <testcase classname=\"squall.{name}\" name=\"{}\" time=\"0\"",
             esc(&c.name)
         );
-        match &c.failure {
-            None => out.push_str("/>\n"),
-            Some((message, body)) => {
+        match (&c.failure, &c.skipped) {
+            (None, Some(why)) => {
+                let _ = writeln!(
+                    out,
+                    ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                    esc(why)
+                );
+            }
+            (None, None) => out.push_str("/>\n"),
+            (Some((message, body)), _) => {
                 let _ = writeln!(
                     out,
                     ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",

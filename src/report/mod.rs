@@ -23,7 +23,9 @@ pub use compare_page::compare_text;
 pub use fmt::{fmt_bytes, fmt_us};
 pub use junit::render_junit;
 pub use model::Model;
-pub use output::{load_runs, read_results, write_comparison, write_report, Written};
+pub use output::{
+    load_runs, read_results, write_comparison, write_report, write_report_with, Written,
+};
 pub use results::{
     merge_summaries, ConnectionCounts, Counters, Health, KindCount, LoadReached, MetricResult,
     Phase, ReportError, RequestCounts, Results, ResultsWriter, RunMeta, SeriesPoint, Status,

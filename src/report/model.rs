@@ -17,6 +17,8 @@ pub struct Model {
     pub target: String,
     /// `running`, `complete`, `interrupted` or `aborted`.
     pub status: &'static str,
+    /// The answer to "did it pass?", first thing in the summary and the report.
+    pub verdict: Verdict,
     /// Why the run stopped early, when it did.
     pub reason: Option<String>,
     /// Messages that must not be missed: an unfinished run, a saturated generator.
@@ -43,6 +45,8 @@ pub struct Model {
     pub connections: Connections,
     /// Inbound then outbound traffic.
     pub traffic: [Traffic; 2],
+    /// Frames by direction and kind (inbound first, most frequent first).
+    pub kinds: Vec<KindRow>,
     /// Per metric a latency row, then its service row; the connect row last.
     pub latency: Vec<LatencyRow>,
     /// The metrics measured closed loop (send, then wait), with samples.
@@ -59,6 +63,15 @@ pub struct Model {
     pub delivery: Option<super::flows::DeliveryView>,
     /// Upload steps, by metric.
     pub uploads: Vec<super::flows::UploadView>,
+}
+
+/// The run's verdict in a word, and the figures behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// `PASS`, `FAIL`, `INTERRUPTED`, `ABORTED` or `RUNNING` (the exit code's meaning).
+    pub word: &'static str,
+    /// E.g. `6 of 6 thresholds held; 3175 frames checked, no violations`.
+    pub detail: String,
 }
 
 /// Connection counters.
@@ -93,6 +106,23 @@ pub struct Traffic {
     pub bytes: String,
     /// `150.0kB/s`.
     pub byte_rate: String,
+}
+
+/// Frames of one kind in one direction.
+#[derive(Debug, Clone)]
+pub struct KindRow {
+    /// `in` or `out`.
+    pub dir: &'static str,
+    /// The kind (`(other)` past the cap, `(auto-reply)`, `(non-json)`...).
+    pub kind: String,
+    /// Frames.
+    pub frames: u64,
+    /// `12.5/s`.
+    pub frame_rate: String,
+    /// `1.5MB`.
+    pub bytes: String,
+    /// `42.0%`: share of the direction's frames.
+    pub share: String,
 }
 
 /// Which histogram a latency row summarises.
@@ -144,6 +174,9 @@ pub struct Errors {
     pub by_kind: Vec<(String, u64)>,
     /// Sends that could not happen at their intended time.
     pub missed: u64,
+    /// The first occurrences of each kind (kinds largest first): (kind, `12.3s`, VU,
+    /// detail).
+    pub samples: Vec<(String, String, u64, String)>,
 }
 
 /// Protocol checking.
@@ -159,6 +192,8 @@ pub struct ViolationsView {
     pub groups: Vec<GroupView>,
     /// Violations past the group cap, in no group.
     pub folded: u64,
+    /// Why nothing was checked, when `checked` is 0.
+    pub unchecked_why: &'static str,
 }
 
 /// One kind of violation.
@@ -185,6 +220,8 @@ pub struct GroupView {
 pub struct ThresholdRow {
     /// Held?
     pub pass: bool,
+    /// Neither held nor broken: what it reads was never measured in a shortened run.
+    pub not_measured: bool,
     /// As written.
     pub expr: String,
     /// E.g. `p99 12.3ms < 50ms`.
@@ -219,6 +256,7 @@ impl Model {
             scenario: m.scenario_name.clone(),
             target: m.target.clone(),
             status: status_label(r.status),
+            verdict: verdict(r),
             reason: r.status_reason.clone(),
             banners: banners(r),
             meta: meta(r),
@@ -246,6 +284,7 @@ impl Model {
                     .collect(),
             },
             traffic: traffic(r),
+            kinds: kinds(r),
             latency: latency_rows(r),
             closed_loop: r
                 .metrics
@@ -260,6 +299,7 @@ impl Model {
                 .iter()
                 .map(|t| ThresholdRow {
                     pass: t.pass,
+                    not_measured: t.not_measured,
                     expr: t.expr.clone(),
                     message: t.message.clone(),
                 })
@@ -278,6 +318,57 @@ pub fn status_label(s: Status) -> &'static str {
         Status::Complete => "complete",
         Status::Interrupted => "interrupted",
         Status::Aborted => "aborted",
+    }
+}
+
+/// PASS or FAIL for a run that ran its course (as the exit code: thresholds and schema
+/// violations), else how it ended; with the thresholds and checking behind it.
+fn verdict(r: &Results) -> Verdict {
+    let word = match r.status {
+        Status::Complete if r.passed() => "PASS",
+        Status::Complete => "FAIL",
+        Status::Interrupted => "INTERRUPTED",
+        Status::Aborted => "ABORTED",
+        Status::Running => "RUNNING",
+    };
+    let mut parts = Vec::new();
+    let t = &r.thresholds;
+    let failed: Vec<&str> = t
+        .iter()
+        .filter(|t| !t.pass && !t.not_measured)
+        .map(|t| t.expr.as_str())
+        .collect();
+    let unmeasured = t.iter().filter(|t| t.not_measured).count();
+    let held = t.iter().filter(|t| t.pass).count();
+    if t.is_empty() {
+        parts.push("no thresholds".to_string());
+    } else if failed.is_empty() {
+        parts.push(format!("{held} of {} thresholds held", t.len()));
+    } else {
+        parts.push(format!(
+            "{} of {} thresholds failed: {}",
+            failed.len(),
+            t.len(),
+            failed.join(", ")
+        ));
+    }
+    if unmeasured > 0 {
+        parts.push(format!(
+            "{unmeasured} not measured (a behaviour never ran in this shortened run)"
+        ));
+    }
+    let v = &r.violations;
+    parts.push(match (v.checked, v.total) {
+        (0, _) => r.unchecked_why().to_string(),
+        (n, 0) => format!("{n} frames checked, no violations"),
+        (n, total) => format!("{total} violations in {} of {n} frames checked", v.frames),
+    });
+    if r.status != Status::Complete {
+        parts.insert(0, "no verdict on a run that did not finish".into());
+    }
+    Verdict {
+        word,
+        detail: parts.join("; "),
     }
 }
 
@@ -354,6 +445,27 @@ fn traffic(r: &Results) -> [Traffic; 2] {
     ]
 }
 
+fn kinds(r: &Results) -> Vec<KindRow> {
+    let c = &r.counters;
+    let mut rows = Vec::new();
+    for (dir, kinds, total) in [
+        ("in", &c.kinds_in, c.frames_in),
+        ("out", &c.kinds_out, c.frames_out),
+    ] {
+        let mut v: Vec<_> = kinds.iter().collect();
+        v.sort_by(|a, b| b.1.frames.cmp(&a.1.frames).then(a.0.cmp(b.0)));
+        rows.extend(v.into_iter().map(|(kind, k)| KindRow {
+            dir,
+            kind: kind.clone(),
+            frames: k.frames,
+            frame_rate: format!("{:.1}/s", rate(k.frames, r.meta.duration_s)),
+            bytes: fmt_bytes(k.bytes as f64),
+            share: format!("{:.1}%", 100.0 * k.frames as f64 / total.max(1) as f64),
+        }));
+    }
+    rows
+}
+
 fn row(metric: &str, kind: RowKind, label: String, s: &Summary) -> LatencyRow {
     let t = |v: u64| fmt_us(v as f64);
     LatencyRow {
@@ -406,6 +518,17 @@ fn errors(r: &Results) -> Errors {
         rate: format!("{pct:.2}%"),
         by_kind: ranked(&c.errors_by_kind),
         missed: c.missed,
+        samples: ranked(&c.errors_by_kind)
+            .iter()
+            .flat_map(|(kind, _)| {
+                c.error_samples
+                    .get(kind)
+                    .into_iter()
+                    .flatten()
+                    .map(move |s| (kind, s))
+            })
+            .map(|(kind, s)| (kind.clone(), format!("{:.1}s", s.t), s.vu, s.detail.clone()))
+            .collect(),
     }
 }
 
@@ -416,6 +539,7 @@ fn violations(r: &Results) -> ViolationsView {
         total: v.total,
         frames: v.frames,
         folded: v.folded,
+        unchecked_why: r.unchecked_why(),
         groups: v
             .groups
             .iter()

@@ -21,6 +21,26 @@ pub struct Written {
     pub pngs: Vec<PathBuf>,
 }
 
+impl Written {
+    /// Two lines for the terminal: the page, and the PNG files written beside it.
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self
+            .pngs
+            .iter()
+            .filter_map(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+            .collect();
+        let charts = match names.len() {
+            0 => "no charts".to_string(),
+            n => format!("{n} PNG charts beside it: {}", names.join(", ")),
+        };
+        format!(
+            "report: {}
+charts: {charts}",
+            self.html.display()
+        )
+    }
+}
+
 /// Reads and parses a results file; problems name the file (and line:column when the JSON
 /// is at fault).
 pub fn read_results(path: &Path) -> Result<Results, ReportError> {
@@ -115,8 +135,18 @@ fn draw_one<'a>(c: &'a Chart, dir: &Path) -> Result<(Figure<'a>, PathBuf), Repor
 
 /// Writes `report.html` and a PNG per chart into `dir` (created if needed).
 pub fn write_report(r: &Results, dir: &Path) -> Result<Written, ReportError> {
+    write_report_with(r, dir, false)
+}
+
+/// [`write_report`], with the latency-by-percentile charts on a log scale of latency when
+/// `log_latency` (`--log-latency`): one outlier then no longer flattens the curve.
+pub fn write_report_with(
+    r: &Results,
+    dir: &Path,
+    log_latency: bool,
+) -> Result<Written, ReportError> {
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let charts = report_charts(r)?;
+    let charts = report_charts(r, log_latency)?;
     let (figs, pngs) = draw_all(&charts, dir)?;
     let html = dir.join("report.html");
     fs::write(&html, report(&Model::new(r), &figs)).map_err(io(&html))?;

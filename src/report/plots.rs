@@ -70,6 +70,9 @@ pub enum Body {
     /// Latency by percentile: x is `log10(1 / (1 - q))` (0 = 0 %, 2 = 99 %, 4 = 99.99 %),
     /// y is µs (drawn in µs, ms or s, whichever reads best).
     Percentiles(Vec<Line>),
+    /// As [`Body::Percentiles`], with latency on a log scale: one slow outlier no longer
+    /// flattens the rest of the curve.
+    PercentilesLog(Vec<Line>),
     /// Values over the run: x is seconds since the start; `phases` are shaded behind.
     OverTime {
         /// The lines.

@@ -106,6 +106,59 @@ pub struct Results {
     pub uploads: BTreeMap<String, UploadResult>,
 }
 
+/// Metadata of a closed-model run of `secs` seconds at `vus` VUs on `threads` threads, for
+/// the crate's tests.
+#[cfg(test)]
+pub(crate) fn test_meta(vus: f64, secs: f64, threads: usize) -> RunMeta {
+    RunMeta {
+        tool_version: "0.1.0".into(),
+        scenario_name: "s".into(),
+        scenario_file: "s.yaml".into(),
+        scenario_sha256: String::new(),
+        protocol: None,
+        conformance: None,
+        target: "ws://127.0.0.1:9/ws".into(),
+        seed: 1,
+        threads,
+        started_at: "2026-12-07T00:00:00Z".into(),
+        ended_at: None,
+        duration_s: secs,
+        planned_duration_s: secs,
+        load_model: "closed".into(),
+        host: "test".into(),
+        phases: vec![Phase {
+            start_s: 0.0,
+            end_s: secs,
+            from: 0.0,
+            to: vus,
+        }],
+    }
+}
+
+impl Results {
+    /// Why no frame was checked (when `violations.checked` is 0): no profile, none came
+    /// or went, or checking was off.
+    pub fn unchecked_why(&self) -> &'static str {
+        let c = &self.counters;
+        if self.meta.protocol.is_none() {
+            "no frames were checked: the scenario names no protocol (add `protocol: NAME`)"
+        } else if c.frames_in == 0 && c.frames_out == 0 {
+            "no frames were checked: not one frame arrived from the target or was sent"
+        } else if c.frames_in == 0 {
+            "no frames were checked: not one frame arrived from the target"
+        } else {
+            "no frames were checked (--no-check)"
+        }
+    }
+
+    /// Whether every threshold held (or was not measured, see
+    /// [`ThresholdOutcome::not_measured`]) and no frame broke its schemas. The status is
+    /// apart: an interrupted or aborted run ends so whatever this says.
+    pub fn passed(&self) -> bool {
+        self.thresholds.iter().all(|t| t.pass || t.not_measured) && self.violations.total == 0
+    }
+}
+
 /// Run status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -197,6 +250,9 @@ pub struct LoadReached {
     /// Iterations the hard stop cut before they could end (neither ok nor failed).
     #[serde(default)]
     pub iterations_cut: u64,
+    /// Iterations begun per behaviour, by name (a behaviour no VU picked has 0).
+    #[serde(default)]
+    pub iterations_by_behaviour: BTreeMap<String, u64>,
 }
 
 /// One latency metric: from the intended send time, and from the actual send time.
@@ -366,6 +422,22 @@ pub struct Counters {
     /// What became of the requests waited on: `sent = replies + timeouts + unanswered`.
     #[serde(default)]
     pub requests: RequestCounts,
+    /// Per error kind, its first few occurrences (at most 5, the earliest, each detail at
+    /// most 240 bytes): when, which VU, what happened.
+    #[serde(default)]
+    pub error_samples: BTreeMap<String, Vec<ErrorSample>>,
+}
+
+/// One occurrence of an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorSample {
+    /// Seconds since the start of the run.
+    pub t: f64,
+    /// The VU it happened to.
+    pub vu: u64,
+    /// What happened, e.g. `no reply within 1s (metric rtt)`.
+    pub detail: String,
 }
 
 /// Requests waited on: each paced request and each `expect` step counts once.
@@ -479,6 +551,11 @@ pub struct ThresholdOutcome {
     pub unit: String,
     /// One line for people, e.g. `p99 12.3ms < 50ms` or `no samples`.
     pub message: String,
+    /// Not measured, and not the target's fault: every behaviour that records what it
+    /// reads never began an iteration in a run `--duration` cut shorter than the scenario.
+    /// Neither held nor broken (`pass` is false): it does not fail the run.
+    #[serde(default)]
+    pub not_measured: bool,
 }
 
 /// Generator health: was squall itself the bottleneck?

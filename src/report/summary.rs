@@ -2,51 +2,73 @@
 
 use std::fmt::Write as _;
 
-use super::model::{LatencyRow, Model, CLOSED_LOOP_NOTE, LATENCY_COLUMNS};
+use super::model::{LatencyRow, Model, RowKind, CLOSED_LOOP_NOTE, LATENCY_COLUMNS};
 use super::results::Results;
 
 /// Violation groups listed before the rest are only counted.
 const GROUPS_SHOWN: usize = 8;
 
-/// `key n, key n`; `-` when empty.
-fn fmt_pairs(v: &[(String, u64)]) -> String {
+/// `{open}key ×n, key ×n{close}`, each key named by `name`; nothing when empty.
+fn fmt_counts(
+    v: &[(String, u64)],
+    (open, close): (&str, &str),
+    name: impl Fn(&str) -> String,
+) -> String {
     if v.is_empty() {
-        return "-".into();
+        return String::new();
     }
-    let parts: Vec<String> = v.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    parts.join(", ")
+    let parts: Vec<String> = v.iter().map(|(k, n)| format!("{} ×{n}", name(k))).collect();
+    format!("{open}{}{close}", parts.join(", "))
 }
 
-fn hist_row(out: &mut String, label: &str, r: &LatencyRow) {
+const PARENS: (&str, &str) = (" (", ")");
+
+/// `close 1000`, or `no close frame` for a connection that ended without one.
+fn close_code(code: &str) -> String {
+    match code {
+        "none" => "no close frame".into(),
+        c => format!("close {c}"),
+    }
+}
+
+/// Width of the label column: the longest label, 24 at least.
+const LABEL_MIN: usize = 24;
+
+fn hist_row(out: &mut String, label: &str, w: usize, r: &LatencyRow) {
     let Some(c) = &r.cells else {
-        let _ = writeln!(out, "  {label:<24} {:>8}  no samples", 0);
+        let _ = writeln!(out, "  {label:<w$} {:>8}  no samples", 0);
         return;
     };
     let _ = writeln!(
         out,
-        "  {label:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "  {label:<w$} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
         r.count, c[0], c[1], c[2], c[3], c[4]
     );
 }
 
 fn latencies(out: &mut String, m: &Model) {
     let h = LATENCY_COLUMNS;
+    // The service row only earns its line when it tells something new; it is indented.
+    let rows: Vec<(String, &LatencyRow)> = m
+        .latency
+        .iter()
+        .filter(|r| !r.same_as_latency)
+        .map(|r| match r.kind {
+            RowKind::Service => (format!("  {}", r.label), r),
+            _ => (r.label.clone(), r),
+        })
+        .collect();
+    let w = rows
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .fold(LABEL_MIN, usize::max);
     let _ = writeln!(
         out,
-        "  {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "  {:<w$} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "", h[0], h[1], h[2], h[3], h[4], h[5]
     );
-    for r in &m.latency {
-        // The service row only earns its line when it tells something new.
-        if r.same_as_latency {
-            continue;
-        }
-        let indent = if r.label.starts_with("service") {
-            "  "
-        } else {
-            ""
-        };
-        hist_row(out, &format!("{indent}{}", r.label), r);
+    for (label, r) in rows {
+        hist_row(out, &label, w, r);
     }
     if !m.closed_loop.is_empty() {
         let names = m.closed_loop.join(", ");
@@ -59,9 +81,18 @@ fn verdicts(out: &mut String, m: &Model) {
         return;
     }
     let _ = writeln!(out, "thresholds");
+    let w = m
+        .thresholds
+        .iter()
+        .map(|t| t.expr.chars().count())
+        .fold(36, usize::max);
     for t in &m.thresholds {
-        let mark = if t.pass { '✓' } else { '✗' };
-        let _ = writeln!(out, "  {mark} {:<36} {}", t.expr, t.message);
+        let mark = match (t.pass, t.not_measured) {
+            (true, _) => '✓',
+            (false, true) => '–',
+            (false, false) => '✗',
+        };
+        let _ = writeln!(out, "  {mark} {:<w$} {}", t.expr, t.message);
     }
 }
 
@@ -94,6 +125,8 @@ pub fn render_summary(r: &Results) -> String {
 pub fn render_model(m: &Model) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "squall {}: {} → {}", m.status, m.scenario, m.target);
+    let verdict = format!("{}: {}", m.verdict.word, m.verdict.detail);
+    let _ = writeln!(out, "{verdict}");
     if let Some(reason) = &m.reason {
         let _ = writeln!(out, "  reason: {reason}");
     }
@@ -112,12 +145,12 @@ pub fn render_model(m: &Model) -> String {
     let c = &m.connections;
     let _ = write!(
         out,
-        "connections   opened {}   failed {} ({})   closed {} ({})",
+        "connections   opened {}   failed {}{}   closed {}{}",
         c.opened,
         c.failed,
-        fmt_pairs(&c.failed_by_cause),
+        fmt_counts(&c.failed_by_cause, PARENS, str::to_owned),
         c.closed,
-        fmt_pairs(&c.closed_by_code)
+        fmt_counts(&c.closed_by_code, PARENS, close_code)
     );
     if c.open_at_stop > 0 {
         let _ = write!(out, "   open at the stop {}", c.open_at_stop);
@@ -137,13 +170,21 @@ pub fn render_model(m: &Model) -> String {
     let e = &m.errors;
     let _ = writeln!(
         out,
-        "errors {} of {} ops ({}): {}   missed sends {}",
+        "errors {} of {} ops ({}){}   missed sends {}",
         e.count,
         e.ops,
         e.rate,
-        fmt_pairs(&e.by_kind),
+        fmt_counts(&e.by_kind, (": ", ""), str::to_owned),
         e.missed
     );
+    // The first occurrence of each kind.
+    let mut seen: Vec<&str> = Vec::new();
+    for (kind, t, vu, detail) in &e.samples {
+        if !seen.contains(&kind.as_str()) {
+            seen.push(kind);
+            let _ = writeln!(out, "  ✗ {kind} first at {t}, VU {vu}: {detail}");
+        }
+    }
     let q = &m.requests;
     if q.sent > 0 {
         let _ = writeln!(
@@ -156,6 +197,8 @@ pub fn render_model(m: &Model) -> String {
     violations(&mut out, m);
     verdicts(&mut out, m);
     health(&mut out, m);
+    // Again at the end, where the eye lands when the run is over.
+    let _ = writeln!(out, "{verdict}");
     out
 }
 
@@ -163,7 +206,7 @@ pub fn render_model(m: &Model) -> String {
 fn violations(out: &mut String, m: &Model) {
     let v = &m.violations;
     if v.checked == 0 {
-        let _ = writeln!(out, "frames checked 0 (no protocol profile, or --no-check)");
+        let _ = writeln!(out, "frames checked 0: {}", v.unchecked_why);
         return;
     }
     let decided: u64 = v

@@ -64,6 +64,8 @@ pub struct RunArgs {
     /// Also write report.html and the PNG charts into the output folder (the CLI's
     /// default; `--no-report` turns it off).
     pub report: bool,
+    /// Draw the latency-by-percentile charts on a log scale of latency.
+    pub log_latency: bool,
 }
 
 /// Why a run could not be carried out.
@@ -124,14 +126,20 @@ impl Finished {
         }
     }
 
-    /// Whether every threshold held and no frame broke its schemas.
+    /// Whether every threshold held and no frame broke its schemas (see
+    /// [`Results::passed`]).
     pub fn passed(&self) -> bool {
-        self.results.thresholds.iter().all(|t| t.pass) && self.results.violations.total == 0
+        self.results.passed()
     }
 }
 
 /// Loads the scenario and applies the command-line overrides to its plan.
 pub fn prepare(args: &RunArgs) -> Result<Plan, RunError> {
+    prepare_cut(args).map(|(plan, _)| plan)
+}
+
+/// [`prepare`], and whether `--duration` made the run shorter than the scenario's own load.
+fn prepare_cut(args: &RunArgs) -> Result<(Plan, bool), RunError> {
     let mut opts = LoadOptions::from_process_env();
     opts.target = args.target.clone();
     opts.seed = args.seed;
@@ -141,10 +149,12 @@ pub fn prepare(args: &RunArgs) -> Result<Plan, RunError> {
         opts.default_target = Some("ws://127.0.0.1:1/ws".into());
     }
     let mut plan = scenario::load_file(&args.scenario, &opts)?;
+    let mut cut = false;
     if let Some(d) = args.duration {
         if d.is_zero() {
             return Err(RunError::Usage("--duration must be greater than 0".into()));
         }
+        cut = d < plan.load.duration();
         plan.load = plan.load.with_duration(d);
     }
     match (plan.load.model, args.vus, args.rate) {
@@ -167,7 +177,7 @@ pub fn prepare(args: &RunArgs) -> Result<Plan, RunError> {
         }
         _ => {}
     }
-    Ok(plan)
+    Ok((plan, cut))
 }
 
 /// Loads the profile the scenario names (unless `--no-check`), and reads frames by its
@@ -199,7 +209,7 @@ pub fn profile_for(plan: &mut Plan, args: &RunArgs) -> Result<Option<Arc<Profile
 
 /// Runs a scenario end to end on a runtime of its own.
 pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
-    let mut plan = prepare(&args)?;
+    let (mut plan, cut) = prepare_cut(&args)?;
     let profile = profile_for(&mut plan, &args)?;
     let files = raise_fd_limit();
     if plan.load.model == LoadModel::Closed && plan.load.peak() + 64.0 > files as f64 {
@@ -246,7 +256,7 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     // The first write doubles as the check that the folder takes files: an unwritable
     // output fails now (exit 3), not after the whole load.
     writer.write(&starting(&plan, &args))?;
-    let result = rt.block_on(run_plan(plan, profile, &args, &writer, rx, samples));
+    let result = rt.block_on(run_plan(plan, profile, &args, &writer, rx, samples, cut));
     signals.abort();
     if let Some(s) = server {
         s.shutdown();
@@ -260,8 +270,8 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     if args.report && written.is_some() {
         // The run's verdict stands on results.json; a report that cannot be drawn is
         // said loudly but does not change the exit code.
-        match report::write_report(&results, &out_dir) {
-            Ok(w) if !args.quiet => println!("report: {}", w.html.display()),
+        match report::write_report_with(&results, &out_dir, args.log_latency) {
+            Ok(w) if !args.quiet => println!("{}", w.describe()),
             Ok(_) => {}
             Err(e) => eprintln!("squall: report: {e}"),
         }
@@ -302,6 +312,7 @@ async fn run_plan(
     writer: &ResultsWriter,
     mut control: mpsc::UnboundedReceiver<Control>,
     samples: Option<Arc<SampleLog>>,
+    cut: bool,
 ) -> Result<(Results, Option<PathBuf>), RunError> {
     tokio::select! {
         checked = preflight(&plan) => if let Err(e) = checked {
@@ -313,7 +324,7 @@ async fn run_plan(
             return Err(e);
         },
         Some(Control::Interrupt) = control.recv() => {
-            let why = "interrupted (Ctrl-C or SIGTERM) during the start-up check, before any load";
+            let why = "Ctrl-C or SIGTERM during the start-up check, before any load";
             let results = ended_early(&plan, args, Status::Interrupted, why.into());
             let written = conclude(&results, &plan.name, args, writer);
             return Ok((results, written));
@@ -340,6 +351,7 @@ async fn run_plan(
         threads: opts.threads,
         bar: (args.progress && !args.quiet).then(|| progress::Bar::new(plan.load.duration())),
         error: None,
+        stopping: false,
     };
     let outcome = swarm::run(plan.clone(), opts, control, &mut live).await;
     if let Some(bar) = live.bar.take() {
@@ -363,6 +375,8 @@ async fn run_plan(
         }
     }
     results.thresholds = verdict::evaluate(&plan.thresholds, &results);
+    let by_metric = timing::metric_behaviours(&plan);
+    verdict::note_idle_behaviours(&mut results, &plan.thresholds, &by_metric, cut);
     let written = conclude(&results, &plan.name, args, writer);
     Ok((results, written))
 }
@@ -498,6 +512,8 @@ struct Live<'a> {
     threads: usize,
     bar: Option<progress::Bar>,
     error: Option<ReportError>,
+    /// A stop was asked for (Ctrl-C): the bar says so.
+    stopping: bool,
 }
 
 impl Observer for Live<'_> {
@@ -512,12 +528,28 @@ impl Observer for Live<'_> {
             self.error = Some(e);
         }
         if let Some(bar) = &mut self.bar {
-            bar.update(agg, elapsed);
+            bar.update(agg, elapsed, self.stopping);
         }
         if !self.args.quiet {
             for w in agg.drain_warnings() {
                 eprintln!("squall: warning: {w}");
             }
+        }
+    }
+
+    fn on_interrupt(&mut self, grace: Option<Duration>) {
+        // Said even with --quiet: it answers the user's own keystroke.
+        let line = match grace {
+            Some(g) => format!(
+                "squall: stopping: finishing iterations (up to {}s), Ctrl-C again to stop now",
+                g.as_secs_f64()
+            ),
+            None => "squall: stopping now".to_string(),
+        };
+        self.stopping = true;
+        match &self.bar {
+            Some(bar) => bar.println(&line),
+            None => eprintln!("{line}"),
         }
     }
 }

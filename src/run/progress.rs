@@ -9,24 +9,39 @@ use crate::metrics::Aggregate;
 /// A one-line progress bar redrawn on every tick.
 pub struct Bar {
     bar: ProgressBar,
+    total: u64,
+}
+
+/// Where the bar stands and what it says first: the elapsed seconds, never past the
+/// planned length, and `stopping` once the load is over (planned end reached, or Ctrl-C)
+/// while iterations finish.
+fn stand(elapsed: Duration, total: u64, stopping: bool) -> (u64, &'static str) {
+    let secs = elapsed.as_secs();
+    let word = if stopping || secs >= total {
+        "stopping "
+    } else {
+        ""
+    };
+    (secs.min(total), word)
 }
 
 impl Bar {
     /// A bar for a run planned to last `total`.
     pub fn new(total: Duration) -> Self {
-        let bar = ProgressBar::new(total.as_secs().max(1));
+        let total = total.as_secs().max(1);
+        let bar = ProgressBar::new(total);
         bar.set_style(
             ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len}s {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        Bar { bar }
+        Bar { bar, total }
     }
 
     /// Redraws from the merged metrics. Rates are the last complete second of the series
     /// (every worker's events in it), not counters read mid-tick, so they show no false
     /// dips.
-    pub fn update(&mut self, agg: &Aggregate, elapsed: Duration) {
+    pub fn update(&mut self, agg: &Aggregate, elapsed: Duration, stopping: bool) {
         let b = self;
         let (rate_in, rate_out) = agg
             .series()
@@ -35,9 +50,10 @@ impl Bar {
         let p99 = agg
             .p99_us()
             .map_or("-".to_string(), |us| format!("{:.2}ms", us as f64 / 1000.0));
-        b.bar.set_position(elapsed.as_secs());
+        let (pos, word) = stand(elapsed, b.total, stopping);
+        b.bar.set_position(pos);
         b.bar.set_message(format!(
-            "vus {} conns {} in {:.0}/s out {:.0}/s errors {} p99 {}",
+            "{word}vus {} conns {} in {:.0}/s out {:.0}/s errors {} p99 {}",
             agg.active_vus(),
             agg.active_connections(),
             rate_in,
@@ -47,8 +63,32 @@ impl Bar {
         ));
     }
 
-    /// Leaves the last line on screen.
+    /// Prints a line above the bar.
+    pub fn println(&self, line: &str) {
+        self.bar.println(line);
+    }
+
+    /// Leaves the last line on screen as it stands (an interrupted run's bar does not
+    /// jump to the end).
     pub fn finish(self) {
-        self.bar.finish();
+        self.bar.abandon();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_never_runs_past_its_length_and_says_when_it_is_stopping() {
+        let s = Duration::from_secs;
+        assert_eq!(stand(s(3), 600, false), (3, ""));
+        assert_eq!(stand(s(3), 600, true), (3, "stopping "), "Ctrl-C at 3 s");
+        assert_eq!(
+            stand(s(5), 4, false),
+            (4, "stopping "),
+            "graceful stop past the end"
+        );
+        assert_eq!(stand(s(4), 4, false), (4, "stopping "));
     }
 }

@@ -1,6 +1,8 @@
 //! How each metric of a plan is measured: on a schedule, or closed loop (send, then wait),
 //! so results, summary and report can say which latencies a stalled server can hide in.
 
+use std::collections::BTreeMap;
+
 use crate::report::Timing;
 use crate::scenario::plan::{Plan, Step};
 
@@ -21,6 +23,22 @@ pub fn metric_timing(plan: &Plan) -> Vec<Option<Timing>> {
     }
     if let Some(m) = plan.delivery.as_ref().and_then(|d| d.metric) {
         note(m.0 as usize, Timing::Delivery);
+    }
+    out
+}
+
+/// By metric name, the names of the behaviours with a step that records into it.
+pub fn metric_behaviours(plan: &Plan) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for b in &plan.behaviours {
+        walk(&b.steps, &mut |m, _| {
+            if let Some(metric) = plan.metrics.get(m) {
+                let names = out.entry(metric.clone()).or_default();
+                if !names.contains(&b.name) {
+                    names.push(b.name.clone());
+                }
+            }
+        });
     }
     out
 }

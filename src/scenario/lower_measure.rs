@@ -151,11 +151,14 @@ impl Lower<'_> {
             Some(r) => self.matcher(&r.value),
             None => Some(Matcher::default()),
         };
+        // The default `rtt` is only interned for a request that records into it: a mix whose
+        // entries all name their own metric has no `rtt` row.
         let metric = match &v.metric {
-            Some(m) => self.metric(m),
-            None => Some(self.intern("rtt")),
+            Some(m) => self.metric(m).map(Some),
+            None => Some(None),
         };
         let Some(mix) = &v.mix else {
+            let metric = metric.map(|m| m.unwrap_or_else(|| self.intern("rtt")));
             let payload = self.payload(&v.send, &v.send_text, p.pos, "pace");
             return Some(vec![PaceRequest {
                 weight: 1.0,
@@ -204,7 +207,7 @@ impl Lower<'_> {
         &mut self,
         m: &Sp<MixM>,
         reply: &Matcher,
-        metric: super::plan::MetricId,
+        metric: Option<super::plan::MetricId>,
     ) -> Option<PaceRequest> {
         let v = &m.value;
         let weight = self.weight(&v.weight);
@@ -213,7 +216,10 @@ impl Lower<'_> {
             Some(r) => self.matcher(&r.value),
             None => Some(reply.clone()),
         };
-        let metric = v.metric.as_ref().map_or(Some(metric), |m| self.metric(m));
+        let metric = match &v.metric {
+            Some(m) => self.metric(m),
+            None => Some(metric.unwrap_or_else(|| self.intern("rtt"))),
+        };
         Some(PaceRequest {
             weight: weight?,
             payload: payload?,

@@ -34,6 +34,12 @@ pub use plan::Plan;
 use diagnostic::Issue;
 use plan::Pos;
 
+/// Reads a duration the way a scenario file does (`250ms`, `2s`, `1.5s`, `2m`, `1h`,
+/// `100us`), with the same message when it does not: the command line uses this grammar too.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    literal::parse_duration(s).map_err(|e| format!("{}: {}", e.message, e.hint))
+}
+
 /// Settings that come from outside the file (command line, environment).
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {

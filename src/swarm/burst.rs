@@ -161,6 +161,9 @@ impl Vu {
                 .rec
                 .borrow_mut()
                 .error(ErrorKind::UnexpectedClose);
+            self.sample_error(ErrorKind::UnexpectedClose, || {
+                format!("burst: wanted close {wanted:?}, got {code:?}")
+            });
             self.errors += 1;
         } else if let Some(m) = rej.metric {
             self.latency(m, from_start(start, Instant::now()), "");

@@ -76,6 +76,11 @@ pub trait Observer {
     /// Called with the elapsed time since the start whenever one or more seconds of the
     /// series became final (every worker reported past them), and once at the end.
     fn on_tick(&mut self, agg: &mut Aggregate, elapsed: Duration);
+
+    /// Called when a stop is asked for from outside (Ctrl-C, SIGTERM): `Some(grace)` for
+    /// the first (no new iterations; running ones get up to `grace` to finish), `None` for
+    /// the next, which stops at once.
+    fn on_interrupt(&mut self, _grace: Option<Duration>) {}
 }
 
 /// How a run ended.
@@ -140,6 +145,7 @@ pub async fn run(
     drop(snap_tx);
 
     let mut agg = Aggregate::new(plan.metrics.clone());
+    agg.name_behaviours(plan.behaviours.iter().map(|b| b.name.clone()).collect());
     // The series waits for every worker's bucket before it shows a second.
     agg.set_tick(opts.tick);
     agg.expect_workers(started);
@@ -196,11 +202,14 @@ pub async fn run(
             c = control.recv(), if control_open => match c {
                 Some(Control::Interrupt) if status == Status::Complete => {
                     status = Status::Interrupted;
-                    reason = Some("interrupted (Ctrl-C or SIGTERM)".into());
+                    // The status already says "interrupted": the reason says by what.
+                    reason = Some("Ctrl-C or SIGTERM".into());
                     stop_soft(&mut grace_until);
+                    observer.on_interrupt(Some(plan.graceful_stop));
                 }
                 Some(Control::Interrupt) => {
                     let _ = hard_tx.send(true);
+                    observer.on_interrupt(None);
                 }
                 None => control_open = false,
             },

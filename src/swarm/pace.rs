@@ -17,6 +17,7 @@ use super::samples::Sample;
 use super::vu::{
     outbound_kind, payload_len, pick_weighted, record_latency, text_message, Flow, Vu,
 };
+use crate::metrics::ErrorKind;
 use crate::scenario::plan::Pace;
 
 /// A send due less than this before the hard stop may still have been on its way (the
@@ -205,6 +206,10 @@ impl Vu {
                     if let Some((_, r)) = outstanding.remove(&k) {
                         rec.borrow_mut()
                             .request_timed_out(Some(p.requests[r].metric), within_us);
+                        let note = self.metric_note(Some(p.requests[r].metric));
+                        self.sample_error(ErrorKind::Timeout, || {
+                            format!("pace: no reply within {:?}{note}", p.within)
+                        });
                         self.errors += 1;
                     }
                 }

@@ -269,10 +269,13 @@ impl Vu {
     /// One iteration; how its connection fared (the next one backs off unless it held).
     pub async fn iteration(&mut self) -> Ended {
         self.errors = 0;
-        self.shared.rec.borrow_mut().iteration_started();
         self.in_iteration = true;
         let plan = self.shared.plan.clone();
         self.behaviour = pick_weighted(plan.behaviours.iter().map(|b| b.weight), &mut self.ctx.rng);
+        self.shared
+            .rec
+            .borrow_mut()
+            .iteration_started(self.behaviour);
         let behaviour = &plan.behaviours[self.behaviour];
         // Boxed: the handshake's state machine (TLS included) is large, and inline it would
         // sit in every VU's future for the whole connection's life.
@@ -552,9 +555,32 @@ impl Vu {
                 _ => ErrorKind::Disconnected,
             };
             self.shared.rec.borrow_mut().error(kind);
+            self.sample_error(kind, || match kind {
+                ErrorKind::UnexpectedClose => {
+                    "the server closed the connection (see closes by code) while a step needed it"
+                        .into()
+                }
+                _ => "the connection ended while a step needed it".into(),
+            });
         }
         self.errors += 1;
         Flow::Lost
+    }
+
+    /// Keeps one of the first occurrences of an error of `kind` (counted apart): now, to
+    /// this VU, `detail`.
+    pub(super) fn sample_error(&self, kind: ErrorKind, detail: impl FnOnce() -> String) {
+        let t = self.shared.start.elapsed().as_secs_f64();
+        self.shared
+            .rec
+            .borrow_mut()
+            .error_sample(kind, t, self.ctx.vu, detail);
+    }
+
+    /// `metric rtt`, for an error's detail; empty without a metric.
+    pub(super) fn metric_note(&self, m: Option<crate::scenario::plan::MetricId>) -> String {
+        m.and_then(|m| self.shared.plan.metrics.get(m.0 as usize))
+            .map_or(String::new(), |n| format!(" (metric {n})"))
     }
 }
 

@@ -51,6 +51,10 @@ impl Vu {
                     let mut rec = self.shared.rec.borrow_mut();
                     rec.request_timed_out(e.metric, waited);
                     drop(rec);
+                    let note = self.metric_note(e.metric);
+                    self.sample_error(ErrorKind::Timeout, || {
+                        format!("expect: no matching frame within {:?}{note}", e.within)
+                    });
                     self.errors += 1;
                     self.uncapture(e);
                     return Flow::Next;
@@ -133,6 +137,9 @@ impl Vu {
                         .rec
                         .borrow_mut()
                         .error(ErrorKind::UnexpectedClose);
+                    self.sample_error(ErrorKind::UnexpectedClose, || {
+                        format!("expect_close: wanted close {code:?}, got {got:?}")
+                    });
                     self.errors += 1;
                 }
                 Flow::Next
@@ -142,6 +149,9 @@ impl Vu {
                     .rec
                     .borrow_mut()
                     .timeout(None, within.as_micros() as u64);
+                self.sample_error(ErrorKind::Timeout, || {
+                    format!("expect_close: the connection stayed open for {within:?}")
+                });
                 self.errors += 1;
                 Flow::Next
             }
@@ -166,6 +176,9 @@ impl Vu {
             .rec
             .borrow_mut()
             .error(ErrorKind::ReconnectExhausted);
+        self.sample_error(ErrorKind::ReconnectExhausted, || {
+            format!("reconnect: {} attempts failed", b.max_tries)
+        });
         self.errors += 1;
         Flow::Lost
     }

@@ -325,3 +325,8 @@ pub fn assert_squall_check<P: AsRef<std::ffi::OsStr>>(files: &[P]) {
     assert!(out.status.success(), "squall check: {text}");
     assert_eq!(text.matches(": ok").count(), files.len(), "{text}");
 }
+
+/// The `squall` binary under test, as a command to add arguments to.
+pub fn squall_cmd() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+}
