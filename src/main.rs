@@ -10,7 +10,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use squall::check::offline::validate_lines;
-use squall::protocol::{self, Profile};
+use squall::protocol;
+use squall::protocol::catalog::Places;
 use squall::report::{compare_text, CompareOptions};
 use squall::run::{default_out, execute, RunArgs};
 use squall::scenario::{self, LoadOptions};
@@ -36,12 +37,13 @@ enum Command {
     /// Check recorded frames (JSON lines; `-` for stdin) against a protocol's schemas
     /// (exit 0 clean, 1 violations, 2 bad input).
     Validate {
-        /// Profile name (schemas/<name>) or a folder holding protocol.yaml.
+        /// Profile name (looked up in --schemas, ./schemas, then the built-in ones), a folder
+        /// holding protocol.yaml, or an AsyncAPI document.
         #[arg(long)]
         protocol: String,
-        /// Where profiles live.
-        #[arg(long, default_value = "schemas")]
-        schemas: PathBuf,
+        /// Where profiles are looked for first.
+        #[arg(long)]
+        schemas: Option<PathBuf>,
         /// The recording: one frame per line (inbound), {"dir":"in"|"out","frame":...}, or
         /// {"conn":"c1","dir":...,"frame":...,"at":"RFC 3339"} for the per-connection checks
         /// too (reply pairing, rooms, clock).
@@ -71,9 +73,23 @@ enum SchemasCmd {
     /// Check profiles: files exist and compile, examples validate or fail as expected
     /// (exit 0 sound, 1 problems, 2 a profile does not load).
     Lint {
-        /// Profile folders (schemas/<name>).
+        /// Profile folders (schemas/<name>), names (looked up as `validate --protocol`
+        /// does) or AsyncAPI documents.
         #[arg(required = true)]
-        dirs: Vec<PathBuf>,
+        profiles: Vec<String>,
+        /// Where profiles are looked for first.
+        #[arg(long)]
+        schemas: Option<PathBuf>,
+    },
+    /// List the profiles found, in lookup order: --schemas DIR, schemas/ beside the
+    /// scenario, the current directory's schemas/, then the built-in ones.
+    List {
+        /// Where profiles are looked for first.
+        #[arg(long)]
+        schemas: Option<PathBuf>,
+        /// A scenario file, to include the schemas/ folder beside it.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
     },
 }
 
@@ -179,10 +195,8 @@ fn main() -> ExitCode {
             protocol,
             schemas,
             file,
-        } => validate(&protocol, &schemas, &file),
-        Command::Schemas {
-            command: SchemasCmd::Lint { dirs },
-        } => lint(&dirs),
+        } => validate(&protocol, schemas, &file),
+        Command::Schemas { command } => schemas(command),
         Command::Report { results, out } => report(&results, out),
         Command::Compare(cmd) => compare(cmd),
     })
@@ -270,17 +284,36 @@ fn check(files: &[PathBuf]) -> u8 {
     code
 }
 
-fn profile_dir(protocol: &str, schemas: &Path) -> PathBuf {
-    let direct = PathBuf::from(protocol);
-    if direct.join("protocol.yaml").is_file() {
-        direct
-    } else {
-        schemas.join(protocol)
+fn schemas(cmd: SchemasCmd) -> u8 {
+    match cmd {
+        SchemasCmd::Lint { profiles, schemas } => lint(&profiles, schemas),
+        SchemasCmd::List { schemas, scenario } => {
+            let places = Places {
+                schemas,
+                scenario_dir: scenario
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .map(Path::to_path_buf),
+            };
+            for l in places.list() {
+                let note = if l.shadowed {
+                    "  (hidden by the one above)"
+                } else {
+                    ""
+                };
+                println!("{:<12} {}{note}", l.name, l.origin);
+            }
+            0
+        }
     }
 }
 
-fn validate(protocol: &str, schemas: &Path, file: &str) -> u8 {
-    let profile = match Profile::load(&profile_dir(protocol, schemas)) {
+fn validate(protocol: &str, schemas: Option<PathBuf>, file: &str) -> u8 {
+    let places = Places {
+        schemas,
+        scenario_dir: None,
+    };
+    let profile = match places.locate(protocol).and_then(|l| l.load()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
@@ -318,12 +351,19 @@ fn validate(protocol: &str, schemas: &Path, file: &str) -> u8 {
     }
 }
 
-fn lint(dirs: &[PathBuf]) -> u8 {
+fn lint(profiles: &[String], schemas: Option<PathBuf>) -> u8 {
+    let places = Places {
+        schemas,
+        scenario_dir: None,
+    };
     let mut code = 0;
-    for d in dirs {
-        match protocol::lint(d) {
+    for d in profiles {
+        let linted = places
+            .locate(d)
+            .and_then(|l| protocol::lint_in(&l.source, &l.dir));
+        match linted {
             Ok(r) if r.problems.is_empty() => {
-                println!("{}: ok ({} examples)", d.display(), r.checked);
+                println!("{d}: ok ({} examples)", r.checked);
                 for n in &r.notes {
                     println!("  note: {n}");
                 }
@@ -333,8 +373,7 @@ fn lint(dirs: &[PathBuf]) -> u8 {
                     println!("{p}");
                 }
                 println!(
-                    "{}: {} problems in {} examples",
-                    d.display(),
+                    "{d}: {} problems in {} examples",
                     r.problems.len(),
                     r.checked
                 );

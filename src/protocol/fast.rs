@@ -28,6 +28,7 @@ use serde_json::{Map, Value};
 
 use super::marks::Marks;
 use super::snapshot::{Changed, Snapshot};
+use super::source::Source;
 use super::tape::{same, TapeJson, TapeNode};
 use super::Direction;
 
@@ -327,6 +328,7 @@ struct ObjectRule {
 pub struct Unsupported(pub String);
 
 struct Compiler<'b> {
+    source: Source,
     root: PathBuf,
     files: HashMap<PathBuf, Value>,
     done: HashMap<(PathBuf, String), usize>,
@@ -341,7 +343,18 @@ impl Fast {
     /// Compiles the schemas in `files` (inside the profile folder `root`) into one: a frame
     /// must meet all of them (a kind's schema and the profile's envelope). Or says why not.
     pub fn compile(root: &Path, files: &[&Path], delegate: Delegate) -> Result<Fast, Unsupported> {
+        Fast::compile_in(&Source::Disk, root, files, delegate)
+    }
+
+    /// [`Fast::compile`] for a profile whose files `source` holds.
+    pub fn compile_in(
+        source: &Source,
+        root: &Path,
+        files: &[&Path],
+        delegate: Delegate,
+    ) -> Result<Fast, Unsupported> {
         let mut c = Compiler {
+            source: source.clone(),
             root: root.to_path_buf(),
             files: HashMap::new(),
             done: HashMap::new(),
@@ -799,8 +812,9 @@ impl Compiler<'_> {
     /// The node for the schema at `pointer` in `file`, compiled once.
     fn target(&mut self, file: PathBuf, pointer: String) -> Result<usize, Unsupported> {
         // One spelling per file, so a cycle through `../x.json` and `x.json` is still seen.
-        let file = file
-            .canonicalize()
+        let file = self
+            .source
+            .canonical(&file)
             .map_err(|e| Unsupported(e.to_string()))?;
         if !file.starts_with(&self.root) {
             return Err(Unsupported("a $ref outside the profile".into()));
@@ -813,7 +827,7 @@ impl Compiler<'_> {
             return Err(Unsupported(format!("a $ref cycle through {}", key.1)));
         }
         if !self.files.contains_key(&key.0) {
-            let v = super::ecma::read_schema(&key.0).map_err(Unsupported)?;
+            let v = super::ecma::read_schema(&self.source, &key.0).map_err(Unsupported)?;
             self.files.insert(key.0.clone(), v);
         }
         let schema = self.files[&key.0]
@@ -1065,9 +1079,10 @@ mod tests {
         std::fs::write(root.join("defs.json"), defs.to_string()).unwrap();
         let file = root.join("s.json");
         std::fs::write(&file, schema.to_string()).unwrap();
-        let leaf = |one: &Value| super::super::build::<TapeJson>(&root, &file, one).ok();
+        let leaf =
+            |one: &Value| super::super::build::<TapeJson>(&Source::Disk, &root, &file, one).ok();
         let quick = Fast::compile(&root, &[&file], &leaf).expect("compiles to checks");
-        let full: Validator = super::super::build(&root, &file, &schema).unwrap();
+        let full: Validator = super::super::build(&Source::Disk, &root, &file, &schema).unwrap();
         same_verdicts(&quick, |v| full.is_valid(v), instances, &schema.to_string());
     }
 
@@ -1241,14 +1256,15 @@ mod tests {
         let (kf, ef) = (root.join("k.json"), root.join("e.json"));
         std::fs::write(&kf, kind.to_string()).unwrap();
         std::fs::write(&ef, envelope.to_string()).unwrap();
-        let leaf = |one: &Value| super::super::build::<TapeJson>(&root, &kf, one).ok();
+        let leaf =
+            |one: &Value| super::super::build::<TapeJson>(&Source::Disk, &root, &kf, one).ok();
         let quick = Fast::compile(&root, &[&kf, &ef], &leaf).expect("compiles to checks");
         assert!(
             matches!(quick.nodes[0].ops.last(), Some(Op::Object(_))),
             "the two object rules were merged"
         );
-        let k: Validator = super::super::build(&root, &kf, &kind).unwrap();
-        let e: Validator = super::super::build(&root, &ef, &envelope).unwrap();
+        let k: Validator = super::super::build(&Source::Disk, &root, &kf, &kind).unwrap();
+        let e: Validator = super::super::build(&Source::Disk, &root, &ef, &envelope).unwrap();
         let what = format!("{kind} + {envelope}");
         same_verdicts(&quick, |v| k.is_valid(v) && e.is_valid(v), instances, &what);
     }

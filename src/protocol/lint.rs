@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{Direction, Profile, ProfileError};
+use super::{Direction, Profile, ProfileError, Source};
 
 /// What a lint found.
 #[derive(Debug, Default)]
@@ -49,7 +49,12 @@ impl From<Dir> for Direction {
 /// Lints the profile in `dir`. A profile that does not load is an error; example problems
 /// are listed in the report.
 pub fn lint(dir: &Path) -> Result<LintReport, ProfileError> {
-    let profile = Profile::load(dir)?;
+    lint_in(&Source::Disk, dir)
+}
+
+/// [`lint`] for a profile whose files `source` holds (built in, or imported in memory).
+pub fn lint_in(source: &Source, dir: &Path) -> Result<LintReport, ProfileError> {
+    let profile = Profile::load_in(source, dir)?;
     let mut report = LintReport::default();
     valid_examples(&profile, &mut report);
     invalid_examples(&profile, &mut report);
@@ -64,7 +69,10 @@ fn unjudged_rooms(profile: &Profile, report: &mut LintReport) {
     let Some(rules) = &profile.subscriptions else {
         return;
     };
-    let raw = std::fs::read_to_string(profile.dir.join("protocol.yaml")).unwrap_or_default();
+    let raw = profile
+        .source
+        .read(&profile.dir.join("protocol.yaml"))
+        .unwrap_or_default();
     let Ok(raw) = serde_saphyr::from_str::<super::RawProfile>(&raw) else {
         return;
     };
@@ -75,7 +83,7 @@ fn unjudged_rooms(profile: &Profile, report: &mut LintReport) {
         let path = profile.dir.join(file);
         for t in templates {
             for pointer in super::rooms::split_template(t).1 {
-                if !required_path(&path, pointer) {
+                if !required_path(&profile.source, &path, pointer) {
                     report.notes.push(format!(
                         "{kind}: the room {t} cannot be told when {pointer} is absent (the \
                          schema allows it); such an event passes while a room of that shape is held"
@@ -89,13 +97,13 @@ fn unjudged_rooms(profile: &Profile, report: &mut LintReport) {
 
 /// Whether the schema in `file` requires every member along `pointer` (following `$ref`s to
 /// files and `#/...` fragments). Anything it cannot follow counts as not required.
-fn required_path(file: &Path, pointer: &str) -> bool {
-    let Ok(mut node) = super::ecma::read_schema(file) else {
+fn required_path(source: &Source, file: &Path, pointer: &str) -> bool {
+    let Ok(mut node) = super::ecma::read_schema(source, file) else {
         return false;
     };
     let mut here = file.to_path_buf();
     for seg in pointer.split('/').skip(1) {
-        let Some(resolved) = follow(&here, node) else {
+        let Some(resolved) = follow(source, &here, node) else {
             return false;
         };
         (here, node) = resolved;
@@ -111,7 +119,11 @@ fn required_path(file: &Path, pointer: &str) -> bool {
 }
 
 /// `node` with its `$ref` (if any) resolved against `file`; `None` when it cannot be read.
-fn follow(file: &Path, node: serde_json::Value) -> Option<(std::path::PathBuf, serde_json::Value)> {
+fn follow(
+    source: &Source,
+    file: &Path,
+    node: serde_json::Value,
+) -> Option<(std::path::PathBuf, serde_json::Value)> {
     let Some(r) = node.get("$ref").and_then(|r| r.as_str()) else {
         return Some((file.to_path_buf(), node));
     };
@@ -121,14 +133,14 @@ fn follow(file: &Path, node: serde_json::Value) -> Option<(std::path::PathBuf, s
     } else {
         file.parent()?.join(rel)
     };
-    let doc = super::ecma::read_schema(&target).ok()?;
+    let doc = super::ecma::read_schema(source, &target).ok()?;
     let inner = doc.pointer(frag)?.clone();
-    follow(&target, inner)
+    follow(source, &target, inner)
 }
 
 fn valid_examples(profile: &Profile, report: &mut LintReport) {
     let folder = profile.dir.join("examples").join("valid");
-    for path in json_files(&folder, report) {
+    for path in json_files(&profile.source, &folder, report) {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -145,7 +157,7 @@ fn valid_examples(profile: &Profile, report: &mut LintReport) {
             continue;
         };
         report.checked += 1;
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let text = profile.source.read(&path).unwrap_or_default();
         if let Err(vs) = profile.check_text(dir, &text) {
             for v in vs {
                 report
@@ -159,7 +171,7 @@ fn valid_examples(profile: &Profile, report: &mut LintReport) {
 fn invalid_examples(profile: &Profile, report: &mut LintReport) {
     let folder = profile.dir.join("examples").join("invalid");
     let table = folder.join("expected.yaml");
-    let Ok(text) = std::fs::read_to_string(&table) else {
+    let Ok(text) = profile.source.read(&table) else {
         report
             .problems
             .push(format!("{}: missing", table.display()));
@@ -172,7 +184,7 @@ fn invalid_examples(profile: &Profile, report: &mut LintReport) {
             return;
         }
     };
-    for path in json_files(&folder, report) {
+    for path in json_files(&profile.source, &folder, report) {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         if !rows.iter().any(|r| Some(&r.file) == name.as_ref()) {
             report
@@ -182,7 +194,7 @@ fn invalid_examples(profile: &Profile, report: &mut LintReport) {
     }
     for row in &rows {
         let path = folder.join(&row.file);
-        let Ok(frame) = std::fs::read_to_string(&path) else {
+        let Ok(frame) = profile.source.read(&path) else {
             report.problems.push(format!(
                 "{}: listed in expected.yaml but missing",
                 path.display()
@@ -218,15 +230,15 @@ fn invalid_examples(profile: &Profile, report: &mut LintReport) {
     }
 }
 
-fn json_files(folder: &Path, report: &mut LintReport) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(folder) else {
+fn json_files(source: &Source, folder: &Path, report: &mut LintReport) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = source.list(folder) else {
         report
             .problems
             .push(format!("{}: missing", folder.display()));
         return Vec::new();
     };
     let mut files: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();

@@ -4,6 +4,7 @@
 //! Checking asks the fast question first (`is_valid`) and collects error details only for a
 //! frame that fails, so a clean frame costs one validation pass.
 
+pub mod catalog;
 pub mod conversation;
 mod ecma;
 pub mod fast;
@@ -14,6 +15,7 @@ pub mod marks;
 pub mod pairing;
 pub mod rooms;
 mod snapshot;
+pub mod source;
 pub mod tape;
 
 use std::collections::BTreeMap;
@@ -26,7 +28,8 @@ use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use lint::{lint, LintReport};
+pub use lint::{lint, lint_in, LintReport};
+pub use source::Source;
 use tape::{Doc, TapeJson};
 
 /// Which way a frame travels.
@@ -144,6 +147,8 @@ pub struct Profile {
     pub replies: Vec<pairing::ReplyRule>,
     /// Which events a connection may receive, by the rooms it subscribed to.
     pub subscriptions: Option<rooms::RoomRules>,
+    /// Where its files were read (disk, or memory for built-in and imported profiles).
+    pub source: Source,
     envelope: Option<Schema>,
     inbound: FxHashMap<String, Schema>,
     outbound: FxHashMap<String, Schema>,
@@ -174,33 +179,42 @@ impl Profile {
     /// Loads `dir/protocol.yaml` and compiles every schema it names (with formats asserted
     /// and `$ref`s resolved inside `dir` only). All problems are reported together.
     pub fn load(dir: &Path) -> Result<Profile, ProfileError> {
+        Profile::load_in(&Source::Disk, dir)
+    }
+
+    /// [`Profile::load`] from the files `source` holds.
+    pub fn load_in(source: &Source, dir: &Path) -> Result<Profile, ProfileError> {
         let file = dir.join("protocol.yaml");
-        let text = std::fs::read_to_string(&file).map_err(|e| ProfileError {
+        let text = source.read(&file).map_err(|e| ProfileError {
             problems: vec![format!("{}: {e}", file.display())],
         })?;
         let raw: RawProfile = serde_saphyr::from_str(&text).map_err(|e| ProfileError {
             problems: vec![format!("{}: {e}", file.display())],
         })?;
-        let root = dir.canonicalize().map_err(|e| ProfileError {
+        let root = source.canonical(dir).map_err(|e| ProfileError {
             problems: vec![format!("{}: {e}", dir.display())],
         })?;
         let mut problems = Vec::new();
         let mut compile_all = |map: &BTreeMap<String, String>| -> FxHashMap<String, Schema> {
             map.iter()
-                .filter_map(
-                    |(kind, rel)| match compile(&root, rel, raw.envelope.as_deref()) {
+                .filter_map(|(kind, rel)| {
+                    match compile(source, &root, rel, raw.envelope.as_deref()) {
                         Ok(v) => Some((kind.clone(), v)),
                         Err(e) => {
                             problems.push(e);
                             None
                         }
-                    },
-                )
+                    }
+                })
                 .collect()
         };
         let inbound = compile_all(&raw.inbound);
         let outbound = compile_all(&raw.outbound);
-        let envelope = match raw.envelope.as_deref().map(|rel| compile(&root, rel, None)) {
+        let envelope = match raw
+            .envelope
+            .as_deref()
+            .map(|rel| compile(source, &root, rel, None))
+        {
             Some(Ok(v)) => Some(v),
             Some(Err(e)) => {
                 problems.push(e);
@@ -281,6 +295,7 @@ impl Profile {
             clock: raw.clock,
             replies: raw.replies,
             subscriptions: raw.subscriptions,
+            source: source.clone(),
             envelope,
             inbound,
             outbound,
@@ -520,24 +535,33 @@ fn one_per_pointer(found: Vec<Violation>) -> Vec<Violation> {
 
 /// Compiles one schema file of a profile, for both representations; the plain checks take
 /// the profile's envelope in too, so a frame's shared fields are checked once.
-fn compile(root: &Path, rel: &str, envelope: Option<&str>) -> Result<Schema, String> {
+fn compile(
+    source: &Source,
+    root: &Path,
+    rel: &str,
+    envelope: Option<&str>,
+) -> Result<Schema, String> {
     let path = root.join(rel);
     let shown = path.display();
-    let schema = ecma::read_schema(&path).map_err(|e| format!("{shown}: {e}"))?;
-    let path = path.canonicalize().map_err(|e| format!("{shown}: {e}"))?;
-    let fast = build::<TapeJson>(root, &path, &schema).map_err(|e| format!("{shown}: {e}"))?;
-    let full = build(root, &path, &schema).map_err(|e| format!("{shown}: {e}"))?;
-    let leaf = |one: &Value| build::<TapeJson>(root, &path, one).ok();
+    let schema = ecma::read_schema(source, &path).map_err(|e| format!("{shown}: {e}"))?;
+    let path = source
+        .canonical(&path)
+        .map_err(|e| format!("{shown}: {e}"))?;
+    let fast =
+        build::<TapeJson>(source, root, &path, &schema).map_err(|e| format!("{shown}: {e}"))?;
+    let full = build(source, root, &path, &schema).map_err(|e| format!("{shown}: {e}"))?;
+    let leaf = |one: &Value| build::<TapeJson>(source, root, &path, one).ok();
     // A schema the plain checks cannot express keeps the general validator: slower, not wrong.
-    let envelope = envelope.and_then(|e| root.join(e).canonicalize().ok());
+    let envelope = envelope.and_then(|e| source.canonical(&root.join(e)).ok());
     let files: Vec<&Path> = std::iter::once(path.as_path())
         .chain(envelope.as_deref())
         .collect();
-    let quick = fast::Fast::compile(root, &files, &leaf).ok();
+    let quick = fast::Fast::compile_in(source, root, &files, &leaf).ok();
     Ok(Schema { quick, fast, full })
 }
 
 fn build<F: Json>(
+    source: &Source,
     root: &Path,
     path: &Path,
     schema: &Value,
@@ -552,6 +576,7 @@ fn build<F: Json>(
         .with_pattern_options(jsonschema::PatternOptions::regex())
         .with_base_uri(format!("file://{}", path.display()))
         .with_retriever(LocalFiles {
+            source: source.clone(),
             root: root.to_path_buf(),
         })
         .build(schema)
@@ -560,6 +585,7 @@ fn build<F: Json>(
 /// Resolves `$ref`s to files inside the profile's folder, and nothing else: a profile never
 /// reaches the network or the rest of the disk.
 struct LocalFiles {
+    source: Source,
     root: PathBuf,
 }
 
@@ -571,11 +597,11 @@ impl Retrieve for LocalFiles {
         if uri.scheme().as_str() != "file" {
             return Err(format!("{uri}: only files inside the profile are resolved").into());
         }
-        let path = PathBuf::from(uri.path().as_str()).canonicalize()?;
+        let path = self.source.canonical(&PathBuf::from(uri.path().as_str()))?;
         if !path.starts_with(&self.root) {
             return Err(format!("{}: outside the profile's folder", path.display()).into());
         }
-        Ok(ecma::read_schema(&path)?)
+        Ok(ecma::read_schema(&self.source, &path)?)
     }
 }
 

@@ -50,7 +50,8 @@ pub struct RunArgs {
     pub serve: bool,
     /// Do not check frames against the protocol's schemas (to measure what checking costs).
     pub no_check: bool,
-    /// Where protocol profiles live; default `schemas/`.
+    /// Where protocol profiles are looked for first; then `schemas/` beside the scenario,
+    /// the current directory's `schemas/`, and the built-in profiles.
     pub schemas: Option<PathBuf>,
     /// Also write JUnit XML here.
     pub junit: Option<PathBuf>,
@@ -174,11 +175,11 @@ pub fn profile_for(plan: &mut Plan, args: &RunArgs) -> Result<Option<Arc<Profile
     let Some(name) = plan.protocol.clone().filter(|_| !args.no_check) else {
         return Ok(None);
     };
-    let root = args
-        .schemas
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("schemas"));
-    let profile = Profile::load(&root.join(&name))?;
+    let places = crate::protocol::catalog::Places {
+        schemas: args.schemas.clone(),
+        scenario_dir: args.scenario.parent().map(Path::to_path_buf),
+    };
+    let profile = places.locate(&name)?.load()?;
     // Frames are classified once, for matching and checking alike, so both must use the
     // profile's discriminator.
     if plan.kind_pointers == ["/type"] {

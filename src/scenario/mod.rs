@@ -28,6 +28,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+pub(crate) use diagnostic::suggestion;
 pub use diagnostic::{Diagnostic, Diagnostics, LoadError};
 pub use plan::Plan;
 
