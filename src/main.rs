@@ -81,6 +81,11 @@ enum SchemasCmd {
         #[arg(long)]
         schemas: Option<PathBuf>,
     },
+    /// Import a profile from another description format.
+    Import {
+        #[command(subcommand)]
+        from: ImportCmd,
+    },
     /// List the profiles found, in lookup order: --schemas DIR, schemas/ beside the
     /// scenario, the current directory's schemas/, then the built-in ones.
     List {
@@ -90,6 +95,25 @@ enum SchemasCmd {
         /// A scenario file, to include the schemas/ folder beside it.
         #[arg(long)]
         scenario: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// An AsyncAPI 2.6 or 3.x document (YAML or JSON) as a profile folder; its README says
+    /// every choice made (exit 0 written, 1 it does not lint, 2 bad document or usage).
+    Asyncapi {
+        /// The document.
+        doc: PathBuf,
+        /// The profile folder to write (its name is the profile's).
+        #[arg(long)]
+        out: PathBuf,
+        /// The JSON pointer that names a frame's kind [default: found in the payloads].
+        #[arg(long, value_name = "POINTER")]
+        discriminator: Option<String>,
+        /// Replace a profile already in --out.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -287,6 +311,15 @@ fn check(files: &[PathBuf]) -> u8 {
 fn schemas(cmd: SchemasCmd) -> u8 {
     match cmd {
         SchemasCmd::Lint { profiles, schemas } => lint(&profiles, schemas),
+        SchemasCmd::Import {
+            from:
+                ImportCmd::Asyncapi {
+                    doc,
+                    out,
+                    discriminator,
+                    force,
+                },
+        } => import_asyncapi(&doc, &out, discriminator, force),
         SchemasCmd::List { schemas, scenario } => {
             let places = Places {
                 schemas,
@@ -306,6 +339,50 @@ fn schemas(cmd: SchemasCmd) -> u8 {
             0
         }
     }
+}
+
+fn import_asyncapi(doc: &Path, out: &Path, discriminator: Option<String>, force: bool) -> u8 {
+    if out.join("protocol.yaml").exists() && !force {
+        eprintln!(
+            "squall: {}: a profile is already there; pass --force to replace it",
+            out.display()
+        );
+        return 2;
+    }
+    let opts = squall::asyncapi::Options {
+        name: out.file_name().and_then(|n| n.to_str()).map(str::to_string),
+        discriminator,
+    };
+    let imported = match squall::asyncapi::import(doc, &opts) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("squall: {e}");
+            return 2;
+        }
+    };
+    for w in &imported.warnings {
+        eprintln!("warning: {w}");
+    }
+    if force && out.exists() {
+        if let Err(e) = std::fs::remove_dir_all(out) {
+            eprintln!("squall: {}: {e}", out.display());
+            return 3;
+        }
+    }
+    if let Err(e) = imported.write(out) {
+        eprintln!("squall: {}: {e}", out.display());
+        return 3;
+    }
+    println!(
+        "{}: profile {} written (discriminator {}, correlation {}, {} reply rules); choices in {}",
+        out.display(),
+        imported.name,
+        imported.discriminator,
+        imported.correlation.as_deref().unwrap_or("none"),
+        imported.replies.len(),
+        out.join("README.md").display()
+    );
+    lint(&[out.display().to_string()], None)
 }
 
 fn validate(protocol: &str, schemas: Option<PathBuf>, file: &str) -> u8 {

@@ -5,6 +5,7 @@
 //! frame that fails, so a clean frame costs one validation pass.
 
 pub mod catalog;
+pub mod connect;
 pub mod conversation;
 mod ecma;
 pub mod fast;
@@ -122,6 +123,8 @@ struct RawProfile {
     replies: Vec<pairing::ReplyRule>,
     #[serde(default)]
     subscriptions: Option<rooms::RoomRules>,
+    #[serde(default)]
+    connect: Option<connect::Connect>,
 }
 
 /// A loaded profile with every schema compiled.
@@ -147,6 +150,8 @@ pub struct Profile {
     pub replies: Vec<pairing::ReplyRule>,
     /// Which events a connection may receive, by the rooms it subscribed to.
     pub subscriptions: Option<rooms::RoomRules>,
+    /// How to reach the API (target, query, headers), where the profile says.
+    pub connect: Option<connect::Connect>,
     /// Where its files were read (disk, or memory for built-in and imported profiles).
     pub source: Source,
     envelope: Option<Schema>,
@@ -295,6 +300,7 @@ impl Profile {
             clock: raw.clock,
             replies: raw.replies,
             subscriptions: raw.subscriptions,
+            connect: raw.connect,
             source: source.clone(),
             envelope,
             inbound,
