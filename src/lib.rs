@@ -13,4 +13,5 @@ pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod smoke;
 pub mod swarm;

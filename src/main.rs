@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 use squall::check::offline::validate_lines;
 use squall::protocol;
-use squall::protocol::catalog::Places;
+use squall::protocol::catalog::{Origin, Places};
 use squall::report::{compare_text, CompareOptions};
 use squall::run::{default_out, execute, RunArgs};
 use squall::scenario::{self, LoadOptions};
@@ -61,6 +61,11 @@ enum Command {
     /// Compare runs side by side: compare.html and PNGs, figures with ratios to the first
     /// run (exit 0, 1 a figure worse than --fail-if-worse allows, 2 bad input, 3 output).
     Compare(CompareCmd),
+    /// Scenario tools.
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCmd,
+    },
     /// Protocol profile tools.
     Schemas {
         #[command(subcommand)]
@@ -95,6 +100,24 @@ enum SchemasCmd {
         /// A scenario file, to include the schemas/ folder beside it.
         #[arg(long)]
         scenario: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScenarioCmd {
+    /// Write a first, commented smoke scenario from a profile or an AsyncAPI document: one
+    /// send + expect per request/reply pair, a listen for the rest, violations and errors
+    /// at zero (exit 0 written, 2 the profile does not load, 3 not written).
+    New {
+        /// A profile folder (schemas/NAME), a profile name, or an AsyncAPI document.
+        #[arg(long)]
+        from: String,
+        /// The scenario file to write [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where profile names are looked for first.
+        #[arg(long)]
+        schemas: Option<PathBuf>,
     },
 }
 
@@ -221,6 +244,9 @@ fn main() -> ExitCode {
             file,
         } => validate(&protocol, schemas, &file),
         Command::Schemas { command } => schemas(command),
+        Command::Scenario {
+            command: ScenarioCmd::New { from, out, schemas },
+        } => scenario_new(&from, out.as_deref(), schemas),
         Command::Report { results, out } => report(&results, out),
         Command::Compare(cmd) => compare(cmd),
     })
@@ -297,8 +323,24 @@ fn check(files: &[PathBuf]) -> u8 {
     let opts = LoadOptions::from_process_env();
     let mut code = 0;
     for f in files {
-        match scenario::load_file(f, &opts) {
-            Ok(_) => println!("{}: ok", f.display()),
+        let loaded = scenario::load_file(f, &opts).map_err(|e| e.to_string());
+        // The protocol must be found (and an AsyncAPI document import) as `run` would.
+        let checked = loaded.and_then(|plan| {
+            let Some(name) = plan.protocol.as_deref() else {
+                return Ok(());
+            };
+            let places = Places {
+                schemas: None,
+                scenario_dir: f.parent().map(Path::to_path_buf),
+            };
+            places
+                .locate(name)
+                .and_then(|l| l.load())
+                .map(|_| ())
+                .map_err(|e| format!("{}: protocol profile: {e}", f.display()))
+        });
+        match checked {
+            Ok(()) => println!("{}: ok", f.display()),
             Err(e) => {
                 eprintln!("{e}");
                 code = 2;
@@ -338,6 +380,57 @@ fn schemas(cmd: SchemasCmd) -> u8 {
             }
             0
         }
+    }
+}
+
+fn scenario_new(from: &str, out: Option<&Path>, schemas: Option<PathBuf>) -> u8 {
+    let places = Places {
+        schemas,
+        scenario_dir: None,
+    };
+    let located = places.locate(from);
+    let profile = match located
+        .as_ref()
+        .map_err(|e| e.to_string())
+        .and_then(|l| l.load().map_err(|e| e.to_string()))
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("squall: {e}");
+            return 2;
+        }
+    };
+    // A folder or a document is named by its path from where the scenario will live.
+    let base = out
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let reference = match located.map(|l| l.origin) {
+        Ok(Origin::Folder(p) | Origin::Document(p)) => squall::smoke::relative(base, &p)
+            .map(|r| r.display().to_string())
+            .unwrap_or_else(|_| p.display().to_string()),
+        _ => profile.name.clone(),
+    };
+    let text = squall::smoke::scenario(&profile, &reference, from);
+    match out {
+        None => {
+            print!("{text}");
+            0
+        }
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => {
+                println!(
+                    "{}: written; check it with squall check {}",
+                    path.display(),
+                    path.display()
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("squall: {}: {e}", path.display());
+                3
+            }
+        },
     }
 }
 

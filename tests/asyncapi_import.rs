@@ -181,3 +181,89 @@ fn the_cli_writes_a_profile_that_lints_and_says_its_choices() {
         String::from_utf8_lossy(&lint.stdout)
     );
 }
+
+#[test]
+fn a_smoke_scenario_from_each_document_passes_check() {
+    let d = tempfile::tempdir().unwrap();
+    for name in [
+        "kraken-request-reply-3.1.yml",
+        "gemini-market-data-3.1.yml",
+        "slack-rtm-3.1.yml",
+        "slack-rtm-2.6.yml",
+    ] {
+        let out = d.path().join(format!("{name}.scenario.yaml"));
+        let made = Command::new(env!("CARGO_BIN_EXE_squall"))
+            .args(["scenario", "new", "--from"])
+            .arg(shared(name))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(
+            made.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let checked = Command::new(env!("CARGO_BIN_EXE_squall"))
+            .arg("check")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(
+            checked.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_smoke_scenario_from_a_profile_folder_names_it_by_a_relative_path() {
+    let d = tempfile::tempdir().unwrap();
+    let profile = d.path().join("schemas/gemini");
+    let import = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["schemas", "import", "asyncapi"])
+        .arg(shared("gemini-market-data-3.1.yml"))
+        .arg("--out")
+        .arg(&profile)
+        .output()
+        .unwrap();
+    assert_eq!(import.status.code(), Some(0));
+    std::fs::create_dir(d.path().join("scenarios")).unwrap();
+    let made = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .current_dir(d.path())
+        .args([
+            "scenario",
+            "new",
+            "--from",
+            "schemas/gemini",
+            "--out",
+            "scenarios/g.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(made.status.code(), Some(0));
+    let yaml = std::fs::read_to_string(d.path().join("scenarios/g.yaml")).unwrap();
+    assert!(yaml.contains("protocol: \"../schemas/gemini\""), "{yaml}");
+    assert!(
+        yaml.contains("target: \"wss://api.gemini.com/v1/marketdata/btcusd\""),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("- \"violations == 0\"\n  - \"errors.count == 0\""),
+        "{yaml}"
+    );
+    let checked = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .current_dir(d.path().join("scenarios"))
+        .args(["check", "g.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        checked.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}

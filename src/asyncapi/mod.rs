@@ -42,7 +42,8 @@ pub enum ImportError {
 /// How to import.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// The profile's name [default: the document file's name up to its first dot].
+    /// The profile's name [default: the document's file name without `.asyncapi.yaml`,
+    /// `.yaml`, `.yml` or `.json`].
     pub name: Option<String>,
     /// The discriminator's JSON pointer [default: found in the payloads].
     pub discriminator: Option<String>,
@@ -52,14 +53,17 @@ pub struct Options {
 pub fn import(path: &Path, opts: &Options) -> Result<Imported, ImportError> {
     let mut docs = doc::Docs::open(path)?;
     let api = model::read(&mut docs)?;
-    let name = opts.name.clone().unwrap_or_else(|| {
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.split('.').next())
-            .unwrap_or("asyncapi")
-            .to_string()
-    });
+    let name = opts.name.clone().unwrap_or_else(|| default_name(path));
     profile::build(&mut docs, &api, &name, opts.discriminator.as_deref())
+}
+
+/// `api.asyncapi.yaml` → `api`, `kraken-3.1.yml` → `kraken-3.1`.
+fn default_name(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .and_then(|n| n.to_str())
+        .unwrap_or("asyncapi");
+    stem.strip_suffix(".asyncapi").unwrap_or(stem).to_string()
 }
 
 /// Where imported profiles appear to live (in messages): no real folder.

@@ -75,6 +75,17 @@ fn v3_receive_is_what_squall_sends_and_reply_becomes_a_rule() {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
+/// [`V2`] with the file its `$ref` names, imported.
+fn import_v2() -> Imported {
+    let d = tempfile::tempdir().unwrap();
+    doc(
+        d.path(),
+        "more.yaml",
+        "tock:\n  payload: { type: object, properties: { event: { const: tock } } }\n",
+    );
+    import(&doc(d.path(), "live.yaml", V2), &Options::default()).unwrap()
+}
+
 const V2: &str = r#"asyncapi: '2.6.0'
 info: { title: t, version: '1' }
 servers:
@@ -99,13 +110,7 @@ components:
 
 #[test]
 fn v2_publish_is_what_squall_sends_and_the_ws_binding_is_the_connect_section() {
-    let d = tempfile::tempdir().unwrap();
-    doc(
-        d.path(),
-        "more.yaml",
-        "tock:\n  payload: { type: object, properties: { event: { const: tock } } }\n",
-    );
-    let i = import(&doc(d.path(), "live.yaml", V2), &Options::default()).unwrap();
+    let i = import_v2();
     let p = protocol(&i);
     assert_eq!(i.discriminator, "/event");
     assert!(p.contains("outbound:\n  \"sub\": outbound/sub.json"), "{p}");
@@ -177,4 +182,20 @@ fn a_named_discriminator_is_used_and_messages_without_it_are_reported() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("no message fixes /rid"), "{e}");
+}
+
+#[test]
+fn the_smoke_scenario_asks_for_required_query_parameters_from_the_environment() {
+    let i = import_v2();
+    let dir = Path::new("/asyncapi/live");
+    let profile = crate::protocol::Profile::load_in(&i.source(dir), dir).unwrap();
+    let text = crate::smoke::scenario(&profile, "./live.yaml", "live.yaml");
+    assert!(text.contains("target: \"wss://example.com/live/live\""), "{text}");
+    assert!(text.contains("\"token\": \"{{env.TOKEN}}\"   # required"), "{text}");
+    assert!(text.contains("# \"depth\": \"5\"   # optional"), "{text}");
+    let mut opts = crate::scenario::LoadOptions::default();
+    let plan = crate::scenario::load_str("s.yaml", &text, &opts);
+    assert!(plan.unwrap_err().to_string().contains("undefined environment variable 'TOKEN'"));
+    opts.env.insert("TOKEN".into(), "t".into());
+    crate::scenario::load_str("s.yaml", &text, &opts).unwrap();
 }

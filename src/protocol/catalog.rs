@@ -98,7 +98,10 @@ impl Places {
         if path.join("protocol.yaml").is_file() {
             return Ok(folder(path));
         }
-        if looks_like_path(spec) || path.is_file() {
+        if path.is_file() {
+            return crate::asyncapi::import_located(&path);
+        }
+        if looks_like_path(spec) {
             return Err(problem(format!(
                 "protocol {spec}: {} is neither a profile folder (with protocol.yaml) nor an \
                  AsyncAPI document",

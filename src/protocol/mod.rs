@@ -308,6 +308,18 @@ impl Profile {
         })
     }
 
+    /// The schema file of a kind in one direction, as `protocol.yaml` names it (read again:
+    /// for tools such as `squall scenario new`, not the hot path).
+    pub fn schema_path(&self, dir: Direction, kind: &str) -> Option<PathBuf> {
+        let text = self.source.read(&self.dir.join("protocol.yaml")).ok()?;
+        let raw: RawProfile = serde_saphyr::from_str(&text).ok()?;
+        let map = match dir {
+            Direction::In => raw.inbound,
+            Direction::Out => raw.outbound,
+        };
+        map.get(kind).map(|rel| self.dir.join(rel))
+    }
+
     /// The kinds known in one direction, sorted.
     pub fn kinds(&self, dir: Direction) -> Vec<&str> {
         let mut k: Vec<&str> = self.schemas(dir).keys().map(String::as_str).collect();
