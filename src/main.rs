@@ -91,6 +91,11 @@ enum SchemasCmd {
         #[command(subcommand)]
         from: ImportCmd,
     },
+    /// Export a profile in another description format.
+    Export {
+        #[command(subcommand)]
+        to: ExportCmd,
+    },
     /// List the profiles found, in lookup order: --schemas DIR, schemas/ beside the
     /// scenario, the current directory's schemas/, then the built-in ones.
     List {
@@ -113,6 +118,23 @@ enum ScenarioCmd {
         #[arg(long)]
         from: String,
         /// The scenario file to write [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where profile names are looked for first.
+        #[arg(long)]
+        schemas: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCmd {
+    /// An AsyncAPI 3.0 document (JSON, which YAML readers read too); importing it again
+    /// gives an equivalent profile (exit 0 written, 2 the profile does not load, 3 not
+    /// written).
+    Asyncapi {
+        /// A profile folder, a profile name, or an AsyncAPI document.
+        profile: String,
+        /// The document to write [default: standard output].
         #[arg(long)]
         out: Option<PathBuf>,
         /// Where profile names are looked for first.
@@ -362,6 +384,14 @@ fn schemas(cmd: SchemasCmd) -> u8 {
                     force,
                 },
         } => import_asyncapi(&doc, &out, discriminator, force),
+        SchemasCmd::Export {
+            to:
+                ExportCmd::Asyncapi {
+                    profile,
+                    out,
+                    schemas,
+                },
+        } => export_asyncapi(&profile, out.as_deref(), schemas),
         SchemasCmd::List { schemas, scenario } => {
             let places = Places {
                 schemas,
@@ -423,6 +453,47 @@ fn scenario_new(from: &str, out: Option<&Path>, schemas: Option<PathBuf>) -> u8 
                     "{}: written; check it with squall check {}",
                     path.display(),
                     path.display()
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("squall: {}: {e}", path.display());
+                3
+            }
+        },
+    }
+}
+
+fn export_asyncapi(spec: &str, out: Option<&Path>, schemas: Option<PathBuf>) -> u8 {
+    let places = Places {
+        schemas,
+        scenario_dir: None,
+    };
+    let profile = match places.locate(spec).and_then(|l| l.load()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("squall: {e}");
+            return 2;
+        }
+    };
+    let doc = match squall::asyncapi::export(&profile) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("squall: {e}");
+            return 2;
+        }
+    };
+    match out {
+        None => {
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            0
+        }
+        Some(path) => match squall::asyncapi::write_export(&doc, path) {
+            Ok(()) => {
+                println!(
+                    "{}: AsyncAPI 3.0.0 for {} written",
+                    path.display(),
+                    profile.name
                 );
                 0
             }

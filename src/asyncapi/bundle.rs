@@ -11,8 +11,9 @@ use super::doc::{At, Docs};
 use super::ImportError;
 
 /// The schemas gathered so far.
-#[derive(Default)]
 pub(crate) struct Bundle {
+    /// How a schema in `defs` is referred to from another one in `defs`.
+    inner: &'static str,
     /// `defs.json`'s `$defs`, by name.
     pub defs: BTreeMap<String, Value>,
     names: HashMap<At, String>,
@@ -20,15 +21,37 @@ pub(crate) struct Bundle {
     pub changes: BTreeMap<String, At>,
 }
 
+impl Default for Bundle {
+    /// For a profile: `defs.json`'s `$defs`.
+    fn default() -> Self {
+        Bundle::new("#/$defs/")
+    }
+}
+
 impl Bundle {
+    /// Gathers schemas referred to as `{inner}NAME` from each other.
+    pub fn new(inner: &'static str) -> Bundle {
+        Bundle {
+            inner,
+            defs: BTreeMap::new(),
+            names: HashMap::new(),
+            changes: BTreeMap::new(),
+        }
+    }
+
     /// The schema at `at` as a profile file in `inbound/` or `outbound/` (`$ref`s into
     /// `../defs.json`).
     pub fn kind_schema(&mut self, docs: &mut Docs, at: &At) -> Result<Value, ImportError> {
+        self.schema(docs, at, "../defs.json#/$defs/")
+    }
+
+    /// The schema at `at`, its `$ref`s written `{base}NAME`.
+    pub fn schema(&mut self, docs: &mut Docs, at: &At, base: &str) -> Result<Value, ImportError> {
         let v = docs
             .get(at)
             .cloned()
             .ok_or_else(|| docs.error(at, "no payload schema here".into()))?;
-        self.convert(docs, at, &v, "../defs.json")
+        self.convert(docs, at, &v, base)
     }
 
     /// `defs.json`.
@@ -92,7 +115,7 @@ impl Bundle {
                     let r = v.as_str().unwrap_or_default();
                     let target = docs.reference(at, r)?;
                     let name = self.def(docs, target)?;
-                    out.insert(k.clone(), Value::String(format!("{defs}#/$defs/{name}")));
+                    out.insert(k.clone(), Value::String(format!("{defs}{name}")));
                 }
                 // Maps and lists of schemas.
                 "properties" | "patternProperties" | "$defs" | "definitions"
@@ -203,7 +226,7 @@ impl Bundle {
             .get(&target)
             .cloned()
             .ok_or_else(|| docs.error(&target, "nothing here".into()))?;
-        let converted = self.convert(docs, &target, &v, "")?;
+        let converted = self.convert(docs, &target, &v, self.inner)?;
         self.defs.insert(name.clone(), converted);
         Ok(name)
     }

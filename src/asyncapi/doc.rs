@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::ImportError;
+use crate::protocol::source::{normalize, Source};
 use crate::scenario::node::{Kind, Node};
 
 /// `$ref` chains longer than this are refused (a cycle of references).
@@ -45,6 +46,7 @@ struct Loaded {
 
 /// The files of one document, loaded as `$ref`s reach them.
 pub(crate) struct Docs {
+    source: Source,
     files: HashMap<PathBuf, Loaded>,
     /// The document named on the command line (or in the scenario).
     pub root: PathBuf,
@@ -53,11 +55,17 @@ pub(crate) struct Docs {
 impl Docs {
     /// Reads the document at `path`.
     pub fn open(path: &Path) -> Result<Docs, ImportError> {
+        Docs::open_in(&Source::Disk, path)
+    }
+
+    /// Reads the document at `path` in `source` (a profile's schema files, for export).
+    pub fn open_in(source: &Source, path: &Path) -> Result<Docs, ImportError> {
         let mut docs = Docs {
+            source: source.clone(),
             files: HashMap::new(),
-            root: path.to_path_buf(),
+            root: normalize(path),
         };
-        docs.load(path)?;
+        docs.load(&docs.root.clone())?;
         Ok(docs)
     }
 
@@ -73,7 +81,7 @@ impl Docs {
         if self.files.contains_key(path) {
             return Ok(());
         }
-        let text = std::fs::read_to_string(path).map_err(|source| ImportError::Io {
+        let text = self.source.read(path).map_err(|source| ImportError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -126,7 +134,7 @@ impl Docs {
         let target = if file.is_empty() {
             from.file.clone()
         } else {
-            from.file.parent().unwrap_or(Path::new(".")).join(file)
+            normalize(&from.file.parent().unwrap_or(Path::new(".")).join(file))
         };
         if !file.is_empty() {
             self.load(&target).map_err(|e| match e {

@@ -7,6 +7,7 @@
 
 mod bundle;
 mod doc;
+mod export;
 mod kinds;
 mod model;
 mod profile;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::protocol::catalog::{Located, Origin};
 use crate::protocol::ProfileError;
 
+pub use export::{export, write as write_export};
 pub use profile::Imported;
 
 /// An AsyncAPI document that could not be imported.

@@ -30,6 +30,8 @@ pub(crate) struct Message {
     pub correlation: Option<(String, At)>,
     /// `examples[].payload`: name, payload, place.
     pub examples: Vec<(String, Value, At)>,
+    /// `x-squall-kind`: the kind a squall export gave it.
+    pub squall_kind: Option<String>,
 }
 
 /// An operation with a reply (AsyncAPI 3): its messages are answered by the reply's.
@@ -72,6 +74,8 @@ pub(crate) struct Api {
     pub channel: Channel,
     /// What was left out or assumed, with where.
     pub notes: Vec<(String, Option<At>)>,
+    /// `x-squall`: the profile sections a squall export kept, and its place.
+    pub squall: Option<(Value, At)>,
 }
 
 /// Reads the document's messages, operations, servers and channel.
@@ -107,6 +111,8 @@ pub(crate) fn read(docs: &mut Docs) -> Result<Api, ImportError> {
         ));
     }
     read_servers(docs, &mut api)?;
+    let kept = top.join("x-squall");
+    api.squall = docs.get(&kept).cloned().map(|v| (v, kept));
     Ok(api)
 }
 
@@ -334,7 +340,12 @@ fn message(docs: &mut Docs, api: &mut Api, at: &At, name: &str) -> Result<usize,
             examples.push((label, p.clone(), mat.join("examples").join(&i.to_string())));
         }
     }
+    let squall_kind = m
+        .get("x-squall-kind")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     api.messages.push(Message {
+        squall_kind,
         name: name.to_string(),
         at: mat,
         dirs: BTreeSet::new(),

@@ -113,8 +113,33 @@ pub(crate) fn build(
         ));
     }
     schemas(&mut b, &by)?;
-    let correlation = correlation(&mut b, &kinds);
-    let replies = replies(&mut b, &kinds, correlation.as_deref());
+    // A squall export's sections are taken as written (AsyncAPI cannot say them all).
+    let kept = api.squall.as_ref().map(|(v, _)| v);
+    if let Some((v, at)) = &api.squall {
+        let keys: Vec<&String> = v
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        let text = format!("taken as the squall export wrote them (x-squall): {keys:?}");
+        b.choose(text, Some(at));
+    }
+    let correlation = match kept.and_then(|k| k.get("correlation")) {
+        Some(v) => v.as_str().map(str::to_string),
+        None => correlation(&mut b, &kinds),
+    };
+    let kept_replies = kept
+        .and_then(|k| k.get("replies"))
+        .and_then(Value::as_array);
+    let replies = match kept_replies {
+        Some(list) => list
+            .iter()
+            .map(|r| {
+                let field = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                (field("request"), field("reply"), None, false)
+            })
+            .collect(),
+        None => replies(&mut b, &kinds, correlation.as_deref()),
+    };
     let text = protocol_yaml(&b, name, &pointer, correlation.as_deref(), &by, &replies);
     b.files.insert("protocol.yaml".into(), text);
     examples(&mut b, name)?;
@@ -123,15 +148,47 @@ pub(crate) fn build(
     Ok(Imported {
         name: name.to_string(),
         files: b.files,
-        discriminator: pointer,
+        discriminator: pointer.join(", "),
         correlation,
         replies: replies.iter().map(|r| (r.0.clone(), r.1.clone())).collect(),
         warnings: b.warnings,
     })
 }
 
-fn discriminate(b: &mut Builder, given: Option<&str>) -> Result<(String, Kinds), ImportError> {
+/// The discriminator and kinds a squall export wrote (`x-squall`, `x-squall-kind`), when
+/// every message carries its kind.
+fn exported(b: &mut Builder) -> Option<(Vec<String>, Kinds)> {
+    let (kept, at) = b.api.squall.clone()?;
+    let pointers: Vec<String> = kept
+        .get("discriminator")?
+        .as_array()?
+        .iter()
+        .filter_map(|p| Some(p.as_str()?.to_string()))
+        .collect();
+    let used = b
+        .api
+        .messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.dirs.is_empty());
+    let kinds: Kinds = used
+        .map(|(i, m)| Some((i, [m.squall_kind.clone()?].into())))
+        .collect::<Option<_>>()?;
+    b.choose(
+        format!(
+            "discriminator {}: as the squall export wrote it (x-squall), each message's kind its x-squall-kind",
+            pointers.join(", ")
+        ),
+        Some(&at),
+    );
+    Some((pointers, kinds))
+}
+
+fn discriminate(b: &mut Builder, given: Option<&str>) -> Result<(Vec<String>, Kinds), ImportError> {
     let top = b.docs.top();
+    if let Some(found) = exported(b) {
+        return Ok(found);
+    }
     let (pointer, kinds, open) = match given {
         Some(p) if !p.starts_with('/') => {
             return Err(b.docs.error(
@@ -190,7 +247,7 @@ fn discriminate(b: &mut Builder, given: Option<&str>) -> Result<(String, Kinds),
             format!("no message fixes {pointer} to a value: nothing can be recognised"),
         ));
     }
-    Ok((pointer, kinds))
+    Ok((vec![pointer], kinds))
 }
 
 /// A file name for a kind (kinds are free text).
@@ -412,7 +469,7 @@ fn json(v: &impl serde::Serialize) -> String {
 fn protocol_yaml(
     b: &Builder,
     name: &str,
-    pointer: &str,
+    pointers: &[String],
     corr: Option<&str>,
     by: &KindMap,
     rules: &[Rule],
@@ -431,7 +488,7 @@ fn protocol_yaml(
     if let Some(a) = &api.channel.address {
         let _ = writeln!(y, "endpoints: [{}]", json(a));
     }
-    let _ = writeln!(y, "discriminator: [{}]", json(&pointer));
+    let _ = writeln!(y, "discriminator: {}", json(&pointers));
     if let Some(c) = corr {
         let _ = writeln!(y, "correlation: {}", json(&c));
     }
@@ -454,7 +511,16 @@ fn protocol_yaml(
             y.push_str(" {}\n");
         }
     }
-    if !rules.is_empty() {
+    let kept = api.squall.as_ref().map(|(v, _)| v);
+    if let Some(list) = kept
+        .and_then(|k| k.get("replies"))
+        .and_then(Value::as_array)
+    {
+        y.push_str("# As the squall export wrote them (x-squall).\nreplies:\n");
+        for r in list {
+            let _ = writeln!(y, "  - {}", json(r));
+        }
+    } else if !rules.is_empty() {
         y.push_str("# A reply must answer a request sent on the same connection (the operations' `reply`).\n");
         y.push_str("replies:\n");
         for (q, p, m, optional) in rules {
@@ -469,6 +535,11 @@ fn protocol_yaml(
                 json(p),
                 if *optional { ", optional: true" } else { "" }
             );
+        }
+    }
+    for key in ["limits", "clock", "subscriptions"] {
+        if let Some(v) = kept.and_then(|k| k.get(key)).filter(|v| !v.is_null()) {
+            let _ = writeln!(y, "{key}: {}", json(v));
         }
     }
     connect_yaml(&mut y, api);

@@ -190,12 +190,21 @@ fn the_smoke_scenario_asks_for_required_query_parameters_from_the_environment() 
     let dir = Path::new("/asyncapi/live");
     let profile = crate::protocol::Profile::load_in(&i.source(dir), dir).unwrap();
     let text = crate::smoke::scenario(&profile, "./live.yaml", "live.yaml");
-    assert!(text.contains("target: \"wss://example.com/live/live\""), "{text}");
-    assert!(text.contains("\"token\": \"{{env.TOKEN}}\"   # required"), "{text}");
+    assert!(
+        text.contains("target: \"wss://example.com/live/live\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"token\": \"{{env.TOKEN}}\"   # required"),
+        "{text}"
+    );
     assert!(text.contains("# \"depth\": \"5\"   # optional"), "{text}");
     let mut opts = crate::scenario::LoadOptions::default();
     let plan = crate::scenario::load_str("s.yaml", &text, &opts);
-    assert!(plan.unwrap_err().to_string().contains("undefined environment variable 'TOKEN'"));
+    assert!(plan
+        .unwrap_err()
+        .to_string()
+        .contains("undefined environment variable 'TOKEN'"));
     opts.env.insert("TOKEN".into(), "t".into());
     crate::scenario::load_str("s.yaml", &text, &opts).unwrap();
 }

@@ -92,13 +92,19 @@ fn not_found(path: &Path) -> io::Error {
     )
 }
 
-/// `path` with `.` and `..` resolved by their text (no file system involved).
-fn normalize(path: &Path) -> PathBuf {
+/// `path` with `.` and `..` resolved by their text (no file system involved); a relative
+/// path keeps the `..`s it cannot resolve.
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
             Component::ParentDir => {
-                out.pop();
+                let climbable = matches!(out.components().next_back(), Some(Component::Normal(_)));
+                if climbable {
+                    out.pop();
+                } else if !out.has_root() {
+                    out.push("..");
+                }
             }
             Component::CurDir => {}
             other => out.push(other),
@@ -134,5 +140,7 @@ mod tests {
         assert_eq!(in_root.len(), 2);
         assert!(s.list(Path::new("/built-in/q")).is_err());
         assert!(s.is_file(Path::new("/built-in/p/protocol.yaml")));
+        assert_eq!(normalize(Path::new("../a/./b/../c")), Path::new("../a/c"));
+        assert_eq!(normalize(Path::new("/a/../../c")), Path::new("/c"));
     }
 }
