@@ -241,6 +241,22 @@ mod tests {
     }
 
     #[test]
+    fn an_imported_profile_is_checked_by_the_compiled_checks_too() {
+        let doc = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/asyncapi/kraken-request-reply-3.1.yml");
+        let p = Places::default()
+            .locate(doc.to_str().unwrap())
+            .unwrap()
+            .load()
+            .unwrap();
+        for (dir, schemas) in [("in", &p.inbound), ("out", &p.outbound)] {
+            for (kind, s) in schemas {
+                assert!(s.quick.is_some(), "{dir} {kind} left to the general validator");
+            }
+        }
+    }
+
+    #[test]
     fn an_unknown_name_lists_the_known_ones_and_suggests() {
         let e = Places::default().locate("kitee").unwrap_err().to_string();
         assert!(
