@@ -251,7 +251,10 @@ mod tests {
             .unwrap();
         for (dir, schemas) in [("in", &p.inbound), ("out", &p.outbound)] {
             for (kind, s) in schemas {
-                assert!(s.quick.is_some(), "{dir} {kind} left to the general validator");
+                assert!(
+                    s.quick.is_some(),
+                    "{dir} {kind} left to the general validator"
+                );
             }
         }
     }
