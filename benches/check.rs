@@ -1,5 +1,6 @@
 //! Per-frame checking cost, two ways, for typical frames (a Kite event, the Kite ping and
-//! pong of the round-trip benchmark, a CovetPy rpc_response):
+//! pong of the round-trip benchmark, a CovetPy rpc_response, and Kraken's subscriptionStatus
+//! through a profile imported from its AsyncAPI document):
 //! - `value`: parse into `serde_json::Value`, then `is_valid` (the path before the tape, and
 //!   still the path for error details);
 //! - `tape`: parse onto a reused [`Tape`], then `is_valid` on the tape (the run's path).
@@ -46,38 +47,57 @@ fn bench(c: &mut Criterion) {
             .join(protocol);
         let profile = Profile::load(&root).expect("profile loads");
         let text = frame(&root, file);
-        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let kind = profile.kind_of(&value);
-        let kind = kind.as_deref();
-        assert!(profile.check(dir, &value).is_ok(), "{file} must be valid");
-        let mut tape = Tape::default();
-        assert!(profile.is_clean(dir, kind, &tape.parse(&text).unwrap(), None));
-
-        let mut g = c.benchmark_group(format!("{protocol} {file} ({} bytes)", text.len()));
-        g.throughput(Throughput::Elements(1));
-        g.bench_function("value parse", |b| {
-            b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(&text)).unwrap())
-        });
-        g.bench_function("value validate", |b| {
-            b.iter(|| profile.check_kind(dir, kind, black_box(&value)))
-        });
-        g.bench_function("value parse+validate", |b| {
-            b.iter(|| {
-                let v: serde_json::Value = serde_json::from_str(black_box(&text)).unwrap();
-                profile.check_kind(dir, kind, &v).is_ok()
-            })
-        });
-        g.bench_function("tape parse", |b| {
-            b.iter(|| tape.parse(black_box(&text)).is_some())
-        });
-        g.bench_function("tape parse+validate", |b| {
-            b.iter(|| {
-                let doc = tape.parse(black_box(&text)).unwrap();
-                profile.is_clean(dir, kind, &doc, None)
-            })
-        });
-        g.finish();
+        rows(c, &format!("{protocol} {file}"), &profile, &text, dir);
     }
+    // A profile imported from an AsyncAPI document (in memory, as `protocol: ./doc.yaml`
+    // loads it): Kraken's subscriptionStatus, next to Kite's scrape.progress.
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/asyncapi/kraken-request-reply-3.1.yml");
+    let located = squall::asyncapi::import_located(&doc).expect("the Kraken document imports");
+    let profile = located.load().expect("imported profile loads");
+    let text = r#"{"channelID":10001,"channelName":"ohlc-5","event":"subscriptionStatus","pair":["XBT/EUR"],"reqid":42,"status":"online","subscription":{"interval":5,"name":"ohlc"}}"#;
+    rows(
+        c,
+        "kraken (AsyncAPI) subscriptionStatus",
+        &profile,
+        text,
+        Direction::In,
+    );
+}
+
+/// The per-frame rows for one valid frame of `profile`.
+fn rows(c: &mut Criterion, label: &str, profile: &Profile, text: &str, dir: Direction) {
+    let value: serde_json::Value = serde_json::from_str(text).unwrap();
+    let kind = profile.kind_of(&value);
+    let kind = kind.as_deref();
+    assert!(profile.check(dir, &value).is_ok(), "{label} must be valid");
+    let mut tape = Tape::default();
+    assert!(profile.is_clean(dir, kind, &tape.parse(text).unwrap(), None));
+
+    let mut g = c.benchmark_group(format!("{label} ({} bytes)", text.len()));
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("value parse", |b| {
+        b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(text)).unwrap())
+    });
+    g.bench_function("value validate", |b| {
+        b.iter(|| profile.check_kind(dir, kind, black_box(&value)))
+    });
+    g.bench_function("value parse+validate", |b| {
+        b.iter(|| {
+            let v: serde_json::Value = serde_json::from_str(black_box(text)).unwrap();
+            profile.check_kind(dir, kind, &v).is_ok()
+        })
+    });
+    g.bench_function("tape parse", |b| {
+        b.iter(|| tape.parse(black_box(text)).is_some())
+    });
+    g.bench_function("tape parse+validate", |b| {
+        b.iter(|| {
+            let doc = tape.parse(black_box(text)).unwrap();
+            profile.is_clean(dir, kind, &doc, None)
+        })
+    });
+    g.finish();
 }
 
 /// An RFC 3339 UTC time with microseconds, as the reference server stamps its frames.

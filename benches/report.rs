@@ -193,7 +193,7 @@ fn results() -> Results {
                 kind: "scrape.progress".into(),
                 keyword: "required".into(),
                 pointer: "/data/percent".into(),
-                source: squall::protocol::Source::Document,
+                source: squall::protocol::RuleSource::Document,
                 count: 12,
                 samples: vec![ViolationSample {
                     frame: r#"{"type":"scrape.progress","data":{}}"#.into(),

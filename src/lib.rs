@@ -6,10 +6,12 @@
 //! [`check`] judges them against the thresholds. [`run`] strings these together for
 //! `squall run`.
 
+pub mod asyncapi;
 pub mod check;
 pub mod metrics;
 pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod smoke;
 pub mod swarm;

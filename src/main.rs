@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use squall::check::offline::validate_lines;
+use squall::protocol::catalog::{Origin, Places};
 use squall::protocol::{self, Conformance, Profile};
 use squall::report::{compare_text, CompareOptions};
 use squall::run::{default_out, execute, RunArgs};
@@ -47,12 +48,13 @@ enum Command {
     /// Check recorded frames (JSON lines; `-` for stdin) against a protocol's schemas
     /// (exit 0 clean, 1 violations, 2 bad input).
     Validate {
-        /// Profile name (schemas/<name>) or a folder holding protocol.yaml.
+        /// Profile name (looked up in --schemas, ./schemas, then the built-in ones), a folder
+        /// holding protocol.yaml, or an AsyncAPI document.
         #[arg(long)]
         protocol: String,
-        /// Where profiles live.
-        #[arg(long, default_value = "schemas")]
-        schemas: PathBuf,
+        /// Where profiles are looked for first.
+        #[arg(long)]
+        schemas: Option<PathBuf>,
         /// strict (the document and squall's decisions) or document (the document's rules only).
         #[arg(long, value_enum, default_value_t = ConformanceArg::Strict)]
         conformance: ConformanceArg,
@@ -79,6 +81,11 @@ enum Command {
     /// Compare runs side by side: compare.html and PNGs, figures with ratios to the first
     /// run (exit 0, 1 a figure worse than --fail-if-worse allows, 2 bad input, 3 output).
     Compare(CompareCmd),
+    /// Scenario tools.
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCmd,
+    },
     /// Protocol profile tools.
     Schemas {
         #[command(subcommand)]
@@ -91,9 +98,87 @@ enum SchemasCmd {
     /// Check profiles: files exist and compile, examples validate or fail as expected
     /// (exit 0 sound, 1 problems, 2 a profile does not load).
     Lint {
-        /// Profile folders (schemas/<name>).
+        /// Profile folders (schemas/<name>), names (looked up as `validate --protocol`
+        /// does) or AsyncAPI documents.
         #[arg(required = true)]
-        dirs: Vec<PathBuf>,
+        profiles: Vec<String>,
+        /// Where profiles are looked for first.
+        #[arg(long)]
+        schemas: Option<PathBuf>,
+    },
+    /// Import a profile from another description format.
+    Import {
+        #[command(subcommand)]
+        from: ImportCmd,
+    },
+    /// Export a profile in another description format.
+    Export {
+        #[command(subcommand)]
+        to: ExportCmd,
+    },
+    /// List the profiles found, in lookup order: --schemas DIR, schemas/ beside the
+    /// scenario, the current directory's schemas/, then the built-in ones.
+    List {
+        /// Where profiles are looked for first.
+        #[arg(long)]
+        schemas: Option<PathBuf>,
+        /// A scenario file, to include the schemas/ folder beside it.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScenarioCmd {
+    /// Write a first, commented smoke scenario from a profile or an AsyncAPI document: one
+    /// send + expect per request/reply pair, a listen for the rest, violations and errors
+    /// at zero (exit 0 written, 2 the profile does not load, 3 not written).
+    New {
+        /// A profile folder (schemas/NAME), a profile name, or an AsyncAPI document.
+        #[arg(long)]
+        from: String,
+        /// The scenario file to write [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where profile names are looked for first.
+        #[arg(long)]
+        schemas: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCmd {
+    /// An AsyncAPI 3.0 document (JSON, which YAML readers read too); importing it again
+    /// gives an equivalent profile (exit 0 written, 2 the profile does not load, 3 not
+    /// written).
+    Asyncapi {
+        /// A profile folder, a profile name, or an AsyncAPI document.
+        profile: String,
+        /// The document to write [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where profile names are looked for first.
+        #[arg(long)]
+        schemas: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// An AsyncAPI 2.6 or 3.x document (YAML or JSON) as a profile folder; its README says
+    /// every choice made (exit 0 written, 1 it does not lint, 2 bad document or usage).
+    Asyncapi {
+        /// The document.
+        doc: PathBuf,
+        /// The profile folder to write (its name is the profile's).
+        #[arg(long)]
+        out: PathBuf,
+        /// The JSON pointer that names a frame's kind [default: found in the payloads].
+        #[arg(long, value_name = "POINTER")]
+        discriminator: Option<String>,
+        /// Replace a profile already in --out.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -246,10 +331,11 @@ fn main() -> ExitCode {
             schemas,
             file,
             conformance,
-        } => validate(&protocol, &schemas, &file, conformance.into()),
-        Command::Schemas {
-            command: SchemasCmd::Lint { dirs },
-        } => lint(&dirs),
+        } => validate(&protocol, schemas, &file, conformance.into()),
+        Command::Schemas { command } => schemas(command),
+        Command::Scenario {
+            command: ScenarioCmd::New { from, out, schemas },
+        } => scenario_new(&from, out.as_deref(), schemas),
         Command::Report {
             results,
             out,
@@ -334,21 +420,37 @@ fn check(files: &[PathBuf], portable: bool, schemas: Option<&Path>) -> u8 {
     // Each protocol's profile is compiled once for all the files that name it.
     let mut profiles: std::collections::HashMap<PathBuf, Profile> = Default::default();
     for f in files {
-        let plan = match scenario::load_file(f, &opts) {
-            Ok(plan) => plan,
+        let plan = scenario::load_file(f, &opts).map_err(|e| e.to_string());
+        // The protocol must be found (and an AsyncAPI document imported) as `run` would.
+        let places = Places {
+            schemas: schemas.map(Path::to_path_buf),
+            scenario_dir: f.parent().map(Path::to_path_buf),
+        };
+        let checked = plan.and_then(|plan| {
+            let Some(name) = plan.protocol.clone() else {
+                return Ok((plan, None));
+            };
+            let located = places
+                .locate(&name)
+                .and_then(|l| l.load().map(|_| l))
+                .map_err(|e| format!("{}: protocol profile: {e}", f.display()))?;
+            Ok((plan, Some(located)))
+        });
+        let (plan, located) = match checked {
+            Ok(both) => both,
             Err(e) => {
                 eprintln!("{e}");
                 code = 2;
                 continue;
             }
         };
-        let Some(name) = plan.protocol.as_deref().filter(|_| portable) else {
+        let Some(located) = located.filter(|_| portable) else {
             println!("{}: ok", f.display());
             continue;
         };
-        let dir = profile_dir(name, schemas.unwrap_or(Path::new("schemas")));
+        let dir = located.dir.clone();
         if !profiles.contains_key(&dir) {
-            match Profile::load_portable(&dir) {
+            match located.load_portable() {
                 Ok(p) => profiles.insert(dir.clone(), p),
                 Err(e) => {
                     eprintln!("{}: {e}", f.display());
@@ -370,17 +472,192 @@ fn check(files: &[PathBuf], portable: bool, schemas: Option<&Path>) -> u8 {
     code
 }
 
-fn profile_dir(protocol: &str, schemas: &Path) -> PathBuf {
-    let direct = PathBuf::from(protocol);
-    if direct.join("protocol.yaml").is_file() {
-        direct
-    } else {
-        schemas.join(protocol)
+fn schemas(cmd: SchemasCmd) -> u8 {
+    match cmd {
+        SchemasCmd::Lint { profiles, schemas } => lint(&profiles, schemas),
+        SchemasCmd::Import {
+            from:
+                ImportCmd::Asyncapi {
+                    doc,
+                    out,
+                    discriminator,
+                    force,
+                },
+        } => import_asyncapi(&doc, &out, discriminator, force),
+        SchemasCmd::Export {
+            to:
+                ExportCmd::Asyncapi {
+                    profile,
+                    out,
+                    schemas,
+                },
+        } => export_asyncapi(&profile, out.as_deref(), schemas),
+        SchemasCmd::List { schemas, scenario } => {
+            let places = Places {
+                schemas,
+                scenario_dir: scenario
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .map(Path::to_path_buf),
+            };
+            for l in places.list() {
+                let note = if l.shadowed {
+                    "  (hidden by the one above)"
+                } else {
+                    ""
+                };
+                println!("{:<12} {}{note}", l.name, l.origin);
+            }
+            0
+        }
     }
 }
 
-fn validate(protocol: &str, schemas: &Path, file: &str, conformance: Conformance) -> u8 {
-    let profile = match Profile::load_with(&profile_dir(protocol, schemas), conformance) {
+fn scenario_new(from: &str, out: Option<&Path>, schemas: Option<PathBuf>) -> u8 {
+    let places = Places {
+        schemas,
+        scenario_dir: None,
+    };
+    let located = places.locate(from);
+    let profile = match located
+        .as_ref()
+        .map_err(|e| e.to_string())
+        .and_then(|l| l.load().map_err(|e| e.to_string()))
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("squall: {e}");
+            return 2;
+        }
+    };
+    // A folder or a document is named by its path from where the scenario will live.
+    let base = out
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let reference = match located.map(|l| l.origin) {
+        Ok(Origin::Folder(p) | Origin::Document(p)) => squall::smoke::relative(base, &p)
+            .map(|r| r.display().to_string())
+            .unwrap_or_else(|_| p.display().to_string()),
+        _ => profile.name.clone(),
+    };
+    let text = squall::smoke::scenario(&profile, &reference, from);
+    match out {
+        None => {
+            print!("{text}");
+            0
+        }
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => {
+                println!(
+                    "{}: written; check it with squall check {}",
+                    path.display(),
+                    path.display()
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("squall: {}: {e}", path.display());
+                3
+            }
+        },
+    }
+}
+
+fn export_asyncapi(spec: &str, out: Option<&Path>, schemas: Option<PathBuf>) -> u8 {
+    let places = Places {
+        schemas,
+        scenario_dir: None,
+    };
+    let profile = match places.locate(spec).and_then(|l| l.load()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("squall: {e}");
+            return 2;
+        }
+    };
+    let doc = match squall::asyncapi::export(&profile) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("squall: {e}");
+            return 2;
+        }
+    };
+    match out {
+        None => {
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            0
+        }
+        Some(path) => match squall::asyncapi::write_export(&doc, path) {
+            Ok(()) => {
+                println!(
+                    "{}: AsyncAPI 3.0.0 for {} written",
+                    path.display(),
+                    profile.name
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("squall: {}: {e}", path.display());
+                3
+            }
+        },
+    }
+}
+
+fn import_asyncapi(doc: &Path, out: &Path, discriminator: Option<String>, force: bool) -> u8 {
+    if out.join("protocol.yaml").exists() && !force {
+        eprintln!(
+            "squall: {}: a profile is already there; pass --force to replace it",
+            out.display()
+        );
+        return 2;
+    }
+    let opts = squall::asyncapi::Options {
+        name: out.file_name().and_then(|n| n.to_str()).map(str::to_string),
+        discriminator,
+    };
+    let imported = match squall::asyncapi::import(doc, &opts) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("squall: {e}");
+            return 2;
+        }
+    };
+    for w in &imported.warnings {
+        eprintln!("warning: {w}");
+    }
+    if force && out.exists() {
+        if let Err(e) = std::fs::remove_dir_all(out) {
+            eprintln!("squall: {}: {e}", out.display());
+            return 3;
+        }
+    }
+    if let Err(e) = imported.write(out) {
+        eprintln!("squall: {}: {e}", out.display());
+        return 3;
+    }
+    println!(
+        "{}: profile {} written (discriminator {}, correlation {}, {} reply rules); choices in {}",
+        out.display(),
+        imported.name,
+        imported.discriminator,
+        imported.correlation.as_deref().unwrap_or("none"),
+        imported.replies.len(),
+        out.join("README.md").display()
+    );
+    lint(&[out.display().to_string()], None)
+}
+
+fn validate(protocol: &str, schemas: Option<PathBuf>, file: &str, conformance: Conformance) -> u8 {
+    let places = Places {
+        schemas,
+        scenario_dir: None,
+    };
+    let profile = match places
+        .locate(protocol)
+        .and_then(|l| l.load_with(conformance))
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
@@ -418,12 +695,19 @@ fn validate(protocol: &str, schemas: &Path, file: &str, conformance: Conformance
     }
 }
 
-fn lint(dirs: &[PathBuf]) -> u8 {
+fn lint(profiles: &[String], schemas: Option<PathBuf>) -> u8 {
+    let places = Places {
+        schemas,
+        scenario_dir: None,
+    };
     let mut code = 0;
-    for d in dirs {
-        match protocol::lint(d) {
+    for d in profiles {
+        let linted = places
+            .locate(d)
+            .and_then(|l| protocol::lint_in(&l.source, &l.dir));
+        match linted {
             Ok(r) if r.problems.is_empty() => {
-                println!("{}: ok ({} examples)", d.display(), r.checked);
+                println!("{d}: ok ({} examples)", r.checked);
                 for n in &r.notes {
                     println!("  note: {n}");
                 }
@@ -433,8 +717,7 @@ fn lint(dirs: &[PathBuf]) -> u8 {
                     println!("{p}");
                 }
                 println!(
-                    "{}: {} problems in {} examples",
-                    d.display(),
+                    "{d}: {} problems in {} examples",
                     r.problems.len(),
                     r.checked
                 );

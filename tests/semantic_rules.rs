@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use squall::protocol::pairing::Pending;
 use squall::protocol::rooms::Subscribed;
-use squall::protocol::{Conformance, Direction, Profile, Source, Violation};
+use squall::protocol::{Conformance, Direction, Profile, RuleSource, Violation};
 use support::{next_json, run_yaml, send, send_all, TestServer};
 
 fn profile(name: &str) -> Profile {
@@ -713,7 +713,7 @@ fn newloom_chats_are_those_the_connection_posted_to() {
     // That is squall's reading, not the document's words: marked so, and dropped under
     // --conformance document.
     let stray = c.event(newloom_message(123));
-    assert_eq!(stray.as_ref().map(|v| v.source), Some(Source::Squall));
+    assert_eq!(stray.as_ref().map(|v| v.source), Some(RuleSource::Squall));
     outside(stray, "message", "/message/chat_id");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/newloom");
     let document = Profile::load_with(&dir, Conformance::Document).unwrap();

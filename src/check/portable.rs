@@ -318,10 +318,11 @@ fn undefined(r: Result<(), Vec<Violation>>) -> impl Iterator<Item = Violation> {
 /// view accepts too (fixtures of squall-server's frames are not).
 fn example(profile: &Profile, kind: &str) -> Option<Value> {
     let folder: PathBuf = profile.dir.join("examples").join("valid");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+    let mut files: Vec<PathBuf> = profile
+        .source
+        .list(&folder)
         .ok()?
-        .flatten()
-        .map(|e| e.path())
+        .into_iter()
         .filter(|p| {
             p.file_stem()
                 .and_then(|s| s.to_str())
@@ -333,7 +334,7 @@ fn example(profile: &Profile, kind: &str) -> Option<Value> {
         .collect();
     files.sort();
     files.into_iter().find_map(|f| {
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(f).ok()?).ok()?;
+        let v: Value = serde_json::from_str(&profile.source.read(&f).ok()?).ok()?;
         (profile.kind_of(&v).as_deref() == Some(kind) && profile.check(Direction::In, &v).is_ok())
             .then_some(v)
     })
@@ -378,7 +379,7 @@ mod tests {
 
     fn kite() -> Profile {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/kite");
-        Profile::load_portable(&dir).unwrap()
+        Profile::load_portable(&crate::protocol::Source::Disk, &dir).unwrap()
     }
 
     fn findings(yaml: &str) -> Vec<String> {

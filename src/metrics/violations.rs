@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::kinds::MAX_NAME_BYTES;
-use crate::protocol::{Direction, Source, Violation};
+use crate::protocol::{Direction, RuleSource, Violation};
 
 /// Samples kept per (direction, kind, keyword, pointer).
 pub const SAMPLES_PER_KEY: usize = 5;
@@ -38,7 +38,7 @@ pub struct ViolationKey {
     /// Where in the frame.
     pub pointer: String,
     /// Whose rule it broke.
-    pub source: Source,
+    pub source: RuleSource,
 }
 
 /// One offending frame, as the report shows it.
@@ -157,7 +157,7 @@ mod tests {
             keyword: keyword.into(),
             pointer: "/x".into(),
             message: "bad".into(),
-            source: crate::protocol::Source::Document,
+            source: crate::protocol::RuleSource::Document,
         }
     }
 

@@ -11,12 +11,14 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::source::Source;
+
 /// ECMA-262's `.`, spelled as a class every engine reads alike.
 const ECMA_DOT: &str = r"[^\n\r\u2028\u2029]";
 
 /// Reads and parses a schema file, with its patterns' `.` made ECMA-262's.
-pub(crate) fn read_schema(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+pub(crate) fn read_schema(source: &Source, path: &Path) -> Result<Value, String> {
+    let text = source.read(path).map_err(|e| e.to_string())?;
     let mut v: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
     ecma_patterns(&mut v);
     Ok(v)

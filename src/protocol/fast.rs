@@ -28,6 +28,7 @@ use serde_json::{Map, Value};
 
 use super::marks::Marks;
 use super::snapshot::{Changed, Snapshot};
+use super::source::Source;
 use super::tape::{same, TapeJson, TapeNode};
 use super::Direction;
 
@@ -330,6 +331,7 @@ struct ObjectRule {
 pub struct Unsupported(pub String);
 
 struct Compiler<'b> {
+    source: Source,
     root: PathBuf,
     files: HashMap<PathBuf, Value>,
     done: HashMap<(PathBuf, String), usize>,
@@ -345,17 +347,32 @@ impl Fast {
     /// Compiles the schemas in `files` (inside the profile folder `root`) into one: a frame
     /// must meet all of them (a kind's schema and the profile's envelope). Or says why not.
     pub fn compile(root: &Path, files: &[&Path], delegate: Delegate) -> Result<Fast, Unsupported> {
-        Fast::compile_read(root, files, delegate, &|p| super::Reader::strict().read(p))
+        Fast::compile_in(&Source::Disk, root, files, delegate)
     }
 
-    /// [`Fast::compile`] reading each file through `read`.
+    /// [`Fast::compile`] for a profile whose files `source` holds.
+    pub fn compile_in(
+        source: &Source,
+        root: &Path,
+        files: &[&Path],
+        delegate: Delegate,
+    ) -> Result<Fast, Unsupported> {
+        Fast::compile_read(source, root, files, delegate, &|p| {
+            super::Reader::strict_in(source).read(p)
+        })
+    }
+
+    /// [`Fast::compile_in`] reading each file through `read` (a view of the profile, see
+    /// [`super::view`]).
     pub fn compile_read(
+        source: &Source,
         root: &Path,
         files: &[&Path],
         delegate: Delegate,
         read: Read,
     ) -> Result<Fast, Unsupported> {
         let mut c = Compiler {
+            source: source.clone(),
             root: root.to_path_buf(),
             files: HashMap::new(),
             done: HashMap::new(),
@@ -814,8 +831,9 @@ impl Compiler<'_> {
     /// The node for the schema at `pointer` in `file`, compiled once.
     fn target(&mut self, file: PathBuf, pointer: String) -> Result<usize, Unsupported> {
         // One spelling per file, so a cycle through `../x.json` and `x.json` is still seen.
-        let file = file
-            .canonicalize()
+        let file = self
+            .source
+            .canonical(&file)
             .map_err(|e| Unsupported(e.to_string()))?;
         if !file.starts_with(&self.root) {
             return Err(Unsupported("a $ref outside the profile".into()));

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{Direction, Profile, ProfileError};
+use super::{Direction, Profile, ProfileError, Source};
 
 /// What a lint found.
 #[derive(Debug, Default)]
@@ -30,7 +30,7 @@ struct Expected {
     pointer: String,
     /// Whose rule the example breaks: `document` (the default) or `squall` (a decision).
     #[serde(default)]
-    source: super::Source,
+    source: super::RuleSource,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -52,9 +52,14 @@ impl From<Dir> for Direction {
 /// Lints the profile in `dir`. A profile that does not load is an error; example problems
 /// are listed in the report.
 pub fn lint(dir: &Path) -> Result<LintReport, ProfileError> {
-    let profile = Profile::load(dir)?;
+    lint_in(&Source::Disk, dir)
+}
+
+/// [`lint`] for a profile whose files `source` holds (built in, or imported in memory).
+pub fn lint_in(source: &Source, dir: &Path) -> Result<LintReport, ProfileError> {
+    let profile = Profile::load_in(source, dir)?;
     let mut report = LintReport::default();
-    let document = Profile::load_with(dir, super::Conformance::Document)?;
+    let document = Profile::load_in_with(source, dir, super::Conformance::Document)?;
     valid_examples(&profile, &mut report);
     invalid_examples(&profile, &document, &mut report);
     unjudged_rooms(&profile, &mut report);
@@ -90,8 +95,8 @@ fn marked(profile: &Profile, report: &mut LintReport) {
             ))
             .or_default();
     }
-    for file in super::walk_json(&profile.dir) {
-        let Ok(schema) = super::ecma::read_schema(&file) else {
+    for file in super::walk_json(&profile.source, &profile.dir) {
+        let Ok(schema) = super::ecma::read_schema(&profile.source, &file) else {
             continue;
         };
         let rel = file
@@ -178,7 +183,10 @@ fn unjudged_rooms(profile: &Profile, report: &mut LintReport) {
     let Some(rules) = &profile.subscriptions else {
         return;
     };
-    let raw = std::fs::read_to_string(profile.dir.join("protocol.yaml")).unwrap_or_default();
+    let raw = profile
+        .source
+        .read(&profile.dir.join("protocol.yaml"))
+        .unwrap_or_default();
     let Ok(raw) = serde_saphyr::from_str::<super::RawProfile>(&raw) else {
         return;
     };
@@ -189,7 +197,7 @@ fn unjudged_rooms(profile: &Profile, report: &mut LintReport) {
         let path = profile.dir.join(file);
         for t in templates {
             for pointer in placeholders(t) {
-                if !required_path(&path, pointer) {
+                if !required_path(&profile.source, &path, pointer) {
                     report.notes.push(format!(
                         "{kind}: the room {t} cannot be told when {pointer} is absent (the \
                          schema allows it); such an event passes while a room of that shape is held"
@@ -209,7 +217,9 @@ fn unjudged_rooms(profile: &Profile, report: &mut LintReport) {
             let pointers: Vec<&str> = values.iter().flat_map(|t| placeholders(t)).collect();
             // Plain words (the kind's own name) always decide; fields only when required.
             let decides = values.iter().any(|t| placeholders(t).is_empty())
-                || pointers.iter().any(|p| required_path(&path, p));
+                || pointers
+                    .iter()
+                    .any(|p| required_path(&profile.source, &path, p));
             if !decides {
                 report.notes.push(format!(
                     "{kind}: the filter {name} cannot be told when {} are absent (the schema \
@@ -234,13 +244,13 @@ fn placeholders(template: &str) -> Vec<&str> {
 
 /// Whether the schema in `file` requires every member along `pointer` (following `$ref`s to
 /// files and `#/...` fragments). Anything it cannot follow counts as not required.
-fn required_path(file: &Path, pointer: &str) -> bool {
-    let Ok(mut node) = super::ecma::read_schema(file) else {
+fn required_path(source: &Source, file: &Path, pointer: &str) -> bool {
+    let Ok(mut node) = super::ecma::read_schema(source, file) else {
         return false;
     };
     let mut here = file.to_path_buf();
     for seg in pointer.split('/').skip(1) {
-        let Some(resolved) = follow(&here, node) else {
+        let Some(resolved) = follow(source, &here, node) else {
             return false;
         };
         (here, node) = resolved;
@@ -256,7 +266,11 @@ fn required_path(file: &Path, pointer: &str) -> bool {
 }
 
 /// `node` with its `$ref` (if any) resolved against `file`; `None` when it cannot be read.
-fn follow(file: &Path, node: serde_json::Value) -> Option<(std::path::PathBuf, serde_json::Value)> {
+fn follow(
+    source: &Source,
+    file: &Path,
+    node: serde_json::Value,
+) -> Option<(std::path::PathBuf, serde_json::Value)> {
     let Some(r) = node.get("$ref").and_then(|r| r.as_str()) else {
         return Some((file.to_path_buf(), node));
     };
@@ -266,14 +280,14 @@ fn follow(file: &Path, node: serde_json::Value) -> Option<(std::path::PathBuf, s
     } else {
         file.parent()?.join(rel)
     };
-    let doc = super::ecma::read_schema(&target).ok()?;
+    let doc = super::ecma::read_schema(source, &target).ok()?;
     let inner = doc.pointer(frag)?.clone();
-    follow(&target, inner)
+    follow(source, &target, inner)
 }
 
 fn valid_examples(profile: &Profile, report: &mut LintReport) {
     let folder = profile.dir.join("examples").join("valid");
-    for path in json_files(&folder, report) {
+    for path in json_files(&profile.source, &folder, report) {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -290,7 +304,7 @@ fn valid_examples(profile: &Profile, report: &mut LintReport) {
             continue;
         };
         report.checked += 1;
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let text = profile.source.read(&path).unwrap_or_default();
         if let Err(vs) = profile.check_text(dir, &text) {
             for v in vs {
                 report
@@ -304,7 +318,7 @@ fn valid_examples(profile: &Profile, report: &mut LintReport) {
 fn invalid_examples(profile: &Profile, document: &Profile, report: &mut LintReport) {
     let folder = profile.dir.join("examples").join("invalid");
     let table = folder.join("expected.yaml");
-    let Ok(text) = std::fs::read_to_string(&table) else {
+    let Ok(text) = profile.source.read(&table) else {
         report
             .problems
             .push(format!("{}: missing", table.display()));
@@ -317,7 +331,7 @@ fn invalid_examples(profile: &Profile, document: &Profile, report: &mut LintRepo
             return;
         }
     };
-    for path in json_files(&folder, report) {
+    for path in json_files(&profile.source, &folder, report) {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         if !rows.iter().any(|r| Some(&r.file) == name.as_ref()) {
             report
@@ -327,7 +341,7 @@ fn invalid_examples(profile: &Profile, document: &Profile, report: &mut LintRepo
     }
     for row in &rows {
         let path = folder.join(&row.file);
-        let Ok(frame) = std::fs::read_to_string(&path) else {
+        let Ok(frame) = profile.source.read(&path) else {
             report.problems.push(format!(
                 "{}: listed in expected.yaml but missing",
                 path.display()
@@ -340,7 +354,7 @@ fn invalid_examples(profile: &Profile, document: &Profile, report: &mut LintRepo
             Err(vs) => vs,
         };
         // A finding names every keyword that failed at its pointer (`format+pattern`).
-        let hits = |found: &[super::Violation], source: Option<super::Source>| {
+        let hits = |found: &[super::Violation], source: Option<super::RuleSource>| {
             found.iter().any(|v| {
                 v.keyword.split('+').any(|k| k == row.keyword)
                     && v.pointer == row.pointer
@@ -352,7 +366,7 @@ fn invalid_examples(profile: &Profile, document: &Profile, report: &mut LintRepo
         // Under `--conformance document` a decision's example passes; the document's still fails.
         let loose = document.check_text(row.dir.into(), &frame).err();
         match (row.source, &loose) {
-            (super::Source::Squall, Some(vs)) => report.problems.push(format!(
+            (super::RuleSource::Squall, Some(vs)) => report.problems.push(format!(
                 "{}: breaks only squall's decision, yet fails under --conformance document: {}",
                 path.display(),
                 vs.iter()
@@ -360,12 +374,12 @@ fn invalid_examples(profile: &Profile, document: &Profile, report: &mut LintRepo
                     .collect::<Vec<_>>()
                     .join("; ")
             )),
-            (super::Source::Document, None) => report.problems.push(format!(
+            (super::RuleSource::Document, None) => report.problems.push(format!(
                 "{}: breaks the document, yet passes under --conformance document \
                  (a constraint marked as squall's decision is the document's?)",
                 path.display()
             )),
-            (super::Source::Document, Some(vs)) if hit && !hits(vs, None) => {
+            (super::RuleSource::Document, Some(vs)) if hit && !hits(vs, None) => {
                 report.problems.push(format!(
                     "{}: under --conformance document it fails elsewhere, not {} at '{}'",
                     path.display(),
@@ -394,15 +408,15 @@ fn invalid_examples(profile: &Profile, document: &Profile, report: &mut LintRepo
     }
 }
 
-fn json_files(folder: &Path, report: &mut LintReport) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(folder) else {
+fn json_files(source: &Source, folder: &Path, report: &mut LintReport) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = source.list(folder) else {
         report
             .problems
             .push(format!("{}: missing", folder.display()));
         return Vec::new();
     };
     let mut files: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();

@@ -4,6 +4,8 @@
 //! Checking asks the fast question first (`is_valid`) and collects error details only for a
 //! frame that fails, so a clean frame costs one validation pass.
 
+pub mod catalog;
+pub mod connect;
 pub mod conversation;
 mod ecma;
 pub mod fast;
@@ -14,6 +16,7 @@ pub mod marks;
 pub mod pairing;
 pub mod rooms;
 mod snapshot;
+pub mod source;
 pub mod tape;
 pub mod view;
 
@@ -27,10 +30,11 @@ use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use lint::{lint, LintReport};
+pub use lint::{lint, lint_in, LintReport};
+pub use source::Source;
 use tape::{Doc, TapeJson};
 use view::View;
-pub use view::{Conformance, Source};
+pub use view::{Conformance, RuleSource};
 
 /// Which way a frame travels.
 #[derive(
@@ -68,7 +72,7 @@ pub struct Violation {
     /// What the schema said.
     pub message: String,
     /// Whose rule it broke: the document's, or squall's decision where the document is silent.
-    pub source: Source,
+    pub source: RuleSource,
 }
 
 impl fmt::Display for Violation {
@@ -87,8 +91,8 @@ impl fmt::Display for Violation {
             at,
             self.message,
             match self.source {
-                Source::Document => "",
-                Source::Squall => " (squall's decision where the document is silent)",
+                RuleSource::Document => "",
+                RuleSource::Squall => " (squall's decision where the document is silent)",
             }
         )
     }
@@ -132,6 +136,8 @@ struct RawProfile {
     subscriptions: Option<rooms::RoomRules>,
     #[serde(default)]
     decisions: Decisions,
+    #[serde(default)]
+    connect: Option<connect::Connect>,
 }
 
 /// `decisions:` in `protocol.yaml`: squall's choices that cover the whole profile (a schema
@@ -175,6 +181,10 @@ pub struct Profile {
     pub conformance: Conformance,
     /// Why closed objects are squall's decision, when the profile says they are.
     pub closed_decision: Option<String>,
+    /// How to reach the API (target, query, headers), where the profile says.
+    pub connect: Option<connect::Connect>,
+    /// Where its files were read (disk, or memory for built-in and imported profiles).
+    pub source: Source,
     envelope: Option<Schema>,
     inbound: FxHashMap<String, Schema>,
     outbound: FxHashMap<String, Schema>,
@@ -193,20 +203,32 @@ struct Schema {
     document: Option<Validator>,
 }
 
-/// Reads a profile's schema files: ECMA-262 patterns, then the view's rules.
+/// Reads a profile's schema files from where they are: ECMA-262 patterns, then the view's
+/// rules.
+#[derive(Clone)]
 pub(crate) struct Reader {
+    source: Source,
     view: View,
 }
 
 impl Reader {
-    /// Reads everything the profile says.
+    /// Reads everything the profile on disk says.
+    #[cfg(test)]
     pub(crate) fn strict() -> Reader {
-        Reader { view: View::Strict }
+        Reader::strict_in(&Source::Disk)
+    }
+
+    /// Reads everything the profile in `source` says.
+    pub(crate) fn strict_in(source: &Source) -> Reader {
+        Reader {
+            source: source.clone(),
+            view: View::Strict,
+        }
     }
 
     /// Reads and parses a schema file as this view sees it.
     pub(crate) fn read(&self, path: &Path) -> Result<Value, String> {
-        let mut v = ecma::read_schema(path)?;
+        let mut v = ecma::read_schema(&self.source, path)?;
         self.view.apply(&mut v);
         Ok(v)
     }
@@ -227,44 +249,63 @@ impl Profile {
     /// Loads `dir/protocol.yaml` and compiles every schema it names (with formats asserted
     /// and `$ref`s resolved inside `dir` only). All problems are reported together.
     pub fn load(dir: &Path) -> Result<Profile, ProfileError> {
-        Profile::load_with(dir, Conformance::Strict)
+        Profile::load_in(&Source::Disk, dir)
+    }
+
+    /// [`Profile::load`] from the files `source` holds.
+    pub fn load_in(source: &Source, dir: &Path) -> Result<Profile, ProfileError> {
+        Profile::load_view(source, dir, Conformance::Strict, None)
     }
 
     /// [`Profile::load`] holding frames to `conformance`: under [`Conformance::Document`]
     /// squall's decisions are not checked; under [`Conformance::Strict`] they are, and each
     /// violation says whether it broke the document or a decision.
     pub fn load_with(dir: &Path, conformance: Conformance) -> Result<Profile, ProfileError> {
-        Profile::load_view(dir, conformance, None)
+        Profile::load_view(&Source::Disk, dir, conformance, None)
+    }
+
+    /// [`Profile::load_with`] from the files `source` holds.
+    pub fn load_in_with(
+        source: &Source,
+        dir: &Path,
+        conformance: Conformance,
+    ) -> Result<Profile, ProfileError> {
+        Profile::load_view(source, dir, conformance, None)
     }
 
     /// The profile as any server written to its document has it: squall-server's extensions
     /// (marked `x-squall-extension`) left out, kinds and properties alike. What a portable
     /// scenario may send and expect.
-    pub fn load_portable(dir: &Path) -> Result<Profile, ProfileError> {
-        Profile::load_view(dir, Conformance::Strict, Some(View::Portable))
+    pub fn load_portable(source: &Source, dir: &Path) -> Result<Profile, ProfileError> {
+        Profile::load_view(source, dir, Conformance::Strict, Some(View::Portable))
     }
 
     fn load_view(
+        source: &Source,
         dir: &Path,
         conformance: Conformance,
         view: Option<View>,
     ) -> Result<Profile, ProfileError> {
         let file = dir.join("protocol.yaml");
-        let text = std::fs::read_to_string(&file).map_err(|e| ProfileError {
+        let text = source.read(&file).map_err(|e| ProfileError {
             problems: vec![format!("{}: {e}", file.display())],
         })?;
         let raw: RawProfile = serde_saphyr::from_str(&text).map_err(|e| ProfileError {
             problems: vec![format!("{}: {e}", file.display())],
         })?;
-        let root = dir.canonicalize().map_err(|e| ProfileError {
+        let root = source.canonical(dir).map_err(|e| ProfileError {
             problems: vec![format!("{}: {e}", dir.display())],
         })?;
         let mut problems = Vec::new();
         let closed = raw.decisions.closed.is_some();
         let view = view.unwrap_or(View::of(conformance, closed));
         let views = Views {
-            run: Reader { view },
+            run: Reader {
+                source: source.clone(),
+                view,
+            },
             document: Some(Reader {
+                source: source.clone(),
                 view: View::Document { open: closed },
             })
             .filter(|d| view == View::Strict && profile_differs(&root, d)),
@@ -273,7 +314,7 @@ impl Profile {
         let mut compile_all = |map: &BTreeMap<String, String>| -> FxHashMap<String, Schema> {
             map.iter()
                 .filter_map(|(kind, rel)| {
-                    if portable && is_extension_kind(&root, rel) {
+                    if portable && is_extension_kind(&views.run, &root, rel) {
                         return None;
                     }
                     match compile(&root, rel, raw.envelope.as_deref(), &views) {
@@ -410,10 +451,24 @@ impl Profile {
             subscriptions,
             conformance,
             closed_decision: raw.decisions.closed,
+            connect: raw.connect,
+            source: source.clone(),
             envelope,
             inbound,
             outbound,
         })
+    }
+
+    /// The schema file of a kind in one direction, as `protocol.yaml` names it (read again:
+    /// for tools such as `squall scenario new`, not the hot path).
+    pub fn schema_path(&self, dir: Direction, kind: &str) -> Option<PathBuf> {
+        let text = self.source.read(&self.dir.join("protocol.yaml")).ok()?;
+        let raw: RawProfile = serde_saphyr::from_str(&text).ok()?;
+        let map = match dir {
+            Direction::In => raw.inbound,
+            Direction::Out => raw.outbound,
+        };
+        map.get(kind).map(|rel| self.dir.join(rel))
     }
 
     /// The kinds known in one direction, sorted.
@@ -482,7 +537,7 @@ impl Profile {
                         self.discriminator.join(" or ")
                     ),
                 },
-                source: Source::Document,
+                source: RuleSource::Document,
             }),
         }
         Err(one_per_pointer(found))
@@ -610,7 +665,7 @@ impl Profile {
                 ahead.as_secs_f64(),
                 skew.as_secs_f64()
             ),
-            source: Source::Document,
+            source: RuleSource::Document,
         })
     }
 
@@ -622,7 +677,7 @@ impl Profile {
             keyword: "binary".into(),
             pointer: String::new(),
             message: format!("a binary message ({len} bytes) where the protocol sends JSON text"),
-            source: Source::Document,
+            source: RuleSource::Document,
         }
     }
 
@@ -636,7 +691,7 @@ impl Profile {
                 keyword: "json".into(),
                 pointer: String::new(),
                 message: format!("not JSON: {e}"),
-                source: Source::Document,
+                source: RuleSource::Document,
             }]),
         }
     }
@@ -655,8 +710,8 @@ fn details(schema: &Schema, v: &Value, dir: Direction, kind: &str) -> Vec<Violat
         .map(|e| {
             let (pointer, message) = place(&e);
             let source = match &document {
-                Some(doc) if !doc.contains(&pointer) => Source::Squall,
-                _ => Source::Document,
+                Some(doc) if !doc.contains(&pointer) => RuleSource::Squall,
+                _ => RuleSource::Document,
             };
             Violation {
                 dir,
@@ -724,8 +779,8 @@ struct Views {
 }
 
 /// Whether a kind's schema file marks the kind itself a squall-server extension.
-fn is_extension_kind(root: &Path, rel: &str) -> bool {
-    ecma::read_schema(&root.join(rel)).is_ok_and(|s| view::is_extension(&s))
+fn is_extension_kind(reader: &Reader, root: &Path, rel: &str) -> bool {
+    ecma::read_schema(&reader.source, &root.join(rel)).is_ok_and(|s| view::is_extension(&s))
 }
 
 /// Compiles one schema file of a profile, for both representations; the plain checks take
@@ -738,14 +793,17 @@ fn compile(
 ) -> Result<Schema, String> {
     let path = root.join(rel);
     let shown = path.display();
-    let raw = ecma::read_schema(&path).map_err(|e| format!("{shown}: {e}"))?;
+    let source = &views.run.source;
+    let raw = ecma::read_schema(source, &path).map_err(|e| format!("{shown}: {e}"))?;
     let mut marks = Vec::new();
     view::marker_problems(&raw, &format!("{shown}#"), &mut marks);
     if !marks.is_empty() {
         return Err(marks.join("\n"));
     }
     let schema = views.run.read(&path).map_err(|e| format!("{shown}: {e}"))?;
-    let path = path.canonicalize().map_err(|e| format!("{shown}: {e}"))?;
+    let path = source
+        .canonical(&path)
+        .map_err(|e| format!("{shown}: {e}"))?;
     let fast =
         build::<TapeJson>(root, &path, &schema, &views.run).map_err(|e| format!("{shown}: {e}"))?;
     let full = build(root, &path, &schema, &views.run).map_err(|e| format!("{shown}: {e}"))?;
@@ -758,11 +816,11 @@ fn compile(
     };
     let leaf = |one: &Value| build::<TapeJson>(root, &path, one, &views.run).ok();
     // A schema the plain checks cannot express keeps the general validator: slower, not wrong.
-    let envelope = envelope.and_then(|e| root.join(e).canonicalize().ok());
+    let envelope = envelope.and_then(|e| source.canonical(&root.join(e)).ok());
     let files: Vec<&Path> = std::iter::once(path.as_path())
         .chain(envelope.as_deref())
         .collect();
-    let quick = fast::Fast::compile_read(root, &files, &leaf, &|p| views.run.read(p)).ok();
+    let quick = fast::Fast::compile_read(source, root, &files, &leaf, &|p| views.run.read(p)).ok();
     Ok(Schema {
         quick,
         fast,
@@ -774,27 +832,26 @@ fn compile(
 /// Whether the document's view of a profile differs from the strict one in any schema file:
 /// if not, nothing can break a decision and no second validator is compiled.
 fn profile_differs(root: &Path, document: &Reader) -> bool {
-    let strict = Reader::strict();
-    walk_json(root).iter().any(|f| {
+    let strict = Reader::strict_in(&document.source);
+    walk_json(&document.source, root).iter().any(|f| {
         let a = strict.read(f);
         a.is_ok() && a != document.read(f)
     })
 }
 
 /// Every `.json` file under a profile's folder but its examples.
-pub(crate) fn walk_json(root: &Path) -> Vec<PathBuf> {
+pub(crate) fn walk_json(source: &Source, root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![root.to_path_buf()];
     while let Some(dir) = todo.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
+        let Ok(entries) = source.list(&dir) else {
             continue;
         };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() && p.file_name().is_some_and(|n| n != "examples") {
-                todo.push(p);
-            } else if p.extension().is_some_and(|x| x == "json") {
+        for p in entries {
+            if p.extension().is_some_and(|x| x == "json") {
                 out.push(p);
+            } else if p.file_name().is_some_and(|n| n != "examples") && !source.is_file(&p) {
+                todo.push(p);
             }
         }
     }
@@ -817,8 +874,8 @@ fn build<F: Json>(
         .with_pattern_options(jsonschema::PatternOptions::regex())
         .with_base_uri(format!("file://{}", path.display()))
         .with_retriever(LocalFiles {
+            reader: reader.clone(),
             root: root.to_path_buf(),
-            view: reader.view,
         })
         .build(schema)
 }
@@ -826,8 +883,8 @@ fn build<F: Json>(
 /// Resolves `$ref`s to files inside the profile's folder, and nothing else: a profile never
 /// reaches the network or the rest of the disk.
 struct LocalFiles {
+    reader: Reader,
     root: PathBuf,
-    view: View,
 }
 
 impl Retrieve for LocalFiles {
@@ -838,11 +895,14 @@ impl Retrieve for LocalFiles {
         if uri.scheme().as_str() != "file" {
             return Err(format!("{uri}: only files inside the profile are resolved").into());
         }
-        let path = PathBuf::from(uri.path().as_str()).canonicalize()?;
+        let path = self
+            .reader
+            .source
+            .canonical(&PathBuf::from(uri.path().as_str()))?;
         if !path.starts_with(&self.root) {
             return Err(format!("{}: outside the profile's folder", path.display()).into());
         }
-        Ok(Reader { view: self.view }.read(&path)?)
+        Ok(self.reader.read(&path)?)
     }
 }
 

@@ -198,8 +198,8 @@ impl Pending {
                 rule.request
             ),
             source: match rule.decision {
-                Some(_) => super::Source::Squall,
-                None => super::Source::Document,
+                Some(_) => super::RuleSource::Squall,
+                None => super::RuleSource::Document,
             },
         })
     }

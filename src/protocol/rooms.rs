@@ -279,8 +279,8 @@ impl Subscribed {
             pointer,
             message,
             source: match rules.decision {
-                Some(_) => super::Source::Squall,
-                None => super::Source::Document,
+                Some(_) => super::RuleSource::Squall,
+                None => super::RuleSource::Document,
             },
         })
     }

@@ -573,7 +573,7 @@ fn marked_profile_dir() -> tempfile::TempDir {
 fn each_violation_says_whether_the_document_or_a_decision_broke() {
     let d = marked_profile_dir();
     let p = Profile::load(d.path()).unwrap();
-    let source = |v: Value| -> Vec<(String, String, Source)> {
+    let source = |v: Value| -> Vec<(String, String, RuleSource)> {
         let mut found: Vec<_> = p
             .check(Direction::In, &v)
             .unwrap_err()
@@ -586,34 +586,34 @@ fn each_violation_says_whether_the_document_or_a_decision_broke() {
     let extra = json!({"type": "pong", "id": 1, "note": "x"});
     assert_eq!(
         source(extra),
-        [("additionalProperties".into(), "".into(), Source::Squall)]
+        [("additionalProperties".into(), "".into(), RuleSource::Squall)]
     );
     assert_eq!(
         source(json!({"type": "pong", "id": 0})),
-        [("minimum".into(), "/id".into(), Source::Squall)]
+        [("minimum".into(), "/id".into(), RuleSource::Squall)]
     );
     assert_eq!(
         source(json!({"type": "pong", "id": "one"})),
-        [("type".into(), "/id".into(), Source::Document)]
+        [("type".into(), "/id".into(), RuleSource::Document)]
     );
     // Each place says whose rule it broke; one place breaking both counts as the document's
     // (one finding per pointer).
     assert_eq!(
         source(json!({"type": "pong", "id": "one", "note": "x"})),
         [
-            ("additionalProperties".into(), "".into(), Source::Squall),
-            ("type".into(), "/id".into(), Source::Document)
+            ("additionalProperties".into(), "".into(), RuleSource::Squall),
+            ("type".into(), "/id".into(), RuleSource::Document)
         ]
     );
     assert_eq!(
         source(json!({"type": "pong", "id": 0.5})),
-        [("minimum+type".into(), "/id".into(), Source::Document)]
+        [("minimum+type".into(), "/id".into(), RuleSource::Document)]
     );
     assert_eq!(
         source(json!({"type": "error", "data": {"code": 3}})),
         [
-            ("additionalProperties".into(), "".into(), Source::Squall),
-            ("required".into(), "/message".into(), Source::Squall)
+            ("additionalProperties".into(), "".into(), RuleSource::Squall),
+            ("required".into(), "/message".into(), RuleSource::Squall)
         ]
     );
 }
@@ -642,13 +642,13 @@ fn document_conformance_lets_decisions_pass_on_both_paths() {
     // The document's own rules still hold.
     let v = json!({"type": "pong", "id": "one"});
     let found = loose.check(Direction::In, &v).unwrap_err();
-    assert_eq!(found[0].source, Source::Document);
+    assert_eq!(found[0].source, RuleSource::Document);
 }
 
 #[test]
 fn the_portable_view_leaves_out_squall_servers_extensions() {
     let d = marked_profile_dir();
-    let p = Profile::load_portable(d.path()).unwrap();
+    let p = Profile::load_portable(&Source::Disk, d.path()).unwrap();
     assert_eq!(
         p.kinds(Direction::In),
         ["pong"],

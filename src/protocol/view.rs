@@ -52,7 +52,7 @@ impl Conformance {
     serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
-pub enum Source {
+pub enum RuleSource {
     /// The protocol's document (or a rule that follows from it).
     #[default]
     Document,
@@ -60,12 +60,12 @@ pub enum Source {
     Squall,
 }
 
-impl Source {
+impl RuleSource {
     /// `document` or `squall`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Source::Document => "document",
-            Source::Squall => "squall",
+            RuleSource::Document => "document",
+            RuleSource::Squall => "squall",
         }
     }
 }

@@ -604,9 +604,9 @@ fn health(r: &Results) -> HealthView {
 }
 
 /// How a violation's source reads in the report, the summary and JUnit.
-pub fn rule_text(source: crate::protocol::Source) -> &'static str {
+pub fn rule_text(source: crate::protocol::RuleSource) -> &'static str {
     match source {
-        crate::protocol::Source::Document => "document",
-        crate::protocol::Source::Squall => "squall's decision",
+        crate::protocol::RuleSource::Document => "document",
+        crate::protocol::RuleSource::Squall => "squall's decision",
     }
 }

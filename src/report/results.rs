@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::flows::{DeliveryTally, UploadTally};
 use crate::metrics::violations::{ViolationSample, ViolationTally};
-use crate::protocol::{Direction, Source};
+use crate::protocol::{Direction, RuleSource};
 
 use crate::metrics::new_histogram;
 
@@ -695,7 +695,7 @@ pub struct ViolationGroup {
     /// Whose rule was broken: the protocol's document, or squall's decision where the
     /// document is silent (`--conformance document` lets those pass).
     #[serde(default)]
-    pub source: Source,
+    pub source: RuleSource,
     /// How many times.
     pub count: u64,
     /// The first few offending frames.

@@ -52,7 +52,8 @@ pub struct RunArgs {
     pub no_check: bool,
     /// How strictly frames are held to the profile (`--conformance`).
     pub conformance: Conformance,
-    /// Where protocol profiles live; default `schemas/`.
+    /// Where protocol profiles are looked for first; then `schemas/` beside the scenario,
+    /// the current directory's `schemas/`, and the built-in profiles.
     pub schemas: Option<PathBuf>,
     /// Also write JUnit XML here.
     pub junit: Option<PathBuf>,
@@ -186,11 +187,11 @@ pub fn profile_for(plan: &mut Plan, args: &RunArgs) -> Result<Option<Arc<Profile
     let Some(name) = plan.protocol.clone().filter(|_| !args.no_check) else {
         return Ok(None);
     };
-    let root = args
-        .schemas
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("schemas"));
-    let profile = Profile::load_with(&root.join(&name), args.conformance)?;
+    let places = crate::protocol::catalog::Places {
+        schemas: args.schemas.clone(),
+        scenario_dir: args.scenario.parent().map(Path::to_path_buf),
+    };
+    let profile = places.locate(&name)?.load_with(args.conformance)?;
     // Frames are classified once, for matching and checking alike, so both must use the
     // profile's discriminator.
     if plan.kind_pointers == ["/type"] {

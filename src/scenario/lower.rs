@@ -9,7 +9,6 @@ use super::de::{Body, Recover, Scalar, Sp};
 use super::diagnostic::Issue;
 use super::literal::{parse_duration, parse_rate, parse_size};
 use super::model::{ConnectM, Entries, MatcherM, ScenarioM};
-use super::node::{Kind, Node};
 use super::plan::{AutoReply, ConnectPlan, Matcher, MetricId, Payload, Plan, Pos};
 use super::template::{JsonTemplate, Template};
 use super::template_compile::{
@@ -449,30 +448,10 @@ fn vars(l: &mut Lower, v: Recover<Entries<Sp<String>, Body>>) -> Option<Vec<(Str
     for (k, v) in entries {
         if l.var_name(&k) {
             l.vars.push(k.value.clone());
-            out.push((k.value, to_value(&v.0)));
+            out.push((k.value, super::node::to_json(&v.0)));
         }
     }
     Some(out)
-}
-
-/// A `vars:` value as JSON (no templates: these are initial values).
-fn to_value(n: &Node) -> Value {
-    match &n.kind {
-        Kind::Null => Value::Null,
-        Kind::Bool(b) => Value::Bool(*b),
-        Kind::Int(i) => i64::try_from(*i)
-            .map(Value::from)
-            .unwrap_or_else(|_| Value::from(*i as f64)),
-        Kind::Float(f) => Value::from(*f),
-        Kind::Str { value, .. } => Value::String(value.clone()),
-        Kind::Seq(items) => Value::Array(items.iter().map(to_value).collect()),
-        Kind::Map(entries) => Value::Object(
-            entries
-                .iter()
-                .map(|(k, v)| (k.name.clone(), to_value(v)))
-                .collect(),
-        ),
-    }
 }
 
 fn connect(l: &mut Lower, c: &ConnectM) -> Option<ConnectPlan> {

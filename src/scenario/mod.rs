@@ -16,7 +16,7 @@ mod lower_measure;
 mod lower_steps;
 mod lower_thresholds;
 mod model;
-mod node;
+pub(crate) mod node;
 pub mod plan;
 pub mod template;
 mod template_compile;
@@ -28,6 +28,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+pub(crate) use diagnostic::suggestion;
 pub use diagnostic::{Diagnostic, Diagnostics, LoadError};
 pub use plan::Plan;
 
@@ -101,6 +102,12 @@ fn yaml_options() -> serde_saphyr::Options {
     // YAML 1.2 booleans only: `on:` (auto_reply) and `yes`/`no` stay strings.
     o.strict_booleans = true;
     o
+}
+
+/// The text (YAML, or JSON) as a spanned tree, for other readers of YAML documents: the
+/// error is its position and message.
+pub(crate) fn parse_spanned(text: &str) -> Result<node::Node, (Pos, String)> {
+    parse_yaml(text).map_err(|i| (i.pos, i.message))
 }
 
 /// The text as a spanned tree; malformed YAML is the only error here.

@@ -62,6 +62,27 @@ impl Kind {
     }
 }
 
+/// A node as JSON, positions dropped (`vars:` values, AsyncAPI documents).
+pub(crate) fn to_json(n: &Node) -> serde_json::Value {
+    use serde_json::Value;
+    match &n.kind {
+        Kind::Null => Value::Null,
+        Kind::Bool(b) => Value::Bool(*b),
+        Kind::Int(i) => i64::try_from(*i)
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::from(*i as f64)),
+        Kind::Float(f) => Value::from(*f),
+        Kind::Str { value, .. } => Value::String(value.clone()),
+        Kind::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
+        Kind::Map(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.name.clone(), to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
 pub(crate) fn pos_of(loc: &Location) -> Pos {
     Pos {
         line: loc.line() as u32,

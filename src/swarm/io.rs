@@ -719,7 +719,7 @@ impl Io {
                 keyword: "utf8".into(),
                 pointer: String::new(),
                 message: format!("a text message that is not UTF-8: {detail}"),
-                source: crate::protocol::Source::Document,
+                source: crate::protocol::RuleSource::Document,
             };
             c.record(&self.rec, Err(vec![v]), "");
         }
