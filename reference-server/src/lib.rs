@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+mod capacity;
 mod clock;
 mod conn;
 mod covetpy;
@@ -86,6 +87,11 @@ pub struct Config {
     /// it recorded contains the server's hold. A debugging aid: schemas that forbid extra
     /// members will flag the field. Default off.
     pub stamp: bool,
+    /// A fixed service budget, in answered messages per second, shared by every
+    /// connection (`--capacity N/s`): each answered message takes `1/N` s of one service
+    /// clock, first come first served, so above `N` the replies queue and their latency
+    /// climbs without bound. A known capacity for `squall capacity` to find. Default none.
+    pub capacity: Option<f64>,
 }
 
 impl Default for Config {
@@ -105,6 +111,7 @@ impl Default for Config {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             reply_delay: Duration::ZERO,
             stamp: false,
+            capacity: None,
         }
     }
 }
@@ -192,6 +199,8 @@ pub struct ServerHandle {
     shared: Arc<Shared>,
     mode: watch::Sender<Mode>,
     threads: Vec<JoinHandle<()>>,
+    /// The `--capacity` service thread, stopped after the runtime threads.
+    budget: Option<JoinHandle<()>>,
 }
 
 impl ServerHandle {
@@ -219,6 +228,10 @@ impl ServerHandle {
     fn stop(&mut self, mode: Mode) {
         let _ = self.mode.send(mode);
         for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        if let (Some(thread), Some(budget)) = (self.budget.take(), &self.shared.budget) {
+            budget.stop();
             let _ = thread.join();
         }
     }
@@ -251,11 +264,25 @@ pub fn spawn(config: Config) -> io::Result<ServerHandle> {
     }
     let stats = Arc::new(Stats::new(threads));
     let hub = Arc::new(Hub::new());
+    let (budget, budget_thread) = match config.capacity {
+        Some(per_sec) if per_sec > 0.0 && per_sec.is_finite() => {
+            let (b, t) = capacity::Budget::start(per_sec)?;
+            (Some(b), Some(t))
+        }
+        Some(per_sec) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("capacity must be a positive rate, not {per_sec}"),
+            ))
+        }
+        None => (None, None),
+    };
     let shared = Arc::new(Shared {
         config: config.clone(),
         stats: stats.clone(),
         hub: hub.clone(),
         admitted: AtomicUsize::new(0),
+        budget,
     });
     let (mode_tx, mode_rx) = watch::channel(Mode::Running);
     let (senders, mut receivers): (Vec<_>, Vec<_>) = (0..threads)
@@ -291,5 +318,6 @@ pub fn spawn(config: Config) -> io::Result<ServerHandle> {
         shared,
         mode: mode_tx,
         threads: handles,
+        budget: budget_thread,
     })
 }

@@ -74,6 +74,20 @@ struct Args {
     /// when the message it answers was read and when the reply was queued for writing.
     #[arg(long)]
     stamp: bool,
+    /// A fixed service budget shared by all connections, e.g. 2000/s: each answered
+    /// message takes 1/N s of it, first come first served, so above N/s replies queue and
+    /// latency climbs without bound (a known capacity for `squall capacity`) [default: none].
+    #[arg(long, value_name = "N/s", value_parser = parse_capacity)]
+    capacity: Option<f64>,
+}
+
+/// Parses `2000/s` or `2000` into a positive rate.
+fn parse_capacity(s: &str) -> Result<f64, String> {
+    let n = s.trim().strip_suffix("/s").unwrap_or(s.trim());
+    match n.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!("'{s}' is not a positive rate; write e.g. 2000/s")),
+    }
 }
 
 /// Sends tracing events to stderr, as text or JSON lines.
@@ -134,6 +148,7 @@ fn main() -> ExitCode {
         reply_delay: args.delay,
         stamp: args.stamp,
         fault: args.fault,
+        capacity: args.capacity,
     };
     let server = match squall_server::spawn(config) {
         Ok(server) => server,
