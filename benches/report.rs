@@ -212,6 +212,7 @@ fn results() -> Results {
         },
         delivery: None,
         uploads: Default::default(),
+        capacity: None,
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`check`] judges them against the thresholds. [`run`] strings these together for
 //! `squall run`.
 
+pub mod capacity;
 pub mod check;
 pub mod metrics;
 pub mod protocol;

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod capacity_cmd;
+
 use squall::check::offline::validate_lines;
 use squall::protocol::{self, Profile};
 use squall::report::{compare_text, CompareOptions};
@@ -27,6 +29,9 @@ struct Cli {
 enum Command {
     /// Run a scenario and write results (exit 0 pass, 1 threshold failed, 3 aborted, 130 interrupted).
     Run(RunCmd),
+    /// Find the highest rate the target sustains within SLOs (exit 0 found, 1 even --from
+    /// breaks, 2 bad input, 3 target failed or squall was the limit, 130 interrupted).
+    Capacity(capacity_cmd::CapacityCmd),
     /// Check scenario files without connecting (exit 0 valid, 2 invalid).
     Check {
         /// Scenario files.
@@ -174,6 +179,7 @@ fn main() -> ExitCode {
     };
     ExitCode::from(match cli.command {
         Command::Run(cmd) => run(cmd),
+        Command::Capacity(cmd) => capacity_cmd::run(cmd),
         Command::Check { scenarios } => check(&scenarios),
         Command::Validate {
             protocol,

@@ -4,6 +4,7 @@
 //! show the same figures; [`charts`] decides what is plotted and [`plots`] draws it (SVG
 //! inline in the page, PNG beside it); [`compare`] puts runs side by side.
 
+pub mod capacity;
 pub mod charts;
 pub mod compare;
 pub mod compare_page;

@@ -2,8 +2,8 @@
 //! target, run the swarm while writing results as it goes, evaluate thresholds, and say how
 //! it ended (which the CLI turns into an exit code).
 
-mod progress;
-mod timing;
+pub(crate) mod progress;
+pub(crate) mod timing;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -408,7 +408,7 @@ fn conclude(
 
 /// Writes `results` under the system's temporary folder; its path, or `None` when even
 /// that fails.
-fn write_fallback(results: &Results, name: &str) -> Option<PathBuf> {
+pub(crate) fn write_fallback(results: &Results, name: &str) -> Option<PathBuf> {
     let stem = default_out(name);
     let stem = stem
         .file_name()
@@ -435,7 +435,7 @@ fn write_fallback(results: &Results, name: &str) -> Option<PathBuf> {
 /// aborted, exit 3): no connection opened; no iteration ended and nothing came back; requests
 /// went out and not one was answered (nor timed out) before the stop; or none of the
 /// scenario's sends happened. Whatever the timing, a broken target never passes.
-fn measured_nothing(r: &Results, plan: &Plan) -> Option<String> {
+pub(crate) fn measured_nothing(r: &Results, plan: &Plan) -> Option<String> {
     let c = &r.counters;
     if c.connections.opened == 0 {
         return Some(format!(
@@ -519,7 +519,7 @@ impl Observer for Live<'_> {
     }
 }
 
-fn meta(plan: &Plan, args: &RunArgs, started: SystemTime, threads: usize) -> RunMeta {
+pub(crate) fn meta(plan: &Plan, args: &RunArgs, started: SystemTime, threads: usize) -> RunMeta {
     RunMeta {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         scenario_name: plan.name.clone(),
@@ -563,7 +563,7 @@ fn phases(stages: &[Stage]) -> Vec<Phase> {
 
 /// Fail before load: one TCP connection to the target, so an unreachable target is one
 /// clear line (exit 3), not a run full of errors.
-async fn preflight(plan: &Plan) -> Result<(), RunError> {
+pub(crate) async fn preflight(plan: &Plan) -> Result<(), RunError> {
     let req = plan
         .target
         .as_str()
@@ -590,7 +590,7 @@ async fn preflight(plan: &Plan) -> Result<(), RunError> {
 /// Registers the SIGINT and SIGTERM handlers now, before any traffic, and returns the task
 /// that forwards each signal: a handler installed on the task's first poll could miss a signal
 /// sent the moment the run starts, which would then kill the process without a results file.
-fn forward_signals(
+pub(crate) fn forward_signals(
     tx: mpsc::UnboundedSender<Control>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
@@ -646,7 +646,7 @@ pub fn default_out(name: &str) -> PathBuf {
 }
 
 /// Every VU holds a socket: raise the soft open-file limit to the hard one, and return it.
-fn raise_fd_limit() -> u64 {
+pub(crate) fn raise_fd_limit() -> u64 {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
