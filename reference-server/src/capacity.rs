@@ -1,10 +1,11 @@
 //! `--capacity N/s`: a fixed service budget shared by every connection, so the server has a
 //! known capacity to find. Each answered client message takes `1/N` s of one service
 //! clock, first come first served; its reply waits until its turn has been served. The
-//! clock may run up to [`SLACK`] behind real time, so messages arriving unevenly at a mean
-//! rate below `N` are answered at once (a token bucket holding `N × SLACK` messages);
-//! above `N` the queue, and with it the latency, grows without bound for as long as the
-//! rate lasts.
+//! clock may run up to a slack (default [`SLACK`]) behind real time, so messages arriving
+//! unevenly at a mean rate below `N` are answered at once (a token bucket holding
+//! `N × slack` messages); above `N` the queue, and with it the latency, grows without bound
+//! for as long as the rate lasts. With no slack every message waits its own `1/N` s: a
+//! single-server queue, whose latency under random arrivals rises well before `N`.
 //!
 //! The queue lives on a thread of its own (the budget spans the runtime threads). A turn
 //! whose connection has gone by the time it comes up is skipped without using the
@@ -18,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-/// How far the service clock may lag real time: unused budget kept for a burst.
-pub(crate) const SLACK: Duration = Duration::from_millis(20);
+/// How far the service clock may lag real time by default: unused budget kept for a burst.
+pub const SLACK: Duration = Duration::from_millis(20);
 
 /// One waiting batch of replies: how many messages it answers, and whom to wake.
 struct Turn {
@@ -36,17 +37,19 @@ struct Queue {
 /// The shared service budget.
 pub(crate) struct Budget {
     per_message: Duration,
+    slack: Duration,
     queue: Mutex<Queue>,
     ready: Condvar,
     stopping: AtomicBool,
 }
 
 impl Budget {
-    /// A budget of `per_sec` messages per second, served by its own thread (returned, to be
-    /// joined after [`stop`](Self::stop)).
-    pub fn start(per_sec: f64) -> std::io::Result<(Arc<Budget>, JoinHandle<()>)> {
+    /// A budget of `per_sec` messages per second keeping `slack` of unused budget, served
+    /// by its own thread (returned, to be joined after [`stop`](Self::stop)).
+    pub fn start(per_sec: f64, slack: Duration) -> std::io::Result<(Arc<Budget>, JoinHandle<()>)> {
         let budget = Arc::new(Budget {
             per_message: Duration::from_secs_f64(1.0 / per_sec),
+            slack,
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -93,8 +96,8 @@ impl Budget {
     }
 
     /// The service clock: each turn ends `cost / N` after the previous turn's end, or
-    /// after [`SLACK`] before its arrival if the clock lags more than that (the budget
-    /// left unused is kept for [`SLACK`] only). The clock advances by the budget, not by
+    /// after the slack before its arrival if the clock lags more than that (the budget
+    /// left unused is kept for the slack only). The clock advances by the budget, not by
     /// when the thread woke, so a late wake-up does not lower the rate.
     fn serve(&self) {
         let mut free_at = Instant::now();
@@ -103,8 +106,8 @@ impl Budget {
                 continue;
             }
             let now = Instant::now();
-            free_at =
-                free_at.max(now.checked_sub(SLACK).unwrap_or(now)) + self.per_message * turn.cost;
+            free_at = free_at.max(now.checked_sub(self.slack).unwrap_or(now))
+                + self.per_message * turn.cost;
             while !self.stopping.load(Ordering::Acquire) {
                 let now = Instant::now();
                 if now >= free_at {
@@ -124,7 +127,7 @@ mod tests {
 
     #[test]
     fn serves_at_the_budget_and_skips_turns_given_up() {
-        let (budget, thread) = Budget::start(1000.0).unwrap();
+        let (budget, thread) = Budget::start(1000.0, SLACK).unwrap();
         let start = Instant::now();
         // The thread serves this turn for 200 ms before it looks at the next one, so the
         // turn of 1000 messages queued behind it is given up before it comes up: skipped.

@@ -92,6 +92,10 @@ pub struct Config {
     /// clock, first come first served, so above `N` the replies queue and their latency
     /// climbs without bound. A known capacity for `squall capacity` to find. Default none.
     pub capacity: Option<f64>,
+    /// With [`capacity`](Self::capacity): how much unused budget is kept for a burst
+    /// (`--capacity-slack`). Default 20 ms; zero makes every message wait its own `1/N` s
+    /// (a single-server queue: under random arrivals its latency rises well before `N`).
+    pub capacity_slack: Duration,
 }
 
 impl Default for Config {
@@ -112,6 +116,7 @@ impl Default for Config {
             reply_delay: Duration::ZERO,
             stamp: false,
             capacity: None,
+            capacity_slack: capacity::SLACK,
         }
     }
 }
@@ -266,7 +271,7 @@ pub fn spawn(config: Config) -> io::Result<ServerHandle> {
     let hub = Arc::new(Hub::new());
     let (budget, budget_thread) = match config.capacity {
         Some(per_sec) if per_sec > 0.0 && per_sec.is_finite() => {
-            let (b, t) = capacity::Budget::start(per_sec)?;
+            let (b, t) = capacity::Budget::start(per_sec, config.capacity_slack)?;
             (Some(b), Some(t))
         }
         Some(per_sec) => {

@@ -79,6 +79,10 @@ struct Args {
     /// latency climbs without bound (a known capacity for `squall capacity`) [default: none].
     #[arg(long, value_name = "N/s", value_parser = parse_capacity)]
     capacity: Option<f64>,
+    /// With --capacity: unused budget kept for a burst, e.g. 20ms; 0s makes every message
+    /// wait its own 1/N s (a single-server queue, whose latency rises before N).
+    #[arg(long, value_name = "D", default_value = "20ms", value_parser = humantime::parse_duration)]
+    capacity_slack: Duration,
 }
 
 /// Parses `2000/s` or `2000` into a positive rate.
@@ -149,6 +153,7 @@ fn main() -> ExitCode {
         stamp: args.stamp,
         fault: args.fault,
         capacity: args.capacity,
+        capacity_slack: args.capacity_slack,
     };
     let server = match squall_server::spawn(config) {
         Ok(server) => server,

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::metrics::Aggregate;
 use crate::report::capacity::{Step, Verdict};
-use crate::report::fmt_us;
+use crate::report::{fmt_rate, fmt_us};
 
 /// What the search shows as it goes.
 pub struct View {
@@ -108,36 +108,5 @@ impl View {
             fmt_rate(s.offered_rate),
             fmt_rate(s.achieved_rate)
         )
-    }
-}
-
-/// `41,200`, `950`, `12.5`: whole numbers with thousands separators from 100 up.
-pub fn fmt_rate(r: f64) -> String {
-    if r < 100.0 {
-        let s = format!("{r:.2}");
-        return s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    let digits = format!("{:.0}", r);
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_read_well() {
-        assert_eq!(fmt_rate(41_200.0), "41,200");
-        assert_eq!(fmt_rate(1_000_000.0), "1,000,000");
-        assert_eq!(fmt_rate(950.4), "950");
-        assert_eq!(fmt_rate(12.5), "12.5");
-        assert_eq!(fmt_rate(3.0), "3");
     }
 }

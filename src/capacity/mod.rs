@@ -30,11 +30,12 @@ use crate::check::thresholds::Threshold;
 use crate::metrics::Aggregate;
 use crate::protocol::Profile;
 use crate::report::capacity::{Capacity, Outcome, Settings, Step, Verdict};
+use crate::report::fmt_rate;
 use crate::report::{self, ReportError, Results, ResultsWriter, Status};
 use crate::run::{self, RunArgs, RunError};
 use crate::scenario::plan::{LoadModel, Plan};
 use crate::swarm::{Control, RunOptions};
-use live::{fmt_rate, View};
+use live::View;
 use search::{Bounds, Conclusion, Search};
 pub use slo::SloError;
 

@@ -116,6 +116,14 @@ fn draw_one<'a>(c: &'a Chart, dir: &Path) -> Result<(Figure<'a>, PathBuf), Repor
 /// Writes `report.html` and a PNG per chart into `dir` (created if needed).
 pub fn write_report(r: &Results, dir: &Path) -> Result<Written, ReportError> {
     fs::create_dir_all(dir).map_err(io(dir))?;
+    if let Some(c) = &r.capacity {
+        let charts = super::capacity_page::charts(c);
+        let (figs, pngs) = draw_all(&charts, dir)?;
+        let html = dir.join("report.html");
+        let page = super::capacity_page::report(r, c, &figs);
+        fs::write(&html, page).map_err(io(&html))?;
+        return Ok(Written { html, pngs });
+    }
     let charts = report_charts(r)?;
     let (figs, pngs) = draw_all(&charts, dir)?;
     let html = dir.join("report.html");
