@@ -279,3 +279,122 @@ fn trim(v: f64) -> String {
     let s = format!("{v:.2}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::capacity::{Percentiles, Point, Settings};
+    use crate::report::{Health, RequestCounts};
+
+    fn step(rate: f64, achieved: f64, p99_ms: u64, verdict: Verdict) -> Step {
+        let p = Percentiles {
+            count: 100,
+            p50: 300,
+            p90: 500,
+            p99: p99_ms * 1000,
+            p99_9: p99_ms * 1000,
+            max: p99_ms * 1000,
+        };
+        Step {
+            offered_rate: rate,
+            achieved_rate: achieved,
+            started_s: rate / 100.0,
+            measured_s: 1.5,
+            verdict,
+            why: vec![],
+            metrics: [("rtt".to_string(), p)].into(),
+            slo: vec![],
+            trend: None,
+            requests: RequestCounts::default(),
+            errors: 0,
+            connections_failed: 0,
+            missed: 0,
+            health: Health::default(),
+            series: vec![Point {
+                t: 0.25,
+                p50_us: Some(300),
+                p99_us: Some(p99_ms * 1000),
+            }],
+        }
+    }
+
+    fn capacity() -> Capacity {
+        Capacity {
+            outcome: Outcome::Found,
+            answer: "sustains 200/s with latency.rtt.p99 < 50ms".into(),
+            sustained_rate: Some(200.0),
+            breaking_rate: Some(400.0),
+            slo: vec!["latency.rtt.p99 < 50ms".into(), "errors.rate < 1%".into()],
+            metric: Some("rtt".into()),
+            search: Settings {
+                from: 100.0,
+                to: 1e6,
+                precision: 0.05,
+                step_s: 2.0,
+                warmup_s: 0.5,
+            },
+            // In the order run: 400/s came before 200/s's neighbour was known.
+            steps: vec![
+                step(100.0, 100.0, 2, Verdict::Good),
+                step(400.0, 310.0, 900, Verdict::Bad),
+                step(200.0, 199.0, 3, Verdict::Good),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_knee_plots_sort_the_steps_by_rate_and_draw_the_slo() {
+        let charts = charts(&capacity());
+        let files: Vec<&str> = charts.iter().map(|c| c.file.as_str()).collect();
+        assert_eq!(
+            files,
+            ["capacity-rate", "capacity-latency", "capacity-steps"]
+        );
+        let Body::Xy { lines, .. } = &charts[0].body else {
+            panic!("{:?}", charts[0].body)
+        };
+        assert_eq!(
+            lines[0].points,
+            vec![(100.0, 100.0), (200.0, 199.0), (400.0, 310.0)]
+        );
+        let Body::Xy { lines, .. } = &charts[1].body else {
+            panic!("{:?}", charts[1].body)
+        };
+        let p99: Vec<f64> = lines[1].points.iter().map(|p| p.1).collect();
+        assert_eq!(p99, vec![2.0, 3.0, 900.0]);
+        // One SLO line (the error-rate SLO is not a latency), at 50 ms, across the rates.
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[2].points, vec![(0.0, 50.0), (400.0, 50.0)]);
+        assert!(lines[2].dashed);
+        let Body::OverTime { phases, lines, .. } = &charts[2].body else {
+            panic!("{:?}", charts[2].body)
+        };
+        assert_eq!(phases.len(), 3);
+        // Each step's ticks on the search's clock.
+        assert_eq!(lines[0].points[1].0, 4.0 + 0.25);
+    }
+
+    #[test]
+    fn the_page_leads_with_the_answer_and_lists_every_step() {
+        let r = crate::metrics::Aggregate::new(vec!["rtt".into()]).results(
+            serde_json::from_value(serde_json::json!({
+                "tool_version": "0", "scenario_name": "kite-capacity", "scenario_file": "c.yaml",
+                "scenario_sha256": "ab", "protocol": "kite", "target": "ws://t/ws", "seed": 1,
+                "threads": 1, "started_at": "2026-12-07T00:00:00Z", "ended_at": null,
+                "duration_s": 2.0, "planned_duration_s": 2.0, "load_model": "open",
+                "host": "h", "phases": []
+            }))
+            .unwrap(),
+            Status::Complete,
+        );
+        let html = report(&r, &capacity(), &[]);
+        let answer = html.find("sustains 200/s").unwrap();
+        assert!(answer < html.find("id=\"knee\"").unwrap());
+        assert_eq!(html.matches("✓ good").count(), 2);
+        assert_eq!(html.matches("✗ bad").count(), 1);
+        assert!(
+            html.contains("<code>latency.rtt.p99 &lt; 50ms</code>"),
+            "{html}"
+        );
+    }
+}
