@@ -39,8 +39,11 @@ use live::View;
 use search::{Bounds, Conclusion, Search};
 pub use slo::SloError;
 
-/// Ticks of a step: short, so the trend test has points to judge even in a short step.
+/// Ticks of a step: short, so even a short step's latency over time has points.
 const TICK: Duration = Duration::from_millis(250);
+
+/// The shortest measured window (a step after its warm-up).
+const MIN_MEASURED: Duration = Duration::from_secs(1);
 
 /// What `squall capacity` was asked to do.
 #[derive(Debug, Clone)]
@@ -100,8 +103,7 @@ impl CapacityArgs {
                 self.precision * 100.0
             ));
         }
-        let measured = self.step.saturating_sub(self.warmup);
-        if measured < TICK * trend::MIN_TICKS as u32 {
+        if self.step.saturating_sub(self.warmup) < MIN_MEASURED {
             return usage(format!(
                 "--step ({:?}) must exceed --warmup ({:?}) by at least 1s: the steady-state test needs the time to judge",
                 self.step, self.warmup

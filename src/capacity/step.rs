@@ -69,9 +69,10 @@ pub async fn run(
     };
     let plan = std::sync::Arc::new(plan);
     let started = SystemTime::now();
+    let measured = cfg.step.saturating_sub(cfg.warmup);
     let mut watch = Watch {
-        warmup: cfg.warmup,
-        at_warmup: None,
+        marks: [cfg.warmup, cfg.warmup + measured / 2],
+        kept: Vec::new(),
         meta: run::meta(&plan, cfg.args, started, cfg.opts.threads),
         view,
     };
@@ -86,7 +87,8 @@ pub async fn run(
             }
         }
     };
-    let at_warmup = watch.at_warmup.take();
+    let mut kept = std::mem::take(&mut watch.kept).into_iter();
+    let (at_warmup, at_middle) = (kept.next(), kept.next());
     let mut meta = run::meta(&plan, cfg.args, outcome.started_at, outcome.threads);
     meta.ended_at = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
     meta.duration_s = outcome.elapsed.as_secs_f64();
@@ -103,26 +105,35 @@ pub async fn run(
             results.status_reason = Some(why);
         }
     }
-    let measured = cfg.step.saturating_sub(cfg.warmup);
     let window = window(&results.series, cfg.warmup, measured);
     let steady = steady(&results, at_warmup.as_ref(), measured);
     results.thresholds = verdict::evaluate(cfg.slo, &steady);
-    let step = judge(cfg, &results, &steady, &window, started_s);
+    let trend = match (&at_warmup, &at_middle) {
+        (Some(w), Some(m)) => trend::judge(w, m, &results, cfg.slo_us),
+        _ => None,
+    };
+    let step = judge(cfg, &results, &steady, &window, trend, started_s);
     Ran { results, step }
 }
 
-/// Keeps the figures at the end of the warm-up, and feeds the live view.
+/// Keeps the figures at the first tick past each mark (the end of the warm-up, the middle
+/// of the measured window), and feeds the live view.
 struct Watch<'a> {
-    warmup: Duration,
-    at_warmup: Option<Results>,
+    marks: [Duration; 2],
+    kept: Vec<Results>,
     meta: RunMeta,
     view: &'a mut dyn FnMut(&Aggregate, Duration),
 }
 
 impl Observer for Watch<'_> {
     fn on_tick(&mut self, agg: &mut Aggregate, elapsed: Duration) {
-        if self.at_warmup.is_none() && elapsed >= self.warmup {
-            self.at_warmup = Some(agg.results(self.meta.clone(), Status::Running));
+        while self
+            .marks
+            .get(self.kept.len())
+            .is_some_and(|&mark| elapsed >= mark)
+        {
+            self.kept
+                .push(agg.results(self.meta.clone(), Status::Running));
         }
         (self.view)(agg, elapsed);
     }
@@ -146,10 +157,9 @@ fn judge(
     whole: &Results,
     steady: &Results,
     window: &[&crate::report::SeriesPoint],
+    trend: Option<trend::Trend>,
     started_s: f64,
 ) -> Step {
-    let medians: Vec<Option<u64>> = window.iter().map(|p| p.p50_us).collect();
-    let trend = trend::judge(&medians, cfg.slo_us);
     let span: f64 = window.iter().map(|p| p.span_s).sum();
     let samples: u64 = window.iter().map(|p| p.samples).sum();
     let c = &steady.counters;
@@ -174,7 +184,9 @@ fn judge(
         requests: c.requests,
         errors: c.errors,
         connections_failed: c.connections.failed,
-        missed: whole.counters.missed,
+        // The window's, not the whole step's: an arrival due just as the step stops is
+        // counted missed at the stop, which says nothing about the rate.
+        missed: window.iter().map(|p| p.missed).sum(),
         health: whole.health.clone(),
         series: whole
             .series

@@ -34,7 +34,7 @@ pub fn classify(whole: &Results, step: &Step) -> (Verdict, Vec<String>) {
         .collect();
     if let Some(t) = step.trend.as_ref().filter(|t| t.rising) {
         why.push(format!(
-            "latency rising: tick medians {} in the first half, {} in the second (steady allows {} more)",
+            "latency rising: median {} in the first half, {} in the second (steady allows {} more)",
             fmt_us(t.first_half_us),
             fmt_us(t.second_half_us),
             fmt_us(t.limit_us)

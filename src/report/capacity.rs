@@ -101,7 +101,7 @@ pub struct Step {
     pub metrics: BTreeMap<String, Percentiles>,
     /// The SLOs over the measured window.
     pub slo: Vec<ThresholdOutcome>,
-    /// The steady-state test; `null` when the window had too few ticks with samples.
+    /// The steady-state test; `null` when a half of the window had too few samples.
     pub trend: Option<Trend>,
     /// Requests over the measured window (`unanswered`: still waiting at the step's end).
     pub requests: RequestCounts,
@@ -109,7 +109,8 @@ pub struct Step {
     pub errors: u64,
     /// Connection attempts that failed over the measured window.
     pub connections_failed: u64,
-    /// Arrivals that could not start (every slot busy, or the generator behind), whole step.
+    /// Arrivals that could not start in the measured window (every slot busy, or the
+    /// generator behind).
     pub missed: u64,
     /// The generator's health over the whole step.
     pub health: Health,
@@ -151,11 +152,11 @@ pub struct Point {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Trend {
-    /// Ticks judged (per-tick medians in the measured window).
-    pub ticks: usize,
-    /// Median of the first half's per-tick medians, µs.
+    /// Latency samples in the first and the second half of the measured window.
+    pub samples: [u64; 2],
+    /// Median latency of the first half (all metrics), µs.
     pub first_half_us: f64,
-    /// Median of the second half's per-tick medians, µs.
+    /// Median latency of the second half, µs.
     pub second_half_us: f64,
     /// The largest rise that still counts as steady, µs.
     pub limit_us: f64,

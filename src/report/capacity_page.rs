@@ -187,8 +187,8 @@ pub fn report(r: &Results, c: &Capacity, figs: &[Figure]) -> String {
 }
 
 const READING: &str = "<h2 id=\"reading\">Reading the answer</h2>\n<p>A step is good when every SLO held over \
-its measured window (the step after its warm-up), its latency was steady (the median of the second half's \
-per-tick medians no more than a tenth of the tightest latency SLO above the first half's) and every request \
+its measured window (the step after its warm-up), its latency was steady (the median latency of the window's \
+second half no more than a tenth of the tightest latency SLO above the first half's) and every request \
 was answered. The sustained rate is the highest good step: the knee, where latency turns upward, not the \
 most the target ever answered, which it reaches only while its queue grows.</p>\n";
 
@@ -231,7 +231,7 @@ fn steps_table(o: &mut String, c: &Capacity) {
             "answered/s",
             &p50,
             &p99,
-            "trend (tick medians, halves)",
+            "trend (medians of the halves)",
             "sent / timed out / errors",
             "generator CPU peak · lateness p99",
             "verdict",
