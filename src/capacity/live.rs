@@ -13,6 +13,8 @@ use crate::report::{fmt_rate, fmt_us};
 pub struct View {
     /// Draw a bar for the step under way (stdout is a terminal).
     progress: bool,
+    /// Print nothing.
+    quiet: bool,
     step_len: Duration,
     bar: Option<ProgressBar>,
     /// The metric whose percentiles the lines show.
@@ -24,6 +26,7 @@ impl View {
     pub fn new(progress: bool, quiet: bool, step_len: Duration, metric: Option<String>) -> Self {
         View {
             progress: progress && !quiet,
+            quiet,
             step_len,
             bar: None,
             metric,
@@ -74,9 +77,12 @@ impl View {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        // Off a terminal the steps are printed once, after the answer.
+        // Off a terminal each step goes to stderr as it ends, so stdout leads with the
+        // answer (the steps follow it there too).
         if self.progress {
             println!("{}", self.line(n, step));
+        } else if !self.quiet {
+            eprintln!("{}", self.line(n, step));
         }
     }
 
