@@ -184,9 +184,13 @@ fn judge(
         requests: c.requests,
         errors: c.errors,
         connections_failed: c.connections.failed,
-        // The window's, not the whole step's: an arrival due just as the step stops is
-        // counted missed at the stop, which says nothing about the rate.
-        missed: window.iter().map(|p| p.missed).sum(),
+        // The window's but its last tick, not the whole step's: an arrival due just as the
+        // step stops is counted missed at the stop, and a worker that rolls its tick late
+        // puts it in the window's last tick. Neither says anything about the rate, and a
+        // generator that cannot keep up misses arrivals all through the window.
+        missed: window
+            .split_last()
+            .map_or(0, |(_, before)| before.iter().map(|p| p.missed).sum()),
         health: whole.health.clone(),
         series: whole
             .series

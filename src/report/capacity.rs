@@ -109,8 +109,8 @@ pub struct Step {
     pub errors: u64,
     /// Connection attempts that failed over the measured window.
     pub connections_failed: u64,
-    /// Arrivals that could not start in the measured window (every slot busy, or the
-    /// generator behind).
+    /// Arrivals that could not start in the measured window, its last tick left out (where
+    /// the arrivals due at the stop are counted): every slot busy, or the generator behind.
     pub missed: u64,
     /// The generator's health over the whole step.
     pub health: Health,
