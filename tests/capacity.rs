@@ -24,7 +24,9 @@ fn schema() -> jsonschema::Validator {
 
 #[test]
 fn the_search_finds_the_servers_capacity_within_5_percent_for_two_budgets() {
-    for n in [150.0, 320.0] {
+    // Rates a debug build on a busy 2-core machine offers without falling behind itself
+    // (each arrival is a whole connection): the search tries up to 320/s.
+    for n in [120.0, 240.0] {
         let srv = server(n, Duration::from_millis(20));
         let dir = tempfile::tempdir().unwrap();
         let target = format!("ws://{}/kite/ws", srv.addr());
@@ -34,7 +36,7 @@ fn the_search_finds_the_servers_capacity_within_5_percent_for_two_budgets() {
             target,
             dir.path(),
             "latency.rtt.p99 < 200ms",
-            100.0,
+            80.0,
         );
         let done = execute(a).unwrap();
         srv.shutdown();
