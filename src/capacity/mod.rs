@@ -201,15 +201,7 @@ pub fn execute(args: CapacityArgs) -> Result<Finished, CapacityError> {
     let slo = slo::parse_all(&args.slo, &plan)?;
     let profile = run::profile_for(&mut plan, &run_args)?;
     run::raise_fd_limit();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| RunError::Unreachable(format!("cannot start the runtime: {e}")))?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let signals = {
-        let _in_rt = rt.enter();
-        tokio::spawn(run::forward_signals(tx))
-    };
+    let (rt, rx, signals) = run::runtime_with_signals()?;
     let out_dir = args
         .run
         .out

@@ -207,17 +207,7 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
             plan.load.peak()
         );
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| RunError::Unreachable(format!("cannot start the runtime: {e}")))?;
-    // Signal handlers before anything that takes time (the start-up check included): a
-    // Ctrl-C from here on ends in a results file, never in a killed process.
-    let (tx, rx) = mpsc::unbounded_channel();
-    let signals = {
-        let _in_rt = rt.enter();
-        tokio::spawn(forward_signals(tx))
-    };
+    let (rt, rx, signals) = runtime_with_signals()?;
     let server = if args.serve {
         let cfg = squall_server::Config {
             listen: ([127, 0, 0, 1], 0).into(),
@@ -269,6 +259,30 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
         out_dir,
         output_failed,
     })
+}
+
+/// A current-thread runtime with the SIGINT/SIGTERM handlers installed on it, the
+/// receiver of what they forward, and the forwarding task. Called before anything that
+/// takes time (the start-up check included): a Ctrl-C from then on ends in a results file,
+/// never in a killed process.
+pub(crate) fn runtime_with_signals() -> Result<
+    (
+        tokio::runtime::Runtime,
+        mpsc::UnboundedReceiver<Control>,
+        tokio::task::JoinHandle<()>,
+    ),
+    RunError,
+> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Unreachable(format!("cannot start the runtime: {e}")))?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let signals = {
+        let _in_rt = rt.enter();
+        tokio::spawn(forward_signals(tx))
+    };
+    Ok((rt, rx, signals))
 }
 
 /// The results document before any load: status `running`, nothing measured.
@@ -590,7 +604,7 @@ pub(crate) async fn preflight(plan: &Plan) -> Result<(), RunError> {
 /// Registers the SIGINT and SIGTERM handlers now, before any traffic, and returns the task
 /// that forwards each signal: a handler installed on the task's first poll could miss a signal
 /// sent the moment the run starts, which would then kill the process without a results file.
-pub(crate) fn forward_signals(
+fn forward_signals(
     tx: mpsc::UnboundedSender<Control>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
