@@ -217,6 +217,7 @@ fn results() -> Results {
         },
         delivery: None,
         uploads: Default::default(),
+        capacity: None,
     }
 }
 

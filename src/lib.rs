@@ -7,6 +7,7 @@
 //! `squall run`.
 
 pub mod asyncapi;
+pub mod capacity;
 pub mod check;
 pub mod metrics;
 pub mod protocol;

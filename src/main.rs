@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod capacity_cmd;
+
 use squall::check::offline::validate_lines;
 use squall::protocol::catalog::{Origin, Places};
 use squall::protocol::{self, Conformance, Profile};
@@ -30,6 +32,9 @@ enum Command {
     /// its schemas; 2 bad scenario, profile or usage; 3 target unreachable, run aborted or
     /// results not written; 130 interrupted).
     Run(RunCmd),
+    /// Find the highest rate the target sustains within SLOs (exit 0 found, 1 even --from
+    /// breaks, 2 bad input, 3 target failed or squall was the limit, 130 interrupted).
+    Capacity(capacity_cmd::CapacityCmd),
     /// Check scenario files without connecting (exit 0 valid, 1 not portable with
     /// --portable, 2 invalid).
     Check {
@@ -321,6 +326,7 @@ fn main() -> ExitCode {
     };
     ExitCode::from(match cli.command {
         Command::Run(cmd) => run(cmd),
+        Command::Capacity(cmd) => capacity_cmd::run(cmd),
         Command::Check {
             scenarios,
             portable,

@@ -57,6 +57,7 @@ fn every_scenario_passes_squall_check_and_targets_the_kite_path() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     for want in [
+        "capacity.yaml",
         "rate-limit-reference.yaml",
         "rpc-mix-reference.yaml",
         "smoke.yaml",
@@ -164,6 +165,13 @@ fn soak_passes_shortened() {
     // The churners reconnected: more connections than VUs.
     let opened = doc["counters"]["connections"]["opened"].as_u64().unwrap();
     assert!(opened > 20, "opened {opened}: {}", verdict(&doc));
+}
+
+#[test]
+fn capacity_passes_shortened() {
+    // What `squall capacity` drives, run as written at its own 100/s (shortened).
+    let doc = passes_shortened("scenarios/kite/capacity.yaml", None);
+    assert!(samples(&doc, "rtt") > 100, "{}", verdict(&doc));
 }
 
 #[test]

@@ -226,6 +226,7 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
         outbox: &outbox,
         fx: Effects::default(),
         tally: Tally::new(proto),
+        answered: 0,
     };
     state.call(&mut *session, |s, cx| s.open(cx));
     let end = loop {
@@ -244,6 +245,13 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
         if !state.fx.out.is_empty() {
             if !worker.shared.config.reply_delay.is_zero() {
                 tokio::time::sleep(worker.shared.config.reply_delay).await;
+            }
+            if let Some(budget) = &worker.shared.budget {
+                match state.await_turn(budget, &mut ws, &mut *session).await {
+                    Turn::Served => {}
+                    Turn::Alarm => continue,
+                    Turn::Gone => break End::Gone,
+                }
             }
             tokio::select! {
                 biased;
@@ -282,6 +290,7 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
                 }
                 // Messages that got no reply are published now; the others with the write.
                 if state.fx.out.is_empty() {
+                    state.answered = 0;
                     worker.shared.stats.flush(worker.index, &mut state.tally);
                 }
             }
@@ -309,9 +318,54 @@ struct State<'a> {
     outbox: &'a Rc<Outbox>,
     fx: Effects,
     tally: Tally,
+    /// Data messages read since the last write: what the replies cost of `--capacity`.
+    answered: u32,
+}
+
+/// How a wait for the `--capacity` service budget ended.
+enum Turn {
+    /// The replies may go.
+    Served,
+    /// Shutdown or a slow-consumer kick: the loop looks at it first.
+    Alarm,
+    /// The peer went away (or closed) while its replies queued.
+    Gone,
 }
 
 impl State<'_> {
+    /// Waits until the replies to the messages read since the last write have been served
+    /// by the budget. Messages read meanwhile are handled and wait for the next turn; a
+    /// peer that closes or drops gives its turn up, so a client gone leaves no backlog.
+    async fn await_turn(
+        &mut self,
+        budget: &crate::capacity::Budget,
+        ws: &mut Ws,
+        session: &mut dyn Session,
+    ) -> Turn {
+        let cost = std::mem::take(&mut self.answered);
+        if cost == 0 {
+            return Turn::Served;
+        }
+        let mut turn = budget.reserve(cost);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.outbox.wait_alarm() => return Turn::Alarm,
+                _ = &mut turn => return Turn::Served,
+                item = ws.next() => match item {
+                    Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                        self.inbound(session, Some(Ok(m)));
+                        if self.fx.close.is_some() {
+                            return Turn::Served;
+                        }
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    _ => return Turn::Gone,
+                },
+            }
+        }
+    }
+
     /// Calls the session with a fresh context; a panic inside closes the connection with 1011
     /// instead of taking the runtime thread down.
     fn call(&mut self, session: &mut dyn Session, f: impl FnOnce(&mut dyn Session, &mut Cx<'_>)) {
@@ -341,6 +395,7 @@ impl State<'_> {
         match item {
             None => self.fx.close = close(0, ""),
             Some(Ok(Message::Text(text))) => {
+                self.answered += 1;
                 self.tally.frames_in += 1;
                 self.tally.bytes_in += text.len() as u64;
                 let rx = self.worker.shared.config.stamp.then(monotonic_ns);
@@ -353,6 +408,7 @@ impl State<'_> {
                 }
             }
             Some(Ok(Message::Binary(data))) => {
+                self.answered += 1;
                 self.tally.frames_in += 1;
                 self.tally.bytes_in += data.len() as u64;
                 self.call(session, |s, cx| s.binary(&data, cx));

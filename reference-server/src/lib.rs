@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+mod capacity;
 mod clock;
 mod conn;
 mod covetpy;
@@ -91,6 +92,15 @@ pub struct Config {
     /// frames, query parameters, methods, metric names or error codes the document does not
     /// define, no `POST /publish`). The inventory is `docs/strict-doc.md`. Default off.
     pub strict_doc: bool,
+    /// A fixed service budget, in answered messages per second, shared by every
+    /// connection (`--capacity N/s`): each answered message takes `1/N` s of one service
+    /// clock, first come first served, so above `N` the replies queue and their latency
+    /// climbs without bound. A known capacity for `squall capacity` to find. Default none.
+    pub capacity: Option<f64>,
+    /// With [`capacity`](Self::capacity): how much unused budget is kept for a burst
+    /// (`--capacity-slack`). Default 20 ms; zero makes every message wait its own `1/N` s
+    /// (a single-server queue: under random arrivals its latency rises well before `N`).
+    pub capacity_slack: Duration,
 }
 
 impl Default for Config {
@@ -111,6 +121,8 @@ impl Default for Config {
             reply_delay: Duration::ZERO,
             stamp: false,
             strict_doc: false,
+            capacity: None,
+            capacity_slack: capacity::SLACK,
         }
     }
 }
@@ -198,6 +210,8 @@ pub struct ServerHandle {
     shared: Arc<Shared>,
     mode: watch::Sender<Mode>,
     threads: Vec<JoinHandle<()>>,
+    /// The `--capacity` service thread, stopped after the runtime threads.
+    budget: Option<JoinHandle<()>>,
 }
 
 impl ServerHandle {
@@ -225,6 +239,10 @@ impl ServerHandle {
     fn stop(&mut self, mode: Mode) {
         let _ = self.mode.send(mode);
         for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        if let (Some(thread), Some(budget)) = (self.budget.take(), &self.shared.budget) {
+            budget.stop();
             let _ = thread.join();
         }
     }
@@ -257,11 +275,25 @@ pub fn spawn(config: Config) -> io::Result<ServerHandle> {
     }
     let stats = Arc::new(Stats::new(threads));
     let hub = Arc::new(Hub::new());
+    let (budget, budget_thread) = match config.capacity {
+        Some(per_sec) if per_sec > 0.0 && per_sec.is_finite() => {
+            let (b, t) = capacity::Budget::start(per_sec, config.capacity_slack)?;
+            (Some(b), Some(t))
+        }
+        Some(per_sec) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("capacity must be a positive rate, not {per_sec}"),
+            ))
+        }
+        None => (None, None),
+    };
     let shared = Arc::new(Shared {
         config: config.clone(),
         stats: stats.clone(),
         hub: hub.clone(),
         admitted: AtomicUsize::new(0),
+        budget,
     });
     let (mode_tx, mode_rx) = watch::channel(Mode::Running);
     let (senders, mut receivers): (Vec<_>, Vec<_>) = (0..threads)
@@ -298,5 +330,6 @@ pub fn spawn(config: Config) -> io::Result<ServerHandle> {
         shared,
         mode: mode_tx,
         threads: handles,
+        budget: budget_thread,
     })
 }

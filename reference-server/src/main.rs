@@ -80,6 +80,24 @@ struct Args {
     /// reference-server/docs/strict-doc.md.
     #[arg(long)]
     strict_doc: bool,
+    /// A fixed service budget shared by all connections, e.g. 2000/s: each answered
+    /// message takes 1/N s of it, first come first served, so above N/s replies queue and
+    /// latency climbs without bound (a known capacity for `squall capacity`) [default: none].
+    #[arg(long, value_name = "N/s", value_parser = parse_capacity)]
+    capacity: Option<f64>,
+    /// With --capacity: unused budget kept for a burst, e.g. 20ms; 0s makes every message
+    /// wait its own 1/N s (a single-server queue, whose latency rises before N).
+    #[arg(long, value_name = "D", default_value = "20ms", value_parser = humantime::parse_duration)]
+    capacity_slack: Duration,
+}
+
+/// Parses `2000/s` or `2000` into a positive rate.
+fn parse_capacity(s: &str) -> Result<f64, String> {
+    let n = s.trim().strip_suffix("/s").unwrap_or(s.trim());
+    match n.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!("'{s}' is not a positive rate; write e.g. 2000/s")),
+    }
 }
 
 /// Sends tracing events to stderr, as text or JSON lines.
@@ -141,6 +159,8 @@ fn main() -> ExitCode {
         stamp: args.stamp,
         strict_doc: args.strict_doc,
         fault: args.fault,
+        capacity: args.capacity,
+        capacity_slack: args.capacity_slack,
     };
     let server = match squall_server::spawn(config) {
         Ok(server) => server,

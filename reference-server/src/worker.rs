@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub hub: Arc<Hub>,
     /// WebSocket connections admitted (reserved before the 101) across all threads.
     pub admitted: AtomicUsize,
+    /// The `--capacity` service budget, when one is set.
+    pub budget: Option<Arc<crate::capacity::Budget>>,
 }
 
 impl Shared {

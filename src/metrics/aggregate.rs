@@ -635,6 +635,7 @@ impl Aggregate {
                 .filter(|(_, u)| !u.is_empty())
                 .map(|(name, u)| (name.clone(), UploadResult::from_tally(u)))
                 .collect(),
+            capacity: None,
         }
     }
 

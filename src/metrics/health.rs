@@ -137,6 +137,11 @@ fn own_load(cpu: Option<f64>) -> bool {
     cpu.is_none_or(|c| c >= LATE_CPU_MIN)
 }
 
+/// The reason [`verdict`] gives for missed sends, after their count. A capacity search
+/// tells it from the others: missed sends may be the target's doing (slow replies holding
+/// every slot), the other reasons are the generator's alone.
+pub const MISSED_REASON: &str = "planned sends missed (behind schedule or in-flight window full)";
+
 /// What a run's generator health is judged from.
 #[derive(Debug, Clone, Copy)]
 pub struct Judged<'a> {
@@ -177,9 +182,7 @@ pub fn verdict(j: Judged<'_>) -> Vec<String> {
         why.push(format!("lateness p99 {}", fmt(lag_p99_us)));
     }
     if missed > 0 {
-        why.push(format!(
-            "{missed} planned sends missed (behind schedule or in-flight window full)"
-        ));
+        why.push(format!("{missed} {MISSED_REASON}"));
     }
     if fds.exhausted() {
         why.push(format!(

@@ -70,6 +70,11 @@ where
             x_desc,
             y_desc,
         } => bar_chart(root, &c.title, bars, x_desc, y_desc)?,
+        Body::Xy {
+            lines,
+            x_desc,
+            y_desc,
+        } => xy(root, &c.title, lines, x_desc, y_desc)?,
     }
     root.present()?;
     Ok(())
@@ -341,6 +346,43 @@ where
     }
     chart.draw_series(labels)?;
     draw_lines(&mut chart, lines)
+}
+
+fn xy<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    lines: &[Line],
+    x_desc: &str,
+    y_desc: &str,
+) -> Res
+where
+    DB::ErrorType: 'static,
+{
+    let xs = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
+    let x_end = xs.fold(0.0, f64::max);
+    if x_end <= 0.0 {
+        return no_data(root, title, "no steps");
+    }
+    let top = y_max(lines, 1e-9) * 1.12;
+    let area = framed(root, title, lines)?;
+    let mut chart = ChartBuilder::on(&area)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0f64..x_end * 1.05, 0f64..top)?;
+    house_style(&mut chart.configure_mesh())
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&axis_num)
+        .draw()?;
+    draw_lines(&mut chart, lines)?;
+    for l in lines.iter().filter(|l| !l.dashed) {
+        let dots = l
+            .points
+            .iter()
+            .map(|&p| Circle::new(p, 4, l.color.filled()));
+        chart.draw_series(dots)?;
+    }
+    Ok(())
 }
 
 /// An axis number for people: `0.25`, `2.5`, `40`, `25k`, `1.5M`.

@@ -92,9 +92,35 @@ pub fn escape_markup(s: &str) -> String {
     out
 }
 
+/// `41,200`, `950`, `12.5`: whole numbers with thousands separators from 100 up.
+pub fn fmt_rate(r: f64) -> String {
+    if r < 100.0 {
+        let s = format!("{r:.2}");
+        return s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    let digits = format!("{:.0}", r);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_read_well() {
+        assert_eq!(fmt_rate(41_200.0), "41,200");
+        assert_eq!(fmt_rate(1_000_000.0), "1,000,000");
+        assert_eq!(fmt_rate(950.4), "950");
+        assert_eq!(fmt_rate(12.5), "12.5");
+        assert_eq!(fmt_rate(3.0), "3");
+    }
 
     #[test]
     fn human_units() {

@@ -4,6 +4,8 @@
 //! show the same figures; [`charts`] decides what is plotted and [`plots`] draws it (SVG
 //! inline in the page, PNG beside it); [`compare`] puts runs side by side.
 
+pub mod capacity;
+pub mod capacity_page;
 pub mod charts;
 pub mod compare;
 pub mod compare_page;
@@ -20,7 +22,7 @@ pub mod summary;
 
 pub use compare::{Comparison, Options as CompareOptions, Run};
 pub use compare_page::compare_text;
-pub use fmt::{fmt_bytes, fmt_us};
+pub use fmt::{fmt_bytes, fmt_rate, fmt_us};
 pub use junit::render_junit;
 pub use model::Model;
 pub use output::{

@@ -146,6 +146,14 @@ pub fn write_report_with(
     log_latency: bool,
 ) -> Result<Written, ReportError> {
     fs::create_dir_all(dir).map_err(io(dir))?;
+    if let Some(c) = &r.capacity {
+        let charts = super::capacity_page::charts(c);
+        let (figs, pngs) = draw_all(&charts, dir)?;
+        let html = dir.join("report.html");
+        let page = super::capacity_page::report(r, c, &figs);
+        fs::write(&html, page).map_err(io(&html))?;
+        return Ok(Written { html, pngs });
+    }
     let charts = report_charts(r, log_latency)?;
     let (figs, pngs) = draw_all(&charts, dir)?;
     let html = dir.join("report.html");

@@ -82,6 +82,16 @@ pub enum Body {
         /// Load phases to shade.
         phases: Vec<Phase>,
     },
+    /// One measure against another (a capacity search's knee: y against the offered
+    /// rate); each point is also marked, as the points are the steps run.
+    Xy {
+        /// The lines.
+        lines: Vec<Line>,
+        /// X axis title with its unit.
+        x_desc: String,
+        /// Y axis title with its unit.
+        y_desc: String,
+    },
     /// Categories.
     Bars {
         /// The bars, left to right.
@@ -104,6 +114,8 @@ pub enum Section {
     Connections,
     /// The generator's own health.
     Generator,
+    /// A capacity search's knee plots and steps.
+    Capacity,
 }
 
 /// A chart: a file stem (`latency-rtt` → `latency-rtt.png`), a caption and what it shows.

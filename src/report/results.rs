@@ -104,6 +104,9 @@ pub struct Results {
     /// Upload steps by metric name (only metrics with at least one upload).
     #[serde(default)]
     pub uploads: BTreeMap<String, UploadResult>,
+    /// A capacity search (`squall capacity`): its answer and steps; absent for a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<super::capacity::Capacity>,
 }
 
 /// Metadata of a closed-model run of `secs` seconds at `vus` VUs on `threads` threads, for

@@ -2,8 +2,8 @@
 //! target, run the swarm while writing results as it goes, evaluate thresholds, and say how
 //! it ended (which the CLI turns into an exit code).
 
-mod progress;
-mod timing;
+pub(crate) mod progress;
+pub(crate) mod timing;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -220,17 +220,7 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
             plan.load.peak()
         );
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| RunError::Unreachable(format!("cannot start the runtime: {e}")))?;
-    // Signal handlers before anything that takes time (the start-up check included): a
-    // Ctrl-C from here on ends in a results file, never in a killed process.
-    let (tx, rx) = mpsc::unbounded_channel();
-    let signals = {
-        let _in_rt = rt.enter();
-        tokio::spawn(forward_signals(tx))
-    };
+    let (rt, rx, signals) = runtime_with_signals()?;
     let server = if args.serve {
         let cfg = squall_server::Config {
             listen: ([127, 0, 0, 1], 0).into(),
@@ -282,6 +272,30 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
         out_dir,
         output_failed,
     })
+}
+
+/// A current-thread runtime with the SIGINT/SIGTERM handlers installed on it, the
+/// receiver of what they forward, and the forwarding task. Called before anything that
+/// takes time (the start-up check included): a Ctrl-C from then on ends in a results file,
+/// never in a killed process.
+pub(crate) fn runtime_with_signals() -> Result<
+    (
+        tokio::runtime::Runtime,
+        mpsc::UnboundedReceiver<Control>,
+        tokio::task::JoinHandle<()>,
+    ),
+    RunError,
+> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Unreachable(format!("cannot start the runtime: {e}")))?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let signals = {
+        let _in_rt = rt.enter();
+        tokio::spawn(forward_signals(tx))
+    };
+    Ok((rt, rx, signals))
 }
 
 /// The results document before any load: status `running`, nothing measured.
@@ -425,7 +439,7 @@ fn conclude(
 
 /// Writes `results` under the system's temporary folder; its path, or `None` when even
 /// that fails.
-fn write_fallback(results: &Results, name: &str) -> Option<PathBuf> {
+pub(crate) fn write_fallback(results: &Results, name: &str) -> Option<PathBuf> {
     let stem = default_out(name);
     let stem = stem
         .file_name()
@@ -452,7 +466,7 @@ fn write_fallback(results: &Results, name: &str) -> Option<PathBuf> {
 /// aborted, exit 3): no connection opened; no iteration ended and nothing came back; requests
 /// went out and not one was answered (nor timed out) before the stop; or none of the
 /// scenario's sends happened. Whatever the timing, a broken target never passes.
-fn measured_nothing(r: &Results, plan: &Plan) -> Option<String> {
+pub(crate) fn measured_nothing(r: &Results, plan: &Plan) -> Option<String> {
     let c = &r.counters;
     if c.connections.opened == 0 {
         return Some(format!(
@@ -555,7 +569,7 @@ impl Observer for Live<'_> {
     }
 }
 
-fn meta(plan: &Plan, args: &RunArgs, started: SystemTime, threads: usize) -> RunMeta {
+pub(crate) fn meta(plan: &Plan, args: &RunArgs, started: SystemTime, threads: usize) -> RunMeta {
     RunMeta {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         scenario_name: plan.name.clone(),
@@ -601,7 +615,7 @@ fn phases(stages: &[Stage]) -> Vec<Phase> {
 
 /// Fail before load: one TCP connection to the target, so an unreachable target is one
 /// clear line (exit 3), not a run full of errors.
-async fn preflight(plan: &Plan) -> Result<(), RunError> {
+pub(crate) async fn preflight(plan: &Plan) -> Result<(), RunError> {
     let req = plan
         .target
         .as_str()
@@ -684,7 +698,7 @@ pub fn default_out(name: &str) -> PathBuf {
 }
 
 /// Every VU holds a socket: raise the soft open-file limit to the hard one, and return it.
-fn raise_fd_limit() -> u64 {
+pub(crate) fn raise_fd_limit() -> u64 {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

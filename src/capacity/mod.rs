@@ -1,0 +1,459 @@
+//! `squall capacity`: the highest arrival rate a target sustains within its SLOs.
+//!
+//! Each step holds the scenario's open model at one rate for `--step` through the
+//! ordinary swarm (one run per step), leaves out its warm-up, and is good only when every
+//! SLO held over the rest, latency did not rise across it ([`trend`]) and every request
+//! was answered. The rate doubles from `--from` until a step breaks, then bisects between
+//! the last good and the first bad rate until they are within `--precision`. A step where
+//! squall itself was saturated stops the search: its latencies are partly squall's.
+//!
+//! One run per step, not one swarm whose rate changes: each step starts from no open
+//! connection and no request in flight, so one step's queue (requests it left waiting)
+//! is not charged to the next one, and every step has its own histograms, counters and
+//! generator health with nothing to reset in the swarm. The cost, a connection setup per
+//! step, is what the open model pays for every arrival anyway.
+
+mod live;
+pub mod search;
+pub mod slo;
+mod steady;
+mod step;
+pub mod trend;
+mod verdict;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+
+use crate::check::thresholds::Threshold;
+use crate::metrics::Aggregate;
+use crate::protocol::Profile;
+use crate::report::capacity::{Capacity, Outcome, Settings, Step, Verdict};
+use crate::report::fmt_rate;
+use crate::report::{self, ReportError, Results, ResultsWriter, Status};
+use crate::run::{self, RunArgs, RunError};
+use crate::scenario::plan::{LoadModel, Plan};
+use crate::swarm::{Control, RunOptions};
+use live::View;
+use search::{Bounds, Conclusion, Search};
+pub use slo::SloError;
+
+/// Ticks of a step: short, so even a short step's latency over time has points.
+const TICK: Duration = Duration::from_millis(250);
+
+/// The shortest measured window (a step after its warm-up).
+const MIN_MEASURED: Duration = Duration::from_secs(1);
+
+/// What `squall capacity` was asked to do.
+#[derive(Debug, Clone)]
+pub struct CapacityArgs {
+    /// The scenario, target, output folder, seed, threads, checking, output and terminal
+    /// settings, as `squall run` takes them (`duration`, `vus`, `rate`, `serve`, `junit`
+    /// and `samples` are not used: the search sets the load).
+    pub run: RunArgs,
+    /// SLO expressions, in the threshold syntax; at least one.
+    pub slo: Vec<String>,
+    /// First rate, per second. Default 100.
+    pub from: f64,
+    /// Highest rate, per second. Default 1,000,000.
+    pub to: f64,
+    /// Each step, warm-up included. Default 10 s.
+    pub step: Duration,
+    /// The start of each step left out of its figures. Default 3 s.
+    pub warmup: Duration,
+    /// Largest gap between sustained and breaking rate, a fraction of the sustained one.
+    /// Default 0.05.
+    pub precision: f64,
+}
+
+impl Default for CapacityArgs {
+    fn default() -> Self {
+        CapacityArgs {
+            run: RunArgs::default(),
+            slo: Vec::new(),
+            from: 100.0,
+            to: 1_000_000.0,
+            step: Duration::from_secs(10),
+            warmup: Duration::from_secs(3),
+            precision: 0.05,
+        }
+    }
+}
+
+impl CapacityArgs {
+    /// Bad settings, said with what to write instead.
+    fn check(&self) -> Result<(), CapacityError> {
+        let usage = |m: String| Err(CapacityError::Usage(m));
+        if self.slo.is_empty() {
+            return usage("give at least one --slo, e.g. --slo \"latency.rtt.p99 < 50ms\"".into());
+        }
+        if !(self.from > 0.0 && self.from.is_finite()) {
+            return usage(format!("--from must be a positive rate, not {}", self.from));
+        }
+        if !(self.to >= self.from && self.to.is_finite()) {
+            return usage(format!(
+                "--to ({}) must be at least --from ({})",
+                self.to, self.from
+            ));
+        }
+        if !(self.precision > 0.0 && self.precision < 1.0) {
+            return usage(format!(
+                "--precision must be between 0% and 100% (e.g. 5%), not {}%",
+                self.precision * 100.0
+            ));
+        }
+        if self.step.saturating_sub(self.warmup) < MIN_MEASURED {
+            return usage(format!(
+                "--step ({:?}) must exceed --warmup ({:?}) by at least 1s: the steady-state test needs the time to judge",
+                self.step, self.warmup
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why a search could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum CapacityError {
+    /// The scenario, its profile or the target (as `squall run` reports them).
+    #[error("{0}")]
+    Run(#[from] RunError),
+    /// An `--slo` does not parse or names what the scenario lacks.
+    #[error("{0}")]
+    Slo(#[from] SloError),
+    /// Settings that do not fit.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl From<ReportError> for CapacityError {
+    fn from(e: ReportError) -> Self {
+        CapacityError::Run(RunError::Output(e))
+    }
+}
+
+impl CapacityError {
+    /// Exit code: 2 for bad input, 3 for an unreachable target or unwritable output.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CapacityError::Run(e) => e.exit_code(),
+            CapacityError::Slo(_) | CapacityError::Usage(_) => 2,
+        }
+    }
+}
+
+/// A search that took place.
+pub struct Finished {
+    /// The results written: the sustained step's run (else the last step's) with the
+    /// `capacity` block.
+    pub results: Results,
+    /// Where they were written.
+    pub out_dir: PathBuf,
+    /// The final write to the output folder failed.
+    pub output_failed: bool,
+}
+
+impl Finished {
+    /// The search's answer and steps.
+    pub fn capacity(&self) -> &Capacity {
+        // `execute` always sets it.
+        self.results
+            .capacity
+            .as_ref()
+            .expect("a finished search has a capacity block")
+    }
+
+    /// Exit code: 0 a capacity was found (or `--to` held), 1 even `--from` broke, 3 the
+    /// target failed, the generator was the limit, or the results were not written where
+    /// asked, 130 interrupted.
+    pub fn exit_code(&self) -> u8 {
+        match self.capacity().outcome {
+            Outcome::Interrupted => 130,
+            _ if self.output_failed => 3,
+            Outcome::Found | Outcome::AboveTo => 0,
+            Outcome::BelowFrom => 1,
+            Outcome::GeneratorLimited | Outcome::TargetFailed => 3,
+        }
+    }
+}
+
+/// Runs a capacity search end to end on a runtime of its own.
+pub fn execute(args: CapacityArgs) -> Result<Finished, CapacityError> {
+    args.check()?;
+    let run_args = RunArgs {
+        duration: None,
+        vus: None,
+        rate: None,
+        serve: false,
+        junit: None,
+        samples: None,
+        ..args.run.clone()
+    };
+    let mut plan = run::prepare(&run_args)?;
+    if plan.load.model == LoadModel::Closed {
+        return Err(CapacityError::Usage(format!(
+            "{}: capacity drives an open model's arrival rate, and this scenario runs VUs: \
+             give it `load: {{ model: open, max_vus: N, phases: [...] }}` (the phases are replaced by the search's steps)",
+            args.run.scenario.display()
+        )));
+    }
+    let slo = slo::parse_all(&args.slo, &plan)?;
+    let profile = run::profile_for(&mut plan, &run_args)?;
+    run::raise_fd_limit();
+    let (rt, rx, signals) = run::runtime_with_signals()?;
+    let out_dir = args
+        .run
+        .out
+        .clone()
+        .unwrap_or_else(|| run::default_out(&format!("{}-capacity", plan.name)));
+    let writer = ResultsWriter::create(&out_dir)?;
+    let threads = args
+        .run
+        .threads
+        .unwrap_or_else(|| RunOptions::default().threads);
+    let mut first = Aggregate::new(plan.metrics.clone()).results(
+        run::meta(&plan, &run_args, SystemTime::now(), threads),
+        Status::Running,
+    );
+    writer.write(&first)?;
+    if let Err(e) = rt.block_on(run::preflight(&plan)) {
+        first.status = Status::Aborted;
+        first.status_reason = Some(e.to_string());
+        if let Err(w) = writer.write(&first) {
+            eprintln!("squall: cannot write the results: {w}");
+        }
+        return Err(e.into());
+    }
+    let search = Searcher {
+        plan: &plan,
+        args: &args,
+        run_args: &run_args,
+        slo: &slo,
+        profile,
+        threads,
+        writer: &writer,
+    };
+    let results = rt.block_on(search.run(rx));
+    signals.abort();
+    Ok(conclude(results, &args, &writer, out_dir))
+}
+
+/// Everything a search holds while it runs.
+struct Searcher<'a> {
+    plan: &'a Plan,
+    args: &'a CapacityArgs,
+    run_args: &'a RunArgs,
+    slo: &'a [Threshold],
+    profile: Option<std::sync::Arc<Profile>>,
+    threads: usize,
+    writer: &'a ResultsWriter,
+}
+
+impl Searcher<'_> {
+    async fn run(&self, mut control: mpsc::UnboundedReceiver<Control>) -> Results {
+        let a = self.args;
+        let mut search = Search::new(Bounds {
+            from: a.from,
+            to: a.to,
+            precision: a.precision,
+        });
+        let metric = slo::plotted_metric(self.slo, self.plan);
+        let mut view = View::new(a.run.progress, a.run.quiet, a.step, metric.clone());
+        let opts = RunOptions {
+            threads: self.threads,
+            tick: TICK,
+            // The same two seconds `squall run` gives a dead target, in shorter ticks.
+            dead_ticks: 8,
+            profile: self.profile.clone(),
+            ..RunOptions::default()
+        };
+        let cfg = |rate| step::StepConfig {
+            rate,
+            warmup: a.warmup,
+            step: a.step,
+            opts: opts.clone(),
+            slo: self.slo,
+            slo_us: slo::tightest_latency_us(self.slo),
+            args: self.run_args,
+        };
+        let t0 = Instant::now();
+        let mut steps: Vec<Step> = Vec::new();
+        let (mut best, mut last): (Option<Results>, Option<Results>) = (None, None);
+        let mut stopped = None;
+        while let Some(rate) = search.next_rate() {
+            view.start(steps.len() + 1, rate);
+            let at = t0.elapsed().as_secs_f64();
+            let ran = step::run(self.plan, &cfg(rate), at, &mut control, &mut |agg, el| {
+                view.tick(agg, el)
+            })
+            .await;
+            view.finish(steps.len() + 1, &ran.step);
+            match ran.step.verdict {
+                Verdict::Good => search.record(rate, true),
+                Verdict::Bad => search.record(rate, false),
+                Verdict::GeneratorLimited => stopped = Some(Outcome::GeneratorLimited),
+                Verdict::TargetFailed => stopped = Some(Outcome::TargetFailed),
+                Verdict::Interrupted => stopped = Some(Outcome::Interrupted),
+            }
+            let is_best = ran.step.verdict == Verdict::Good && search.good() == Some(rate);
+            steps.push(ran.step);
+            if is_best {
+                best = Some(ran.results);
+            } else {
+                last = Some(ran.results);
+            }
+            let outcome = stopped.or_else(|| search.conclusion().map(outcome_of));
+            let mut partial = pick(&best, &last).clone();
+            partial.capacity = Some(self.capacity(outcome, &search, &steps, &metric));
+            if outcome.is_some() {
+                return partial;
+            }
+            partial.status = Status::Running;
+            if let Err(e) = self.writer.write(&partial) {
+                eprintln!("squall: {e}");
+            }
+        }
+        unreachable!("a search ends with an outcome")
+    }
+
+    fn capacity(
+        &self,
+        outcome: Option<Outcome>,
+        search: &Search,
+        steps: &[Step],
+        metric: &Option<String>,
+    ) -> Capacity {
+        let a = self.args;
+        let outcome = outcome.unwrap_or(Outcome::Interrupted);
+        Capacity {
+            outcome,
+            answer: answer(outcome, search, steps, self.slo),
+            sustained_rate: search.good(),
+            breaking_rate: search.bad(),
+            slo: self.slo.iter().map(|t| t.source.clone()).collect(),
+            metric: metric.clone(),
+            search: Settings {
+                from: a.from,
+                to: a.to,
+                precision: a.precision,
+                step_s: a.step.as_secs_f64(),
+                warmup_s: a.warmup.as_secs_f64(),
+            },
+            steps: steps.to_vec(),
+        }
+    }
+}
+
+fn pick<'r>(best: &'r Option<Results>, last: &'r Option<Results>) -> &'r Results {
+    // At least one step has run by the time this is asked.
+    best.as_ref().or(last.as_ref()).expect("a step has run")
+}
+
+fn outcome_of(c: Conclusion) -> Outcome {
+    match c {
+        Conclusion::Found { .. } => Outcome::Found,
+        Conclusion::BelowFrom => Outcome::BelowFrom,
+        Conclusion::AboveTo => Outcome::AboveTo,
+    }
+}
+
+/// The answer in one line, for people.
+fn answer(outcome: Outcome, search: &Search, steps: &[Step], slo: &[Threshold]) -> String {
+    let slos = slo
+        .iter()
+        .map(|t| t.source.as_str())
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let at = |rate: Option<f64>| steps.iter().rev().find(|s| Some(s.offered_rate) == rate);
+    let why = |s: Option<&Step>| s.and_then(|s| s.why.first().cloned()).unwrap_or_default();
+    let held = search
+        .good()
+        .map_or("no rate held".into(), |g| format!("{}/s held", fmt_rate(g)));
+    let last = steps.last();
+    let last_rate = last.map_or(0.0, |s| s.offered_rate);
+    match outcome {
+        Outcome::Found => format!(
+            "sustains {}/s with {slos} ({} answered/s); breaks at {}/s ({})",
+            fmt_rate(search.good().unwrap_or(0.0)),
+            fmt_rate(at(search.good()).map_or(0.0, |s| s.achieved_rate)),
+            fmt_rate(search.bad().unwrap_or(0.0)),
+            why(at(search.bad()))
+        ),
+        Outcome::BelowFrom => format!(
+            "breaks already at --from {}/s ({}): lower --from",
+            fmt_rate(last_rate),
+            why(last)
+        ),
+        Outcome::AboveTo => format!(
+            "sustains at least --to {}/s with {slos}: raise --to to find where it breaks",
+            fmt_rate(last_rate)
+        ),
+        Outcome::GeneratorLimited => format!(
+            "capacity is above what this generator can offer: use --procs or shards \
+             (neither exists yet; until then run the search from a bigger machine) — \
+             squall itself was the limit at {}/s ({}); {held}",
+            fmt_rate(last_rate),
+            why(last)
+        ),
+        Outcome::TargetFailed => format!(
+            "the target failed at {}/s: {}; {held}",
+            fmt_rate(last_rate),
+            why(last)
+        ),
+        Outcome::Interrupted => format!("interrupted at {}/s; {held}", fmt_rate(last_rate)),
+    }
+}
+
+/// Writes the final results (to a fallback folder if need be), prints the answer first and
+/// then every step, and draws the report.
+fn conclude(
+    mut results: Results,
+    args: &CapacityArgs,
+    writer: &ResultsWriter,
+    out_dir: PathBuf,
+) -> Finished {
+    let cap = results.capacity.clone().expect("set by the search");
+    results.status = match cap.outcome {
+        Outcome::Found | Outcome::BelowFrom | Outcome::AboveTo => Status::Complete,
+        Outcome::Interrupted => Status::Interrupted,
+        Outcome::GeneratorLimited | Outcome::TargetFailed => Status::Aborted,
+    };
+    if results.status != Status::Complete {
+        results.status_reason = Some(cap.answer.clone());
+    }
+    let written = match writer.write(&results) {
+        Ok(()) => Some(writer.path().to_path_buf()),
+        Err(e) => {
+            eprintln!("squall: cannot write the results: {e}");
+            run::write_fallback(&results, &results.meta.scenario_name.clone())
+        }
+    };
+    let output_failed = written.as_deref() != Some(writer.path());
+    let out_dir = written
+        .as_deref()
+        .and_then(std::path::Path::parent)
+        .map_or(out_dir, std::path::Path::to_path_buf);
+    if !args.run.quiet {
+        println!("\n{}\n", cap.answer);
+        let view = View::new(false, false, args.step, cap.metric.clone());
+        for (i, s) in cap.steps.iter().enumerate() {
+            println!("{}", view.line(i + 1, s));
+        }
+        if let Some(p) = &written {
+            println!("results: {}", p.display());
+        }
+    }
+    if args.run.report && written.is_some() {
+        match report::write_report(&results, &out_dir) {
+            Ok(w) if !args.run.quiet => println!("report: {}", w.html.display()),
+            Ok(_) => {}
+            Err(e) => eprintln!("squall: report: {e}"),
+        }
+    }
+    Finished {
+        results,
+        out_dir,
+        output_failed,
+    }
+}

@@ -1,0 +1,91 @@
+//! How a step is judged: good, bad (and why), or not a verdict on the target at all
+//! because the target failed or squall itself was the bottleneck.
+
+use crate::metrics::health::MISSED_REASON;
+use crate::report::capacity::{Step, Verdict};
+use crate::report::{fmt_us, Results, Status, ThresholdOutcome};
+
+/// The verdict on a step and its reasons. `whole` is the step's run; `step` holds the
+/// measured window's figures.
+pub fn classify(whole: &Results, step: &Step) -> (Verdict, Vec<String>) {
+    let reason = || vec![whole.status_reason.clone().unwrap_or_default()];
+    match whole.status {
+        Status::Interrupted => return (Verdict::Interrupted, reason()),
+        Status::Aborted => return (Verdict::TargetFailed, reason()),
+        _ => {}
+    }
+    // Stalls, lateness under load, a busy CPU, no file descriptors: the generator's own
+    // limits. Latency measured then is partly squall's, so the step says nothing.
+    let own: Vec<String> = whole
+        .health
+        .reasons
+        .iter()
+        .filter(|r| !r.contains(MISSED_REASON))
+        .map(|r| format!("generator saturated: {r}"))
+        .collect();
+    if !own.is_empty() {
+        return (Verdict::GeneratorLimited, own);
+    }
+    let mut why: Vec<String> = step
+        .slo
+        .iter()
+        .filter(|t| !t.pass)
+        .map(|t| format!("{} broken ({})", t.expr, measured(t)))
+        .collect();
+    if let Some(t) = step.trend.as_ref().filter(|t| t.rising) {
+        why.push(format!(
+            "latency rising: median {} in the first half, {} in the second (steady allows {} more)",
+            fmt_us(t.first_half_us),
+            fmt_us(t.second_half_us),
+            fmt_us(t.limit_us)
+        ));
+    }
+    let q = &step.requests;
+    if q.timeouts > 0 {
+        why.push(format!("{} requests timed out", q.timeouts));
+    }
+    if q.unanswered > 0 {
+        why.push(format!(
+            "{} requests unanswered at the step's end",
+            q.unanswered
+        ));
+    }
+    if step.connections_failed > 0 {
+        why.push(format!("{} connections failed", step.connections_failed));
+    }
+    if step.missed > 0 {
+        if why.is_empty() {
+            // The target kept up, yet arrivals did not start: the generator could not
+            // offer the rate (every max_vus slot busy, or it fell behind).
+            return (
+                Verdict::GeneratorLimited,
+                vec![format!(
+                    "{} arrivals missed while the target kept up: raise the scenario's max_vus, or the generator fell behind",
+                    step.missed
+                )],
+            );
+        }
+        why.push(format!(
+            "{} arrivals missed: every slot was held by iterations waiting on the target",
+            step.missed
+        ));
+    }
+    let verdict = if why.is_empty() {
+        Verdict::Good
+    } else {
+        Verdict::Bad
+    };
+    (verdict, why)
+}
+
+/// What a threshold measured, for people: `p99 451ms`, `12 errors`, `0.5%`.
+fn measured(t: &ThresholdOutcome) -> String {
+    match (t.actual, t.unit.as_str()) {
+        (None, _) => t.message.clone(),
+        (Some(v), "us") => format!("measured {}", fmt_us(v)),
+        (Some(v), "ratio") => format!("measured {:.3}%", v * 100.0),
+        (Some(v), "per_s") => format!("measured {v:.1}/s"),
+        (Some(v), "mb_per_s") => format!("measured {v:.2} MB/s"),
+        (Some(v), _) => format!("measured {v}"),
+    }
+}
