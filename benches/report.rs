@@ -214,6 +214,9 @@ fn results() -> Results {
         },
         delivery: None,
         uploads: Default::default(),
+        interval_log: None,
+        shard: None,
+        shards: Vec::new(),
     }
 }
 

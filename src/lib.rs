@@ -7,6 +7,7 @@
 //! `squall run`.
 
 pub mod check;
+pub mod merge;
 pub mod metrics;
 pub mod protocol;
 pub mod report;

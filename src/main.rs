@@ -68,6 +68,10 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Merge a sharded run's results (`squall run --shard I/N`) into one: results.json,
+    /// interval log, report and junit.xml (exit 0 pass, 1 a threshold failed on the merged
+    /// figures, 2 shards that do not make one run, 3 output not written).
+    Merge(MergeCmd),
     /// Compare runs side by side: compare.html and PNGs, figures with ratios to the first
     /// run (exit 0, 1 a figure worse than --fail-if-worse allows, 2 bad input, 3 output).
     Compare(CompareCmd),
@@ -87,6 +91,26 @@ enum SchemasCmd {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct MergeCmd {
+    /// Each shard's results.json, or the run folder holding it.
+    #[arg(required = true)]
+    results: Vec<PathBuf>,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Merge even when shards are missing, aborted or unfinished, with a warning for each
+    /// (the merged result then covers only part of the planned load).
+    #[arg(long)]
+    allow_partial: bool,
+    /// Do not draw report.html and the PNG charts.
+    #[arg(long)]
+    no_report: bool,
+    /// No summary table.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -160,6 +184,14 @@ struct RunCmd {
     /// Do not write report.html and the PNG charts at the end.
     #[arg(long)]
     no_report: bool,
+    /// Run shard I of N (1 ≤ I ≤ N): a 1/N share of the VUs or arrivals, VU numbers unique
+    /// across shards; merge the shards' results with squall merge.
+    #[arg(long, value_name = "I/N", value_parser = squall::run::shard::parse_shard)]
+    shard: Option<squall::run::shard::Shard>,
+    /// Begin the load at this UTC time (RFC 3339, e.g. 2026-12-07T12:00:00Z), so the
+    /// shards' phases line up.
+    #[arg(long, value_name = "TIME", value_parser = squall::run::shard::parse_start_at)]
+    start_at: Option<std::time::SystemTime>,
     /// How strictly frames are held to the profile: strict (the document's rules and squall's
     /// decisions where the document is silent) or document (the document's rules only).
     /// Each violation says which it broke.
@@ -222,6 +254,7 @@ fn main() -> ExitCode {
             command: SchemasCmd::Lint { dirs },
         } => lint(&dirs),
         Command::Report { results, out } => report(&results, out),
+        Command::Merge(cmd) => merge(cmd),
         Command::Compare(cmd) => compare(cmd),
     })
 }
@@ -246,6 +279,8 @@ fn run(cmd: RunCmd) -> u8 {
         samples: cmd.samples,
         report: !cmd.no_report,
         conformance: cmd.conformance.into(),
+        shard: cmd.shard,
+        start_at: cmd.start_at,
     };
     match execute(args) {
         Ok(done) => done.exit_code(),
@@ -265,6 +300,31 @@ fn report(results: &Path, out: Option<PathBuf>) -> u8 {
         Ok(w) => {
             println!("report: {} ({} charts)", w.html.display(), w.pngs.len());
             0
+        }
+        Err(e) => {
+            eprintln!("squall: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn merge(cmd: MergeCmd) -> u8 {
+    let args = squall::merge::MergeArgs {
+        inputs: cmd.results,
+        out: cmd.out,
+        allow_partial: cmd.allow_partial,
+        report: !cmd.no_report,
+    };
+    match squall::merge::merge(&args) {
+        Ok(m) => {
+            for w in &m.warnings {
+                eprintln!("squall: WARNING: {w}");
+            }
+            if !cmd.quiet {
+                println!("{}", squall::report::render_summary(&m.results));
+                println!("results: {}", m.out_dir.join("results.json").display());
+            }
+            m.exit_code()
         }
         Err(e) => {
             eprintln!("squall: {e}");

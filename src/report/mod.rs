@@ -26,7 +26,8 @@ pub use model::Model;
 pub use output::{load_runs, read_results, write_comparison, write_report, Written};
 pub use results::{
     merge_summaries, ConnectionCounts, Counters, Health, KindCount, LoadReached, MetricResult,
-    Phase, ReportError, RequestCounts, Results, ResultsWriter, RunMeta, SeriesPoint, Status,
-    Summary, ThresholdOutcome, Timing, ViolationGroup, Violations, RESULTS_VERSION,
+    Phase, ReportError, RequestCounts, Results, ResultsWriter, RunMeta, SeriesPoint, ShardInfo,
+    ShardRecord, Status, Summary, ThresholdOutcome, Timing, ViolationGroup, Violations,
+    RESULTS_VERSION,
 };
 pub use summary::{render_model, render_summary};

@@ -3,6 +3,7 @@
 //! it ended (which the CLI turns into an exit code).
 
 mod progress;
+pub mod shard;
 mod timing;
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::check::verdict;
+use crate::metrics::interval_log::{self, IntervalHistograms};
 use crate::metrics::Aggregate;
 use crate::protocol::{Conformance, Profile};
 use crate::report::{
@@ -64,6 +66,10 @@ pub struct RunArgs {
     /// Also write report.html and the PNG charts into the output folder (the CLI's
     /// default; `--no-report` turns it off).
     pub report: bool,
+    /// Run only this shard of the plan (`--shard I/N`).
+    pub shard: Option<shard::Shard>,
+    /// Begin the load at this wall-clock time (`--start-at`), so shards' phases line up.
+    pub start_at: Option<SystemTime>,
 }
 
 /// Why a run could not be carried out.
@@ -140,6 +146,9 @@ pub fn prepare(args: &RunArgs) -> Result<Plan, RunError> {
         // is up, and the file's path (e.g. /covetpy/ws?token=...) is kept.
         opts.default_target = Some("ws://127.0.0.1:1/ws".into());
     }
+    if let Some(s) = args.shard {
+        shard::check(s).map_err(|e| RunError::Usage(format!("--shard {e}")))?;
+    }
     let mut plan = scenario::load_file(&args.scenario, &opts)?;
     if let Some(d) = args.duration {
         if d.is_zero() {
@@ -205,7 +214,7 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     if plan.load.model == LoadModel::Closed && plan.load.peak() + 64.0 > files as f64 {
         eprintln!(
             "squall: warning: {} VUs need as many sockets, but this process may open {files} files; \
-             split the load across processes (--shard is on the roadmap)",
+             split the load across processes (--shard I/N, then squall merge)",
             plan.load.peak()
         );
     }
@@ -278,10 +287,24 @@ fn starting(plan: &Plan, args: &RunArgs) -> Results {
     let threads = args
         .threads
         .unwrap_or_else(|| RunOptions::default().threads);
-    Aggregate::new(plan.metrics.clone()).results(
+    let mut r = Aggregate::new(plan.metrics.clone()).results(
         meta(plan, args, SystemTime::now(), threads),
         Status::Running,
-    )
+    );
+    stamp(&mut r, args, false);
+    r
+}
+
+/// Marks results with the shard they are and the interval log beside them, if any.
+fn stamp(r: &mut Results, args: &RunArgs, log: bool) {
+    r.shard = args.shard.map(|s| report::ShardInfo {
+        index: s.index,
+        count: s.count,
+        start_at: args
+            .start_at
+            .map(|t| humantime::format_rfc3339_millis(t).to_string()),
+    });
+    r.interval_log = log.then(|| interval_log::FILE_NAME.to_string());
 }
 
 /// The results of a run that ended before any load, with its status and why.
@@ -319,6 +342,19 @@ async fn run_plan(
             return Ok((results, written));
         }
     }
+    if let Some(at) = args.start_at {
+        tokio::select! {
+            late = shard::wait_until(at) => if let Some(w) = late {
+                eprintln!("squall: warning: {w}");
+            },
+            Some(Control::Interrupt) = control.recv() => {
+                let why = "interrupted (Ctrl-C or SIGTERM) while waiting for --start-at, before any load";
+                let results = ended_early(&plan, args, Status::Interrupted, why.into());
+                let written = conclude(&results, &plan.name, args, writer);
+                return Ok((results, written));
+            }
+        }
+    }
     let plan = Arc::new(plan);
     let opts = RunOptions {
         threads: args
@@ -329,9 +365,19 @@ async fn run_plan(
             .max_clock_skew
             .unwrap_or_else(|| RunOptions::default().clock_skew),
         samples,
+        shard: args.shard.unwrap_or_default(),
         ..RunOptions::default()
     };
     let started = SystemTime::now();
+    // Fail before load: a log that cannot be made stops the run here.
+    let log_path = writer.path().with_file_name(interval_log::FILE_NAME);
+    let log =
+        interval_log::Writer::create(&log_path, started, &plan.metrics).map_err(|source| {
+            ReportError::Io {
+                path: log_path.clone(),
+                source,
+            }
+        })?;
     let mut live = Live {
         plan: &plan,
         args,
@@ -340,8 +386,9 @@ async fn run_plan(
         threads: opts.threads,
         bar: (args.progress && !args.quiet).then(|| progress::Bar::new(plan.load.duration())),
         error: None,
+        log: Some(log),
     };
-    let outcome = swarm::run(plan.clone(), opts, control, &mut live).await;
+    let outcome = swarm::run_keeping(plan.clone(), opts, control, &mut live, true).await;
     if let Some(bar) = live.bar.take() {
         bar.finish();
     }
@@ -356,6 +403,7 @@ async fn run_plan(
         }
     }
     results.status_reason = outcome.reason;
+    stamp(&mut results, args, live.log.is_some());
     if results.status == Status::Complete {
         if let Some(why) = measured_nothing(&results, &plan) {
             results.status = Status::Aborted;
@@ -497,13 +545,31 @@ struct Live<'a> {
     threads: usize,
     bar: Option<progress::Bar>,
     error: Option<ReportError>,
+    /// The interval log; `None` once a write to it failed (results.json then names none).
+    log: Option<interval_log::Writer>,
+}
+
+impl Live<'_> {
+    /// Appends the seconds sealed since the last tick to the interval log.
+    fn log_intervals(&mut self, sealed: Vec<IntervalHistograms>) {
+        let Some(log) = &mut self.log else { return };
+        if let Err(e) = sealed.iter().try_for_each(|iv| log.append(iv)) {
+            eprintln!(
+                "squall: {}: {e}; results.json will name no interval log",
+                log.path().display()
+            );
+            self.log = None;
+        }
+    }
 }
 
 impl Observer for Live<'_> {
     fn on_tick(&mut self, agg: &mut Aggregate, elapsed: Duration) {
+        self.log_intervals(agg.drain_intervals());
         let mut meta = meta(self.plan, self.args, self.started, self.threads);
         meta.duration_s = elapsed.as_secs_f64();
-        let results = agg.results(meta, Status::Running);
+        let mut results = agg.results(meta, Status::Running);
+        stamp(&mut results, self.args, self.log.is_some());
         if let Err(e) = self.writer.write(&results) {
             if self.error.is_none() {
                 eprintln!("squall: {e}");
