@@ -224,10 +224,10 @@ fn check(shards: &[Shard]) -> (Vec<String>, Vec<String>) {
         }
         if r.status != Status::Complete {
             partial.push(format!(
-                "{f}: shard {}/{} did not complete (status {:?}{})",
+                "{f}: shard {}/{} did not complete (status {}{})",
                 info.index,
                 info.count,
-                r.status,
+                format!("{:?}", r.status).to_lowercase(),
                 r.status_reason
                     .as_deref()
                     .map_or(String::new(), |w| format!(": {w}"))
