@@ -293,8 +293,9 @@ fn run(cmd: RunCmd) -> u8 {
 
 fn report(results: &Path, out: Option<PathBuf>) -> u8 {
     let written = squall::report::read_results(results).and_then(|r| {
-        let dir = out.unwrap_or_else(|| results.parent().unwrap_or(Path::new(".")).to_path_buf());
-        squall::report::write_report(&r, &dir)
+        let source = results.parent().unwrap_or(Path::new("."));
+        let dir = out.unwrap_or_else(|| source.to_path_buf());
+        squall::report::write_report_beside(&r, source, &dir)
     });
     match written {
         Ok(w) => {

@@ -132,7 +132,7 @@ fn values_split_over_any_recorders_merge_bit_identically_to_one() {
         let pick = move |i: usize| match how {
             "alternating" => i % parts,
             "in runs" => (i / 1000) % parts,
-            _ => usize::from(i % 17 != 0) * (1 + i % (parts - 1)),
+            _ => usize::from(!i.is_multiple_of(17)) * (1 + i % (parts - 1)),
         };
         let base = dir.path().join(format!("split-{parts}"));
         let inputs = write_parts(&base, parts, pick);
@@ -196,12 +196,15 @@ fn squall_merge(inputs: &[PathBuf], out: &Path, extra: &[&str]) -> (i32, String)
     )
 }
 
+/// Makes good shards into a bad merge's inputs.
+type Spoil = Box<dyn Fn(&[PathBuf]) -> Vec<PathBuf>>;
+
 #[test]
 fn results_that_are_not_one_runs_shards_are_refused_and_say_which() {
     let dir = tempfile::tempdir().unwrap();
     let fresh = |name: &str| write_parts(&dir.path().join(name), 3, |i| i % 3);
     let out = dir.path().join("out");
-    let cases: Vec<(&str, Box<dyn Fn(&[PathBuf]) -> Vec<PathBuf>>, &str)> = vec![
+    let cases: Vec<(&str, Spoil, &str)> = vec![
         (
             "N mismatched",
             Box::new(|p| {
@@ -431,7 +434,30 @@ fn four_shards_against_squall_server_add_up_to_what_it_counted() {
     );
     // Thresholds were evaluated on the merged figures.
     assert_eq!(doc["thresholds"].as_array().unwrap().len(), 2);
-    assert!(out.join("report.html").is_file() && out.join("junit.xml").is_file());
+    assert!(out.join("junit.xml").is_file());
+    // The report draws latency over time per metric from the merged interval log.
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for m in ["rtt", "welcome"] {
+        assert!(page.contains(&format!("{m}: latency over time")), "{m}");
+        assert!(out.join(format!("time-latency-{m}.png")).is_file(), "{m}");
+    }
+    // Each shard wrote its own log beside its results; its seconds add up to its totals.
+    for i in 1..=4 {
+        let shard = dir.path().join(format!("shard-{i}"));
+        let doc = results(&shard);
+        assert_eq!(doc["interval_log"], "histograms.hlog");
+        let log = interval_log::read(&shard.join("histograms.hlog")).unwrap();
+        for (m, kind) in [("rtt", "latency"), ("welcome", "service")] {
+            let tag = format!("{kind}.{m}");
+            let n: u64 = log
+                .rows
+                .iter()
+                .filter(|r| r.tag.as_deref() == Some(tag.as_str()))
+                .map(|r| r.histogram.len())
+                .sum();
+            assert_eq!(n, doc["metrics"][m][kind]["count"], "shard {i} {tag}");
+        }
+    }
     // The merged series adds up to the merged totals.
     let series = doc["series"].as_array().unwrap();
     let summed: u64 = series

@@ -14,6 +14,7 @@ pub mod html;
 pub mod junit;
 pub mod model;
 pub mod output;
+pub mod per_metric;
 pub mod plots;
 pub mod results;
 pub mod summary;
@@ -23,7 +24,9 @@ pub use compare_page::compare_text;
 pub use fmt::{fmt_bytes, fmt_us};
 pub use junit::render_junit;
 pub use model::Model;
-pub use output::{load_runs, read_results, write_comparison, write_report, Written};
+pub use output::{
+    load_runs, read_results, write_comparison, write_report, write_report_beside, Written,
+};
 pub use results::{
     merge_summaries, ConnectionCounts, Counters, Health, KindCount, LoadReached, MetricResult,
     Phase, ReportError, RequestCounts, Results, ResultsWriter, RunMeta, SeriesPoint, ShardInfo,

@@ -113,10 +113,35 @@ fn draw_one<'a>(c: &'a Chart, dir: &Path) -> Result<(Figure<'a>, PathBuf), Repor
     Ok((Figure { chart: c, svg }, path))
 }
 
-/// Writes `report.html` and a PNG per chart into `dir` (created if needed).
+/// Writes `report.html` and a PNG per chart into `dir` (created if needed), with the
+/// interval log named by the results read from `dir` too.
 pub fn write_report(r: &Results, dir: &Path) -> Result<Written, ReportError> {
+    write_report_beside(r, dir, dir)
+}
+
+/// Writes `report.html` and a PNG per chart into `dir` (created if needed). The results'
+/// interval log, if they name one, is read from `source` (the results file's folder) for
+/// the per-metric latency over time; without it those charts are left out.
+pub fn write_report_beside(r: &Results, source: &Path, dir: &Path) -> Result<Written, ReportError> {
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let charts = report_charts(r)?;
+    let mut charts = report_charts(r)?;
+    if let Some(name) = &r.interval_log {
+        let log = crate::metrics::interval_log::read(&source.join(name)).map_err(|e| {
+            ReportError::Input {
+                location: source.join(name).display().to_string(),
+                problem: format!(
+                    "the interval log the results name: {e} (keep it beside results.json)"
+                ),
+            }
+        })?;
+        // Beside the all-metrics latency over time.
+        let at = charts
+            .iter()
+            .position(|c| c.file == "time-latency")
+            .map_or(charts.len(), |i| i + 1);
+        let per = super::per_metric::charts(r, &log);
+        charts.splice(at..at, per);
+    }
     let (figs, pngs) = draw_all(&charts, dir)?;
     let html = dir.join("report.html");
     fs::write(&html, report(&Model::new(r), &figs)).map_err(io(&html))?;
