@@ -105,6 +105,8 @@ impl Writer {
             out,
             "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
         )?;
+        // The header is on disk before the first second: the file reads as a log at once.
+        out.flush()?;
         let tags = metrics
             .iter()
             .map(|m| (tag(false, m), tag(true, m)))
