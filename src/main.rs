@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a scenario and write results (exit 0 pass, 1 threshold failed, 3 aborted, 130 interrupted).
-    Run(RunCmd),
+    Run(Box<RunCmd>),
     /// Check scenario files without connecting (exit 0 valid, 1 not portable with
     /// --portable, 2 invalid).
     Check {
@@ -192,6 +192,11 @@ struct RunCmd {
     /// shards' phases line up.
     #[arg(long, value_name = "TIME", value_parser = squall::run::shard::parse_start_at)]
     start_at: Option<std::time::SystemTime>,
+    /// Serve Prometheus text at http://ADDR/metrics while the run goes (requests, replies,
+    /// errors and violations by kind, connections, generator lag, latency per metric;
+    /// labelled shard="I/N" with --shard). Port 0 picks a free port, named on stderr.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// How strictly frames are held to the profile: strict (the document's rules and squall's
     /// decisions where the document is silent) or document (the document's rules only).
     /// Each violation says which it broke.
@@ -238,7 +243,7 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(match cli.command {
-        Command::Run(cmd) => run(cmd),
+        Command::Run(cmd) => run(*cmd),
         Command::Check {
             scenarios,
             portable,
@@ -281,6 +286,7 @@ fn run(cmd: RunCmd) -> u8 {
         conformance: cmd.conformance.into(),
         shard: cmd.shard,
         start_at: cmd.start_at,
+        metrics_listen: cmd.metrics_listen,
     };
     match execute(args) {
         Ok(done) => done.exit_code(),

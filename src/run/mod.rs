@@ -3,6 +3,7 @@
 //! it ended (which the CLI turns into an exit code).
 
 mod progress;
+pub mod prometheus;
 pub mod shard;
 mod timing;
 
@@ -70,6 +71,9 @@ pub struct RunArgs {
     pub shard: Option<shard::Shard>,
     /// Begin the load at this wall-clock time (`--start-at`), so shards' phases line up.
     pub start_at: Option<SystemTime>,
+    /// Serve Prometheus text at `GET /metrics` on this address while the run goes
+    /// (`--metrics-listen`; port 0 picks a free one, named on stderr).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Why a run could not be carried out.
@@ -229,6 +233,23 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
         let _in_rt = rt.enter();
         tokio::spawn(forward_signals(tx))
     };
+    let exposition = match args.metrics_listen {
+        Some(addr) => {
+            let _in_rt = rt.enter();
+            let (listener, local) = prometheus::bind(addr).map_err(|e| {
+                RunError::Usage(format!(
+                    "--metrics-listen {addr}: cannot listen there ({e}); pick a free address, or port 0"
+                ))
+            })?;
+            eprintln!("squall: metrics at http://{local}/metrics");
+            let text = prometheus::Exposition::default();
+            Some((
+                text.clone(),
+                tokio::spawn(prometheus::serve(listener, text)),
+            ))
+        }
+        None => None,
+    };
     let server = if args.serve {
         let cfg = squall_server::Config {
             listen: ([127, 0, 0, 1], 0).into(),
@@ -255,8 +276,12 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     // The first write doubles as the check that the folder takes files: an unwritable
     // output fails now (exit 3), not after the whole load.
     writer.write(&starting(&plan, &args))?;
-    let result = rt.block_on(run_plan(plan, profile, &args, &writer, rx, samples));
+    let text = exposition.as_ref().map(|(t, _)| t.clone());
+    let result = rt.block_on(run_plan(plan, profile, &args, &writer, rx, samples, text));
     signals.abort();
+    if let Some((_, task)) = exposition {
+        task.abort();
+    }
     if let Some(s) = server {
         s.shutdown();
     }
@@ -325,6 +350,7 @@ async fn run_plan(
     writer: &ResultsWriter,
     mut control: mpsc::UnboundedReceiver<Control>,
     samples: Option<Arc<SampleLog>>,
+    exposition: Option<prometheus::Exposition>,
 ) -> Result<(Results, Option<PathBuf>), RunError> {
     tokio::select! {
         checked = preflight(&plan) => if let Err(e) = checked {
@@ -387,6 +413,7 @@ async fn run_plan(
         bar: (args.progress && !args.quiet).then(|| progress::Bar::new(plan.load.duration())),
         error: None,
         log: Some(log),
+        exposition,
     };
     let outcome = swarm::run_keeping(plan.clone(), opts, control, &mut live, true).await;
     if let Some(bar) = live.bar.take() {
@@ -547,6 +574,8 @@ struct Live<'a> {
     error: Option<ReportError>,
     /// The interval log; `None` once a write to it failed (results.json then names none).
     log: Option<interval_log::Writer>,
+    /// Where `--metrics-listen` serves from, rendered every tick.
+    exposition: Option<prometheus::Exposition>,
 }
 
 impl Live<'_> {
@@ -570,6 +599,12 @@ impl Observer for Live<'_> {
         meta.duration_s = elapsed.as_secs_f64();
         let mut results = agg.results(meta, Status::Running);
         stamp(&mut results, self.args, self.log.is_some());
+        if let Some(text) = &self.exposition {
+            let rendered = prometheus::render(&results);
+            if let Ok(mut t) = text.lock() {
+                *t = rendered;
+            }
+        }
         if let Err(e) = self.writer.write(&results) {
             if self.error.is_none() {
                 eprintln!("squall: {e}");
