@@ -214,6 +214,14 @@ fn results_that_are_not_one_runs_shards_are_refused_and_say_which() {
             "all shards must come from one --shard",
         ),
         (
+            "out of range",
+            Box::new(|p| {
+                edit(&p[2], |d| d["shard"]["index"] = 0.into());
+                p.to_vec()
+            }),
+            "shard 0/3 does not exist",
+        ),
+        (
             "another scenario",
             Box::new(|p| {
                 edit(&p[1], |d| {

@@ -197,7 +197,12 @@ fn check(shards: &[Shard]) -> (Vec<String>, Vec<String>) {
             ));
             continue;
         };
-        if Some(info.count) != count {
+        if info.index == 0 || info.index > info.count {
+            problems.push(format!(
+                "{f}: shard {}/{} does not exist: shards count from 1 to N",
+                info.index, info.count
+            ));
+        } else if Some(info.count) != count {
             problems.push(format!(
                 "{f}: shard {}/{}, but {} is one of {}: all shards must come from one --shard .../N",
                 info.index,
