@@ -305,6 +305,9 @@ fn report(results: &Path, out: Option<PathBuf>) -> u8 {
     });
     match written {
         Ok(w) => {
+            for n in &w.notes {
+                eprintln!("squall: report: {n}");
+            }
             println!("report: {} ({} charts)", w.html.display(), w.pngs.len());
             0
         }

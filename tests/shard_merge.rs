@@ -449,6 +449,22 @@ fn four_shards_against_squall_server_add_up_to_what_it_counted() {
         assert!(page.contains(&format!("{m}: latency over time")), "{m}");
         assert!(out.join(format!("time-latency-{m}.png")).is_file(), "{m}");
     }
+    // A results.json copied away from its log still makes a report, and says what it left out.
+    let alone = dir.path().join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::copy(out.join("results.json"), alone.join("results.json")).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+        .arg("report")
+        .arg(alone.join("results.json"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("latency over time per metric left out"),
+        "{err}"
+    );
+    assert!(!alone.join("time-latency-rtt.png").exists());
     // Each shard wrote its own log beside its results; its seconds add up to its totals.
     for i in 1..=4 {
         let shard = dir.path().join(format!("shard-{i}"));

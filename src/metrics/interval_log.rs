@@ -86,27 +86,22 @@ pub struct Writer {
     serializer: V2DeflateSerializer,
     /// Tags per metric: (latency, service).
     tags: Vec<(String, String)>,
-    /// The run's start, which `#[BaseTime]` names: row timestamps are seconds since it.
-    base: SystemTime,
+    /// Whether the header (with the run's start) is written.
+    begun: bool,
 }
 
 impl Writer {
     /// Creates the log at `path` for a run that started at `started`, with its header.
     pub fn create(path: &Path, started: SystemTime, metrics: &[String]) -> io::Result<Writer> {
-        let mut out = BufWriter::new(File::create(path)?);
-        let mut serializer = V2DeflateSerializer::new();
-        IntervalLogWriterBuilder::new()
-            .add_comment("squall: latency and service time per metric and second, in µs")
-            .add_comment("Tags: latency.<metric> (from the intended send), service.<metric> (from the actual send)")
-            .with_start_time(started)
-            .with_base_time(started)
-            .begin_log_with(&mut out, &mut serializer)?;
-        writeln!(
-            out,
-            "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
-        )?;
-        // The header is on disk before the first second: the file reads as a log at once.
-        out.flush()?;
+        let mut w = Writer::open(path, metrics)?;
+        w.begin(started)?;
+        Ok(w)
+    }
+
+    /// Creates the (empty) file now, so a folder that takes no files fails before any
+    /// load; [`begin`](Self::begin) writes the header once the run's start is known.
+    pub fn open(path: &Path, metrics: &[String]) -> io::Result<Writer> {
+        let out = BufWriter::new(File::create(path)?);
         let tags = metrics
             .iter()
             .map(|m| (tag(false, m), tag(true, m)))
@@ -114,15 +109,36 @@ impl Writer {
         Ok(Writer {
             out,
             path: path.to_path_buf(),
-            serializer,
+            serializer: V2DeflateSerializer::new(),
             tags,
-            base: started,
+            begun: false,
         })
     }
 
-    /// The run start rows are relative to.
-    pub fn base(&self) -> SystemTime {
-        self.base
+    /// Writes the header: `#[StartTime]` and `#[BaseTime]` are `started`, so row timestamps
+    /// are seconds since the run's start.
+    pub fn begin(&mut self, started: SystemTime) -> io::Result<()> {
+        IntervalLogWriterBuilder::new()
+            .add_comment("squall: latency and service time per metric and second, in µs")
+            .add_comment("Tags: latency.<metric> (from the intended send), service.<metric> (from the actual send)")
+            .with_start_time(started)
+            .with_base_time(started)
+            .begin_log_with(&mut self.out, &mut self.serializer)?;
+        writeln!(
+            self.out,
+            "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
+        )?;
+        // The header is on disk before the first second: the file reads as a log at once.
+        self.out.flush()?;
+        self.begun = true;
+        Ok(())
+    }
+
+    /// Removes the file (after a failed write: a log with a hole would read as complete).
+    pub fn discard(self) {
+        let path = self.path.clone();
+        drop(self);
+        let _ = std::fs::remove_file(path);
     }
 
     /// Where the log is.
@@ -132,6 +148,9 @@ impl Writer {
 
     /// Appends one interval's rows (a metric without samples has none) and flushes them.
     pub fn append(&mut self, iv: &IntervalHistograms) -> io::Result<()> {
+        if !self.begun {
+            return Err(io::Error::other("the interval log has no header yet"));
+        }
         let mut log =
             IntervalLogWriterBuilder::new().begin_log_with(&mut self.out, &mut self.serializer)?;
         for (i, (lt, st)) in self.tags.iter().enumerate() {

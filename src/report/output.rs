@@ -19,6 +19,9 @@ pub struct Written {
     pub html: PathBuf,
     /// One PNG per chart, in the page's order.
     pub pngs: Vec<PathBuf>,
+    /// What was left out and why (e.g. an interval log that could not be read), one line
+    /// each, for the caller to say.
+    pub notes: Vec<String>,
 }
 
 /// Reads and parses a results file; problems name the file (and line:column when the JSON
@@ -125,27 +128,28 @@ pub fn write_report(r: &Results, dir: &Path) -> Result<Written, ReportError> {
 pub fn write_report_beside(r: &Results, source: &Path, dir: &Path) -> Result<Written, ReportError> {
     fs::create_dir_all(dir).map_err(io(dir))?;
     let mut charts = report_charts(r)?;
+    let mut notes = Vec::new();
     if let Some(name) = &r.interval_log {
-        let log = crate::metrics::interval_log::read(&source.join(name)).map_err(|e| {
-            ReportError::Input {
-                location: source.join(name).display().to_string(),
-                problem: format!(
-                    "the interval log the results name: {e} (keep it beside results.json)"
-                ),
+        // The log only adds charts: without it the report still stands, and says so.
+        match crate::metrics::interval_log::read(&source.join(name)) {
+            Ok(log) => {
+                // Beside the all-metrics latency over time.
+                let at = charts
+                    .iter()
+                    .position(|c| c.file == "time-latency")
+                    .map_or(charts.len(), |i| i + 1);
+                let per = super::per_metric::charts(r, &log);
+                charts.splice(at..at, per);
             }
-        })?;
-        // Beside the all-metrics latency over time.
-        let at = charts
-            .iter()
-            .position(|c| c.file == "time-latency")
-            .map_or(charts.len(), |i| i + 1);
-        let per = super::per_metric::charts(r, &log);
-        charts.splice(at..at, per);
+            Err(e) => notes.push(format!(
+                "latency over time per metric left out: {e} (keep the interval log beside results.json)"
+            )),
+        }
     }
     let (figs, pngs) = draw_all(&charts, dir)?;
     let html = dir.join("report.html");
     fs::write(&html, report(&Model::new(r), &figs)).map_err(io(&html))?;
-    Ok(Written { html, pngs })
+    Ok(Written { html, pngs, notes })
 }
 
 /// How a run is named when no `--label` is given: its folder's name for a file called
@@ -206,7 +210,14 @@ pub fn write_comparison(
     let (figs, pngs) = draw_all(&charts, dir)?;
     let html = dir.join("compare.html");
     fs::write(&html, compare_html(&comparison, &figs)).map_err(io(&html))?;
-    Ok((comparison, Written { html, pngs }))
+    Ok((
+        comparison,
+        Written {
+            html,
+            pngs,
+            notes: Vec::new(),
+        },
+    ))
 }
 
 #[cfg(test)]

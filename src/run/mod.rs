@@ -276,8 +276,27 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     // The first write doubles as the check that the folder takes files: an unwritable
     // output fails now (exit 3), not after the whole load.
     writer.write(&starting(&plan, &args))?;
+    // The interval log's header is written when the load begins. It adds to results.json
+    // and is named by it only when whole: a log that cannot be made is said, not fatal.
+    let log_path = writer.path().with_file_name(interval_log::FILE_NAME);
+    let log = interval_log::Writer::open(&log_path, &plan.metrics)
+        .inspect_err(|e| {
+            eprintln!(
+                "squall: {}: {e}; results.json will name no interval log",
+                log_path.display()
+            )
+        })
+        .ok();
     let text = exposition.as_ref().map(|(t, _)| t.clone());
-    let result = rt.block_on(run_plan(plan, profile, &args, &writer, rx, samples, text));
+    let result = rt.block_on(run_plan(
+        plan,
+        profile,
+        &args,
+        (&writer, log),
+        rx,
+        samples,
+        text,
+    ));
     signals.abort();
     if let Some((_, task)) = exposition {
         task.abort();
@@ -295,8 +314,14 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
         // The run's verdict stands on results.json; a report that cannot be drawn is
         // said loudly but does not change the exit code.
         match report::write_report(&results, &out_dir) {
-            Ok(w) if !args.quiet => println!("report: {}", w.html.display()),
-            Ok(_) => {}
+            Ok(w) => {
+                for n in &w.notes {
+                    eprintln!("squall: report: {n}");
+                }
+                if !args.quiet {
+                    println!("report: {}", w.html.display());
+                }
+            }
             Err(e) => eprintln!("squall: report: {e}"),
         }
     }
@@ -347,7 +372,7 @@ async fn run_plan(
     plan: Plan,
     profile: Option<Arc<Profile>>,
     args: &RunArgs,
-    writer: &ResultsWriter,
+    (writer, log): (&ResultsWriter, Option<interval_log::Writer>),
     mut control: mpsc::UnboundedReceiver<Control>,
     samples: Option<Arc<SampleLog>>,
     exposition: Option<prometheus::Exposition>,
@@ -355,6 +380,7 @@ async fn run_plan(
     tokio::select! {
         checked = preflight(&plan) => if let Err(e) = checked {
             // The file written before the check must not stay `running`: it says why.
+            discard(log);
             let results = ended_early(&plan, args, Status::Aborted, e.to_string());
             if let Err(w) = writer.write(&results) {
                 eprintln!("squall: cannot write the results: {w}");
@@ -362,6 +388,7 @@ async fn run_plan(
             return Err(e);
         },
         Some(Control::Interrupt) = control.recv() => {
+            discard(log);
             let why = "interrupted (Ctrl-C or SIGTERM) during the start-up check, before any load";
             let results = ended_early(&plan, args, Status::Interrupted, why.into());
             let written = conclude(&results, &plan.name, args, writer);
@@ -374,6 +401,7 @@ async fn run_plan(
                 eprintln!("squall: warning: {w}");
             },
             Some(Control::Interrupt) = control.recv() => {
+                discard(log);
                 let why = "interrupted (Ctrl-C or SIGTERM) while waiting for --start-at, before any load";
                 let results = ended_early(&plan, args, Status::Interrupted, why.into());
                 let written = conclude(&results, &plan.name, args, writer);
@@ -395,15 +423,17 @@ async fn run_plan(
         ..RunOptions::default()
     };
     let started = SystemTime::now();
-    // Fail before load: a log that cannot be made stops the run here.
-    let log_path = writer.path().with_file_name(interval_log::FILE_NAME);
-    let log =
-        interval_log::Writer::create(&log_path, started, &plan.metrics).map_err(|source| {
-            ReportError::Io {
-                path: log_path.clone(),
-                source,
-            }
-        })?;
+    let log = log.and_then(|mut log| match log.begin(started) {
+        Ok(()) => Some(log),
+        Err(e) => {
+            eprintln!(
+                "squall: {}: {e}; results.json will name no interval log",
+                log.path().display()
+            );
+            log.discard();
+            None
+        }
+    });
     let mut live = Live {
         plan: &plan,
         args,
@@ -412,7 +442,7 @@ async fn run_plan(
         threads: opts.threads,
         bar: (args.progress && !args.quiet).then(|| progress::Bar::new(plan.load.duration())),
         error: None,
-        log: Some(log),
+        log,
         exposition,
     };
     let outcome = swarm::run_keeping(plan.clone(), opts, control, &mut live, true).await;
@@ -439,7 +469,18 @@ async fn run_plan(
     }
     results.thresholds = verdict::evaluate(&plan.thresholds, &results);
     let written = conclude(&results, &plan.name, args, writer);
+    if written.as_deref() != Some(writer.path()) {
+        // The folder's results.json (the last one written) does not name the log.
+        discard(live.log.take());
+    }
     Ok((results, written))
+}
+
+/// Removes an interval log no results.json will name.
+fn discard(log: Option<interval_log::Writer>) {
+    if let Some(log) = log {
+        log.discard();
+    }
 }
 
 /// Writes the final results (to a named fallback folder when the output folder fails),
@@ -493,6 +534,11 @@ fn write_fallback(results: &Results, name: &str) -> Option<PathBuf> {
     let mut leaf = stem;
     leaf.push(format!("-{}", std::process::id()));
     let dir = std::env::temp_dir().join("squall").join(leaf);
+    // The interval log stays in the output folder (if anywhere): it is not beside this copy.
+    let results = &Results {
+        interval_log: None,
+        ..results.clone()
+    };
     let written = ResultsWriter::create(&dir).and_then(|w| {
         w.write(results)?;
         Ok(w.path().to_path_buf())
@@ -587,7 +633,9 @@ impl Live<'_> {
                 "squall: {}: {e}; results.json will name no interval log",
                 log.path().display()
             );
-            self.log = None;
+            if let Some(log) = self.log.take() {
+                log.discard();
+            }
         }
     }
 }
