@@ -218,6 +218,9 @@ fn results() -> Results {
         delivery: None,
         uploads: Default::default(),
         capacity: None,
+        interval_log: None,
+        shard: None,
+        shards: Vec::new(),
     }
 }
 

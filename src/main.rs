@@ -31,7 +31,7 @@ enum Command {
     /// Run a scenario and write results (exit 0 pass; 1 a threshold failed or a frame broke
     /// its schemas; 2 bad scenario, profile or usage; 3 target unreachable, run aborted or
     /// results not written; 130 interrupted).
-    Run(RunCmd),
+    Run(Box<RunCmd>),
     /// Find the highest rate the target sustains within SLOs (exit 0 found, 1 even --from
     /// breaks, 2 bad input, 3 target failed or squall was the limit, 130 interrupted).
     Capacity(capacity_cmd::CapacityCmd),
@@ -83,6 +83,10 @@ enum Command {
         #[arg(long)]
         log_latency: bool,
     },
+    /// Merge a sharded run's results (`squall run --shard I/N`) into one: results.json,
+    /// interval log, report and junit.xml (exit 0 pass, 1 a threshold failed on the merged
+    /// figures, 2 shards that do not make one run, 3 output not written).
+    Merge(MergeCmd),
     /// Compare runs side by side: compare.html and PNGs, figures with ratios to the first
     /// run (exit 0, 1 a figure worse than --fail-if-worse allows, 2 bad input, 3 output).
     Compare(CompareCmd),
@@ -188,6 +192,26 @@ enum ImportCmd {
 }
 
 #[derive(clap::Args)]
+struct MergeCmd {
+    /// Each shard's results.json, or the run folder holding it.
+    #[arg(required = true)]
+    results: Vec<PathBuf>,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Merge even when shards are missing, aborted or unfinished, with a warning for each
+    /// (the merged result then covers only part of the planned load).
+    #[arg(long)]
+    allow_partial: bool,
+    /// Do not draw report.html and the PNG charts.
+    #[arg(long)]
+    no_report: bool,
+    /// No summary table.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
 struct CompareCmd {
     /// Results files; the first is the baseline.
     #[arg(required = true, num_args = 2..)]
@@ -263,6 +287,19 @@ struct RunCmd {
     /// flattens the curve).
     #[arg(long)]
     log_latency: bool,
+    /// Run shard I of N (1 ≤ I ≤ N): a 1/N share of the VUs or arrivals, VU numbers unique
+    /// across shards; merge the shards' results with squall merge.
+    #[arg(long, value_name = "I/N", value_parser = squall::run::shard::parse_shard)]
+    shard: Option<squall::run::shard::Shard>,
+    /// Begin the load at this UTC time (RFC 3339, e.g. 2026-12-07T12:00:00Z), so the
+    /// shards' phases line up.
+    #[arg(long, value_name = "TIME", value_parser = squall::run::shard::parse_start_at)]
+    start_at: Option<std::time::SystemTime>,
+    /// Serve Prometheus text at http://ADDR/metrics while the run goes (requests, replies,
+    /// errors and violations by kind, connections, generator lag, latency per metric;
+    /// labelled shard="I/N" with --shard). Port 0 picks a free port, named on stderr.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// How strictly frames are held to the profile: strict (the document's rules and squall's
     /// decisions where the document is silent) or document (the document's rules only).
     /// Each violation says which it broke.
@@ -325,7 +362,7 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(match cli.command {
-        Command::Run(cmd) => run(cmd),
+        Command::Run(cmd) => run(*cmd),
         Command::Capacity(cmd) => capacity_cmd::run(cmd),
         Command::Check {
             scenarios,
@@ -347,6 +384,7 @@ fn main() -> ExitCode {
             out,
             log_latency,
         } => report(&results, out, log_latency),
+        Command::Merge(cmd) => merge(cmd),
         Command::Compare(cmd) => compare(cmd),
     })
 }
@@ -372,6 +410,9 @@ fn run(cmd: RunCmd) -> u8 {
         report: !cmd.no_report,
         log_latency: cmd.log_latency,
         conformance: cmd.conformance.into(),
+        shard: cmd.shard,
+        start_at: cmd.start_at,
+        metrics_listen: cmd.metrics_listen,
     };
     match execute(args) {
         Ok(done) => done.exit_code(),
@@ -384,13 +425,42 @@ fn run(cmd: RunCmd) -> u8 {
 
 fn report(results: &Path, out: Option<PathBuf>, log_latency: bool) -> u8 {
     let written = squall::report::read_results(results).and_then(|r| {
-        let dir = out.unwrap_or_else(|| results.parent().unwrap_or(Path::new(".")).to_path_buf());
-        squall::report::write_report_with(&r, &dir, log_latency)
+        let source = results.parent().unwrap_or(Path::new("."));
+        let dir = out.unwrap_or_else(|| source.to_path_buf());
+        squall::report::write_report_beside(&r, source, &dir, log_latency)
     });
     match written {
         Ok(w) => {
+            for n in &w.notes {
+                eprintln!("squall: report: {n}");
+            }
             println!("{}", w.describe());
             0
+        }
+        Err(e) => {
+            eprintln!("squall: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn merge(cmd: MergeCmd) -> u8 {
+    let args = squall::merge::MergeArgs {
+        inputs: cmd.results,
+        out: cmd.out,
+        allow_partial: cmd.allow_partial,
+        report: !cmd.no_report,
+    };
+    match squall::merge::merge(&args) {
+        Ok(m) => {
+            for w in &m.warnings {
+                eprintln!("squall: WARNING: {w}");
+            }
+            if !cmd.quiet {
+                println!("{}", squall::report::render_summary(&m.results));
+                println!("results: {}", m.out_dir.join("results.json").display());
+            }
+            m.exit_code()
         }
         Err(e) => {
             eprintln!("squall: {e}");

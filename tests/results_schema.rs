@@ -174,3 +174,50 @@ fn writer_replaces_results_atomically() {
     assert_eq!(names, ["results.json"], "no temporary file left behind");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn shard_and_merge_fields_are_described_by_the_schema() {
+    let v = schema();
+    let mut r = run();
+    r.interval_log = Some("histograms.hlog".into());
+    r.shard = Some(squall::report::ShardInfo {
+        index: 2,
+        count: 4,
+        start_at: Some("2026-11-22T02:30:00.000Z".into()),
+    });
+    r.shards = vec![squall::report::ShardRecord {
+        index: 1,
+        file: "shard-1/results.json".into(),
+        host: "gen-1".into(),
+        status: Status::Aborted,
+        status_reason: Some("target unreachable".into()),
+        started_at: "2026-11-22T02:30:00.000Z".into(),
+        health: r.health.clone(),
+    }];
+    let good = serde_json::to_value(&r).unwrap();
+    let errors: Vec<String> = v.iter_errors(&good).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let back: Results = serde_json::from_value(good.clone()).unwrap();
+    assert_eq!(back, r);
+    // A single run's file has none of them.
+    let plain = serde_json::to_value(run()).unwrap();
+    for k in ["interval_log", "shard", "shards"] {
+        assert!(plain.get(k).is_none(), "{k}");
+    }
+    let mut zero = good.clone();
+    zero["shard"]["index"] = 0.into();
+    let mut path = good.clone();
+    path["interval_log"] = "../elsewhere.hlog".into();
+    let mut no_health = good.clone();
+    no_health["shards"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("health");
+    for (what, doc) in [
+        ("shard 0", zero),
+        ("a log outside the folder", path),
+        ("a shard without its health", no_health),
+    ] {
+        assert!(!v.is_valid(&doc), "{what} should be invalid");
+    }
+}

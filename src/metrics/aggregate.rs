@@ -16,6 +16,7 @@ use hdrhistogram::Histogram;
 
 use super::flows::{DeliveryTally, UploadTally};
 use super::health::{available_cores, verdict, FdWatch, Judged, SaturationWatch, Stall};
+use super::interval_log::IntervalHistograms;
 use super::kinds::{KindDelta, MAX_KINDS, NONE_KIND, OTHER_KIND};
 use super::recorder::{Snapshot, Tally};
 use super::violations::ViolationTally;
@@ -43,6 +44,8 @@ struct Interval {
     /// All latency metrics together, for the series percentiles.
     latency: Histogram<u64>,
     lag: Histogram<u64>,
+    /// Per metric, for the interval log (only when the aggregate keeps intervals).
+    metrics: Option<IntervalHistograms>,
 }
 
 impl Interval {
@@ -61,6 +64,7 @@ impl Interval {
             cpu_us: None,
             latency: new_histogram(),
             lag: new_histogram(),
+            metrics: None,
         }
     }
 
@@ -122,6 +126,10 @@ pub struct Aggregate {
     delivery_metric: Option<Option<String>>,
     delivery: DeliveryTally,
     uploads: Vec<UploadTally>,
+    /// Whether sealed seconds keep their per-metric histograms for the interval log.
+    keep_intervals: bool,
+    /// Sealed seconds' per-metric histograms not yet taken by [`Aggregate::drain_intervals`].
+    sealed: Vec<IntervalHistograms>,
 }
 
 fn add_kinds(into: &mut BTreeMap<String, KindCount>, deltas: Vec<KindDelta>) {
@@ -183,7 +191,22 @@ impl Aggregate {
             delivery_metric: None,
             delivery: DeliveryTally::default(),
             uploads: vec![UploadTally::default(); n],
+            keep_intervals: false,
+            sealed: Vec::new(),
         }
+    }
+
+    /// Keeps every sealed second's per-metric latency and service histograms until
+    /// [`drain_intervals`](Self::drain_intervals) takes them (for the interval log). Off by
+    /// default: kept and never drained, they would grow with the run.
+    pub fn keep_intervals(&mut self) {
+        self.keep_intervals = true;
+    }
+
+    /// The per-metric histograms of the seconds sealed since the previous call, in order
+    /// (empty unless [`keep_intervals`](Self::keep_intervals) was called).
+    pub fn drain_intervals(&mut self) -> Vec<IntervalHistograms> {
+        std::mem::take(&mut self.sealed)
     }
 
     /// Reports a `delivery` section (even when nothing was tracked), naming its latency
@@ -332,6 +355,7 @@ impl Aggregate {
                 .fold((0, 0), |a, k| (a.0 + k.frames, a.1 + k.bytes))
         };
         let ((fi, bi), (fo, bo)) = (sum(&s.kinds_in), sum(&s.kinds_out));
+        let (keep, n) = (self.keep_intervals, self.names.len());
         let b = self.bucket_for(s);
         (b.frames_in, b.bytes_in, b.frames_out, b.bytes_out) = (
             b.frames_in + fi,
@@ -353,6 +377,18 @@ impl Aggregate {
         }
         if let Some(h) = &s.lag {
             add_hist(&mut b.lag, h);
+        }
+        if keep {
+            let per = b.metrics.get_or_insert_with(|| {
+                IntervalHistograms::empty(Duration::ZERO, Duration::ZERO, n)
+            });
+            for (service, hs) in [(false, &s.latency), (true, &s.service)] {
+                for (i, h) in hs.iter().enumerate() {
+                    if let Some(h) = h {
+                        per.add(i, service, h);
+                    }
+                }
+            }
         }
     }
 
@@ -477,8 +513,17 @@ impl Aggregate {
     fn seal(&mut self, end: Duration, cpu: Option<f64>) {
         let k = self.next_point;
         self.next_point = k.saturating_add(1);
-        let open = self.buckets.remove(&k).unwrap_or_else(Interval::new);
+        let mut open = self.buckets.remove(&k).unwrap_or_else(Interval::new);
         let span = end.saturating_sub(self.last_end);
+        if self.keep_intervals {
+            let n = self.names.len();
+            let mut per = open
+                .metrics
+                .take()
+                .unwrap_or_else(|| IntervalHistograms::empty(Duration::ZERO, Duration::ZERO, n));
+            (per.start, per.span) = (self.last_end, span);
+            self.sealed.push(per);
+        }
         self.last_end = end.max(self.last_end);
         let dt = span.as_secs_f64();
         let t = end.as_secs_f64();
@@ -636,6 +681,9 @@ impl Aggregate {
                 .map(|(name, u)| (name.clone(), UploadResult::from_tally(u)))
                 .collect(),
             capacity: None,
+            interval_log: None,
+            shard: None,
+            shards: Vec::new(),
         }
     }
 

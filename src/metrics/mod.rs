@@ -25,6 +25,7 @@
 pub mod aggregate;
 pub mod flows;
 pub mod health;
+pub mod interval_log;
 mod kinds;
 pub mod recorder;
 pub mod violations;

@@ -16,6 +16,7 @@ pub mod html;
 pub mod junit;
 pub mod model;
 pub mod output;
+pub mod per_metric;
 pub mod plots;
 pub mod results;
 pub mod summary;
@@ -26,11 +27,13 @@ pub use fmt::{fmt_bytes, fmt_rate, fmt_us};
 pub use junit::render_junit;
 pub use model::Model;
 pub use output::{
-    load_runs, read_results, write_comparison, write_report, write_report_with, Written,
+    load_runs, read_results, write_comparison, write_report, write_report_beside,
+    write_report_with, Written,
 };
 pub use results::{
     merge_summaries, ConnectionCounts, Counters, Health, KindCount, LoadReached, MetricResult,
-    Phase, ReportError, RequestCounts, Results, ResultsWriter, RunMeta, SeriesPoint, Status,
-    Summary, ThresholdOutcome, Timing, ViolationGroup, Violations, RESULTS_VERSION,
+    Phase, ReportError, RequestCounts, Results, ResultsWriter, RunMeta, SeriesPoint, ShardInfo,
+    ShardRecord, Status, Summary, ThresholdOutcome, Timing, ViolationGroup, Violations,
+    RESULTS_VERSION,
 };
 pub use summary::{render_model, render_summary};

@@ -19,6 +19,9 @@ pub struct Written {
     pub html: PathBuf,
     /// One PNG per chart, in the page's order.
     pub pngs: Vec<PathBuf>,
+    /// What was left out and why (e.g. an interval log that could not be read), one line
+    /// each, for the caller to say.
+    pub notes: Vec<String>,
 }
 
 impl Written {
@@ -133,15 +136,28 @@ fn draw_one<'a>(c: &'a Chart, dir: &Path) -> Result<(Figure<'a>, PathBuf), Repor
     Ok((Figure { chart: c, svg }, path))
 }
 
-/// Writes `report.html` and a PNG per chart into `dir` (created if needed).
+/// Writes `report.html` and a PNG per chart into `dir` (created if needed), with the
+/// interval log named by the results read from `dir` too.
 pub fn write_report(r: &Results, dir: &Path) -> Result<Written, ReportError> {
-    write_report_with(r, dir, false)
+    write_report_beside(r, dir, dir, false)
 }
 
 /// [`write_report`], with the latency-by-percentile charts on a log scale of latency when
 /// `log_latency` (`--log-latency`): one outlier then no longer flattens the curve.
 pub fn write_report_with(
     r: &Results,
+    dir: &Path,
+    log_latency: bool,
+) -> Result<Written, ReportError> {
+    write_report_beside(r, dir, dir, log_latency)
+}
+
+/// Writes `report.html` and a PNG per chart into `dir` (created if needed). The results'
+/// interval log, if they name one, is read from `source` (the results file's folder) for
+/// the per-metric latency over time; without it those charts are left out.
+pub fn write_report_beside(
+    r: &Results,
+    source: &Path,
     dir: &Path,
     log_latency: bool,
 ) -> Result<Written, ReportError> {
@@ -152,13 +168,35 @@ pub fn write_report_with(
         let html = dir.join("report.html");
         let page = super::capacity_page::report(r, c, &figs);
         fs::write(&html, page).map_err(io(&html))?;
-        return Ok(Written { html, pngs });
+        return Ok(Written {
+            html,
+            pngs,
+            notes: Vec::new(),
+        });
     }
-    let charts = report_charts(r, log_latency)?;
+    let mut charts = report_charts(r, log_latency)?;
+    let mut notes = Vec::new();
+    if let Some(name) = &r.interval_log {
+        // The log only adds charts: without it the report still stands, and says so.
+        match crate::metrics::interval_log::read(&source.join(name)) {
+            Ok(log) => {
+                // Beside the all-metrics latency over time.
+                let at = charts
+                    .iter()
+                    .position(|c| c.file == "time-latency")
+                    .map_or(charts.len(), |i| i + 1);
+                let per = super::per_metric::charts(r, &log);
+                charts.splice(at..at, per);
+            }
+            Err(e) => notes.push(format!(
+                "latency over time per metric left out: {e} (keep the interval log beside results.json)"
+            )),
+        }
+    }
     let (figs, pngs) = draw_all(&charts, dir)?;
     let html = dir.join("report.html");
     fs::write(&html, report(&Model::new(r), &figs)).map_err(io(&html))?;
-    Ok(Written { html, pngs })
+    Ok(Written { html, pngs, notes })
 }
 
 /// How a run is named when no `--label` is given: its folder's name for a file called
@@ -219,7 +257,14 @@ pub fn write_comparison(
     let (figs, pngs) = draw_all(&charts, dir)?;
     let html = dir.join("compare.html");
     fs::write(&html, compare_html(&comparison, &figs)).map_err(io(&html))?;
-    Ok((comparison, Written { html, pngs }))
+    Ok((
+        comparison,
+        Written {
+            html,
+            pngs,
+            notes: Vec::new(),
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -107,6 +107,17 @@ pub struct Results {
     /// A capacity search (`squall capacity`): its answer and steps; absent for a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<super::capacity::Capacity>,
+    /// The HdrHistogram interval log beside this file (every metric's latency and service
+    /// histograms per second), by file name; `None` when none was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_log: Option<String>,
+    /// Which shard of a sharded run this is (`squall run --shard I/N`); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// The shards a merged result was made of (`squall merge`), in shard order; empty
+    /// for a single run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardRecord>,
 }
 
 /// Metadata of a closed-model run of `secs` seconds at `vus` VUs on `threads` threads, for
@@ -160,6 +171,39 @@ impl Results {
     pub fn passed(&self) -> bool {
         self.thresholds.iter().all(|t| t.pass || t.not_measured) && self.violations.total == 0
     }
+}
+
+/// Which part of a sharded run a result is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardInfo {
+    /// This shard, 1-based.
+    pub index: u32,
+    /// Shards in the run.
+    pub count: u32,
+    /// The common start the shards were given (`--start-at`), RFC 3339.
+    #[serde(default)]
+    pub start_at: Option<String>,
+}
+
+/// One shard of a merged result, as it reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardRecord {
+    /// The shard, 1-based.
+    pub index: u32,
+    /// Its results file, as given to `squall merge`.
+    pub file: String,
+    /// Its generator's host name.
+    pub host: String,
+    /// How it ended.
+    pub status: Status,
+    /// Why, when it did not complete.
+    pub status_reason: Option<String>,
+    /// When it started, RFC 3339.
+    pub started_at: String,
+    /// Its generator's health.
+    pub health: Health,
 }
 
 /// Run status.

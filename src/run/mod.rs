@@ -3,6 +3,8 @@
 //! it ended (which the CLI turns into an exit code).
 
 pub(crate) mod progress;
+pub mod prometheus;
+pub mod shard;
 pub(crate) mod timing;
 
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::check::verdict;
+use crate::metrics::interval_log::{self, IntervalHistograms};
 use crate::metrics::Aggregate;
 use crate::protocol::{Conformance, Profile};
 use crate::report::{
@@ -67,6 +70,13 @@ pub struct RunArgs {
     pub report: bool,
     /// Draw the latency-by-percentile charts on a log scale of latency.
     pub log_latency: bool,
+    /// Run only this shard of the plan (`--shard I/N`).
+    pub shard: Option<shard::Shard>,
+    /// Begin the load at this wall-clock time (`--start-at`), so shards' phases line up.
+    pub start_at: Option<SystemTime>,
+    /// Serve Prometheus text at `GET /metrics` on this address while the run goes
+    /// (`--metrics-listen`; port 0 picks a free one, named on stderr).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Why a run could not be carried out.
@@ -149,6 +159,9 @@ fn prepare_cut(args: &RunArgs) -> Result<(Plan, bool), RunError> {
         // is up, and the file's path (e.g. /covetpy/ws?token=...) is kept.
         opts.default_target = Some("ws://127.0.0.1:1/ws".into());
     }
+    if let Some(s) = args.shard {
+        shard::check(s).map_err(|e| RunError::Usage(format!("--shard {e}")))?;
+    }
     let mut plan = scenario::load_file(&args.scenario, &opts)?;
     let mut cut = false;
     if let Some(d) = args.duration {
@@ -216,11 +229,28 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     if plan.load.model == LoadModel::Closed && plan.load.peak() + 64.0 > files as f64 {
         eprintln!(
             "squall: warning: {} VUs need as many sockets, but this process may open {files} files; \
-             split the load across processes (--shard is on the roadmap)",
+             split the load across processes (--shard I/N, then squall merge)",
             plan.load.peak()
         );
     }
     let (rt, rx, signals) = runtime_with_signals()?;
+    let exposition = match args.metrics_listen {
+        Some(addr) => {
+            let _in_rt = rt.enter();
+            let (listener, local) = prometheus::bind(addr).map_err(|e| {
+                RunError::Usage(format!(
+                    "--metrics-listen {addr}: cannot listen there ({e}); pick a free address, or port 0"
+                ))
+            })?;
+            eprintln!("squall: metrics at http://{local}/metrics");
+            let text = prometheus::Exposition::default();
+            Some((
+                text.clone(),
+                tokio::spawn(prometheus::serve(listener, text)),
+            ))
+        }
+        None => None,
+    };
     let server = if args.serve {
         let cfg = squall_server::Config {
             listen: ([127, 0, 0, 1], 0).into(),
@@ -247,8 +277,32 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     // The first write doubles as the check that the folder takes files: an unwritable
     // output fails now (exit 3), not after the whole load.
     writer.write(&starting(&plan, &args))?;
-    let result = rt.block_on(run_plan(plan, profile, &args, &writer, rx, samples, cut));
+    // The interval log's header is written when the load begins. It adds to results.json
+    // and is named by it only when whole: a log that cannot be made is said, not fatal.
+    let log_path = writer.path().with_file_name(interval_log::FILE_NAME);
+    let log = interval_log::Writer::open(&log_path, &plan.metrics)
+        .inspect_err(|e| {
+            eprintln!(
+                "squall: {}: {e}; results.json will name no interval log",
+                log_path.display()
+            )
+        })
+        .ok();
+    let text = exposition.as_ref().map(|(t, _)| t.clone());
+    let result = rt.block_on(run_plan(
+        plan,
+        profile,
+        &args,
+        (&writer, log),
+        rx,
+        samples,
+        text,
+        cut,
+    ));
     signals.abort();
+    if let Some((_, task)) = exposition {
+        task.abort();
+    }
     if let Some(s) = server {
         s.shutdown();
     }
@@ -262,8 +316,14 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
         // The run's verdict stands on results.json; a report that cannot be drawn is
         // said loudly but does not change the exit code.
         match report::write_report_with(&results, &out_dir, args.log_latency) {
-            Ok(w) if !args.quiet => println!("{}", w.describe()),
-            Ok(_) => {}
+            Ok(w) => {
+                for n in &w.notes {
+                    eprintln!("squall: report: {n}");
+                }
+                if !args.quiet {
+                    println!("{}", w.describe());
+                }
+            }
             Err(e) => eprintln!("squall: report: {e}"),
         }
     }
@@ -303,10 +363,24 @@ fn starting(plan: &Plan, args: &RunArgs) -> Results {
     let threads = args
         .threads
         .unwrap_or_else(|| RunOptions::default().threads);
-    Aggregate::new(plan.metrics.clone()).results(
+    let mut r = Aggregate::new(plan.metrics.clone()).results(
         meta(plan, args, SystemTime::now(), threads),
         Status::Running,
-    )
+    );
+    stamp(&mut r, args, false);
+    r
+}
+
+/// Marks results with the shard they are and the interval log beside them, if any.
+fn stamp(r: &mut Results, args: &RunArgs, log: bool) {
+    r.shard = args.shard.map(|s| report::ShardInfo {
+        index: s.index,
+        count: s.count,
+        start_at: args
+            .start_at
+            .map(|t| humantime::format_rfc3339_millis(t).to_string()),
+    });
+    r.interval_log = log.then(|| interval_log::FILE_NAME.to_string());
 }
 
 /// The results of a run that ended before any load, with its status and why.
@@ -324,14 +398,16 @@ async fn run_plan(
     plan: Plan,
     profile: Option<Arc<Profile>>,
     args: &RunArgs,
-    writer: &ResultsWriter,
+    (writer, log): (&ResultsWriter, Option<interval_log::Writer>),
     mut control: mpsc::UnboundedReceiver<Control>,
     samples: Option<Arc<SampleLog>>,
+    exposition: Option<prometheus::Exposition>,
     cut: bool,
 ) -> Result<(Results, Option<PathBuf>), RunError> {
     tokio::select! {
         checked = preflight(&plan) => if let Err(e) = checked {
             // The file written before the check must not stay `running`: it says why.
+            discard(log);
             let results = ended_early(&plan, args, Status::Aborted, e.to_string());
             if let Err(w) = writer.write(&results) {
                 eprintln!("squall: cannot write the results: {w}");
@@ -339,10 +415,25 @@ async fn run_plan(
             return Err(e);
         },
         Some(Control::Interrupt) = control.recv() => {
+            discard(log);
             let why = "Ctrl-C or SIGTERM during the start-up check, before any load";
             let results = ended_early(&plan, args, Status::Interrupted, why.into());
             let written = conclude(&results, &plan.name, args, writer);
             return Ok((results, written));
+        }
+    }
+    if let Some(at) = args.start_at {
+        tokio::select! {
+            late = shard::wait_until(at) => if let Some(w) = late {
+                eprintln!("squall: warning: {w}");
+            },
+            Some(Control::Interrupt) = control.recv() => {
+                discard(log);
+                let why = "interrupted (Ctrl-C or SIGTERM) while waiting for --start-at, before any load";
+                let results = ended_early(&plan, args, Status::Interrupted, why.into());
+                let written = conclude(&results, &plan.name, args, writer);
+                return Ok((results, written));
+            }
         }
     }
     let plan = Arc::new(plan);
@@ -355,9 +446,21 @@ async fn run_plan(
             .max_clock_skew
             .unwrap_or_else(|| RunOptions::default().clock_skew),
         samples,
+        shard: args.shard.unwrap_or_default(),
         ..RunOptions::default()
     };
     let started = SystemTime::now();
+    let log = log.and_then(|mut log| match log.begin(started) {
+        Ok(()) => Some(log),
+        Err(e) => {
+            eprintln!(
+                "squall: {}: {e}; results.json will name no interval log",
+                log.path().display()
+            );
+            log.discard();
+            None
+        }
+    });
     let mut live = Live {
         plan: &plan,
         args,
@@ -367,8 +470,10 @@ async fn run_plan(
         bar: (args.progress && !args.quiet).then(|| progress::Bar::new(plan.load.duration())),
         error: None,
         stopping: false,
+        log,
+        exposition,
     };
-    let outcome = swarm::run(plan.clone(), opts, control, &mut live).await;
+    let outcome = swarm::run_keeping(plan.clone(), opts, control, &mut live, true).await;
     if let Some(bar) = live.bar.take() {
         bar.finish();
     }
@@ -383,6 +488,7 @@ async fn run_plan(
         }
     }
     results.status_reason = outcome.reason;
+    stamp(&mut results, args, live.log.is_some());
     if results.status == Status::Complete {
         if let Some(why) = measured_nothing(&results, &plan) {
             results.status = Status::Aborted;
@@ -393,7 +499,18 @@ async fn run_plan(
     let by_metric = timing::metric_behaviours(&plan);
     verdict::note_idle_behaviours(&mut results, &plan.thresholds, &by_metric, cut);
     let written = conclude(&results, &plan.name, args, writer);
+    if written.as_deref() != Some(writer.path()) {
+        // The folder's results.json (the last one written) does not name the log.
+        discard(live.log.take());
+    }
     Ok((results, written))
+}
+
+/// Removes an interval log no results.json will name.
+fn discard(log: Option<interval_log::Writer>) {
+    if let Some(log) = log {
+        log.discard();
+    }
 }
 
 /// Writes the final results (to a named fallback folder when the output folder fails),
@@ -447,6 +564,11 @@ pub(crate) fn write_fallback(results: &Results, name: &str) -> Option<PathBuf> {
     let mut leaf = stem;
     leaf.push(format!("-{}", std::process::id()));
     let dir = std::env::temp_dir().join("squall").join(leaf);
+    // The interval log stays in the output folder (if anywhere): it is not beside this copy.
+    let results = &Results {
+        interval_log: None,
+        ..results.clone()
+    };
     let written = ResultsWriter::create(&dir).and_then(|w| {
         w.write(results)?;
         Ok(w.path().to_path_buf())
@@ -529,13 +651,41 @@ struct Live<'a> {
     error: Option<ReportError>,
     /// A stop was asked for (Ctrl-C): the bar says so.
     stopping: bool,
+    /// The interval log; `None` once a write to it failed (results.json then names none).
+    log: Option<interval_log::Writer>,
+    /// Where `--metrics-listen` serves from, rendered every tick.
+    exposition: Option<prometheus::Exposition>,
+}
+
+impl Live<'_> {
+    /// Appends the seconds sealed since the last tick to the interval log.
+    fn log_intervals(&mut self, sealed: Vec<IntervalHistograms>) {
+        let Some(log) = &mut self.log else { return };
+        if let Err(e) = sealed.iter().try_for_each(|iv| log.append(iv)) {
+            eprintln!(
+                "squall: {}: {e}; results.json will name no interval log",
+                log.path().display()
+            );
+            if let Some(log) = self.log.take() {
+                log.discard();
+            }
+        }
+    }
 }
 
 impl Observer for Live<'_> {
     fn on_tick(&mut self, agg: &mut Aggregate, elapsed: Duration) {
+        self.log_intervals(agg.drain_intervals());
         let mut meta = meta(self.plan, self.args, self.started, self.threads);
         meta.duration_s = elapsed.as_secs_f64();
-        let results = agg.results(meta, Status::Running);
+        let mut results = agg.results(meta, Status::Running);
+        stamp(&mut results, self.args, self.log.is_some());
+        if let Some(text) = &self.exposition {
+            let rendered = prometheus::render(&results);
+            if let Ok(mut t) = text.lock() {
+                *t = rendered;
+            }
+        }
         if let Err(e) = self.writer.write(&results) {
             if self.error.is_none() {
                 eprintln!("squall: {e}");

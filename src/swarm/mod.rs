@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub clock_skew: Duration,
     /// Every latency sample also goes here (`squall run --samples FILE`). Default none.
     pub samples: Option<Arc<SampleLog>>,
+    /// The part of the plan this process runs (`--shard I/N`). Default all of it.
+    pub shard: schedule::Shard,
 }
 
 impl Default for RunOptions {
@@ -59,6 +61,7 @@ impl Default for RunOptions {
             profile: None,
             clock_skew: Duration::from_secs(1),
             samples: None,
+            shard: schedule::Shard::default(),
         }
     }
 }
@@ -103,8 +106,20 @@ pub struct Outcome {
 pub async fn run(
     plan: Arc<Plan>,
     opts: RunOptions,
+    control: mpsc::UnboundedReceiver<Control>,
+    observer: &mut dyn Observer,
+) -> Outcome {
+    run_keeping(plan, opts, control, observer, false).await
+}
+
+/// [`run`], with every sealed second's per-metric histograms kept for the observer to take
+/// ([`Aggregate::drain_intervals`]) when `keep_intervals`.
+pub async fn run_keeping(
+    plan: Arc<Plan>,
+    opts: RunOptions,
     mut control: mpsc::UnboundedReceiver<Control>,
     observer: &mut dyn Observer,
+    keep_intervals: bool,
 ) -> Outcome {
     let threads = opts.threads.max(1);
     let (graceful_tx, graceful_rx) = watch::channel(false);
@@ -118,6 +133,7 @@ pub async fn run(
         let spec = worker::WorkerSpec {
             idx,
             workers: threads,
+            shard: opts.shard,
             plan: plan.clone(),
             start,
             tick: opts.tick,
@@ -148,6 +164,9 @@ pub async fn run(
     agg.name_behaviours(plan.behaviours.iter().map(|b| b.name.clone()).collect());
     // The series waits for every worker's bucket before it shows a second.
     agg.set_tick(opts.tick);
+    if keep_intervals {
+        agg.keep_intervals();
+    }
     agg.expect_workers(started);
     if let Some(d) = &plan.delivery {
         agg.track_delivery(d.metric.map(|m| plan.metrics[m.0 as usize].clone()));

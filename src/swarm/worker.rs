@@ -12,7 +12,7 @@ use tokio::task::{JoinHandle, LocalSet};
 use super::connect::Connecter;
 use super::frame::Shape;
 use super::samples::SampleLog;
-use super::schedule::{arrival_time, share};
+use super::schedule::{arrival_time, Shard};
 use super::timer::Precise;
 use super::vu::{Shared, Vu};
 use crate::metrics::health::RunDelay;
@@ -40,6 +40,8 @@ pub struct WorkerSpec {
     pub idx: usize,
     /// Number of workers.
     pub workers: usize,
+    /// The part of the plan this process runs.
+    pub shard: Shard,
     /// The plan.
     pub plan: Arc<Plan>,
     /// The common start of the run.
@@ -157,10 +159,10 @@ async fn closed(spec: &WorkerSpec, shared: &Rc<Shared>, vus: &mut Vus) {
         }
         vus.reap();
         let level = spec.plan.load.level_at(t).round().max(0.0) as u64;
-        let want = share(level, spec.idx, spec.workers) as usize;
+        let want = spec.shard.worker_share(level, spec.idx, spec.workers) as usize;
         while vus.running.len() < want {
-            // VU numbers are unique across workers: idx+1, idx+1+n, ...
-            let vu = spec.idx as u64 + 1 + vus.next_local * spec.workers as u64;
+            // VU numbers are unique across workers and shards.
+            let vu = spec.shard.vu_number(spec.idx, spec.workers, vus.next_local);
             vus.next_local += 1;
             vus.running.push(spawn_vu(shared, vu, false));
         }
@@ -188,9 +190,13 @@ async fn closed(spec: &WorkerSpec, shared: &Rc<Shared>, vus: &mut Vus) {
 }
 
 async fn open(spec: &WorkerSpec, shared: &Rc<Shared>, vus: &mut Vus, max_vus: u32) {
-    let cap = share(u64::from(max_vus), spec.idx, spec.workers).max(1) as usize;
+    let cap = spec
+        .shard
+        .worker_share(u64::from(max_vus), spec.idx, spec.workers)
+        .max(1) as usize;
     let mut graceful = spec.signals.graceful.clone();
-    let mut k = spec.idx as u64;
+    // Arrivals are dealt round-robin over every worker of every shard.
+    let (mut k, step) = spec.shard.arrivals(spec.idx, spec.workers);
     while let Some(due) = arrival_time(&spec.plan.load, k) {
         let at = spec.start + due;
         tokio::select! {
@@ -203,7 +209,7 @@ async fn open(spec: &WorkerSpec, shared: &Rc<Shared>, vus: &mut Vus, max_vus: u3
                 let mut late = 0;
                 while arrival_time(&spec.plan.load, k).is_some_and(|due| due <= now) {
                     late += 1;
-                    k += spec.workers as u64;
+                    k += step;
                 }
                 shared.rec.borrow_mut().missed(late);
                 return;
@@ -217,7 +223,7 @@ async fn open(spec: &WorkerSpec, shared: &Rc<Shared>, vus: &mut Vus, max_vus: u3
             // The arrival could not start: every slot was busy. Counted, never hidden.
             shared.rec.borrow_mut().missed(1);
         }
-        k += spec.workers as u64;
+        k += step;
     }
     // Let the last arrivals run until the planned end.
     let end = spec.start + spec.plan.load.duration();
