@@ -295,8 +295,7 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
         &args,
         (&writer, log),
         rx,
-        samples,
-        text,
+        (samples, text),
         cut,
     ));
     signals.abort();
@@ -400,8 +399,7 @@ async fn run_plan(
     args: &RunArgs,
     (writer, log): (&ResultsWriter, Option<interval_log::Writer>),
     mut control: mpsc::UnboundedReceiver<Control>,
-    samples: Option<Arc<SampleLog>>,
-    exposition: Option<prometheus::Exposition>,
+    (samples, exposition): (Option<Arc<SampleLog>>, Option<prometheus::Exposition>),
     cut: bool,
 ) -> Result<(Results, Option<PathBuf>), RunError> {
     tokio::select! {
