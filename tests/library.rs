@@ -20,13 +20,14 @@ const PROTOCOLS: [&str; 5] = ["kite", "kecs", "newloom", "hexabase", "covetpy"];
 /// How long each file runs, and at how many VUs, where the default (3 s, 4 VUs) does not
 /// fit: rate limits and soaks keep enough VUs that every behaviour is drawn, uploads need
 /// the time to move 8 MiB on a debug build.
-const RUNS: [(&str, u64, Option<u64>); 6] = [
+const RUNS: [(&str, u64, Option<u64>); 7] = [
     ("kecs/rate-limit.yaml", 5, None),
     ("kecs/soak.yaml", 3, Some(8)),
     ("hexabase/rate-limit.yaml", 3, Some(6)),
     ("covetpy/rate-limit.yaml", 4, None),
     ("covetpy/soak.yaml", 3, Some(8)),
     ("covetpy/upload.yaml", 5, Some(1)),
+    ("kite/capacity.yaml", 3, None),
 ];
 
 /// Whether a library file needs squall-server's extensions.

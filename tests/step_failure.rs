@@ -203,3 +203,42 @@ behaviours:
     );
     assert_eq!(g["count"].as_u64().unwrap(), failed);
 }
+
+#[test]
+fn pace_and_burst_do_not_send_frames_needing_a_missing_capture() {
+    let (srv, log) = server();
+    // The capture is missing (`bare` answers without a handle); `continue` lets the steps that
+    // read it run: the burst and the pace must send nothing that carries `null`.
+    let yaml = r#"
+name: on-fail-pace-burst
+target: ws://127.0.0.1:1/ws
+load: { vus: 1, duration: 1s }
+behaviours:
+  - steps:
+      - send: { type: open, answer: bare }
+      - expect: { kind: opened, within: 200ms, capture: { handle: /handle } }
+      - burst: { send: { type: close_handle, handle: "{{handle}}" }, count: 5 }
+        on_fail: continue
+      - pace: { send: { type: close_handle, id: "{{seq}}", handle: "{{handle}}" }, rate: 50/s, count: 5, reply: { kind: opened } }
+      - send: { type: bye }
+      - close: 1000
+"#;
+    let (_, doc) = run_yaml(&srv.url(), yaml);
+    let heard = heard(&log);
+    assert!(heard.iter().any(|h| h == "bye"), "{heard:?}");
+    assert!(
+        !heard.iter().any(|h| h.starts_with("close_handle")),
+        "{heard:?}"
+    );
+    let iterations = doc["load"]["iterations_started"].as_u64().unwrap();
+    assert!(iterations >= 1, "{}", doc["load"]);
+    // One skipped send per step per iteration (the burst's and the pace's), never a missed
+    // send of the generator's.
+    let skipped = errors(&doc, "skipped_send");
+    assert!(
+        skipped >= 2 && skipped <= 2 * iterations,
+        "{skipped} skipped in {iterations} iterations: {}",
+        doc["counters"]
+    );
+    assert_eq!(doc["counters"]["missed"].as_u64().unwrap_or(0), 0);
+}

@@ -147,6 +147,10 @@ impl Bundle {
                 // AsyncAPI's `discriminator` names a property (a hint, not a check), and
                 // `x-` extensions and external docs say nothing about validity.
                 "discriminator" | "externalDocs" => self.note(k, &here),
+                // squall's own marks (its decisions, squall-server's extensions) travel.
+                x if x.starts_with("x-squall-") => {
+                    out.insert(k.clone(), v.clone());
+                }
                 x if x.starts_with("x-") => self.note("x-", &here),
                 "nullable" => self.note("nullable", &here),
                 "dependencies" => {

@@ -30,6 +30,8 @@ const KEPT: &[&str] = &[
     "limits",
     "clock",
     "subscriptions",
+    "decisions",
+    "query",
 ];
 
 /// The profile as an AsyncAPI 3.0 document.

@@ -537,7 +537,7 @@ fn protocol_yaml(
             );
         }
     }
-    for key in ["limits", "clock", "subscriptions"] {
+    for key in ["limits", "clock", "subscriptions", "decisions", "query"] {
         if let Some(v) = kept.and_then(|k| k.get(key)).filter(|v| !v.is_null()) {
             let _ = writeln!(y, "{key}: {}", json(v));
         }

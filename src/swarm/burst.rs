@@ -28,6 +28,8 @@ enum Cut {
     Closed(Option<u16>),
     /// The run is stopping.
     Stop,
+    /// A message would carry `null` where a capture belongs: the rest is not sent.
+    Skipped,
 }
 
 impl Vu {
@@ -60,6 +62,8 @@ impl Vu {
         match self.burst_send(&b, start, close_ends, &mut accept).await {
             Ok(()) => {}
             Err((Cut::Stop, _)) => return Flow::Stop,
+            // Counted as one skipped send; the rest of the burst is not the generator's miss.
+            Err((Cut::Skipped, _)) => return Flow::Next,
             Err((Cut::Closed(code), _)) if close_ends => {
                 return self.refused_by_close(&b, start, code)
             }
@@ -119,7 +123,10 @@ impl Vu {
                     break;
                 }
             }
-            self.render(b.payload);
+            if !self.render(b.payload) {
+                self.skipped_send();
+                return Err((Cut::Skipped, i));
+            }
             self.check_out(b.payload, b.unchecked);
             let kind = kind.get_or_insert_with(|| {
                 outbound_kind(b.payload, &self.out, &self.shared.plan.kind_pointers)

@@ -74,9 +74,12 @@ impl Vu {
         let mut issued = 0u64;
         let rec = self.shared.rec.clone();
         let (shared, vu) = (self.shared.clone(), self.ctx.vu);
+        // A request that would carry `null` for a missing capture is not sent, nor any after it.
+        let mut skipped = false;
         loop {
             let now = Instant::now();
-            let open = p.count.is_none_or(|c| issued < c)
+            let open = !skipped
+                && p.count.is_none_or(|c| issued < c)
                 && end.is_none_or(|e| now < e && intended(issued, now) < e);
             if !open && outstanding.is_empty() {
                 break;
@@ -91,7 +94,11 @@ impl Vu {
             {
                 let r = pick_weighted(p.requests.iter().map(|r| r.weight), &mut self.ctx.rng);
                 let req = &p.requests[r];
-                self.render(&req.payload);
+                if !self.render(&req.payload) {
+                    self.skipped_send();
+                    skipped = true;
+                    break;
+                }
                 let read = self.check_out(&req.payload, p.unchecked);
                 let key = read.unwrap_or_else(|| IdKey::of_text(&self.out, &id_ptr));
                 let kind = kinds[r].get_or_insert_with(|| {
@@ -215,8 +222,9 @@ impl Vu {
                 }
             }
         }
-        // Sends the schedule wanted but that never happened (the window stayed full).
-        if let Some(planned) = planned {
+        // Sends the schedule wanted but that never happened (the window stayed full); those
+        // after a skipped one were not the generator's to make.
+        if let Some(planned) = planned.filter(|_| !skipped) {
             if planned > issued {
                 rec.borrow_mut().missed(planned - issued);
             }

@@ -476,20 +476,24 @@ impl Vu {
         }
     }
 
-    /// Renders a payload into `self.out`.
-    pub(super) fn render(&mut self, payload: &Payload) {
+    /// Renders a payload into `self.out`; `false` when it read a capture that is unset.
+    pub(super) fn render(&mut self, payload: &Payload) -> bool {
         self.out.clear();
+        self.ctx.missing.set(false);
         render_payload(payload, &mut self.ctx, &mut self.out);
+        !self.ctx.missing.get()
+    }
+
+    /// Counts a frame not sent because it would carry `null` where a capture belongs: the
+    /// fault is the missing reply's, not the frame's, so it is neither sent nor checked.
+    pub(super) fn skipped_send(&mut self) {
+        self.shared.rec.borrow_mut().error(ErrorKind::SkippedSend);
+        self.errors += 1;
     }
 
     pub(super) async fn send(&mut self, payload: &Payload, unchecked: bool) -> Flow {
-        self.ctx.missing.set(false);
-        self.render(payload);
-        if self.ctx.missing.get() {
-            // It would carry `null` where a capture belongs: the fault is the missing reply's,
-            // not this frame's, so it is not sent (and not checked) but counted as skipped.
-            self.shared.rec.borrow_mut().error(ErrorKind::SkippedSend);
-            self.errors += 1;
+        if !self.render(payload) {
+            self.skipped_send();
             return Flow::Next;
         }
         // One parse of what we send serves the kind count, the check and `sent.` templates.
