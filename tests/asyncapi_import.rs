@@ -142,12 +142,7 @@ fn the_cli_writes_a_profile_that_lints_and_says_its_choices() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&run.stdout);
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    succeeded(&run, &text);
     assert!(
         text.contains("discriminator /event, correlation /reqid, 4 reply rules"),
         "{text}"
@@ -174,12 +169,7 @@ fn the_cli_writes_a_profile_that_lints_and_says_its_choices() {
         .args(["schemas", "lint", "kraken"])
         .output()
         .unwrap();
-    assert_eq!(
-        lint.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&lint.stdout)
-    );
+    succeeded(&lint, "squall");
 }
 
 #[test]
@@ -199,23 +189,13 @@ fn a_smoke_scenario_from_each_document_passes_check() {
             .arg(&out)
             .output()
             .unwrap();
-        assert_eq!(
-            made.status.code(),
-            Some(0),
-            "{name}: {}",
-            String::from_utf8_lossy(&made.stderr)
-        );
+        succeeded(&made, name);
         let checked = Command::new(env!("CARGO_BIN_EXE_squall"))
             .arg("check")
             .arg(&out)
             .output()
             .unwrap();
-        assert_eq!(
-            checked.status.code(),
-            Some(0),
-            "{name}: {}",
-            String::from_utf8_lossy(&checked.stderr)
-        );
+        succeeded(&checked, name);
     }
 }
 
@@ -260,10 +240,16 @@ fn a_smoke_scenario_from_a_profile_folder_names_it_by_a_relative_path() {
         .args(["check", "g.yaml"])
         .output()
         .unwrap();
+    succeeded(&checked, "squall");
+}
+
+/// Asserts a squall command exited 0, showing what it printed when not.
+fn succeeded(out: &std::process::Output, what: &str) {
     assert_eq!(
-        checked.status.code(),
+        out.status.code(),
         Some(0),
-        "{}",
-        String::from_utf8_lossy(&checked.stderr)
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
