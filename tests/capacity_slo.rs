@@ -4,6 +4,13 @@
 //! rate where the SLO broke, not the budget. The service time is long beside the
 //! scheduling noise of a busy machine (tens of ms at worst), so the SLO, not the noise,
 //! decides.
+//!
+//! Where the SLO binds, simulated (this arrival process into a 40 ms single-server queue,
+//! a step's measured window, 400 steps a rate): the window's p90 has a median of 53 ms
+//! at 5/s (95 % of steps under 76 ms), 101 ms at 15/s, 145 ms at 20/s (95 % over 111 ms)
+//! and 188 ms at 22.5/s. So `p90 < 100ms` holds at the first rate with room for noise,
+//! breaks near 15/s and almost surely by 20/s: the search lands well below 22.5/s. (A
+//! bound of 160 ms put the knee near 21/s, where one step in four fell either way.)
 
 mod capacity_support;
 
@@ -40,7 +47,7 @@ fn a_tight_slo_binds_below_the_capacity() {
         sc,
         target,
         &dir.path().join("out"),
-        "latency.rtt.p90 < 160ms",
+        "latency.rtt.p90 < 100ms",
         5.0,
     );
     a.precision = 0.1;

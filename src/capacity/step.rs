@@ -184,6 +184,10 @@ fn judge(
         requests: c.requests,
         errors: c.errors,
         connections_failed: c.connections.failed,
+        connections_lost: ["disconnected", "unexpected_close"]
+            .iter()
+            .filter_map(|k| c.errors_by_kind.get(*k))
+            .sum(),
         // The window's but its last tick, not the whole step's: an arrival due just as the
         // step stops is counted missed at the stop, and a worker that rolls its tick late
         // puts it in the window's last tick. Neither says anything about the rate, and a

@@ -44,10 +44,13 @@ pub fn classify(whole: &Results, step: &Step) -> (Verdict, Vec<String>) {
     if q.timeouts > 0 {
         why.push(format!("{} requests timed out", q.timeouts));
     }
-    if q.unanswered > 0 {
+    // A request still waiting when the step stops was cut before its deadline by the
+    // step's own end: no evidence either way. Requests lost with a connection the target
+    // closed or dropped are.
+    if step.connections_lost > 0 {
         why.push(format!(
-            "{} requests unanswered at the step's end",
-            q.unanswered
+            "{} connections lost ({} requests unanswered)",
+            step.connections_lost, q.unanswered
         ));
     }
     if step.connections_failed > 0 {

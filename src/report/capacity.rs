@@ -103,12 +103,17 @@ pub struct Step {
     pub slo: Vec<ThresholdOutcome>,
     /// The steady-state test; `null` when a half of the window had too few samples.
     pub trend: Option<Trend>,
-    /// Requests over the measured window (`unanswered`: still waiting at the step's end).
+    /// Requests over the measured window (`unanswered`: still waiting at the step's end,
+    /// its own stop or a lost connection cut them).
     pub requests: RequestCounts,
     /// Errors over the measured window.
     pub errors: u64,
     /// Connection attempts that failed over the measured window.
     pub connections_failed: u64,
+    /// Open connections lost over the measured window (`disconnected` and
+    /// `unexpected_close` errors): the target closed or dropped them.
+    #[serde(default)]
+    pub connections_lost: u64,
     /// Arrivals that could not start in the measured window, its last tick left out (where
     /// the arrivals due at the stop are counted): every slot busy, or the generator behind.
     pub missed: u64,

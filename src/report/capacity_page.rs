@@ -308,6 +308,7 @@ mod tests {
             requests: RequestCounts::default(),
             errors: 0,
             connections_failed: 0,
+            connections_lost: 0,
             missed: 0,
             health: Health::default(),
             series: vec![Point {
