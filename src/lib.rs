@@ -5,6 +5,7 @@
 //! every tick; [`report`] turns the merged figures into `results.json` and a summary;
 //! [`check`] judges them against the thresholds. [`run`] strings these together for
 //! `squall run`.
+#![deny(missing_docs)]
 
 pub mod asyncapi;
 pub mod capacity;

@@ -1,5 +1,5 @@
 //! The importer on small documents written for each rule; the real documents are in
-//! tests/asyncapi_import.rs.
+//! tests/it/asyncapi_import.rs.
 
 use std::path::{Path, PathBuf};
 

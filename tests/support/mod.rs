@@ -118,6 +118,11 @@ pub async fn next_ping(ws: &mut Conn) -> Option<Value> {
     None
 }
 
+/// [`run_yaml`] against a test server.
+pub fn run_on(server: &TestServer, yaml: &str) -> (squall::run::Finished, Value) {
+    run_yaml(&server.url(), yaml)
+}
+
 /// Runs `yaml` against `target` (one worker thread, quiet) in a temporary folder; returns how
 /// it finished and its results.json, checked against the committed schema.
 pub fn run_yaml(target: &str, yaml: &str) -> (squall::run::Finished, Value) {
@@ -206,10 +211,18 @@ pub struct Library<'a> {
 
 /// Runs a library scenario against a fresh squall-server configured by `tweak`, checking
 /// every frame; returns the exit code and results.json (checked against its schema).
+///
+/// One library run at a time in a test process: each runs a server and a two-thread swarm
+/// that load both cores of a CI machine, and the shipped scenarios' latency thresholds are
+/// budgets for one run on a machine, not for two side by side. The other test thread keeps
+/// running lighter tests meanwhile.
 pub fn run_library(
     lib: Library<'_>,
     tweak: impl FnOnce(&mut squall_server::Config),
 ) -> (u8, Value) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A run that panicked held it: the next one may still go.
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let server = reference_server(tweak);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
@@ -329,4 +342,149 @@ pub fn assert_squall_check<P: AsRef<std::ffi::OsStr>>(files: &[P]) {
 /// The `squall` binary under test, as a command to add arguments to.
 pub fn squall_cmd() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+}
+
+/// The profile under `schemas/NAME`, loaded once per test process.
+pub fn profile(name: &str) -> &'static squall::protocol::Profile {
+    use std::sync::Mutex;
+    static LOADED: Mutex<Vec<(String, &'static squall::protocol::Profile)>> =
+        Mutex::new(Vec::new());
+    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, p)) = loaded.iter().find(|(n, _)| n == name) {
+        return p;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(name);
+    let p: &'static _ = Box::leak(Box::new(
+        squall::protocol::Profile::load(&dir).unwrap_or_else(|e| panic!("schemas/{name}: {e}")),
+    ));
+    loaded.push((name.to_string(), p));
+    p
+}
+
+/// How long a [`Checked`] client waits for a frame or a close.
+pub const CHECKED_WAIT: Duration = Duration::from_secs(5);
+
+/// A client of a reference-server protocol whose every frame is checked against the
+/// protocol's profile: the test's own frames before they go (so a test knows what it sends
+/// is valid, or invalid on purpose), the server's as they arrive.
+pub struct Checked {
+    /// The socket, for frames sent around the checks (binary, oversized, pipelined).
+    pub ws: WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    profile: &'static squall::protocol::Profile,
+}
+
+impl Checked {
+    /// Connects to `ws://ADDR{path_query}`, reading nothing.
+    pub async fn connect(
+        addr: SocketAddr,
+        path_query: &str,
+        profile: &'static squall::protocol::Profile,
+    ) -> Checked {
+        let url = format!("ws://{addr}{path_query}");
+        let (ws, _) = tokio::time::timeout(CHECKED_WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connected within 5 s")
+            .expect("the upgrade succeeds");
+        Checked { ws, profile }
+    }
+
+    /// Sends a frame the profile accepts.
+    pub async fn send(&mut self, frame: Value) {
+        let text = frame.to_string();
+        let out = squall::protocol::Direction::Out;
+        if let Err(v) = self.profile.check_text(out, &text) {
+            panic!("the test's own frame breaks the schemas: {text}\n{v:#?}");
+        }
+        self.ws.send(Message::text(text)).await.unwrap();
+    }
+
+    /// Sends a frame the profile rejects (bad input on purpose).
+    pub async fn send_bad(&mut self, text: &str) {
+        let out = squall::protocol::Direction::Out;
+        assert!(
+            self.profile.check_text(out, text).is_err(),
+            "meant to be invalid: {text}"
+        );
+        self.ws.send(Message::text(text.to_owned())).await.unwrap();
+    }
+
+    /// Sends anything, unchecked.
+    pub async fn send_raw(&mut self, msg: Message) {
+        self.ws.send(msg).await.unwrap();
+    }
+
+    /// The next text frame, checked, or the close code (`Err`; 1005 for a close frame
+    /// without one, 1006 for a connection that ended without a close frame).
+    pub async fn next(&mut self) -> Result<Value, u16> {
+        loop {
+            let msg = tokio::time::timeout(CHECKED_WAIT, self.ws.next())
+                .await
+                .expect("a frame within 5 s");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let inbound = squall::protocol::Direction::In;
+                    if let Err(v) = self.profile.check_text(inbound, &t) {
+                        panic!("the server's frame breaks the schemas: {t}\n{v:#?}");
+                    }
+                    return Ok(serde_json::from_str(&t).unwrap());
+                }
+                Some(Ok(Message::Close(c))) => return Err(c.map_or(1005, |c| u16::from(c.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("socket error: {e}"),
+                None => return Err(1006),
+            }
+        }
+    }
+
+    /// The next text frame, checked; a close is a failure.
+    pub async fn recv(&mut self) -> Value {
+        self.next()
+            .await
+            .unwrap_or_else(|code| panic!("unexpected close {code}"))
+    }
+
+    /// Reads until the server's close frame, checking every text frame before it.
+    pub async fn closed(&mut self) -> Option<tokio_tungstenite::tungstenite::protocol::CloseFrame> {
+        loop {
+            let msg = tokio::time::timeout(CHECKED_WAIT, self.ws.next())
+                .await
+                .expect("a close within 5 s");
+            match msg {
+                Some(Ok(Message::Close(c))) => return c,
+                Some(Ok(Message::Text(t))) => {
+                    let inbound = squall::protocol::Direction::In;
+                    if let Err(v) = self.profile.check_text(inbound, &t) {
+                        panic!("the server's frame breaks the schemas: {t}\n{v:#?}");
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    }
+}
+
+/// A [`Checked`] client under a protocol's own name, with its own helpers beside it:
+/// `checked_client!(Client);` in a protocol's test file.
+#[macro_export]
+macro_rules! checked_client {
+    ($name:ident) => {
+        /// A connection whose every frame is checked against the protocol's profile.
+        struct $name($crate::support::Checked);
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::support::Checked;
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+
+        impl std::ops::DerefMut for $name {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.0
+            }
+        }
+    };
 }

@@ -1,0 +1,8 @@
+//! squall-server's integration tests, in one binary (one build and one link): a module a
+//! former test file.
+
+mod autobahn;
+mod binary;
+mod hostile;
+mod kite;
+mod strict_doc;
