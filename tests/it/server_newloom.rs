@@ -2,35 +2,26 @@
 //! server sends is checked against schemas/newloom (Direction::In), and every frame the
 //! test sends is checked too (Direction::Out), so the server and the schemas check each other.
 
-use futures_util::{SinkExt, StreamExt};
+use crate::support::{self, Checked};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
-use squall::protocol::{Direction, Profile};
 use squall_server::{Config, ServerHandle};
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A connection checked both ways against schemas/newloom.
+type Ws = Checked;
 
 const WAIT: Duration = Duration::from_secs(5);
 const CHAT: &str = "/newloom/ws/chat/";
 const STREAMS: &str = "/newloom/ws/streams/";
-
-fn profile() -> &'static Profile {
-    static PROFILE: OnceLock<Profile> = OnceLock::new();
-    PROFILE.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/newloom");
-        Profile::load(&dir).expect("schemas/newloom loads")
-    })
-}
 
 fn server(tweak: impl FnOnce(&mut Config)) -> ServerHandle {
     let mut config = Config {
@@ -44,45 +35,13 @@ fn server(tweak: impl FnOnce(&mut Config)) -> ServerHandle {
 }
 
 async fn connect(server: &ServerHandle, path_and_query: &str) -> Ws {
-    let url = format!("ws://{}{path_and_query}", server.addr());
-    let (ws, _) = timeout(WAIT, connect_async(url)).await.unwrap().unwrap();
-    ws
-}
-
-/// The next text frame, checked against the inbound schemas.
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let msg = timeout(WAIT, ws.next()).await.expect("a frame within 5 s");
-        match msg.expect("stream open").expect("no error") {
-            Message::Text(t) => {
-                if let Err(v) = profile().check_text(Direction::In, &t) {
-                    panic!("server frame breaks schemas/newloom: {t}\n{v:#?}");
-                }
-                return serde_json::from_str(&t).unwrap();
-            }
-            Message::Close(c) => panic!("unexpected close {c:?}"),
-            _ => continue,
-        }
-    }
-}
-
-/// Sends a frame the schemas accept.
-async fn send(ws: &mut Ws, frame: Value) {
-    let text = frame.to_string();
-    if let Err(v) = profile().check_text(Direction::Out, &text) {
-        panic!("test frame breaks schemas/newloom: {text}\n{v:#?}");
-    }
-    ws.send(Message::text(text)).await.unwrap();
+    Checked::connect(server.addr(), path_and_query, support::profile("newloom")).await
 }
 
 /// Sends a frame the schemas reject (so the test knows it is bad) and returns the error code.
 async fn send_bad(ws: &mut Ws, text: &str) -> Value {
-    assert!(
-        profile().check_text(Direction::Out, text).is_err(),
-        "meant to be invalid: {text}"
-    );
-    ws.send(Message::text(text.to_owned())).await.unwrap();
-    let reply = recv(ws).await;
+    ws.send_bad(text).await;
+    let reply = ws.recv().await;
     assert_eq!(reply["type"], "error", "{reply}");
     reply["code"].clone()
 }
@@ -90,7 +49,9 @@ async fn send_bad(ws: &mut Ws, text: &str) -> Value {
 /// Reads until the server's close frame and returns its code.
 async fn closed(ws: &mut Ws) -> CloseCode {
     loop {
-        let msg = timeout(WAIT, ws.next()).await.expect("a close within 5 s");
+        let msg = timeout(WAIT, ws.ws.next())
+            .await
+            .expect("a close within 5 s");
         match msg {
             Some(Ok(Message::Close(Some(frame)))) => return frame.code,
             Some(Ok(Message::Text(t))) => panic!("unexpected frame before close: {t}"),
@@ -112,8 +73,8 @@ fn message(chat_id: u64, content: &str) -> Value {
 /// indicator in `sync_chat` comes back (members get their own frames too).
 async fn member(server: &ServerHandle, query: &str, sync_chat: u64) -> Ws {
     let mut ws = connect(server, &format!("{CHAT}?token=t&{query}")).await;
-    send(&mut ws, typing(sync_chat, false)).await;
-    let echo = recv(&mut ws).await;
+    ws.send(typing(sync_chat, false)).await;
+    let echo = ws.recv().await;
     assert_eq!(echo["type"], "typing");
     assert_eq!(echo["chat_id"], sync_chat);
     ws
@@ -125,16 +86,16 @@ async fn chat_messages_reach_the_chats_members_with_ids_timestamps_and_seq() {
     let mut bob = member(&server, "user=bob&chats=1", 1).await;
     let mut carol = member(&server, "user=carol&chats=2", 2).await;
     let mut alice = member(&server, "user=alice&chats=1,2", 1).await;
-    let seen = recv(&mut bob).await;
+    let seen = bob.recv().await;
     assert_eq!(
         (seen["type"].as_str(), seen["user"].as_str()),
         (Some("typing"), Some("alice"))
     );
     assert_eq!(seen["seq"], 2, "bob's own typing was seq 1 of chat 1");
 
-    send(&mut alice, message(1, "hello chat one")).await;
-    let mine = recv(&mut alice).await;
-    let bobs = recv(&mut bob).await;
+    alice.send(message(1, "hello chat one")).await;
+    let mine = alice.recv().await;
+    let bobs = bob.recv().await;
     assert_eq!(mine, bobs, "one frame, the same for every member");
     let stored = &mine["message"];
     assert_eq!(stored["content"], "hello chat one");
@@ -144,9 +105,9 @@ async fn chat_messages_reach_the_chats_members_with_ids_timestamps_and_seq() {
     assert_eq!(ts.len(), 27, "microseconds: {ts}");
     assert_eq!(mine["seq"], 3);
 
-    send(&mut alice, message(2, "hello chat two")).await;
-    let mine2 = recv(&mut alice).await;
-    let carols = recv(&mut carol).await;
+    alice.send(message(2, "hello chat two")).await;
+    let mine2 = alice.recv().await;
+    let carols = carol.recv().await;
     assert_eq!(
         carols["message"]["content"], "hello chat two",
         "chat 1 never reached carol"
@@ -154,13 +115,10 @@ async fn chat_messages_reach_the_chats_members_with_ids_timestamps_and_seq() {
     assert_eq!(carols["seq"], 2);
     assert!(mine2["message"]["id"].as_u64() > stored["id"].as_u64());
 
-    send(
-        &mut bob,
-        json!({"type": "typing", "chat_id": 1, "user": "bob", "is_typing": true}),
-    )
-    .await;
+    bob.send(json!({"type": "typing", "chat_id": 1, "user": "bob", "is_typing": true}))
+        .await;
     for ws in [&mut alice, &mut bob] {
-        let t = recv(ws).await;
+        let t = ws.recv().await;
         assert_eq!(
             (t["user"].as_str(), t["is_typing"].as_bool()),
             (Some("bob"), Some(true))
@@ -173,8 +131,8 @@ async fn chat_messages_reach_the_chats_members_with_ids_timestamps_and_seq() {
 async fn without_a_chat_list_posting_joins_the_chat() {
     let server = server(|_| {});
     let mut dave = connect(&server, &format!("{CHAT}?token=t")).await;
-    send(&mut dave, message(7, "first")).await;
-    let first = recv(&mut dave).await;
+    dave.send(message(7, "first")).await;
+    let first = dave.recv().await;
     assert_eq!(first["seq"], 1);
     assert!(first["message"]["user"]
         .as_str()
@@ -182,13 +140,13 @@ async fn without_a_chat_list_posting_joins_the_chat() {
         .starts_with("user"));
     let mut erin = member(&server, "user=erin", 7).await;
     assert_eq!(
-        recv(&mut dave).await["user"],
+        dave.recv().await["user"],
         "erin",
         "dave is a member of chat 7"
     );
-    send(&mut dave, message(7, "second")).await;
+    dave.send(message(7, "second")).await;
     for ws in [&mut dave, &mut erin] {
-        let m = recv(ws).await;
+        let m = ws.recv().await;
         assert_eq!(m["message"]["content"], "second");
         assert_eq!(m["seq"], 3);
     }
@@ -198,22 +156,22 @@ async fn without_a_chat_list_posting_joins_the_chat() {
 async fn permission_denied_outside_the_chat_list_and_over_the_chat_limit() {
     let server = server(|_| {});
     let mut ws = connect(&server, &format!("{CHAT}?token=t&chats=1")).await;
-    send(&mut ws, message(3, "not mine")).await;
-    let denied = recv(&mut ws).await;
+    ws.send(message(3, "not mine")).await;
+    let denied = ws.recv().await;
     assert_eq!(denied["code"], "permission_denied");
     assert_eq!(denied["message"], "Not authorized for this chat");
-    send(&mut ws, typing(3, true)).await;
-    assert_eq!(recv(&mut ws).await["code"], "permission_denied");
+    ws.send(typing(3, true)).await;
+    assert_eq!(ws.recv().await["code"], "permission_denied");
 
     for (limit_on, expect_denied) in [(true, true), (false, false)] {
         let server = server_with_limit(limit_on);
         let mut ws = connect(&server, &format!("{CHAT}?token=t")).await;
         for chat in 1..=100 {
-            send(&mut ws, typing(chat, true)).await;
-            assert_eq!(recv(&mut ws).await["chat_id"], chat);
+            ws.send(typing(chat, true)).await;
+            assert_eq!(ws.recv().await["chat_id"], chat);
         }
-        send(&mut ws, typing(101, true)).await;
-        let reply = recv(&mut ws).await;
+        ws.send(typing(101, true)).await;
+        let reply = ws.recv().await;
         assert_eq!(
             reply["code"] == "permission_denied",
             expect_denied,
@@ -241,14 +199,14 @@ async fn bad_frames_get_invalid_format_and_the_connection_stays() {
     ] {
         assert_eq!(send_bad(&mut ws, bad).await, "invalid_format", "{bad}");
     }
-    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
-    assert_eq!(recv(&mut ws).await["code"], "invalid_format");
-    send(&mut ws, message(1, "still here")).await;
-    assert_eq!(recv(&mut ws).await["message"]["content"], "still here");
+    ws.send_raw(Message::binary(vec![1u8, 2, 3])).await;
+    assert_eq!(ws.recv().await["code"], "invalid_format");
+    ws.send(message(1, "still here")).await;
+    assert_eq!(ws.recv().await["message"]["content"], "still here");
 
     let mut streams = connect(&server, &format!("{STREAMS}?token=t")).await;
-    send(&mut streams, message(1, "wrong endpoint")).await;
-    assert_eq!(recv(&mut streams).await["code"], "invalid_format");
+    streams.send(message(1, "wrong endpoint")).await;
+    assert_eq!(streams.recv().await["code"], "invalid_format");
 }
 
 #[tokio::test]
@@ -256,16 +214,16 @@ async fn auth_failures_get_connection_error_then_close() {
     let server = server(|c| c.auth_token = Some("secret".into()));
     for query in ["", "?token=", "?token=wrong"] {
         let mut ws = connect(&server, &format!("{CHAT}{query}")).await;
-        let error = recv(&mut ws).await;
+        let error = ws.recv().await;
         assert_eq!(error["code"], "connection_error", "{query}");
         assert_eq!(error["message"], "Authentication failed");
         assert_eq!(closed(&mut ws).await, CloseCode::Policy);
     }
     let mut ws = connect(&server, &format!("{STREAMS}?token=wrong")).await;
-    assert_eq!(recv(&mut ws).await["code"], "connection_error");
+    assert_eq!(ws.recv().await["code"], "connection_error");
     assert_eq!(closed(&mut ws).await, CloseCode::Policy);
     let mut ws = connect(&server, &format!("{CHAT}?token=secret&chats=0")).await;
-    let error = recv(&mut ws).await;
+    let error = ws.recv().await;
     assert_eq!(error["code"], "connection_error");
     assert!(
         error["message"].as_str().unwrap().contains("chats"),
@@ -273,41 +231,44 @@ async fn auth_failures_get_connection_error_then_close() {
     );
 
     let mut ok = connect(&server, &format!("{CHAT}?token=secret")).await;
-    send(&mut ok, message(1, "in")).await;
-    assert_eq!(recv(&mut ok).await["type"], "message");
+    ok.send(message(1, "in")).await;
+    assert_eq!(ok.recv().await["type"], "message");
     let url = format!("ws://{}{CHAT}", server.addr());
     let mut request = url.into_client_request().unwrap();
     let cookie = "csrftoken=abc; sessionid=secret".parse().unwrap();
     request.headers_mut().insert("Cookie", cookie);
-    let (mut browser, _) = timeout(WAIT, connect_async(request))
+    let (browser, _) = timeout(WAIT, connect_async(request))
         .await
         .unwrap()
         .unwrap();
-    send(&mut browser, message(1, "cookie")).await;
-    assert_eq!(recv(&mut browser).await["message"]["content"], "cookie");
+    let mut browser = Checked::wrap(browser, support::profile("newloom"));
+    browser.send(message(1, "cookie")).await;
+    assert_eq!(browser.recv().await["message"]["content"], "cookie");
 }
 
 #[tokio::test]
 async fn heartbeats_keep_the_connection_and_silence_ends_it() {
-    let period = Duration::from_millis(100);
+    // Periods long enough that a loaded machine does not starve a heartbeat past the
+    // deadline (two periods of silence).
+    let period = Duration::from_millis(300);
     let server = server(|c| c.heartbeat = Some(period));
     let mut ws = connect(&server, &format!("{CHAT}?token=t")).await;
-    // Five heartbeats, 60 ms apart, span more than the 200 ms deadline.
+    // Eight heartbeats, 150 ms apart, span twice the 600 ms deadline.
     let mut last_beat = Instant::now();
-    for _ in 0..5 {
+    for _ in 0..8 {
         last_beat = Instant::now();
-        send(&mut ws, json!({"type": "heartbeat"})).await;
-        let quiet = timeout(Duration::from_millis(60), ws.next()).await;
+        ws.send(json!({"type": "heartbeat"})).await;
+        let quiet = timeout(Duration::from_millis(150), ws.ws.next()).await;
         assert!(quiet.is_err(), "no reply to a heartbeat: {quiet:?}");
     }
-    let error = recv(&mut ws).await;
+    let error = ws.recv().await;
     assert_eq!(error["code"], "connection_error");
     let silence = last_beat.elapsed();
     assert!(silence >= 2 * period, "closed after {silence:?} of silence");
     assert_eq!(closed(&mut ws).await, CloseCode::Away);
 
     let mut ws = connect(&server, &format!("{STREAMS}?token=t")).await;
-    send(&mut ws, json!({"type": "disconnect"})).await;
+    ws.send(json!({"type": "disconnect"})).await;
     assert_eq!(closed(&mut ws).await, CloseCode::Normal);
 }
 
@@ -320,7 +281,7 @@ async fn stream_frames(
     let mut kinds = BTreeMap::new();
     let mut last: Option<u64> = None;
     for _ in 0..n {
-        let frame = recv(ws).await;
+        let frame = ws.recv().await;
         let id = frame["stream_id"].as_u64().unwrap();
         assert!(ids(id), "stream {id}");
         *kinds
@@ -359,11 +320,11 @@ async fn the_newloom_profile_answers_at_ws() {
     });
     for path in ["/ws", "/ws/chat/"] {
         let mut ws = connect(&server, &format!("{path}?token=t")).await;
-        send(&mut ws, message(9, path)).await;
-        assert_eq!(recv(&mut ws).await["message"]["content"], path);
+        ws.send(message(9, path)).await;
+        assert_eq!(ws.recv().await["message"]["content"], path);
     }
     let mut ws = connect(&server, "/ws/streams/?token=t&streams=2").await;
-    assert_eq!(recv(&mut ws).await["stream_id"], 2);
+    assert_eq!(ws.recv().await["stream_id"], 2);
 }
 
 /// `POST /publish` with `body` into `room` of `protocol`; returns the JSON reply.
@@ -396,7 +357,7 @@ async fn publish_stamps_seq_and_time_into_chat_and_stream_frames() {
         (reply["seq"].as_u64(), reply["subscribers"].as_u64()),
         (Some(2), Some(1))
     );
-    let got = recv(&mut ws).await;
+    let got = ws.recv().await;
     assert_eq!(got["message"]["content"], "from /publish");
     assert_eq!(got["seq"], 2);
     assert_eq!(got["message"]["timestamp"].as_str().unwrap().len(), 27);
@@ -412,7 +373,7 @@ async fn publish_stamps_seq_and_time_into_chat_and_stream_frames() {
         );
         tokio::task::yield_now().await;
     }
-    let got = recv(&mut follower).await;
+    let got = follower.recv().await;
     assert_eq!(
         (got["status"].as_str(), got["seq"].as_u64()),
         (Some("completed"), Some(1))

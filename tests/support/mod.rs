@@ -387,6 +387,14 @@ impl Checked {
             .await
             .expect("connected within 5 s")
             .expect("the upgrade succeeds");
+        Checked::wrap(ws, profile)
+    }
+
+    /// Checks a connection opened some other way (headers, cookies) from now on.
+    pub fn wrap(
+        ws: WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+        profile: &'static squall::protocol::Profile,
+    ) -> Checked {
         Checked { ws, profile }
     }
 
