@@ -57,19 +57,34 @@ pub fn gather(scenario: &Path, plan: &Plan, schemas: Option<&Path>) -> Result<Bu
                     });
                 }
                 let target = canonical(p)?;
-                root = common_ancestor(&dir, &target);
-                extra = walk(&target)?
+                let found = with_refs(walk(&target)?.into_iter().filter(|f| needed(&target, f)))?;
+                root = found.iter().fold(common_ancestor(&dir, &target), |r, f| {
+                    common_ancestor(&r, f)
+                });
+                extra = found
                     .into_iter()
-                    .filter(|f| needed(&target, f))
-                    .map(|f| (f.clone(), rel(&root, &f)))
+                    .map(|f| {
+                        let inside = rel(&root, &f);
+                        (f, inside)
+                    })
                     .collect();
             }
             // Found by name in a schemas/ folder: beside the scenario in the pod.
             (Origin::Folder(p) | Origin::Document(p), false) => {
                 let target = canonical(p)?;
-                extra = walk(&target)?
+                let found = with_refs(walk(&target)?.into_iter().filter(|f| needed(&target, f)))?;
+                if let Some(out) = found.iter().find(|f| !f.starts_with(&target)) {
+                    return Err(DeployError::File {
+                        path: out.display().to_string(),
+                        problem: format!(
+                            "profile {spec} refers to this file outside its folder; name the \
+                             profile by its path from the scenario (protocol: ./path/to/{spec}) \
+                             so the pods get both where they are"
+                        ),
+                    });
+                }
+                extra = found
                     .into_iter()
-                    .filter(|f| needed(&target, f))
                     .map(|f| {
                         let inner = rel(&target, &f);
                         (f, Path::new("schemas").join(spec).join(inner))
@@ -121,6 +136,57 @@ fn needed(profile: &Path, f: &Path) -> bool {
         .extension()
         .is_some_and(|x| x == "json" || x == "yaml" || x == "yml");
     data && !rel(profile, f).starts_with("examples")
+}
+
+/// `files` and every file their `$ref`s name (relative paths; `#…` fragments and URLs are not
+/// files), and theirs in turn, canonical and sorted.
+fn with_refs(files: impl Iterator<Item = PathBuf>) -> Result<Vec<PathBuf>, DeployError> {
+    let mut todo: Vec<PathBuf> = files.collect();
+    let mut seen: std::collections::BTreeSet<PathBuf> = todo.iter().cloned().collect();
+    while let Some(f) = todo.pop() {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        // What does not parse was already refused by the profile's loader, or is not a schema.
+        let Ok(doc) = serde_saphyr::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let mut refs = Vec::new();
+        collect_refs(&doc, &mut refs);
+        let base = f.parent().unwrap_or(Path::new("/"));
+        for r in refs {
+            let Ok(next) = base.join(r).canonicalize() else {
+                continue;
+            };
+            if next.is_file() && seen.insert(next.clone()) {
+                todo.push(next);
+            }
+        }
+        if seen.len() > MAX_FILES {
+            return Err(DeployError::File {
+                path: f.display().to_string(),
+                problem: format!("more than {MAX_FILES} files referred to: not a profile"),
+            });
+        }
+    }
+    Ok(seen.into_iter().collect())
+}
+
+/// The file parts of the `$ref`s in `v`.
+fn collect_refs<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(serde_json::Value::String(r)) = m.get("$ref") {
+                let file = r.split('#').next().unwrap_or("");
+                if !file.is_empty() && !file.contains("://") {
+                    out.push(file);
+                }
+            }
+            m.values().for_each(|x| collect_refs(x, out));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
 }
 
 /// Every regular file under `p` (or `p` itself when it is a file), in a stable order.
@@ -237,6 +303,31 @@ mod tests {
         assert!(
             n[1..].iter().all(|f| f.starts_with("schemas/mine/")),
             "{n:?}"
+        );
+    }
+
+    #[test]
+    fn an_asyncapi_document_comes_with_the_files_it_refers_to() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("api/shared")).unwrap();
+        std::fs::write(
+            d.path().join("api/chat.yaml"),
+            "asyncapi: 3.0.0\ninfo: { title: chat, version: '1' }\nchannels:\n  chat:\n    \
+             address: /ws\n    messages:\n      hello:\n        payload:\n          \
+             $ref: 'shared/hello.json'\noperations:\n  get:\n    action: receive\n    \
+             channel: { $ref: '#/channels/chat' }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("api/shared/hello.json"),
+            r#"{"type":"object","properties":{"type":{"const":"hello"}},"required":["type"]}"#,
+        )
+        .unwrap();
+        let b = bundle(d.path(), "run/s.yaml", "../api/chat.yaml").unwrap();
+        assert_eq!(b.scenario, "run/s.yaml");
+        assert_eq!(
+            names(&b),
+            ["api/chat.yaml", "api/shared/hello.json", "run/s.yaml"]
         );
     }
 

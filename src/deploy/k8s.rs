@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 
 use super::files::{self, Bundle};
+use super::yaml::Ordered;
 use super::{names, DeployError};
 use crate::scenario::{self, LoadOptions, Plan};
 
@@ -24,38 +25,6 @@ pub const RESULTS_MOUNT: &str = "/results";
 const USER: u32 = 65532;
 /// Added to the merge's wait beyond the planned end: slow pulls, a late start, the close.
 const MERGE_SLACK: Duration = Duration::from_secs(600);
-
-/// Where the shards write their results.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Storage {
-    /// A new ReadWriteMany claim, of this storage class (`None`: the cluster's default).
-    Claim {
-        /// The storage class; it must offer ReadWriteMany (NFS, CephFS, EFS, Filestore...).
-        class: Option<String>,
-    },
-    /// A claim that already exists (ReadWriteMany), by name; nothing is created.
-    Existing(String),
-}
-
-impl std::str::FromStr for Storage {
-    type Err = String;
-
-    /// `pvc`, `pvc:CLASS` or `claim:NAME`.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let hint = "write pvc (a new ReadWriteMany claim), pvc:CLASS (of that storage class) \
-                    or claim:NAME (an existing ReadWriteMany claim)";
-        match s.split_once(':') {
-            None if s == "pvc" => Ok(Storage::Claim { class: None }),
-            Some(("pvc", c)) if names::label(c, 253) || c.contains('.') && !c.is_empty() => {
-                Ok(Storage::Claim {
-                    class: Some(c.to_string()),
-                })
-            }
-            Some(("claim", n)) if names::label(n, 253) => Ok(Storage::Existing(n.to_string())),
-            _ => Err(format!("--storage '{s}': {hint}")),
-        }
-    }
-}
 
 /// What `squall deploy k8s` was asked for.
 #[derive(Debug, Clone)]
@@ -491,47 +460,6 @@ impl Kube<'_> {
     }
 }
 
-/// A manifest in the order people write them (`apiVersion`, `kind`, `metadata`, a
-/// container's `name`, `image`, `command`, `args` first), the rest alphabetical.
-struct Ordered<'a>(&'a Value);
-
-impl serde::Serialize for Ordered<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeMap, SerializeSeq};
-        const FIRST: [&str; 8] = [
-            "apiVersion",
-            "kind",
-            "metadata",
-            "name",
-            "namespace",
-            "image",
-            "command",
-            "args",
-        ];
-        match self.0 {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort_by_key(|k| {
-                    (FIRST.iter().position(|f| f == k).unwrap_or(FIRST.len()), *k)
-                });
-                let mut out = s.serialize_map(Some(keys.len()))?;
-                for k in keys {
-                    out.serialize_entry(k, &Ordered(&m[k]))?;
-                }
-                out.end()
-            }
-            Value::Array(a) => {
-                let mut out = s.serialize_seq(Some(a.len()))?;
-                for v in a {
-                    out.serialize_element(&Ordered(v))?;
-                }
-                out.end()
-            }
-            v => v.serialize(s),
-        }
-    }
-}
-
 fn tmp_volume() -> Value {
     json!({ "name": "tmp", "emptyDir": { "sizeLimit": "256Mi" } })
 }
@@ -562,5 +490,8 @@ fn keys(bundle: &Bundle) -> Vec<String> {
         .collect()
 }
 
+mod storage;
 #[cfg(test)]
 mod tests;
+
+pub use storage::Storage;

@@ -4,6 +4,7 @@
 pub mod files;
 pub mod k8s;
 pub mod names;
+mod yaml;
 
 /// Why manifests could not be made. Every variant is bad input (exit 2).
 #[derive(Debug, thiserror::Error)]

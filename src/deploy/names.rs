@@ -125,6 +125,11 @@ pub fn label(s: &str, max: usize) -> bool {
         && s.chars().all(|c| alnum(c) || c == '-')
 }
 
+/// An RFC 1123 subdomain (storage class and claim names): labels joined by '.', at most 253.
+pub fn subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(|l| label(l, 63))
+}
+
 /// `text` made into an RFC 1123 label of at most `max` characters (`run` when nothing of
 /// it is left).
 pub fn to_label(text: &str, max: usize) -> String {
@@ -216,6 +221,7 @@ mod tests {
         assert_eq!(to_label("Kite: soak (1h)", 63), "kite-soak-1h");
         assert_eq!(to_label("???", 63), "run");
         assert!(label("kite-soak", 63) && !label("Kite", 63) && !label("-a", 63));
+        assert!(subdomain("fast.nfs-1") && !subdomain("a..b") && !subdomain(".a"));
         for q in ["1", "500m", "1.5", "512Mi", "2Gi", "1e3", ".5"] {
             assert!(quantity(q), "{q}");
         }
