@@ -10,6 +10,7 @@
 pub mod asyncapi;
 pub mod capacity;
 pub mod check;
+pub mod deploy;
 pub mod merge;
 pub mod metrics;
 pub mod protocol;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 mod capacity_cmd;
+mod deploy_cmd;
 
 use squall::check::offline::validate_lines;
 use squall::protocol::catalog::{Origin, Places};
@@ -87,6 +88,11 @@ enum Command {
     /// interval log, report and junit.xml (exit 0 pass, 1 a threshold failed on the merged
     /// figures, 2 shards that do not make one run, 3 output not written).
     Merge(MergeCmd),
+    /// Describe a sharded run for a cluster to carry out (manifests printed, never applied).
+    Deploy {
+        #[command(subcommand)]
+        target: deploy_cmd::DeployCmd,
+    },
     /// Compare runs side by side: compare.html and PNGs, figures with ratios to the first
     /// run (exit 0, 1 a figure worse than --fail-if-worse allows, 2 bad input, 3 output).
     Compare(CompareCmd),
@@ -206,6 +212,11 @@ struct MergeCmd {
     /// Do not draw report.html and the PNG charts.
     #[arg(long)]
     no_report: bool,
+    /// First wait up to this long (e.g. 30m) until every shard's results.json is there and
+    /// finished (not `running`), for a merge started beside the shards; then merge what
+    /// there is (a shard still missing is refused as without --wait).
+    #[arg(long, value_name = "DURATION", value_parser = scenario::parse_duration)]
+    wait: Option<Duration>,
     /// No summary table.
     #[arg(long, short)]
     quiet: bool,
@@ -289,8 +300,12 @@ struct RunCmd {
     log_latency: bool,
     /// Run shard I of N (1 ≤ I ≤ N): a 1/N share of the VUs or arrivals, VU numbers unique
     /// across shards; merge the shards' results with squall merge.
-    #[arg(long, value_name = "I/N", value_parser = squall::run::shard::parse_shard)]
-    shard: Option<squall::run::shard::Shard>,
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Count --shard's I from 0 instead of 1 (0 ≤ I < N), as Kubernetes numbers an Indexed
+    /// Job's pods (JOB_COMPLETION_INDEX); the shard is then I + 1 of N everywhere else.
+    #[arg(long, value_name = "0|1", default_value_t = 1, requires = "shard")]
+    shard_base: u32,
     /// Begin the load at this UTC time (RFC 3339, e.g. 2026-12-07T12:00:00Z), so the
     /// shards' phases line up.
     #[arg(long, value_name = "TIME", value_parser = squall::run::shard::parse_start_at)]
@@ -385,11 +400,24 @@ fn main() -> ExitCode {
             log_latency,
         } => report(&results, out, log_latency),
         Command::Merge(cmd) => merge(cmd),
+        Command::Deploy { target } => deploy_cmd::run(target),
         Command::Compare(cmd) => compare(cmd),
     })
 }
 
 fn run(cmd: RunCmd) -> u8 {
+    let shard = cmd
+        .shard
+        .as_deref()
+        .map(|s| squall::run::shard::parse_shard_based(s, cmd.shard_base))
+        .transpose();
+    let shard = match shard {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("squall: --shard: {e}");
+            return 2;
+        }
+    };
     let args = RunArgs {
         scenario: cmd.scenario,
         target: cmd.target,
@@ -410,7 +438,7 @@ fn run(cmd: RunCmd) -> u8 {
         report: !cmd.no_report,
         log_latency: cmd.log_latency,
         conformance: cmd.conformance.into(),
-        shard: cmd.shard,
+        shard,
         start_at: cmd.start_at,
         metrics_listen: cmd.metrics_listen,
     };
@@ -445,6 +473,18 @@ fn report(results: &Path, out: Option<PathBuf>, log_latency: bool) -> u8 {
 }
 
 fn merge(cmd: MergeCmd) -> u8 {
+    if let Some(within) = cmd.wait {
+        let say = |s: &str| eprintln!("squall: merge: {s}");
+        let left = squall::merge::wait::until_finished(&cmd.results, within, say);
+        if !left.is_empty() {
+            eprintln!(
+                "squall: merge: {} of {} shards still unfinished after --wait {}",
+                left.len(),
+                cmd.results.len(),
+                humantime::format_duration(within)
+            );
+        }
+    }
     let args = squall::merge::MergeArgs {
         inputs: cmd.results,
         out: cmd.out,

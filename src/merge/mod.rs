@@ -9,6 +9,7 @@
 
 mod combine;
 mod per_second;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;

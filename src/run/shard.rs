@@ -24,6 +24,30 @@ pub fn parse_shard(s: &str) -> Result<Shard, String> {
     }
 }
 
+/// Reads `I/N` with I counted from `base`: 1 is `--shard`'s own numbering (1 ≤ I ≤ N); 0 is
+/// Kubernetes' `JOB_COMPLETION_INDEX` (0 ≤ I < N), taken as shard I + 1.
+pub fn parse_shard_based(s: &str, base: u32) -> Result<Shard, String> {
+    if base == 1 {
+        return parse_shard(s);
+    }
+    let hint = "with --shard-base 0 write I/N with 0 ≤ I < N, e.g. --shard 0/4 for the first \
+                of four shards";
+    let num = |x: &str| x.trim().parse::<u32>().ok();
+    match s.split_once('/').map(|(i, n)| (num(i), num(n))) {
+        _ if base != 0 => Err(format!("--shard-base {base}: shards count from 0 or 1")),
+        Some((Some(_), Some(0))) => Err(format!("'{s}': there must be at least one shard; {hint}")),
+        Some((Some(i), Some(n))) if i >= n => Err(format!(
+            "'{s}': index {i} of only {n} shards (0 to {}); {hint}",
+            n - 1
+        )),
+        Some((Some(i), Some(count))) => Ok(Shard {
+            index: i + 1,
+            count,
+        }),
+        _ => Err(format!("'{s}' is not a shard: {hint}")),
+    }
+}
+
 /// Reads an RFC 3339 UTC time (`2026-12-07T12:00:00Z`).
 pub fn parse_start_at(s: &str) -> Result<SystemTime, String> {
     humantime::parse_rfc3339(s).map_err(|e| {
@@ -82,6 +106,27 @@ mod tests {
             .unwrap_err()
             .contains("shard 5 of only 4"));
         assert!(parse_shard("0/4").unwrap_err().contains("count from 1"));
+    }
+
+    #[test]
+    fn zero_based_specs_are_kubernetes_indexes() {
+        assert_eq!(
+            parse_shard_based("0/4", 0),
+            Ok(Shard { index: 1, count: 4 })
+        );
+        assert_eq!(
+            parse_shard_based("3/4", 0),
+            Ok(Shard { index: 4, count: 4 })
+        );
+        assert_eq!(
+            parse_shard_based("4/4", 1),
+            Ok(Shard { index: 4, count: 4 })
+        );
+        for bad in ["4/4", "0/0", "x/4", "1", "-1/4"] {
+            let e = parse_shard_based(bad, 0).unwrap_err();
+            assert!(e.contains("0 ≤ I < N"), "{bad}: {e}");
+        }
+        assert!(parse_shard_based("1/4", 2).unwrap_err().contains("0 or 1"));
     }
 
     #[test]
