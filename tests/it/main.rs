@@ -16,6 +16,7 @@ mod cli;
 mod cli_newcomer;
 mod conformance;
 mod connect_causes;
+mod deploy_k8s;
 mod error_samples;
 mod hostile_memory;
 mod library;

@@ -6,15 +6,13 @@
 //! kubernetes-validate and hadolint come from PyPI into `<target dir>/test-venv`
 //! (tools/test-deps installs them).
 
-mod support;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 /// A short closed-model run: 5 VUs over 3 shards (2, 2, 1), each answering pings.
 const SCENARIO: &str = r#"
