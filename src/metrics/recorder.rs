@@ -344,11 +344,19 @@ impl Recorder {
         self.timeout(m, waited_us);
     }
 
-    /// `n` requests whose wait ended before their reply or deadline (the run stopped or
-    /// the connection died): `n` [`ErrorKind::Unanswered`] errors.
+    /// `n` requests whose connection died before their reply or deadline: `n`
+    /// [`ErrorKind::Unanswered`] errors.
     pub fn unanswered(&mut self, n: u64) {
         self.tally.requests.unanswered += n;
         self.tally.errors[ErrorKind::Unanswered.index()] += n;
+    }
+
+    /// `n` requests still waiting, before their deadline, when the run's hard stop came:
+    /// unanswered, but no error. Nothing says the reply would not have come, and a soak cut
+    /// short by `--duration` must not fail `errors.rate == 0` on the requests its own stop
+    /// cut off.
+    pub fn cut_at_stop(&mut self, n: u64) {
+        self.tally.requests.unanswered += n;
     }
 
     /// An open-model arrival started an iteration (its rate per tick is the load reached).

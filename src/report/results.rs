@@ -497,7 +497,9 @@ pub struct RequestCounts {
     pub replies: u64,
     /// Their deadline passed first.
     pub timeouts: u64,
-    /// Neither: the run stopped or the connection died first (`errors_by_kind.unanswered`).
+    /// Neither: the connection died first (also `errors_by_kind.unanswered`), or the run's
+    /// hard stop cut the wait short before its deadline (no error: nothing says the reply
+    /// would not have come).
     pub unanswered: u64,
 }
 

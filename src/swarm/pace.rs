@@ -246,10 +246,15 @@ impl Vu {
         if let Some(owed) = owed {
             r.missed(owed.saturating_sub(issued));
         }
-        // Requests in flight when the connection died (or the run stopped) never get a reply.
-        r.unanswered(outstanding as u64);
+        // Requests in flight when the connection died never get a reply; those the run's
+        // stop cut off are unanswered but no error (`Recorder::cut_at_stop`).
+        if self.io.stopping() {
+            r.cut_at_stop(outstanding as u64);
+        } else {
+            r.unanswered(outstanding as u64);
+            self.errors += outstanding as u32;
+        }
         drop(r);
-        self.errors += outstanding as u32;
         self.lost()
     }
 }

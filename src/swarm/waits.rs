@@ -65,7 +65,7 @@ impl Vu {
                     return self.lost();
                 }
                 Woke::Stop => {
-                    self.shared.rec.borrow_mut().unanswered(1);
+                    self.shared.rec.borrow_mut().cut_at_stop(1);
                     return Flow::Stop;
                 }
             }
