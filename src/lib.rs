@@ -13,6 +13,7 @@ pub mod merge;
 pub mod metrics;
 pub mod protocol;
 pub mod report;
+pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod smoke;

@@ -21,7 +21,7 @@ use super::kinds::{KindDelta, MAX_KINDS, NONE_KIND, OTHER_KIND};
 use super::recorder::{Snapshot, Tally};
 use super::violations::ViolationTally;
 use super::{add_hist, new_histogram, ErrorKind};
-use crate::report::results::{
+use crate::results::{
     Counters, DeliveryResult, Health, KindCount, LoadReached, MetricResult, Results, RunMeta,
     SeriesPoint, Status, Summary, UploadResult, Violations, RESULTS_VERSION,
 };

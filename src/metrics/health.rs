@@ -49,7 +49,7 @@ impl Stall {
             self.pending = Some(format!(
                 "generator stalled {} (seen at t={start_s:.0}s): it could not send or read \
                  meanwhile, so latencies and rates around then measure squall",
-                crate::report::fmt_us(longest_us as f64)
+                crate::results::units::fmt_us(longest_us as f64)
             ));
         }
     }
@@ -169,7 +169,7 @@ pub fn verdict(j: Judged<'_>) -> Vec<String> {
         fds,
         cpu_busy,
     } = j;
-    let fmt = |us: u64| crate::report::fmt_us(us as f64);
+    let fmt = |us: u64| crate::results::units::fmt_us(us as f64);
     let mut why = Vec::new();
     if stall.count > 0 {
         why.push(format!(
@@ -311,7 +311,7 @@ impl SaturationWatch {
         }
         if let Some(lag_us) = lag_p99_us.filter(|&l| l > LAG_P99_LIMIT_US) {
             // A stall has its own warning; this one is about steady lateness.
-            let lag = crate::report::fmt_us(lag_us as f64);
+            let lag = crate::results::units::fmt_us(lag_us as f64);
             if own_load(cpu) {
                 if !self.lag_warned && raised.is_none() {
                     self.lag_warned = true;

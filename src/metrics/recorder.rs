@@ -9,7 +9,7 @@ use super::flows::{DeliveryTally, Seen, UploadEvent, UploadTally};
 use super::kinds::{KindCounts, KindDelta};
 use super::violations::ViolationTally;
 use super::{new_histogram, ErrorKind, FailCause};
-use crate::report::results::ErrorSample;
+use crate::results::ErrorSample;
 use crate::scenario::plan::MetricId;
 
 /// Worker ids handed out by [`Recorder::new`]. They start high so they never collide with

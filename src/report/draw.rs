@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::plots::{palette, Bar, Body, Chart, Line, FONT};
-use super::results::Phase;
+use crate::results::Phase;
 
 type Res = Result<(), Box<dyn Error>>;
 

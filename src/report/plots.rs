@@ -7,7 +7,7 @@ use plotters::prelude::*;
 
 use super::draw::draw;
 
-use super::results::Phase;
+use crate::results::Phase;
 
 /// Width and height of every chart, pixels.
 pub const SIZE: (u32, u32) = (960, 480);

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use crate::metrics::health::{open_fds, CpuSampler};
 use crate::metrics::Aggregate;
 use crate::protocol::Profile;
-use crate::report::Status;
+use crate::results::Status;
 use crate::scenario::plan::Plan;
 use samples::SampleLog;
 
