@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use super::fmt_us;
 use super::html::{escape, figures, num, page, table, Figure};
 use super::plots::{palette, Body, Chart, Line, Section};
-use crate::check::thresholds::{self, Quantity, Stat};
 use crate::results::capacity::{Capacity, Outcome, Step, Verdict};
 use crate::results::{Phase, Results, Status};
+use crate::scenario::thresholds::{self, Quantity, Stat};
 
 /// The charts of a capacity report, in page order.
 pub fn charts(c: &Capacity) -> Vec<Chart> {

@@ -20,6 +20,7 @@ pub(crate) mod node;
 pub mod plan;
 pub mod template;
 mod template_compile;
+pub mod thresholds;
 mod wrappers;
 
 use std::cell::RefCell;

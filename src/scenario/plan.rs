@@ -49,7 +49,7 @@ pub struct Plan {
     /// Interned names of latency metrics; a [`MetricId`] indexes this.
     pub metrics: Vec<String>,
     /// Threshold expressions, parsed.
-    pub thresholds: Vec<crate::check::thresholds::Threshold>,
+    pub thresholds: Vec<crate::scenario::thresholds::Threshold>,
     /// Seed for every random choice; from `seed:`, `--seed`, or drawn once and recorded.
     pub seed: u64,
     /// Grace period for in-flight iterations at the end of the run (`graceful_stop:`, default 5 s).
