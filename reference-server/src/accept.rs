@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::events::Generator;
 use crate::hub::Batch;
-use crate::session::Proto;
+use crate::proto::Proto;
 use crate::worker::{Mode, Shared, Worker};
 use crate::{conn, Fault};
 
@@ -120,7 +120,6 @@ async fn accept(worker: &Rc<Worker>, listener: TcpListener) -> Mode {
         }
     }
 }
-
 
 /// Fans each generated batch out to this runtime's subscribers.
 async fn dispatch(worker: Rc<Worker>, mut events: UnboundedReceiver<Batch>) {

@@ -20,6 +20,7 @@ mod hub;
 mod kecs;
 pub mod kite;
 mod newloom;
+mod proto;
 mod protocols;
 mod rooms;
 pub mod session;
@@ -36,13 +37,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use clock::{monotonic_ns, now_rfc3339};
-pub use session::{Profile, Proto};
+pub use proto::{Profile, Proto};
 pub use stats::StatsSnapshot;
 
+use accept::Start;
 use events::Generator;
 use hub::Hub;
 use stats::Stats;
-use accept::Start;
 use worker::{Mode, Shared};
 
 /// How to run a server.

@@ -9,8 +9,8 @@ use tokio::sync::{watch, Notify};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::hub::Hub;
+use crate::proto::Proto;
 use crate::rooms::{Outbox, Rooms};
-use crate::session::Proto;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::Config;
 use rustc_hash::FxHashMap;
