@@ -9,14 +9,7 @@ use std::time::Duration;
 
 use super::template::{JsonTemplate, Template};
 
-/// A 1-based line and column in the scenario file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-pub struct Pos {
-    /// 1-based line.
-    pub line: u32,
-    /// 1-based column.
-    pub col: u32,
-}
+pub use super::pos::Pos;
 
 /// Index of a named latency metric in [`Plan::metrics`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
