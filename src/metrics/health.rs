@@ -212,7 +212,7 @@ impl Default for CpuSampler {
 
 /// CPU time of the calling thread so far, µs.
 fn process_cpu_us() -> Option<u64> {
-    super::recorder::thread_cpu_ns().map(|ns| ns / 1_000)
+    thread_cpu_ns().map(|ns| ns / 1_000)
 }
 
 impl CpuSampler {
@@ -349,6 +349,18 @@ impl SaturationWatch {
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
+}
+
+/// CPU time the calling thread has used so far, ns (`CLOCK_THREAD_CPUTIME_ID`): squall's
+/// own threads only, never the bundled server's or anyone else's.
+pub(crate) fn thread_cpu_ns() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes into the struct we pass.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
 #[cfg(test)]
