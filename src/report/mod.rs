@@ -5,6 +5,7 @@
 //! inline in the page, PNG beside it); [`compare`] puts runs side by side.
 
 pub mod capacity_page;
+mod chart;
 pub mod charts;
 pub mod compare;
 pub mod compare_page;
