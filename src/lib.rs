@@ -18,3 +18,6 @@ pub mod run;
 pub mod scenario;
 pub mod smoke;
 pub mod swarm;
+
+#[cfg(test)]
+mod layers_tests;
