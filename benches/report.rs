@@ -13,13 +13,13 @@ use std::time::Instant;
 
 use rand::{RngExt, SeedableRng};
 use squall::metrics::new_histogram;
-use squall::metrics::violations::ViolationSample;
 use squall::protocol::Direction;
 use squall::report::{
     ConnectionCounts, Counters, Health, KindCount, LoadReached, MetricResult, Phase, Results,
     RunMeta, SeriesPoint, Status, Summary, ThresholdOutcome, ViolationGroup, Violations,
     RESULTS_VERSION,
 };
+use squall::results::ViolationSample;
 
 const SECONDS: u64 = 3600;
 const METRICS: usize = 20;

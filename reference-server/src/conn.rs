@@ -15,9 +15,10 @@ use tokio_tungstenite::WebSocketStream;
 use crate::clock::monotonic_ns;
 use crate::http::{self, HeadError, Route};
 use crate::hub::{ClientSlot, RoomKey};
+use crate::proto::Proto;
 use crate::protocols;
 use crate::rooms::Outbox;
-use crate::session::{Cx, Effects, Proto, Refusal, Session, Upgrade};
+use crate::session::{Cx, Effects, Refusal, Session, Upgrade};
 use crate::stats::{prometheus, Tally};
 use crate::worker::{Admission, Mode, Worker};
 

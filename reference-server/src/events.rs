@@ -6,33 +6,9 @@ use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::hub::Hub;
+use crate::proto::{Proto, Seq};
 use crate::protocols;
-use crate::session::Proto;
 use crate::stats::Stats;
-
-/// A generated frame's number in its room, and whether the frame shows it: `seq` is a
-/// reference-server extension, left out under `--strict-doc` (the number still drives
-/// what a generator makes, e.g. newloom's every-20th stream error).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Seq {
-    /// The room's sequence number, from 1.
-    pub n: u64,
-    /// Whether the frame carries it.
-    pub shown: bool,
-}
-
-impl Seq {
-    /// A number the frame carries.
-    #[cfg(test)]
-    pub fn shown(n: u64) -> Seq {
-        Seq { n, shown: true }
-    }
-
-    /// The `seq` field to serialize (`None`: leave it out).
-    pub fn field(self) -> Option<u64> {
-        self.shown.then_some(self.n)
-    }
-}
 
 /// Publishes generated events through the hub until the server stops.
 pub(crate) struct Generator {

@@ -4,7 +4,7 @@ use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::session::{Profile, Proto};
+use crate::proto::{Profile, Proto};
 
 /// Largest request head accepted; a longer head gets 431.
 pub(crate) const HEAD_LIMIT: usize = 16 * 1024;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::session::Proto;
+use crate::proto::Proto;
 
 /// A named counter: (protocol, or `None` for server-wide; metric; label).
 pub(crate) type Counter = (Option<Proto>, &'static str, &'static str);

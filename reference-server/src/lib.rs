@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+mod accept;
 mod capacity;
 mod clock;
 mod conn;
@@ -19,6 +20,7 @@ mod hub;
 mod kecs;
 pub mod kite;
 mod newloom;
+mod proto;
 mod protocols;
 mod rooms;
 pub mod session;
@@ -35,13 +37,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use clock::{monotonic_ns, now_rfc3339};
-pub use session::{Profile, Proto};
+pub use proto::{Profile, Proto};
 pub use stats::StatsSnapshot;
 
+use accept::Start;
 use events::Generator;
 use hub::Hub;
 use stats::Stats;
-use worker::{Mode, Shared, Start};
+use worker::{Mode, Shared};
 
 /// How to run a server.
 #[derive(Debug, Clone)]
@@ -267,11 +270,11 @@ impl fmt::Debug for ServerHandle {
 /// Binds `config.listen` and starts the server; returns once every listener is listening.
 pub fn spawn(config: Config) -> io::Result<ServerHandle> {
     let threads = config.threads.max(1);
-    let first = worker::bind(config.listen)?;
+    let first = accept::bind(config.listen)?;
     let addr = first.local_addr()?;
     let mut listeners = vec![first];
     for _ in 1..threads {
-        listeners.push(worker::bind(addr)?);
+        listeners.push(accept::bind(addr)?);
     }
     let stats = Arc::new(Stats::new(threads));
     let hub = Arc::new(Hub::new());
@@ -322,7 +325,7 @@ pub fn spawn(config: Config) -> io::Result<ServerHandle> {
         };
         let handle = std::thread::Builder::new()
             .name(format!("squall-server-{index}"))
-            .spawn(move || worker::run(start))?;
+            .spawn(move || accept::run(start))?;
         handles.push(handle);
     }
     Ok(ServerHandle {

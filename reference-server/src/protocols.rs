@@ -4,9 +4,10 @@ use rand::rngs::ThreadRng;
 use serde_json::Value;
 
 use crate::clock::now_rfc3339;
-use crate::events::Seq;
 use crate::hub::Hub;
-use crate::session::{Admitted, Proto, Refusal, Upgrade};
+use crate::proto::Proto;
+use crate::proto::Seq;
+use crate::session::{Admitted, Refusal, Upgrade};
 use crate::{covetpy, echo, hexabase, kecs, kite, newloom, Config};
 
 /// Builds one generated event for a room with a sequence number; `None` when the room

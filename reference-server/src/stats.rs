@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::hub::Hub;
-use crate::session::Proto;
+use crate::proto::Proto;
 
 /// A point-in-time copy of the server's counters. Frames and bytes count WebSocket
 /// data messages (text and binary payloads), not control frames.

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
-use crate::check::thresholds::Threshold;
 use crate::metrics::Aggregate;
 use crate::protocol::Profile;
 use crate::report::capacity::{Capacity, Outcome, Settings, Step, Verdict};
@@ -34,6 +33,7 @@ use crate::report::fmt_rate;
 use crate::report::{self, ReportError, Results, ResultsWriter, Status};
 use crate::run::{self, RunArgs, RunError};
 use crate::scenario::plan::{LoadModel, Plan};
+use crate::scenario::thresholds::Threshold;
 use crate::swarm::{Control, RunOptions};
 use live::View;
 use search::{Bounds, Conclusion, Search};

@@ -1,8 +1,8 @@
 //! `--slo` expressions: the threshold syntax of a scenario's `thresholds:`, checked against
 //! the scenario's metrics, with errors that point at the place in the text.
 
-use crate::check::thresholds::{self, Quantity, Threshold};
 use crate::scenario::plan::{Plan, Pos};
+use crate::scenario::thresholds::{self, Quantity, Threshold};
 
 /// A `--slo` that does not parse or names something the scenario lacks.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -8,13 +8,13 @@ use tokio::sync::mpsc;
 
 use super::steady::{steady, window};
 use super::trend;
-use crate::check::thresholds::Threshold;
 use crate::check::verdict;
 use crate::metrics::Aggregate;
 use crate::report::capacity::{Percentiles, Point, Step, Verdict};
 use crate::report::{Results, RunMeta, Status, Summary};
 use crate::run::{self, RunArgs};
 use crate::scenario::plan::{LoadPlan, Plan, Stage};
+use crate::scenario::thresholds::Threshold;
 use crate::swarm::{self, Control, Observer, RunOptions};
 
 /// What a step runs with.

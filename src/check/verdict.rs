@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::check::thresholds::{Cmp, DeliveryStat, Quantity, Stat, Threshold, UploadStat};
-use crate::report::fmt_us;
-use crate::report::results::{Results, Summary, ThresholdOutcome};
+use crate::results::units::fmt_us;
+use crate::results::{Results, Summary, ThresholdOutcome};
+use crate::scenario::thresholds::{Cmp, DeliveryStat, Quantity, Stat, Threshold, UploadStat};
 
 /// A measured value and how to show it.
 enum Measured {

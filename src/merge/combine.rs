@@ -8,11 +8,11 @@ use super::Shard;
 use crate::metrics::recorder::FAIL_SAMPLES;
 use crate::metrics::violations::{MAX_GROUPS, SAMPLES_PER_KEY};
 use crate::metrics::{add_hist, new_histogram};
-use crate::report::results::{DeliveryResult, UploadResult};
 use crate::report::{
     Counters, Health, LoadReached, MetricResult, Results, SeriesPoint, ShardRecord, Status,
     Summary, ViolationGroup, Violations,
 };
+use crate::results::{DeliveryResult, UploadResult};
 
 /// The shards (sorted by index, checked) as one result; thresholds are left for the caller.
 pub(crate) fn results(shards: &[Shard], warnings: &[String]) -> Results {

@@ -14,11 +14,11 @@ pub mod wait;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::check::thresholds::{parse, Threshold};
 use crate::check::verdict;
 use crate::metrics::interval_log::{self, Log};
 use crate::report::{self, render_junit, ReportError, Results, ResultsWriter, Status};
 use crate::scenario::plan::Pos;
+use crate::scenario::thresholds::{parse, Threshold};
 
 /// What `squall merge` was asked to do.
 #[derive(Debug, Clone, Default)]

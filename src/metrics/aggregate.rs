@@ -21,7 +21,7 @@ use super::kinds::{KindDelta, MAX_KINDS, NONE_KIND, OTHER_KIND};
 use super::recorder::{Snapshot, Tally};
 use super::violations::ViolationTally;
 use super::{add_hist, new_histogram, ErrorKind};
-use crate::report::results::{
+use crate::results::{
     Counters, DeliveryResult, Health, KindCount, LoadReached, MetricResult, Results, RunMeta,
     SeriesPoint, Status, Summary, UploadResult, Violations, RESULTS_VERSION,
 };
@@ -122,14 +122,27 @@ pub struct Aggregate {
     fds: FdWatch,
     warnings_drained: usize,
     violations: ViolationTally,
-    /// `Some` when the scenario tracks delivery: the latency metric's name, if it has one.
-    delivery_metric: Option<Option<String>>,
+    /// Whether results report delivery, and under which latency metric.
+    delivery_report: DeliveryReport,
     delivery: DeliveryTally,
     uploads: Vec<UploadTally>,
     /// Whether sealed seconds keep their per-metric histograms for the interval log.
     keep_intervals: bool,
     /// Sealed seconds' per-metric histograms not yet taken by [`Aggregate::drain_intervals`].
     sealed: Vec<IntervalHistograms>,
+}
+
+/// Whether the results carry a `delivery` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DeliveryReport {
+    /// The scenario tracks no delivery: no section.
+    Off,
+    /// A section (even when nothing was tracked), with the latency metric's name if the
+    /// scenario measures one.
+    On {
+        /// The latency metric (receipt − send time).
+        metric: Option<String>,
+    },
 }
 
 fn add_kinds(into: &mut BTreeMap<String, KindCount>, deltas: Vec<KindDelta>) {
@@ -188,7 +201,7 @@ impl Aggregate {
             fds: FdWatch::default(),
             warnings_drained: 0,
             violations: ViolationTally::default(),
-            delivery_metric: None,
+            delivery_report: DeliveryReport::Off,
             delivery: DeliveryTally::default(),
             uploads: vec![UploadTally::default(); n],
             keep_intervals: false,
@@ -212,7 +225,7 @@ impl Aggregate {
     /// Reports a `delivery` section (even when nothing was tracked), naming its latency
     /// metric if it has one.
     pub fn track_delivery(&mut self, metric: Option<String>) {
-        self.delivery_metric = Some(metric);
+        self.delivery_report = DeliveryReport::On { metric };
     }
 
     /// Names the plan's behaviours, so results count iterations begun per behaviour.
@@ -669,10 +682,12 @@ impl Aggregate {
             violations: Violations::from_tally(&self.violations),
             thresholds: Vec::new(),
             health: self.health(),
-            delivery: self
-                .delivery_metric
-                .as_ref()
-                .map(|metric| DeliveryResult::from_tally(&self.delivery, metric.clone())),
+            delivery: match &self.delivery_report {
+                DeliveryReport::Off => None,
+                DeliveryReport::On { metric } => {
+                    Some(DeliveryResult::from_tally(&self.delivery, metric.clone()))
+                }
+            },
             uploads: self
                 .names
                 .iter()

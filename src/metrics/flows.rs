@@ -1,6 +1,8 @@
 //! Counters of flows that span many frames: fan-out delivery (sequence numbers per stream)
 //! and uploads (per upload step metric). Plain sums, so workers and shards merge by adding.
 
+use crate::results::{DeliveryResult, UploadResult};
+
 /// Largest forward or backward jump of a stream's sequence number read as loss or
 /// reordering; a larger one is a [`Seen::Reset`]. Numbers come from the target, so one frame
 /// must not be able to claim 2^64 lost messages.
@@ -181,6 +183,40 @@ impl UploadTally {
     /// Whether nothing was counted.
     pub fn is_empty(&self) -> bool {
         *self == UploadTally::default()
+    }
+}
+
+impl DeliveryResult {
+    /// The results view of merged counters.
+    pub fn from_tally(t: &DeliveryTally, metric: Option<String>) -> DeliveryResult {
+        DeliveryResult {
+            metric,
+            received: t.received,
+            gaps: t.gaps(),
+            reordered: t.reordered,
+            duplicates: t.duplicates,
+            untracked: t.untracked,
+            streams: t.streams,
+            resets: t.resets,
+            completeness: t.completeness(),
+        }
+    }
+}
+
+impl UploadResult {
+    /// The results view of merged counters.
+    pub fn from_tally(t: &UploadTally) -> UploadResult {
+        let seconds = t.micros as f64 / 1e6;
+        UploadResult {
+            started: t.started,
+            completed: t.completed,
+            rejected: t.rejected,
+            failed: t.failed,
+            cut: t.cut,
+            bytes: t.bytes,
+            seconds,
+            mbps: (t.completed > 0 && seconds > 0.0).then(|| t.bytes as f64 / 1e6 / seconds),
+        }
     }
 }
 

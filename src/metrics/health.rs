@@ -49,7 +49,7 @@ impl Stall {
             self.pending = Some(format!(
                 "generator stalled {} (seen at t={start_s:.0}s): it could not send or read \
                  meanwhile, so latencies and rates around then measure squall",
-                crate::report::fmt_us(longest_us as f64)
+                crate::results::units::fmt_us(longest_us as f64)
             ));
         }
     }
@@ -169,7 +169,7 @@ pub fn verdict(j: Judged<'_>) -> Vec<String> {
         fds,
         cpu_busy,
     } = j;
-    let fmt = |us: u64| crate::report::fmt_us(us as f64);
+    let fmt = |us: u64| crate::results::units::fmt_us(us as f64);
     let mut why = Vec::new();
     if stall.count > 0 {
         why.push(format!(
@@ -212,7 +212,7 @@ impl Default for CpuSampler {
 
 /// CPU time of the calling thread so far, µs.
 fn process_cpu_us() -> Option<u64> {
-    super::recorder::thread_cpu_ns().map(|ns| ns / 1_000)
+    thread_cpu_ns().map(|ns| ns / 1_000)
 }
 
 impl CpuSampler {
@@ -311,7 +311,7 @@ impl SaturationWatch {
         }
         if let Some(lag_us) = lag_p99_us.filter(|&l| l > LAG_P99_LIMIT_US) {
             // A stall has its own warning; this one is about steady lateness.
-            let lag = crate::report::fmt_us(lag_us as f64);
+            let lag = crate::results::units::fmt_us(lag_us as f64);
             if own_load(cpu) {
                 if !self.lag_warned && raised.is_none() {
                     self.lag_warned = true;
@@ -349,6 +349,18 @@ impl SaturationWatch {
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
+}
+
+/// CPU time the calling thread has used so far, ns (`CLOCK_THREAD_CPUTIME_ID`): squall's
+/// own threads only, never the bundled server's or anyone else's.
+pub(crate) fn thread_cpu_ns() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes into the struct we pass.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
 #[cfg(test)]

@@ -38,16 +38,7 @@ pub use health::{CpuSampler, SaturationWatch};
 pub use kinds::{KindDelta, MAX_KINDS, MAX_NAME_BYTES, NONE_KIND, OTHER_KIND};
 pub use recorder::{Recorder, Snapshot};
 
-/// Highest value a histogram tracks: one hour in microseconds.
-pub const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
-
-/// A fresh histogram for microsecond values: 1 ..= 3 600 000 000 µs, 3 significant digits.
-///
-/// Record into it with `saturating_record`: values above one hour count as one hour.
-pub fn new_histogram() -> Histogram<u64> {
-    // Constant, valid bounds: creation cannot fail.
-    Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3).expect("valid histogram bounds")
-}
+pub use crate::results::{new_histogram, HISTOGRAM_MAX_US};
 
 /// Adds `src` into `dst`. Both come from [`new_histogram`], so the bounds match and
 /// the addition cannot fail; a decoded foreign histogram goes through `Summary::merge`.

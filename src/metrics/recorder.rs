@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hdrhistogram::Histogram;
 
 use super::flows::{DeliveryTally, Seen, UploadEvent, UploadTally};
+use super::health::thread_cpu_ns;
 use super::kinds::{KindCounts, KindDelta};
 use super::violations::ViolationTally;
 use super::{new_histogram, ErrorKind, FailCause};
-use crate::report::results::ErrorSample;
+use crate::results::ErrorSample;
 use crate::scenario::plan::MetricId;
 
 /// Worker ids handed out by [`Recorder::new`]. They start high so they never collide with
@@ -521,18 +522,6 @@ impl Recorder {
             },
         }
     }
-}
-
-/// CPU time the calling thread has used so far, ns (`CLOCK_THREAD_CPUTIME_ID`): squall's
-/// own threads only, never the bundled server's or anyone else's.
-pub(crate) fn thread_cpu_ns() -> Option<u64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes into the struct we pass.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
 #[cfg(test)]

@@ -8,10 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::kinds::MAX_NAME_BYTES;
 use crate::protocol::{Direction, RuleSource, Violation};
+use crate::results::{ViolationGroup, ViolationSample, Violations};
 
 /// Samples kept per (direction, kind, keyword, pointer).
 pub const SAMPLES_PER_KEY: usize = 5;
@@ -39,19 +38,6 @@ pub struct ViolationKey {
     pub pointer: String,
     /// Whose rule it broke.
     pub source: RuleSource,
-}
-
-/// One offending frame, as the report shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ViolationSample {
-    /// The frame's text, cut to [`SAMPLE_FRAME_BYTES`].
-    pub frame: String,
-    /// What the schema said.
-    pub message: String,
-    /// Seconds since the start of the run.
-    pub t: f64,
-    /// The VU that saw it.
-    pub vu: u64,
 }
 
 /// Violations and checking volume since the last take (per worker) or in all (aggregate).
@@ -144,6 +130,33 @@ fn cut(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+impl Violations {
+    /// The results view of a tally.
+    pub fn from_tally(t: &ViolationTally) -> Violations {
+        let mut groups: Vec<ViolationGroup> = t
+            .by_key
+            .iter()
+            .map(|(k, (count, samples))| ViolationGroup {
+                dir: k.dir,
+                kind: k.kind.clone(),
+                keyword: k.keyword.clone(),
+                pointer: k.pointer.clone(),
+                source: k.source,
+                count: *count,
+                samples: samples.clone(),
+            })
+            .collect();
+        groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+        Violations {
+            checked: t.checked,
+            frames: t.bad_frames,
+            total: t.total(),
+            groups,
+            folded: t.folded,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,12 +4,12 @@
 
 use std::fmt::Write as _;
 
-use super::capacity::{Capacity, Outcome, Step, Verdict};
 use super::fmt_us;
 use super::html::{escape, figures, num, page, table, Figure};
 use super::plots::{palette, Body, Chart, Line, Section};
-use super::results::{Phase, Results, Status};
-use crate::check::thresholds::{self, Quantity, Stat};
+use crate::results::capacity::{Capacity, Outcome, Step, Verdict};
+use crate::results::{Phase, Results, Status};
+use crate::scenario::thresholds::{self, Quantity, Stat};
 
 /// The charts of a capacity report, in page order.
 pub fn charts(c: &Capacity) -> Vec<Chart> {
@@ -60,7 +60,7 @@ fn line(
 /// p50 and p99 of `metric` against the offered rate, with each latency SLO on it as a
 /// dashed line, in ms.
 fn knee_latency(c: &Capacity, metric: &str, steps: &[&Step], top: f64) -> Chart {
-    let at = |f: fn(&super::capacity::Percentiles) -> u64| {
+    let at = |f: fn(&crate::results::capacity::Percentiles) -> u64| {
         steps
             .iter()
             .filter_map(|s| Some((s.offered_rate, f(s.metrics.get(metric)?) as f64 / 1e3)))
@@ -100,7 +100,7 @@ fn knee_latency(c: &Capacity, metric: &str, steps: &[&Step], top: f64) -> Chart 
 
 /// Every step's per-tick p50 and p99 on the search's clock, each step shaded.
 fn over_time(c: &Capacity) -> Chart {
-    let points = |f: fn(&super::capacity::Point) -> Option<u64>| {
+    let points = |f: fn(&crate::results::capacity::Point) -> Option<u64>| {
         c.steps
             .iter()
             .flat_map(|s| {

@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use super::compare::Run;
 use super::fmt::{close_label, fmt_us};
 use super::plots::{palette, Bar, Body, Chart, Line, Section};
-use super::results::{ReportError, Results, SeriesPoint, Summary};
+use crate::results::{ReportError, Results, SeriesPoint, Summary};
 
 /// Points per decade on the percentile axis (x = log10(1/(1-q)), 0 to 4).
 const STEPS_PER_DECADE: u32 = 24;
@@ -361,7 +361,7 @@ mod tests {
     #[test]
     fn latency_by_percentile_can_be_drawn_on_a_log_scale() {
         use crate::metrics::{Aggregate, Recorder};
-        use crate::report::results::{test_meta, Status};
+        use crate::results::{test_meta, Status};
         let names = vec!["rtt".to_string()];
         let mut rec = Recorder::with_worker(0, &names);
         for us in 100..1_100u64 {

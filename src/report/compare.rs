@@ -3,7 +3,7 @@
 
 use super::fmt::fmt_us;
 use super::model::{status_label, LATENCY_COLUMNS};
-use super::results::{Results, Summary};
+use crate::results::{Results, Summary};
 
 /// Changes within this many percent are marked neither better nor worse, unless
 /// `--fail-if-worse` sets another band.
@@ -392,7 +392,7 @@ fn thresholds(runs: &[Run]) -> Vec<ThresholdAcross> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::results::{test_meta, Status};
+    use crate::results::{test_meta, Status};
 
     /// A run of `vus` VUs for `secs` on `threads` threads that received `frames_in` frames.
     fn run(label: &str, vus: f64, secs: f64, threads: usize, frames_in: u64) -> Run {

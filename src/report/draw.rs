@@ -10,8 +10,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::plots::{palette, Bar, Body, Chart, Line, FONT};
-use super::results::Phase;
+use super::chart::{palette, Bar, Body, Chart, Line, FONT};
+use crate::results::Phase;
 
 type Res = Result<(), Box<dyn Error>>;
 

@@ -1,7 +1,7 @@
 //! The report model's views of fan-out delivery and uploads, formatted once for every renderer.
 
 use super::fmt::{fmt_bytes, rate};
-use super::results::Results;
+use crate::results::Results;
 
 /// Fan-out delivery over the run.
 #[derive(Debug, Clone)]

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::fmt::escape_markup as esc;
-use super::results::{Results, ViolationGroup};
 use crate::protocol::Direction;
+use crate::results::{Results, ViolationGroup};
 
 /// Renders the run as a JUnit XML document.
 pub fn render_junit(r: &Results) -> String {

@@ -3,7 +3,7 @@
 //! the same numbers.
 
 use super::fmt::{fmt_bytes, fmt_us, ranked, rate};
-use super::results::{Results, Status, Summary};
+use crate::results::{Results, Status, Summary};
 
 /// Column headings of a latency row, in the order of [`LatencyRow::cells`].
 pub const LATENCY_COLUMNS: [&str; 6] = ["count", "p50", "p90", "p99", "p99.9", "max"];
@@ -40,7 +40,7 @@ pub struct Model {
     /// Iterations the hard stop cut.
     pub iterations_cut: u64,
     /// What became of the requests waited on.
-    pub requests: super::results::RequestCounts,
+    pub requests: crate::results::RequestCounts,
     /// Connection attempts and ends.
     pub connections: Connections,
     /// Inbound then outbound traffic.
@@ -565,7 +565,7 @@ fn violations(r: &Results) -> ViolationsView {
 }
 
 /// `stalls none, sends late max 1.2ms, missed sends 0, open files 38 of 1024`.
-fn health_measured(h: &crate::report::results::Health) -> String {
+fn health_measured(h: &crate::results::Health) -> String {
     let stalls = match (h.stalls, h.longest_stall_at_s) {
         (0, _) => "stalls none".to_string(),
         (n, at) => format!(

@@ -10,7 +10,7 @@ use super::compare_page::compare_html;
 use super::html::{report, Figure};
 use super::model::Model;
 use super::plots::{self, Chart};
-use super::results::{ReportError, Results, RESULTS_VERSION};
+use crate::results::{ReportError, Results, RESULTS_VERSION};
 
 /// What a report or comparison wrote.
 #[derive(Debug, Clone)]

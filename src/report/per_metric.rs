@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::charts::FileNames;
 use super::plots::{palette, Body, Chart, Line, Section};
-use super::results::Results;
 use crate::metrics::interval_log::{tag, Log};
+use crate::results::Results;
 
 /// One chart per metric with samples in the log, in metric order.
 pub fn charts(r: &Results, log: &Log) -> Vec<Chart> {

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::model::{LatencyRow, Model, RowKind, CLOSED_LOOP_NOTE, LATENCY_COLUMNS};
-use super::results::Results;
+use crate::results::Results;
 
 /// Violation groups listed before the rest are only counted.
 const GROUPS_SHOWN: usize = 8;

@@ -15,14 +15,11 @@ use serde::de::{
 use serde::Deserialize;
 
 pub(crate) use super::wrappers::{Body, OrMap, Recover, Scalar, Sp};
+use super::wrappers::{OR_MAP, RECOVER, SP};
 
 use super::diagnostic::{suggestion, Issue};
 use super::node::{Key, Kind, Node};
 use super::plan::Pos;
-
-pub(crate) const SP: &str = "__squall_spanned";
-pub(crate) const RECOVER: &str = "__squall_recover";
-pub(crate) const OR_MAP: &str = "__squall_or_map";
 
 /// Where recorded problems go.
 pub(crate) type Sink = RefCell<Vec<Issue>>;

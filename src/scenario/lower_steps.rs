@@ -4,7 +4,9 @@ use base64::Engine as _;
 
 use super::de::{OrMap, Recover, Scalar, Sp};
 use super::lower::Lower;
-use super::model::{BinaryM, BranchM, ExpectM, StepItem, StepM, Steps};
+use super::model::{
+    BinaryM, BranchM, CloseM, ExpectCloseM, ExpectM, ListenM, StepItem, StepM, Steps,
+};
 use super::plan::{Backoff, Expect, Payload, Pos, Step, Think};
 
 /// Largest generated `send_binary: { size }` payload.
@@ -81,6 +83,37 @@ impl Lower<'_> {
     }
 
     fn bare_step(&mut self, item: &StepItem, pos: Pos) -> Option<Step> {
+        let unchecked = self.placed_keys(item)?;
+        match &item.step {
+            StepM::Send(body) => Some(Step::Send {
+                payload: Payload::Json(self.json(body)?),
+                unchecked,
+            }),
+            StepM::SendText(t) => Some(Step::Send {
+                payload: Payload::Text(self.template(&t.value, t.pos)?),
+                unchecked,
+            }),
+            StepM::SendBinary(b) => Some(Step::Send {
+                payload: Payload::Binary(self.binary(b)?),
+                unchecked,
+            }),
+            StepM::Expect(e) => self.expect(e).map(Step::Expect),
+            StepM::Listen(l) => self.listen(l),
+            StepM::Think(t) => self.think(t).map(Step::Think),
+            StepM::Repeat(r) => self.repeat(r, item.steps.as_ref(), pos),
+            StepM::Choose(c) => self.choose(c),
+            StepM::Pace(p) => self.pace(p, unchecked).map(Step::Pace),
+            StepM::Burst(b) => self.burst(b, unchecked),
+            StepM::Upload(u) => self.upload(u, unchecked),
+            StepM::ExpectClose(e) => self.expect_close(e),
+            StepM::Reconnect(b) => self.backoff(b.as_ref()).map(Step::Reconnect),
+            StepM::Close(c) => self.close(c),
+        }
+    }
+
+    /// Checks the keys an item may carry beside its step (`unchecked:`, `steps:`); the
+    /// step's `unchecked` flag, or `None` when a key is out of place.
+    fn placed_keys(&mut self, item: &StepItem) -> Option<bool> {
         let unchecked = item.unchecked.as_ref().map(|u| (u.value, u.pos));
         let may_be_unchecked = matches!(
             item.step,
@@ -107,79 +140,64 @@ impl Lower<'_> {
             );
             return None;
         }
-        match &item.step {
-            StepM::Send(body) => Some(Step::Send {
-                payload: Payload::Json(self.json(body)?),
-                unchecked,
-            }),
-            StepM::SendText(t) => Some(Step::Send {
-                payload: Payload::Text(self.template(&t.value, t.pos)?),
-                unchecked,
-            }),
-            StepM::SendBinary(b) => Some(Step::Send {
-                payload: Payload::Binary(self.binary(b)?),
-                unchecked,
-            }),
-            StepM::Expect(e) => self.expect(e).map(Step::Expect),
-            StepM::Listen(l) => {
-                let d = match &l.value {
-                    OrMap::Map(m) => &m.duration,
-                    OrMap::Scalar(s) => &Sp {
-                        value: s.clone(),
-                        pos: l.pos,
+        Some(unchecked)
+    }
+
+    /// `listen: 5s` or `listen: { duration: 5s }`.
+    fn listen(&mut self, l: &Sp<OrMap<ListenM>>) -> Option<Step> {
+        let d = match &l.value {
+            OrMap::Map(m) => &m.duration,
+            OrMap::Scalar(s) => &Sp {
+                value: s.clone(),
+                pos: l.pos,
+            },
+        };
+        Some(Step::Listen {
+            duration: self.positive_duration(d, "listen")?,
+        })
+    }
+
+    /// `expect_close:` with an optional code and `within:`.
+    fn expect_close(&mut self, e: &Sp<ExpectCloseM>) -> Option<Step> {
+        let code = e.value.code.as_ref().map(|c| self.close_code(c, false));
+        let within = self.within(&e.value.within);
+        Some(Step::ExpectClose {
+            code: code.map_or(Some(None), |c| c.map(Some))?,
+            within: within?,
+        })
+    }
+
+    /// `close:` (1000), `close: 4000` or `close: { code: 4000 }`.
+    fn close(&mut self, c: &Sp<OrMap<CloseM>>) -> Option<Step> {
+        let code = match &c.value {
+            OrMap::Scalar(Scalar::Null) => Some(1000),
+            OrMap::Map(m) => m
+                .code
+                .as_ref()
+                .map_or(Some(1000), |c| self.close_code(c, true)),
+            OrMap::Scalar(Scalar::Int(i)) => match u16::try_from(*i) {
+                Ok(code) => self.close_code(
+                    &Sp {
+                        value: code,
+                        pos: c.pos,
                     },
-                };
-                Some(Step::Listen {
-                    duration: self.positive_duration(d, "listen")?,
-                })
+                    true,
+                ),
+                Err(_) => {
+                    self.err(c.pos, format!("{i} is not a close code"));
+                    None
+                }
+            },
+            OrMap::Scalar(other) => {
+                self.err_hint(
+                    c.pos,
+                    format!("expected a close code, found '{other}'"),
+                    "e.g. close: 1000",
+                );
+                None
             }
-            StepM::Think(t) => self.think(t).map(Step::Think),
-            StepM::Repeat(r) => self.repeat(r, item.steps.as_ref(), pos),
-            StepM::Choose(c) => self.choose(c),
-            StepM::Pace(p) => self.pace(p, unchecked).map(Step::Pace),
-            StepM::Burst(b) => self.burst(b, unchecked),
-            StepM::Upload(u) => self.upload(u, unchecked),
-            StepM::ExpectClose(e) => {
-                let code = e.value.code.as_ref().map(|c| self.close_code(c, false));
-                let within = self.within(&e.value.within);
-                Some(Step::ExpectClose {
-                    code: code.map_or(Some(None), |c| c.map(Some))?,
-                    within: within?,
-                })
-            }
-            StepM::Reconnect(b) => self.backoff(b.as_ref()).map(Step::Reconnect),
-            StepM::Close(c) => {
-                let code = match &c.value {
-                    OrMap::Scalar(Scalar::Null) => Some(1000),
-                    OrMap::Map(m) => m
-                        .code
-                        .as_ref()
-                        .map_or(Some(1000), |c| self.close_code(c, true)),
-                    OrMap::Scalar(Scalar::Int(i)) => match u16::try_from(*i) {
-                        Ok(code) => self.close_code(
-                            &Sp {
-                                value: code,
-                                pos: c.pos,
-                            },
-                            true,
-                        ),
-                        Err(_) => {
-                            self.err(c.pos, format!("{i} is not a close code"));
-                            None
-                        }
-                    },
-                    OrMap::Scalar(other) => {
-                        self.err_hint(
-                            c.pos,
-                            format!("expected a close code, found '{other}'"),
-                            "e.g. close: 1000",
-                        );
-                        None
-                    }
-                };
-                Some(Step::Close { code: code? })
-            }
-        }
+        };
+        Some(Step::Close { code: code? })
     }
 
     /// Close codes (RFC 6455 §7.4): a client may send 1000–1003, 1007–1014 and 3000–4999.

@@ -6,7 +6,7 @@ use super::diagnostic::suggestion;
 use super::lower::Lower;
 use super::plan::Pos;
 use super::template_compile::offset_pos;
-use crate::check::thresholds::{self, Quantity, Threshold};
+use crate::scenario::thresholds::{self, Quantity, Threshold};
 
 pub(super) fn thresholds(l: &mut Lower, v: Recover<Vec<Sp<String>>>) -> Option<Vec<Threshold>> {
     let mut out = Vec::new();

@@ -13,13 +13,16 @@ mod lower;
 mod lower_delivery;
 mod lower_load;
 mod lower_measure;
+mod lower_scenario;
 mod lower_steps;
 mod lower_thresholds;
 mod model;
 pub(crate) mod node;
 pub mod plan;
+mod pos;
 pub mod template;
 mod template_compile;
+pub mod thresholds;
 mod wrappers;
 
 use std::cell::RefCell;
@@ -84,7 +87,7 @@ pub fn load_str(file_name: &str, text: &str, opts: &LoadOptions) -> Result<Plan,
     let model: Option<model::ScenarioM> = de::from_node(&root, &sink);
     let issues = sink.into_inner();
     match model {
-        Some(m) => lower::lower(m, opts, text, issues).map_err(invalid),
+        Some(m) => lower_scenario::lower(m, opts, text, issues).map_err(invalid),
         None => Err(invalid(issues)),
     }
 }

@@ -9,14 +9,7 @@ use std::time::Duration;
 
 use super::template::{JsonTemplate, Template};
 
-/// A 1-based line and column in the scenario file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-pub struct Pos {
-    /// 1-based line.
-    pub line: u32,
-    /// 1-based column.
-    pub col: u32,
-}
+pub use super::pos::Pos;
 
 /// Index of a named latency metric in [`Plan::metrics`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,7 +42,7 @@ pub struct Plan {
     /// Interned names of latency metrics; a [`MetricId`] indexes this.
     pub metrics: Vec<String>,
     /// Threshold expressions, parsed.
-    pub thresholds: Vec<crate::check::thresholds::Threshold>,
+    pub thresholds: Vec<crate::scenario::thresholds::Threshold>,
     /// Seed for every random choice; from `seed:`, `--seed`, or drawn once and recorded.
     pub seed: u64,
     /// Grace period for in-flight iterations at the end of the run (`graceful_stop:`, default 5 s).

@@ -6,9 +6,14 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::de::{OR_MAP, RECOVER, SP};
 use super::node::{Key, Kind, Node, Raw};
 use super::plan::Pos;
+
+// Newtype names by which a wrapper asks the scenario deserializer (`de`) for its special
+// handling: a value with its position, recovery, a map-or-scalar.
+pub(crate) const SP: &str = "__squall_spanned";
+pub(crate) const RECOVER: &str = "__squall_recover";
+pub(crate) const OR_MAP: &str = "__squall_or_map";
 
 /// A value with the position it was written at (inside the quotes for strings).
 #[derive(Debug, Clone, PartialEq)]

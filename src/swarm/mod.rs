@@ -3,6 +3,7 @@
 
 mod burst;
 pub mod connect;
+mod controller;
 pub mod delivery;
 pub mod frame;
 mod io;
@@ -20,14 +21,13 @@ mod worker;
 pub use io::Checker;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-use crate::metrics::health::{open_fds, CpuSampler};
 use crate::metrics::Aggregate;
 use crate::protocol::Profile;
-use crate::report::Status;
+use crate::results::Status;
 use crate::scenario::plan::Plan;
 use samples::SampleLog;
 
@@ -117,178 +117,11 @@ pub async fn run(
 pub async fn run_keeping(
     plan: Arc<Plan>,
     opts: RunOptions,
-    mut control: mpsc::UnboundedReceiver<Control>,
+    control: mpsc::UnboundedReceiver<Control>,
     observer: &mut dyn Observer,
     keep_intervals: bool,
 ) -> Outcome {
-    let threads = opts.threads.max(1);
-    let (graceful_tx, graceful_rx) = watch::channel(false);
-    let (hard_tx, hard_rx) = watch::channel(false);
-    let (snap_tx, mut snap_rx) = mpsc::unbounded_channel();
-    let started_at = SystemTime::now();
-    let start = Instant::now();
-    let mut handles = Vec::with_capacity(threads);
-    let mut started = Vec::with_capacity(threads);
-    for idx in 0..threads {
-        let spec = worker::WorkerSpec {
-            idx,
-            workers: threads,
-            shard: opts.shard,
-            plan: plan.clone(),
-            start,
-            tick: opts.tick,
-            signals: worker::Signals {
-                graceful: graceful_rx.clone(),
-                hard: hard_rx.clone(),
-            },
-            snapshots: snap_tx.clone(),
-            profile: opts.profile.clone(),
-            clock_skew: opts.clock_skew,
-            samples: opts.samples.clone(),
-        };
-        let h = std::thread::Builder::new()
-            .name(format!("squall-worker-{idx}"))
-            .spawn(move || worker::run(spec));
-        match h {
-            Ok(h) => {
-                handles.push(h);
-                started.push(idx as u64);
-            }
-            Err(e) => eprintln!("squall: could not start worker thread {idx}: {e}"),
-        }
-    }
-    // Workers hold the only senders now: the channel closes when the last one exits.
-    drop(snap_tx);
-
-    let mut agg = Aggregate::new(plan.metrics.clone());
-    agg.name_behaviours(plan.behaviours.iter().map(|b| b.name.clone()).collect());
-    // The series waits for every worker's bucket before it shows a second.
-    agg.set_tick(opts.tick);
-    if keep_intervals {
-        agg.keep_intervals();
-    }
-    agg.expect_workers(started);
-    if let Some(d) = &plan.delivery {
-        agg.track_delivery(d.metric.map(|m| plan.metrics[m.0 as usize].clone()));
-    }
-    let mut cpu = CpuSampler::new();
-    let mut status = Status::Complete;
-    let mut reason = None;
-    let planned = plan.load.duration();
-    let mut grace_until: Option<Instant> = None;
-    let mut ticks = 1u32;
-    let mut dead = DeadTarget::default();
-    let mut dead_target = false;
-    let mut control_open = true;
-    let stop_soft = |grace: &mut Option<Instant>| {
-        if grace.is_none() {
-            let _ = graceful_tx.send(true);
-            *grace = Some(Instant::now() + plan.graceful_stop);
-        }
-    };
-    loop {
-        let next_tick = start + opts.tick * ticks;
-        let hard_at = grace_until.unwrap_or(next_tick + Duration::from_secs(3600));
-        tokio::select! {
-            snap = snap_rx.recv() => match snap {
-                Some(s) => {
-                    agg.add(s);
-                    // A second is shown once every worker has reported past it.
-                    if agg.seal_ready() > 0 {
-                        observer.on_tick(&mut agg, start.elapsed());
-                    }
-                }
-                None => break,
-            },
-            _ = tokio::time::sleep_until(next_tick.into()) => {
-                ticks += 1;
-                let elapsed = start.elapsed();
-                sample_own(&mut agg, &mut cpu);
-                if dead.observe(&agg, opts.dead_ticks) && status == Status::Complete {
-                    status = Status::Aborted;
-                    dead_target = true;
-                    let _ = graceful_tx.send(true);
-                    let _ = hard_tx.send(true);
-                }
-                if elapsed >= planned {
-                    stop_soft(&mut grace_until);
-                }
-            }
-            _ = tokio::time::sleep_until(hard_at.into()), if grace_until.is_some() => {
-                let _ = hard_tx.send(true);
-                grace_until = None;
-            }
-            c = control.recv(), if control_open => match c {
-                Some(Control::Interrupt) if status == Status::Complete => {
-                    status = Status::Interrupted;
-                    // The status already says "interrupted": the reason says by what.
-                    reason = Some("Ctrl-C or SIGTERM".into());
-                    stop_soft(&mut grace_until);
-                    observer.on_interrupt(Some(plan.graceful_stop));
-                }
-                Some(Control::Interrupt) => {
-                    let _ = hard_tx.send(true);
-                    observer.on_interrupt(None);
-                }
-                None => control_open = false,
-            },
-        }
-    }
-    for h in handles {
-        let _ = h.join();
-    }
-    if let Some(s) = &opts.samples {
-        if let Err(e) = s.flush() {
-            eprintln!("squall: could not write the samples file: {e}");
-        }
-    }
-    let elapsed = start.elapsed();
-    sample_own(&mut agg, &mut cpu);
-    agg.finish(elapsed);
-    observer.on_tick(&mut agg, elapsed);
-    if dead_target {
-        // Written from the final counts, so the reason and the counters agree.
-        reason = Some(format!(
-            "target unreachable: connections keep failing and none is open ({} failed in all)",
-            agg.connections_failed()
-        ));
-    }
-    Outcome {
-        aggregate: agg,
-        status,
-        reason,
-        started_at,
-        elapsed,
-        threads,
-    }
-}
-
-/// The aggregator thread's own CPU (workers report theirs) and the open files.
-fn sample_own(agg: &mut Aggregate, cpu: &mut CpuSampler) {
-    if let Some((us, _)) = cpu.sample_us() {
-        agg.add_cpu_us(us);
-    }
-    if let Some((open, limit)) = open_fds() {
-        agg.note_fds(open, limit);
-    }
-}
-
-/// Tells a dead target from a slow one: ticks in a row where connection attempts failed,
-/// none succeeded, and none is open.
-#[derive(Default)]
-struct DeadTarget {
-    failed: u64,
-    opened: u64,
-    streak: u32,
-}
-
-impl DeadTarget {
-    fn observe(&mut self, agg: &Aggregate, limit: u32) -> bool {
-        let (failed, opened) = (agg.connections_failed(), agg.connections_opened());
-        let dead = failed > self.failed && opened == self.opened && agg.active_connections() == 0;
-        self.streak = if dead { self.streak + 1 } else { 0 };
-        self.failed = failed;
-        self.opened = opened;
-        self.streak >= limit
-    }
+    controller::Controller::start(plan, opts, observer, keep_intervals)
+        .run(control)
+        .await
 }

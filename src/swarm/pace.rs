@@ -31,34 +31,158 @@ struct Sent {
     actual: Instant,
 }
 
+/// The schedule of a `pace` step and its requests in flight: when each send is intended,
+/// which requests await a reply, and until when.
+struct Pacer<'p> {
+    p: &'p Pace,
+    start: Instant,
+    /// Time between intended sends; `None` in closed-loop mode (no rate).
+    interval: Option<Duration>,
+    end: Option<Instant>,
+    /// Requests the schedule asks for; `None` when only time bounds it (closed loop).
+    planned: Option<u64>,
+    /// Requests sent so far.
+    issued: u64,
+    /// Each outstanding request with the index of its kind in `p.requests`.
+    outstanding: FxHashMap<IdKey, (Sent, usize)>,
+    /// Reply deadlines in send order (a replied request's entry is skipped when reached).
+    deadlines: VecDeque<(Instant, IdKey)>,
+}
+
+impl<'p> Pacer<'p> {
+    fn new(p: &'p Pace, start: Instant) -> Self {
+        let mut outstanding = FxHashMap::default();
+        outstanding.reserve(p.in_flight as usize);
+        Pacer {
+            p,
+            start,
+            interval: p.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+            end: p.duration.map(|d| start + d),
+            planned: match (p.count, p.duration, p.rate) {
+                (Some(c), _, _) => Some(c),
+                (None, Some(d), Some(r)) => Some((d.as_secs_f64() * r).floor() as u64),
+                _ => None,
+            },
+            issued: 0,
+            outstanding,
+            deadlines: VecDeque::new(),
+        }
+    }
+
+    /// When request `i` is intended to go out. In closed-loop mode (no rate) a request is
+    /// intended when it goes out: `now`.
+    fn intended(&self, i: u64, now: Instant) -> Instant {
+        match self.interval {
+            Some(iv) => self.start + iv.mul_f64(i as f64),
+            None => now,
+        }
+    }
+
+    /// Sends due by now: what a stop mid-schedule leaves owed.
+    fn due(&self) -> Option<u64> {
+        match (self.interval, self.planned) {
+            (Some(iv), Some(p)) => {
+                let late = self.start.elapsed().saturating_sub(STOP_GRACE);
+                Some(p.min((late.as_secs_f64() / iv.as_secs_f64()) as u64 + 1))
+            }
+            _ => self.planned,
+        }
+    }
+
+    /// Whether the schedule still sends: nothing skipped, count and end not reached.
+    fn open(&self, now: Instant, skipped: bool) -> bool {
+        !skipped
+            && self.p.count.is_none_or(|c| self.issued < c)
+            && self
+                .end
+                .is_none_or(|e| now < e && self.intended(self.issued, now) < e)
+    }
+
+    /// Whether the next request may go out now: the window has room and it is due.
+    fn may_send(&self, now: Instant) -> bool {
+        self.p.count.is_none_or(|c| self.issued < c)
+            && self.outstanding.len() < self.p.in_flight as usize
+            && (self.interval.is_none() || self.intended(self.issued, now) <= now)
+            && self.end.is_none_or(|e| self.intended(self.issued, now) < e)
+    }
+
+    /// Counts the next request as sent (its write queued at `now`).
+    fn issue(&mut self, now: Instant) -> Sent {
+        let sent = Sent {
+            intended: self.intended(self.issued, now),
+            actual: now,
+        };
+        self.issued += 1;
+        sent
+    }
+
+    /// Awaits the reply to request kind `r` sent as `sent`, under `key`, until its deadline.
+    fn await_reply(&mut self, key: IdKey, sent: Sent, r: usize) {
+        self.deadlines
+            .push_back((sent.actual + self.p.within, key.clone()));
+        self.outstanding.insert(key, (sent, r));
+    }
+
+    /// When to wake: the next send due (`true`: a scheduled send, timed on the precise
+    /// timer), the earliest reply deadline, or the step's end.
+    fn wake(&self, open: bool) -> (Instant, bool) {
+        let mut wake = self.deadlines.front().map(|d| d.0);
+        let mut scheduled = false;
+        if open && self.outstanding.len() < self.p.in_flight as usize {
+            if let Some(iv) = self.interval {
+                let next = self.start + iv.mul_f64(self.issued as f64);
+                scheduled = wake.is_none_or(|w| next <= w);
+                wake = Some(wake.map_or(next, |w| w.min(next)));
+            }
+        }
+        let wake = match (wake, self.end) {
+            (Some(w), _) => w,
+            (None, Some(e)) if open => e,
+            _ => Instant::now() + self.p.within,
+        };
+        (wake, scheduled)
+    }
+
+    /// The request `f` answers, taken out of the outstanding ones: its send and kind.
+    fn on_reply(&mut self, f: &Frame, wants: &[Want]) -> Option<(Sent, usize)> {
+        let key = f.id()?;
+        match self.outstanding.get(key) {
+            Some((_, r)) if wants[*r].matches(f) => self.outstanding.remove(key),
+            _ => None,
+        }
+    }
+
+    /// The kind of the next request whose reply deadline has passed by `now`, taken out.
+    fn next_expired(&mut self, now: Instant) -> Option<usize> {
+        while self
+            .deadlines
+            .front()
+            .is_some_and(|d| d.0 <= now || !self.outstanding.contains_key(&d.1))
+        {
+            if let Some((_, k)) = self.deadlines.pop_front() {
+                if let Some((_, r)) = self.outstanding.remove(&k) {
+                    return Some(r);
+                }
+            }
+        }
+        None
+    }
+
+    /// Sends the schedule wanted but that never happened (the window stayed full); those
+    /// after a skipped one were not the generator's to make.
+    fn missed(&self, skipped: bool) -> Option<u64> {
+        let planned = self.planned.filter(|_| !skipped)?;
+        (planned > self.issued).then(|| planned - self.issued)
+    }
+}
+
 impl Vu {
     /// Runs a `pace` step.
     pub(super) async fn pace(&mut self, p: &Pace) -> Flow {
         if self.io.ws.is_none() {
             return self.lost();
         }
-        let start = Instant::now();
-        let interval = p.rate.map(|r| Duration::from_secs_f64(1.0 / r));
-        let end = p.duration.map(|d| start + d);
-        // In closed-loop mode (no rate) a request is intended when it goes out: `now`.
-        let intended = |i: u64, now: Instant| match interval {
-            Some(iv) => start + iv.mul_f64(i as f64),
-            None => now,
-        };
-        // Requests the schedule asks for; `None` when only time bounds it (closed loop).
-        let planned = match (p.count, p.duration, p.rate) {
-            (Some(c), _, _) => Some(c),
-            (None, Some(d), Some(r)) => Some((d.as_secs_f64() * r).floor() as u64),
-            _ => None,
-        };
-        // Sends due by now: what a stop mid-schedule leaves owed.
-        let due = || match (interval, planned) {
-            (Some(iv), Some(p)) => {
-                let late = start.elapsed().saturating_sub(STOP_GRACE);
-                Some(p.min((late.as_secs_f64() / iv.as_secs_f64()) as u64 + 1))
-            }
-            _ => planned,
-        };
+        let mut pacer = Pacer::new(p, Instant::now());
         let id_ptr = self.shared.plan.id_pointer.clone();
         let wants: Vec<Want> = p
             .requests
@@ -66,103 +190,40 @@ impl Vu {
             .map(|r| Want::render(&r.reply, &mut self.ctx))
             .collect();
         let within_us = p.within.as_micros() as u64;
-        // Each outstanding request with the index of its kind in `p.requests`.
-        let mut outstanding: FxHashMap<IdKey, (Sent, usize)> = FxHashMap::default();
-        outstanding.reserve(p.in_flight as usize);
-        let mut deadlines: VecDeque<(Instant, IdKey)> = VecDeque::new();
         let mut kinds: Vec<Option<Option<String>>> = vec![None; p.requests.len()];
-        let mut issued = 0u64;
         let rec = self.shared.rec.clone();
         let (shared, vu) = (self.shared.clone(), self.ctx.vu);
         // A request that would carry `null` for a missing capture is not sent, nor any after it.
         let mut skipped = false;
         loop {
             let now = Instant::now();
-            let open = !skipped
-                && p.count.is_none_or(|c| issued < c)
-                && end.is_none_or(|e| now < e && intended(issued, now) < e);
-            if !open && outstanding.is_empty() {
+            let open = pacer.open(now, skipped);
+            if !open && pacer.outstanding.is_empty() {
                 break;
             }
             // Send everything due that the in-flight window allows, then flush once.
-            let mut fed = false;
-            while open
-                && p.count.is_none_or(|c| issued < c)
-                && outstanding.len() < p.in_flight as usize
-                && (interval.is_none() || intended(issued, now) <= now)
-                && end.is_none_or(|e| intended(issued, now) < e)
-            {
-                let r = pick_weighted(p.requests.iter().map(|r| r.weight), &mut self.ctx.rng);
-                let req = &p.requests[r];
-                if !self.render(&req.payload) {
-                    self.skipped_send();
-                    skipped = true;
-                    break;
-                }
-                let read = self.check_out(&req.payload, p.unchecked);
-                let key = read.unwrap_or_else(|| IdKey::of_text(&self.out, &id_ptr));
-                let kind = kinds[r].get_or_insert_with(|| {
-                    outbound_kind(&req.payload, &self.out, &self.shared.plan.kind_pointers)
-                });
-                let len = payload_len(&req.payload, &self.out);
-                if !self.io.feed(text_message(&req.payload, &self.out)).await {
-                    return self.pace_lost(planned, due(), issued, outstanding.len());
-                }
-                // One clock read per batch: the writes are only queued here, and the batch
-                // goes out in the flush below.
-                let sent = Sent {
-                    intended: intended(issued, now),
-                    actual: now,
-                };
+            let fed = if open {
+                match self
+                    .pace_feed(&mut pacer, &mut kinds, &id_ptr, &mut skipped, now)
+                    .await
                 {
-                    let mut r = rec.borrow_mut();
-                    r.frame_out(kind.as_deref(), len);
-                    r.op();
-                    r.request();
+                    Some(fed) => fed,
+                    None => return self.pace_lost(&pacer),
                 }
-                issued += 1;
-                fed = true;
-                match key {
-                    Some(k) => {
-                        deadlines.push_back((sent.actual + p.within, k.clone()));
-                        outstanding.insert(k, (sent, r));
-                    }
-                    // A request without an id can never be matched: count it as timed out
-                    // rather than waiting on it.
-                    None => rec.borrow_mut().request_timed_out(Some(req.metric), 0),
-                }
-            }
+            } else {
+                false
+            };
             if fed {
                 if !self.io.flush().await {
-                    return self.pace_lost(planned, due(), issued, outstanding.len());
+                    return self.pace_lost(&pacer);
                 }
                 // The batch's clock read, taken before its writes (see `Vu::send`).
                 self.last_send_at = Some(now);
             }
             // Sleep until the next send is due, the earliest reply deadline, or a reply.
-            let mut wake = deadlines.front().map(|d| d.0);
-            let mut scheduled = false;
-            if open && outstanding.len() < p.in_flight as usize {
-                if let Some(iv) = interval {
-                    let next = start + iv.mul_f64(issued as f64);
-                    scheduled = wake.is_none_or(|w| next <= w);
-                    wake = Some(wake.map_or(next, |w| w.min(next)));
-                }
-            }
-            let wake = match (wake, end) {
-                (Some(w), _) => w,
-                (None, Some(e)) if open => e,
-                _ => Instant::now() + p.within,
-            };
+            let (wake, scheduled) = pacer.wake(open);
             let mut accept = |f: &Frame| {
-                let Some(key) = f.id() else {
-                    return false;
-                };
-                match outstanding.get(key) {
-                    Some((_, r)) if wants[*r].matches(f) => {}
-                    _ => return false,
-                }
-                let Some((s, r)) = outstanding.remove(key) else {
+                let Some((s, r)) = pacer.on_reply(f, &wants) else {
                     return false;
                 };
                 let at = f.at;
@@ -197,51 +258,89 @@ impl Vu {
             }
             match woke {
                 Woke::Matched | Woke::Deadline => {}
-                Woke::Closed(_) => {
-                    return self.pace_lost(planned, due(), issued, outstanding.len())
-                }
                 // Unsent and unanswered requests are counted, not dropped.
-                Woke::Stop => return self.pace_lost(planned, due(), issued, outstanding.len()),
+                Woke::Closed(_) | Woke::Stop => return self.pace_lost(&pacer),
             }
             // Expire requests whose reply deadline has passed.
             let now = Instant::now();
-            while deadlines
-                .front()
-                .is_some_and(|d| d.0 <= now || !outstanding.contains_key(&d.1))
-            {
-                if let Some((_, k)) = deadlines.pop_front() {
-                    if let Some((_, r)) = outstanding.remove(&k) {
-                        rec.borrow_mut()
-                            .request_timed_out(Some(p.requests[r].metric), within_us);
-                        let note = self.metric_note(Some(p.requests[r].metric));
-                        self.sample_error(ErrorKind::Timeout, || {
-                            format!("pace: no reply within {:?}{note}", p.within)
-                        });
-                        self.errors += 1;
-                    }
-                }
+            while let Some(r) = pacer.next_expired(now) {
+                rec.borrow_mut()
+                    .request_timed_out(Some(p.requests[r].metric), within_us);
+                let note = self.metric_note(Some(p.requests[r].metric));
+                self.sample_error(ErrorKind::Timeout, || {
+                    format!("pace: no reply within {:?}{note}", p.within)
+                });
+                self.errors += 1;
             }
         }
-        // Sends the schedule wanted but that never happened (the window stayed full); those
-        // after a skipped one were not the generator's to make.
-        if let Some(planned) = planned.filter(|_| !skipped) {
-            if planned > issued {
-                rec.borrow_mut().missed(planned - issued);
-            }
+        if let Some(missed) = pacer.missed(skipped) {
+            rec.borrow_mut().missed(missed);
         }
         Flow::Next
     }
 
+    /// Queues every request due that the in-flight window allows (the caller flushes):
+    /// whether any was queued, or `None` when the connection was lost.
+    async fn pace_feed(
+        &mut self,
+        pacer: &mut Pacer<'_>,
+        kinds: &mut [Option<Option<String>>],
+        id_ptr: &str,
+        skipped: &mut bool,
+        now: Instant,
+    ) -> Option<bool> {
+        let p = pacer.p;
+        let mut fed = false;
+        while pacer.may_send(now) {
+            let r = pick_weighted(p.requests.iter().map(|r| r.weight), &mut self.ctx.rng);
+            let req = &p.requests[r];
+            if !self.render(&req.payload) {
+                self.skipped_send();
+                *skipped = true;
+                break;
+            }
+            let read = self.check_out(&req.payload, p.unchecked);
+            let key = read.unwrap_or_else(|| IdKey::of_text(&self.out, id_ptr));
+            let kind = kinds[r].get_or_insert_with(|| {
+                outbound_kind(&req.payload, &self.out, &self.shared.plan.kind_pointers)
+            });
+            let len = payload_len(&req.payload, &self.out);
+            if !self.io.feed(text_message(&req.payload, &self.out)).await {
+                return None;
+            }
+            // One clock read per batch: the writes are only queued here, and the batch
+            // goes out in the flush below.
+            let sent = pacer.issue(now);
+            {
+                let mut r = self.shared.rec.borrow_mut();
+                r.frame_out(kind.as_deref(), len);
+                r.op();
+                r.request();
+            }
+            fed = true;
+            match key {
+                Some(k) => pacer.await_reply(k, sent, r),
+                // A request without an id can never be matched: count it as timed out
+                // rather than waiting on it.
+                None => self
+                    .shared
+                    .rec
+                    .borrow_mut()
+                    .request_timed_out(Some(req.metric), 0),
+            }
+        }
+        Some(fed)
+    }
+
     /// Counts what the lost connection left unsent (all of `planned`) and unanswered; at
     /// the hard stop only the sends already `due` count as missed (later ones never were).
-    fn pace_lost(
-        &mut self,
-        planned: Option<u64>,
-        due: Option<u64>,
-        issued: u64,
-        outstanding: usize,
-    ) -> Flow {
-        let owed = if self.io.stopping() { due } else { planned };
+    fn pace_lost(&mut self, pacer: &Pacer) -> Flow {
+        let (issued, outstanding, due) = (pacer.issued, pacer.outstanding.len(), pacer.due());
+        let owed = if self.io.stopping() {
+            due
+        } else {
+            pacer.planned
+        };
         let mut r = self.shared.rec.borrow_mut();
         if let Some(owed) = owed {
             r.missed(owed.saturating_sub(issued));

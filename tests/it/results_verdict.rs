@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use squall::check::thresholds::{Cmp, Quantity, Stat, Threshold};
 use squall::check::verdict::{evaluate, note_idle_behaviours};
 use squall::metrics::{Aggregate, ErrorKind, FailCause, Recorder};
 use squall::report::{render_summary, Results, RunMeta, Status};
 use squall::scenario::plan::{MetricId, Pos};
+use squall::scenario::thresholds::{Cmp, Quantity, Stat, Threshold};
 
 fn meta() -> RunMeta {
     RunMeta {

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use squall::check::thresholds::{Cmp, DeliveryStat, Quantity, UploadStat};
 use squall::scenario::plan::{MetricId, Payload, RejectBy, Step};
+use squall::scenario::thresholds::{Cmp, DeliveryStat, Quantity, UploadStat};
 use squall::scenario::{load_str, LoadError, LoadOptions, Plan};
 
 const VALID: &str = r#"

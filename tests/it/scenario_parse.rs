@@ -5,9 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use squall::check::thresholds::{Cmp, Quantity, Stat};
 use squall::scenario::plan::{Backoff, LoadModel, MetricId, Payload, Stage, Step, Think};
 use squall::scenario::template::Fixed;
+use squall::scenario::thresholds::{Cmp, Quantity, Stat};
 use squall::scenario::{load_file, load_str, LoadOptions, Plan};
 
 fn fake() -> Fixed {

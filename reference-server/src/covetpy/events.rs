@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::wire::{frame, Sid, StreamType};
 use crate::clock::now_rfc3339;
-use crate::events::Seq;
+use crate::proto::Seq;
 
 /// Ids of shared event frames (`evt_<n>`), counted server-wide since they go to many
 /// connections at once.

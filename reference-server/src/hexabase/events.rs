@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::subs::{split_room, Resource};
 use super::wire::{to_string, DataFrame};
 use crate::clock::now_rfc3339;
-use crate::events::Seq;
+use crate::proto::Seq;
 
 const STATUSES: [&str; 4] = ["provisioning", "active", "updating", "suspended"];
 const HEALTH: [&str; 3] = ["healthy", "degraded", "unhealthy"];

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::rooms::{allows, EventType, Room};
 use crate::clock::format_micros;
-use crate::events::Seq;
+use crate::proto::Seq;
 
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "000000000000";

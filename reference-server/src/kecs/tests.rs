@@ -182,7 +182,7 @@ fn subscriptions_join_rooms_and_events_flow_into_them() {
     let r = send(&mut h, s, sub).remove(0);
     assert_eq!(error_code(&r), "SUBSCRIPTION_ERROR");
     let published = h.hub.generate(Proto::Kecs, 3, |room, seq| {
-        events::event(room, crate::events::Seq::shown(seq), &mut rand::rng())
+        events::event(room, crate::proto::Seq::shown(seq), &mut rand::rng())
     });
     assert_eq!(published, 3, "three task events; no deployment is RUNNING");
     for (room, event) in h.published() {

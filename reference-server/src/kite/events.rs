@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::clock::now_rfc3339;
-use crate::events::Seq;
+use crate::proto::Seq;
 
 /// A group of event types published together at `events_per_sec`.
 #[derive(Clone, Copy)]

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use super::{invalid, receive, unknown_type, Heartbeat, Identity};
 use crate::clock::now_rfc3339;
-use crate::events::Seq;
+use crate::proto::Seq;
 use crate::session::{self, Cx};
 use crate::Config;
 

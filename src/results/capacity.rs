@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::results::{Health, RequestCounts, ThresholdOutcome};
+use crate::results::{Health, RequestCounts, ThresholdOutcome};
 
 /// A capacity search: its answer and its steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 //! CONTRACT: the types below are shared by the scenario and report work; change them only
 //! additively (the scenario library added `Delivery` and `Upload`).
 
-use crate::scenario::plan::Pos;
+use super::pos::Pos;
 
 /// A parsed threshold such as `latency.subscribe_ack.p99 < 50ms`.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,71 +4,33 @@
 //! [`RESULTS_VERSION`] when a reader of an older file would misread the new one.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::flows::{DeliveryTally, UploadTally};
-use crate::metrics::violations::{ViolationSample, ViolationTally};
-use crate::protocol::{Direction, RuleSource};
+pub mod capacity;
+mod flows;
+pub mod units;
+mod writer;
 
-use crate::metrics::new_histogram;
+pub use flows::{DeliveryResult, UploadResult, ViolationGroup, ViolationSample, Violations};
+pub use writer::{ReportError, ResultsWriter};
+
+/// Highest value a histogram tracks: one hour in microseconds.
+pub const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
+
+/// A fresh histogram for microsecond values: 1 ..= 3 600 000 000 µs, 3 significant digits.
+///
+/// Record into it with `saturating_record`: values above one hour count as one hour.
+pub fn new_histogram() -> Histogram<u64> {
+    // Constant, valid bounds: creation cannot fail.
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3).expect("valid histogram bounds")
+}
 
 /// Version of the results document layout.
 pub const RESULTS_VERSION: u32 = 1;
-
-/// Errors reading or writing results.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    /// A file or folder could not be created, written or renamed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The results could not be encoded as JSON.
-    #[error("encoding results: {0}")]
-    Json(#[from] serde_json::Error),
-    /// A stored histogram is not valid base64 + HdrHistogram V2 deflate.
-    #[error("bad histogram: {0}")]
-    Histogram(String),
-    /// A results file that cannot be read, is not JSON, or is not a results document.
-    #[error("{location}: {problem}")]
-    Input {
-        /// The file, with `:line:column` when the problem has a place.
-        location: String,
-        /// What is wrong.
-        problem: String,
-    },
-    /// Arguments that do not fit together (e.g. more labels than runs).
-    #[error("{0}")]
-    Usage(String),
-    /// A chart could not be drawn.
-    #[error("drawing {chart}: {message}")]
-    Plot {
-        /// The chart's file stem.
-        chart: String,
-        /// The drawing library's message.
-        message: String,
-    },
-}
-
-impl ReportError {
-    /// Exit code: 2 for bad input or usage, 3 when the output could not be made.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ReportError::Input { .. } | ReportError::Usage(_) | ReportError::Histogram(_) => 2,
-            ReportError::Io { .. } | ReportError::Json(_) | ReportError::Plot { .. } => 3,
-        }
-    }
-}
 
 /// A whole run: what ran, what load was reached, what was measured, and the verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,7 +68,7 @@ pub struct Results {
     pub uploads: BTreeMap<String, UploadResult>,
     /// A capacity search (`squall capacity`): its answer and steps; absent for a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capacity: Option<super::capacity::Capacity>,
+    pub capacity: Option<capacity::Capacity>,
     /// The HdrHistogram interval log beside this file (every metric's latency and service
     /// histograms per second), by file name; `None` when none was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -651,214 +613,4 @@ pub struct Health {
     pub fd_limit: Option<u64>,
     /// Warnings raised during the run, in order.
     pub warnings: Vec<String>,
-}
-
-/// Writes `results.json` atomically into a run folder.
-#[derive(Debug)]
-pub struct ResultsWriter {
-    dir: PathBuf,
-    path: PathBuf,
-    tmp: PathBuf,
-}
-
-impl ResultsWriter {
-    /// Creates `dir` (and parents) if needed; fails early when it cannot be created.
-    pub fn create(dir: &Path) -> Result<Self, ReportError> {
-        fs::create_dir_all(dir).map_err(|source| ReportError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        Ok(ResultsWriter {
-            dir: dir.to_path_buf(),
-            path: dir.join("results.json"),
-            tmp: dir.join(".results.json.tmp"),
-        })
-    }
-
-    /// Replaces `results.json` with `r`: written to a temporary file in the same folder,
-    /// synced, then renamed over the old one, so a reader or a crash only ever sees a
-    /// whole document.
-    pub fn write(&self, r: &Results) -> Result<(), ReportError> {
-        let json = serde_json::to_vec_pretty(r)?;
-        let written = self.replace(&json);
-        if written.is_err() {
-            // A half-written temporary file (disk full, quota) is of no use to anyone.
-            let _ = fs::remove_file(&self.tmp);
-        }
-        written
-    }
-
-    fn replace(&self, json: &[u8]) -> Result<(), ReportError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ReportError::Io { path, source }
-        };
-        let mut f = File::create(&self.tmp).map_err(io(&self.tmp))?;
-        f.write_all(json).map_err(io(&self.tmp))?;
-        f.write_all(b"\n").map_err(io(&self.tmp))?;
-        f.sync_all().map_err(io(&self.tmp))?;
-        drop(f);
-        fs::rename(&self.tmp, &self.path).map_err(io(&self.path))?;
-        // Persist the rename itself; not every filesystem supports syncing a folder,
-        // and the file is already whole, so a failure here is not an error.
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    }
-
-    /// Path of `results.json`.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-/// Protocol checking over the run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Violations {
-    /// Frames checked against their schemas (both directions).
-    pub checked: u64,
-    /// Frames with at least one violation.
-    pub frames: u64,
-    /// Violations in all (a frame can break several rules).
-    pub total: u64,
-    /// Grouped by direction, kind, keyword and pointer, most frequent first; at most 128.
-    pub groups: Vec<ViolationGroup>,
-    /// Violations of groups first seen when 128 groups were kept already: counted in
-    /// `total`, in no group.
-    #[serde(default)]
-    pub folded: u64,
-}
-
-/// One kind of violation and where it was seen.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ViolationGroup {
-    /// `in` or `out`.
-    pub dir: Direction,
-    /// The frame kind (or `(unknown)`, `(non-json)`, `(binary)`).
-    pub kind: String,
-    /// The failing JSON Schema keyword (or `unknown_kind`, `json`, `binary`, `utf8`).
-    pub keyword: String,
-    /// JSON pointer into the frame.
-    pub pointer: String,
-    /// Whose rule was broken: the protocol's document, or squall's decision where the
-    /// document is silent (`--conformance document` lets those pass).
-    #[serde(default)]
-    pub source: RuleSource,
-    /// How many times.
-    pub count: u64,
-    /// The first few offending frames.
-    pub samples: Vec<ViolationSample>,
-}
-
-impl Violations {
-    /// The results view of a tally.
-    pub fn from_tally(t: &ViolationTally) -> Violations {
-        let mut groups: Vec<ViolationGroup> = t
-            .by_key
-            .iter()
-            .map(|(k, (count, samples))| ViolationGroup {
-                dir: k.dir,
-                kind: k.kind.clone(),
-                keyword: k.keyword.clone(),
-                pointer: k.pointer.clone(),
-                source: k.source,
-                count: *count,
-                samples: samples.clone(),
-            })
-            .collect();
-        groups.sort_by_key(|g| std::cmp::Reverse(g.count));
-        Violations {
-            checked: t.checked,
-            frames: t.bad_frames,
-            total: t.total(),
-            groups,
-            folded: t.folded,
-        }
-    }
-}
-
-/// Fan-out delivery over the run: frames carrying a sequence number, per stream and connection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeliveryResult {
-    /// Latency metric (receipt − send time) in `metrics`, when the scenario names `sent_at`.
-    pub metric: Option<String>,
-    /// Distinct sequence numbers received.
-    pub received: u64,
-    /// Sequence numbers skipped and never received (a late arrival fills its gap).
-    pub gaps: u64,
-    /// Frames that arrived after a higher number of their stream.
-    pub reordered: u64,
-    /// Repeats of numbers already received.
-    pub duplicates: u64,
-    /// Frames with a sequence number that could not be tracked (not an unsigned integer, no
-    /// stream key, too many streams).
-    pub untracked: u64,
-    /// Streams tracked (one per stream and connection; each set a baseline).
-    pub streams: u64,
-    /// Streams that started over: a sequence number jumped by more than 2^20 (a restarted or
-    /// broken counter), counted here instead of as gaps or reordering.
-    #[serde(default)]
-    pub resets: u64,
-    /// received / (received + gaps); `None` when nothing was received.
-    pub completeness: Option<f64>,
-}
-
-impl DeliveryResult {
-    /// The results view of merged counters.
-    pub fn from_tally(t: &DeliveryTally, metric: Option<String>) -> DeliveryResult {
-        DeliveryResult {
-            metric,
-            received: t.received,
-            gaps: t.gaps(),
-            reordered: t.reordered,
-            duplicates: t.duplicates,
-            untracked: t.untracked,
-            streams: t.streams,
-            resets: t.resets,
-            completeness: t.completeness(),
-        }
-    }
-}
-
-/// The uploads of the `upload` steps sharing one metric.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UploadResult {
-    /// Uploads started.
-    pub started: u64,
-    /// Uploads that ended in `complete`.
-    pub completed: u64,
-    /// Uploads that ended in their `expect_error` reply.
-    pub rejected: u64,
-    /// Uploads that timed out, lost their connection or ended the wrong way.
-    pub failed: u64,
-    /// Uploads the hard stop cut: `started = completed + rejected + failed + cut`.
-    #[serde(default)]
-    pub cut: u64,
-    /// File bytes of completed uploads.
-    pub bytes: u64,
-    /// Summed completion time of completed uploads, seconds.
-    pub seconds: f64,
-    /// `bytes` / `seconds` in MB/s (10^6 bytes): what one uploader sees; `None` without a
-    /// completed upload.
-    pub mbps: Option<f64>,
-}
-
-impl UploadResult {
-    /// The results view of merged counters.
-    pub fn from_tally(t: &UploadTally) -> UploadResult {
-        let seconds = t.micros as f64 / 1e6;
-        UploadResult {
-            started: t.started,
-            completed: t.completed,
-            rejected: t.rejected,
-            failed: t.failed,
-            cut: t.cut,
-            bytes: t.bytes,
-            seconds,
-            mbps: (t.completed > 0 && seconds > 0.0).then(|| t.bytes as f64 / 1e6 / seconds),
-        }
-    }
 }
