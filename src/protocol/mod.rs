@@ -5,6 +5,7 @@
 //! frame that fails, so a clean frame costs one validation pass.
 
 pub mod catalog;
+pub mod checker;
 pub mod connect;
 pub mod conversation;
 mod ecma;
@@ -14,6 +15,7 @@ pub mod horizon;
 mod lint;
 pub mod marks;
 pub mod pairing;
+pub mod pointer;
 pub mod rooms;
 mod snapshot;
 pub mod source;
@@ -488,7 +490,7 @@ impl Profile {
     /// A frame's kind by the discriminator: the string values at the pointers that are
     /// present, joined by `.`; `None` when none is.
     pub fn kind_of(&self, v: &Value) -> Option<String> {
-        crate::swarm::matcher::kind_of(v, &self.discriminator).map(|k| k.into_owned())
+        pointer::kind_of(v, &self.discriminator).map(|k| k.into_owned())
     }
 
     /// Checks a parsed frame: the envelope, then the schema of its kind. Clean frames cost
@@ -554,7 +556,7 @@ impl Profile {
         let mut so_far = String::new();
         let mut last = self.discriminator.first().map_or("", String::as_str);
         for p in &self.discriminator {
-            let Some(part) = crate::swarm::matcher::lookup(v, p).and_then(Value::as_str) else {
+            let Some(part) = pointer::lookup(v, p).and_then(Value::as_str) else {
                 continue;
             };
             if !so_far.is_empty() {

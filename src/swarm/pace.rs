@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 
 use super::frame::Frame;
 use super::io::Woke;
-use super::matcher::{IdKey, Want};
+use super::matcher::Want;
 use super::samples::Sample;
-use super::vu::{
-    outbound_kind, payload_len, pick_weighted, record_latency, text_message, Flow, Vu,
-};
+use super::vu::{check_out, payload_len, pick_weighted, record_latency, text_message, Flow, Vu};
 use crate::metrics::ErrorKind;
+use crate::protocol::pointer::IdKey;
 use crate::scenario::plan::Pace;
 
 /// A send due less than this before the hard stop may still have been on its way (the
@@ -59,7 +58,6 @@ impl Vu {
             }
             _ => planned,
         };
-        let id_ptr = self.shared.plan.id_pointer.clone();
         let wants: Vec<Want> = p
             .requests
             .iter()
@@ -70,7 +68,6 @@ impl Vu {
         let mut outstanding: FxHashMap<IdKey, (Sent, usize)> = FxHashMap::default();
         outstanding.reserve(p.in_flight as usize);
         let mut deadlines: VecDeque<(Instant, IdKey)> = VecDeque::new();
-        let mut kinds: Vec<Option<Option<String>>> = vec![None; p.requests.len()];
         let mut issued = 0u64;
         let rec = self.shared.rec.clone();
         let (shared, vu) = (self.shared.clone(), self.ctx.vu);
@@ -99,11 +96,8 @@ impl Vu {
                     skipped = true;
                     break;
                 }
-                let read = self.check_out(&req.payload, p.unchecked);
-                let key = read.unwrap_or_else(|| IdKey::of_text(&self.out, &id_ptr));
-                let kind = kinds[r].get_or_insert_with(|| {
-                    outbound_kind(&req.payload, &self.out, &self.shared.plan.kind_pointers)
-                });
+                let sent = check_out(&mut self.io, &req.payload, &self.out, p.unchecked);
+                let (key, kind) = (sent.id, sent.kind);
                 let len = payload_len(&req.payload, &self.out);
                 if !self.io.feed(text_message(&req.payload, &self.out)).await {
                     return self.pace_lost(planned, due(), issued, outstanding.len());
