@@ -136,12 +136,17 @@ struct RoundTrip {
 impl RoundTrip {
     fn new() -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/kite");
-        let profile = Arc::new(Profile::load(&root).expect("profile loads"));
+        let mut profile = Profile::load(&root).expect("profile loads");
+        let choice = std::env::var("SQUALL_CHECKER").unwrap_or_default();
+        // `tape-validator`: the tape engine with jsonschema's validator over the tape in
+        // place of the compiled checks.
+        profile.use_compiled_checks(choice != "tape-validator");
+        let profile = Arc::new(profile);
         let shape = Arc::new(Shape::new(&profile.discriminator, "/id"));
         let tape = Rc::new(RefCell::new(Tape::default()));
         let skew = Duration::from_secs(1);
-        let engine = match std::env::var("SQUALL_CHECKER").as_deref() {
-            Ok("reference") => Engine::Reference,
+        let engine = match choice.as_str() {
+            "reference" => Engine::Reference,
             _ => Engine::Tape,
         };
         let checker = Checker::checking(shape.clone(), tape.clone(), profile, engine, skew);
@@ -253,7 +258,8 @@ fn round_trip(c: &mut Criterion) {
 }
 
 /// `SQUALL_ROUNDS=N` (with `SQUALL_PATH=check` or `read`; `SQUALL_CHECKER=reference` for
-/// the reference engine): exactly N round trips on one path
+/// the reference engine, `tape-validator` for jsonschema's validator over the tape in place
+/// of the compiled checks): exactly N round trips on one path
 /// and exit, for an instruction count under callgrind, which no neighbour on a shared
 /// machine disturbs (see README.md).
 fn counted(rounds: usize, path: &str) {

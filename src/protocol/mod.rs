@@ -190,6 +190,10 @@ pub struct Profile {
     envelope: Option<Schema>,
     inbound: FxHashMap<String, Schema>,
     outbound: FxHashMap<String, Schema>,
+    /// Whether the tape engine asks the compiled checks (true) or only jsonschema's
+    /// validator over the tape: the second is kept for the benchmark row that measures what
+    /// the compiled checks save.
+    compiled_checks: bool,
 }
 
 /// One schema compiled for each way of asking. On a frame's tape, the per-frame question "is
@@ -458,6 +462,7 @@ impl Profile {
             envelope,
             inbound,
             outbound,
+            compiled_checks: true,
         })
     }
 
@@ -609,7 +614,7 @@ impl Profile {
             return false;
         };
         let root = doc.root();
-        match &schema.quick {
+        match schema.quick.as_ref().filter(|_| self.compiled_checks) {
             Some(q) => match recent {
                 Some(r) => q.is_valid_like(root, r, like),
                 None => q.is_valid(root),
@@ -619,6 +624,13 @@ impl Profile {
                     && schema.fast.is_valid(root)
             }
         }
+    }
+
+    /// Has the tape engine ask jsonschema's validator over the tape instead of the compiled
+    /// checks (`false`), to measure what they save (`benches/check.rs`); `true` by default.
+    #[doc(hidden)]
+    pub fn use_compiled_checks(&mut self, on: bool) {
+        self.compiled_checks = on;
     }
 
     /// Checks the frame's timestamp (at [`Profile::clock`]) against `now`: stamped more than
