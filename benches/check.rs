@@ -21,12 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, Criterion, Throughput};
-use squall::metrics::Recorder;
+use squall::protocol::checker::{Checker, Engine, Verdict};
+use squall::protocol::pointer::Shape;
 use squall::protocol::tape::Tape;
 use squall::protocol::{Direction, Profile};
-use squall::swarm::frame::{Frame, Shape};
-use squall::swarm::matcher::IdKey;
-use squall::swarm::Checker;
 
 fn frame(root: &Path, file: &str) -> String {
     let text = std::fs::read_to_string(root.join("examples/valid").join(file)).expect("fixture");
@@ -125,8 +123,11 @@ const FRAMES: usize = 256;
 /// One connection's exchange: ids counting up, pongs stamped a few µs apart from now.
 struct RoundTrip {
     checker: Checker,
-    shape: Shape,
-    rec: RefCell<Recorder>,
+    /// What `--no-check` does with the same frames: reads them.
+    reader: Checker,
+    /// Frames judged, and any that broke something.
+    checked: usize,
+    broke: usize,
     pings: Vec<String>,
     pongs: Vec<String>,
     n: usize,
@@ -135,10 +136,21 @@ struct RoundTrip {
 impl RoundTrip {
     fn new() -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/kite");
-        let profile = Arc::new(Profile::load(&root).expect("profile loads"));
-        let shape = Shape::new(&profile.discriminator, "/id");
+        let mut profile = Profile::load(&root).expect("profile loads");
+        let choice = std::env::var("SQUALL_CHECKER").unwrap_or_default();
+        // `tape-validator`: the tape engine with jsonschema's validator over the tape in
+        // place of the compiled checks.
+        profile.use_compiled_checks(choice != "tape-validator");
+        let profile = Arc::new(profile);
+        let shape = Arc::new(Shape::new(&profile.discriminator, "/id"));
         let tape = Rc::new(RefCell::new(Tape::default()));
-        let checker = Checker::new(profile, Instant::now(), 1, Duration::from_secs(1), tape);
+        let skew = Duration::from_secs(1);
+        let engine = match choice.as_str() {
+            "reference" => Engine::Reference,
+            _ => Engine::Tape,
+        };
+        let checker = Checker::checking(shape.clone(), tape.clone(), profile, engine, skew);
+        let reader = Checker::reading(shape, tape);
         let client = "3f2b8c4e-9a1d-4e6f-8b2a-5c7d9e0f1a2b";
         let now = SystemTime::now();
         let pings = (0..FRAMES)
@@ -154,8 +166,9 @@ impl RoundTrip {
             .collect();
         RoundTrip {
             checker,
-            shape,
-            rec: RefCell::new(Recorder::new(&[])),
+            reader,
+            checked: 0,
+            broke: 0,
             pings,
             pongs,
             n: 0,
@@ -164,10 +177,11 @@ impl RoundTrip {
 
     /// A fresh connection with 16 pings outstanding.
     fn connect(&mut self) {
-        self.checker.conversation.clear();
+        self.checker.new_connection();
         for k in 0..IN_FLIGHT {
             let ping = &self.pings[(self.n + k) % FRAMES];
-            self.checker.outbound(ping, &self.shape, false, &self.rec);
+            let v = self.checker.outbound(ping, false).verdict;
+            self.tally(&v);
         }
     }
 
@@ -178,37 +192,40 @@ impl RoundTrip {
             &self.pongs[self.n % FRAMES],
         );
         self.n = (self.n + 1) % FRAMES;
-        black_box(
-            self.checker
-                .outbound(black_box(ping), &self.shape, false, &self.rec),
-        );
-        let frame = self
-            .checker
-            .inbound(black_box(pong), Instant::now(), &self.shape, &self.rec);
-        black_box(frame.kind());
+        let out = self.checker.outbound(black_box(ping), false);
+        black_box(&out.id);
+        let read = self.checker.inbound(black_box(pong), SystemTime::now);
+        black_box(&read.kind);
+        let (a, b) = (out.verdict, read.verdict);
+        self.tally(&a);
+        self.tally(&b);
     }
 
-    /// What the run does with the same frames under `--no-check`: the ping's id read from
-    /// the text, the pong skimmed for its kind and id.
-    fn skimmed(&mut self) {
+    /// What the run does with the same frames under `--no-check`: both read on the tape,
+    /// the ping for its id, the pong for its kind and id.
+    fn read(&mut self) {
         let (ping, pong) = (
             &self.pings[(self.n + IN_FLIGHT) % FRAMES],
             &self.pongs[self.n % FRAMES],
         );
         self.n = (self.n + 1) % FRAMES;
-        black_box(IdKey::of_text(black_box(ping), "/id"));
-        let frame = Frame::read(black_box(pong), Instant::now(), &self.shape);
-        black_box(frame.kind());
+        black_box(self.reader.outbound(black_box(ping), true).id);
+        let read = self.reader.inbound(black_box(pong), SystemTime::now);
+        black_box((read.kind, read.id));
+    }
+
+    fn tally(&mut self, v: &Verdict) {
+        self.checked += usize::from(v.checked());
+        self.broke += usize::from(matches!(v, Verdict::Broke(_)));
     }
 
     /// The exchange must have checked clean.
     fn clean(&self) {
-        let snap = self.rec.borrow_mut().take();
-        let tally = snap.violations();
         assert!(
-            tally.checked > 0 && tally.total() == 0,
-            "the exchange must check clean: {:?}",
-            tally.by_key
+            self.checked > 0 && self.broke == 0,
+            "the exchange must check clean: {} of {} broke something",
+            self.broke,
+            self.checked
         );
     }
 }
@@ -233,14 +250,16 @@ fn round_trip(c: &mut Criterion) {
         });
     });
     // The checker's extra cost is the gap to this.
-    g.bench_function("no checker: ping id + pong skimmed", |b| {
-        b.iter(|| rt.skimmed())
+    g.bench_function("no checker: ping and pong read on the tape", |b| {
+        b.iter(|| rt.read())
     });
     g.finish();
     rt.clean();
 }
 
-/// `SQUALL_ROUNDS=N` (with `SQUALL_PATH=check` or `skim`): exactly N round trips on one path
+/// `SQUALL_ROUNDS=N` (with `SQUALL_PATH=check` or `read`; `SQUALL_CHECKER=reference` for
+/// the reference engine, `tape-validator` for jsonschema's validator over the tape in place
+/// of the compiled checks): exactly N round trips on one path
 /// and exit, for an instruction count under callgrind, which no neighbour on a shared
 /// machine disturbs (see README.md).
 fn counted(rounds: usize, path: &str) {
@@ -248,7 +267,7 @@ fn counted(rounds: usize, path: &str) {
     rt.connect();
     for _ in 0..rounds {
         match path {
-            "skim" => rt.skimmed(),
+            "read" => rt.read(),
             _ => rt.checked(),
         }
     }

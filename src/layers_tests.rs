@@ -22,22 +22,9 @@ const KNOWN: &[(&str, &str, &str, &str)] = &[
     (
         "src",
         "protocol",
-        "swarm",
-        "the pointer helpers and kind_of in swarm::matcher move into protocol with the \
-         checking-path work (issue 19, items 1-2)",
-    ),
-    (
-        "src",
-        "protocol",
         "asyncapi",
         "protocol::catalog imports AsyncAPI documents; locating a profile moves above both \
          with the checking-path work (issue 19, item 4)",
-    ),
-    (
-        "src/swarm",
-        "frame",
-        "matcher",
-        "one frame reader with the checking-path work (issue 19, item 1)",
     ),
     (
         "src/swarm",

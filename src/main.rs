@@ -14,6 +14,7 @@ mod deploy_cmd;
 
 use squall::check::offline::validate_lines;
 use squall::protocol::catalog::{Origin, Places};
+use squall::protocol::checker::Engine;
 use squall::protocol::{self, Conformance, Profile};
 use squall::report::{compare_text, CompareOptions};
 use squall::run::{default_out, execute, RunArgs};
@@ -277,6 +278,10 @@ struct RunCmd {
     /// Do not check frames against the protocol's schemas (to measure what checking costs).
     #[arg(long)]
     no_check: bool,
+    /// How frames are judged: tape (parsed onto a tape, compiled checks) or reference
+    /// (jsonschema on serde_json for every frame: slower; what tape is tested against).
+    #[arg(long, value_enum, default_value_t = CheckerArg::Tape)]
+    checker: CheckerArg,
     /// Where protocol profiles live [default: schemas].
     #[arg(long)]
     schemas: Option<PathBuf>,
@@ -323,6 +328,21 @@ struct RunCmd {
 }
 
 /// `--conformance`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CheckerArg {
+    Tape,
+    Reference,
+}
+
+impl From<CheckerArg> for Engine {
+    fn from(c: CheckerArg) -> Self {
+        match c {
+            CheckerArg::Tape => Engine::Tape,
+            CheckerArg::Reference => Engine::Reference,
+        }
+    }
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ConformanceArg {
     Strict,
@@ -431,6 +451,7 @@ fn run(cmd: RunCmd) -> u8 {
         progress: std::io::stdout().is_terminal(),
         serve: cmd.serve,
         no_check: cmd.no_check,
+        checker: cmd.checker.into(),
         schemas: cmd.schemas,
         junit: cmd.junit,
         max_clock_skew: cmd.max_clock_skew,

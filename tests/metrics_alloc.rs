@@ -81,12 +81,15 @@ fn delivery_tracking_does_not_allocate_per_frame() {
     use std::time::{Instant, SystemTime};
 
     use squall::metrics::Seen;
+    use squall::protocol::checker::Checker;
+    use squall::protocol::pointer::Shape;
     use squall::scenario::plan::Delivery;
     use squall::swarm::delivery::Tracker;
-    use squall::swarm::frame::{Frame, Shape};
+    use squall::swarm::frame::Frame;
 
-    // Frames as the inbox holds them: parsed once when they arrived.
-    let shape = Shape::new(&["/type".to_string()], "/id");
+    // Frames as the inbox holds them: read once when they arrived.
+    let shape = Arc::new(Shape::new(&["/type".to_string()], "/id"));
+    let reader = Checker::reading(shape, Default::default());
     let at = Instant::now();
     let stamp = "2026-01-01T00:00:00.000001Z";
     let texts: Vec<String> = (1..=2_000u64)
@@ -97,8 +100,12 @@ fn delivery_tracking_does_not_allocate_per_frame() {
         .collect();
     let frames: Vec<Frame> = texts
         .iter()
-        .map(|t| Frame::from_value(t, at, &shape, serde_json::from_str(t).ok()))
+        .map(|t| Frame::new(t, at, reader.read(t)))
         .collect();
+    // Their values built on first use, as the inbox builds them for the tracker.
+    for f in &frames {
+        assert!(f.value().is_some());
+    }
     for key in [vec!["/room"], vec!["/room", "/n"]] {
         let mut t = Tracker::new(Arc::new(Delivery {
             seq: "/seq".into(),

@@ -443,13 +443,6 @@ impl Recorder {
         self.violations.record(found, frame, t, vu);
     }
 
-    /// The violation tally since the last take, alone: a test that checks frame after frame
-    /// reads it without taking (and re-allocating) every histogram.
-    #[cfg(test)]
-    pub(crate) fn take_violations(&mut self) -> ViolationTally {
-        std::mem::take(&mut self.violations)
-    }
-
     /// A tracked inbound frame of a delivery stream.
     pub fn delivered(&mut self, seen: Seen) {
         self.delivery.count(seen);

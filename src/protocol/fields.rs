@@ -7,8 +7,8 @@ use std::borrow::Cow;
 
 use serde_json::{Number, Value};
 
+use super::pointer::lookup;
 use super::tape::{same, Doc, TapeNode};
-use crate::swarm::matcher::lookup;
 
 /// A parsed frame's fields.
 pub trait Fields {

@@ -5,6 +5,7 @@
 //! frame that fails, so a clean frame costs one validation pass.
 
 pub mod catalog;
+pub mod checker;
 pub mod connect;
 pub mod conversation;
 mod ecma;
@@ -14,6 +15,7 @@ pub mod horizon;
 mod lint;
 pub mod marks;
 pub mod pairing;
+pub mod pointer;
 pub mod rooms;
 mod snapshot;
 pub mod source;
@@ -188,6 +190,10 @@ pub struct Profile {
     envelope: Option<Schema>,
     inbound: FxHashMap<String, Schema>,
     outbound: FxHashMap<String, Schema>,
+    /// Whether the tape engine asks the compiled checks (true) or only jsonschema's
+    /// validator over the tape: the second is kept for the benchmark row that measures what
+    /// the compiled checks save.
+    compiled_checks: bool,
 }
 
 /// One schema compiled for each way of asking. On a frame's tape, the per-frame question "is
@@ -456,6 +462,7 @@ impl Profile {
             envelope,
             inbound,
             outbound,
+            compiled_checks: true,
         })
     }
 
@@ -488,7 +495,7 @@ impl Profile {
     /// A frame's kind by the discriminator: the string values at the pointers that are
     /// present, joined by `.`; `None` when none is.
     pub fn kind_of(&self, v: &Value) -> Option<String> {
-        crate::swarm::matcher::kind_of(v, &self.discriminator).map(|k| k.into_owned())
+        pointer::kind_of(v, &self.discriminator).map(|k| k.into_owned())
     }
 
     /// Checks a parsed frame: the envelope, then the schema of its kind. Clean frames cost
@@ -554,7 +561,7 @@ impl Profile {
         let mut so_far = String::new();
         let mut last = self.discriminator.first().map_or("", String::as_str);
         for p in &self.discriminator {
-            let Some(part) = crate::swarm::matcher::lookup(v, p).and_then(Value::as_str) else {
+            let Some(part) = pointer::lookup(v, p).and_then(Value::as_str) else {
                 continue;
             };
             if !so_far.is_empty() {
@@ -607,7 +614,7 @@ impl Profile {
             return false;
         };
         let root = doc.root();
-        match &schema.quick {
+        match schema.quick.as_ref().filter(|_| self.compiled_checks) {
             Some(q) => match recent {
                 Some(r) => q.is_valid_like(root, r, like),
                 None => q.is_valid(root),
@@ -617,6 +624,13 @@ impl Profile {
                     && schema.fast.is_valid(root)
             }
         }
+    }
+
+    /// Has the tape engine ask jsonschema's validator over the tape instead of the compiled
+    /// checks (`false`), to measure what they save (`benches/check.rs`); `true` by default.
+    #[doc(hidden)]
+    pub fn use_compiled_checks(&mut self, on: bool) {
+        self.compiled_checks = on;
     }
 
     /// Checks the frame's timestamp (at [`Profile::clock`]) against `now`: stamped more than

@@ -473,14 +473,22 @@ fn scalar_variants(v: &Value) -> Vec<String> {
         json!(true),
         Value::Null,
     ];
+    each_scalar_replaced(v, &others)
+        .iter()
+        .map(Value::to_string)
+        .collect()
+}
+
+/// `v` with each of its scalars in turn replaced by each of `others`.
+pub(crate) fn each_scalar_replaced(v: &Value, others: &[Value]) -> Vec<Value> {
     let mut at = Vec::new();
     scalar_pointers(v, String::new(), &mut at);
     let mut out = Vec::new();
     for p in &at {
-        for o in &others {
+        for o in others {
             let mut c = v.clone();
             *c.pointer_mut(p).unwrap() = o.clone();
-            out.push(c.to_string());
+            out.push(c);
         }
     }
     out

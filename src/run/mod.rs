@@ -53,6 +53,8 @@ pub struct RunArgs {
     pub serve: bool,
     /// Do not check frames against the protocol's schemas (to measure what checking costs).
     pub no_check: bool,
+    /// How frames are judged (`--checker`): the tape engine, or the reference.
+    pub checker: crate::protocol::checker::Engine,
     /// How strictly frames are held to the profile (`--conformance`).
     pub conformance: Conformance,
     /// Where protocol profiles are looked for first; then `schemas/` beside the scenario,
@@ -440,6 +442,7 @@ async fn run_plan(
             .threads
             .unwrap_or_else(|| RunOptions::default().threads),
         profile,
+        engine: args.checker,
         clock_skew: args
             .max_clock_skew
             .unwrap_or_else(|| RunOptions::default().clock_skew),

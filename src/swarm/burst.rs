@@ -9,7 +9,7 @@ use super::frame::Frame;
 use super::io::Woke;
 use super::matcher::Want;
 use super::samples::Sample;
-use super::vu::{outbound_kind, payload_len, text_message, Flow, Vu};
+use super::vu::{check_out, payload_len, text_message, Flow, Vu};
 use crate::metrics::ErrorKind;
 use crate::scenario::plan::{Payload, RejectBy, Rejected};
 
@@ -105,7 +105,6 @@ impl Vu {
         close_ends: bool,
         accept: &mut dyn FnMut(&Frame) -> bool,
     ) -> Result<(), (Cut, u64)> {
-        let mut kind: Option<Option<String>> = None;
         let rec = self.shared.rec.clone();
         let cut = |w: Woke, i: u64| match w {
             Woke::Stop => Err((Cut::Stop, i)),
@@ -127,10 +126,7 @@ impl Vu {
                 self.skipped_send();
                 return Err((Cut::Skipped, i));
             }
-            self.check_out(b.payload, b.unchecked);
-            let kind = kind.get_or_insert_with(|| {
-                outbound_kind(b.payload, &self.out, &self.shared.plan.kind_pointers)
-            });
+            let kind = check_out(&mut self.io, b.payload, &self.out, b.unchecked).kind;
             let len = payload_len(b.payload, &self.out);
             // Before the write, as in `Vu::send`.
             self.last_send_at = Some(Instant::now());

@@ -207,6 +207,7 @@ fn spawn_workers(
             signals: signals.clone(),
             snapshots: snapshots.clone(),
             profile: opts.profile.clone(),
+            engine: opts.engine,
             clock_skew: opts.clock_skew,
             samples: opts.samples.clone(),
         };

@@ -12,9 +12,9 @@ use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use super::frame::Frame;
-use super::matcher::lookup;
 use crate::metrics::flows::MAX_JUMP;
 use crate::metrics::Seen;
+use crate::protocol::pointer::lookup;
 use crate::scenario::plan::Delivery;
 
 /// How far below a stream's highest number a late frame is still told from a duplicate.
@@ -229,7 +229,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::swarm::frame::Shape;
+    use crate::protocol::checker::Checker;
+    use crate::protocol::pointer::Shape;
+
+    /// Frames read as the inbox reads them.
+    fn reader() -> Checker {
+        let shape = Shape::new(&["/type".to_string()], "/id");
+        Checker::reading(Arc::new(shape), Default::default())
+    }
 
     fn seen(seqs: &[u64]) -> Vec<Seen> {
         let mut it = seqs.iter();
@@ -263,13 +270,13 @@ mod tests {
 
     #[test]
     fn long_stream_keys_are_stored_short_and_kept_apart() {
-        let shape = Shape::new(&["/type".to_string()], "/id");
+        let r = reader();
         let mut t = Tracker::new(delivery(&["/room"]));
         let at = Instant::now();
         let long = "r".repeat(1 << 20);
         for (room, seq) in [(format!("{long}a"), 1), (format!("{long}b"), 1)] {
             let ev = json!({"type": "event", "room": room, "seq": seq}).to_string();
-            let seen = t.observe(&Frame::read(&ev, at, &shape), SystemTime::now);
+            let seen = t.observe(&Frame::new(&ev, at, r.read(&ev)), SystemTime::now);
             assert_eq!(seen.map(|s| s.0), Some(Seen::First));
         }
         assert_eq!(t.streams.len(), 2);
@@ -301,11 +308,11 @@ mod tests {
 
     #[test]
     fn frames_are_keyed_filtered_and_timed() {
-        let shape = Shape::new(&["/type".to_string()], "/id");
+        let r = reader();
         let mut t = Tracker::new(delivery(&["/room", "/n"]));
         let at = Instant::now();
         let now = humantime::parse_rfc3339("2026-01-01T00:00:01Z").unwrap();
-        let mut obs = |text: &str| t.observe(&Frame::read(text, at, &shape), || now);
+        let mut obs = |text: &str| t.observe(&Frame::new(text, at, r.read(text)), || now);
         let ev = r#"{"type":"event","room":"a","n":1,"seq":4,"ts":"2026-01-01T00:00:00.75Z"}"#;
         assert_eq!(obs(ev), Some((Seen::First, Some(250_000))));
         let other_room = r#"{"type":"event","room":"b","n":1,"seq":9}"#;
@@ -318,7 +325,7 @@ mod tests {
         let future = r#"{"type":"event","room":"a","n":1,"seq":5,"ts":"2026-01-01T00:00:02Z"}"#;
         assert_eq!(obs(future), Some((Seen::Next, Some(0))));
         t.clear();
-        let again = t.observe(&Frame::read(ev, at, &shape), || now);
+        let again = t.observe(&Frame::new(ev, at, r.read(ev)), || now);
         assert_eq!(
             again.map(|o| o.0),
             Some(Seen::First),

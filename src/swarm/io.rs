@@ -1,17 +1,15 @@
-//! One VU's connection and its inbox: every inbound frame is parsed once, classified,
-//! counted, answered by auto-reply rules, and routed to whatever the current step waits for;
-//! frames nobody waits for are counted and kept in a small mailbox for a later `expect`.
+//! One VU's connection and its inbox: every inbound frame is read (and judged) once by the
+//! protocol's checker, counted, answered by auto-reply rules, and routed to whatever the
+//! current step waits for; frames nobody waits for are counted and kept in a small mailbox
+//! for a later `expect`.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use serde_json::Value;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -19,19 +17,13 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::connect::Ws;
 use super::delivery::Tracker;
-use super::frame::{id_of, kind_of_nodes, kind_on_tape, Frame, Shape};
-use super::matcher::kind_of;
-use super::matcher::IdKey;
+use super::frame::Frame;
 use super::matcher::Want;
 use super::timer::{Precise, Sleep};
 use super::wall::WallClock;
 use crate::metrics::{ErrorKind, Recorder};
-use crate::protocol::conversation::Conversation;
-use crate::protocol::fast::{Like, Recent};
-use crate::protocol::fields::{Fields, Known};
-use crate::protocol::marks::Marks;
-use crate::protocol::tape::{Doc, Tape, TapeNode};
-use crate::protocol::{Direction, Profile, Violation};
+use crate::protocol::checker::{Checked, Checker, Verdict};
+use crate::protocol::Direction;
 
 /// Unmatched frames kept for a later `expect`; older ones are dropped (still counted).
 const MAILBOX: usize = 32;
@@ -78,8 +70,6 @@ pub type Accept<'w> = dyn FnMut(&Frame) -> bool + 'w;
 pub struct Io {
     /// The open connection, if any.
     pub ws: Option<Ws>,
-    /// How frames are read (kind and id pointers).
-    pub shape: Arc<Shape>,
     /// The worker's recorder.
     pub rec: Rc<RefCell<Recorder>>,
     /// Unmatched recent frames (at most [`MAILBOX`], [`MAILBOX_BYTES`] of text).
@@ -98,280 +88,27 @@ pub struct Io {
     failure_recorded: bool,
     /// The close code the peer ended the connection with, until a step asks.
     peer_close: Option<u16>,
-    checker: Option<Checker>,
+    /// Reads every frame, both ways, and judges it when a profile is loaded.
+    checker: Checker,
+    /// When the run started and which VU this is (violation samples carry both).
+    who: (Instant, u64),
+    /// A frame's wall-clock arrival time, for the clock check, from its `Instant`.
+    wall: WallClock,
     delivery: Option<Tracker>,
 }
 
-/// Schema checking for one VU's frames.
-pub struct Checker {
-    /// The protocol's compiled profile (shared by every VU).
-    pub profile: Arc<Profile>,
-    /// When the run started (samples carry their time).
-    pub start: Instant,
-    /// The VU (samples carry it).
-    pub vu: u64,
-    /// How far in the future an inbound timestamp may be.
-    pub skew: Duration,
-    /// What the current connection has said: pending requests, rooms held.
-    pub conversation: Conversation,
-    /// The worker's parse buffer, shared by its VUs: one frame is checked at a time.
-    pub tape: Rc<RefCell<Tape>>,
-    /// A frame's wall-clock arrival time, for the clock check, from its `Instant`.
-    wall: WallClock,
-    /// The last pattern walks, resumed by the next frame's strings.
-    recent: Recent,
-}
-
-impl Checker {
-    /// Checking for VU `vu` of a run that started at `start`, on the worker's `tape`.
-    pub fn new(
-        profile: Arc<Profile>,
-        start: Instant,
-        vu: u64,
-        skew: Duration,
-        tape: Rc<RefCell<Tape>>,
-    ) -> Self {
-        Checker {
-            profile,
-            start,
-            vu,
-            skew,
-            conversation: Conversation::default(),
-            tape,
-            wall: WallClock::new(),
-            recent: Recent::default(),
-        }
-    }
-
-    fn record(&self, rec: &RefCell<Recorder>, found: Result<(), Vec<Violation>>, frame: &str) {
-        let mut rec = rec.borrow_mut();
-        rec.checked();
-        if let Err(vs) = found {
-            rec.violations(&vs, frame, self.start.elapsed().as_secs_f64(), self.vu);
-        }
-    }
-
-    /// Parses an inbound text frame once (onto the tape), classifies it, and checks it: the
-    /// schemas, the clock, reply pairing, rooms. The frame returned carries the kind and id,
-    /// and the `Value` when checking had to build one.
-    pub fn inbound<'t>(
-        &mut self,
-        text: &'t str,
-        at: Instant,
-        shape: &Shape,
-        rec: &RefCell<Recorder>,
-    ) -> Frame<'t> {
-        let tape = self.tape.clone();
-        let mut tape = tape.borrow_mut();
-        let Some(doc) = tape.parse(text) else {
-            // Not JSON, or JSON the tape leaves to serde_json: the `Value` path decides.
-            let frame = Frame::from_value(text, at, shape, serde_json::from_str(text).ok());
-            let extra = match frame.value() {
-                Some(v) => self.semantics_in(frame.kind(), v, None, at),
-                None => Vec::new(),
-            };
-            let found = self.verdict(Direction::In, frame.kind(), frame.value(), text);
-            self.record(rec, merge(found, extra), text);
-            return frame;
-        };
-        let clock = self.profile.clock.as_deref();
-        let l = land(text, &doc, shape, clock, &mut self.recent, Direction::In);
-        let known = Known {
-            doc: &doc,
-            pointer: shape.id_pointer(),
-            node: l.id,
-        };
-        let frame = Frame::from_tape(text, at, l.kind, l.id.map(id_of));
-        let extra = self.semantics_in(frame.kind(), &known, Some(l.stamp), at);
-        let recent = Some(&mut self.recent);
-        if self
-            .profile
-            .is_clean_like(Direction::In, frame.kind(), &doc, recent, l.like)
-        {
-            self.recent.landed(Direction::In, l.marks);
-            let found = if extra.is_empty() { Ok(()) } else { Err(extra) };
-            self.record(rec, found, text);
-            return frame;
-        }
-        // The tape's validators said no: the `Value` validators give the verdict and where.
-        let v = serde_json::from_str::<Value>(text).ok();
-        let found = self.verdict(Direction::In, frame.kind(), v.as_ref(), text);
-        self.record(rec, merge(found, extra), text);
-        match v {
-            Some(v) => frame.with_value(v),
-            None => frame,
-        }
-    }
-
-    /// The schema verdict with its details, on the frame's `Value` (`None`: not JSON).
-    fn verdict(
-        &self,
-        dir: Direction,
-        kind: Option<&str>,
-        v: Option<&Value>,
-        text: &str,
-    ) -> Result<(), Vec<Violation>> {
-        match v {
-            Some(v) => self.profile.check_kind(dir, kind, v),
-            None => self.profile.check_text(dir, text),
-        }
-    }
-
-    /// The checks beyond shape for an inbound frame. `stamp`: the clock field's text when
-    /// the caller has read it (`Some(None)`: the frame has none), else it is read off `v`.
-    fn semantics_in<F: Fields + ?Sized>(
-        &mut self,
-        kind: Option<&str>,
-        v: &F,
-        stamp: Option<Option<&str>>,
-        at: Instant,
-    ) -> Vec<Violation> {
-        let now = self.profile.clock.is_some().then(|| self.wall.at(at));
-        let p = &self.profile;
-        self.conversation
-            .received(p, kind, v, now, self.skew, stamp)
-    }
-
-    /// Notes an outbound frame for reply pairing and rooms.
-    fn noted_out<F: Fields + ?Sized>(&mut self, kind: Option<&str>, v: &F) {
-        self.conversation.sent(&self.profile, kind, v);
-    }
-
-    /// Parses an outbound text frame onto the tape, notes it, and checks it (unless
-    /// `unchecked`). Returns its correlation id when the tape read it (`Some(None)`: it has
-    /// none), so the sender need not read the frame again.
-    pub fn outbound(
-        &mut self,
-        text: &str,
-        shape: &Shape,
-        unchecked: bool,
-        rec: &RefCell<Recorder>,
-    ) -> Option<Option<IdKey>> {
-        let tape = self.tape.clone();
-        let mut tape = tape.borrow_mut();
-        let Some(doc) = tape.parse(text) else {
-            let v = serde_json::from_str::<Value>(text).ok();
-            let kind = v.as_ref().and_then(|v| kind_of(v, shape.kind_pointers()));
-            let kind = kind.map(|k| k.into_owned());
-            self.outbound_value(v.as_ref(), kind.as_deref(), text, unchecked, rec);
-            return None;
-        };
-        let l = land(text, &doc, shape, None, &mut self.recent, Direction::Out);
-        let known = Known {
-            doc: &doc,
-            pointer: shape.id_pointer(),
-            node: l.id,
-        };
-        let id = l.id.map(id_of);
-        let kind = l.kind.as_deref();
-        self.noted_out(kind, &known);
-        if unchecked {
-            return Some(id);
-        }
-        let recent = Some(&mut self.recent);
-        if self
-            .profile
-            .is_clean_like(Direction::Out, kind, &doc, recent, l.like)
-        {
-            self.recent.landed(Direction::Out, l.marks);
-            self.record(rec, Ok(()), text);
-            return Some(id);
-        }
-        let v = serde_json::from_str::<Value>(text).ok();
-        let found = self.verdict(Direction::Out, kind, v.as_ref(), text);
-        self.record(rec, found, text);
-        Some(id)
-    }
-
-    /// [`Checker::outbound`] for a frame already parsed into a `Value` (`None`: not JSON).
-    fn outbound_value(
-        &mut self,
-        v: Option<&Value>,
-        kind: Option<&str>,
-        text: &str,
-        unchecked: bool,
-        rec: &RefCell<Recorder>,
-    ) {
-        if let Some(v) = v {
-            self.noted_out(kind, v);
-        }
-        if !unchecked {
-            let found = self.verdict(Direction::Out, kind, v, text);
-            self.record(rec, found, text);
-        }
-    }
-}
-
-/// A frame's landmarks read off its tape ([`land`]).
-struct Landed<'d, 't> {
-    kind: Option<Cow<'t, str>>,
-    id: Option<TapeNode<'d>>,
-    /// The clock field's text (`None`: none, or not a string).
-    stamp: Option<&'d str>,
-    /// What the frame shares with the last that passed in its direction.
-    like: Option<Like>,
-    /// Where its landmarks are, to note with its snapshot if it passes.
-    marks: Option<Marks>,
-}
-
-/// Reads a frame's kind, id and clock field: where the last frame that passed in `dir` had
-/// them when this one has that frame's structure, else by lookup.
-fn land<'d, 't>(
-    text: &'t str,
-    doc: &'d Doc<'d>,
-    shape: &Shape,
-    clock: Option<&str>,
-    recent: &mut Recent,
-    dir: Direction,
-) -> Landed<'d, 't> {
-    let like = recent.like_last(dir, doc);
-    let marks = like.map(|l| l.marks()).or_else(|| {
-        let (kinds, id) = (shape.kind_pointers(), shape.id_pointer());
-        Marks::look(doc, kinds, id, clock)
-    });
-    match marks {
-        Some(m) => Landed {
-            kind: kind_of_nodes(text, m.kinds(doc)),
-            id: m.id(doc),
-            stamp: m.clock(doc).and_then(|n| n.str()),
-            like,
-            marks,
-        },
-        // More kind pointers than marks keep: all looked up.
-        None => Landed {
-            kind: kind_on_tape(text, doc, shape.kind_pointers()),
-            id: doc.lookup(shape.id_pointer()),
-            stamp: clock.and_then(|c| doc.lookup(c)).and_then(|n| n.str()),
-            like,
-            marks,
-        },
-    }
-}
-
-/// A schema verdict with the semantic checks' findings added.
-fn merge(found: Result<(), Vec<Violation>>, extra: Vec<Violation>) -> Result<(), Vec<Violation>> {
-    match (found, extra.is_empty()) {
-        (found, true) => found,
-        (Ok(()), false) => Err(extra),
-        (Err(mut vs), false) => {
-            vs.extend(extra);
-            Err(vs)
-        }
-    }
-}
-
 impl Io {
-    /// A VU's connection side, not yet connected.
+    /// A VU's connection side, not yet connected: VU `who.1` of a run that started at
+    /// `who.0`.
     pub fn new(
-        shape: Arc<Shape>,
         rec: Rc<RefCell<Recorder>>,
         hard_stop: watch::Receiver<bool>,
-        checker: Option<Checker>,
+        checker: Checker,
         delivery: Option<Tracker>,
+        who: (Instant, u64),
     ) -> Self {
         Io {
             ws: None,
-            shape,
             rec,
             mailbox: VecDeque::new(),
             mailbox_bytes: 0,
@@ -383,29 +120,32 @@ impl Io {
             failure_recorded: false,
             peer_close: None,
             checker,
+            who,
+            wall: WallClock::new(),
             delivery,
         }
     }
 
-    /// Checks an outbound text frame against its schema (unless `unchecked`) and remembers
-    /// it when a reply must answer it. Does nothing without a profile. Returns the frame's
-    /// correlation id when checking read it (`None`: not read; `Some(None)`: it has none).
-    pub fn check_out(&mut self, text: &str, unchecked: bool) -> Option<Option<IdKey>> {
-        let c = self.checker.as_mut()?;
-        c.outbound(text, &self.shape, unchecked, &self.rec)
+    /// Hands an outbound text frame to the checker (judged unless `unchecked`), records
+    /// the verdict, and returns what the checker read.
+    pub fn check_out<'t>(&mut self, text: &'t str, unchecked: bool) -> Checked<'t> {
+        let c = self.checker.outbound(text, unchecked);
+        self.record(&c.verdict, text);
+        c
     }
 
-    /// [`Io::check_out`] for a frame the caller already parsed (`None`: not JSON) and
-    /// classified.
-    pub fn check_out_parsed(
-        &mut self,
-        v: Option<&Value>,
-        kind: Option<&str>,
-        text: &str,
-        unchecked: bool,
-    ) {
-        if let Some(c) = &mut self.checker {
-            c.outbound_value(v, kind, text, unchecked, &self.rec);
+    /// Counts a judged frame and what it broke; nothing for a frame not judged.
+    fn record(&self, verdict: &Verdict, frame: &str) {
+        let found = match verdict {
+            Verdict::Unchecked => return,
+            Verdict::Clean => None,
+            Verdict::Broke(vs) => Some(vs),
+        };
+        let mut rec = self.rec.borrow_mut();
+        rec.checked();
+        if let Some(vs) = found {
+            let (start, vu) = self.who;
+            rec.violations(vs, frame, start.elapsed().as_secs_f64(), vu);
         }
     }
 
@@ -479,10 +219,7 @@ impl Io {
             }
             Some(Ok(Message::Binary(b))) => {
                 self.rec.borrow_mut().frame_in(Some("(binary)"), b.len());
-                if let Some(c) = &self.checker {
-                    let v = Profile::binary_violation(Direction::In, b.len());
-                    c.record(&self.rec, Err(vec![v]), "");
-                }
+                self.record(&self.checker.binary(Direction::In, b.len()), "");
                 None
             }
             Some(Ok(Message::Close(frame))) => {
@@ -510,10 +247,10 @@ impl Io {
 
     /// Reads, counts and routes one text frame; true when `want` took it.
     fn on_text(&mut self, text: Utf8Bytes, at: Instant, want: &mut Accept<'_>) -> bool {
-        let frame = match &mut self.checker {
-            Some(c) => c.inbound(text.as_str(), at, &self.shape, &self.rec),
-            None => Frame::read(text.as_str(), at, &self.shape),
-        };
+        let wall = &mut self.wall;
+        let read = self.checker.inbound(text.as_str(), || wall.at(at));
+        self.record(&read.verdict, text.as_str());
+        let frame = Frame::new(text.as_str(), at, read);
         let kind = if frame.is_json() {
             frame.kind()
         } else {
@@ -581,11 +318,11 @@ impl Io {
     /// and returns the first one it takes. Frames read before `since` are not offered: they
     /// arrived before the request a waiting step measures was sent, so they cannot answer it.
     pub fn take_held(&mut self, since: Instant, want: &mut Accept<'_>) -> Option<Held> {
-        let shape = &self.shape;
-        let idx = self
-            .mailbox
-            .iter()
-            .position(|h| h.at >= since && want(&Frame::read(h.text.as_str(), h.at, shape)))?;
+        let checker = &self.checker;
+        let idx = self.mailbox.iter().position(|h| {
+            let text = h.text.as_str();
+            h.at >= since && want(&Frame::new(text, h.at, checker.read(text)))
+        })?;
         let held = self.mailbox.remove(idx)?;
         self.mailbox_bytes -= held.text.len();
         Some(held)
@@ -712,16 +449,8 @@ impl Io {
     /// Records why the connection failed, once: the step that then finds it gone does not
     /// count the same loss again as `disconnected` (see [`Io::take_failure`]).
     fn failed(&mut self, e: &WsError) {
-        if let (Some(c), WsError::Utf8(detail)) = (&self.checker, e) {
-            let v = Violation {
-                dir: Direction::In,
-                kind: "(invalid-utf8)".into(),
-                keyword: "utf8".into(),
-                pointer: String::new(),
-                message: format!("a text message that is not UTF-8: {detail}"),
-                source: crate::protocol::RuleSource::Document,
-            };
-            c.record(&self.rec, Err(vec![v]), "");
+        if let WsError::Utf8(detail) = e {
+            self.record(&self.checker.not_utf8(&detail.to_string()), "");
         }
         if self.ws.is_some() {
             self.rec.borrow_mut().error(error_kind(e));
@@ -748,9 +477,7 @@ impl Io {
         self.mailbox.clear();
         self.mailbox_bytes = 0;
         self.unsent_pongs = 0;
-        if let Some(c) = &mut self.checker {
-            c.conversation.clear();
-        }
+        self.checker.new_connection();
         if let Some(t) = &mut self.delivery {
             t.clear();
         }

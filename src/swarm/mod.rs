@@ -18,8 +18,6 @@ mod waits;
 mod wall;
 mod worker;
 
-pub use io::Checker;
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -43,6 +41,8 @@ pub struct RunOptions {
     pub dead_ticks: u32,
     /// The protocol profile every frame is checked against (`None`: no checking).
     pub profile: Option<Arc<Profile>>,
+    /// How frames are judged against the profile (`--checker`). Default the tape engine.
+    pub engine: crate::protocol::checker::Engine,
     /// How far in the future an inbound frame's timestamp may be (the profile's `clock`).
     /// Default 1 s.
     pub clock_skew: Duration,
@@ -59,6 +59,7 @@ impl Default for RunOptions {
             tick: Duration::from_secs(1),
             dead_ticks: 2,
             profile: None,
+            engine: Default::default(),
             clock_skew: Duration::from_secs(1),
             samples: None,
             shard: schedule::Shard::default(),

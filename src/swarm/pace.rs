@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 
 use super::frame::Frame;
 use super::io::Woke;
-use super::matcher::{IdKey, Want};
+use super::matcher::Want;
 use super::samples::Sample;
-use super::vu::{
-    outbound_kind, payload_len, pick_weighted, record_latency, text_message, Flow, Vu,
-};
+use super::vu::{check_out, payload_len, pick_weighted, record_latency, text_message, Flow, Vu};
 use crate::metrics::ErrorKind;
+use crate::protocol::pointer::IdKey;
 use crate::scenario::plan::Pace;
 
 /// A send due less than this before the hard stop may still have been on its way (the
@@ -183,14 +182,12 @@ impl Vu {
             return self.lost();
         }
         let mut pacer = Pacer::new(p, Instant::now());
-        let id_ptr = self.shared.plan.id_pointer.clone();
         let wants: Vec<Want> = p
             .requests
             .iter()
             .map(|r| Want::render(&r.reply, &mut self.ctx))
             .collect();
         let within_us = p.within.as_micros() as u64;
-        let mut kinds: Vec<Option<Option<String>>> = vec![None; p.requests.len()];
         let rec = self.shared.rec.clone();
         let (shared, vu) = (self.shared.clone(), self.ctx.vu);
         // A request that would carry `null` for a missing capture is not sent, nor any after it.
@@ -203,10 +200,7 @@ impl Vu {
             }
             // Send everything due that the in-flight window allows, then flush once.
             let fed = if open {
-                match self
-                    .pace_feed(&mut pacer, &mut kinds, &id_ptr, &mut skipped, now)
-                    .await
-                {
+                match self.pace_feed(&mut pacer, &mut skipped, now).await {
                     Some(fed) => fed,
                     None => return self.pace_lost(&pacer),
                 }
@@ -284,8 +278,6 @@ impl Vu {
     async fn pace_feed(
         &mut self,
         pacer: &mut Pacer<'_>,
-        kinds: &mut [Option<Option<String>>],
-        id_ptr: &str,
         skipped: &mut bool,
         now: Instant,
     ) -> Option<bool> {
@@ -299,11 +291,8 @@ impl Vu {
                 *skipped = true;
                 break;
             }
-            let read = self.check_out(&req.payload, p.unchecked);
-            let key = read.unwrap_or_else(|| IdKey::of_text(&self.out, id_ptr));
-            let kind = kinds[r].get_or_insert_with(|| {
-                outbound_kind(&req.payload, &self.out, &self.shared.plan.kind_pointers)
-            });
+            let sent = check_out(&mut self.io, &req.payload, &self.out, p.unchecked);
+            let (key, kind) = (sent.id, sent.kind);
             let len = payload_len(&req.payload, &self.out);
             if !self.io.feed(text_message(&req.payload, &self.out)).await {
                 return None;

@@ -1,6 +1,7 @@
 //! A virtual user: picks a behaviour, connects, runs the steps, closes; again and again
 //! (closed model) or once (open model).
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,13 +18,14 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::connect::{with_query, Connecter};
 use super::delivery::Tracker;
-use super::frame::Shape;
-use super::io::{Checker, Io};
-use super::matcher::{kind_of, IdKey, Want};
+use super::io::Io;
+use super::matcher::Want;
 use super::samples::{Sample, SampleLog};
 use super::timer::Precise;
 use super::upload::UploadVars;
 use crate::metrics::{ErrorKind, Recorder};
+use crate::protocol::checker::{Checked, Checker, Engine, Verdict};
+use crate::protocol::pointer::Shape;
 use crate::protocol::tape::Tape;
 use crate::protocol::Profile;
 use crate::scenario::plan::{MetricId, Payload, Plan, Step, Think};
@@ -128,6 +130,8 @@ pub struct Shared {
     /// The protocol profile every frame is checked against; `None` with `--no-check` or
     /// without `protocol:`.
     pub profile: Option<Arc<Profile>>,
+    /// How frames are judged against the profile.
+    pub engine: Engine,
     /// When the run started.
     pub start: Instant,
     /// How far in the future an inbound frame's timestamp may be.
@@ -186,15 +190,17 @@ impl Vu {
     pub fn new(vu: u64, shared: Rc<Shared>) -> Self {
         let seed = shared.plan.seed ^ vu.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let vars = shared.plan.vars.iter().cloned().collect();
+        let (shape, tape) = (shared.shape.clone(), shared.tape.clone());
+        let checker = match shared.profile.clone() {
+            Some(p) => Checker::checking(shape, tape, p, shared.engine, shared.clock_skew),
+            None => Checker::reading(shape, tape),
+        };
         let mut io = Io::new(
-            shared.shape.clone(),
             shared.rec.clone(),
             shared.hard_stop.clone(),
-            shared.profile.clone().map(|profile| {
-                let tape = shared.tape.clone();
-                Checker::new(profile, shared.start, vu, shared.clock_skew, tape)
-            }),
+            checker,
             shared.plan.delivery.clone().map(Tracker::new),
+            (shared.start, vu),
         );
         io.timer = shared.timer.clone();
         Vu {
@@ -496,22 +502,8 @@ impl Vu {
             self.skipped_send();
             return Flow::Next;
         }
-        // One parse of what we send serves the kind count, the check and `sent.` templates.
-        let parsed = match payload {
-            Payload::Binary(_) => None,
-            _ => Some(serde_json::from_str::<Value>(&self.out).ok()),
-        };
-        let kind = match &parsed {
-            None => Some("(binary)".to_string()),
-            Some(v) => v
-                .as_ref()
-                .and_then(|v| kind_of(v, &self.shared.plan.kind_pointers))
-                .map(|k| k.into_owned()),
-        };
-        if let Some(v) = &parsed {
-            let (v, kind) = (v.as_ref(), kind.as_deref());
-            self.io.check_out_parsed(v, kind, &self.out, unchecked);
-        }
+        // One read of what we send serves the kind count, the check and `sent.` templates.
+        let sent = check_out(&mut self.io, payload, &self.out, unchecked);
         let len = payload_len(payload, &self.out);
         // Read before the write: the peer may receive, answer, and have its answer read here
         // before the write call returns (this thread preempted in between), so an instant
@@ -521,22 +513,12 @@ impl Vu {
             return self.lost();
         }
         self.last_send_at = Some(at);
-        self.shared.rec.borrow_mut().frame_out(kind.as_deref(), len);
-        self.ctx.remember_sent(&self.out, parsed.flatten());
+        self.shared
+            .rec
+            .borrow_mut()
+            .frame_out(sent.kind.as_deref(), len);
+        self.ctx.remember_sent(&self.out, sent.value);
         Flow::Next
-    }
-
-    /// Checks a rendered outbound text frame against the profile (unless `unchecked`) and
-    /// notes it for reply pairing; the frame's correlation id when checking read it.
-    pub(super) fn check_out(
-        &mut self,
-        payload: &Payload,
-        unchecked: bool,
-    ) -> Option<Option<IdKey>> {
-        if matches!(payload, Payload::Binary(_)) {
-            return None;
-        }
-        self.io.check_out(&self.out, unchecked)
     }
 
     /// Records a latency sample of metric `m`, and writes it to the samples file when there
@@ -613,14 +595,24 @@ pub fn render_payload<C: Context>(payload: &Payload, ctx: &mut C, out: &mut Stri
     }
 }
 
-/// The kind of an outbound message, for counting.
-pub fn outbound_kind(payload: &Payload, text: &str, pointers: &[String]) -> Option<String> {
+/// Hands a rendered outbound frame to the connection's checker (read, noted, and checked
+/// unless `unchecked`), the same for every sending step. A binary payload is not read: its
+/// kind is `(binary)`.
+pub(super) fn check_out<'t>(
+    io: &mut Io,
+    payload: &Payload,
+    text: &'t str,
+    unchecked: bool,
+) -> Checked<'t> {
     match payload {
-        Payload::Binary(_) => Some("(binary)".to_string()),
-        Payload::Text(_) | Payload::Json(_) => {
-            let v: Value = serde_json::from_str(text).ok()?;
-            kind_of(&v, pointers).map(|k| k.into_owned())
-        }
+        Payload::Binary(_) => Checked {
+            json: false,
+            kind: Some(Cow::Borrowed("(binary)")),
+            id: None,
+            value: None,
+            verdict: Verdict::Unchecked,
+        },
+        Payload::Json(_) | Payload::Text(_) => io.check_out(text, unchecked),
     }
 }
 

@@ -7,10 +7,11 @@ use serde_json::Value;
 
 use super::frame::Frame;
 use super::io::Woke;
-use super::matcher::{lookup, Want};
+use super::matcher::Want;
 use super::samples::Sample;
 use super::vu::{Flow, Vu};
 use crate::metrics::ErrorKind;
+use crate::protocol::pointer::lookup;
 use crate::scenario::plan::{Backoff, Expect};
 
 impl Vu {

@@ -10,13 +10,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, LocalSet};
 
 use super::connect::Connecter;
-use super::frame::Shape;
 use super::samples::SampleLog;
 use super::schedule::{arrival_time, Shard};
 use super::timer::Precise;
 use super::vu::{Shared, Vu};
 use crate::metrics::health::RunDelay;
 use crate::metrics::{Recorder, Snapshot};
+use crate::protocol::checker::Engine;
+use crate::protocol::pointer::Shape;
 use crate::protocol::Profile;
 use crate::scenario::plan::{LoadModel, Plan};
 
@@ -54,6 +55,8 @@ pub struct WorkerSpec {
     pub snapshots: mpsc::UnboundedSender<Snapshot>,
     /// The profile frames are checked against, if any.
     pub profile: Option<Arc<Profile>>,
+    /// How frames are judged against the profile.
+    pub engine: Engine,
     /// How far in the future an inbound frame's timestamp may be.
     pub clock_skew: Duration,
     /// Where latency samples also go, if anywhere.
@@ -88,14 +91,13 @@ async fn drive(spec: WorkerSpec) {
     )));
     rec.borrow_mut().start_cpu();
     let shared = Rc::new(Shared {
-        // Checked frames are parsed onto the tape (see swarm::io); the shape's skim serves
-        // the rest and frames re-read from the mailbox.
         shape: Arc::new(Shape::new(&spec.plan.kind_pointers, &spec.plan.id_pointer)),
         plan: spec.plan.clone(),
         rec: rec.clone(),
         connecter: Connecter::new(&spec.plan.connect, &spec.plan.target),
         hard_stop: spec.signals.hard.clone(),
         profile: spec.profile.clone(),
+        engine: spec.engine,
         start: spec.start,
         clock_skew: spec.clock_skew,
         tape: Default::default(),

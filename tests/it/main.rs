@@ -12,6 +12,8 @@ mod support;
 mod asyncapi_export;
 mod asyncapi_import;
 mod asyncapi_scenario;
+mod checker_properties;
+mod checker_reference;
 mod cli;
 mod cli_newcomer;
 mod conformance;
