@@ -19,7 +19,7 @@ use crate::swarm::Control;
 
 /// How far ahead the common start is set, so every process is up and past its start-up
 /// check before the load begins (a late one says by how much).
-const LEAD: Duration = Duration::from_secs(2);
+const LEAD: Duration = Duration::from_secs(3);
 
 /// How a `--procs` run ended.
 pub struct ProcsFinished {
