@@ -230,11 +230,12 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     let (mut plan, cut) = prepare_cut(&args)?;
     let profile = profile_for(&mut plan, &args)?;
     let files = raise_fd_limit();
-    if plan.load.model == LoadModel::Closed && plan.load.peak() + 64.0 > files as f64 {
+    // A shard holds its share of the VUs (rounded up).
+    let share = (plan.load.peak() / f64::from(args.shard.map_or(1, |s| s.count))).ceil();
+    if plan.load.model == LoadModel::Closed && share + 64.0 > files as f64 {
         eprintln!(
-            "squall: warning: {} VUs need as many sockets, but this process may open {files} files; \
-             split the load across processes (--shard I/N, then squall merge)",
-            plan.load.peak()
+            "squall: warning: {share} VUs need as many sockets, but this process may open {files} files; \
+             split the load across processes (--procs N, or --shard I/N then squall merge)"
         );
     }
     let (rt, rx, signals) = runtime_with_signals()?;
