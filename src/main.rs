@@ -320,6 +320,16 @@ struct RunCmd {
     /// labelled shard="I/N" with --shard). Port 0 picks a free port, named on stderr.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Run as N shard processes of this executable on this machine (each `--shard i/N`,
+    /// results in <out>/shards/i), with one live progress, merged at the end into <out>.
+    /// Against a loopback target each process connects from its own address (127.0.0.2,
+    /// 127.0.0.3, …): one source address has ~28k ports per target.
+    #[arg(long, value_name = "N")]
+    procs: Option<u32>,
+    /// Connect from these local addresses, in turn (e.g. 10.0.0.5,10.0.0.6; each must be
+    /// on this machine); with --procs, dealt out among the processes (at least one each).
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',', value_parser = squall::swarm::source::parse_ip)]
+    source_ip: Option<Vec<std::net::IpAddr>>,
     /// How strictly frames are held to the profile: strict (the document's rules and squall's
     /// decisions where the document is silent) or document (the document's rules only).
     /// Each violation says which it broke.
@@ -462,7 +472,17 @@ fn run(cmd: RunCmd) -> u8 {
         shard,
         start_at: cmd.start_at,
         metrics_listen: cmd.metrics_listen,
+        source_ips: cmd.source_ip.unwrap_or_default(),
     };
+    if let Some(n) = cmd.procs {
+        return match squall::run::procs::execute(args, n) {
+            Ok(done) => done.exit_code(),
+            Err(e) => {
+                eprintln!("squall: {e}");
+                e.exit_code()
+            }
+        };
+    }
     match execute(args) {
         Ok(done) => done.exit_code(),
         Err(e) => {

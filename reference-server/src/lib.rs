@@ -20,6 +20,7 @@ mod hub;
 mod kecs;
 pub mod kite;
 mod newloom;
+pub mod procs;
 mod proto;
 mod protocols;
 mod rooms;
@@ -104,6 +105,10 @@ pub struct Config {
     /// (`--capacity-slack`). Default 20 ms; zero makes every message wait its own `1/N` s
     /// (a single-server queue: under random arrivals its latency rises well before `N`).
     pub capacity_slack: Duration,
+    /// This process's place among `squall-server --procs N` processes: their connection,
+    /// frame and byte counters are kept in one shared file, so each reports the sum of
+    /// all. Default none (one process).
+    pub procs: Option<procs::ProcSlot>,
 }
 
 impl Default for Config {
@@ -126,6 +131,7 @@ impl Default for Config {
             strict_doc: false,
             capacity: None,
             capacity_slack: capacity::SLACK,
+            procs: None,
         }
     }
 }
@@ -276,7 +282,10 @@ pub fn spawn(config: Config) -> io::Result<ServerHandle> {
     for _ in 1..threads {
         listeners.push(accept::bind(addr)?);
     }
-    let stats = Arc::new(Stats::new(threads));
+    let stats = Arc::new(match &config.procs {
+        Some(slot) => Stats::shared(threads, slot)?,
+        None => Stats::new(threads),
+    });
     let hub = Arc::new(Hub::new());
     let (budget, budget_thread) = match config.capacity {
         Some(per_sec) if per_sec > 0.0 && per_sec.is_finite() => {

@@ -6,11 +6,12 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use squall_server::procs::{self, ProcSlot};
 use squall_server::{Config, Fault, Limits, Profile};
 
 /// squall's reference WebSocket server.
 #[derive(Parser, Debug)]
-#[command(name = "squall-server", version, about)]
+#[command(name = "squall-server", version, about, args_override_self = true)]
 struct Args {
     /// Address to listen on; port 0 picks a free port (printed on the first line).
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -89,6 +90,18 @@ struct Args {
     /// wait its own 1/N s (a single-server queue, whose latency rises before N).
     #[arg(long, value_name = "D", default_value = "20ms", value_parser = humantime::parse_duration)]
     capacity_slack: Duration,
+    /// Run as N processes on the one --listen port (SO_REUSEPORT: the kernel spreads the
+    /// connections), e.g. past the open-file limit of one process. /metrics on any of them
+    /// sums every process's connection, frame and byte counters; rooms, events and limits
+    /// are each process's own (see reference-server/README.md) [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    procs: Option<u32>,
+    /// Set by the first of --procs processes on the ones it starts: this one's index.
+    #[arg(long, hide = true, requires = "stats_file")]
+    proc_index: Option<usize>,
+    /// Set by the first of --procs processes on the ones it starts: the shared counters.
+    #[arg(long, hide = true)]
+    stats_file: Option<std::path::PathBuf>,
 }
 
 /// Parses `2000/s` or `2000` into a positive rate.
@@ -139,6 +152,21 @@ fn main() -> ExitCode {
     let args = Args::parse();
     init_logs(&args.log, &args.log_format);
     let defaults = Config::default();
+    let count = args.procs.unwrap_or(1) as usize;
+    let first = args.proc_index.is_none() && count > 1;
+    let procs = match (args.proc_index, &args.stats_file) {
+        (Some(index), Some(file)) => Some(ProcSlot {
+            file: file.clone(),
+            index,
+            count,
+        }),
+        _ if first => Some(ProcSlot {
+            file: procs::stats_file(std::process::id()),
+            index: 0,
+            count,
+        }),
+        _ => None,
+    };
     let config = Config {
         listen: args.listen,
         profile: args.profile,
@@ -161,7 +189,9 @@ fn main() -> ExitCode {
         fault: args.fault,
         capacity: args.capacity,
         capacity_slack: args.capacity_slack,
+        procs: procs.clone(),
     };
+    let threads = config.threads;
     let server = match squall_server::spawn(config) {
         Ok(server) => server,
         Err(e) => {
@@ -175,6 +205,18 @@ fn main() -> ExitCode {
     if let Err(e) = &signals {
         eprintln!("squall-server: cannot wait for signals: {e}");
     }
+    let siblings = match procs.filter(|_| first) {
+        Some(slot) => match start_siblings(&slot, server.addr(), threads) {
+            Ok(s) => Some((slot, s)),
+            Err(e) => {
+                eprintln!("squall-server: cannot start the other --procs processes: {e}");
+                server.shutdown();
+                let _ = std::fs::remove_file(&slot.file);
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "listening on {}", server.addr());
     let _ = stdout.flush();
@@ -183,9 +225,46 @@ fn main() -> ExitCode {
         signals.wait();
     }
     tracing::info!("shutting down: closing connections with 1001");
+    if let Some((slot, children)) = siblings {
+        children.iter().for_each(procs::stop);
+        for mut c in children {
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(&slot.file);
+    }
     server.shutdown();
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// Starts processes 1..N of `--procs N` on the address process 0 got, with its thread
+/// count (the shared counters file has that many slots per process).
+fn start_siblings(
+    slot: &ProcSlot,
+    addr: SocketAddr,
+    threads: usize,
+) -> std::io::Result<Vec<std::process::Child>> {
+    let mut children = Vec::with_capacity(slot.count - 1);
+    for index in 1..slot.count {
+        let extra = [
+            "--listen".to_string(),
+            addr.to_string(),
+            "--threads".into(),
+            threads.to_string(),
+            "--proc-index".into(),
+            index.to_string(),
+            "--stats-file".into(),
+            slot.file.display().to_string(),
+        ];
+        match procs::spawn_sibling(&extra) {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                children.iter().for_each(procs::stop);
+                return Err(e);
+            }
+        }
+    }
+    Ok(children)
 }
 
 /// SIGINT and SIGTERM handlers, registered up front so no signal arrives before them.

@@ -49,9 +49,18 @@ struct Slot {
     events: AtomicU64,
 }
 
-/// Counters for the whole server, one slot per runtime thread.
+/// Counters for the whole server, one slot per runtime thread; with `--procs`, every
+/// process's slots in one shared mapping, read as one sum.
 pub(crate) struct Stats {
-    slots: Vec<Slot>,
+    slots: Slots,
+    /// This process's first slot.
+    first: usize,
+}
+
+/// Where the slots live.
+enum Slots {
+    Owned(Vec<Slot>),
+    Shared(crate::procs::Region),
 }
 
 /// A connection's unflushed tallies; flushed once per write batch, not per frame.
@@ -78,13 +87,41 @@ impl Tally {
 impl Stats {
     pub fn new(threads: usize) -> Self {
         Stats {
-            slots: (0..threads.max(1)).map(|_| Slot::default()).collect(),
+            slots: Slots::Owned((0..threads.max(1)).map(|_| Slot::default()).collect()),
+            first: 0,
         }
+    }
+
+    /// Process `slot.index`'s counters among `slot.count` processes of `threads` threads
+    /// each, in the shared file (made and sized by process 0).
+    pub fn shared(threads: usize, slot: &crate::procs::ProcSlot) -> std::io::Result<Self> {
+        let threads = threads.max(1);
+        let len = threads * slot.count * size_of::<Slot>();
+        let region = crate::procs::Region::map(&slot.file, len, slot.index == 0)?;
+        Ok(Stats {
+            slots: Slots::Shared(region),
+            first: slot.index * threads,
+        })
+    }
+
+    /// Every slot: this process's and, with `--procs`, the others'.
+    fn all(&self) -> &[Slot] {
+        match &self.slots {
+            Slots::Owned(v) => v,
+            // SAFETY: a `Slot` is atomics only, valid as all-zero bytes (how the file
+            // starts) and written only through them; its 128-byte alignment divides a page.
+            Slots::Shared(r) => unsafe { r.as_slice::<Slot>() },
+        }
+    }
+
+    /// Runtime thread `thread`'s slot in this process.
+    fn mine(&self, thread: usize) -> &Slot {
+        &self.all()[self.first + thread]
     }
 
     /// Adds a connection's tally to its thread's slot and resets the tally.
     pub fn flush(&self, thread: usize, tally: &mut Tally) {
-        let c = &self.slots[thread].protos[tally.proto.index()];
+        let c = &self.mine(thread).protos[tally.proto.index()];
         if tally.frames_in > 0 {
             c.frames_in.fetch_add(tally.frames_in, Relaxed);
             c.bytes_in.fetch_add(tally.bytes_in, Relaxed);
@@ -97,25 +134,25 @@ impl Stats {
     }
 
     pub fn opened(&self, thread: usize, proto: Proto) {
-        self.slots[thread].protos[proto.index()]
+        self.mine(thread).protos[proto.index()]
             .opened
             .fetch_add(1, Relaxed);
     }
 
     pub fn closed(&self, thread: usize, proto: Proto) {
-        self.slots[thread].protos[proto.index()]
+        self.mine(thread).protos[proto.index()]
             .closed
             .fetch_add(1, Relaxed);
     }
 
     pub fn slow_consumer(&self, thread: usize, proto: Proto) {
-        self.slots[thread].protos[proto.index()]
+        self.mine(thread).protos[proto.index()]
             .slow
             .fetch_add(1, Relaxed);
     }
 
     pub fn events(&self, thread: usize, n: u64) {
-        self.slots[thread].events.fetch_add(n, Relaxed);
+        self.mine(thread).events.fetch_add(n, Relaxed);
     }
 
     /// Totals over every protocol.
@@ -124,7 +161,7 @@ impl Stats {
         for proto in Proto::ALL {
             s.add(&self.protocol(proto));
         }
-        s.events_published = self.slots.iter().map(|c| c.events.load(Relaxed)).sum();
+        s.events_published = self.all().iter().map(|c| c.events.load(Relaxed)).sum();
         s
     }
 
@@ -132,7 +169,7 @@ impl Stats {
     pub fn protocol(&self, proto: Proto) -> StatsSnapshot {
         let mut s = StatsSnapshot::default();
         let mut closed = 0;
-        for slot in &self.slots {
+        for slot in self.all() {
             let c = &slot.protos[proto.index()];
             s.frames_in += c.frames_in.load(Relaxed);
             s.frames_out += c.frames_out.load(Relaxed);

@@ -2,7 +2,8 @@
 //! target, run the swarm while writing results as it goes, evaluate thresholds, and say how
 //! it ended (which the CLI turns into an exit code).
 
-pub(crate) mod progress;
+pub mod procs;
+pub mod progress;
 pub mod prometheus;
 pub mod shard;
 pub(crate) mod timing;
@@ -79,6 +80,9 @@ pub struct RunArgs {
     /// Serve Prometheus text at `GET /metrics` on this address while the run goes
     /// (`--metrics-listen`; port 0 picks a free one, named on stderr).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Connections bind these source addresses, in turn (`--source-ip`); empty: the kernel
+    /// picks.
+    pub source_ips: Vec<std::net::IpAddr>,
 }
 
 /// Why a run could not be carried out.
@@ -228,11 +232,12 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
     let (mut plan, cut) = prepare_cut(&args)?;
     let profile = profile_for(&mut plan, &args)?;
     let files = raise_fd_limit();
-    if plan.load.model == LoadModel::Closed && plan.load.peak() + 64.0 > files as f64 {
+    // A shard holds its share of the VUs (rounded up).
+    let share = (plan.load.peak() / f64::from(args.shard.map_or(1, |s| s.count))).ceil();
+    if plan.load.model == LoadModel::Closed && share + 64.0 > files as f64 {
         eprintln!(
-            "squall: warning: {} VUs need as many sockets, but this process may open {files} files; \
-             split the load across processes (--shard I/N, then squall merge)",
-            plan.load.peak()
+            "squall: warning: {share} VUs need as many sockets, but this process may open {files} files; \
+             split the load across processes (--procs N, or --shard I/N then squall merge)"
         );
     }
     let (rt, rx, signals) = runtime_with_signals()?;
@@ -253,17 +258,7 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
         }
         None => None,
     };
-    let server = if args.serve {
-        let cfg = squall_server::Config {
-            listen: ([127, 0, 0, 1], 0).into(),
-            ..squall_server::Config::default()
-        };
-        let s = squall_server::spawn(cfg).map_err(RunError::Serve)?;
-        plan.target = retarget(&plan.target, s.addr());
-        Some(s)
-    } else {
-        None
-    };
+    let server = serve(&args, &mut plan)?;
     let out_dir = args.out.clone().unwrap_or_else(|| default_out(&plan.name));
     let writer = ResultsWriter::create(&out_dir)?;
     // Like the output folder, a samples file that cannot be made fails before any load.
@@ -333,6 +328,21 @@ pub fn execute(args: RunArgs) -> Result<Finished, RunError> {
         out_dir,
         output_failed,
     })
+}
+
+/// With `--serve`: the bundled server started on 127.0.0.1 (ephemeral port), and the plan
+/// aimed at it.
+fn serve(args: &RunArgs, plan: &mut Plan) -> Result<Option<squall_server::ServerHandle>, RunError> {
+    if !args.serve {
+        return Ok(None);
+    }
+    let cfg = squall_server::Config {
+        listen: ([127, 0, 0, 1], 0).into(),
+        ..squall_server::Config::default()
+    };
+    let s = squall_server::spawn(cfg).map_err(RunError::Serve)?;
+    plan.target = retarget(&plan.target, s.addr());
+    Ok(Some(s))
 }
 
 /// A current-thread runtime with the SIGINT/SIGTERM handlers installed on it, the
@@ -405,7 +415,7 @@ async fn run_plan(
     cut: bool,
 ) -> Result<(Results, Option<PathBuf>), RunError> {
     tokio::select! {
-        checked = preflight(&plan) => if let Err(e) = checked {
+        checked = preflight_from(&plan, &args.source_ips) => if let Err(e) = checked {
             // The file written before the check must not stay `running`: it says why.
             discard(log);
             let results = ended_early(&plan, args, Status::Aborted, e.to_string());
@@ -448,6 +458,8 @@ async fn run_plan(
             .unwrap_or_else(|| RunOptions::default().clock_skew),
         samples,
         shard: args.shard.unwrap_or_default(),
+        sources: (!args.source_ips.is_empty())
+            .then(|| Arc::new(swarm::source::Sources::new(args.source_ips.clone()))),
         ..RunOptions::default()
     };
     let started = SystemTime::now();
@@ -767,6 +779,12 @@ fn phases(stages: &[Stage]) -> Vec<Phase> {
 /// Fail before load: one TCP connection to the target, so an unreachable target is one
 /// clear line (exit 3), not a run full of errors.
 pub(crate) async fn preflight(plan: &Plan) -> Result<(), RunError> {
+    preflight_from(plan, &[]).await
+}
+
+/// [`preflight`] from the first of `sources` (`--source-ip`), so an address that cannot be
+/// bound fails before load too.
+async fn preflight_from(plan: &Plan, sources: &[std::net::IpAddr]) -> Result<(), RunError> {
     let req = plan
         .target
         .as_str()
@@ -780,7 +798,9 @@ pub(crate) async fn preflight(plan: &Plan) -> Result<(), RunError> {
         .to_string();
     let tls = req.uri().scheme_str() == Some("wss");
     let port = req.uri().port_u16().unwrap_or(if tls { 443 } else { 80 });
-    match tokio::time::timeout(plan.connect.timeout, connect::tcp_connect(&host, port)).await {
+    let from = swarm::source::Sources::new(sources.to_vec());
+    let opened = connect::tcp_connect_from(&host, port, Some(&from));
+    match tokio::time::timeout(plan.connect.timeout, opened).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(RunError::Unreachable(format!("{}: {e}", plan.target))),
         Err(_) => Err(RunError::Unreachable(format!(

@@ -63,6 +63,21 @@ impl Bar {
         ));
     }
 
+    /// Redraws from what `--procs` shard processes last wrote: VUs, connections, rates and
+    /// errors summed; p99 the worst shard's (percentiles do not add; the merge at the end
+    /// is exact).
+    pub fn update_summed(&mut self, live: &Summed, elapsed: Duration, stopping: bool) {
+        let p99 = live
+            .worst_p99_us
+            .map_or("-".to_string(), |us| format!("{:.2}ms", us as f64 / 1000.0));
+        let (pos, word) = stand(elapsed, self.total, stopping);
+        self.bar.set_position(pos);
+        self.bar.set_message(format!(
+            "{word}{} procs: vus {} conns {} in {:.0}/s out {:.0}/s errors {} p99 {} (worst shard)",
+            live.running, live.vus, live.connections, live.rate_in, live.rate_out, live.errors, p99
+        ));
+    }
+
     /// Prints a line above the bar.
     pub fn println(&self, line: &str) {
         self.bar.println(line);
@@ -72,6 +87,42 @@ impl Bar {
     /// jump to the end).
     pub fn finish(self) {
         self.bar.abandon();
+    }
+}
+
+/// The shard processes' live figures added up (see [`Bar::update_summed`]).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Summed {
+    /// Shard processes still running.
+    pub running: usize,
+    /// Running VUs.
+    pub vus: u64,
+    /// Open connections.
+    pub connections: u64,
+    /// Messages per second received, last complete second.
+    pub rate_in: f64,
+    /// Messages per second sent, last complete second.
+    pub rate_out: f64,
+    /// Errors so far.
+    pub errors: u64,
+    /// The highest p99 latency of any metric on any shard, µs.
+    pub worst_p99_us: Option<u64>,
+}
+
+impl Summed {
+    /// Adds one shard's latest results.
+    pub fn add(&mut self, r: &crate::report::Results) {
+        if let Some(p) = r.series.last() {
+            self.vus += p.active_vus;
+            self.connections += p.active_connections;
+            self.rate_in += p.msgs_in;
+            self.rate_out += p.msgs_out;
+        }
+        self.errors += r.counters.errors;
+        let p99 = r.metrics.values().filter(|m| m.latency.count > 0);
+        if let Some(worst) = p99.map(|m| m.latency.p99).max() {
+            self.worst_p99_us = Some(self.worst_p99_us.map_or(worst, |w| w.max(worst)));
+        }
     }
 }
 

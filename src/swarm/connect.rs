@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use super::source::Sources;
 use crate::metrics::FailCause;
 use crate::scenario::plan::ConnectPlan;
 
@@ -112,6 +113,7 @@ pub struct Connecter {
     config: WebSocketConfig,
     tls: Option<Arc<rustls::ClientConfig>>,
     timeout: Duration,
+    sources: Option<Arc<Sources>>,
 }
 
 impl Connecter {
@@ -132,7 +134,14 @@ impl Connecter {
             config,
             tls,
             timeout: plan.timeout,
+            sources: None,
         }
+    }
+
+    /// Connects from these source addresses, in turn (`--source-ip`).
+    pub fn with_sources(mut self, sources: Option<Arc<Sources>>) -> Self {
+        self.sources = sources;
+        self
     }
 
     /// The configured deadline for one attempt.
@@ -187,7 +196,7 @@ impl Connecter {
         });
         let head = Arc::new(Mutex::new(Vec::new()));
         let stream = Tcp {
-            inner: tcp_connect(host, port).await?,
+            inner: tcp_connect_from(host, port, self.sources.as_deref()).await?,
             // Over TLS the bytes read are ciphertext: nothing to learn from them.
             head: self.tls.is_none().then(|| head.clone()),
         };
@@ -214,6 +223,15 @@ impl Connecter {
 
 /// Resolves and opens TCP, telling DNS failures apart from refusals.
 pub async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+    tcp_connect_from(host, port, None).await
+}
+
+/// [`tcp_connect`] from the next of `sources` (none: the kernel picks).
+pub async fn tcp_connect_from(
+    host: &str,
+    port: u16,
+    sources: Option<&Sources>,
+) -> Result<TcpStream, ConnectError> {
     let addrs: Vec<_> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| match out_of_files(&e) {
@@ -223,7 +241,11 @@ pub async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, ConnectErro
         .collect();
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect(addr).await {
+        let opened = match sources {
+            Some(from) => from.connect(addr).await,
+            None => TcpStream::connect(addr).await,
+        };
+        match opened {
             Ok(s) => {
                 // Request/reply latency is what we measure: Nagle would add up to 40 ms.
                 let _ = s.set_nodelay(true);

@@ -210,6 +210,7 @@ fn spawn_workers(
             engine: opts.engine,
             clock_skew: opts.clock_skew,
             samples: opts.samples.clone(),
+            sources: opts.sources.clone(),
         };
         let h = std::thread::Builder::new()
             .name(format!("squall-worker-{idx}"))

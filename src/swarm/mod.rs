@@ -11,6 +11,7 @@ pub mod matcher;
 mod pace;
 pub mod samples;
 pub mod schedule;
+pub mod source;
 mod timer;
 mod upload;
 mod vu;
@@ -50,6 +51,9 @@ pub struct RunOptions {
     pub samples: Option<Arc<SampleLog>>,
     /// The part of the plan this process runs (`--shard I/N`). Default all of it.
     pub shard: schedule::Shard,
+    /// The source addresses connections bind, in turn (`--source-ip`). Default none: the
+    /// kernel picks.
+    pub sources: Option<Arc<source::Sources>>,
 }
 
 impl Default for RunOptions {
@@ -63,6 +67,7 @@ impl Default for RunOptions {
             clock_skew: Duration::from_secs(1),
             samples: None,
             shard: schedule::Shard::default(),
+            sources: None,
         }
     }
 }

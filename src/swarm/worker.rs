@@ -61,6 +61,8 @@ pub struct WorkerSpec {
     pub clock_skew: Duration,
     /// Where latency samples also go, if anywhere.
     pub samples: Option<Arc<SampleLog>>,
+    /// The source addresses connections bind, if any.
+    pub sources: Option<Arc<super::source::Sources>>,
 }
 
 /// Runs a worker to completion on the current thread.
@@ -94,7 +96,8 @@ async fn drive(spec: WorkerSpec) {
         shape: Arc::new(Shape::new(&spec.plan.kind_pointers, &spec.plan.id_pointer)),
         plan: spec.plan.clone(),
         rec: rec.clone(),
-        connecter: Connecter::new(&spec.plan.connect, &spec.plan.target),
+        connecter: Connecter::new(&spec.plan.connect, &spec.plan.target)
+            .with_sources(spec.sources.clone()),
         hard_stop: spec.signals.hard.clone(),
         profile: spec.profile.clone(),
         engine: spec.engine,

@@ -24,6 +24,7 @@ mod hostile_memory;
 mod library;
 mod metrics_listen;
 mod metrics_merge;
+mod procs;
 mod profiles_builtin;
 mod readme;
 mod report;

@@ -356,14 +356,6 @@ thresholds:
   - "errors.count == 0"
 "#;
 
-/// `squall_server_<name>{...} N` lines of a Prometheus text, summed over their labels.
-fn server_total(text: &str, name: &str) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("squall_server_{name}{{")))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
-        .sum()
-}
-
 #[test]
 fn four_shards_against_squall_server_add_up_to_what_it_counted() {
     let srv = reference_server(|_| {});
@@ -389,16 +381,7 @@ fn four_shards_against_squall_server_add_up_to_what_it_counted() {
     for r in runs {
         assert_eq!(r.join().unwrap(), 0);
     }
-    wait_until(
-        "server connections to close",
-        Duration::from_secs(5),
-        || srv.stats().connections_active == 0,
-    );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let text = rt.block_on(metrics_text(srv.addr()));
+    let text = settled_metrics(&srv);
     let out = dir.path().join("merged");
     let inputs: Vec<PathBuf> = (1..=4)
         .map(|i| dir.path().join(format!("shard-{i}")))
@@ -415,13 +398,7 @@ fn four_shards_against_squall_server_add_up_to_what_it_counted() {
     let doc = results(&out);
     assert_schema_valid(&doc);
     let c = &doc["counters"];
-    assert_eq!(
-        c["connections"]["opened"],
-        server_total(&text, "connections_total")
-    );
-    assert_eq!(c["frames_out"], server_total(&text, "frames_in_total"));
-    assert_eq!(c["frames_in"], server_total(&text, "frames_out_total"));
-    assert_eq!(c["bytes_out"], server_total(&text, "bytes_in_total"));
+    assert_counts_match_server(&doc, &text);
     // 7 VUs over 4 shards (2, 2, 2, 1): together exactly the plan.
     assert_eq!(doc["load"]["peak_vus"], 7);
     let peaks: Vec<u64> = (1..=4)

@@ -339,6 +339,41 @@ pub fn assert_squall_check<P: AsRef<std::ffi::OsStr>>(files: &[P]) {
     assert_eq!(text.matches(": ok").count(), files.len(), "{text}");
 }
 
+/// `squall_server_<name>{...} N` lines of a Prometheus text, summed over their labels.
+pub fn server_total(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("squall_server_{name}{{")))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+        .sum()
+}
+
+/// squall-server's `/metrics` text once every connection it had has closed (bounded wait).
+pub fn settled_metrics(srv: &squall_server::ServerHandle) -> String {
+    wait_until(
+        "server connections to close",
+        Duration::from_secs(10),
+        || srv.stats().connections_active == 0,
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(metrics_text(srv.addr()))
+}
+
+/// A results document's connection, frame and byte counts equal squall-server's own (its
+/// `/metrics` text): what squall sent the server received, and the other way round.
+pub fn assert_counts_match_server(doc: &Value, text: &str) {
+    let c = &doc["counters"];
+    assert_eq!(
+        c["connections"]["opened"],
+        server_total(text, "connections_total")
+    );
+    assert_eq!(c["frames_out"], server_total(text, "frames_in_total"));
+    assert_eq!(c["frames_in"], server_total(text, "frames_out_total"));
+    assert_eq!(c["bytes_out"], server_total(text, "bytes_in_total"));
+}
+
 /// The `squall` binary under test, as a command to add arguments to.
 pub fn squall_cmd() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_squall"))

@@ -5,4 +5,5 @@ mod autobahn;
 mod binary;
 mod hostile;
 mod kite;
+mod procs;
 mod strict_doc;
