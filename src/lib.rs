@@ -5,7 +5,8 @@
 //! every tick and writes the [`results`] model; [`report`] renders the results (summary,
 //! HTML, charts, JUnit); [`check`] judges them against the scenario's thresholds. [`run`]
 //! strings these together for `squall run`. Arrows between modules point one way (a test,
-//! `layers_tests`, keeps it so).
+//! `layers_tests`, keeps it so). Each frame passes through one door per direction,
+//! [`protocol::checker::Checker`]. The map of the modules is `docs/architecture.md`.
 #![deny(missing_docs)]
 
 pub mod asyncapi;
