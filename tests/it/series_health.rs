@@ -172,12 +172,16 @@ fn a_stopped_generator_is_flagged_with_the_length_of_its_stall() {
     let mut child = spawn_squall(&sc, &out);
     // results.json is written before the load begins (to prove the folder takes files); a
     // second in its series means the load is under way and its first second is final.
-    wait_until("the first second of results", Duration::from_secs(20), || {
-        std::fs::read_to_string(out.join("results.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|v| v["series"].as_array().is_some_and(|s| !s.is_empty()))
-    });
+    wait_until(
+        "the first second of results",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(out.join("results.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|v| v["series"].as_array().is_some_and(|s| !s.is_empty()))
+        },
+    );
     signal(&child, libc::SIGSTOP);
     // The stimulus itself, not synchronisation: the generator stays stopped this long.
     std::thread::sleep(Duration::from_millis(500));
