@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use super::steady::{steady, window};
 use super::trend;
 use crate::check::verdict;
-use crate::metrics::Aggregate;
+use crate::metrics::{Aggregate, ErrorKind};
 use crate::report::capacity::{Percentiles, Point, Step, Verdict};
 use crate::report::{Results, RunMeta, Status, Summary};
 use crate::run::{self, RunArgs};
@@ -184,9 +184,9 @@ fn judge(
         requests: c.requests,
         errors: c.errors,
         connections_failed: c.connections.failed,
-        connections_lost: ["disconnected", "unexpected_close"]
+        connections_lost: [ErrorKind::Disconnected, ErrorKind::UnexpectedClose]
             .iter()
-            .filter_map(|k| c.errors_by_kind.get(*k))
+            .filter_map(|k| c.errors_by_kind.get(k.as_str()))
             .sum(),
         // The window's but its last tick, not the whole step's: an arrival due just as the
         // step stops is counted missed at the stop, and a worker that rolls its tick late

@@ -102,23 +102,28 @@ fn many_vus_that_open_nothing_within_the_duration_exit_3_from_the_cli() {
     assert!(stdout.contains("no connection was opened"), "{stdout}");
 }
 
+/// `vus` VUs for 1 s, each pacing `count` pings at once with a 30 s deadline: longer than
+/// the run, so only the stop or a lost connection ends the wait.
+fn pinging(vus: u32, count: u32) -> String {
+    format!(
+        r#"
+name: pinging
+target: ws://127.0.0.1:1/ws
+load: {{ vus: {vus}, duration: 1s }}
+graceful_stop: 300ms
+behaviours:
+  - steps:
+      - pace: {{ send: {{ type: ping, id: "{{{{seq}}}}" }}, count: {count}, in_flight: 16, within: 30s, reply: {{ kind: pong }}, metric: rtt }}
+"#
+    )
+}
+
 #[test]
 fn requests_still_waiting_at_the_stop_are_unanswered_but_no_error() {
     // Reads every request, answers none.
     let srv =
         TestServer::start(|mut ws, _| async move { while let Some(Ok(_)) = ws.next().await {} });
-    let (done, doc) = run_yaml(
-        &srv.url(),
-        r#"
-name: unanswered
-target: ws://127.0.0.1:1/ws
-load: { vus: 2, duration: 1s }
-graceful_stop: 300ms
-behaviours:
-  - steps:
-      - pace: { send: { type: ping, id: "{{seq}}" }, count: 5, in_flight: 16, within: 30s, reply: { kind: pong }, metric: rtt }
-"#,
-    );
+    let (done, doc) = run_yaml(&srv.url(), &pinging(2, 5));
     let c = &doc["counters"];
     assert_eq!(n(&c["requests"]["sent"]), 10, "{c}");
     assert_eq!(n(&c["requests"]["unanswered"]), 10, "{c}");
@@ -147,18 +152,7 @@ fn requests_a_lost_connection_left_waiting_are_unanswered_errors() {
         }
         let _ = ws.close(None).await;
     });
-    let (_, doc) = run_yaml(
-        &srv.url(),
-        r#"
-name: lost
-target: ws://127.0.0.1:1/ws
-load: { vus: 1, duration: 1s }
-graceful_stop: 300ms
-behaviours:
-  - steps:
-      - pace: { send: { type: ping, id: "{{seq}}" }, count: 3, in_flight: 16, within: 30s, reply: { kind: pong }, metric: rtt }
-"#,
-    );
+    let (_, doc) = run_yaml(&srv.url(), &pinging(1, 3));
     let c = &doc["counters"];
     // Each connection takes all three requests at once and is closed on them: three errors
     // a connection (the VU reconnects, with backoff, for as long as the run lasts).

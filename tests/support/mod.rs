@@ -458,6 +458,15 @@ impl Checked {
         self.ws.send(msg).await.unwrap();
     }
 
+    /// A frame from the server, checked against the profile, as JSON.
+    fn check_in(&self, text: &str) -> Value {
+        let inbound = squall::protocol::Direction::In;
+        if let Err(v) = self.profile.check_text(inbound, text) {
+            panic!("the server's frame breaks the schemas: {text}\n{v:#?}");
+        }
+        serde_json::from_str(text).unwrap()
+    }
+
     /// The next text frame, checked, or the close code (`Err`; 1005 for a close frame
     /// without one, 1006 for a connection that ended without a close frame).
     pub async fn next(&mut self) -> Result<Value, u16> {
@@ -466,13 +475,7 @@ impl Checked {
                 .await
                 .expect("a frame within 5 s");
             match msg {
-                Some(Ok(Message::Text(t))) => {
-                    let inbound = squall::protocol::Direction::In;
-                    if let Err(v) = self.profile.check_text(inbound, &t) {
-                        panic!("the server's frame breaks the schemas: {t}\n{v:#?}");
-                    }
-                    return Ok(serde_json::from_str(&t).unwrap());
-                }
+                Some(Ok(Message::Text(t))) => return Ok(self.check_in(&t)),
                 Some(Ok(Message::Close(c))) => return Err(c.map_or(1005, |c| u16::from(c.code))),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => panic!("socket error: {e}"),
@@ -497,10 +500,7 @@ impl Checked {
             match msg {
                 Some(Ok(Message::Close(c))) => return c,
                 Some(Ok(Message::Text(t))) => {
-                    let inbound = squall::protocol::Direction::In;
-                    if let Err(v) = self.profile.check_text(inbound, &t) {
-                        panic!("the server's frame breaks the schemas: {t}\n{v:#?}");
-                    }
+                    self.check_in(&t);
                 }
                 Some(Ok(_)) => {}
                 other => panic!("no close frame: {other:?}"),
