@@ -48,29 +48,43 @@ fn rules(p: &Profile) -> String {
 #[test]
 fn every_bundled_profile_survives_the_round_trip() {
     let d = tempfile::tempdir().unwrap();
-    for name in BUNDLED {
-        let (original, doc) = exported(d.path(), name);
-        let opts = Options {
-            name: Some(name.to_string()),
-            ..Options::default()
-        };
-        let again = import(&doc, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let dir = d.path().join("round").join(name);
-        again.write(&dir).unwrap();
-        let back = Profile::load(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(back.discriminator, original.discriminator, "{name}");
-        assert_eq!(back.correlation, original.correlation, "{name}");
-        assert_eq!(back.clock, original.clock, "{name}");
-        for dir in [Direction::In, Direction::Out] {
-            assert_eq!(back.kinds(dir), original.kinds(dir), "{name} {dir:?}");
+    std::thread::scope(|scope| {
+        let trips: Vec<_> = BUNDLED
+            .map(|name| scope.spawn(|| round_trip(d.path(), name)))
+            .into_iter()
+            .collect();
+        for trip in trips {
+            if let Err(panic) = trip.join() {
+                std::panic::resume_unwind(panic);
+            }
         }
-        assert_eq!(rules(&back), rules(&original), "{name}");
-        // The same verdict on every example the original's lint knows, valid and invalid.
-        copy_examples(&original, &dir);
-        let report = lint(&dir).unwrap();
-        assert!(report.problems.is_empty(), "{name}: {:#?}", report.problems);
-        assert!(report.checked > 10, "{name}: {} examples", report.checked);
+    });
+}
+
+/// Exports `name` into `d`, imports it again and holds the two to the same kinds, rules and
+/// verdicts on every example.
+fn round_trip(d: &Path, name: &str) {
+    let (original, doc) = exported(d, name);
+    let opts = Options {
+        name: Some(name.to_string()),
+        ..Options::default()
+    };
+    let again = import(&doc, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let dir = d.join("round").join(name);
+    again.write(&dir).unwrap();
+    let back = Profile::load(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(back.discriminator, original.discriminator, "{name}");
+    assert_eq!(back.correlation, original.correlation, "{name}");
+    assert_eq!(back.clock, original.clock, "{name}");
+    for dir in [Direction::In, Direction::Out] {
+        assert_eq!(back.kinds(dir), original.kinds(dir), "{name} {dir:?}");
     }
+    assert_eq!(rules(&back), rules(&original), "{name}");
+    // The same verdict on every example the original's lint knows, valid and invalid.
+    copy_examples(&original, &dir);
+    let report = lint(&dir).unwrap();
+    assert!(report.problems.is_empty(), "{name}: {:#?}", report.problems);
+    assert!(report.checked > 10, "{name}: {} examples", report.checked);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! runs must reach the same verdict: frames checked in both, and the same violation groups
 //! (kind, keyword, pointer, whose rule). Counts and thresholds follow the runs' timing and are
 //! not compared. Each protocol's smoke scenario runs in CI; the whole library (a few minutes
-//! on two cores) with `cargo test --test checker_reference -- --ignored`. Frame by frame, the
+//! on two cores) with `cargo test --test it checker_reference -- --ignored`. Frame by frame, the
 //! engines are compared by the property tests in `tests/it/checker_properties.rs`.
 
 use std::collections::BTreeSet;
@@ -70,13 +70,24 @@ fn same_verdict(file: &Path) {
 
 #[test]
 fn every_smoke_scenario_is_judged_alike_by_both_engines() {
-    for protocol in ["kite", "covetpy", "hexabase", "kecs", "newloom"] {
-        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("scenarios")
-            .join(protocol)
-            .join("smoke.yaml");
-        same_verdict(&file);
-    }
+    // The protocols side by side: a one-second smoke run mostly waits on its pacing.
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = ["kite", "covetpy", "hexabase", "kecs", "newloom"]
+            .map(|protocol| {
+                let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("scenarios")
+                    .join(protocol)
+                    .join("smoke.yaml");
+                scope.spawn(move || same_verdict(&file))
+            })
+            .into_iter()
+            .collect();
+        for run in runs {
+            if let Err(panic) = run.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
 }
 
 /// Every scenario of `protocol` reaches the same verdict both ways.

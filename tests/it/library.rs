@@ -6,7 +6,7 @@
 //! squall-server in its protocol's `tests/scenarios_<p>.rs` (which also checks what it
 //! measured, and that it fails with a limit off or a delivery fault on); the last test here
 //! makes sure none is left out, rather than running them all a second time. The portable
-//! runs go two at a time (about 90 s in all on two cores).
+//! runs go three at a time.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -149,13 +149,16 @@ fn portable_scenarios_run_clean_against_a_strict_doc_server() {
         .filter(|f| !is_reference(f))
         .collect();
     assert!(files.len() >= 20, "{files:?}");
-    // Two runs at a time, as two tests of one binary would run on the CI's two cores.
-    let (first, second) = files.split_at(files.len() / 2);
+    // Three runs at a time, as many as `run_library` lets go side by side.
+    let third = files.len().div_ceil(3);
     let failed: Vec<String> = std::thread::scope(|scope| {
-        let other = scope.spawn(|| failures_against_strict_doc(second));
-        let mut failed = failures_against_strict_doc(first);
-        failed.extend(other.join().expect("the runs of the other half"));
-        failed
+        let runs: Vec<_> = files
+            .chunks(third)
+            .map(|part| scope.spawn(|| failures_against_strict_doc(part)))
+            .collect();
+        runs.into_iter()
+            .flat_map(|r| r.join().expect("the runs of a third"))
+            .collect()
     });
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
