@@ -344,6 +344,10 @@ fn health(shards: &[Shard]) -> Health {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        h.rss_peak_kib = match (h.rss_peak_kib, x.rss_peak_kib) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
     }
     h
 }

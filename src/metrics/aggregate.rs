@@ -751,6 +751,7 @@ impl Aggregate {
             missed_sends: self.counters.missed,
             fd_peak: self.fds.peak,
             fd_limit: self.fds.limit,
+            rss_peak_kib: super::health::peak_rss_kib(),
             warnings: self.watch.warnings().to_vec(),
         }
     }

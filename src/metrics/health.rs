@@ -351,6 +351,15 @@ impl SaturationWatch {
     }
 }
 
+/// The process's peak resident memory so far, KiB (`VmHWM` in `/proc/self/status`);
+/// `None` where there is no such file. It is this process's own mark, set afresh by `exec`,
+/// unlike `getrusage`'s `ru_maxrss`, which a child spawned by `vfork` inherits from its parent.
+pub(crate) fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
 /// CPU time the calling thread has used so far, ns (`CLOCK_THREAD_CPUTIME_ID`): squall's
 /// own threads only, never the bundled server's or anyone else's.
 pub(crate) fn thread_cpu_ns() -> Option<u64> {
@@ -366,6 +375,20 @@ pub(crate) fn thread_cpu_ns() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_peak_resident_memory_is_read_and_grows_with_what_is_touched() {
+        let before = peak_rss_kib().expect("Linux has /proc/self/status");
+        assert!(before > 0);
+        // 64 MiB written page by page is resident at once: the mark must rise by most of it.
+        let touched = vec![1u8; 64 << 20];
+        std::hint::black_box(&touched);
+        let after = peak_rss_kib().unwrap();
+        assert!(
+            after >= before.max(64 << 10),
+            "{before} KiB, then {after} KiB"
+        );
+    }
 
     #[test]
     fn busy_for_three_seconds_saturates() {

@@ -611,6 +611,11 @@ pub struct Health {
     /// The open-file limit.
     #[serde(default)]
     pub fd_limit: Option<u64>,
+    /// Peak resident memory of the process the run played in, KiB (`VmHWM`, Linux; when
+    /// results are merged, the shards' sum). A run inside another program (a test, a
+    /// capacity step) reports that program's.
+    #[serde(default)]
+    pub rss_peak_kib: Option<u64>,
     /// Warnings raised during the run, in order.
     pub warnings: Vec<String>,
 }
