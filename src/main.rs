@@ -574,8 +574,10 @@ fn compare(cmd: CompareCmd) -> u8 {
 fn check(files: &[PathBuf], portable: bool, schemas: Option<&Path>) -> u8 {
     let opts = LoadOptions::from_process_env();
     let mut code = 0;
-    // Each protocol's profile is compiled once for all the files that name it.
+    // Each protocol's profile is compiled once for all the files that name it: once to
+    // prove it loads, once more (without squall's extensions) for `--portable`.
     let mut profiles: std::collections::HashMap<PathBuf, Profile> = Default::default();
+    let mut loaded: std::collections::HashSet<PathBuf> = Default::default();
     for f in files {
         let plan = scenario::load_file(f, &opts).map_err(|e| e.to_string());
         // The protocol must be found (and an AsyncAPI document imported) as `run` would.
@@ -589,8 +591,15 @@ fn check(files: &[PathBuf], portable: bool, schemas: Option<&Path>) -> u8 {
             };
             let located = places
                 .locate(&name)
-                .and_then(|l| l.load().map(|_| l))
+                .and_then(|l| {
+                    if loaded.contains(&l.dir) {
+                        Ok(l)
+                    } else {
+                        l.load().map(|_| l)
+                    }
+                })
                 .map_err(|e| format!("{}: protocol profile: {e}", f.display()))?;
+            loaded.insert(located.dir.clone());
             Ok((plan, Some(located)))
         });
         let (plan, located) = match checked {
