@@ -9,16 +9,20 @@ pub mod checker;
 pub mod connect;
 pub mod conversation;
 mod ecma;
+#[path = "engine/compiled/mod.rs"]
 pub mod fast;
 pub mod fields;
 pub mod horizon;
 mod lint;
+#[path = "engine/marks.rs"]
 pub mod marks;
 pub mod pairing;
 pub mod pointer;
 pub mod rooms;
+#[path = "engine/snapshot.rs"]
 mod snapshot;
 pub mod source;
+#[path = "engine/tape/mod.rs"]
 pub mod tape;
 pub mod view;
 

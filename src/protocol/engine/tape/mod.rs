@@ -946,5 +946,4 @@ impl<'a> Array<'a, TapeJson> for TapeNode<'a> {
 }
 
 #[cfg(test)]
-#[path = "tape_tests.rs"]
 mod tests;
