@@ -1,7 +1,7 @@
 //! Protocol profiles (`schemas/<name>/protocol.yaml`): how a protocol's frames are told
 //! apart, and the JSON Schema each kind must meet in each direction, compiled once.
 //!
-//! Checking asks the fast question first (`is_valid`) and collects error details only for a
+//! Checking asks the cheap question first (`is_valid`) and collects error details only for a
 //! frame that fails, so a clean frame costs one validation pass.
 
 pub mod catalog;
@@ -9,22 +9,21 @@ pub mod checker;
 pub mod connect;
 pub mod conversation;
 mod ecma;
-#[path = "engine/compiled/mod.rs"]
-pub mod fast;
+mod engine;
 pub mod fields;
 pub mod horizon;
 mod lint;
-#[path = "engine/marks.rs"]
-pub mod marks;
 pub mod pairing;
 pub mod pointer;
 pub mod rooms;
-#[path = "engine/snapshot.rs"]
-mod snapshot;
 pub mod source;
-#[path = "engine/tape/mod.rs"]
-pub mod tape;
 pub mod view;
+
+/// The tape a frame is parsed onto: the one part of the tape engine outside the crate, as
+/// the swarm keeps one per worker thread and tests read it.
+pub use engine::tape;
+#[doc(hidden)]
+pub use engine::Part;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,6 +35,8 @@ use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+use engine::compiled::Compiled;
+use engine::Parts;
 pub use lint::{lint, lint_in, LintReport};
 pub use source::Source;
 use tape::{Doc, TapeJson};
@@ -194,20 +195,20 @@ pub struct Profile {
     envelope: Option<Schema>,
     inbound: FxHashMap<String, Schema>,
     outbound: FxHashMap<String, Schema>,
-    /// Whether the tape engine asks the compiled checks (true) or only jsonschema's
-    /// validator over the tape: the second is kept for the benchmark row that measures what
-    /// the compiled checks save.
-    compiled_checks: bool,
+    /// Which of the tape engine's own parts are used: all, but when a benchmark measures
+    /// what one saves.
+    pub(crate) parts: Parts,
 }
 
 /// One schema compiled for each way of asking. On a frame's tape, the per-frame question "is
-/// it valid?": by the plain checks of [`fast::Fast`] (which, for a kind, include the
-/// envelope) where the schemas allow, else by the jsonschema crate's validator for tapes. On a
-/// `serde_json::Value`: the verdict with its details, and frames the tape leaves alone.
+/// it valid?": by the `compiled` checks (which, for a kind, include the envelope) where the
+/// schemas allow, else by the jsonschema crate's validator `on_tape`. On a
+/// `serde_json::Value` (`on_value`): the verdict with its details, and frames the tape leaves
+/// alone.
 struct Schema {
-    quick: Option<fast::Fast>,
-    fast: Validator<TapeJson>,
-    full: Validator,
+    compiled: Option<Compiled>,
+    on_tape: Validator<TapeJson>,
+    on_value: Validator,
     /// Under [`Conformance::Strict`], the schema without squall's decisions, when it has any:
     /// asked only of a frame that failed, to say whose rule each violation broke.
     document: Option<Validator>,
@@ -466,7 +467,7 @@ impl Profile {
             envelope,
             inbound,
             outbound,
-            compiled_checks: true,
+            parts: Parts::default(),
         })
     }
 
@@ -517,8 +518,11 @@ impl Profile {
         v: &Value,
     ) -> Result<(), Vec<Violation>> {
         let schema = kind.and_then(|k| self.schemas(dir).get(k));
-        let clean = self.envelope.as_ref().is_none_or(|e| e.full.is_valid(v))
-            && schema.is_some_and(|s| s.full.is_valid(v));
+        let clean = self
+            .envelope
+            .as_ref()
+            .is_none_or(|e| e.on_value.is_valid(v))
+            && schema.is_some_and(|s| s.on_value.is_valid(v));
         if clean {
             return Ok(());
         }
@@ -585,56 +589,18 @@ impl Profile {
     }
 
     /// Whether a frame parsed onto a tape meets the envelope and its kind's schema: the
-    /// per-frame question. `false` (an unknown kind included) says nothing more: the caller
-    /// asks [`Profile::check_kind`] on the frame's `Value` for the verdict and its details, so
-    /// a frame rejected here wrongly still gets the right verdict. (That no bad frame passes
-    /// here rests on the differential tests of the tape and the plain checks.)
-    ///
-    /// `recent` (one connection's, if kept) lets pattern checks resume over what a string
-    /// shares with the last one they saw.
-    pub fn is_clean(
-        &self,
-        dir: Direction,
-        kind: Option<&str>,
-        doc: &Doc,
-        recent: Option<&mut fast::Recent>,
-    ) -> bool {
-        self.is_clean_like(dir, kind, doc, recent, None)
+    /// tape engine's question, without a connection's memory of its last frames. `false`
+    /// (an unknown kind included) says nothing more: [`Profile::check_kind`] on the frame's
+    /// `Value` gives the verdict and its details.
+    pub fn is_clean(&self, dir: Direction, kind: Option<&str>, doc: &Doc) -> bool {
+        engine::is_valid(self, dir, kind, doc, None)
     }
 
-    /// [`Profile::is_clean`] with what [`fast::Recent::like_last`] found for the frame.
-    pub fn is_clean_like(
-        &self,
-        dir: Direction,
-        kind: Option<&str>,
-        doc: &Doc,
-        mut recent: Option<&mut fast::Recent>,
-        like: Option<fast::Like>,
-    ) -> bool {
-        if let Some(r) = recent.as_deref_mut() {
-            r.unused();
-        }
-        let Some(schema) = kind.and_then(|k| self.schemas(dir).get(k)) else {
-            return false;
-        };
-        let root = doc.root();
-        match schema.quick.as_ref().filter(|_| self.compiled_checks) {
-            Some(q) => match recent {
-                Some(r) => q.is_valid_like(root, r, like),
-                None => q.is_valid(root),
-            },
-            None => {
-                self.envelope.as_ref().is_none_or(|e| e.fast.is_valid(root))
-                    && schema.fast.is_valid(root)
-            }
-        }
-    }
-
-    /// Has the tape engine ask jsonschema's validator over the tape instead of the compiled
-    /// checks (`false`), to measure what they save (`benches/check.rs`); `true` by default.
+    /// Switches one of the tape engine's own parts off, to measure what it saves
+    /// (`benches/check.rs`); all are on by default.
     #[doc(hidden)]
-    pub fn use_compiled_checks(&mut self, on: bool) {
-        self.compiled_checks = on;
+    pub fn switch_off(&mut self, part: Part) {
+        self.parts.switch_off(part);
     }
 
     /// Checks the frame's timestamp (at [`Profile::clock`]) against `now`: stamped more than
@@ -723,7 +689,7 @@ fn details(schema: &Schema, v: &Value, dir: Direction, kind: &str) -> Vec<Violat
         .as_ref()
         .map(|d| d.iter_errors(v).map(|e| place(&e).0).collect());
     schema
-        .full
+        .on_value
         .iter_errors(v)
         .map(|e| {
             let (pointer, message) = place(&e);
@@ -822,9 +788,9 @@ fn compile(
     let path = source
         .canonical(&path)
         .map_err(|e| format!("{shown}: {e}"))?;
-    let fast =
+    let on_tape =
         build::<TapeJson>(root, &path, &schema, &views.run).map_err(|e| format!("{shown}: {e}"))?;
-    let full = build(root, &path, &schema, &views.run).map_err(|e| format!("{shown}: {e}"))?;
+    let on_value = build(root, &path, &schema, &views.run).map_err(|e| format!("{shown}: {e}"))?;
     let document = match &views.document {
         Some(reader) => {
             let doc = reader.read(&path).map_err(|e| format!("{shown}: {e}"))?;
@@ -838,11 +804,11 @@ fn compile(
     let files: Vec<&Path> = std::iter::once(path.as_path())
         .chain(envelope.as_deref())
         .collect();
-    let quick = fast::Fast::compile_read(source, root, &files, &leaf, &|p| views.run.read(p)).ok();
+    let compiled = Compiled::compile_read(source, root, &files, &leaf, &|p| views.run.read(p)).ok();
     Ok(Schema {
-        quick,
-        fast,
-        full,
+        compiled,
+        on_tape,
+        on_value,
         document,
     })
 }
