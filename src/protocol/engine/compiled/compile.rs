@@ -174,34 +174,11 @@ impl Compiled {
     /// One object rule meaning `ra` and `rb` together (`None`: over 64 required names).
     /// New nodes it needs (a member both rules constrain) are added to the arena.
     fn both(&mut self, ra: &ObjectRule, rb: &ObjectRule) -> Option<ObjectRule> {
-        let required: Vec<&str> = {
-            let mut names: Vec<&str> = Vec::new();
-            for r in [ra, rb] {
-                let bits = r.props.iter().filter_map(|(n, _, b)| b.map(|_| &**n));
-                let extra = r.extra_required.iter().map(|(n, _)| &**n);
-                for n in bits.chain(extra) {
-                    if !names.contains(&n) {
-                        names.push(n);
-                    }
-                }
-            }
-            names
-        };
+        let required = required_by_both(ra, rb);
         if required.len() > 64 {
             return None;
         }
         let bit = |name: &str| required.iter().position(|r| *r == name).map(|i| i as u32);
-        // What a rule asks of a member it may or may not list: `Err(())` when it forbids it.
-        let ask = |r: &ObjectRule, name: &str| -> Result<Option<usize>, ()> {
-            match r.props.iter().find(|(p, _, _)| **p == *name) {
-                Some((_, s, _)) => Ok(*s),
-                None => match r.additional {
-                    None => Ok(None),
-                    Some(None) => Err(()),
-                    Some(Some(s)) => Ok(Some(s)),
-                },
-            }
-        };
         let mut names: Vec<&str> = ra.props.iter().map(|(n, _, _)| &**n).collect();
         for (n, _, _) in &rb.props {
             if !names.contains(&&**n) {
@@ -210,7 +187,7 @@ impl Compiled {
         }
         let mut props = Vec::new();
         for name in names {
-            let node = match (ask(ra, name), ask(rb, name)) {
+            let node = match (ra.asks(name), rb.asks(name)) {
                 (Err(()), _) | (_, Err(())) => Some(self.add(Op::Never)),
                 (Ok(x), Ok(None)) | (Ok(None), Ok(x)) => x,
                 (Ok(Some(x)), Ok(Some(y))) if x == y => Some(x),
@@ -339,84 +316,75 @@ impl Compiler<'_> {
             Value::Object(o) => o,
             _ => return Err(Unsupported("a schema that is not an object".into())),
         };
-        let mut ops = Vec::new();
-        // Bounds come in pairs; an absent side is open.
-        let mut bounds = [(0u64, u64::MAX); 3];
-        let mut delegated = Vec::new();
+        let mut found = Found::default();
         for (k, v) in obj {
-            match k.as_str() {
-                k if ANNOTATIONS.contains(&k) => {}
-                k if DELEGATED.contains(&k) => {
-                    let one = Value::Object(Map::from_iter([(k.to_string(), v.clone())]));
-                    let built = (self.delegate)(&one)
-                        .ok_or_else(|| Unsupported(format!("{k} did not compile alone")))?;
-                    delegated.push(Op::Delegated(built));
-                }
-                "pattern" => delegated.push(self.pattern(v)?),
-                "type" => ops.push(Op::Types(types(v)?)),
-                "const" => ops.push(Op::Const(v.clone())),
-                "enum" => ops.push(Op::Enum(v.as_array().ok_or_else(bad(k))?.clone())),
-                "minLength" => bounds[0].0 = count(k, v)?,
-                "maxLength" => bounds[0].1 = count(k, v)?,
-                "minItems" => bounds[1].0 = count(k, v)?,
-                "maxItems" => bounds[1].1 = count(k, v)?,
-                "minProperties" => bounds[2].0 = count(k, v)?,
-                "maxProperties" => bounds[2].1 = count(k, v)?,
-                "items" if v.is_object() || v.is_boolean() => {
-                    ops.push(Op::Each(self.sub(file, v)?))
-                }
-                "$ref" => {
-                    let (f, p) = resolve(file, v.as_str().ok_or_else(bad(k))?)?;
-                    ops.push(Op::All(vec![self.target(f, p)?]));
-                }
-                "allOf" => ops.push(Op::All(self.list(file, v)?)),
-                "anyOf" => ops.push(Op::Any(self.list(file, v)?)),
-                "oneOf" => ops.push(Op::One(self.list(file, v)?)),
-                "not" => ops.push(Op::Not(self.sub(file, v)?)),
-                "if" => {
-                    let then = obj.get("then").map(|t| self.sub(file, t)).transpose()?;
-                    let other = obj.get("else").map(|e| self.sub(file, e)).transpose()?;
-                    ops.push(Op::Cond(self.sub(file, v)?, then, other));
-                }
-                // Taken with `if` (and meaningless without it).
-                "then" | "else" => {}
-                "properties" | "additionalProperties" | "required" => {}
-                "propertyNames" if !v.to_string().contains("$ref") => {
-                    let one = Value::Object(Map::from_iter([(k.to_string(), v.clone())]));
-                    let built = (self.delegate)(&one).ok_or_else(|| Unsupported(k.into()))?;
-                    delegated.push(Op::Delegated(built));
-                }
-                other => return Err(Unsupported(format!("keyword {other}"))),
-            }
-        }
-        let open = (0, u64::MAX);
-        let [len, items, props] = bounds;
-        if len != open {
-            ops.push(Op::Length(len.0, len.1));
-        }
-        if items != open {
-            ops.push(Op::Items(items.0, items.1));
-        }
-        if props != open {
-            ops.push(Op::Props(props.0, props.1));
+            self.keyword(file, obj, k, v, &mut found)?;
         }
         if ["properties", "additionalProperties", "required"]
             .iter()
             .any(|k| obj.contains_key(*k))
         {
-            ops.push(Op::Object(self.object(file, obj)?));
+            found.ops.push(Op::Object(self.object(file, obj)?));
         }
-        // The validator calls (formats, patterns, bounds) last: a frame that fails a plain
-        // check never pays for them.
-        ops.extend(delegated);
-        // Cheap type and value checks first, then the subschemas.
-        ops.sort_by_key(|op| match op {
-            Op::Never | Op::Types(_) | Op::Const(_) | Op::Enum(_) => 0,
-            Op::Length(..) | Op::Items(..) | Op::Props(..) => 1,
-            Op::Delegated(_) | Op::Pattern(..) => 3,
-            _ => 2,
-        });
-        Ok(Checks { ops })
+        Ok(found.into_checks())
+    }
+
+    /// One keyword `k` of the schema object `obj`, with its value `v`, into `found`.
+    fn keyword(
+        &mut self,
+        file: &Path,
+        obj: &Map<String, Value>,
+        k: &str,
+        v: &Value,
+        found: &mut Found,
+    ) -> Result<(), Unsupported> {
+        match k {
+            k if ANNOTATIONS.contains(&k) => {}
+            k if DELEGATED.contains(&k) => {
+                let one = Value::Object(Map::from_iter([(k.to_string(), v.clone())]));
+                let built = (self.delegate)(&one)
+                    .ok_or_else(|| Unsupported(format!("{k} did not compile alone")))?;
+                found.delegated.push(Op::Delegated(built));
+            }
+            "pattern" => found.delegated.push(self.pattern(v)?),
+            "type" => found.ops.push(Op::Types(types(v)?)),
+            "const" => found.ops.push(Op::Const(v.clone())),
+            "enum" => found
+                .ops
+                .push(Op::Enum(v.as_array().ok_or_else(bad(k))?.clone())),
+            "minLength" => found.bounds[0].0 = count(k, v)?,
+            "maxLength" => found.bounds[0].1 = count(k, v)?,
+            "minItems" => found.bounds[1].0 = count(k, v)?,
+            "maxItems" => found.bounds[1].1 = count(k, v)?,
+            "minProperties" => found.bounds[2].0 = count(k, v)?,
+            "maxProperties" => found.bounds[2].1 = count(k, v)?,
+            "items" if v.is_object() || v.is_boolean() => {
+                found.ops.push(Op::Each(self.sub(file, v)?))
+            }
+            "$ref" => {
+                let (f, p) = resolve(file, v.as_str().ok_or_else(bad(k))?)?;
+                found.ops.push(Op::All(vec![self.target(f, p)?]));
+            }
+            "allOf" => found.ops.push(Op::All(self.list(file, v)?)),
+            "anyOf" => found.ops.push(Op::Any(self.list(file, v)?)),
+            "oneOf" => found.ops.push(Op::One(self.list(file, v)?)),
+            "not" => found.ops.push(Op::Not(self.sub(file, v)?)),
+            "if" => {
+                let then = obj.get("then").map(|t| self.sub(file, t)).transpose()?;
+                let other = obj.get("else").map(|e| self.sub(file, e)).transpose()?;
+                found.ops.push(Op::Cond(self.sub(file, v)?, then, other));
+            }
+            // Taken with `if` (and meaningless without it).
+            "then" | "else" => {}
+            "properties" | "additionalProperties" | "required" => {}
+            "propertyNames" if !v.to_string().contains("$ref") => {
+                let one = Value::Object(Map::from_iter([(k.to_string(), v.clone())]));
+                let built = (self.delegate)(&one).ok_or_else(|| Unsupported(k.into()))?;
+                found.delegated.push(Op::Delegated(built));
+            }
+            other => return Err(Unsupported(format!("keyword {other}"))),
+        }
+        Ok(())
     }
 
     /// A pattern the jsonschema crate would run as a regex becomes a DFA over the same
@@ -496,6 +464,86 @@ impl Compiler<'_> {
             Some(s) => Some(Some(self.sub(file, s)?)),
         };
         Ok(rule)
+    }
+}
+
+/// What one schema's keywords compiled to, before they are put in order.
+struct Found {
+    ops: Vec<Op>,
+    /// Length, item and property bounds: they come in pairs; an absent side is open.
+    bounds: [(u64, u64); 3],
+    /// The validator calls (formats, patterns, bounds).
+    delegated: Vec<Op>,
+}
+
+impl Default for Found {
+    fn default() -> Self {
+        Found {
+            ops: Vec::new(),
+            bounds: [(0, u64::MAX); 3],
+            delegated: Vec::new(),
+        }
+    }
+}
+
+impl Found {
+    /// The checks, cheapest first.
+    fn into_checks(self) -> Checks {
+        let Found {
+            mut ops,
+            bounds,
+            delegated,
+        } = self;
+        let open = (0, u64::MAX);
+        let [len, items, props] = bounds;
+        if len != open {
+            ops.push(Op::Length(len.0, len.1));
+        }
+        if items != open {
+            ops.push(Op::Items(items.0, items.1));
+        }
+        if props != open {
+            ops.push(Op::Props(props.0, props.1));
+        }
+        // The validator calls last: a frame that fails a plain check never pays for them.
+        ops.extend(delegated);
+        // Cheap type and value checks first, then the subschemas.
+        ops.sort_by_key(|op| match op {
+            Op::Never | Op::Types(_) | Op::Const(_) | Op::Enum(_) => 0,
+            Op::Length(..) | Op::Items(..) | Op::Props(..) => 1,
+            Op::Delegated(_) | Op::Pattern(..) => 3,
+            _ => 2,
+        });
+        Checks { ops }
+    }
+}
+
+/// The names either rule requires, each once, in order.
+fn required_by_both<'r>(ra: &'r ObjectRule, rb: &'r ObjectRule) -> Vec<&'r str> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in [ra, rb] {
+        let bits = r.props.iter().filter_map(|(n, _, b)| b.map(|_| &**n));
+        let extra = r.extra_required.iter().map(|(n, _)| &**n);
+        for n in bits.chain(extra) {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    names
+}
+
+impl ObjectRule {
+    /// What the rule asks of a member it may or may not list: `Err(())` when it forbids it.
+    fn asks(&self, name: &str) -> Result<Option<usize>, ()> {
+        match self.props.iter().find(|(p, _, _)| **p == *name) {
+            Some((_, s, _)) => Ok(*s),
+            None => match self.additional {
+                None => Ok(None),
+                Some(None) => Err(()),
+                Some(Some(s)) => Ok(Some(s)),
+            },
+        }
     }
 }
 
