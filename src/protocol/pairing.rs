@@ -188,6 +188,7 @@ impl Pending {
 
     /// The violation for a `kind` reply (of rule `first`, `rule`) that answers no pending
     /// request: at the echoed field that tells it apart, when one does.
+    #[cold]
     fn mismatch<F: Fields + ?Sized>(
         &self,
         first: usize,

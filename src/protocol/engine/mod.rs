@@ -79,6 +79,7 @@ pub(crate) enum Judged {
 impl Memory {
     /// The one entry point: a frame in `dir`, parsed onto `doc`, read by `shape` and, when
     /// `check`, judged by `profile`, in the order the module's doc gives.
+    #[inline]
     pub(crate) fn frame<'d, 't>(
         &mut self,
         profile: &Profile,
