@@ -1,9 +1,14 @@
-//! Per-frame checking cost, two ways, for typical frames (a Kite event, the Kite ping and
-//! pong of the round-trip benchmark, a CovetPy rpc_response, and Kraken's subscriptionStatus
-//! through a profile imported from its AsyncAPI document):
-//! - `value`: parse into `serde_json::Value`, then `is_valid` (the path before the tape, and
-//!   still the path for error details);
-//! - `tape`: parse onto a reused [`Tape`], then `is_valid` on the tape (the run's path).
+//! Per-frame checking cost, three ways, for typical frames (a Kite event, the Kite ping and
+//! pong of the round-trip benchmark, a CovetPy rpc_response, a KECS task event, and Kraken's
+//! subscriptionStatus through a profile imported from its AsyncAPI document):
+//! - `tape + compiled checks`: parse onto a reused [`Tape`], then the compiled checks (the
+//!   run's path, without a connection's memory of its last frames);
+//! - `tape + jsonschema tape validator`: the same tape, asked of jsonschema's own validator
+//!   over it (`Validator<TapeJson>`) in place of the compiled checks;
+//! - `reference (serde_json + jsonschema)`: parse into `serde_json::Value`, then jsonschema
+//!   (`--checker reference`, and the path for a failing frame's details).
+//!
+//! And the two parses alone.
 //!
 //!     cargo bench --bench check
 //!
@@ -24,7 +29,10 @@ use criterion::{criterion_group, Criterion, Throughput};
 use squall::protocol::checker::{Checker, Engine, Verdict};
 use squall::protocol::pointer::Shape;
 use squall::protocol::tape::Tape;
-use squall::protocol::{Direction, Profile};
+use squall::protocol::{Direction, Part, Profile};
+
+/// Loads a profile, with its compiled checks or not.
+type Load<'a> = &'a dyn Fn(bool) -> Profile;
 
 fn frame(root: &Path, file: &str) -> String {
     let text = std::fs::read_to_string(root.join("examples/valid").join(file)).expect("fixture");
@@ -39,60 +47,82 @@ fn bench(c: &mut Criterion) {
         ("kite", "in-pong-refserver.json", Direction::In),
         ("kite", "out-ping-refserver.json", Direction::Out),
         ("covetpy", "in-rpc_response.json", Direction::In),
+        (
+            "kecs",
+            "in-event.task-status_change-running-running.json",
+            Direction::In,
+        ),
     ] {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("schemas")
             .join(protocol);
-        let profile = Profile::load(&root).expect("profile loads");
+        let load = |compiled: bool| with_checks(Profile::load(&root), compiled);
         let text = frame(&root, file);
-        rows(c, &format!("{protocol} {file}"), &profile, &text, dir);
+        rows(c, &format!("{protocol} {file}"), &load, &text, dir);
     }
     // A profile imported from an AsyncAPI document (in memory, as `protocol: ./doc.yaml`
     // loads it): Kraken's subscriptionStatus, next to Kite's scrape.progress.
     let doc = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/asyncapi/kraken-request-reply-3.1.yml");
     let located = squall::asyncapi::import_located(&doc).expect("the Kraken document imports");
-    let profile = located.load().expect("imported profile loads");
+    let load = |compiled: bool| with_checks(located.load(), compiled);
     let text = r#"{"channelID":10001,"channelName":"ohlc-5","event":"subscriptionStatus","pair":["XBT/EUR"],"reqid":42,"status":"online","subscription":{"interval":5,"name":"ohlc"}}"#;
     rows(
         c,
         "kraken (AsyncAPI) subscriptionStatus",
-        &profile,
+        &load,
         text,
         Direction::In,
     );
 }
 
-/// The per-frame rows for one valid frame of `profile`.
-fn rows(c: &mut Criterion, label: &str, profile: &Profile, text: &str, dir: Direction) {
+/// A loaded profile, its compiled checks switched off unless `compiled`.
+fn with_checks(
+    profile: Result<Profile, squall::protocol::ProfileError>,
+    compiled: bool,
+) -> Profile {
+    let mut profile = profile.expect("profile loads");
+    if !compiled {
+        profile.switch_off(Part::CompiledChecks);
+    }
+    profile
+}
+
+/// The per-frame rows for one valid frame of the profile `load` gives.
+fn rows(c: &mut Criterion, label: &str, load: Load, text: &str, dir: Direction) {
+    let (compiled, tape_validator) = (load(true), load(false));
     let value: serde_json::Value = serde_json::from_str(text).unwrap();
-    let kind = profile.kind_of(&value);
+    let kind = compiled.kind_of(&value);
     let kind = kind.as_deref();
-    assert!(profile.check(dir, &value).is_ok(), "{label} must be valid");
+    assert!(compiled.check(dir, &value).is_ok(), "{label} must be valid");
     let mut tape = Tape::default();
-    assert!(profile.is_clean(dir, kind, &tape.parse(text).unwrap(), None));
+    for p in [&compiled, &tape_validator] {
+        assert!(p.is_clean(dir, kind, &tape.parse(text).unwrap()), "{label}");
+    }
 
     let mut g = c.benchmark_group(format!("{label} ({} bytes)", text.len()));
     g.throughput(Throughput::Elements(1));
     g.bench_function("value parse", |b| {
         b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(text)).unwrap())
     });
-    g.bench_function("value validate", |b| {
-        b.iter(|| profile.check_kind(dir, kind, black_box(&value)))
-    });
-    g.bench_function("value parse+validate", |b| {
-        b.iter(|| {
-            let v: serde_json::Value = serde_json::from_str(black_box(text)).unwrap();
-            profile.check_kind(dir, kind, &v).is_ok()
-        })
-    });
     g.bench_function("tape parse", |b| {
         b.iter(|| tape.parse(black_box(text)).is_some())
     });
-    g.bench_function("tape parse+validate", |b| {
+    for (row, profile) in [
+        ("tape + compiled checks", &compiled),
+        ("tape + jsonschema tape validator", &tape_validator),
+    ] {
+        g.bench_function(row, |b| {
+            b.iter(|| {
+                let doc = tape.parse(black_box(text)).unwrap();
+                profile.is_clean(dir, kind, &doc)
+            })
+        });
+    }
+    g.bench_function("reference (serde_json + jsonschema)", |b| {
         b.iter(|| {
-            let doc = tape.parse(black_box(text)).unwrap();
-            profile.is_clean(dir, kind, &doc, None)
+            let v: serde_json::Value = serde_json::from_str(black_box(text)).unwrap();
+            compiled.check_kind(dir, kind, &v).is_ok()
         })
     });
     g.finish();
@@ -139,8 +169,13 @@ impl RoundTrip {
         let mut profile = Profile::load(&root).expect("profile loads");
         let choice = std::env::var("SQUALL_CHECKER").unwrap_or_default();
         // `tape-validator`: the tape engine with jsonschema's validator over the tape in
-        // place of the compiled checks.
-        profile.use_compiled_checks(choice != "tape-validator");
+        // place of the compiled checks; `no-snapshots`, `no-marks`: without that part.
+        match choice.as_str() {
+            "tape-validator" => profile.switch_off(Part::CompiledChecks),
+            "no-snapshots" => profile.switch_off(Part::Snapshots),
+            "no-marks" => profile.switch_off(Part::Marks),
+            _ => {}
+        }
         let profile = Arc::new(profile);
         let shape = Arc::new(Shape::new(&profile.discriminator, "/id"));
         let tape = Rc::new(RefCell::new(Tape::default()));

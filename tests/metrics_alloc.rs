@@ -135,45 +135,46 @@ fn delivery_tracking_does_not_allocate_per_frame() {
 
 #[test]
 fn checking_a_clean_frame_on_a_warm_tape_does_not_allocate() {
-    use squall::protocol::fast::Recent;
-    use squall::protocol::tape::Tape;
-    use squall::protocol::{Direction, Profile};
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use squall::protocol::checker::{Checker, Engine, Verdict};
+    use squall::protocol::pointer::Shape;
+    use squall::protocol::Profile;
 
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/kite");
-    let profile = Profile::load(&dir).expect("kite loads");
-    let frames: Vec<(Direction, &str, String)> = (0..1_000u64)
-        .flat_map(|i| {
-            [
-                (Direction::Out, "ping", format!(r#"{{"type":"ping","id":{i}}}"#)),
-                (
-                    Direction::In,
-                    "pong",
-                    format!(
-                        r#"{{"type":"pong","data":{{"client_id":"3f2b8c4e-9a1d-4e6f-8b2a-5c7d9e0f1a2b"}},"timestamp":"2026-11-22T03:41:07.{:06}Z","id":{i}}}"#,
-                        i
-                    ),
+    let profile = Arc::new(Profile::load(&dir).expect("kite loads"));
+    // Pings out, their pongs in, through the front door: checked on the worker's tape by the
+    // compiled checks, with the connection's memory of its last frames, and paired.
+    let shape = Arc::new(Shape::new(&profile.discriminator, "/id"));
+    let skew = Duration::from_secs(1);
+    let mut checker = Checker::checking(shape, Default::default(), profile, Engine::Tape, skew);
+    let frames: Vec<(String, String)> = (0..1_000u64)
+        .map(|i| {
+            (
+                format!(r#"{{"type":"ping","id":{i}}}"#),
+                format!(
+                    r#"{{"type":"pong","data":{{"client_id":"3f2b8c4e-9a1d-4e6f-8b2a-5c7d9e0f1a2b"}},"timestamp":"2026-11-22T03:41:07.{:06}Z","id":{i}}}"#,
+                    i
                 ),
-            ]
+            )
         })
         .collect();
-    let mut tape = Tape::default();
-    // With the connection's record of pattern walks too: once its walks are sized, resuming
-    // them allocates nothing either.
-    let mut recent = Recent::default();
-    let mut check = |tape: &mut Tape, (dir, kind, text): &(Direction, &str, String)| {
-        let doc = tape.parse(text).expect("parses onto the tape");
-        assert!(profile.is_clean(*dir, Some(kind), &doc, None), "{text}");
-        let r = Some(&mut recent);
-        assert!(profile.is_clean(*dir, Some(kind), &doc, r), "{text}");
+    let mut check = |(ping, pong): &(String, String)| {
+        let out = checker.outbound(ping, false).verdict;
+        assert_eq!(out, Verdict::Clean, "{ping}");
+        let read = checker.inbound(pong, SystemTime::now).verdict;
+        assert_eq!(read, Verdict::Clean, "{pong}");
     };
-    // The first frames size the tape and the walks, and (from a kind's second frame) the
-    // copy of the kind's last valid frame that later frames are compared with.
+    // The first frames size the tape, the pattern walks and the pending requests, and (from
+    // a kind's second frame) the copy of the kind's last valid frame that later frames are
+    // compared with.
     for f in &frames[..4] {
-        check(&mut tape, f);
+        check(f);
     }
     let steady = allocations(|| {
-        for f in &frames {
-            check(&mut tape, f);
+        for f in &frames[4..] {
+            check(f);
         }
     });
     assert_eq!(steady, 0, "checking allocated {steady} times");

@@ -265,7 +265,7 @@ mod tests {
         for (dir, schemas) in [("in", &p.inbound), ("out", &p.outbound)] {
             for (kind, s) in schemas {
                 assert!(
-                    s.quick.is_some(),
+                    s.compiled.is_some(),
                     "{dir} {kind} left to the general validator"
                 );
             }

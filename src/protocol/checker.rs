@@ -7,7 +7,7 @@
 //! frames: the same tape, the same kind and id, nothing judged.
 //!
 //! With a profile, [`Engine::Tape`] (the default) parses each frame onto the worker's tape
-//! and asks the tape engine whether it is valid (see [`Rules::on_tape`] for the order of
+//! and asks the tape engine whether it is valid (`protocol/engine/mod.rs` gives the order of
 //! its steps); only a frame it rejects is parsed into a `serde_json::Value` for the
 //! verdict's details, so a frame it rejects wrongly still gets the right verdict.
 //! [`Engine::Reference`] skips the tape: jsonschema on `serde_json::Value`, every frame,
@@ -22,11 +22,10 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use super::conversation::Conversation;
-use super::fast::{Like, Recent};
+use super::engine::tape::{Doc, Tape};
+use super::engine::{Judged, Memory};
 use super::fields::{Fields, Known};
-use super::marks::Marks;
-use super::pointer::{kind_of, kind_of_nodes, kind_on_tape, lookup, IdKey, Shape};
-use super::tape::{Doc, Tape, TapeNode};
+use super::pointer::{kind_of, kind_on_tape, lookup, IdKey, Shape};
 use super::{Direction, Profile, RuleSource, Violation};
 
 /// How a checking [`Checker`] judges frames.
@@ -115,7 +114,7 @@ struct Rules {
     /// Pending requests and rooms held.
     conversation: Conversation,
     /// The tape engine's memory of the connection's last frames.
-    recent: Recent,
+    memory: Memory,
 }
 
 impl Checker {
@@ -145,7 +144,7 @@ impl Checker {
                 engine,
                 skew,
                 conversation: Conversation::default(),
-                recent: Recent::default(),
+                memory: Memory::default(),
             }),
         }
     }
@@ -238,21 +237,10 @@ impl Checker {
 }
 
 impl Rules {
-    /// The tape engine's one entry point: a frame in `dir`, parsed onto `doc`. The steps,
-    /// in their order, and the state each passes on through [`Recent`]:
-    /// 1. [`Recent::like_last`]: has the frame the structure of the last frame that passed
-    ///    in `dir`? Then its landmarks (kind, id, clock field) are read where that frame had
-    ///    them, and what it changed is kept ([`Like`]); else they are looked up.
-    /// 2. The conversation notes or judges it (pairing, rooms, clock).
-    /// 3. [`Profile::is_clean_like`]: forgets which snapshot passed the last frame
-    ///    ([`Recent::unused`]), then asks the kind's compiled checks, which decide a frame
-    ///    like the last by its changed scalars ([`super::fast::Fast::is_valid_like`]) and
-    ///    note the snapshot that passed it.
-    /// 4. [`Recent::landed`]: a frame that passed leaves its landmarks with that snapshot,
-    ///    for step 1 of the next frame in `dir`.
-    ///
-    /// A frame the compiled checks reject is judged again on its `Value` by jsonschema,
-    /// which gives the verdict and its details.
+    /// A frame in `dir`, parsed onto `doc`: read and (when `check`) judged by the tape
+    /// engine in one call, then noted or judged by the conversation (pairing, rooms, clock).
+    /// A frame the engine rejects is judged again on its `Value` by jsonschema, which gives
+    /// the verdict and its details.
     fn on_tape<'t>(
         &mut self,
         dir: Direction,
@@ -262,38 +250,33 @@ impl Rules {
         check: bool,
         now: impl FnOnce() -> SystemTime,
     ) -> Checked<'t> {
-        let clock = match dir {
-            Direction::In => self.profile.clock.as_deref(),
-            Direction::Out => None,
-        };
-        let l = land(text, doc, shape, clock, &mut self.recent, dir);
+        let read = self
+            .memory
+            .frame(&self.profile, dir, text, doc, shape, check);
         let known = Known {
             doc,
             pointer: shape.id_pointer(),
-            node: l.id,
+            node: read.id,
         };
-        let kind = l.kind;
-        let extra = self.converse(dir, kind.as_deref(), &known, Some(l.stamp), now);
+        let kind = read.kind;
+        let extra = self.converse(dir, kind.as_deref(), &known, Some(read.stamp), now);
         let mut checked = Checked {
             json: true,
             kind,
-            id: l.id.map(IdKey::on_tape),
+            id: read.id.map(IdKey::on_tape),
             value: None,
             verdict: Verdict::Unchecked,
         };
-        if !check {
-            return checked;
+        match read.judged {
+            Judged::Unasked => {}
+            Judged::Valid => checked.verdict = Verdict::merged(Ok(()), extra),
+            Judged::Rejected => {
+                let v = serde_json::from_str::<Value>(text).ok();
+                let kind = checked.kind.as_deref();
+                checked.verdict = Verdict::merged(self.schemas(dir, kind, v.as_ref(), text), extra);
+                checked.value = v;
+            }
         }
-        let kind = checked.kind.as_deref();
-        let recent = Some(&mut self.recent);
-        if self.profile.is_clean_like(dir, kind, doc, recent, l.like) {
-            self.recent.landed(dir, l.marks);
-            checked.verdict = Verdict::merged(Ok(()), extra);
-            return checked;
-        }
-        let v = serde_json::from_str::<Value>(text).ok();
-        checked.verdict = Verdict::merged(self.schemas(dir, kind, v.as_ref(), text), extra);
-        checked.value = v;
         checked
     }
 
@@ -371,52 +354,6 @@ fn read_value<'t>(text: &'t str, shape: &Shape) -> Checked<'t> {
         id: lookup(&v, shape.id_pointer()).map(IdKey::of),
         value: Some(v),
         verdict: Verdict::Unchecked,
-    }
-}
-
-/// A frame's landmarks read off its tape ([`land`]).
-struct Landed<'d, 't> {
-    kind: Option<Cow<'t, str>>,
-    id: Option<TapeNode<'d>>,
-    /// The clock field's text (`None`: none, or not a string).
-    stamp: Option<&'d str>,
-    /// What the frame shares with the last that passed in its direction.
-    like: Option<Like>,
-    /// Where its landmarks are, to note with its snapshot if it passes.
-    marks: Option<Marks>,
-}
-
-/// Reads a frame's kind, id and clock field: where the last frame that passed in `dir` had
-/// them when this one has that frame's structure, else by lookup.
-fn land<'d, 't>(
-    text: &'t str,
-    doc: &'d Doc<'d>,
-    shape: &Shape,
-    clock: Option<&str>,
-    recent: &mut Recent,
-    dir: Direction,
-) -> Landed<'d, 't> {
-    let like = recent.like_last(dir, doc);
-    let marks = like.map(|l| l.marks()).or_else(|| {
-        let (kinds, id) = (shape.kind_pointers(), shape.id_pointer());
-        Marks::look(doc, kinds, id, clock)
-    });
-    match marks {
-        Some(m) => Landed {
-            kind: kind_of_nodes(text, m.kinds(doc)),
-            id: m.id(doc),
-            stamp: m.clock(doc).and_then(|n| n.str()),
-            like,
-            marks,
-        },
-        // More kind pointers than marks keep: all looked up.
-        None => Landed {
-            kind: kind_on_tape(text, doc, shape.kind_pointers()),
-            id: doc.lookup(shape.id_pointer()),
-            stamp: clock.and_then(|c| doc.lookup(c)).and_then(|n| n.str()),
-            like,
-            marks,
-        },
     }
 }
 

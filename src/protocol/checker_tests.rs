@@ -10,6 +10,7 @@ use proptest::sample::Index;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::protocol::engine::Recent;
 use crate::protocol::tests::{each_scalar_replaced, scalar_pointers};
 
 /// Fixtures of a profile by direction (`in-*.json`, `out-*.json`), as one line each.
@@ -69,7 +70,7 @@ fn check(c: &mut Checker, dir: Direction, text: &str) -> Outcome {
 }
 
 fn recent(c: &mut Checker) -> &mut Recent {
-    &mut c.rules.as_mut().expect("checking").recent
+    c.rules.as_mut().expect("checking").memory.recent()
 }
 
 #[test]

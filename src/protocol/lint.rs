@@ -349,63 +349,83 @@ fn invalid_examples(profile: &Profile, document: &Profile, report: &mut LintRepo
             continue;
         };
         report.checked += 1;
-        let found = match profile.check_text(row.dir.into(), &frame) {
-            Ok(()) => Vec::new(),
-            Err(vs) => vs,
-        };
-        // A finding names every keyword that failed at its pointer (`format+pattern`).
-        let hits = |found: &[super::Violation], source: Option<super::RuleSource>| {
-            found.iter().any(|v| {
-                v.keyword.split('+').any(|k| k == row.keyword)
-                    && v.pointer == row.pointer
-                    && v.kind == row.kind
-                    && source.is_none_or(|s| v.source == s)
-            })
-        };
-        let hit = hits(&found, Some(row.source));
-        // Under `--conformance document` a decision's example passes; the document's still fails.
-        let loose = document.check_text(row.dir.into(), &frame).err();
-        match (row.source, &loose) {
-            (super::RuleSource::Squall, Some(vs)) => report.problems.push(format!(
-                "{}: breaks only squall's decision, yet fails under --conformance document: {}",
-                path.display(),
-                vs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
-            (super::RuleSource::Document, None) => report.problems.push(format!(
-                "{}: breaks the document, yet passes under --conformance document \
-                 (a constraint marked as squall's decision is the document's?)",
-                path.display()
-            )),
-            (super::RuleSource::Document, Some(vs)) if hit && !hits(vs, None) => {
-                report.problems.push(format!(
-                    "{}: under --conformance document it fails elsewhere, not {} at '{}'",
-                    path.display(),
-                    row.keyword,
-                    row.pointer
-                ))
-            }
-            _ => {}
-        }
-        if !hit {
-            let got: Vec<String> = found.iter().map(ToString::to_string).collect();
+        invalid_example(profile, document, row, &path, &frame, report);
+    }
+}
+
+/// One listed invalid example (`row`, at `path`, its text `frame`): it must fail where the
+/// row says, breaking whose rule the row says, and under `--conformance document` fail or
+/// pass as that says.
+fn invalid_example(
+    profile: &Profile,
+    document: &Profile,
+    row: &Expected,
+    path: &Path,
+    frame: &str,
+    report: &mut LintReport,
+) {
+    let found = match profile.check_text(row.dir.into(), frame) {
+        Ok(()) => Vec::new(),
+        Err(vs) => vs,
+    };
+    // A finding names every keyword that failed at its pointer (`format+pattern`).
+    let hits = |found: &[super::Violation], source: Option<super::RuleSource>| {
+        found.iter().any(|v| {
+            v.keyword.split('+').any(|k| k == row.keyword)
+                && v.pointer == row.pointer
+                && v.kind == row.kind
+                && source.is_none_or(|s| v.source == s)
+        })
+    };
+    let hit = hits(&found, Some(row.source));
+    // Under `--conformance document` a decision's example passes; the document's still fails.
+    let loose = document.check_text(row.dir.into(), frame).err();
+    match (row.source, &loose) {
+        (super::RuleSource::Squall, Some(vs)) => report.problems.push(format!(
+            "{}: breaks only squall's decision, yet fails under --conformance document: {}",
+            path.display(),
+            vs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+        (super::RuleSource::Document, None) => report.problems.push(format!(
+            "{}: breaks the document, yet passes under --conformance document \
+             (a constraint marked as squall's decision is the document's?)",
+            path.display()
+        )),
+        (super::RuleSource::Document, Some(vs)) if hit && !hits(vs, None) => {
             report.problems.push(format!(
-                "{}: expected {} at '{}' (kind {}, breaking {}), got: {}",
+                "{}: under --conformance document it fails elsewhere, not {} at '{}'",
                 path.display(),
                 row.keyword,
-                row.pointer,
-                row.kind,
-                row.source.as_str(),
-                if got.is_empty() {
-                    "valid".to_string()
-                } else {
-                    got.join("; ")
-                }
-            ));
+                row.pointer
+            ))
         }
+        _ => {}
     }
+    if !hit {
+        missed(row, path, &found, report);
+    }
+}
+
+/// The problem for an invalid example that did not fail as its row says (`found`: what it
+/// broke instead).
+fn missed(row: &Expected, path: &Path, found: &[super::Violation], report: &mut LintReport) {
+    let got: Vec<String> = found.iter().map(ToString::to_string).collect();
+    report.problems.push(format!(
+        "{}: expected {} at '{}' (kind {}, breaking {}), got: {}",
+        path.display(),
+        row.keyword,
+        row.pointer,
+        row.kind,
+        row.source.as_str(),
+        if got.is_empty() {
+            "valid".to_string()
+        } else {
+            got.join("; ")
+        }
+    ));
 }
 
 fn json_files(source: &Source, folder: &Path, report: &mut LintReport) -> Vec<std::path::PathBuf> {

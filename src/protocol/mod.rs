@@ -1,7 +1,7 @@
 //! Protocol profiles (`schemas/<name>/protocol.yaml`): how a protocol's frames are told
 //! apart, and the JSON Schema each kind must meet in each direction, compiled once.
 //!
-//! Checking asks the fast question first (`is_valid`) and collects error details only for a
+//! Checking asks the cheap question first (`is_valid`) and collects error details only for a
 //! frame that fails, so a clean frame costs one validation pass.
 
 pub mod catalog;
@@ -9,33 +9,40 @@ pub mod checker;
 pub mod connect;
 pub mod conversation;
 mod ecma;
-pub mod fast;
+mod engine;
 pub mod fields;
 pub mod horizon;
 mod lint;
-pub mod marks;
+mod load;
 pub mod pairing;
 pub mod pointer;
 pub mod rooms;
-mod snapshot;
 pub mod source;
-pub mod tape;
 pub mod view;
+
+/// The tape a frame is parsed onto: the one part of the tape engine outside the crate, as
+/// the swarm keeps one per worker thread and tests read it.
+pub use engine::tape;
+#[doc(hidden)]
+pub use engine::Part;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use jsonschema::json::Json;
-use jsonschema::{Draft, Retrieve, Uri, Validator};
+use jsonschema::Validator;
 use rustc_hash::FxHashMap;
-use serde::Deserialize;
 use serde_json::Value;
 
+use engine::compiled::Compiled;
+use engine::Parts;
 pub use lint::{lint, lint_in, LintReport};
+pub(crate) use load::walk_json;
+use load::RawProfile;
+#[cfg(test)]
+pub(crate) use load::{build, Reader};
 pub use source::Source;
 use tape::{Doc, TapeJson};
-use view::View;
 pub use view::{Conformance, RuleSource};
 
 /// Which way a frame travels.
@@ -108,51 +115,6 @@ pub struct ProfileError {
     pub problems: Vec<String>,
 }
 
-/// `protocol.yaml`, as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProfile {
-    name: String,
-    #[serde(default)]
-    document: Option<String>,
-    #[serde(default)]
-    endpoints: Vec<String>,
-    #[serde(default)]
-    query: Option<Vec<String>>,
-    discriminator: Vec<String>,
-    #[serde(default)]
-    correlation: Option<String>,
-    #[serde(default)]
-    envelope: Option<String>,
-    #[serde(default)]
-    inbound: BTreeMap<String, String>,
-    #[serde(default)]
-    outbound: BTreeMap<String, String>,
-    #[serde(default)]
-    limits: BTreeMap<String, u64>,
-    #[serde(default)]
-    clock: Option<String>,
-    #[serde(default)]
-    replies: Vec<pairing::ReplyRule>,
-    #[serde(default)]
-    subscriptions: Option<rooms::RoomRules>,
-    #[serde(default)]
-    decisions: Decisions,
-    #[serde(default)]
-    connect: Option<connect::Connect>,
-}
-
-/// `decisions:` in `protocol.yaml`: squall's choices that cover the whole profile (a schema
-/// marks its own with `x-squall-decision`; see [`view`]).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Decisions {
-    /// Why closed objects (`additionalProperties: false`, `unevaluatedProperties: false`)
-    /// are squall's decision, when the document lists fields without forbidding others.
-    #[serde(default)]
-    closed: Option<String>,
-}
-
 /// A loaded profile with every schema compiled.
 pub struct Profile {
     /// The protocol's name.
@@ -190,54 +152,23 @@ pub struct Profile {
     envelope: Option<Schema>,
     inbound: FxHashMap<String, Schema>,
     outbound: FxHashMap<String, Schema>,
-    /// Whether the tape engine asks the compiled checks (true) or only jsonschema's
-    /// validator over the tape: the second is kept for the benchmark row that measures what
-    /// the compiled checks save.
-    compiled_checks: bool,
+    /// Which of the tape engine's own parts are used: all, but when a benchmark measures
+    /// what one saves.
+    pub(crate) parts: Parts,
 }
 
 /// One schema compiled for each way of asking. On a frame's tape, the per-frame question "is
-/// it valid?": by the plain checks of [`fast::Fast`] (which, for a kind, include the
-/// envelope) where the schemas allow, else by the jsonschema crate's validator for tapes. On a
-/// `serde_json::Value`: the verdict with its details, and frames the tape leaves alone.
+/// it valid?": by the `compiled` checks (which, for a kind, include the envelope) where the
+/// schemas allow, else by the jsonschema crate's validator `on_tape`. On a
+/// `serde_json::Value` (`on_value`): the verdict with its details, and frames the tape leaves
+/// alone.
 struct Schema {
-    quick: Option<fast::Fast>,
-    fast: Validator<TapeJson>,
-    full: Validator,
+    compiled: Option<Compiled>,
+    on_tape: Validator<TapeJson>,
+    on_value: Validator,
     /// Under [`Conformance::Strict`], the schema without squall's decisions, when it has any:
     /// asked only of a frame that failed, to say whose rule each violation broke.
     document: Option<Validator>,
-}
-
-/// Reads a profile's schema files from where they are: ECMA-262 patterns, then the view's
-/// rules.
-#[derive(Clone)]
-pub(crate) struct Reader {
-    source: Source,
-    view: View,
-}
-
-impl Reader {
-    /// Reads everything the profile on disk says.
-    #[cfg(test)]
-    pub(crate) fn strict() -> Reader {
-        Reader::strict_in(&Source::Disk)
-    }
-
-    /// Reads everything the profile in `source` says.
-    pub(crate) fn strict_in(source: &Source) -> Reader {
-        Reader {
-            source: source.clone(),
-            view: View::Strict,
-        }
-    }
-
-    /// Reads and parses a schema file as this view sees it.
-    pub(crate) fn read(&self, path: &Path) -> Result<Value, String> {
-        let mut v = ecma::read_schema(&self.source, path)?;
-        self.view.apply(&mut v);
-        Ok(v)
-    }
 }
 
 impl fmt::Debug for Profile {
@@ -252,232 +183,6 @@ impl fmt::Debug for Profile {
 }
 
 impl Profile {
-    /// Loads `dir/protocol.yaml` and compiles every schema it names (with formats asserted
-    /// and `$ref`s resolved inside `dir` only). All problems are reported together.
-    pub fn load(dir: &Path) -> Result<Profile, ProfileError> {
-        Profile::load_in(&Source::Disk, dir)
-    }
-
-    /// [`Profile::load`] from the files `source` holds.
-    pub fn load_in(source: &Source, dir: &Path) -> Result<Profile, ProfileError> {
-        Profile::load_view(source, dir, Conformance::Strict, None)
-    }
-
-    /// [`Profile::load`] holding frames to `conformance`: under [`Conformance::Document`]
-    /// squall's decisions are not checked; under [`Conformance::Strict`] they are, and each
-    /// violation says whether it broke the document or a decision.
-    pub fn load_with(dir: &Path, conformance: Conformance) -> Result<Profile, ProfileError> {
-        Profile::load_view(&Source::Disk, dir, conformance, None)
-    }
-
-    /// [`Profile::load_with`] from the files `source` holds.
-    pub fn load_in_with(
-        source: &Source,
-        dir: &Path,
-        conformance: Conformance,
-    ) -> Result<Profile, ProfileError> {
-        Profile::load_view(source, dir, conformance, None)
-    }
-
-    /// The profile as any server written to its document has it: squall-server's extensions
-    /// (marked `x-squall-extension`) left out, kinds and properties alike. What a portable
-    /// scenario may send and expect.
-    pub fn load_portable(source: &Source, dir: &Path) -> Result<Profile, ProfileError> {
-        Profile::load_view(source, dir, Conformance::Strict, Some(View::Portable))
-    }
-
-    fn load_view(
-        source: &Source,
-        dir: &Path,
-        conformance: Conformance,
-        view: Option<View>,
-    ) -> Result<Profile, ProfileError> {
-        let file = dir.join("protocol.yaml");
-        let text = source.read(&file).map_err(|e| ProfileError {
-            problems: vec![format!("{}: {e}", file.display())],
-        })?;
-        let raw: RawProfile = serde_saphyr::from_str(&text).map_err(|e| ProfileError {
-            problems: vec![format!("{}: {e}", file.display())],
-        })?;
-        let root = source.canonical(dir).map_err(|e| ProfileError {
-            problems: vec![format!("{}: {e}", dir.display())],
-        })?;
-        let mut problems = Vec::new();
-        let closed = raw.decisions.closed.is_some();
-        let view = view.unwrap_or(View::of(conformance, closed));
-        let views = Views {
-            run: Reader {
-                source: source.clone(),
-                view,
-            },
-            document: Some(Reader {
-                source: source.clone(),
-                view: View::Document { open: closed },
-            })
-            .filter(|d| view == View::Strict && profile_differs(&root, d)),
-        };
-        let portable = view == View::Portable;
-        let mut compile_all = |map: &BTreeMap<String, String>| -> FxHashMap<String, Schema> {
-            map.iter()
-                .filter_map(|(kind, rel)| {
-                    if portable && is_extension_kind(&views.run, &root, rel) {
-                        return None;
-                    }
-                    match compile(&root, rel, raw.envelope.as_deref(), &views) {
-                        Ok(v) => Some((kind.clone(), v)),
-                        Err(e) => {
-                            problems.push(e);
-                            None
-                        }
-                    }
-                })
-                .collect()
-        };
-        let inbound = compile_all(&raw.inbound);
-        let outbound = compile_all(&raw.outbound);
-        let envelope = match raw
-            .envelope
-            .as_deref()
-            .map(|rel| compile(&root, rel, None, &views))
-        {
-            Some(Ok(v)) => Some(v),
-            Some(Err(e)) => {
-                problems.push(e);
-                None
-            }
-            None => None,
-        };
-        if raw.discriminator.is_empty() {
-            problems.push(format!(
-                "{}: discriminator: needs at least one JSON pointer",
-                file.display()
-            ));
-        }
-        for p in raw
-            .discriminator
-            .iter()
-            .chain(raw.correlation.iter())
-            .chain(raw.clock.iter())
-        {
-            if !p.is_empty() && !p.starts_with('/') {
-                problems.push(format!(
-                    "{}: '{p}' is not a JSON pointer (start it with /)",
-                    file.display()
-                ));
-            }
-        }
-        for r in &raw.replies {
-            if !raw.outbound.contains_key(&r.request) || !raw.inbound.contains_key(&r.reply) {
-                problems.push(format!(
-                    "{}: replies: {} → {} names a kind the profile does not list",
-                    file.display(),
-                    r.request,
-                    r.reply
-                ));
-            }
-            for p in r.fields.keys().chain(r.fields.values()) {
-                if !p.is_empty() && !p.starts_with('/') {
-                    problems.push(format!("{}: '{p}' is not a JSON pointer", file.display()));
-                }
-            }
-        }
-        if let Some(r) = &raw.subscriptions {
-            let unknown = r.rooms.keys().filter(|k| !raw.inbound.contains_key(*k));
-            let mut unknown: Vec<&String> = unknown
-                .chain(
-                    r.unsubscribed
-                        .iter()
-                        .filter(|k| !raw.inbound.contains_key(*k)),
-                )
-                .chain(Some(&r.subscribe).filter(|k| !raw.outbound.contains_key(*k)))
-                .chain(r.holds.keys().filter(|k| !raw.outbound.contains_key(*k)))
-                .collect();
-            unknown.sort_unstable();
-            if r.unsubscribed.is_some() && r.unsubscribed_room.is_empty() {
-                problems.push(format!(
-                    "{}: subscriptions: unsubscribed needs unsubscribed_room (the room's pointer)",
-                    file.display()
-                ));
-            }
-            if !unknown.is_empty() {
-                problems.push(format!(
-                    "{}: subscriptions: kinds the profile does not list: {unknown:?}",
-                    file.display()
-                ));
-            }
-            for (name, f) in &r.filters {
-                let mut stray: Vec<&String> = f
-                    .events
-                    .keys()
-                    .filter(|k| !r.rooms.contains_key(*k))
-                    .collect();
-                stray.sort_unstable();
-                if !stray.is_empty() {
-                    problems.push(format!(
-                        "{}: subscriptions: filters: {name}: kinds with no rooms: {stray:?} \
-                         (list them under rooms: first)",
-                        file.display()
-                    ));
-                }
-                if !f.request.starts_with('/') {
-                    problems.push(format!(
-                        "{}: subscriptions: filters: {name}: request '{}' is not a JSON pointer",
-                        file.display(),
-                        f.request
-                    ));
-                }
-            }
-        }
-        if !problems.is_empty() {
-            return Err(ProfileError { problems });
-        }
-        // Under the document's rules only, a rule that is squall's reading is not applied.
-        let applies =
-            |decision: &Option<String>| decision.is_none() || conformance == Conformance::Strict;
-        let mut subscriptions = raw.subscriptions.filter(|r| applies(&r.decision));
-        if let Some(r) = &mut subscriptions {
-            r.discriminator = raw.discriminator.clone();
-        }
-        let mut replies = raw.replies;
-        replies.retain(|r| applies(&r.decision));
-        for r in &mut replies {
-            r.correlation = raw.correlation.clone();
-        }
-        Ok(Profile {
-            name: raw.name,
-            dir: root,
-            document: raw.document,
-            endpoints: raw.endpoints,
-            query: raw.query,
-            discriminator: raw.discriminator,
-            correlation: raw.correlation,
-            limits: raw.limits,
-            clock: raw.clock,
-            replies,
-            subscriptions,
-            conformance,
-            closed_decision: raw.decisions.closed,
-            connect: raw.connect,
-            source: source.clone(),
-            envelope,
-            inbound,
-            outbound,
-            compiled_checks: true,
-        })
-    }
-
-    /// The schema file of a kind in one direction, as `protocol.yaml` names it (read again:
-    /// for tools such as `squall scenario new`, not the hot path).
-    pub fn schema_path(&self, dir: Direction, kind: &str) -> Option<PathBuf> {
-        let text = self.source.read(&self.dir.join("protocol.yaml")).ok()?;
-        let raw: RawProfile = serde_saphyr::from_str(&text).ok()?;
-        let map = match dir {
-            Direction::In => raw.inbound,
-            Direction::Out => raw.outbound,
-        };
-        map.get(kind).map(|rel| self.dir.join(rel))
-    }
-
     /// The kinds known in one direction, sorted.
     pub fn kinds(&self, dir: Direction) -> Vec<&str> {
         let mut k: Vec<&str> = self.schemas(dir).keys().map(String::as_str).collect();
@@ -513,8 +218,11 @@ impl Profile {
         v: &Value,
     ) -> Result<(), Vec<Violation>> {
         let schema = kind.and_then(|k| self.schemas(dir).get(k));
-        let clean = self.envelope.as_ref().is_none_or(|e| e.full.is_valid(v))
-            && schema.is_some_and(|s| s.full.is_valid(v));
+        let clean = self
+            .envelope
+            .as_ref()
+            .is_none_or(|e| e.on_value.is_valid(v))
+            && schema.is_some_and(|s| s.on_value.is_valid(v));
         if clean {
             return Ok(());
         }
@@ -581,56 +289,18 @@ impl Profile {
     }
 
     /// Whether a frame parsed onto a tape meets the envelope and its kind's schema: the
-    /// per-frame question. `false` (an unknown kind included) says nothing more: the caller
-    /// asks [`Profile::check_kind`] on the frame's `Value` for the verdict and its details, so
-    /// a frame rejected here wrongly still gets the right verdict. (That no bad frame passes
-    /// here rests on the differential tests of the tape and the plain checks.)
-    ///
-    /// `recent` (one connection's, if kept) lets pattern checks resume over what a string
-    /// shares with the last one they saw.
-    pub fn is_clean(
-        &self,
-        dir: Direction,
-        kind: Option<&str>,
-        doc: &Doc,
-        recent: Option<&mut fast::Recent>,
-    ) -> bool {
-        self.is_clean_like(dir, kind, doc, recent, None)
+    /// tape engine's question, without a connection's memory of its last frames. `false`
+    /// (an unknown kind included) says nothing more: [`Profile::check_kind`] on the frame's
+    /// `Value` gives the verdict and its details.
+    pub fn is_clean(&self, dir: Direction, kind: Option<&str>, doc: &Doc) -> bool {
+        engine::is_valid(self, dir, kind, doc, None)
     }
 
-    /// [`Profile::is_clean`] with what [`fast::Recent::like_last`] found for the frame.
-    pub fn is_clean_like(
-        &self,
-        dir: Direction,
-        kind: Option<&str>,
-        doc: &Doc,
-        mut recent: Option<&mut fast::Recent>,
-        like: Option<fast::Like>,
-    ) -> bool {
-        if let Some(r) = recent.as_deref_mut() {
-            r.unused();
-        }
-        let Some(schema) = kind.and_then(|k| self.schemas(dir).get(k)) else {
-            return false;
-        };
-        let root = doc.root();
-        match schema.quick.as_ref().filter(|_| self.compiled_checks) {
-            Some(q) => match recent {
-                Some(r) => q.is_valid_like(root, r, like),
-                None => q.is_valid(root),
-            },
-            None => {
-                self.envelope.as_ref().is_none_or(|e| e.fast.is_valid(root))
-                    && schema.fast.is_valid(root)
-            }
-        }
-    }
-
-    /// Has the tape engine ask jsonschema's validator over the tape instead of the compiled
-    /// checks (`false`), to measure what they save (`benches/check.rs`); `true` by default.
+    /// Switches one of the tape engine's own parts off, to measure what it saves
+    /// (`benches/check.rs`); all are on by default.
     #[doc(hidden)]
-    pub fn use_compiled_checks(&mut self, on: bool) {
-        self.compiled_checks = on;
+    pub fn switch_off(&mut self, part: Part) {
+        self.parts.switch_off(part);
     }
 
     /// Checks the frame's timestamp (at [`Profile::clock`]) against `now`: stamped more than
@@ -719,7 +389,7 @@ fn details(schema: &Schema, v: &Value, dir: Direction, kind: &str) -> Vec<Violat
         .as_ref()
         .map(|d| d.iter_errors(v).map(|e| place(&e).0).collect());
     schema
-        .full
+        .on_value
         .iter_errors(v)
         .map(|e| {
             let (pointer, message) = place(&e);
@@ -783,141 +453,6 @@ fn one_per_pointer(found: Vec<Violation>) -> Vec<Violation> {
         }
     }
     out
-}
-
-/// The readers a profile is compiled with: the run's view, and under strict conformance the
-/// document's too, to tell whose rule a violation broke.
-struct Views {
-    run: Reader,
-    document: Option<Reader>,
-}
-
-/// Whether a kind's schema file marks the kind itself a squall-server extension.
-fn is_extension_kind(reader: &Reader, root: &Path, rel: &str) -> bool {
-    ecma::read_schema(&reader.source, &root.join(rel)).is_ok_and(|s| view::is_extension(&s))
-}
-
-/// Compiles one schema file of a profile, for both representations; the plain checks take
-/// the profile's envelope in too, so a frame's shared fields are checked once.
-fn compile(
-    root: &Path,
-    rel: &str,
-    envelope: Option<&str>,
-    views: &Views,
-) -> Result<Schema, String> {
-    let path = root.join(rel);
-    let shown = path.display();
-    let source = &views.run.source;
-    let raw = ecma::read_schema(source, &path).map_err(|e| format!("{shown}: {e}"))?;
-    let mut marks = Vec::new();
-    view::marker_problems(&raw, &format!("{shown}#"), &mut marks);
-    if !marks.is_empty() {
-        return Err(marks.join("\n"));
-    }
-    let schema = views.run.read(&path).map_err(|e| format!("{shown}: {e}"))?;
-    let path = source
-        .canonical(&path)
-        .map_err(|e| format!("{shown}: {e}"))?;
-    let fast =
-        build::<TapeJson>(root, &path, &schema, &views.run).map_err(|e| format!("{shown}: {e}"))?;
-    let full = build(root, &path, &schema, &views.run).map_err(|e| format!("{shown}: {e}"))?;
-    let document = match &views.document {
-        Some(reader) => {
-            let doc = reader.read(&path).map_err(|e| format!("{shown}: {e}"))?;
-            Some(build(root, &path, &doc, reader).map_err(|e| format!("{shown}: {e}"))?)
-        }
-        None => None,
-    };
-    let leaf = |one: &Value| build::<TapeJson>(root, &path, one, &views.run).ok();
-    // A schema the plain checks cannot express keeps the general validator: slower, not wrong.
-    let envelope = envelope.and_then(|e| source.canonical(&root.join(e)).ok());
-    let files: Vec<&Path> = std::iter::once(path.as_path())
-        .chain(envelope.as_deref())
-        .collect();
-    let quick = fast::Fast::compile_read(source, root, &files, &leaf, &|p| views.run.read(p)).ok();
-    Ok(Schema {
-        quick,
-        fast,
-        full,
-        document,
-    })
-}
-
-/// Whether the document's view of a profile differs from the strict one in any schema file:
-/// if not, nothing can break a decision and no second validator is compiled.
-fn profile_differs(root: &Path, document: &Reader) -> bool {
-    let strict = Reader::strict_in(&document.source);
-    walk_json(&document.source, root).iter().any(|f| {
-        let a = strict.read(f);
-        a.is_ok() && a != document.read(f)
-    })
-}
-
-/// Every `.json` file under a profile's folder but its examples.
-pub(crate) fn walk_json(source: &Source, root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        let Ok(entries) = source.list(&dir) else {
-            continue;
-        };
-        for p in entries {
-            if p.extension().is_some_and(|x| x == "json") {
-                out.push(p);
-            } else if p.file_name().is_some_and(|n| n != "examples") && !source.is_file(&p) {
-                todo.push(p);
-            }
-        }
-    }
-    out
-}
-
-fn build<F: Json>(
-    root: &Path,
-    path: &Path,
-    schema: &Value,
-    reader: &Reader,
-) -> Result<Validator<F>, jsonschema::ValidationError<'static>> {
-    // The `regex` engine (linear time) rather than the default backtracking one: patterns run
-    // on every frame against strings the target chose, and a backtracking engine would let a
-    // hostile server stall the generator. Profiles needing look-around or back-references
-    // fail to compile, and `schemas lint` says where.
-    jsonschema::options_for::<F>()
-        .with_draft(Draft::Draft202012)
-        .should_validate_formats(true)
-        .with_pattern_options(jsonschema::PatternOptions::regex())
-        .with_base_uri(format!("file://{}", path.display()))
-        .with_retriever(LocalFiles {
-            reader: reader.clone(),
-            root: root.to_path_buf(),
-        })
-        .build(schema)
-}
-
-/// Resolves `$ref`s to files inside the profile's folder, and nothing else: a profile never
-/// reaches the network or the rest of the disk.
-struct LocalFiles {
-    reader: Reader,
-    root: PathBuf,
-}
-
-impl Retrieve for LocalFiles {
-    fn retrieve(
-        &self,
-        uri: &Uri<String>,
-    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        if uri.scheme().as_str() != "file" {
-            return Err(format!("{uri}: only files inside the profile are resolved").into());
-        }
-        let path = self
-            .reader
-            .source
-            .canonical(&PathBuf::from(uri.path().as_str()))?;
-        if !path.starts_with(&self.root) {
-            return Err(format!("{}: outside the profile's folder", path.display()).into());
-        }
-        Ok(self.reader.read(&path)?)
-    }
 }
 
 #[cfg(test)]

@@ -183,12 +183,24 @@ impl Pending {
             }
             return None;
         }
-        let rule = &rules[first];
+        Some(self.mismatch(first, &rules[first], kind, v))
+    }
+
+    /// The violation for a `kind` reply (of rule `first`, `rule`) that answers no pending
+    /// request: at the echoed field that tells it apart, when one does.
+    #[cold]
+    fn mismatch<F: Fields + ?Sized>(
+        &self,
+        first: usize,
+        rule: &ReplyRule,
+        kind: &str,
+        v: &F,
+    ) -> Violation {
         let (pointer, shown) = match self.deciding(first, rule, v) {
             Some(p) => (p.to_string(), format!(" with {p} = {}", value_at(v, p))),
             None => (String::new(), String::new()),
         };
-        Some(Violation {
+        Violation {
             dir: Direction::In,
             kind: kind.to_string(),
             keyword: "reply_mismatch".into(),
@@ -201,7 +213,7 @@ impl Pending {
                 Some(_) => super::RuleSource::Squall,
                 None => super::RuleSource::Document,
             },
-        })
+        }
     }
 }
 

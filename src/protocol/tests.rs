@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use super::*;
 use serde_json::json;
 
@@ -311,7 +313,7 @@ fn tape_and_value_validators_agree_on_every_fixture() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
     let mut tape = tape::Tape::default();
     // One connection's pattern walks across every frame: each resumes from the one before.
-    let mut recent = fast::Recent::default();
+    let mut recent = engine::Recent::default();
     let (mut compared, mut valid) = (0, 0);
     for name in ["kite", "kecs", "newloom", "hexabase", "covetpy"] {
         let p = Profile::load(&root.join(name)).unwrap();
@@ -321,17 +323,21 @@ fn tape_and_value_validators_agree_on_every_fixture() {
             let doc = tape.parse(&texts).expect("fixtures parse onto a tape");
             let v: Value = serde_json::from_str(&texts).unwrap();
             for s in &schemas {
-                let full = s.full.is_valid(&v);
-                assert_eq!(s.fast.is_valid(doc.root()), full, "{name}: {texts}");
-                let quick = s
-                    .quick
+                let on_value = s.on_value.is_valid(&v);
+                assert_eq!(s.on_tape.is_valid(doc.root()), on_value, "{name}: {texts}");
+                let compiled = s
+                    .compiled
                     .as_ref()
                     .expect("every shipped schema compiles to checks");
-                assert_eq!(quick.is_valid(doc.root()), full, "{name} (checks): {texts}");
-                let resumed = quick.is_valid_recent(doc.root(), &mut recent);
-                assert_eq!(resumed, full, "{name} (checks, resumed walks): {texts}");
+                assert_eq!(
+                    compiled.is_valid(doc.root()),
+                    on_value,
+                    "{name} (checks): {texts}"
+                );
+                let resumed = compiled.is_valid_recent(doc.root(), &mut recent);
+                assert_eq!(resumed, on_value, "{name} (checks, resumed walks): {texts}");
                 compared += 1;
-                valid += usize::from(full);
+                valid += usize::from(on_value);
             }
         }
     }
@@ -353,27 +359,27 @@ fn frames_decided_by_their_changed_scalars_agree_with_full_validation() {
             let v: Value = serde_json::from_str(&text).unwrap();
             let variants = scalar_variants(&v);
             // Only a valid frame is kept: the schemas this one meets.
-            for s in schemas.iter().filter(|s| s.full.is_valid(&v)) {
-                let quick = s.quick.as_ref().unwrap();
-                let mut recent = fast::Recent::default();
+            for s in schemas.iter().filter(|s| s.on_value.is_valid(&v)) {
+                let compiled = s.compiled.as_ref().unwrap();
+                let mut recent = engine::Recent::default();
                 // The first frame of a kind is only noted; the second is kept.
                 for _ in 0..2 {
                     let doc = tape.parse(&text).unwrap();
                     assert!(
-                        quick.is_valid_recent(doc.root(), &mut recent),
+                        compiled.is_valid_recent(doc.root(), &mut recent),
                         "{name}: {text}"
                     );
                 }
                 for w in &variants {
                     let doc = tape.parse(w).unwrap();
-                    let full = s.full.is_valid(&serde_json::from_str(w).unwrap());
+                    let on_value = s.on_value.is_valid(&serde_json::from_str(w).unwrap());
                     let before = recent.repeated;
-                    let got = quick.is_valid_recent(doc.root(), &mut recent);
-                    assert_eq!(got, full, "{name}: {text} then {w}");
+                    let got = compiled.is_valid_recent(doc.root(), &mut recent);
+                    assert_eq!(got, on_value, "{name}: {text} then {w}");
                     compared += 1;
                     if recent.repeated > before {
                         repeated += 1;
-                        invalid += usize::from(!full);
+                        invalid += usize::from(!on_value);
                     }
                 }
             }
@@ -413,11 +419,11 @@ fn combinators_are_re_run_whole() {
     let p = Profile::load(d.path()).unwrap();
     let mut tape = tape::Tape::default();
     let mut verdicts = |kind: &str, texts: &[&str]| {
-        let quick = p.inbound[kind].quick.as_ref().unwrap();
-        let mut recent = fast::Recent::default();
+        let compiled = p.inbound[kind].compiled.as_ref().unwrap();
+        let mut recent = engine::Recent::default();
         let got: Vec<bool> = texts
             .iter()
-            .map(|t| quick.is_valid_recent(tape.parse(t).unwrap().root(), &mut recent))
+            .map(|t| compiled.is_valid_recent(tape.parse(t).unwrap().root(), &mut recent))
             .collect();
         (got, recent.repeated)
     };
@@ -641,11 +647,8 @@ fn document_conformance_lets_decisions_pass_on_both_paths() {
         assert!(strict.check(Direction::In, &v).is_err(), "{text}");
         assert_eq!(loose.check(Direction::In, &v), Ok(()), "{text}");
         let doc = tape.parse(text).unwrap();
-        assert!(!strict.is_clean(Direction::In, Some(kind), &doc, None));
-        assert!(
-            loose.is_clean(Direction::In, Some(kind), &doc, None),
-            "{text}"
-        );
+        assert!(!strict.is_clean(Direction::In, Some(kind), &doc));
+        assert!(loose.is_clean(Direction::In, Some(kind), &doc), "{text}");
     }
     // The document's own rules still hold.
     let v = json!({"type": "pong", "id": "one"});

@@ -5,7 +5,7 @@
 //! order, most values equal (a connection's client id, a room, a status), a few changed (an
 //! id, a timestamp, a counter). When a new frame has the snapshot's structure (the same
 //! member names, containers of the same sizes, scalars where it had scalars), the checks
-//! that decide it are those on the scalars that changed: see [`super::fast`], which keeps
+//! that decide it are those on the scalars that changed: see [`super::compiled`] and [`super::recent`], which keep
 //! one snapshot per connection and kind.
 
 use super::tape::{Doc, Entry, Kind};

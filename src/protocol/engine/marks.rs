@@ -5,7 +5,7 @@
 //! sizes), so a frame with the structure of one seen before has its landmarks where that one
 //! had them. A connection's frames mostly repeat their predecessor's structure; for them the
 //! landmarks are read at known tape indices, without the walks over member names
-//! (see [`super::fast::Recent::like_last`]).
+//! (see [`super::recent::Recent::like_last`]).
 
 use super::tape::{Doc, TapeNode};
 

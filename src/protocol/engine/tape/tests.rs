@@ -1,3 +1,4 @@
+use super::parse::stops;
 use super::*;
 use rand::{RngExt, SeedableRng};
 
