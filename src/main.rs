@@ -65,6 +65,10 @@ enum Command {
         /// strict (the document and squall's decisions) or document (the document's rules only).
         #[arg(long, value_enum, default_value_t = ConformanceArg::Strict)]
         conformance: ConformanceArg,
+        /// tape (the compiled checks on a reused tape, as squall run) or reference (the
+        /// jsonschema crate on each frame's serde_json::Value): a second opinion.
+        #[arg(long, value_enum, default_value_t = CheckerArg::Tape)]
+        checker: CheckerArg,
         /// The recording, one JSON line each: a bare frame (checked as inbound, from the
         /// server), {"dir":"in"|"out","frame":...}, or
         /// {"conn":"c1","dir":...,"frame":...,"at":"RFC 3339"} for the per-connection checks
@@ -419,7 +423,14 @@ fn main() -> ExitCode {
             schemas,
             file,
             conformance,
-        } => validate(&protocol, schemas, &file, conformance.into()),
+            checker,
+        } => validate(
+            &protocol,
+            schemas,
+            &file,
+            conformance.into(),
+            checker.into(),
+        ),
         Command::Schemas { command } => schemas(command),
         Command::Scenario {
             command: ScenarioCmd::New { from, out, schemas },
@@ -806,7 +817,13 @@ fn import_asyncapi(doc: &Path, out: &Path, discriminator: Option<String>, force:
     lint(&[out.display().to_string()], None)
 }
 
-fn validate(protocol: &str, schemas: Option<PathBuf>, file: &str, conformance: Conformance) -> u8 {
+fn validate(
+    protocol: &str,
+    schemas: Option<PathBuf>,
+    file: &str,
+    conformance: Conformance,
+    engine: Engine,
+) -> u8 {
     let places = Places {
         schemas,
         scenario_dir: None,
@@ -815,17 +832,17 @@ fn validate(protocol: &str, schemas: Option<PathBuf>, file: &str, conformance: C
         .locate(protocol)
         .and_then(|l| l.load_with(conformance))
     {
-        Ok(p) => p,
+        Ok(p) => std::sync::Arc::new(p),
         Err(e) => {
             eprintln!("{e}");
             return 2;
         }
     };
     let result = if file == "-" {
-        validate_lines(&profile, std::io::stdin().lock())
+        validate_lines(&profile, engine, std::io::stdin().lock())
     } else {
         match std::fs::File::open(file) {
-            Ok(f) => validate_lines(&profile, std::io::BufReader::new(f)),
+            Ok(f) => validate_lines(&profile, engine, std::io::BufReader::new(f)),
             Err(e) => {
                 eprintln!("squall: {file}: {e}");
                 return 2;
