@@ -86,7 +86,7 @@ pub(crate) fn lower(
         graceful_stop: graceful_stop.unwrap_or(FIVE_SECONDS),
         source_sha256: super::sha256_hex(text),
         vars: vars.unwrap_or_default(),
-        delivery: delivery.flatten(),
+        delivery: delivery.given(),
     })
 }
 
