@@ -18,7 +18,7 @@ use super::flows::{DeliveryTally, UploadTally};
 use super::health::{available_cores, FdWatch, SaturationWatch, Stall};
 use super::interval_log::IntervalHistograms;
 use super::kinds::{KindDelta, MAX_KINDS, NONE_KIND, OTHER_KIND};
-use super::recorder::{Snapshot, Tally};
+use super::snapshot::{note_sample, Snapshot, Tally, ERROR_SAMPLES};
 use super::violations::ViolationTally;
 use super::{add_hist, new_histogram, ErrorKind};
 use crate::results::{Counters, KindCount, SeriesPoint};
@@ -291,7 +291,7 @@ impl Aggregate {
             let kept = c.connections.failed_samples.entry(cause.as_cause());
             let kept = kept.or_default();
             for d in details {
-                super::recorder::note_sample(kept, d);
+                note_sample(kept, d);
             }
         }
         for (code, n) in &t.closed {
@@ -307,7 +307,7 @@ impl Aggregate {
             // The earliest few of every worker's first few.
             kept.push(sample.clone());
             kept.sort_by(|a, b| a.t.total_cmp(&b.t));
-            kept.truncate(super::recorder::ERROR_SAMPLES);
+            kept.truncate(ERROR_SAMPLES);
         }
         for kind in ErrorKind::ALL {
             let n = t.errors[kind.index()];
