@@ -244,20 +244,10 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
                 .extend(outbox.drain().into_iter().map(Message::Text));
         }
         if !state.fx.out.is_empty() {
-            if !worker.shared.config.reply_delay.is_zero() {
-                tokio::time::sleep(worker.shared.config.reply_delay).await;
-            }
-            if let Some(budget) = &worker.shared.budget {
-                match state.await_turn(budget, &mut ws, &mut *session).await {
-                    Turn::Served => {}
-                    Turn::Alarm => continue,
-                    Turn::Gone => break End::Gone,
-                }
-            }
-            tokio::select! {
-                biased;
-                _ = outbox.wait_alarm() => continue,
-                written = write_all(&mut ws, &mut state.fx.out, &mut state.tally, worker) => if written.is_err() { break End::Gone },
+            match state.write_out(&mut ws, &mut *session).await {
+                Turn::Served => {}
+                Turn::Alarm => continue,
+                Turn::Gone => break End::Gone,
             }
         }
         if let Some((code, reason)) = state.fx.close.take() {
@@ -273,28 +263,7 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
         // Unbiased: neither a steady stream of events nor a flood of client messages may
         // starve the other, or the timer. Queued events still go out before each reply.
         tokio::select! {
-            first = ws.next() => {
-                let mut next = Some(first);
-                let mut handled = 0;
-                while let Some(item) = next {
-                    // Events queued before this message go out before its reply, so an
-                    // unsubscribe ack is the last frame of that room the client sees.
-                    if outbox.has_queued() {
-                        state.fx.out.extend(outbox.drain().into_iter().map(Message::Text));
-                    }
-                    state.inbound(&mut *session, item);
-                    if state.fx.close.is_some() {
-                        break;
-                    }
-                    handled += 1;
-                    next = if handled < READ_BATCH { ws.next().now_or_never() } else { None };
-                }
-                // Messages that got no reply are published now; the others with the write.
-                if state.fx.out.is_empty() {
-                    state.answered = 0;
-                    worker.shared.stats.flush(worker.index, &mut state.tally);
-                }
-            }
+            first = ws.next() => state.read_batch(&mut ws, &mut *session, first),
             _ = outbox.wait() => {}
             _ = timer, if deadline.is_some() => {
                 state.call(&mut *session, |s, cx| s.timer(cx));
@@ -334,6 +303,66 @@ enum Turn {
 }
 
 impl State<'_> {
+    /// Writes the replies and events waiting, after `--reply-delay` and, under
+    /// `--capacity`, the service budget's turn; a shutdown or slow-consumer alarm comes first.
+    async fn write_out(&mut self, ws: &mut Ws, session: &mut dyn Session) -> Turn {
+        let worker = self.worker;
+        if !worker.shared.config.reply_delay.is_zero() {
+            tokio::time::sleep(worker.shared.config.reply_delay).await;
+        }
+        if let Some(budget) = &worker.shared.budget {
+            match self.await_turn(budget, ws, session).await {
+                Turn::Served => {}
+                other => return other,
+            }
+        }
+        let outbox = self.outbox;
+        tokio::select! {
+            biased;
+            _ = outbox.wait_alarm() => Turn::Alarm,
+            written = write_all(ws, &mut self.fx.out, &mut self.tally, worker) => match written {
+                Ok(_) => Turn::Served,
+                Err(_) => Turn::Gone,
+            },
+        }
+    }
+
+    /// Handles `first` and the messages already read behind it (at most [`READ_BATCH`]),
+    /// until one asks to close.
+    fn read_batch(
+        &mut self,
+        ws: &mut Ws,
+        session: &mut dyn Session,
+        first: Option<Result<Message, WsError>>,
+    ) {
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(item) = next {
+            // Events queued before this message go out before its reply, so an
+            // unsubscribe ack is the last frame of that room the client sees.
+            if self.outbox.has_queued() {
+                let queued = self.outbox.drain().into_iter().map(Message::Text);
+                self.fx.out.extend(queued);
+            }
+            self.inbound(session, item);
+            if self.fx.close.is_some() {
+                break;
+            }
+            handled += 1;
+            next = if handled < READ_BATCH {
+                ws.next().now_or_never()
+            } else {
+                None
+            };
+        }
+        // Messages that got no reply are published now; the others with the write.
+        if self.fx.out.is_empty() {
+            self.answered = 0;
+            let worker = self.worker;
+            worker.shared.stats.flush(worker.index, &mut self.tally);
+        }
+    }
+
     /// Waits until the replies to the messages read since the last write have been served
     /// by the budget. Messages read meanwhile are handled and wait for the next turn; a
     /// peer that closes or drops gives its turn up, so a client gone leaves no backlog.
