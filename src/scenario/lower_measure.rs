@@ -5,7 +5,7 @@ use super::de::{Body, Recover, Scalar, Sp};
 use super::lower::{Lower, Part};
 use super::model::{BurstM, MixM, PaceM, RejectedM, UploadM, WaitM};
 use super::plan::{
-    Matcher, Pace, PaceRequest, Payload, Pos, RejectBy, Rejected, Step, Upload, Wait,
+    Matcher, MetricId, Pace, PaceRequest, Payload, Pos, RejectBy, Rejected, Step, Upload, Wait,
 };
 use super::template::{Expr, StepVar, UploadVar};
 use super::template_compile::StepScope;
@@ -289,47 +289,12 @@ impl Lower<'_> {
         let started = self.scoped_wait(&v.started, StepScope::Upload, "started");
         let chunk = self.required_body(&v.chunk, StepScope::Chunk, (u.pos, "chunk", CHUNK_EXAMPLE));
         let chunk_ack = self.scoped_wait(&v.chunk_ack, StepScope::Chunk, "chunk_ack");
-        let in_flight = match (&v.in_flight, &v.chunk_ack) {
-            (Some(n), None) => {
-                self.err_hint(
-                    n.pos,
-                    "in_flight needs chunk_ack:",
-                    "without acknowledgements every chunk is sent at once",
-                );
-                None
-            }
-            (Some(n), Some(_)) if n.value == 0 => {
-                self.err(n.pos, "in_flight must be at least 1");
-                None
-            }
-            (Some(n), Some(_)) => Some(n.value),
-            (None, _) => Some(1),
-        };
+        let in_flight = self.upload_in_flight(v);
         let finish = self.upload_body(&v.finish, StepScope::Upload);
-        let complete = match &v.complete {
-            Some(_) => self
-                .scoped_wait(&v.complete, StepScope::Upload, "complete")
-                .given(),
-            None => {
-                self.err_hint(
-                    u.pos,
-                    "upload needs complete:",
-                    "e.g. complete: { kind: upload_done, match: { /upload_id: \"{{upload.id}}\" }, within: 10s }",
-                );
-                None
-            }
-        };
+        let complete = self.upload_complete(u);
         let expect_error = self.scoped_wait(&v.expect_error, StepScope::Upload, "expect_error");
         let corrupt = self.corrupt(v, size.div_ceil(chunk_size));
-        let metric = match &v.metric {
-            Some(m) => self.metric(m),
-            None => Some(self.intern("upload")),
-        };
-        let metric = metric?;
-        let name_of = self.metrics[metric.0 as usize].clone();
-        if !self.upload_metrics.contains(&name_of) {
-            self.upload_metrics.push(name_of);
-        }
+        let metric = self.upload_metric(v)?;
         let mut up = Upload {
             size,
             chunk_size,
@@ -350,6 +315,57 @@ impl Lower<'_> {
         };
         up.needs_file_hash = reads_file_hash(&up);
         Some(Step::Upload(Box::new(up)))
+    }
+
+    /// `in_flight:`: chunks sent ahead of their acknowledgement (1 when not given).
+    fn upload_in_flight(&mut self, v: &UploadM) -> Option<u32> {
+        match (&v.in_flight, &v.chunk_ack) {
+            (Some(n), None) => {
+                self.err_hint(
+                    n.pos,
+                    "in_flight needs chunk_ack:",
+                    "without acknowledgements every chunk is sent at once",
+                );
+                None
+            }
+            (Some(n), Some(_)) if n.value == 0 => {
+                self.err(n.pos, "in_flight must be at least 1");
+                None
+            }
+            (Some(n), Some(_)) => Some(n.value),
+            (None, _) => Some(1),
+        }
+    }
+
+    /// `complete:`, the reply that ends an upload, which every upload needs.
+    fn upload_complete(&mut self, u: &Sp<UploadM>) -> Option<Wait> {
+        let v = &u.value;
+        match &v.complete {
+            Some(_) => self
+                .scoped_wait(&v.complete, StepScope::Upload, "complete")
+                .given(),
+            None => {
+                self.err_hint(
+                    u.pos,
+                    "upload needs complete:",
+                    "e.g. complete: { kind: upload_done, match: { /upload_id: \"{{upload.id}}\" }, within: 10s }",
+                );
+                None
+            }
+        }
+    }
+
+    /// The upload's metric (`upload` when not named), noted as one uploads record into.
+    fn upload_metric(&mut self, v: &UploadM) -> Option<MetricId> {
+        let metric = match &v.metric {
+            Some(m) => self.metric(m)?,
+            None => self.intern("upload"),
+        };
+        let name_of = self.metrics[metric.0 as usize].clone();
+        if !self.upload_metrics.contains(&name_of) {
+            self.upload_metrics.push(name_of);
+        }
+        Some(metric)
     }
 
     fn upload_sizes(&mut self, u: &Sp<UploadM>) -> Option<(u64, u64)> {
