@@ -86,7 +86,20 @@ impl Vu {
             v.active = false;
             v.in_chunk = false;
         }
+        self.upload_ended(u, t0, result)
+    }
+
+    /// Records how the upload begun at `t0` ended: its latency and completion, a reply
+    /// other than the one expected, a timeout; or the flow when the connection or the run
+    /// ended it.
+    fn upload_ended(
+        &mut self,
+        u: &Upload,
+        t0: Instant,
+        result: Result<(bool, Instant), Short>,
+    ) -> Flow {
         let since = |at: Instant| at.saturating_duration_since(t0).as_micros() as u64;
+        let rec = self.shared.rec.clone();
         let mut r = rec.borrow_mut();
         match result {
             Ok((rejected, at)) if rejected == u.expect_error.is_some() => {
@@ -176,16 +189,7 @@ impl Vu {
     /// Start, chunks, finish, then the final reply: `(it was the error, when it came)`.
     async fn run_upload(&mut self, u: &Upload, seed: u64) -> Result<(bool, Instant), Short> {
         self.upload_send(&u.start, u.unchecked).await?;
-        let mut w = Waits {
-            complete: Want::render(&u.complete.matcher, &mut self.ctx),
-            error: u
-                .expect_error
-                .as_ref()
-                .map(|e| Want::render(&e.matcher, &mut self.ctx)),
-            started: None,
-            acks: VecDeque::new(),
-            ended: None,
-        };
+        let mut w = self.upload_waits(u);
         if let Some(s) = &u.started {
             w.started = Some(Want::render(&s.matcher, &mut self.ctx));
             let deadline = Instant::now() + s.within;
@@ -234,6 +238,20 @@ impl Vu {
         self.upload_wait(&mut w, deadline, |w| w.ended.is_some())
             .await?;
         w.ended.ok_or(Short::Timeout)
+    }
+
+    /// What the upload waits for from the start: its final reply, or the expected error.
+    fn upload_waits(&mut self, u: &Upload) -> Waits {
+        Waits {
+            complete: Want::render(&u.complete.matcher, &mut self.ctx),
+            error: u
+                .expect_error
+                .as_ref()
+                .map(|e| Want::render(&e.matcher, &mut self.ctx)),
+            started: None,
+            acks: VecDeque::new(),
+            ended: None,
+        }
     }
 
     /// Sends one of the step's messages; a lost connection ends the upload.
