@@ -165,6 +165,32 @@ fn per_sec(n: u64, dt: f64) -> f64 {
     }
 }
 
+/// Adds a snapshot's connection attempts, failures (by cause, with their first details)
+/// and closes (by code) to `c`.
+fn add_connections(c: &mut Counters, t: &Tally) {
+    c.connections.opened += t.opened;
+    for (cause, n) in &t.failed {
+        c.connections.failed += n;
+        *c.connections
+            .failed_by_cause
+            .entry(cause.as_cause())
+            .or_default() += n;
+        *c.errors_by_kind.entry(cause.as_error_kind()).or_default() += n;
+    }
+    for (cause, details) in &t.failed_samples {
+        let kept = c.connections.failed_samples.entry(cause.as_cause());
+        let kept = kept.or_default();
+        for d in details {
+            note_sample(kept, d);
+        }
+    }
+    for (code, n) in &t.closed {
+        c.connections.closed += n;
+        let key = code.map_or_else(|| "none".to_string(), |c| c.to_string());
+        *c.connections.closed_by_code.entry(key).or_default() += n;
+    }
+}
+
 impl Aggregate {
     /// An empty aggregate for the metrics named in `metric_names` (indexed by `MetricId`).
     /// Saturation is judged against the cores this process may use.
@@ -277,28 +303,8 @@ impl Aggregate {
         self.add_bucket(&s);
         self.add_histograms(&s);
         let t = &s.tally;
+        add_connections(&mut self.counters, t);
         let c = &mut self.counters;
-        c.connections.opened += t.opened;
-        for (cause, n) in &t.failed {
-            c.connections.failed += n;
-            *c.connections
-                .failed_by_cause
-                .entry(cause.as_cause())
-                .or_default() += n;
-            *c.errors_by_kind.entry(cause.as_error_kind()).or_default() += n;
-        }
-        for (cause, details) in &t.failed_samples {
-            let kept = c.connections.failed_samples.entry(cause.as_cause());
-            let kept = kept.or_default();
-            for d in details {
-                note_sample(kept, d);
-            }
-        }
-        for (code, n) in &t.closed {
-            c.connections.closed += n;
-            let key = code.map_or_else(|| "none".to_string(), |c| c.to_string());
-            *c.connections.closed_by_code.entry(key).or_default() += n;
-        }
         for (kind, sample) in &t.error_samples {
             let kept = c
                 .error_samples
