@@ -127,6 +127,44 @@ async fn handshake(worker: &Worker, stream: &mut TcpStream) -> Option<Upgraded> 
     None
 }
 
+/// What an admitted connection holds: its place under `--max-connections`, its place among
+/// its client's connections (when the protocol limits them), and its session.
+type Admitted = (Admission, Option<ClientSlot>, Box<dyn Session>);
+
+/// Admits the connection under the server's and the client's connection limits and the
+/// protocol's rules, or says why not.
+fn admit(worker: &Worker, req: &http::Request) -> Result<Admitted, Refusal> {
+    let hub = &worker.shared.hub;
+    let refuse = |status: u16, reason: &'static str, body: String| Refusal {
+        status,
+        reason,
+        body,
+    };
+    let Some(admission) = Admission::try_new(&worker.shared) else {
+        return Err(refuse(
+            429,
+            "max_connections",
+            "too many connections\n".into(),
+        ));
+    };
+    let up = Upgrade {
+        query: &req.query,
+        headers: &req.headers,
+    };
+    let admitted = protocols::admit(req.proto, &up, &worker.shared.config)?;
+    match admitted.per_client {
+        None => Ok((admission, None, admitted.session)),
+        Some((client, limit)) => match hub.client_enter(req.proto, client, limit) {
+            Some(slot) => Ok((admission, Some(slot), admitted.session)),
+            None => Err(refuse(
+                429,
+                "per_client_limit",
+                format!("too many connections for this client (at most {limit})\n"),
+            )),
+        },
+    }
+}
+
 /// Admits the connection (or refuses it with the protocol's status) and writes the 101.
 async fn upgrade(
     worker: &Worker,
@@ -135,39 +173,7 @@ async fn upgrade(
     head: &http::Head,
 ) -> Option<Upgraded> {
     let hub = &worker.shared.hub;
-    let refuse = |status: u16, reason: &'static str, body: String| Refusal {
-        status,
-        reason,
-        body,
-    };
-    let decided = match Admission::try_new(&worker.shared) {
-        None => Err(refuse(
-            429,
-            "max_connections",
-            "too many connections\n".into(),
-        )),
-        Some(admission) => {
-            let up = Upgrade {
-                query: &req.query,
-                headers: &req.headers,
-            };
-            match protocols::admit(req.proto, &up, &worker.shared.config) {
-                Err(refusal) => Err(refusal),
-                Ok(admitted) => match admitted.per_client {
-                    None => Ok((admission, None, admitted.session)),
-                    Some((client, limit)) => match hub.client_enter(req.proto, client, limit) {
-                        Some(slot) => Ok((admission, Some(slot), admitted.session)),
-                        None => Err(refuse(
-                            429,
-                            "per_client_limit",
-                            format!("too many connections for this client (at most {limit})\n"),
-                        )),
-                    },
-                },
-            }
-        }
-    };
-    let (admission, slot, session) = match decided {
+    let (admission, slot, session) = match admit(worker, &req) {
         Ok(admitted) => admitted,
         Err(refusal) => {
             hub.count(Some(req.proto), "rejects", refusal.reason, 1);
@@ -220,15 +226,7 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
     // Shutdown reaches the connection through its outbox, so the loop below waits on
     // nothing shared with other connections or threads.
     let _registered = worker.register(id, &outbox);
-    let mut state = State {
-        worker,
-        proto,
-        id,
-        outbox: &outbox,
-        fx: Effects::default(),
-        tally: Tally::new(proto),
-        answered: 0,
-    };
+    let mut state = State::new(worker, proto, id, &outbox);
     state.call(&mut *session, |s, cx| s.open(cx));
     let end = loop {
         if outbox.stopped() {
@@ -302,7 +300,20 @@ enum Turn {
     Gone,
 }
 
-impl State<'_> {
+impl<'a> State<'a> {
+    /// Connection `id`'s bookkeeping, before anything was read or written.
+    fn new(worker: &'a Worker, proto: Proto, id: u64, outbox: &'a Rc<Outbox>) -> Self {
+        State {
+            worker,
+            proto,
+            id,
+            outbox,
+            fx: Effects::default(),
+            tally: Tally::new(proto),
+            answered: 0,
+        }
+    }
+
     /// Writes the replies and events waiting, after `--reply-delay` and, under
     /// `--capacity`, the service budget's turn; a shutdown or slow-consumer alarm comes first.
     async fn write_out(&mut self, ws: &mut Ws, session: &mut dyn Session) -> Turn {

@@ -85,24 +85,8 @@ impl Family {
                 )
             }
             Family::Cases | Family::Case => case_event(&case, jurisdiction, rng),
-            Family::Workers => {
-                let total = 4u32;
-                let active = rng.random_range(0..=total);
-                (
-                    "worker.status",
-                    json!({"active_workers": active, "total_workers": total,
-                    "queue_size": rng.random_range(0..500u32), "utilization": f64::from(active) / f64::from(total)}),
-                )
-            }
-            Family::Queue => {
-                let (pending, running) = (rng.random_range(0..200u32), rng.random_range(0..20u32));
-                (
-                    "queue.update",
-                    json!({"pending": pending, "running": running,
-                    "completed": rng.random_range(0..5000u32), "failed": rng.random_range(0..100u32),
-                    "total": pending + running}),
-                )
-            }
+            Family::Workers => worker_status(rng),
+            Family::Queue => queue_update(rng),
             Family::SystemAlerts => (
                 "system.alert",
                 json!({"severity": "critical", "component": "database",
@@ -121,6 +105,28 @@ impl Family {
             ),
         }
     }
+}
+
+/// A random `worker.status`.
+fn worker_status(rng: &mut ThreadRng) -> (&'static str, serde_json::Value) {
+    let total = 4u32;
+    let active = rng.random_range(0..=total);
+    (
+        "worker.status",
+        json!({"active_workers": active, "total_workers": total,
+        "queue_size": rng.random_range(0..500u32), "utilization": f64::from(active) / f64::from(total)}),
+    )
+}
+
+/// A random `queue.update`.
+fn queue_update(rng: &mut ThreadRng) -> (&'static str, serde_json::Value) {
+    let (pending, running) = (rng.random_range(0..200u32), rng.random_range(0..20u32));
+    (
+        "queue.update",
+        json!({"pending": pending, "running": running,
+        "completed": rng.random_range(0..5000u32), "failed": rng.random_range(0..100u32),
+        "total": pending + running}),
+    )
 }
 
 /// A random scrape event of job `job`.
