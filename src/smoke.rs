@@ -176,6 +176,14 @@ fn steps(profile: &Profile) -> String {
             metric(&r.request)
         );
     }
+    unasked(&mut s, profile, &asked);
+    s.push_str("      - listen: 2s\n");
+    s
+}
+
+/// Comments naming the kinds the steps leave out: requests no reply rule answers, and what
+/// the server sends on its own.
+fn unasked(s: &mut String, profile: &Profile, asked: &[&str]) {
     let silent: Vec<&str> = profile
         .kinds(Direction::Out)
         .into_iter()
@@ -200,8 +208,6 @@ fn steps(profile: &Profile) -> String {
             arriving.join(", ")
         );
     }
-    s.push_str("      - listen: 2s\n");
-    s
 }
 
 /// The first valid example of an outbound kind, else a payload made up from its schema.
@@ -241,18 +247,8 @@ fn made_up(src: &Source, file: &Path, schema: &Value, depth: usize) -> Value {
         return Value::Null;
     }
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-        let (rel, frag) = r.split_once('#').unwrap_or((r, ""));
-        let target = if rel.is_empty() {
-            file.to_path_buf()
-        } else {
-            file.parent().unwrap_or(Path::new("/")).join(rel)
-        };
-        let doc: Option<Value> = src
-            .read(&target)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        if let Some(inner) = doc.as_ref().and_then(|d| d.pointer(frag)) {
-            return made_up(src, &target, inner, depth + 1);
+        if let Some(v) = made_up_ref(src, file, r, depth) {
+            return v;
         }
     }
     for key in ["const", "default"] {
@@ -279,6 +275,25 @@ fn made_up(src: &Source, file: &Path, schema: &Value, depth: usize) -> Value {
             return made_up(src, file, first, depth + 1);
         }
     }
+    made_up_of_type(src, file, schema, depth)
+}
+
+/// [`made_up`] for what `$ref` `r` (from `file`) points at; `None` when it cannot be read.
+fn made_up_ref(src: &Source, file: &Path, r: &str, depth: usize) -> Option<Value> {
+    let (rel, frag) = r.split_once('#').unwrap_or((r, ""));
+    let target = if rel.is_empty() {
+        file.to_path_buf()
+    } else {
+        file.parent().unwrap_or(Path::new("/")).join(rel)
+    };
+    let doc: Value = serde_json::from_str(&src.read(&target).ok()?).ok()?;
+    let inner = doc.pointer(frag)?;
+    Some(made_up(src, &target, inner, depth + 1))
+}
+
+/// [`made_up`] by the schema's type: an object with its required members, an empty string
+/// (`{{now}}` for a date-time), a number's minimum (else 0), `false`, `[]`.
+fn made_up_of_type(src: &Source, file: &Path, schema: &Value, depth: usize) -> Value {
     let ty = match schema.get("type") {
         Some(Value::Array(t)) => t.first().and_then(Value::as_str).unwrap_or(""),
         Some(Value::String(t)) => t.as_str(),

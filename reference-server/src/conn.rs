@@ -127,6 +127,44 @@ async fn handshake(worker: &Worker, stream: &mut TcpStream) -> Option<Upgraded> 
     None
 }
 
+/// What an admitted connection holds: its place under `--max-connections`, its place among
+/// its client's connections (when the protocol limits them), and its session.
+type Admitted = (Admission, Option<ClientSlot>, Box<dyn Session>);
+
+/// Admits the connection under the server's and the client's connection limits and the
+/// protocol's rules, or says why not.
+fn admit(worker: &Worker, req: &http::Request) -> Result<Admitted, Refusal> {
+    let hub = &worker.shared.hub;
+    let refuse = |status: u16, reason: &'static str, body: String| Refusal {
+        status,
+        reason,
+        body,
+    };
+    let Some(admission) = Admission::try_new(&worker.shared) else {
+        return Err(refuse(
+            429,
+            "max_connections",
+            "too many connections\n".into(),
+        ));
+    };
+    let up = Upgrade {
+        query: &req.query,
+        headers: &req.headers,
+    };
+    let admitted = protocols::admit(req.proto, &up, &worker.shared.config)?;
+    match admitted.per_client {
+        None => Ok((admission, None, admitted.session)),
+        Some((client, limit)) => match hub.client_enter(req.proto, client, limit) {
+            Some(slot) => Ok((admission, Some(slot), admitted.session)),
+            None => Err(refuse(
+                429,
+                "per_client_limit",
+                format!("too many connections for this client (at most {limit})\n"),
+            )),
+        },
+    }
+}
+
 /// Admits the connection (or refuses it with the protocol's status) and writes the 101.
 async fn upgrade(
     worker: &Worker,
@@ -135,39 +173,7 @@ async fn upgrade(
     head: &http::Head,
 ) -> Option<Upgraded> {
     let hub = &worker.shared.hub;
-    let refuse = |status: u16, reason: &'static str, body: String| Refusal {
-        status,
-        reason,
-        body,
-    };
-    let decided = match Admission::try_new(&worker.shared) {
-        None => Err(refuse(
-            429,
-            "max_connections",
-            "too many connections\n".into(),
-        )),
-        Some(admission) => {
-            let up = Upgrade {
-                query: &req.query,
-                headers: &req.headers,
-            };
-            match protocols::admit(req.proto, &up, &worker.shared.config) {
-                Err(refusal) => Err(refusal),
-                Ok(admitted) => match admitted.per_client {
-                    None => Ok((admission, None, admitted.session)),
-                    Some((client, limit)) => match hub.client_enter(req.proto, client, limit) {
-                        Some(slot) => Ok((admission, Some(slot), admitted.session)),
-                        None => Err(refuse(
-                            429,
-                            "per_client_limit",
-                            format!("too many connections for this client (at most {limit})\n"),
-                        )),
-                    },
-                },
-            }
-        }
-    };
-    let (admission, slot, session) = match decided {
+    let (admission, slot, session) = match admit(worker, &req) {
         Ok(admitted) => admitted,
         Err(refusal) => {
             hub.count(Some(req.proto), "rejects", refusal.reason, 1);
@@ -220,15 +226,7 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
     // Shutdown reaches the connection through its outbox, so the loop below waits on
     // nothing shared with other connections or threads.
     let _registered = worker.register(id, &outbox);
-    let mut state = State {
-        worker,
-        proto,
-        id,
-        outbox: &outbox,
-        fx: Effects::default(),
-        tally: Tally::new(proto),
-        answered: 0,
-    };
+    let mut state = State::new(worker, proto, id, &outbox);
     state.call(&mut *session, |s, cx| s.open(cx));
     let end = loop {
         if outbox.stopped() {
@@ -244,20 +242,10 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
                 .extend(outbox.drain().into_iter().map(Message::Text));
         }
         if !state.fx.out.is_empty() {
-            if !worker.shared.config.reply_delay.is_zero() {
-                tokio::time::sleep(worker.shared.config.reply_delay).await;
-            }
-            if let Some(budget) = &worker.shared.budget {
-                match state.await_turn(budget, &mut ws, &mut *session).await {
-                    Turn::Served => {}
-                    Turn::Alarm => continue,
-                    Turn::Gone => break End::Gone,
-                }
-            }
-            tokio::select! {
-                biased;
-                _ = outbox.wait_alarm() => continue,
-                written = write_all(&mut ws, &mut state.fx.out, &mut state.tally, worker) => if written.is_err() { break End::Gone },
+            match state.write_out(&mut ws, &mut *session).await {
+                Turn::Served => {}
+                Turn::Alarm => continue,
+                Turn::Gone => break End::Gone,
             }
         }
         if let Some((code, reason)) = state.fx.close.take() {
@@ -273,28 +261,7 @@ async fn run(worker: &Worker, mut ws: Ws, proto: Proto, mut session: Box<dyn Ses
         // Unbiased: neither a steady stream of events nor a flood of client messages may
         // starve the other, or the timer. Queued events still go out before each reply.
         tokio::select! {
-            first = ws.next() => {
-                let mut next = Some(first);
-                let mut handled = 0;
-                while let Some(item) = next {
-                    // Events queued before this message go out before its reply, so an
-                    // unsubscribe ack is the last frame of that room the client sees.
-                    if outbox.has_queued() {
-                        state.fx.out.extend(outbox.drain().into_iter().map(Message::Text));
-                    }
-                    state.inbound(&mut *session, item);
-                    if state.fx.close.is_some() {
-                        break;
-                    }
-                    handled += 1;
-                    next = if handled < READ_BATCH { ws.next().now_or_never() } else { None };
-                }
-                // Messages that got no reply are published now; the others with the write.
-                if state.fx.out.is_empty() {
-                    state.answered = 0;
-                    worker.shared.stats.flush(worker.index, &mut state.tally);
-                }
-            }
+            first = ws.next() => state.read_batch(&mut ws, &mut *session, first),
             _ = outbox.wait() => {}
             _ = timer, if deadline.is_some() => {
                 state.call(&mut *session, |s, cx| s.timer(cx));
@@ -333,7 +300,80 @@ enum Turn {
     Gone,
 }
 
-impl State<'_> {
+impl<'a> State<'a> {
+    /// Connection `id`'s bookkeeping, before anything was read or written.
+    fn new(worker: &'a Worker, proto: Proto, id: u64, outbox: &'a Rc<Outbox>) -> Self {
+        State {
+            worker,
+            proto,
+            id,
+            outbox,
+            fx: Effects::default(),
+            tally: Tally::new(proto),
+            answered: 0,
+        }
+    }
+
+    /// Writes the replies and events waiting, after `--reply-delay` and, under
+    /// `--capacity`, the service budget's turn; a shutdown or slow-consumer alarm comes first.
+    async fn write_out(&mut self, ws: &mut Ws, session: &mut dyn Session) -> Turn {
+        let worker = self.worker;
+        if !worker.shared.config.reply_delay.is_zero() {
+            tokio::time::sleep(worker.shared.config.reply_delay).await;
+        }
+        if let Some(budget) = &worker.shared.budget {
+            match self.await_turn(budget, ws, session).await {
+                Turn::Served => {}
+                other => return other,
+            }
+        }
+        let outbox = self.outbox;
+        tokio::select! {
+            biased;
+            _ = outbox.wait_alarm() => Turn::Alarm,
+            written = write_all(ws, &mut self.fx.out, &mut self.tally, worker) => match written {
+                Ok(_) => Turn::Served,
+                Err(_) => Turn::Gone,
+            },
+        }
+    }
+
+    /// Handles `first` and the messages already read behind it (at most [`READ_BATCH`]),
+    /// until one asks to close.
+    fn read_batch(
+        &mut self,
+        ws: &mut Ws,
+        session: &mut dyn Session,
+        first: Option<Result<Message, WsError>>,
+    ) {
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(item) = next {
+            // Events queued before this message go out before its reply, so an
+            // unsubscribe ack is the last frame of that room the client sees.
+            if self.outbox.has_queued() {
+                let queued = self.outbox.drain().into_iter().map(Message::Text);
+                self.fx.out.extend(queued);
+            }
+            self.inbound(session, item);
+            if self.fx.close.is_some() {
+                break;
+            }
+            handled += 1;
+            next = if handled < READ_BATCH {
+                ws.next().now_or_never()
+            } else {
+                None
+            };
+        }
+        // Messages that got no reply are published now; the others with the write.
+        if self.fx.out.is_empty() {
+            self.answered = 0;
+            let worker = self.worker;
+            worker.shared.stats.flush(worker.index, &mut self.tally);
+        }
+    }
+
     /// Waits until the replies to the messages read since the last write have been served
     /// by the budget. Messages read meanwhile are handled and wait for the next turn; a
     /// peer that closes or drops gives its turn up, so a client gone leaves no backlog.

@@ -273,6 +273,20 @@ impl fmt::Debug for ServerHandle {
     }
 }
 
+/// `--capacity`: the service budget and the thread that refills it; none without it.
+fn budget(config: &Config) -> io::Result<Option<(Arc<capacity::Budget>, JoinHandle<()>)>> {
+    match config.capacity {
+        Some(per_sec) if per_sec > 0.0 && per_sec.is_finite() => {
+            capacity::Budget::start(per_sec, config.capacity_slack).map(Some)
+        }
+        Some(per_sec) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("capacity must be a positive rate, not {per_sec}"),
+        )),
+        None => Ok(None),
+    }
+}
+
 /// Binds `config.listen` and starts the server; returns once every listener is listening.
 pub fn spawn(config: Config) -> io::Result<ServerHandle> {
     let threads = config.threads.max(1);
@@ -287,19 +301,7 @@ pub fn spawn(config: Config) -> io::Result<ServerHandle> {
         None => Stats::new(threads),
     });
     let hub = Arc::new(Hub::new());
-    let (budget, budget_thread) = match config.capacity {
-        Some(per_sec) if per_sec > 0.0 && per_sec.is_finite() => {
-            let (b, t) = capacity::Budget::start(per_sec, config.capacity_slack)?;
-            (Some(b), Some(t))
-        }
-        Some(per_sec) => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("capacity must be a positive rate, not {per_sec}"),
-            ))
-        }
-        None => (None, None),
-    };
+    let (budget, budget_thread) = budget(&config)?.unzip();
     let shared = Arc::new(Shared {
         config: config.clone(),
         stats: stats.clone(),

@@ -152,45 +152,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     init_logs(&args.log, &args.log_format);
     let defaults = Config::default();
-    let count = args.procs.unwrap_or(1) as usize;
-    let first = args.proc_index.is_none() && count > 1;
-    let procs = match (args.proc_index, &args.stats_file) {
-        (Some(index), Some(file)) => Some(ProcSlot {
-            file: file.clone(),
-            index,
-            count,
-        }),
-        _ if first => Some(ProcSlot {
-            file: procs::stats_file(std::process::id()),
-            index: 0,
-            count,
-        }),
-        _ => None,
-    };
-    let config = Config {
-        listen: args.listen,
-        profile: args.profile,
-        events_per_sec: args.events,
-        max_connections: args.max_connections,
-        max_message_size: args.max_message_size,
-        auth_token: args.auth_token,
-        heartbeat: args.heartbeat,
-        limits: Limits {
-            rate: !args.no_limit.iter().any(|l| l == "rate"),
-            subscriptions: !args.no_limit.iter().any(|l| l == "subscriptions"),
-            per_client: !args.no_limit.iter().any(|l| l == "per-client"),
-        },
-        queue_depth: args.queue_depth,
-        handshake_timeout: args.handshake_timeout,
-        threads: args.threads.unwrap_or(defaults.threads),
-        reply_delay: args.delay,
-        stamp: args.stamp,
-        strict_doc: args.strict_doc,
-        fault: args.fault,
-        capacity: args.capacity,
-        capacity_slack: args.capacity_slack,
-        procs: procs.clone(),
-    };
+    let first = args.proc_index.is_none() && args.procs.unwrap_or(1) > 1;
+    let procs = proc_slot(&args, first);
+    let config = config(&args, &defaults, procs.clone());
     let threads = config.threads;
     let server = match squall_server::spawn(config) {
         Ok(server) => server,
@@ -235,6 +199,53 @@ fn main() -> ExitCode {
     server.shutdown();
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// This process's place among `--procs N`: told by process 0 (`--proc-index`,
+/// `--stats-file`), or process 0's own when it is the `first` of several.
+fn proc_slot(args: &Args, first: bool) -> Option<ProcSlot> {
+    let count = args.procs.unwrap_or(1) as usize;
+    match (args.proc_index, &args.stats_file) {
+        (Some(index), Some(file)) => Some(ProcSlot {
+            file: file.clone(),
+            index,
+            count,
+        }),
+        _ if first => Some(ProcSlot {
+            file: procs::stats_file(std::process::id()),
+            index: 0,
+            count,
+        }),
+        _ => None,
+    }
+}
+
+/// The server's configuration from the command line (`defaults` where it says nothing).
+fn config(args: &Args, defaults: &Config, procs: Option<ProcSlot>) -> Config {
+    Config {
+        listen: args.listen,
+        profile: args.profile,
+        events_per_sec: args.events,
+        max_connections: args.max_connections,
+        max_message_size: args.max_message_size,
+        auth_token: args.auth_token.clone(),
+        heartbeat: args.heartbeat,
+        limits: Limits {
+            rate: !args.no_limit.iter().any(|l| l == "rate"),
+            subscriptions: !args.no_limit.iter().any(|l| l == "subscriptions"),
+            per_client: !args.no_limit.iter().any(|l| l == "per-client"),
+        },
+        queue_depth: args.queue_depth,
+        handshake_timeout: args.handshake_timeout,
+        threads: args.threads.unwrap_or(defaults.threads),
+        reply_delay: args.delay,
+        stamp: args.stamp,
+        strict_doc: args.strict_doc,
+        fault: args.fault,
+        capacity: args.capacity,
+        capacity_slack: args.capacity_slack,
+        procs,
+    }
 }
 
 /// Starts processes 1..N of `--procs N` on the address process 0 got, with its thread

@@ -203,6 +203,15 @@ impl StatsSnapshot {
 /// per-protocol series labelled `protocol`, named counters from the hub labelled
 /// `reason` (rejects) or `kind`, and server-wide gauges.
 pub(crate) fn prometheus(stats: &Stats, hub: &Hub) -> String {
+    let mut out = String::with_capacity(4096);
+    per_protocol(&mut out, stats);
+    server_wide(&mut out, hub);
+    hub_counters(&mut out, hub);
+    out
+}
+
+/// The series kept per protocol, labelled `protocol`.
+fn per_protocol(out: &mut String, stats: &Stats) {
     type Field = fn(&StatsSnapshot) -> u64;
     let rows: [(&str, &str, &str, Field); 7] = [
         (
@@ -243,7 +252,6 @@ pub(crate) fn prometheus(stats: &Stats, hub: &Hub) -> String {
         .into_iter()
         .map(|p| (p, stats.protocol(p)))
         .collect();
-    let mut out = String::with_capacity(4096);
     for (name, kind, help, field) in rows {
         let _ = writeln!(out, "# HELP squall_server_{name} {help}");
         let _ = writeln!(out, "# TYPE squall_server_{name} {kind}");
@@ -256,6 +264,10 @@ pub(crate) fn prometheus(stats: &Stats, hub: &Hub) -> String {
             );
         }
     }
+}
+
+/// The hub's server-wide series: events published, subscriptions held.
+fn server_wide(out: &mut String, hub: &Hub) {
     let gauges = [
         (
             "events_published_total",
@@ -275,6 +287,11 @@ pub(crate) fn prometheus(stats: &Stats, hub: &Hub) -> String {
         let _ = writeln!(out, "# TYPE squall_server_{name} {kind}");
         let _ = writeln!(out, "squall_server_{name} {value}");
     }
+}
+
+/// The hub's named counters, labelled `reason` (rejects) or `kind`, and `protocol` when
+/// they belong to one.
+fn hub_counters(out: &mut String, hub: &Hub) {
     let mut counters = hub.counters();
     // One TYPE line per metric: group the series by metric name.
     counters.sort_by_key(|((proto, metric, label), _)| (*metric, *proto, *label));
@@ -303,5 +320,4 @@ pub(crate) fn prometheus(stats: &Stats, hub: &Hub) -> String {
         };
         let _ = writeln!(out, "squall_server_{metric}_total{labels} {value}");
     }
-    out
 }

@@ -10,6 +10,21 @@ use serde_json::{Map, Value};
 use super::doc::{At, Docs};
 use super::ImportError;
 
+/// Keywords whose value is one schema.
+const ONE_SCHEMA: [&str; 11] = [
+    "items",
+    "additionalProperties",
+    "not",
+    "if",
+    "then",
+    "else",
+    "contains",
+    "propertyNames",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "contentSchema",
+];
+
 /// The schemas gathered so far.
 pub(crate) struct Bundle {
     /// How a schema in `defs` is referred to from another one in `defs`.
@@ -109,64 +124,67 @@ impl Bundle {
     ) -> Result<Value, ImportError> {
         let mut out = Map::new();
         for (k, v) in obj {
-            let here = at.join(k);
-            match k.as_str() {
-                "$ref" => {
-                    let r = v.as_str().unwrap_or_default();
-                    let target = docs.reference(at, r)?;
-                    let name = self.def(docs, target)?;
-                    out.insert(k.clone(), Value::String(format!("{defs}{name}")));
-                }
-                // Maps and lists of schemas.
-                "properties" | "patternProperties" | "$defs" | "definitions"
-                | "dependentSchemas" | "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
-                    out.insert(k.clone(), self.each(docs, &here, v, defs)?);
-                }
-                // draft 07 tuples, in 2020-12 words.
-                "items" if v.is_array() => {
-                    self.note("items (array)", &here);
-                    out.insert("prefixItems".into(), self.each(docs, &here, v, defs)?);
-                }
-                "additionalItems" if obj.get("items").is_some_and(Value::is_array) => {
-                    self.note("additionalItems", &here);
-                    out.insert("items".into(), self.convert(docs, &here, v, defs)?);
-                }
-                "items"
-                | "additionalProperties"
-                | "not"
-                | "if"
-                | "then"
-                | "else"
-                | "contains"
-                | "propertyNames"
-                | "unevaluatedItems"
-                | "unevaluatedProperties"
-                | "contentSchema" => {
-                    out.insert(k.clone(), self.convert(docs, &here, v, defs)?);
-                }
-                // AsyncAPI's `discriminator` names a property (a hint, not a check), and
-                // `x-` extensions and external docs say nothing about validity.
-                "discriminator" | "externalDocs" => self.note(k, &here),
-                // squall's own marks (its decisions, squall-server's extensions) travel.
-                x if x.starts_with("x-squall-") => {
-                    out.insert(k.clone(), v.clone());
-                }
-                x if x.starts_with("x-") => self.note("x-", &here),
-                "nullable" => self.note("nullable", &here),
-                "dependencies" => {
-                    self.note("dependencies", &here);
-                    self.dependencies(docs, &here, v, defs, &mut out)?;
-                }
-                // Everything else is data or an annotation: kept as written.
-                _ => {
-                    out.insert(k.clone(), v.clone());
-                }
-            }
+            self.member(docs, (at, obj), (k, v), defs, &mut out)?;
         }
         if obj.get("nullable") == Some(&Value::Bool(true)) {
             nullable(&mut out);
         }
         Ok(Value::Object(out))
+    }
+
+    /// One member `k: v` of the schema object `obj` (at `at`), converted into `out`.
+    fn member(
+        &mut self,
+        docs: &mut Docs,
+        (at, obj): (&At, &Map<String, Value>),
+        (k, v): (&String, &Value),
+        defs: &str,
+        out: &mut Map<String, Value>,
+    ) -> Result<(), ImportError> {
+        let here = at.join(k);
+        match k.as_str() {
+            "$ref" => {
+                let r = v.as_str().unwrap_or_default();
+                let target = docs.reference(at, r)?;
+                let name = self.def(docs, target)?;
+                out.insert(k.clone(), Value::String(format!("{defs}{name}")));
+            }
+            // Maps and lists of schemas.
+            "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas"
+            | "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
+                out.insert(k.clone(), self.each(docs, &here, v, defs)?);
+            }
+            // draft 07 tuples, in 2020-12 words.
+            "items" if v.is_array() => {
+                self.note("items (array)", &here);
+                out.insert("prefixItems".into(), self.each(docs, &here, v, defs)?);
+            }
+            "additionalItems" if obj.get("items").is_some_and(Value::is_array) => {
+                self.note("additionalItems", &here);
+                out.insert("items".into(), self.convert(docs, &here, v, defs)?);
+            }
+            x if ONE_SCHEMA.contains(&x) => {
+                out.insert(k.clone(), self.convert(docs, &here, v, defs)?);
+            }
+            // AsyncAPI's `discriminator` names a property (a hint, not a check), and
+            // `x-` extensions and external docs say nothing about validity.
+            "discriminator" | "externalDocs" => self.note(k, &here),
+            // squall's own marks (its decisions, squall-server's extensions) travel.
+            x if x.starts_with("x-squall-") => {
+                out.insert(k.clone(), v.clone());
+            }
+            x if x.starts_with("x-") => self.note("x-", &here),
+            "nullable" => self.note("nullable", &here),
+            "dependencies" => {
+                self.note("dependencies", &here);
+                self.dependencies(docs, &here, v, defs, out)?;
+            }
+            // Everything else is data or an annotation: kept as written.
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(())
     }
 
     fn dependencies(

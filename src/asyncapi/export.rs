@@ -62,18 +62,7 @@ pub fn export(profile: &Profile) -> Result<Value, ImportError> {
                 schema =
                     json!({ "allOf": [{ "$ref": format!("{SCHEMAS}squall_envelope") }, schema] });
             }
-            let mut m = json!({ "name": kind, "payload": schema, "x-squall-kind": kind });
-            if let Some(c) = correlated(profile, kind) {
-                m["correlationId"] = json!({ "location": format!("$message.payload#{c}") });
-            }
-            let mine: Vec<Value> = examples
-                .iter()
-                .filter(|(d, k, _, _)| *d == dir && k == kind)
-                .map(|(_, _, name, v)| json!({ "name": name, "payload": v }))
-                .collect();
-            if !mine.is_empty() {
-                m["examples"] = Value::Array(mine);
-            }
+            let m = message(profile, (dir, kind), schema, &examples);
             messages.insert(key.clone(), m);
             channel_messages.insert(
                 key.clone(),
@@ -95,7 +84,49 @@ pub fn export(profile: &Profile) -> Result<Value, ImportError> {
         "messages": channel_messages,
     });
     connect_parts(profile, &mut channel);
-    let mut doc = json!({
+    let mut doc = document(profile, channel, operations, messages, schemas);
+    if let Some(servers) = servers(profile) {
+        doc["servers"] = servers;
+    }
+    let kept: Map<String, Value> = KEPT
+        .iter()
+        .filter_map(|k| Some((k.to_string(), raw.get(*k)?.clone())))
+        .collect();
+    doc["x-squall"] = Value::Object(kept);
+    Ok(doc)
+}
+
+/// A message of `kind` in `dir` with its payload `schema`, correlation id and examples.
+fn message(
+    profile: &Profile,
+    (dir, kind): (Direction, &str),
+    schema: Value,
+    examples: &[(Direction, String, String, Value)],
+) -> Value {
+    let mut m = json!({ "name": kind, "payload": schema, "x-squall-kind": kind });
+    if let Some(c) = correlated(profile, kind) {
+        m["correlationId"] = json!({ "location": format!("$message.payload#{c}") });
+    }
+    let mine: Vec<Value> = examples
+        .iter()
+        .filter(|(d, k, _, _)| *d == dir && k == kind)
+        .map(|(_, _, name, v)| json!({ "name": name, "payload": v }))
+        .collect();
+    if !mine.is_empty() {
+        m["examples"] = Value::Array(mine);
+    }
+    m
+}
+
+/// The document's frame: info, the one channel, operations and components.
+fn document(
+    profile: &Profile,
+    channel: Value,
+    operations: Map<String, Value>,
+    messages: Map<String, Value>,
+    schemas: Map<String, Value>,
+) -> Value {
+    json!({
         "asyncapi": "3.0.0",
         "info": {
             "title": profile.name,
@@ -110,16 +141,7 @@ pub fn export(profile: &Profile) -> Result<Value, ImportError> {
         "channels": { "main": channel },
         "operations": operations,
         "components": { "messages": messages, "schemas": schemas },
-    });
-    if let Some(servers) = servers(profile) {
-        doc["servers"] = servers;
-    }
-    let kept: Map<String, Value> = KEPT
-        .iter()
-        .filter_map(|k| Some((k.to_string(), raw.get(*k)?.clone())))
-        .collect();
-    doc["x-squall"] = Value::Object(kept);
-    Ok(doc)
+    })
 }
 
 fn folder(dir: Direction) -> &'static str {

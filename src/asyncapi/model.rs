@@ -124,8 +124,26 @@ fn keys(docs: &Docs, at: &At) -> Vec<String> {
 }
 
 fn read_v3(docs: &mut Docs, api: &mut Api) -> Result<(), ImportError> {
+    let channels = v3_channels(docs, api)?;
+    let used = v3_operations(docs, api, &channels)?;
+    for (i, m) in api.messages.iter().enumerate() {
+        if !used.contains(&i) {
+            api.notes.push((
+                format!(
+                    "message {}: no operation sends or receives it, so its direction is unknown: left out",
+                    m.name
+                ),
+                Some(m.at.clone()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A 3.x document's channels: their messages read, the first one's address kept; each
+/// channel's messages by the channel's place.
+fn v3_channels(docs: &mut Docs, api: &mut Api) -> Result<Vec<(At, Vec<usize>)>, ImportError> {
     let top = docs.top();
-    // Each channel's messages, by the channel's place.
     let mut channels: Vec<(At, Vec<usize>)> = Vec::new();
     for cname in keys(docs, &top.join("channels")) {
         let (cat, ch) = docs.deref(&top.join("channels").join(&cname))?;
@@ -146,6 +164,17 @@ fn read_v3(docs: &mut Docs, api: &mut Api) -> Result<(), ImportError> {
         }
         channels.push((cat, mine));
     }
+    Ok(channels)
+}
+
+/// A 3.x document's operations: each message's directions (and its replies'); the
+/// messages some operation uses.
+fn v3_operations(
+    docs: &mut Docs,
+    api: &mut Api,
+    channels: &[(At, Vec<usize>)],
+) -> Result<BTreeSet<usize>, ImportError> {
+    let top = docs.top();
     let mut used = BTreeSet::new();
     for oname in keys(docs, &top.join("operations")) {
         let (oat, op) = docs.deref(&top.join("operations").join(&oname))?;
@@ -159,14 +188,14 @@ fn read_v3(docs: &mut Docs, api: &mut Api) -> Result<(), ImportError> {
                 ))
             }
         };
-        let requests = operation_messages(docs, api, &channels, &oat)?;
+        let requests = operation_messages(docs, api, channels, &oat)?;
         for &m in &requests {
             api.messages[m].dirs.insert(dir);
             used.insert(m);
         }
         if op.get("reply").is_some() {
             let (rat, _) = docs.deref(&oat.join("reply"))?;
-            let replies = operation_messages(docs, api, &channels, &rat)?;
+            let replies = operation_messages(docs, api, channels, &rat)?;
             let back = match dir {
                 Direction::In => Direction::Out,
                 Direction::Out => Direction::In,
@@ -182,18 +211,7 @@ fn read_v3(docs: &mut Docs, api: &mut Api) -> Result<(), ImportError> {
             });
         }
     }
-    for (i, m) in api.messages.iter().enumerate() {
-        if !used.contains(&i) {
-            api.notes.push((
-                format!(
-                    "message {}: no operation sends or receives it, so its direction is unknown: left out",
-                    m.name
-                ),
-                Some(m.at.clone()),
-            ));
-        }
-    }
-    Ok(())
+    Ok(used)
 }
 
 /// The messages an operation (or reply) lists; none listed: all of its channel's.

@@ -15,6 +15,10 @@ use super::model::Api;
 use super::ImportError;
 use crate::protocol::{Direction, Profile, Source};
 
+mod files;
+
+use files::{json, protocol_yaml, readme};
+
 /// A profile imported from an AsyncAPI document: its files, and what was found.
 #[derive(Debug, Clone)]
 pub struct Imported {
@@ -113,33 +117,7 @@ pub(crate) fn build(
         ));
     }
     schemas(&mut b, &by)?;
-    // A squall export's sections are taken as written (AsyncAPI cannot say them all).
-    let kept = api.squall.as_ref().map(|(v, _)| v);
-    if let Some((v, at)) = &api.squall {
-        let keys: Vec<&String> = v
-            .as_object()
-            .map(|m| m.keys().collect())
-            .unwrap_or_default();
-        let text = format!("taken as the squall export wrote them (x-squall): {keys:?}");
-        b.choose(text, Some(at));
-    }
-    let correlation = match kept.and_then(|k| k.get("correlation")) {
-        Some(v) => v.as_str().map(str::to_string),
-        None => correlation(&mut b, &kinds),
-    };
-    let kept_replies = kept
-        .and_then(|k| k.get("replies"))
-        .and_then(Value::as_array);
-    let replies = match kept_replies {
-        Some(list) => list
-            .iter()
-            .map(|r| {
-                let field = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-                (field("request"), field("reply"), None, false)
-            })
-            .collect(),
-        None => replies(&mut b, &kinds, correlation.as_deref()),
-    };
+    let (correlation, replies) = pairing(&mut b, &kinds);
     let text = protocol_yaml(&b, name, &pointer, correlation.as_deref(), &by, &replies);
     b.files.insert("protocol.yaml".into(), text);
     examples(&mut b, name)?;
@@ -153,6 +131,39 @@ pub(crate) fn build(
         replies: replies.iter().map(|r| (r.0.clone(), r.1.clone())).collect(),
         warnings: b.warnings,
     })
+}
+
+/// The correlation pointer and reply rules: as a squall export wrote them (AsyncAPI cannot
+/// say them all), else found in the document.
+fn pairing(b: &mut Builder, kinds: &Kinds) -> (Option<String>, Vec<Rule>) {
+    let api = b.api;
+    let kept = api.squall.as_ref().map(|(v, _)| v);
+    if let Some((v, at)) = &api.squall {
+        let keys: Vec<&String> = v
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        let text = format!("taken as the squall export wrote them (x-squall): {keys:?}");
+        b.choose(text, Some(at));
+    }
+    let correlation = match kept.and_then(|k| k.get("correlation")) {
+        Some(v) => v.as_str().map(str::to_string),
+        None => correlation(b, kinds),
+    };
+    let kept_replies = kept
+        .and_then(|k| k.get("replies"))
+        .and_then(Value::as_array);
+    let replies = match kept_replies {
+        Some(list) => list
+            .iter()
+            .map(|r| {
+                let field = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                (field("request"), field("reply"), None, false)
+            })
+            .collect(),
+        None => replies(b, kinds, correlation.as_deref()),
+    };
+    (correlation, replies)
 }
 
 /// The discriminator and kinds a squall export wrote (`x-squall`, `x-squall-kind`), when
@@ -224,6 +235,19 @@ fn discriminate(b: &mut Builder, given: Option<&str>) -> Result<(Vec<String>, Ki
             }
         },
     };
+    left_out(b, &pointer, open);
+    if kinds.is_empty() {
+        return Err(b.docs.error(
+            &top,
+            format!("no message fixes {pointer} to a value: nothing can be recognised"),
+        ));
+    }
+    Ok((vec![pointer], kinds))
+}
+
+/// Says which messages are left out: the `open` ones (whose payload does not fix `pointer`)
+/// and those without a payload schema.
+fn left_out(b: &mut Builder, pointer: &str, open: Vec<usize>) {
     for i in open {
         let m = &b.api.messages[i];
         let at = m.payload.clone();
@@ -241,13 +265,6 @@ fn discriminate(b: &mut Builder, given: Option<&str>) -> Result<(Vec<String>, Ki
         let text = format!("message {}: no payload schema: left out", m.name);
         b.choose(text, Some(&at));
     }
-    if kinds.is_empty() {
-        return Err(b.docs.error(
-            &top,
-            format!("no message fixes {pointer} to a value: nothing can be recognised"),
-        ));
-    }
-    Ok((vec![pointer], kinds))
 }
 
 /// A file name for a kind (kinds are free text).
@@ -358,48 +375,12 @@ fn replies(b: &mut Builder, kinds: &Kinds, corr: Option<&str>) -> Vec<Rule> {
                 let (Some(qk), Some(pk)) = (kinds.get(&q), kinds.get(&p)) else {
                     continue;
                 };
-                let (qm, pm) = (&b.api.messages[q], &b.api.messages[p]);
-                if !qm.dirs.contains(&Direction::Out) || !pm.dirs.contains(&Direction::In) {
+                let Some((echoed, optional)) = echo(b, corr, (q, p)) else {
                     continue;
-                }
-                let segs: Vec<String> = corr
-                    .map(|c| c.split('/').skip(1).map(str::to_string).collect())
-                    .unwrap_or_default();
-                let names_it = |m: &super::model::Message| {
-                    m.correlation
-                        .as_ref()
-                        .is_some_and(|(x, _)| Some(x.as_str()) == corr)
                 };
-                // A reply without a correlationId whose payload has the request's field
-                // (Kraken's subscriptionStatus and its reqid) is matched on it too.
-                let echoed = corr.filter(|_| {
-                    names_it(qm)
-                        && (names_it(pm)
-                            || pm
-                                .payload
-                                .as_ref()
-                                .is_some_and(|at| along(b.docs, at, &segs, false, 0)))
-                });
-                if echoed.is_some() && !names_it(pm) {
-                    let at = pm.payload.clone();
-                    let text = format!(
-                        "replies: {} has no correlationId, but its payload has {}: a {} must echo the {}'s",
-                        pm.name,
-                        corr.unwrap_or_default(),
-                        pm.name,
-                        qm.name
-                    );
-                    b.choose(text, at.as_ref());
-                }
-                let optional = echoed.is_some()
-                    && ![qm, pm].iter().all(|m| {
-                        m.payload
-                            .as_ref()
-                            .is_some_and(|at| along(b.docs, at, &segs, true, 0))
-                    });
                 for a in qk {
                     for c in pk {
-                        let rule = (a.clone(), c.clone(), echoed.map(str::to_string), optional);
+                        let rule = (a.clone(), c.clone(), echoed.clone(), optional);
                         if !rules.contains(&rule) {
                             rules.push(rule);
                         }
@@ -416,6 +397,56 @@ fn replies(b: &mut Builder, kinds: &Kinds, corr: Option<&str>) -> Vec<Rule> {
         b.choose(text, Some(&at));
     }
     rules
+}
+
+/// How reply message `p` answers request message `q`: the correlation field it must echo
+/// (if any) and whether echoing is optional; `None` unless `q` is sent and `p` received.
+fn echo(
+    b: &mut Builder,
+    corr: Option<&str>,
+    (q, p): (usize, usize),
+) -> Option<(Option<String>, bool)> {
+    let api = b.api;
+    let (qm, pm) = (&api.messages[q], &api.messages[p]);
+    if !qm.dirs.contains(&Direction::Out) || !pm.dirs.contains(&Direction::In) {
+        return None;
+    }
+    let segs: Vec<String> = corr
+        .map(|c| c.split('/').skip(1).map(str::to_string).collect())
+        .unwrap_or_default();
+    let names_it = |m: &super::model::Message| {
+        m.correlation
+            .as_ref()
+            .is_some_and(|(x, _)| Some(x.as_str()) == corr)
+    };
+    // A reply without a correlationId whose payload has the request's field
+    // (Kraken's subscriptionStatus and its reqid) is matched on it too.
+    let echoed = corr.filter(|_| {
+        names_it(qm)
+            && (names_it(pm)
+                || pm
+                    .payload
+                    .as_ref()
+                    .is_some_and(|at| along(b.docs, at, &segs, false, 0)))
+    });
+    if echoed.is_some() && !names_it(pm) {
+        let at = pm.payload.clone();
+        let text = format!(
+            "replies: {} has no correlationId, but its payload has {}: a {} must echo the {}'s",
+            pm.name,
+            corr.unwrap_or_default(),
+            pm.name,
+            qm.name
+        );
+        b.choose(text, at.as_ref());
+    }
+    let optional = echoed.is_some()
+        && ![qm, pm].iter().all(|m| {
+            m.payload
+                .as_ref()
+                .is_some_and(|at| along(b.docs, at, &segs, true, 0))
+        });
+    Some((echoed.map(str::to_string), optional))
 }
 
 fn names(api: &Api, msgs: &[usize]) -> String {
@@ -460,131 +491,6 @@ fn along(docs: &mut Docs, at: &At, segs: &[String], required: bool, depth: usize
         }),
         _ => false,
     })
-}
-
-fn json(v: &impl serde::Serialize) -> String {
-    serde_json::to_string(v).unwrap_or_default()
-}
-
-fn protocol_yaml(
-    b: &Builder,
-    name: &str,
-    pointers: &[String],
-    corr: Option<&str>,
-    by: &KindMap,
-    rules: &[Rule],
-) -> String {
-    let api = b.api;
-    let mut y = String::new();
-    let doc = b.docs.root.display().to_string();
-    let _ = writeln!(
-        y,
-        "# Imported from {doc} (AsyncAPI {}, \"{}\") by `squall schemas import asyncapi`.\n\
-         # README.md says every choice the import made and where in the document it came from.",
-        api.version, api.title
-    );
-    let _ = writeln!(y, "name: {}", json(&name));
-    let _ = writeln!(y, "document: {}", json(&doc));
-    if let Some(a) = &api.channel.address {
-        let _ = writeln!(y, "endpoints: [{}]", json(a));
-    }
-    let _ = writeln!(y, "discriminator: {}", json(&pointers));
-    if let Some(c) = corr {
-        let _ = writeln!(y, "correlation: {}", json(&c));
-    }
-    for dir in [Direction::In, Direction::Out] {
-        let _ = writeln!(y, "{}:", folder(dir));
-        let mut any = false;
-        for ((d, kind), msgs) in by.iter().filter(|((d, _), _)| *d == dir) {
-            any = true;
-            let _ = writeln!(
-                y,
-                "  {}: {}/{}.json   # {}",
-                json(kind),
-                folder(*d),
-                file_name(kind),
-                names(api, msgs)
-            );
-        }
-        if !any {
-            y.truncate(y.len() - 1);
-            y.push_str(" {}\n");
-        }
-    }
-    let kept = api.squall.as_ref().map(|(v, _)| v);
-    if let Some(list) = kept
-        .and_then(|k| k.get("replies"))
-        .and_then(Value::as_array)
-    {
-        y.push_str("# As the squall export wrote them (x-squall).\nreplies:\n");
-        for r in list {
-            let _ = writeln!(y, "  - {}", json(r));
-        }
-    } else if !rules.is_empty() {
-        y.push_str("# A reply must answer a request sent on the same connection (the operations' `reply`).\n");
-        y.push_str("replies:\n");
-        for (q, p, m, optional) in rules {
-            let fields = m
-                .as_ref()
-                .map(|c| format!("{{ {}: {} }}", json(c), json(c)))
-                .unwrap_or_else(|| "{}".into());
-            let _ = writeln!(
-                y,
-                "  - {{ request: {}, reply: {}, match: {fields}{} }}",
-                json(q),
-                json(p),
-                if *optional { ", optional: true" } else { "" }
-            );
-        }
-    }
-    for key in ["limits", "clock", "subscriptions", "decisions", "query"] {
-        if let Some(v) = kept.and_then(|k| k.get(key)).filter(|v| !v.is_null()) {
-            let _ = writeln!(y, "{key}: {}", json(v));
-        }
-    }
-    connect_yaml(&mut y, api);
-    y
-}
-
-fn connect_yaml(y: &mut String, api: &Api) {
-    let ch = &api.channel;
-    if api.servers.is_empty()
-        && ch.address.is_none()
-        && ch.query.is_empty()
-        && ch.headers.is_empty()
-    {
-        return;
-    }
-    y.push_str("# How to reach the API: servers, the channel address, the ws binding.\nconnect:\n");
-    let servers: Vec<&String> = api.servers.iter().map(|(u, _)| u).collect();
-    let _ = writeln!(y, "  servers: {}", json(&servers));
-    if let Some(a) = &ch.address {
-        let _ = writeln!(y, "  address: {}", json(a));
-    }
-    if !ch.parameters.is_empty() {
-        let map: BTreeMap<&String, &Option<Value>> =
-            ch.parameters.iter().map(|(k, v)| (k, v)).collect();
-        let _ = writeln!(y, "  parameters: {}", json(&map));
-    }
-    for (key, fields) in [("query", &ch.query), ("headers", &ch.headers)] {
-        if fields.is_empty() {
-            continue;
-        }
-        let _ = writeln!(y, "  {key}:");
-        for f in fields {
-            let example = f
-                .example
-                .as_ref()
-                .map(|e| format!(", example: {}", json(e)))
-                .unwrap_or_default();
-            let _ = writeln!(
-                y,
-                "    {}: {{ required: {}{example} }}",
-                json(&f.name),
-                f.required
-            );
-        }
-    }
 }
 
 /// The document's examples, checked against the profile just built: those that pass become
@@ -638,6 +544,13 @@ fn examples(b: &mut Builder, name: &str) -> Result<(), ImportError> {
             }
         }
     }
+    example_indexes(b, rows);
+    Ok(())
+}
+
+/// The examples folders' own files: a README for the valid ones, and `expected.yaml`
+/// listing what each invalid one breaks (`rows`).
+fn example_indexes(b: &mut Builder, rows: String) {
     b.files.insert(
         "examples/valid/README.md".into(),
         "The document's own examples that meet its schemas, one file each (`squall schemas \
@@ -654,7 +567,6 @@ fn examples(b: &mut Builder, name: &str) -> Result<(), ImportError> {
         "examples/invalid/expected.yaml".into(),
         format!("{header}{body}"),
     );
-    Ok(())
 }
 
 fn unique(taken: &mut BTreeSet<String>, base: String) -> String {
@@ -665,33 +577,4 @@ fn unique(taken: &mut BTreeSet<String>, base: String) -> String {
         n += 1;
     }
     name
-}
-
-fn readme(b: &Builder, name: &str) -> String {
-    let mut r = String::new();
-    let _ = writeln!(
-        r,
-        "# {name}: imported from AsyncAPI\n\n\
-         Imported from `{}` (AsyncAPI {}, \"{}\") by `squall schemas import asyncapi`.\n\
-         Every choice the import made, with the place in the document it came from:\n",
-        b.docs.root.display(),
-        b.api.version,
-        b.api.title
-    );
-    for c in &b.choices {
-        match &c.at {
-            Some(at) => {
-                let _ = writeln!(r, "- {} — `{}` ({})", c.text, b.path(at), b.docs.pos(at));
-            }
-            None => {
-                let _ = writeln!(r, "- {}", c.text);
-            }
-        }
-    }
-    r.push_str(
-        "\nViewpoint: the document describes the server. AsyncAPI 3 `action: receive` (2.x \
-         `publish`) is what squall sends (`outbound`); `send` (2.x `subscribe`) is what \
-         squall receives (`inbound`).\n",
-    );
-    r
 }

@@ -13,13 +13,18 @@
 //! `frame` member is a record: one without both, with another member, with a `dir` other
 //! than `in` or `out`, or a `conn` that is not a string, is bad input, not a frame.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::BufRead;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use crate::protocol::conversation::Conversation;
+use crate::protocol::checker::{Checker, Engine, Verdict};
+use crate::protocol::pointer::{kind_on_tape, Shape};
+use crate::protocol::tape::Tape;
 use crate::protocol::{Direction, Profile, Violation};
 
 /// How far in the future an inbound frame's stamp may be, as `squall run`'s default.
@@ -61,76 +66,117 @@ struct Record {
     frame: Value,
 }
 
-/// Checks every line of `input`; returns how many frames were read and what failed.
+/// Checks every line of `input` with `engine` (as `squall run --checker`); returns how many
+/// frames were read and what failed. Frames on a named `conn` go through that connection's
+/// [`Checker`], as in a live run; others are judged by their schemas alone, by the same
+/// engine.
 pub fn validate_lines(
-    profile: &Profile,
+    profile: &Arc<Profile>,
+    engine: Engine,
     input: impl BufRead,
 ) -> Result<(usize, Vec<Finding>), ValidateError> {
     let mut frames = 0;
     let mut findings = Vec::new();
-    let mut conns: HashMap<String, Conversation> = HashMap::new();
-    let now = SystemTime::now();
+    let mut judge = Judge::new(profile, engine);
     for (i, line) in input.lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
         frames += 1;
-        let bad = |message: String| ValidateError::BadLine {
-            line: i + 1,
-            message,
-        };
-        let mut found = Vec::new();
-        match serde_json::from_str::<Value>(&line) {
-            Err(_) => found.extend(
-                profile
-                    .check_text(Direction::In, &line)
-                    .err()
-                    .into_iter()
-                    .flatten(),
-            ),
-            Ok(v) => {
-                let r = record(v).map_err(bad)?;
-                let raw = r.frame.as_str().map(str::to_owned);
-                let parsed = match &raw {
-                    Some(text) => serde_json::from_str::<Value>(text).ok(),
-                    None => Some(r.frame.clone()),
-                };
-                let shape = match (&raw, &parsed) {
-                    (Some(text), _) => profile.check_text(r.dir, text),
-                    (None, Some(v)) => profile.check(r.dir, v),
-                    (None, None) => Ok(()),
-                };
-                found.extend(shape.err().into_iter().flatten());
-                if let (Some(id), Some(v)) = (&r.conn, &parsed) {
-                    if !conns.contains_key(id) && conns.len() >= MAX_CONNS {
-                        return Err(bad(format!(
-                            "more than {MAX_CONNS} connections in one recording: split it"
-                        )));
-                    }
-                    let c = conns.entry(id.clone()).or_default();
-                    let at = r.at.unwrap_or(now);
-                    let kind = profile.kind_of(v);
-                    match r.dir {
-                        Direction::Out => c.sent(profile, kind.as_deref(), v),
-                        Direction::In => found.extend(c.received(
-                            profile,
-                            kind.as_deref(),
-                            v,
-                            Some(at),
-                            DEFAULT_SKEW,
-                            None,
-                        )),
-                    }
-                }
-            }
-        }
+        let found = judge
+            .line(&line)
+            .map_err(|message| ValidateError::BadLine {
+                line: i + 1,
+                message,
+            })?;
         findings.extend(found.into_iter().map(|violation| Finding {
             line: i + 1,
             violation,
         }));
     }
     Ok((frames, findings))
+}
+
+/// What judges a recording's frames: the engine, and a checker per named connection, all
+/// reading onto one tape.
+struct Judge {
+    profile: Arc<Profile>,
+    engine: Engine,
+    shape: Arc<Shape>,
+    tape: Rc<RefCell<Tape>>,
+    conns: HashMap<String, Checker>,
+    /// When `validate` started: the arrival of a frame recorded without `at`.
+    now: SystemTime,
+}
+
+impl Judge {
+    fn new(profile: &Arc<Profile>, engine: Engine) -> Judge {
+        let id = profile.correlation.as_deref().unwrap_or("/id");
+        Judge {
+            profile: Arc::clone(profile),
+            engine,
+            shape: Arc::new(Shape::new(&profile.discriminator, id)),
+            tape: Rc::default(),
+            conns: HashMap::new(),
+            now: SystemTime::now(),
+        }
+    }
+
+    /// What one line broke; `Err`: the line is bad input (what to write instead).
+    fn line(&mut self, line: &str) -> Result<Vec<Violation>, String> {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            return Ok(self.schemas_only(Direction::In, line));
+        };
+        let r = record(v)?;
+        let text = match r.frame {
+            Value::String(text) => text,
+            frame => frame.to_string(),
+        };
+        let Some(id) = r.conn else {
+            return Ok(self.schemas_only(r.dir, &text));
+        };
+        let at = r.at.unwrap_or(self.now);
+        let checker = self.checker(id)?;
+        let verdict = match r.dir {
+            Direction::Out => checker.outbound(&text, false).verdict,
+            Direction::In => checker.inbound(&text, || at).verdict,
+        };
+        Ok(match verdict {
+            Verdict::Broke(found) => found,
+            Verdict::Clean | Verdict::Unchecked => Vec::new(),
+        })
+    }
+
+    /// The named connection's checker, made on its first frame.
+    fn checker(&mut self, id: String) -> Result<&mut Checker, String> {
+        if !self.conns.contains_key(&id) && self.conns.len() >= MAX_CONNS {
+            return Err(format!(
+                "more than {MAX_CONNS} connections in one recording: split it"
+            ));
+        }
+        Ok(self.conns.entry(id).or_insert_with(|| {
+            let (shape, tape) = (Arc::clone(&self.shape), Rc::clone(&self.tape));
+            let profile = Arc::clone(&self.profile);
+            Checker::checking(shape, tape, profile, self.engine, DEFAULT_SKEW)
+        }))
+    }
+
+    /// A frame on no named connection, judged by its schemas alone: on the tape engine, the
+    /// compiled checks first and jsonschema on its `Value` for a frame they reject (as the
+    /// [`Checker`] does); on the reference engine, jsonschema only.
+    fn schemas_only(&self, dir: Direction, text: &str) -> Vec<Violation> {
+        if self.engine == Engine::Tape {
+            let mut tape = self.tape.borrow_mut();
+            if let Some(doc) = tape.parse(text) {
+                let kind = kind_on_tape(text, &doc, self.shape.kind_pointers());
+                if self.profile.is_clean(dir, kind.as_deref(), &doc) {
+                    return Vec::new();
+                }
+            }
+        }
+        self.profile.check_text(dir, text).err().unwrap_or_default()
+    }
 }
 
 /// Reads a line's JSON as a frame record, or as a bare inbound frame.
@@ -214,14 +260,26 @@ fn record_of(mut o: Map<String, Value>) -> Result<Record, String> {
 mod tests {
     use super::*;
 
-    fn kite() -> Profile {
-        Profile::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/kite"))
-            .unwrap()
+    fn kite() -> Arc<Profile> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/kite");
+        Arc::new(Profile::load(&dir).unwrap())
+    }
+
+    /// The findings on `lines`, the same by both engines.
+    fn on(p: &Arc<Profile>, lines: &[Value]) -> Result<(usize, Vec<Finding>), ValidateError> {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let tape = validate_lines(p, Engine::Tape, text.as_bytes());
+        let reference = validate_lines(p, Engine::Reference, text.as_bytes());
+        assert_eq!(
+            format!("{tape:?}"),
+            format!("{reference:?}"),
+            "the engines disagree"
+        );
+        tape
     }
 
     fn run(lines: &[Value]) -> Result<(usize, Vec<Finding>), ValidateError> {
-        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-        validate_lines(&kite(), text.as_bytes())
+        on(&kite(), lines)
     }
 
     fn keywords(found: &[Finding]) -> Vec<(usize, String)> {
@@ -286,16 +344,11 @@ mod tests {
     fn a_recording_is_judged_by_the_subscribes_filters_and_a_chats_posts() {
         use serde_json::json;
         let load = |name: &str| {
-            Profile::load(
-                &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("schemas")
-                    .join(name),
-            )
-            .unwrap()
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+            Arc::new(Profile::load(&dir.join(name)).unwrap())
         };
-        let found = |p: &Profile, lines: &[Value]| -> Vec<(usize, String, String)> {
-            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-            let (_, found) = validate_lines(p, text.as_bytes()).unwrap();
+        let found = |p: &Arc<Profile>, lines: &[Value]| -> Vec<(usize, String, String)> {
+            let (_, found) = on(p, lines).unwrap();
             found
                 .into_iter()
                 .map(|f| (f.line, f.violation.keyword, f.violation.pointer))

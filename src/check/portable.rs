@@ -58,6 +58,25 @@ pub fn check(plan: &Plan, portable: &Profile) -> Vec<Finding> {
         w.send(&at, &r.reply);
     }
     if let Some(d) = &plan.delivery {
+        w.delivery(d);
+    }
+    if let Some(known) = &portable.query {
+        w.query(known);
+    }
+    w.out.dedup();
+    w.out
+}
+
+struct Walker<'a> {
+    plan: &'a Plan,
+    profile: &'a Profile,
+    document: String,
+    out: Vec<Finding>,
+}
+
+impl Walker<'_> {
+    /// `delivery:`: its pointers must be the document's, on the kinds it tracks.
+    fn delivery(&mut self, d: &crate::scenario::plan::Delivery) {
         let pointers: Vec<&String> = std::iter::once(&d.seq)
             .chain(&d.key)
             .chain(&d.sent_at)
@@ -65,17 +84,20 @@ pub fn check(plan: &Plan, portable: &Profile) -> Vec<Finding> {
         if d.kinds.is_empty() {
             // Every kind is tracked: each pointer must be the document's on some kind.
             for p in pointers {
-                w.field_anywhere("delivery", p);
+                self.field_anywhere("delivery", p);
             }
         } else {
             for kind in &d.kinds {
                 for p in &pointers {
-                    w.field("delivery", kind, p);
+                    self.field("delivery", kind, p);
                 }
             }
         }
     }
-    if let Some(known) = &portable.query {
+
+    /// The query parameters of the target and `connect.query`: each one `known`.
+    fn query(&mut self, known: &[String]) {
+        let plan = self.plan;
         let from_target: Vec<String> = plan
             .target
             .split_once('?')
@@ -93,11 +115,11 @@ pub fn check(plan: &Plan, portable: &Profile) -> Vec<Finding> {
             .map(|(k, _)| k.clone());
         for name in from_target.into_iter().chain(named) {
             if !known.contains(&name) {
-                w.out.push(Finding {
+                self.out.push(Finding {
                     at: "target / connect.query".into(),
                     what: format!(
                         "the query parameter '{name}', which {} does not define (it defines: {})",
-                        w.document,
+                        self.document,
                         if known.is_empty() {
                             "none".to_string()
                         } else {
@@ -108,18 +130,7 @@ pub fn check(plan: &Plan, portable: &Profile) -> Vec<Finding> {
             }
         }
     }
-    w.out.dedup();
-    w.out
-}
 
-struct Walker<'a> {
-    plan: &'a Plan,
-    profile: &'a Profile,
-    document: String,
-    out: Vec<Finding>,
-}
-
-impl Walker<'_> {
     fn steps(&mut self, at: &str, steps: &[Step]) {
         for (i, step) in steps.iter().enumerate() {
             let here = |what: &str| format!("{at}: step {} ({what})", i + 1);
@@ -159,31 +170,8 @@ impl Walker<'_> {
                     unchecked,
                     rejected,
                     ..
-                } => {
-                    let at = here("burst");
-                    if !unchecked {
-                        self.send(&at, payload);
-                    }
-                    if let Some(crate::scenario::plan::Rejected {
-                        by: crate::scenario::plan::RejectBy::Frame(m),
-                        ..
-                    }) = rejected
-                    {
-                        self.matcher(&at, m, false);
-                    }
-                }
-                Step::Upload(u) => {
-                    let at = here("upload");
-                    if !u.unchecked {
-                        for p in [&u.start, &u.chunk].into_iter().chain(&u.finish) {
-                            self.send(&at, p);
-                        }
-                    }
-                    let waits = [&u.started, &u.chunk_ack, &u.expect_error];
-                    for w in waits.into_iter().flatten().chain([&u.complete]) {
-                        self.matcher(&at, &w.matcher, false);
-                    }
-                }
+                } => self.burst(&here("burst"), payload, *unchecked, rejected.as_ref()),
+                Step::Upload(u) => self.upload(&here("upload"), u),
                 Step::Continue(inner) => self.steps(at, std::slice::from_ref(&**inner)),
                 Step::Listen { .. }
                 | Step::Think(_)
@@ -191,6 +179,39 @@ impl Walker<'_> {
                 | Step::Reconnect(_)
                 | Step::Close { .. } => {}
             }
+        }
+    }
+
+    /// A `burst` step: the message it sends and the refusal it waits for.
+    fn burst(
+        &mut self,
+        at: &str,
+        payload: &Payload,
+        unchecked: bool,
+        rejected: Option<&crate::scenario::plan::Rejected>,
+    ) {
+        if !unchecked {
+            self.send(at, payload);
+        }
+        if let Some(crate::scenario::plan::Rejected {
+            by: crate::scenario::plan::RejectBy::Frame(m),
+            ..
+        }) = rejected
+        {
+            self.matcher(at, m, false);
+        }
+    }
+
+    /// An `upload` step: the messages it sends and the replies it waits for.
+    fn upload(&mut self, at: &str, u: &crate::scenario::plan::Upload) {
+        if !u.unchecked {
+            for p in [&u.start, &u.chunk].into_iter().chain(&u.finish) {
+                self.send(at, p);
+            }
+        }
+        let waits = [&u.started, &u.chunk_ack, &u.expect_error];
+        for w in waits.into_iter().flatten().chain([&u.complete]) {
+            self.matcher(at, &w.matcher, false);
         }
     }
 

@@ -96,6 +96,27 @@ fn stat_of(s: Option<&Summary>, stat: Stat, what: &str) -> Measured {
     Measured::Value(v, Unit::Micros)
 }
 
+/// `violations` (all kinds) or `violations[kind]`.
+fn violations(kind: Option<&str>, r: &Results) -> (String, Measured) {
+    let count = |n: u64| Measured::Value(n as f64, Unit::Count);
+    let Some(kind) = kind else {
+        return ("violations".into(), count(r.violations.total));
+    };
+    let n = r
+        .violations
+        .groups
+        .iter()
+        .filter(|g| g.kind == kind)
+        .map(|g| g.count)
+        .sum::<u64>();
+    // Folded violations may be of this kind: count them too, so a gate never passes on what
+    // the group cap hid.
+    (
+        format!("violations[{kind}]"),
+        count(n + r.violations.folded),
+    )
+}
+
 fn measure(q: &Quantity, r: &Results) -> (String, Measured) {
     let c = &r.counters;
     let count = |n: u64| Measured::Value(n as f64, Unit::Count);
@@ -145,22 +166,7 @@ fn measure(q: &Quantity, r: &Results) -> (String, Measured) {
             "violations".into(),
             Measured::Missing(r.unchecked_why().into()),
         ),
-        Quantity::Violations(None) => ("violations".into(), count(r.violations.total)),
-        Quantity::Violations(Some(kind)) => {
-            let n = r
-                .violations
-                .groups
-                .iter()
-                .filter(|g| &g.kind == kind)
-                .map(|g| g.count)
-                .sum::<u64>();
-            // Folded violations may be of this kind: count them too, so a gate never passes
-            // on what the group cap hid.
-            (
-                format!("violations[{kind}]"),
-                count(n + r.violations.folded),
-            )
-        }
+        Quantity::Violations(kind) => violations(kind.as_deref(), r),
         Quantity::ViolationsRate => {
             let rate = r.violations.frames as f64 / r.violations.checked as f64;
             ("violation rate".into(), Measured::Value(rate, Unit::Ratio))

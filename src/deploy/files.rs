@@ -27,72 +27,10 @@ pub struct Bundle {
 pub fn gather(scenario: &Path, plan: &Plan, schemas: Option<&Path>) -> Result<Bundle, DeployError> {
     let here = canonical(scenario)?;
     let dir = here.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let mut extra: Vec<(PathBuf, PathBuf)> = Vec::new(); // (file on disk, path from the root)
-    let mut root = dir.clone();
-    if let Some(spec) = &plan.protocol {
-        let places = Places {
-            schemas: schemas.map(Path::to_path_buf),
-            scenario_dir: scenario.parent().map(Path::to_path_buf),
-        };
-        let profile_err = |source| DeployError::Profile {
-            scenario: scenario.display().to_string(),
-            source,
-        };
-        let located = places.locate(spec).map_err(profile_err)?;
-        located.load().map_err(profile_err)?;
-        let by_path = scenario
-            .parent()
-            .unwrap_or(Path::new(""))
-            .join(spec)
-            .exists();
-        match (&located.origin, by_path) {
-            (Origin::BuiltIn, _) => {}
-            (Origin::Folder(p) | Origin::Document(p), true) => {
-                if Path::new(spec).is_absolute() {
-                    return Err(DeployError::File {
-                        path: spec.clone(),
-                        problem: "an absolute protocol path cannot be carried into the pods; \
-                                  name the profile by a path relative to the scenario"
-                            .into(),
-                    });
-                }
-                let target = canonical(p)?;
-                let found = with_refs(walk(&target)?.into_iter().filter(|f| needed(&target, f)))?;
-                root = found.iter().fold(common_ancestor(&dir, &target), |r, f| {
-                    common_ancestor(&r, f)
-                });
-                extra = found
-                    .into_iter()
-                    .map(|f| {
-                        let inside = rel(&root, &f);
-                        (f, inside)
-                    })
-                    .collect();
-            }
-            // Found by name in a schemas/ folder: beside the scenario in the pod.
-            (Origin::Folder(p) | Origin::Document(p), false) => {
-                let target = canonical(p)?;
-                let found = with_refs(walk(&target)?.into_iter().filter(|f| needed(&target, f)))?;
-                if let Some(out) = found.iter().find(|f| !f.starts_with(&target)) {
-                    return Err(DeployError::File {
-                        path: out.display().to_string(),
-                        problem: format!(
-                            "profile {spec} refers to this file outside its folder; name the \
-                             profile by its path from the scenario (protocol: ./path/to/{spec}) \
-                             so the pods get both where they are"
-                        ),
-                    });
-                }
-                extra = found
-                    .into_iter()
-                    .map(|f| {
-                        let inner = rel(&target, &f);
-                        (f, Path::new("schemas").join(spec).join(inner))
-                    })
-                    .collect();
-            }
-        }
-    }
+    let (root, extra) = match &plan.protocol {
+        Some(spec) => profile_files(scenario, spec, schemas, &dir)?,
+        None => (dir, Vec::new()),
+    };
     let mut files = vec![(slashed(&rel(&root, &here)), read(&here)?)];
     for (disk, inside) in extra {
         files.push((slashed(&inside), read(&disk)?));
@@ -113,6 +51,92 @@ pub fn gather(scenario: &Path, plan: &Plan, schemas: Option<&Path>) -> Result<Bu
         scenario: slashed(&rel(&root, &here)),
         files,
     })
+}
+
+/// Files to carry: each on disk, and its path from the bundle's root.
+type Carried = Vec<(PathBuf, PathBuf)>;
+
+/// The files of the profile `spec` (named by `scenario` in `dir`), and the bundle's root:
+/// `dir`, or a folder above it that holds the profile too.
+fn profile_files(
+    scenario: &Path,
+    spec: &str,
+    schemas: Option<&Path>,
+    dir: &Path,
+) -> Result<(PathBuf, Carried), DeployError> {
+    let places = Places {
+        schemas: schemas.map(Path::to_path_buf),
+        scenario_dir: scenario.parent().map(Path::to_path_buf),
+    };
+    let profile_err = |source| DeployError::Profile {
+        scenario: scenario.display().to_string(),
+        source,
+    };
+    let located = places.locate(spec).map_err(profile_err)?;
+    located.load().map_err(profile_err)?;
+    let by_path = scenario
+        .parent()
+        .unwrap_or(Path::new(""))
+        .join(spec)
+        .exists();
+    match (&located.origin, by_path) {
+        (Origin::BuiltIn, _) => Ok((dir.to_path_buf(), Vec::new())),
+        (Origin::Folder(p) | Origin::Document(p), true) => by_its_path(spec, p, dir),
+        // Found by name in a schemas/ folder: beside the scenario in the pod.
+        (Origin::Folder(p) | Origin::Document(p), false) => {
+            Ok((dir.to_path_buf(), by_its_name(spec, p)?))
+        }
+    }
+}
+
+/// A profile the scenario names by its path `spec` (found at `p`): where it is from the
+/// common root of it and the scenario's `dir`.
+fn by_its_path(spec: &str, p: &Path, dir: &Path) -> Result<(PathBuf, Carried), DeployError> {
+    if Path::new(spec).is_absolute() {
+        return Err(DeployError::File {
+            path: spec.to_string(),
+            problem: "an absolute protocol path cannot be carried into the pods; \
+                      name the profile by a path relative to the scenario"
+                .into(),
+        });
+    }
+    let target = canonical(p)?;
+    let found = with_refs(walk(&target)?.into_iter().filter(|f| needed(&target, f)))?;
+    let root = found
+        .iter()
+        .fold(common_ancestor(dir, &target), |r, f| common_ancestor(&r, f));
+    let carried = found
+        .into_iter()
+        .map(|f| {
+            let inside = rel(&root, &f);
+            (f, inside)
+        })
+        .collect();
+    Ok((root, carried))
+}
+
+/// A profile the scenario names by `spec`, found at `p` in a schemas/ folder: under
+/// `schemas/<spec>` beside the scenario, so it must not refer to files outside its folder.
+fn by_its_name(spec: &str, p: &Path) -> Result<Carried, DeployError> {
+    let target = canonical(p)?;
+    let found = with_refs(walk(&target)?.into_iter().filter(|f| needed(&target, f)))?;
+    if let Some(out) = found.iter().find(|f| !f.starts_with(&target)) {
+        return Err(DeployError::File {
+            path: out.display().to_string(),
+            problem: format!(
+                "profile {spec} refers to this file outside its folder; name the \
+                 profile by its path from the scenario (protocol: ./path/to/{spec}) \
+                 so the pods get both where they are"
+            ),
+        });
+    }
+    Ok(found
+        .into_iter()
+        .map(|f| {
+            let inner = rel(&target, &f);
+            (f, Path::new("schemas").join(spec).join(inner))
+        })
+        .collect())
 }
 
 fn canonical(p: &Path) -> Result<PathBuf, DeployError> {

@@ -77,6 +77,36 @@ pub struct Manifests {
 
 /// Checks `o` and makes the manifests.
 pub fn manifests(o: &Options) -> Result<Manifests, DeployError> {
+    check_flags(o)?;
+    let start_at = start_time(o)?;
+    let plan = load(o)?;
+    let bundle = files::gather(&o.scenario, &plan, o.schemas.as_deref())?;
+    let run = match &o.name {
+        Some(n) if names::label(n, 47) => n.clone(),
+        Some(n) => {
+            return Err(DeployError::Usage(format!(
+                "--name '{n}': at most 47 lowercase letters, digits and '-', starting and \
+                 ending with a letter or digit"
+            )))
+        }
+        None => format!("{}-{}", names::to_label(&plan.name, 30), stamp(start_at)),
+    };
+    let k = Kube {
+        o,
+        run: &run,
+        plan: &plan,
+        start_at,
+    };
+    let yaml = k.render(&bundle)?;
+    Ok(Manifests {
+        yaml,
+        run,
+        start_at,
+    })
+}
+
+/// Checks the flags that need no scenario: shards, image, namespace and quantities.
+fn check_flags(o: &Options) -> Result<(), DeployError> {
     let usage = |m: String| Err(DeployError::Usage(m));
     if o.shards == 0 {
         return usage(
@@ -100,42 +130,22 @@ pub fn manifests(o: &Options) -> Result<Manifests, DeployError> {
             ));
         }
     }
-    let start_at = match o.start_at {
-        Some(t) if t <= o.now => {
-            return usage(format!(
-                "--start-at {} is already past; give a time after the pods can start, or \
-                 leave it out (start in {} from now)",
-                humantime::format_rfc3339_seconds(t),
-                humantime::format_duration(o.start_in)
-            ))
-        }
-        Some(t) => t,
-        None => whole_second_after(o.now + o.start_in),
-    };
-    let plan = load(o)?;
-    let bundle = files::gather(&o.scenario, &plan, o.schemas.as_deref())?;
-    let run = match &o.name {
-        Some(n) if names::label(n, 47) => n.clone(),
-        Some(n) => {
-            return usage(format!(
-                "--name '{n}': at most 47 lowercase letters, digits and '-', starting and \
-                 ending with a letter or digit"
-            ))
-        }
-        None => format!("{}-{}", names::to_label(&plan.name, 30), stamp(start_at)),
-    };
-    let k = Kube {
-        o,
-        run: &run,
-        plan: &plan,
-        start_at,
-    };
-    let yaml = k.render(&bundle)?;
-    Ok(Manifests {
-        yaml,
-        run,
-        start_at,
-    })
+    Ok(())
+}
+
+/// When the shards start: `--start-at`, which must not be past, else `--start-in` from now
+/// on a whole second.
+fn start_time(o: &Options) -> Result<SystemTime, DeployError> {
+    match o.start_at {
+        Some(t) if t <= o.now => Err(DeployError::Usage(format!(
+            "--start-at {} is already past; give a time after the pods can start, or \
+             leave it out (start in {} from now)",
+            humantime::format_rfc3339_seconds(t),
+            humantime::format_duration(o.start_in)
+        ))),
+        Some(t) => Ok(t),
+        None => Ok(whole_second_after(o.now + o.start_in)),
+    }
 }
 
 /// The scenario loads here as it will in the pods: with the target given and only the
@@ -416,7 +426,24 @@ impl Kube<'_> {
             );
             spec["affinity"] = self.spread();
         }
-        let mut container = json!({
+        let mut container = self.container(args, env, resources);
+        if let (true, Some(p)) = (generator, self.o.metrics_port) {
+            container["ports"] = json!([{ "name": "metrics", "containerPort": p }]);
+        }
+        spec["securityContext"] = security;
+        spec["containers"] = json!([container]);
+        spec["volumes"] = json!([
+            { "name": "scenario", "configMap": { "name": format!("{}-scenario", self.run) } },
+            self.results_volume(),
+            tmp_volume(),
+        ]);
+        json!({ "metadata": { "labels": self.labels(component) }, "spec": spec })
+    }
+
+    /// The squall container: unprivileged, its root read-only, the scenario, results and
+    /// a scratch folder mounted.
+    fn container(&self, args: Vec<String>, env: Vec<Value>, resources: Value) -> Value {
+        json!({
             "name": "squall",
             "image": self.o.image,
             "command": ["squall"],
@@ -433,18 +460,7 @@ impl Kube<'_> {
                 { "name": "results", "mountPath": RESULTS_MOUNT },
                 { "name": "tmp", "mountPath": "/tmp" },
             ],
-        });
-        if let (true, Some(p)) = (generator, self.o.metrics_port) {
-            container["ports"] = json!([{ "name": "metrics", "containerPort": p }]);
-        }
-        spec["securityContext"] = security;
-        spec["containers"] = json!([container]);
-        spec["volumes"] = json!([
-            { "name": "scenario", "configMap": { "name": format!("{}-scenario", self.run) } },
-            self.results_volume(),
-            tmp_volume(),
-        ]);
-        json!({ "metadata": { "labels": self.labels(component) }, "spec": spec })
+        })
     }
 
     /// Generators prefer nodes without another of this run's generators: one node's NIC,

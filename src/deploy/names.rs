@@ -16,17 +16,8 @@ pub fn image(s: &str) -> Result<(), String> {
         Some((r, d)) => (r, Some(d)),
         None => (s, None),
     };
-    if let Some(d) = digest {
-        let Some((algo, hex)) = d.split_once(':') else {
-            return bad("a digest is ALGORITHM:HEX");
-        };
-        let algo_ok = algo.split(['+', '.', '-', '_']).all(|c| {
-            c.starts_with(|c: char| c.is_ascii_alphabetic())
-                && c.chars().all(|c| c.is_ascii_alphanumeric())
-        });
-        if !algo_ok || hex.len() < 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            return bad("a digest is ALGORITHM:HEX with at least 32 hex digits");
-        }
+    if let Some(Err(why)) = digest.map(check_digest) {
+        return bad(why);
     }
     // A tag follows the last `:` that comes after the last `/`.
     let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
@@ -34,17 +25,10 @@ pub fn image(s: &str) -> Result<(), String> {
         Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
         None => (rest, None),
     };
-    if let Some(t) = tag {
-        let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
-        if t.is_empty()
-            || t.len() > 128
-            || !t.starts_with(word)
-            || !t.chars().all(|c| word(c) || c == '.' || c == '-')
-        {
-            return bad(
-                "a tag is 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
-            );
-        }
+    if tag.is_some_and(|t| !tag_ok(t)) {
+        return bad(
+            "a tag is 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
+        );
     }
     if name.is_empty() || name.len() > 255 {
         return bad("the name must be 1 to 255 characters");
@@ -65,6 +49,30 @@ pub fn image(s: &str) -> Result<(), String> {
         return bad("the repository path is lowercase letters and digits, with '.', '_', '__' or '-' between them");
     }
     Ok(())
+}
+
+/// Checks a digest, `ALGORITHM:HEX`; what is wrong with it.
+fn check_digest(d: &str) -> Result<(), &'static str> {
+    let Some((algo, hex)) = d.split_once(':') else {
+        return Err("a digest is ALGORITHM:HEX");
+    };
+    let algo_ok = algo.split(['+', '.', '-', '_']).all(|c| {
+        c.starts_with(|c: char| c.is_ascii_alphabetic())
+            && c.chars().all(|c| c.is_ascii_alphanumeric())
+    });
+    if !algo_ok || hex.len() < 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("a digest is ALGORITHM:HEX with at least 32 hex digits");
+    }
+    Ok(())
+}
+
+/// Whether `t` is a tag: 1 to 128 word characters, `.` or `-`, not starting with either.
+fn tag_ok(t: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    !t.is_empty()
+        && t.len() <= 128
+        && t.starts_with(word)
+        && t.chars().all(|c| word(c) || c == '.' || c == '-')
 }
 
 fn host(s: &str) -> bool {

@@ -214,36 +214,8 @@ fn check(shards: &[Shard]) -> (Vec<String>, Vec<String>) {
         } else if let Some(slot) = seen.get_mut(info.index as usize - 1) {
             slot.push(f);
         }
-        if r.meta.scenario_sha256 != first.results.meta.scenario_sha256 {
-            problems.push(format!(
-                "{f}: a different scenario (sha256 {}) from {}'s ({})",
-                short(&r.meta.scenario_sha256),
-                first.file,
-                short(&first.results.meta.scenario_sha256)
-            ));
-        }
-        if r.meta.seed != first.results.meta.seed {
-            problems.push(format!(
-                "{f}: seed {} but {} has seed {}: run every shard with one --seed",
-                r.meta.seed, first.file, first.results.meta.seed
-            ));
-        }
-        if r.status != Status::Complete {
-            partial.push(format!(
-                "{f}: shard {}/{} did not complete (status {}{})",
-                info.index,
-                info.count,
-                format!("{:?}", r.status).to_lowercase(),
-                r.status_reason
-                    .as_deref()
-                    .map_or(String::new(), |w| format!(": {w}"))
-            ));
-        }
-        if s.log.is_none() {
-            partial.push(format!(
-                "{f}: no interval log: its latency per second is left out of the merged series"
-            ));
-        }
+        problems.extend(other_run(s, first));
+        partial.extend(partial_shard(s, info));
     }
     for (i, files) in seen.iter().enumerate() {
         let n = count.unwrap_or(0);
@@ -259,6 +231,50 @@ fn check(shards: &[Shard]) -> (Vec<String>, Vec<String>) {
         }
     }
     (problems, partial)
+}
+
+/// What makes shard `s` part of another run than `first`: its scenario or its seed.
+fn other_run(s: &Shard, first: &Shard) -> Vec<String> {
+    let (r, f) = (&s.results, &s.file);
+    let mut problems = Vec::new();
+    if r.meta.scenario_sha256 != first.results.meta.scenario_sha256 {
+        problems.push(format!(
+            "{f}: a different scenario (sha256 {}) from {}'s ({})",
+            short(&r.meta.scenario_sha256),
+            first.file,
+            short(&first.results.meta.scenario_sha256)
+        ));
+    }
+    if r.meta.seed != first.results.meta.seed {
+        problems.push(format!(
+            "{f}: seed {} but {} has seed {}: run every shard with one --seed",
+            r.meta.seed, first.file, first.results.meta.seed
+        ));
+    }
+    problems
+}
+
+/// What makes shard `s` (shard `info`) partial: it did not complete, or has no interval log.
+fn partial_shard(s: &Shard, info: &crate::results::ShardInfo) -> Vec<String> {
+    let (r, f) = (&s.results, &s.file);
+    let mut partial = Vec::new();
+    if r.status != Status::Complete {
+        partial.push(format!(
+            "{f}: shard {}/{} did not complete (status {}{})",
+            info.index,
+            info.count,
+            format!("{:?}", r.status).to_lowercase(),
+            r.status_reason
+                .as_deref()
+                .map_or(String::new(), |w| format!(": {w}"))
+        ));
+    }
+    if s.log.is_none() {
+        partial.push(format!(
+            "{f}: no interval log: its latency per second is left out of the merged series"
+        ));
+    }
+    partial
 }
 
 fn short(sha: &str) -> &str {

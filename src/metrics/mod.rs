@@ -28,6 +28,7 @@ pub mod health;
 pub mod interval_log;
 mod kinds;
 pub mod recorder;
+mod snapshot;
 pub mod violations;
 
 use hdrhistogram::Histogram;
@@ -36,7 +37,8 @@ pub use aggregate::Aggregate;
 pub use flows::{DeliveryTally, Seen, UploadEvent, UploadTally};
 pub use health::{CpuSampler, SaturationWatch};
 pub use kinds::{KindDelta, MAX_KINDS, MAX_NAME_BYTES, NONE_KIND, OTHER_KIND};
-pub use recorder::{Recorder, Snapshot};
+pub use recorder::Recorder;
+pub use snapshot::Snapshot;
 
 pub use crate::results::{new_histogram, HISTOGRAM_MAX_US};
 

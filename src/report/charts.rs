@@ -151,7 +151,9 @@ fn over_time(
     }
 }
 
-fn time_charts(r: &Results, names: &mut FileNames) -> Vec<Chart> {
+/// The latency chart's axis and lines, in µs or ms: p50, p99 and, when measured, the
+/// generator's own lateness beside the latency it may be part of.
+fn latency_lines(r: &Results) -> (String, Vec<Line>) {
     let lateness = r.series.iter().any(|p| p.lag_max_us.is_some());
     let max_us = r
         .series
@@ -166,6 +168,24 @@ fn time_charts(r: &Results, names: &mut FileNames) -> Vec<Chart> {
         ("ms", 1e3)
     };
     let us = |v: Option<u64>| v.map(|v| v as f64 / div);
+    let mut v = vec![
+        series_line(r, "p50", palette::BLUE, |p| us(p.p50_us)),
+        series_line(r, "p99", palette::VERMILLION, |p| us(p.p99_us)),
+    ];
+    if lateness {
+        v.push(Line {
+            dashed: true,
+            ..series_line(r, "generator lateness max", palette::PURPLE, |p| {
+                us(p.lag_max_us)
+            })
+        });
+    }
+    (format!("latency ({unit})"), v)
+}
+
+/// The charts over time: latency, throughput, connections, errors and violations.
+fn time_charts(r: &Results, names: &mut FileNames) -> Vec<Chart> {
+    let (latency_axis, latency) = latency_lines(r);
     let line =
         |label, color, f: fn(&SeriesPoint) -> f64| series_line(r, label, color, |p| Some(f(p)));
     let vus = Line {
@@ -177,23 +197,8 @@ fn time_charts(r: &Results, names: &mut FileNames) -> Vec<Chart> {
         (
             "latency",
             "Latency over time (all metrics, per second)",
-            format!("latency ({unit})"),
-            {
-                let mut v = vec![
-                    series_line(r, "p50", palette::BLUE, |p| us(p.p50_us)),
-                    series_line(r, "p99", palette::VERMILLION, |p| us(p.p99_us)),
-                ];
-                // The generator's own lateness beside the latency it may be part of.
-                if lateness {
-                    v.push(Line {
-                        dashed: true,
-                        ..series_line(r, "generator lateness max", palette::PURPLE, |p| {
-                            us(p.lag_max_us)
-                        })
-                    });
-                }
-                v
-            },
+            latency_axis,
+            latency,
         ),
         (
             "throughput",

@@ -76,26 +76,7 @@ pub fn compare_html(c: &Comparison, figs: &[Figure]) -> String {
     );
     o.push_str("<h2 id=\"overview\">Throughput and errors</h2>\n");
     table_html(&mut o, &c.overview);
-    o.push_str("<h2 id=\"thresholds\">Thresholds</h2>\n");
-    if c.thresholds.is_empty() {
-        o.push_str("<p>No run sets thresholds.</p>\n");
-    } else {
-        let mut head = vec!["threshold"];
-        head.extend(c.labels.iter().map(String::as_str));
-        let rows: Vec<Vec<String>> = c
-            .thresholds
-            .iter()
-            .map(|t| {
-                let mut row = vec![format!("<code>{}</code>", escape(&t.expr))];
-                row.extend(t.outcomes.iter().map(|o| match o {
-                    Some((pass, msg)) => format!("{} {}", verdict(*pass), escape(msg)),
-                    None => "—".into(),
-                }));
-                row
-            })
-            .collect();
-        table(&mut o, &head, &rows);
-    }
+    thresholds_html(&mut o, c);
     o.push_str("<h2 id=\"latency\">Latency</h2>\n");
     // The charts come in the tables' order (each metric, then connect): each table is
     // followed by its chart.
@@ -110,6 +91,30 @@ pub fn compare_html(c: &Comparison, figs: &[Figure]) -> String {
         "<footer>Made by squall compare from the runs' results.json files alone.</footer>\n",
     );
     page(&format!("squall compare: {}", c.labels.join(" vs ")), &o)
+}
+
+/// Each threshold's outcome in each run.
+fn thresholds_html(o: &mut String, c: &Comparison) {
+    o.push_str("<h2 id=\"thresholds\">Thresholds</h2>\n");
+    if c.thresholds.is_empty() {
+        o.push_str("<p>No run sets thresholds.</p>\n");
+        return;
+    }
+    let mut head = vec!["threshold"];
+    head.extend(c.labels.iter().map(String::as_str));
+    let rows: Vec<Vec<String>> = c
+        .thresholds
+        .iter()
+        .map(|t| {
+            let mut row = vec![format!("<code>{}</code>", escape(&t.expr))];
+            row.extend(t.outcomes.iter().map(|o| match o {
+                Some((pass, msg)) => format!("{} {}", verdict(*pass), escape(msg)),
+                None => "—".into(),
+            }));
+            row
+        })
+        .collect();
+    table(o, &head, &rows);
 }
 
 fn table_text(o: &mut String, t: &Table) {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::fmt::close_label;
 pub use super::fmt::escape_markup as escape;
-use super::model::{Model, RowKind, CLOSED_LOOP_NOTE, LATENCY_COLUMNS};
+use super::model::{GroupView, Model, RowKind, CLOSED_LOOP_NOTE, LATENCY_COLUMNS};
 use super::plots::{Chart, Section};
 
 /// A chart drawn for the page: the inline SVG, and the PNG file written beside it.
@@ -292,6 +292,24 @@ fn traffic(o: &mut String, m: &Model) {
         &["direction", "frames", "frames/s", "bytes", "bytes/s"],
         &rows,
     );
+    errors(o, m);
+    kinds_table(o, m);
+    let q = &m.requests;
+    let rows = vec![vec![
+        num(q.sent),
+        num(q.replies),
+        num(q.timeouts),
+        num(q.unanswered),
+    ]];
+    table(
+        o,
+        &["requests sent", "answered", "timed out", "unanswered"],
+        &rows,
+    );
+}
+
+/// Errors by kind, with the first occurrence of each.
+fn errors(o: &mut String, m: &Model) {
     let e = &m.errors;
     let rows = vec![vec![
         num(e.count),
@@ -320,19 +338,6 @@ fn traffic(o: &mut String, m: &Model) {
             .collect();
         table(o, &["error", "at", "VU", "what happened"], &rows);
     }
-    kinds_table(o, m);
-    let q = &m.requests;
-    let rows = vec![vec![
-        num(q.sent),
-        num(q.replies),
-        num(q.timeouts),
-        num(q.unanswered),
-    ]];
-    table(
-        o,
-        &["requests sent", "answered", "timed out", "unanswered"],
-        &rows,
-    );
 }
 
 /// Frames by direction and kind, from results' `kinds_in` and `kinds_out`.
@@ -448,32 +453,7 @@ fn violations(o: &mut String, m: &Model) {
             v.groups.len()
         );
     }
-    let rows: Vec<Vec<String>> = v
-        .groups
-        .iter()
-        .map(|g| {
-            let samples: String = g
-                .samples
-                .iter()
-                .map(|(msg, frame, t, vu)| {
-                    format!(
-                        "{} <small>(VU {vu}, t={t:.1}s)</small><pre>{}</pre>",
-                        escape(msg),
-                        escape(frame)
-                    )
-                })
-                .collect();
-            vec![
-                num(g.count),
-                g.dir.to_string(),
-                escape(&g.kind),
-                escape(&g.keyword),
-                format!("<code>{}</code>", escape(&g.pointer)),
-                escape(g.rule),
-                samples,
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = v.groups.iter().map(violation_row).collect();
     table(
         o,
         &[
@@ -487,6 +467,30 @@ fn violations(o: &mut String, m: &Model) {
         ],
         &rows,
     );
+}
+
+/// One group of violations: where, what rule, and its samples.
+fn violation_row(g: &GroupView) -> Vec<String> {
+    let samples: String = g
+        .samples
+        .iter()
+        .map(|(msg, frame, t, vu)| {
+            format!(
+                "{} <small>(VU {vu}, t={t:.1}s)</small><pre>{}</pre>",
+                escape(msg),
+                escape(frame)
+            )
+        })
+        .collect();
+    vec![
+        num(g.count),
+        g.dir.to_string(),
+        escape(&g.kind),
+        escape(&g.keyword),
+        format!("<code>{}</code>", escape(&g.pointer)),
+        escape(g.rule),
+        samples,
+    ]
 }
 
 fn health(o: &mut String, m: &Model) {

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::model::{LatencyRow, Model, RowKind, CLOSED_LOOP_NOTE, LATENCY_COLUMNS};
+use super::model::{GroupView, LatencyRow, Model, RowKind, CLOSED_LOOP_NOTE, LATENCY_COLUMNS};
 use crate::results::Results;
 
 /// Violation groups listed before the rest are only counted.
@@ -133,6 +133,20 @@ pub fn render_model(m: &Model) -> String {
     for b in &m.banners {
         let _ = writeln!(out, "!! {b}");
     }
+    load(&mut out, m);
+    latencies(&mut out, m);
+    errors(&mut out, m);
+    flows(&mut out, m);
+    violations(&mut out, m);
+    verdicts(&mut out, m);
+    health(&mut out, m);
+    // Again at the end, where the eye lands when the run is over.
+    let _ = writeln!(out, "{verdict}");
+    out
+}
+
+/// The load reached, connections and traffic.
+fn load(out: &mut String, m: &Model) {
     let _ = write!(
         out,
         "duration {} of {}   peak VUs {}   peak connections {}   iterations {} ok, {} failed",
@@ -166,7 +180,10 @@ pub fn render_model(m: &Model) -> String {
             t.dir, t.frames, t.frame_rate, t.bytes, t.byte_rate
         );
     }
-    latencies(&mut out, m);
+}
+
+/// Errors with the first occurrence of each kind, and what became of the requests.
+fn errors(out: &mut String, m: &Model) {
     let e = &m.errors;
     let _ = writeln!(
         out,
@@ -193,13 +210,6 @@ pub fn render_model(m: &Model) -> String {
             q.sent, q.replies, q.timeouts, q.unanswered
         );
     }
-    flows(&mut out, m);
-    violations(&mut out, m);
-    verdicts(&mut out, m);
-    health(&mut out, m);
-    // Again at the end, where the eye lands when the run is over.
-    let _ = writeln!(out, "{verdict}");
-    out
 }
 
 /// Protocol checking: a line, then the most frequent violations with a sample each.
@@ -231,24 +241,7 @@ fn violations(out: &mut String, m: &Model) {
         }
     );
     for g in v.groups.iter().take(GROUPS_SHOWN) {
-        let _ = writeln!(
-            out,
-            "  ✗ {:>6}× {} {} {} at {}{}",
-            g.count,
-            g.dir,
-            g.kind,
-            g.keyword,
-            g.pointer,
-            if g.rule == "document" {
-                String::new()
-            } else {
-                format!("  ({})", g.rule)
-            }
-        );
-        if let Some((message, frame, _, _)) = g.samples.first() {
-            let frame: String = frame.chars().take(100).collect();
-            let _ = writeln!(out, "      {message}  e.g. {frame}");
-        }
+        violation_group(out, g);
     }
     if v.groups.len() > GROUPS_SHOWN {
         let _ = writeln!(
@@ -264,6 +257,28 @@ fn violations(out: &mut String, m: &Model) {
             v.folded,
             v.groups.len()
         );
+    }
+}
+
+/// One group of violations, with its first sample.
+fn violation_group(out: &mut String, g: &GroupView) {
+    let _ = writeln!(
+        out,
+        "  ✗ {:>6}× {} {} {} at {}{}",
+        g.count,
+        g.dir,
+        g.kind,
+        g.keyword,
+        g.pointer,
+        if g.rule == "document" {
+            String::new()
+        } else {
+            format!("  ({})", g.rule)
+        }
+    );
+    if let Some((message, frame, _, _)) = g.samples.first() {
+        let frame: String = frame.chars().take(100).collect();
+        let _ = writeln!(out, "      {message}  e.g. {frame}");
     }
 }
 

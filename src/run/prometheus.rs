@@ -144,6 +144,15 @@ pub fn render(r: &Results) -> String {
             format!("shard=\"{}/{}\"", s.index, s.count)
         }),
     };
+    counters(&mut o, r);
+    by_label(&mut o, r);
+    gauges(&mut o, r);
+    summaries(&mut o, r);
+    o.text
+}
+
+/// The run's totals, one counter each.
+fn counters(o: &mut Out, r: &Results) {
     let c = &r.counters;
     let counts = [
         (
@@ -184,6 +193,11 @@ pub fn render(r: &Results) -> String {
     for (name, help, v) in counts {
         o.one(name, "counter", help, v as f64);
     }
+}
+
+/// Errors by kind, failed connections by cause, violations by message kind.
+fn by_label(o: &mut Out, r: &Results) {
+    let c = &r.counters;
     o.family(
         "errors_total",
         "counter",
@@ -215,6 +229,10 @@ pub fn render(r: &Results) -> String {
     for (kind, n) in by_kind {
         o.sample("violations_total", &[("kind", kind)], n as f64);
     }
+}
+
+/// Connections and VUs at the last tick, the generator's health, the time elapsed.
+fn gauges(o: &mut Out, r: &Results) {
     let last = r.series.last();
     let gauges = [
         (
@@ -259,6 +277,10 @@ pub fn render(r: &Results) -> String {
         "Seconds since the load began.",
         r.meta.duration_s,
     );
+}
+
+/// Each metric's latency and service time, as summaries.
+fn summaries(o: &mut Out, r: &Results) {
     type Pick = fn(&crate::report::MetricResult) -> &Summary;
     let summaries: [(&str, &str, Pick); 2] = [
         (
@@ -278,7 +300,6 @@ pub fn render(r: &Results) -> String {
             o.summary(family, name, pick(m));
         }
     }
-    o.text
 }
 
 #[cfg(test)]

@@ -35,6 +35,48 @@ pub(super) const TOP: Pos = Pos { line: 1, col: 1 };
 /// and allocate 256 MiB per VU at run time.
 pub const MAX_MESSAGE_BYTES: u64 = 64 << 20;
 
+/// An optional part of a construct, lowered.
+#[derive(Debug)]
+pub(super) enum Part<T> {
+    /// Not written: the construct's default applies.
+    Absent,
+    /// Written, and lowered.
+    Given(T),
+    /// Written wrong: its error is reported, and the construct holding it fails to lower.
+    Wrong,
+}
+
+/// A part was written wrong (its error is reported).
+#[derive(Debug)]
+pub(super) struct Wrong;
+
+impl<T> Part<T> {
+    /// `written` (if it is) lowered by `lower`, which reports what is wrong and gives `None`.
+    pub(super) fn lower<S>(written: Option<S>, lower: impl FnOnce(S) -> Option<T>) -> Part<T> {
+        match written {
+            None => Part::Absent,
+            Some(s) => lower(s).map_or(Part::Wrong, Part::Given),
+        }
+    }
+
+    /// The plan's optional field (`None`: absent), or [`Wrong`].
+    pub(super) fn field(self) -> Result<Option<T>, Wrong> {
+        match self {
+            Part::Absent => Ok(None),
+            Part::Given(v) => Ok(Some(v)),
+            Part::Wrong => Err(Wrong),
+        }
+    }
+
+    /// The value of a part that was written and lowered.
+    pub(super) fn given(self) -> Option<T> {
+        match self {
+            Part::Given(v) => Some(v),
+            Part::Absent | Part::Wrong => None,
+        }
+    }
+}
+
 /// Lowering state: problems found so far, names in scope, interned metrics.
 pub(crate) struct Lower<'a> {
     pub issues: Vec<Issue>,

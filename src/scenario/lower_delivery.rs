@@ -3,20 +3,25 @@
 use std::sync::Arc;
 
 use super::de::{Body, Recover, Sp};
-use super::lower::Lower;
-use super::lower_measure::opt;
+use super::lower::{Lower, Part};
 use super::model::DeliveryM;
 use super::node::Kind;
 use super::plan::Delivery;
 
 impl Lower<'_> {
     /// `delivery:`: pointers checked, the latency metric interned.
-    pub(super) fn delivery(&mut self, d: Recover<Sp<DeliveryM>>) -> Option<Option<Arc<Delivery>>> {
+    pub(super) fn delivery(&mut self, d: Recover<Sp<DeliveryM>>) -> Part<Arc<Delivery>> {
         let d = match d {
             Recover::Ok(d) => d,
-            Recover::Missing => return Some(None),
-            Recover::Failed => return None,
+            Recover::Missing => return Part::Absent,
+            Recover::Failed => return Part::Wrong,
         };
+        let block = self.delivery_block(&d);
+        block.map_or(Part::Wrong, |b| Part::Given(Arc::new(b)))
+    }
+
+    /// The `delivery:` block's settings; `None` when one is wrong (its error reported).
+    fn delivery_block(&mut self, d: &Sp<DeliveryM>) -> Option<Delivery> {
         self.has_delivery = true;
         let v = &d.value;
         let seq = match &v.seq {
@@ -26,8 +31,8 @@ impl Lower<'_> {
                 None
             }
         };
-        let sent_at = v.sent_at.as_ref().map(|p| self.pointer(p));
-        let key = v.key.as_ref().map(|k| self.key_pointers(k));
+        let sent_at = Part::lower(v.sent_at.as_ref(), |p| self.pointer(p));
+        let key = Part::lower(v.key.as_ref(), |k| self.key_pointers(k));
         let kinds = v.kinds.iter().flatten().map(|k| k.value.clone()).collect();
         let metric = match (&v.metric, &v.sent_at) {
             (Some(m), None) => {
@@ -36,19 +41,19 @@ impl Lower<'_> {
                     "metric: needs sent_at: (the send time the latency counts from)",
                     "e.g. sent_at: /timestamp",
                 );
-                None
+                Part::Wrong
             }
-            (Some(m), Some(_)) => self.metric(m).map(Some),
-            (None, Some(_)) => Some(Some(self.intern("delivery"))),
-            (None, None) => Some(None),
+            (Some(m), Some(_)) => self.metric(m).map_or(Part::Wrong, Part::Given),
+            (None, Some(_)) => Part::Given(self.intern("delivery")),
+            (None, None) => Part::Absent,
         };
-        Some(Some(Arc::new(Delivery {
+        Some(Delivery {
             seq: seq?,
-            sent_at: opt(sent_at)?,
-            key: opt(key)?.unwrap_or_default(),
+            sent_at: sent_at.field().ok()?,
+            key: key.field().ok()?.unwrap_or_default(),
             kinds,
-            metric: metric?,
-        })))
+            metric: metric.field().ok()?,
+        })
     }
 
     /// `key: /data/room` or `key: [/type, /data/room]`.

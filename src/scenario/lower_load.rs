@@ -10,51 +10,8 @@ impl Lower<'_> {
     /// `load:` in its phase or shorthand form.
     pub fn load(&mut self, m: &Sp<LoadM>) -> Option<LoadPlan> {
         let v = &m.value;
-        let any_phase_rate = v.phases.iter().flat_map(|p| &p.value).any(|p| match p {
-            Recover::Ok(p) => p.value.rate.is_some(),
-            _ => false,
-        });
-        let open = match &v.model {
-            None => v.rate.is_some() || any_phase_rate,
-            Some(s) if s.value == "open" => true,
-            Some(s) if s.value == "closed" => false,
-            Some(s) => {
-                let msg = format!(
-                    "unknown load model '{}'{}",
-                    s.value,
-                    suggestion(&s.value, ["open", "closed"])
-                );
-                self.err_hint(
-                    s.pos,
-                    msg,
-                    "model is closed (VUs, the default) or open (arrival rate)",
-                );
-                return None;
-            }
-        };
-        let model = match (open, &v.max_vus) {
-            (true, Some(n)) if n.value >= 1 => LoadModel::Open { max_vus: n.value },
-            (true, Some(n)) => {
-                self.err(n.pos, "max_vus must be at least 1");
-                return None;
-            }
-            (true, None) => {
-                self.err_hint(
-                    m.pos,
-                    "the open model needs max_vus",
-                    "e.g. max_vus: 500 caps running iterations",
-                );
-                return None;
-            }
-            (false, Some(n)) => {
-                self.err(
-                    n.pos,
-                    "max_vus applies to the open model only (model: open)",
-                );
-                return None;
-            }
-            (false, None) => LoadModel::Closed,
-        };
+        let open = self.is_open(v)?;
+        let model = self.load_model(m, open)?;
         let stages = match &v.phases {
             Some(phases) => {
                 if let Some(pos) = [
@@ -85,6 +42,62 @@ impl Lower<'_> {
             return None;
         }
         Some(plan)
+    }
+
+    /// Whether `load:` is the open model: as `model:` says, else by whether it gives a rate.
+    fn is_open(&mut self, v: &LoadM) -> Option<bool> {
+        let any_phase_rate = v.phases.iter().flat_map(|p| &p.value).any(|p| match p {
+            Recover::Ok(p) => p.value.rate.is_some(),
+            _ => false,
+        });
+        let open = match &v.model {
+            None => v.rate.is_some() || any_phase_rate,
+            Some(s) if s.value == "open" => true,
+            Some(s) if s.value == "closed" => false,
+            Some(s) => {
+                let msg = format!(
+                    "unknown load model '{}'{}",
+                    s.value,
+                    suggestion(&s.value, ["open", "closed"])
+                );
+                self.err_hint(
+                    s.pos,
+                    msg,
+                    "model is closed (VUs, the default) or open (arrival rate)",
+                );
+                return None;
+            }
+        };
+        Some(open)
+    }
+
+    /// The load model: open (with its `max_vus`) or closed.
+    fn load_model(&mut self, m: &Sp<LoadM>, open: bool) -> Option<LoadModel> {
+        let v = &m.value;
+        let model = match (open, &v.max_vus) {
+            (true, Some(n)) if n.value >= 1 => LoadModel::Open { max_vus: n.value },
+            (true, Some(n)) => {
+                self.err(n.pos, "max_vus must be at least 1");
+                return None;
+            }
+            (true, None) => {
+                self.err_hint(
+                    m.pos,
+                    "the open model needs max_vus",
+                    "e.g. max_vus: 500 caps running iterations",
+                );
+                return None;
+            }
+            (false, Some(n)) => {
+                self.err(
+                    n.pos,
+                    "max_vus applies to the open model only (model: open)",
+                );
+                return None;
+            }
+            (false, None) => LoadModel::Closed,
+        };
+        Some(model)
     }
 
     fn shorthand(&mut self, m: &Sp<LoadM>, open: bool) -> Option<Vec<super::plan::Stage>> {
@@ -202,20 +215,7 @@ impl Lower<'_> {
             }
             (None, Some(h)) => {
                 let d = self.duration(h)?;
-                let mut out = Vec::new();
-                let target = level.unwrap_or(prev);
-                if target != prev {
-                    // `{ hold: 30s, vus: 10 }` jumps to the level, then holds it.
-                    out.push(Stage {
-                        duration: std::time::Duration::ZERO,
-                        target,
-                    });
-                }
-                out.push(Stage {
-                    duration: d,
-                    target,
-                });
-                Some(out)
+                Some(hold(d, level.unwrap_or(prev), prev))
             }
             (None, None) => {
                 self.err_hint(
@@ -260,32 +260,9 @@ impl Lower<'_> {
             };
             // Captures are visible from where they are written to the end of their behaviour.
             self.vars.clone_from(&base_vars);
-            let name = b
-                .value
-                .name
-                .as_ref()
-                .map_or_else(|| format!("behaviour-{}", i + 1), |n| n.value.clone());
-            if names.contains(&name) {
-                let pos = b.value.name.as_ref().map_or(b.pos, |n| n.pos);
-                self.err(pos, format!("two behaviours are named '{name}'"));
-                ok = false;
-            }
-            names.push(name.clone());
-            let weight = self.weight(&b.value.weight);
-            let connect = b.value.connect.as_ref().map(|c| {
-                let headers = self.template_pairs(&c.value.headers);
-                Some((headers?, self.template_pairs(&c.value.query)?))
-            });
-            let steps = self.steps_field(&b.value.steps, b.pos, "behaviour");
-            match (weight, steps, connect.unwrap_or(Some(Default::default()))) {
-                (Some(weight), Some(steps), Some((headers, query))) => out.push(Behaviour {
-                    name,
-                    weight,
-                    steps,
-                    headers,
-                    query,
-                }),
-                _ => ok = false,
+            match self.behaviour(i, b, &mut names) {
+                Some(b) => out.push(b),
+                None => ok = false,
             }
         }
         self.vars = base_vars;
@@ -304,6 +281,42 @@ impl Lower<'_> {
         Some(out)
     }
 
+    /// Behaviour `i` (0-based), its name not among `names` (to which it is added).
+    fn behaviour(
+        &mut self,
+        i: usize,
+        b: &Sp<BehaviourM>,
+        names: &mut Vec<String>,
+    ) -> Option<Behaviour> {
+        let name = b
+            .value
+            .name
+            .as_ref()
+            .map_or_else(|| format!("behaviour-{}", i + 1), |n| n.value.clone());
+        let unique = !names.contains(&name);
+        if !unique {
+            let pos = b.value.name.as_ref().map_or(b.pos, |n| n.pos);
+            self.err(pos, format!("two behaviours are named '{name}'"));
+        }
+        names.push(name.clone());
+        let weight = self.weight(&b.value.weight);
+        let connect = b.value.connect.as_ref().map(|c| {
+            let headers = self.template_pairs(&c.value.headers);
+            Some((headers?, self.template_pairs(&c.value.query)?))
+        });
+        let steps = self.steps_field(&b.value.steps, b.pos, "behaviour");
+        match (weight, steps, connect.unwrap_or(Some(Default::default()))) {
+            (Some(weight), Some(steps), Some((headers, query))) if unique => Some(Behaviour {
+                name,
+                weight,
+                steps,
+                headers,
+                query,
+            }),
+            _ => None,
+        }
+    }
+
     /// A `weight:`; default 1, at least 0.
     pub fn weight(&mut self, w: &Option<Sp<f64>>) -> Option<f64> {
         match w {
@@ -315,4 +328,21 @@ impl Lower<'_> {
             }
         }
     }
+}
+
+/// A `hold:` of `d` at `target`: from `prev`, it jumps to the level at once, then holds it.
+fn hold(d: std::time::Duration, target: f64, prev: f64) -> Vec<Stage> {
+    let mut out = Vec::new();
+    if target != prev {
+        // `{ hold: 30s, vus: 10 }` jumps to the level, then holds it.
+        out.push(Stage {
+            duration: std::time::Duration::ZERO,
+            target,
+        });
+    }
+    out.push(Stage {
+        duration: d,
+        target,
+    });
+    out
 }

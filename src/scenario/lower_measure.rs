@@ -2,10 +2,10 @@
 //! weighted `mix:`), `burst` (and its `rejected:`), `upload`, and the scenario's `delivery:`.
 
 use super::de::{Body, Recover, Scalar, Sp};
-use super::lower::Lower;
+use super::lower::{Lower, Part};
 use super::model::{BurstM, MixM, PaceM, RejectedM, UploadM, WaitM};
 use super::plan::{
-    Matcher, Pace, PaceRequest, Payload, Pos, RejectBy, Rejected, Step, Upload, Wait,
+    Matcher, MetricId, Pace, PaceRequest, Payload, Pos, RejectBy, Rejected, Step, Upload, Wait,
 };
 use super::template::{Expr, StepVar, UploadVar};
 use super::template_compile::StepScope;
@@ -17,17 +17,11 @@ const MAX_CHUNKS: u64 = 100_000;
 /// `chunk_size:` when not given.
 const DEFAULT_CHUNK: u64 = 64 << 10;
 
-/// Turns `Option<Option<T>>` (absent, or present and maybe failed) into `Option` of the
-/// value: `None` when a present value failed.
-pub(super) fn opt<T>(v: Option<Option<T>>) -> Option<Option<T>> {
-    v.map_or(Some(None), |x| x.map(Some))
-}
-
 impl Lower<'_> {
     pub(super) fn burst(&mut self, b: &Sp<BurstM>, unchecked: bool) -> Option<Step> {
         let v = &b.value;
         let payload = self.payload(&v.send, &v.send_text, b.pos, "burst");
-        let rate = v.rate.as_ref().map(|r| self.rate(r));
+        let rate = Part::lower(v.rate.as_ref(), |r| self.rate(r));
         let count = match &v.count {
             Some(c) if c.value >= 1 => Some(c.value),
             Some(c) => {
@@ -43,13 +37,13 @@ impl Lower<'_> {
                 None
             }
         };
-        let rejected = v.rejected.as_ref().map(|r| self.rejected(r));
+        let rejected = Part::lower(v.rejected.as_ref(), |r| self.rejected(r));
         Some(Step::Burst {
             payload: payload?,
             count: count?,
-            rate: opt(rate)?,
+            rate: rate.field().ok()?,
             unchecked,
-            rejected: opt(rejected)?,
+            rejected: rejected.field().ok()?,
         })
     }
 
@@ -65,7 +59,7 @@ impl Lower<'_> {
                 );
                 None
             }
-            (Some(c), false) => self.reject_close(c).map(RejectBy::Close),
+            (Some(c), false) => self.reject_close(c),
             (None, true) => self
                 .matcher_parts(&v.kind, &v.id, &v.fields)
                 .map(RejectBy::Frame),
@@ -79,19 +73,19 @@ impl Lower<'_> {
             }
         };
         let within = self.within(&v.within);
-        let metric = v.metric.as_ref().map(|m| self.metric(m));
+        let metric = Part::lower(v.metric.as_ref(), |m| self.metric(m));
         Some(Rejected {
             by: by?,
             within: within?,
-            metric: opt(metric)?,
+            metric: metric.field().ok()?,
         })
     }
 
     /// `close: 1008` or `close: any`.
-    fn reject_close(&mut self, c: &Sp<Scalar>) -> Option<Option<u16>> {
+    fn reject_close(&mut self, c: &Sp<Scalar>) -> Option<RejectBy> {
         match &c.value {
-            Scalar::Str(s) if s == "any" => Some(None),
-            Scalar::Int(i) if (1000..=4999).contains(i) => Some(Some(*i as u16)),
+            Scalar::Str(s) if s == "any" => Some(RejectBy::Close(None)),
+            Scalar::Int(i) if (1000..=4999).contains(i) => Some(RejectBy::Close(Some(*i as u16))),
             other => {
                 self.err_hint(
                     c.pos,
@@ -106,11 +100,10 @@ impl Lower<'_> {
     pub(super) fn pace(&mut self, p: &Sp<PaceM>, unchecked: bool) -> Option<Pace> {
         let v = &p.value;
         let requests = self.pace_requests(p);
-        let rate = v.rate.as_ref().map(|r| self.rate(r));
-        let duration = v
-            .duration
-            .as_ref()
-            .map(|d| self.positive_duration(d, "pace duration"));
+        let rate = Part::lower(v.rate.as_ref(), |r| self.rate(r));
+        let duration = Part::lower(v.duration.as_ref(), |d| {
+            self.positive_duration(d, "pace duration")
+        });
         if v.count.is_none() && v.duration.is_none() {
             self.err_hint(
                 p.pos,
@@ -134,9 +127,9 @@ impl Lower<'_> {
         let within = self.within(&v.within);
         Some(Pace {
             requests: requests?,
-            rate: opt(rate)?,
+            rate: rate.field().ok()?,
             count: v.count.as_ref().map(|c| c.value),
-            duration: opt(duration)?,
+            duration: duration.field().ok()?,
             in_flight: in_flight?,
             within: within?,
             unchecked,
@@ -153,12 +146,12 @@ impl Lower<'_> {
         };
         // The default `rtt` is only interned for a request that records into it: a mix whose
         // entries all name their own metric has no `rtt` row.
-        let metric = match &v.metric {
-            Some(m) => self.metric(m).map(Some),
-            None => Some(None),
-        };
+        let metric = Part::lower(v.metric.as_ref(), |m| self.metric(m));
         let Some(mix) = &v.mix else {
-            let metric = metric.map(|m| m.unwrap_or_else(|| self.intern("rtt")));
+            let metric = match metric {
+                Part::Absent => Some(self.intern("rtt")),
+                written => written.given(),
+            };
             let payload = self.payload(&v.send, &v.send_text, p.pos, "pace");
             return Some(vec![PaceRequest {
                 weight: 1.0,
@@ -180,7 +173,7 @@ impl Lower<'_> {
             self.err(mix.pos, "mix: needs at least one entry");
             return None;
         }
-        let (reply, metric) = (reply?, metric?);
+        let (reply, metric) = (reply?, metric.field().ok()?);
         let mut out = Vec::new();
         let mut ok = true;
         for m in &mix.value {
@@ -248,63 +241,85 @@ impl Lower<'_> {
     }
 
     /// A JSON body the upload step sends, compiled with `scope`'s step values visible.
-    /// `required`: `(where the step is, what the key is, an example)` when it must be given.
-    fn upload_body(
+    fn upload_body(&mut self, b: &Option<Body>, scope: StepScope) -> Part<Payload> {
+        Part::lower(b.as_ref(), |b| {
+            self.step_scope = scope;
+            let t = self.json(b);
+            self.step_scope = StepScope::None;
+            t.map(Payload::Json)
+        })
+    }
+
+    /// [`Lower::upload_body`] for a body that must be written: `(where the step is, what the
+    /// key is, an example)` say so when it is not.
+    fn required_body(
         &mut self,
         b: &Option<Body>,
         scope: StepScope,
-        required: Option<(Pos, &str, &str)>,
-    ) -> Option<Option<Payload>> {
-        let Some(b) = b else {
-            if let Some((at, what, example)) = required {
-                self.err_hint(
-                    at,
-                    format!("upload needs {what}:"),
-                    format!("e.g. {example}"),
-                );
-                return None;
-            }
-            return Some(None);
-        };
-        self.step_scope = scope;
-        let t = self.json(b);
-        self.step_scope = StepScope::None;
-        t.map(|t| Some(Payload::Json(t)))
+        (at, what, example): (Pos, &str, &str),
+    ) -> Option<Payload> {
+        if b.is_none() {
+            self.err_hint(
+                at,
+                format!("upload needs {what}:"),
+                format!("e.g. {example}"),
+            );
+        }
+        self.upload_body(b, scope).given()
     }
 
-    fn scoped_wait(
-        &mut self,
-        w: &Option<Sp<WaitM>>,
-        scope: StepScope,
-        what: &str,
-    ) -> Option<Option<Wait>> {
-        let Some(w) = w else { return Some(None) };
-        self.step_scope = scope;
-        let out = self.wait(w, what);
-        self.step_scope = StepScope::None;
-        out.map(Some)
+    fn scoped_wait(&mut self, w: &Option<Sp<WaitM>>, scope: StepScope, what: &str) -> Part<Wait> {
+        Part::lower(w.as_ref(), |w| {
+            self.step_scope = scope;
+            let out = self.wait(w, what);
+            self.step_scope = StepScope::None;
+            out
+        })
     }
 
     pub(super) fn upload(&mut self, u: &Sp<UploadM>, unchecked: bool) -> Option<Step> {
         let v = &u.value;
         let (size, chunk_size) = self.upload_sizes(u)?;
-        let id = v.id.as_ref().map(|t| self.template(&t.value, t.pos));
+        let id = Part::lower(v.id.as_ref(), |t| self.template(&t.value, t.pos));
         self.step_scope = StepScope::Upload;
-        let name = v.name.as_ref().map(|t| self.template(&t.value, t.pos));
+        let name = Part::lower(v.name.as_ref(), |t| self.template(&t.value, t.pos));
         self.step_scope = StepScope::None;
-        let start = self.upload_body(
-            &v.start,
-            StepScope::Upload,
-            Some((u.pos, "start", START_EXAMPLE)),
-        );
+        let start =
+            self.required_body(&v.start, StepScope::Upload, (u.pos, "start", START_EXAMPLE));
         let started = self.scoped_wait(&v.started, StepScope::Upload, "started");
-        let chunk = self.upload_body(
-            &v.chunk,
-            StepScope::Chunk,
-            Some((u.pos, "chunk", CHUNK_EXAMPLE)),
-        );
+        let chunk = self.required_body(&v.chunk, StepScope::Chunk, (u.pos, "chunk", CHUNK_EXAMPLE));
         let chunk_ack = self.scoped_wait(&v.chunk_ack, StepScope::Chunk, "chunk_ack");
-        let in_flight = match (&v.in_flight, &v.chunk_ack) {
+        let in_flight = self.upload_in_flight(v);
+        let finish = self.upload_body(&v.finish, StepScope::Upload);
+        let complete = self.upload_complete(u);
+        let expect_error = self.scoped_wait(&v.expect_error, StepScope::Upload, "expect_error");
+        let corrupt = self.corrupt(v, size.div_ceil(chunk_size));
+        let metric = self.upload_metric(v)?;
+        let mut up = Upload {
+            size,
+            chunk_size,
+            id: id.field().ok()?,
+            name: name.field().ok()?,
+            start: start?,
+            started: started.field().ok()?,
+            chunk: chunk?,
+            chunk_ack: chunk_ack.field().ok()?,
+            in_flight: in_flight?,
+            finish: finish.field().ok()?,
+            complete: complete?,
+            corrupt: corrupt.field().ok()?,
+            expect_error: expect_error.field().ok()?,
+            metric,
+            unchecked,
+            needs_file_hash: false,
+        };
+        up.needs_file_hash = reads_file_hash(&up);
+        Some(Step::Upload(Box::new(up)))
+    }
+
+    /// `in_flight:`: chunks sent ahead of their acknowledgement (1 when not given).
+    fn upload_in_flight(&mut self, v: &UploadM) -> Option<u32> {
+        match (&v.in_flight, &v.chunk_ack) {
             (Some(n), None) => {
                 self.err_hint(
                     n.pos,
@@ -319,10 +334,16 @@ impl Lower<'_> {
             }
             (Some(n), Some(_)) => Some(n.value),
             (None, _) => Some(1),
-        };
-        let finish = self.upload_body(&v.finish, StepScope::Upload, None);
-        let complete = match &v.complete {
-            Some(_) => self.scoped_wait(&v.complete, StepScope::Upload, "complete"),
+        }
+    }
+
+    /// `complete:`, the reply that ends an upload, which every upload needs.
+    fn upload_complete(&mut self, u: &Sp<UploadM>) -> Option<Wait> {
+        let v = &u.value;
+        match &v.complete {
+            Some(_) => self
+                .scoped_wait(&v.complete, StepScope::Upload, "complete")
+                .given(),
             None => {
                 self.err_hint(
                     u.pos,
@@ -331,38 +352,20 @@ impl Lower<'_> {
                 );
                 None
             }
-        };
-        let expect_error = self.scoped_wait(&v.expect_error, StepScope::Upload, "expect_error");
-        let corrupt = self.corrupt(v, size.div_ceil(chunk_size));
+        }
+    }
+
+    /// The upload's metric (`upload` when not named), noted as one uploads record into.
+    fn upload_metric(&mut self, v: &UploadM) -> Option<MetricId> {
         let metric = match &v.metric {
-            Some(m) => self.metric(m),
-            None => Some(self.intern("upload")),
+            Some(m) => self.metric(m)?,
+            None => self.intern("upload"),
         };
-        let metric = metric?;
         let name_of = self.metrics[metric.0 as usize].clone();
         if !self.upload_metrics.contains(&name_of) {
             self.upload_metrics.push(name_of);
         }
-        let mut up = Upload {
-            size,
-            chunk_size,
-            id: opt(id)?,
-            name: opt(name)?,
-            start: start??,
-            started: started?,
-            chunk: chunk??,
-            chunk_ack: chunk_ack?,
-            in_flight: in_flight?,
-            finish: finish?,
-            complete: complete??,
-            corrupt: corrupt?,
-            expect_error: expect_error?,
-            metric,
-            unchecked,
-            needs_file_hash: false,
-        };
-        up.needs_file_hash = reads_file_hash(&up);
-        Some(Step::Upload(Box::new(up)))
+        Some(metric)
     }
 
     fn upload_sizes(&mut self, u: &Sp<UploadM>) -> Option<(u64, u64)> {
@@ -408,9 +411,9 @@ impl Lower<'_> {
     }
 
     /// `corrupt: N`: an existing chunk, and an `expect_error:` to say what the server answers.
-    fn corrupt(&mut self, v: &UploadM, chunks: u64) -> Option<Option<u64>> {
+    fn corrupt(&mut self, v: &UploadM, chunks: u64) -> Part<u64> {
         let Some(c) = &v.corrupt else {
-            return Some(None);
+            return Part::Absent;
         };
         if c.value >= chunks {
             self.err(
@@ -420,7 +423,7 @@ impl Lower<'_> {
                     c.value
                 ),
             );
-            return None;
+            return Part::Wrong;
         }
         if v.expect_error.is_none() {
             self.err_hint(
@@ -428,9 +431,9 @@ impl Lower<'_> {
                 "corrupt: needs expect_error: (the reply the server sends for the bad chunk)",
                 "e.g. expect_error: { kind: error, match: { /code: CHECKSUM_MISMATCH } }",
             );
-            return None;
+            return Part::Wrong;
         }
-        Some(Some(c.value))
+        Part::Given(c.value)
     }
 }
 

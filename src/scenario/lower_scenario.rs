@@ -6,8 +6,8 @@ use serde_json::Value;
 use super::de::{Body, Recover, Sp};
 use super::diagnostic::Issue;
 use super::lower::{Lower, FIVE_SECONDS, TOP};
-use super::model::{ConnectM, Entries, ScenarioM};
-use super::plan::{AutoReply, ConnectPlan, Plan};
+use super::model::{ConnectM, Entries, LoadM, ScenarioM};
+use super::plan::{AutoReply, ConnectPlan, LoadPlan, Plan};
 use super::LoadOptions;
 
 /// Lowers a whole scenario; `Err` carries every problem found.
@@ -26,18 +26,7 @@ pub(crate) fn lower(
         Recover::Missing => connect(&mut l, &ConnectM::default()),
         Recover::Failed => None,
     };
-    let load = match m.load {
-        Recover::Ok(load) => l.load(&load),
-        Recover::Failed => None,
-        Recover::Missing => {
-            l.err_hint(
-                TOP,
-                "missing required key 'load'",
-                "e.g. load: { vus: 10, duration: 30s }",
-            );
-            None
-        }
-    };
+    let load = load(&mut l, m.load);
     let replies = auto_replies(&mut l, m.auto_reply);
     let behaviours = l.behaviours(m.behaviours);
     // Before thresholds: they may name the delivery metric and counters.
@@ -47,14 +36,7 @@ pub(crate) fn lower(
         .graceful_stop
         .as_ref()
         .map_or(Some(FIVE_SECONDS), |g| l.duration(g));
-    let kind_pointers = match m.discriminator {
-        Recover::Ok(ps) if ps.is_empty() => {
-            l.err(TOP, "discriminator: needs at least one JSON pointer");
-            None
-        }
-        Recover::Ok(ps) => ps.iter().map(|p| l.pointer(p)).collect(),
-        _ => Some(vec!["/type".to_owned()]),
-    };
+    let kind_pointers = kind_pointers(&mut l, m.discriminator);
     let id_pointer = m
         .correlation
         .as_ref()
@@ -86,8 +68,36 @@ pub(crate) fn lower(
         graceful_stop: graceful_stop.unwrap_or(FIVE_SECONDS),
         source_sha256: super::sha256_hex(text),
         vars: vars.unwrap_or_default(),
-        delivery: delivery.flatten(),
+        delivery: delivery.given(),
     })
+}
+
+/// `load:`, which every scenario needs.
+fn load(l: &mut Lower, v: Recover<Sp<LoadM>>) -> Option<LoadPlan> {
+    match v {
+        Recover::Ok(load) => l.load(&load),
+        Recover::Failed => None,
+        Recover::Missing => {
+            l.err_hint(
+                TOP,
+                "missing required key 'load'",
+                "e.g. load: { vus: 10, duration: 30s }",
+            );
+            None
+        }
+    }
+}
+
+/// `discriminator:`: the pointers naming a frame's kind (default `/type`).
+fn kind_pointers(l: &mut Lower, v: Recover<Vec<Sp<String>>>) -> Option<Vec<String>> {
+    match v {
+        Recover::Ok(ps) if ps.is_empty() => {
+            l.err(TOP, "discriminator: needs at least one JSON pointer");
+            None
+        }
+        Recover::Ok(ps) => ps.iter().map(|p| l.pointer(p)).collect(),
+        _ => Some(vec!["/type".to_owned()]),
+    }
 }
 
 fn required(l: &mut Lower, v: Recover<Sp<String>>, key: &str, example: &str) -> Option<String> {

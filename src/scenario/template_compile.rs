@@ -163,38 +163,9 @@ fn expr(e: &str, off: usize, scope: &Scope) -> Result<Parsed, TplError> {
             }
             step_var(head, off, scope.step).map(|v| Parsed::Expr(Expr::Step(v)))
         }
-        _ if head.starts_with("env.") => {
-            let name = &head[4..];
-            match scope.env.get(name) {
-                Some(v) if rest.is_empty() => Ok(Parsed::Text(v.clone())),
-                Some(_) => Err(TplError::new(rest_off, "'env.NAME' takes no arguments")),
-                None => Err(
-                    TplError::new(off, format!("undefined environment variable '{name}'"))
-                        .hint(format!("set {name} in the environment squall runs in")),
-                ),
-            }
-        }
-        _ if head.starts_with("sent.") => {
-            let p = &head[5..];
-            if !p.is_empty() && !p.starts_with('/') || !rest.is_empty() {
-                return Err(
-                    TplError::new(off + 5, format!("'{p}{rest}' is not a JSON pointer"))
-                        .hint("write sent./field or sent./data/0/id"),
-                );
-            }
-            Ok(Parsed::Expr(Expr::Sent(p.to_owned())))
-        }
-        _ if is_ident(head) && rest.is_empty() => {
-            if scope.vars.iter().any(|v| v == head) {
-                return Ok(Parsed::Expr(Expr::Var(head.to_owned())));
-            }
-            let known = scope.vars.iter().map(String::as_str).chain(BUILTINS);
-            Err(TplError::new(
-                off,
-                format!("undefined variable '{head}'{}", suggestion(head, known)),
-            )
-            .hint("variables come from vars: or an earlier capture: in the same behaviour"))
-        }
+        _ if head.starts_with("env.") => env_var(&head[4..], (rest, rest_off), off, scope),
+        _ if head.starts_with("sent.") => sent(&head[5..], rest, off),
+        _ if is_ident(head) && rest.is_empty() => var(head, off, scope),
         _ => Err(TplError::new(
             off,
             format!(
@@ -204,6 +175,47 @@ fn expr(e: &str, off: usize, scope: &Scope) -> Result<Parsed, TplError> {
         )
         .hint(EXPR_HINT)),
     }
+}
+
+/// `env.NAME`: the variable's value, read at load.
+fn env_var(
+    name: &str,
+    (rest, rest_off): (&str, usize),
+    off: usize,
+    scope: &Scope,
+) -> Result<Parsed, TplError> {
+    match scope.env.get(name) {
+        Some(v) if rest.is_empty() => Ok(Parsed::Text(v.clone())),
+        Some(_) => Err(TplError::new(rest_off, "'env.NAME' takes no arguments")),
+        None => Err(
+            TplError::new(off, format!("undefined environment variable '{name}'"))
+                .hint(format!("set {name} in the environment squall runs in")),
+        ),
+    }
+}
+
+/// `sent./pointer`: a field of the last frame sent (`p` after `sent.`, `rest` what follows).
+fn sent(p: &str, rest: &str, off: usize) -> Result<Parsed, TplError> {
+    if !p.is_empty() && !p.starts_with('/') || !rest.is_empty() {
+        return Err(
+            TplError::new(off + 5, format!("'{p}{rest}' is not a JSON pointer"))
+                .hint("write sent./field or sent./data/0/id"),
+        );
+    }
+    Ok(Parsed::Expr(Expr::Sent(p.to_owned())))
+}
+
+/// A variable by name: one `vars:` or an earlier capture set.
+fn var(name: &str, off: usize, scope: &Scope) -> Result<Parsed, TplError> {
+    if scope.vars.iter().any(|v| v == name) {
+        return Ok(Parsed::Expr(Expr::Var(name.to_owned())));
+    }
+    let known = scope.vars.iter().map(String::as_str).chain(BUILTINS);
+    Err(TplError::new(
+        off,
+        format!("undefined variable '{name}'{}", suggestion(name, known)),
+    )
+    .hint("variables come from vars: or an earlier capture: in the same behaviour"))
 }
 
 const UPLOAD_FIELDS: [&str; 7] = [

@@ -239,40 +239,12 @@ pub fn parse(src: &str) -> Result<(Quantity, Cmp, f64), ThresholdSyntaxError> {
 
 fn quantity(lhs: &str, at: usize) -> Result<(Quantity, Unit), ThresholdSyntaxError> {
     if let Some(inner) = lhs.strip_prefix("violations[") {
-        let Some(quoted) = inner.strip_suffix(']') else {
-            return fail(at + lhs.len(), "expected ] after violations[\"<kind>\"");
-        };
-        let kind = quoted
-            .strip_prefix('"')
-            .and_then(|q| q.strip_suffix('"'))
-            .or_else(|| quoted.strip_prefix('\'').and_then(|q| q.strip_suffix('\'')));
-        return match kind {
-            Some(k) if !k.is_empty() => Ok((Quantity::Violations(Some(k.to_owned())), Unit::Count)),
-            _ => fail(
-                at + "violations[".len(),
-                "expected a quoted kind: violations[\"<kind>\"]",
-            ),
-        };
+        return violations_of(lhs, inner, at);
     }
     let (head, tail) = lhs.split_once('.').unwrap_or((lhs, ""));
     let tail_at = at + head.len() + 1;
     let q = match (head, tail) {
-        ("latency" | "service", _) => {
-            let Some((metric, stat_src)) = tail.split_once('.') else {
-                return fail(
-                    tail_at,
-                    format!("expected {head}.<metric>.<stat>, e.g. {head}.rtt.p99"),
-                );
-            };
-            let stat = stat(stat_src, tail_at + metric.len() + 1)?;
-            let metric = metric.to_owned();
-            let q = if head == "latency" {
-                Quantity::Latency { metric, stat }
-            } else {
-                Quantity::Service { metric, stat }
-            };
-            return Ok((q, Unit::Time));
-        }
+        ("latency" | "service", _) => return latency(head, tail, tail_at),
         ("connect", s) => return Ok((Quantity::Connect(stat(s, tail_at)?), Unit::Time)),
         ("errors", "count") => (Quantity::ErrorsCount, Unit::Count),
         ("errors", "rate") => (Quantity::ErrorsRate, Unit::Fraction),
@@ -308,6 +280,50 @@ fn quantity(lhs: &str, at: usize) -> Result<(Quantity, Unit), ThresholdSyntaxErr
         }
     };
     Ok(q)
+}
+
+/// `violations["<kind>"]` (`inner`: what follows `violations[`).
+fn violations_of(
+    lhs: &str,
+    inner: &str,
+    at: usize,
+) -> Result<(Quantity, Unit), ThresholdSyntaxError> {
+    let Some(quoted) = inner.strip_suffix(']') else {
+        return fail(at + lhs.len(), "expected ] after violations[\"<kind>\"");
+    };
+    let kind = quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .or_else(|| quoted.strip_prefix('\'').and_then(|q| q.strip_suffix('\'')));
+    match kind {
+        Some(k) if !k.is_empty() => Ok((Quantity::Violations(Some(k.to_owned())), Unit::Count)),
+        _ => fail(
+            at + "violations[".len(),
+            "expected a quoted kind: violations[\"<kind>\"]",
+        ),
+    }
+}
+
+/// `<metric>.<stat>` after `latency.` or `service.` (`head`).
+fn latency(
+    head: &str,
+    tail: &str,
+    tail_at: usize,
+) -> Result<(Quantity, Unit), ThresholdSyntaxError> {
+    let Some((metric, stat_src)) = tail.split_once('.') else {
+        return fail(
+            tail_at,
+            format!("expected {head}.<metric>.<stat>, e.g. {head}.rtt.p99"),
+        );
+    };
+    let stat = stat(stat_src, tail_at + metric.len() + 1)?;
+    let metric = metric.to_owned();
+    let q = if head == "latency" {
+        Quantity::Latency { metric, stat }
+    } else {
+        Quantity::Service { metric, stat }
+    };
+    Ok((q, Unit::Time))
 }
 
 /// `<metric>.<stat>` after `upload.`.
@@ -364,33 +380,36 @@ fn number(s: &str) -> Option<(f64, &str)> {
         .filter(|(n, _)| n.is_finite())
 }
 
+/// Microseconds per `suffix` of a time bound (`rhs` at `at`, its suffix at `suffix_at`).
+fn time_scale(
+    rhs: &str,
+    suffix: &str,
+    at: usize,
+    suffix_at: usize,
+) -> Result<f64, ThresholdSyntaxError> {
+    match suffix {
+        "us" | "µs" => Ok(1.0),
+        "ms" => Ok(1e3),
+        "s" => Ok(1e6),
+        "m" => Ok(60e6),
+        "" => fail(
+            at,
+            format!("'{rhs}' needs a time unit: write e.g. {rhs}ms, 1.5s or 200us"),
+        ),
+        u => fail(
+            suffix_at,
+            format!("unknown time unit '{u}': use us, ms, s or m"),
+        ),
+    }
+}
+
 fn bound(rhs: &str, at: usize, unit: Unit) -> Result<f64, ThresholdSyntaxError> {
     let Some((n, suffix)) = number(rhs) else {
         return fail(at, format!("'{rhs}' is not a number"));
     };
     let suffix_at = at + rhs.len() - suffix.len();
     match unit {
-        Unit::Time => {
-            let scale = match suffix {
-                "us" | "µs" => 1.0,
-                "ms" => 1e3,
-                "s" => 1e6,
-                "m" => 60e6,
-                "" => {
-                    return fail(
-                        at,
-                        format!("'{rhs}' needs a time unit: write e.g. {rhs}ms, 1.5s or 200us"),
-                    )
-                }
-                u => {
-                    return fail(
-                        suffix_at,
-                        format!("unknown time unit '{u}': use us, ms, s or m"),
-                    )
-                }
-            };
-            Ok(n * scale)
-        }
+        Unit::Time => Ok(n * time_scale(rhs, suffix, at, suffix_at)?),
         Unit::Fraction => match suffix {
             "%" => Ok(n / 100.0),
             "" => Ok(n),

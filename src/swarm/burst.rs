@@ -59,18 +59,8 @@ impl Vu {
             hit
         };
         let close_ends = matches!(b.rejected.map(|r| &r.by), Some(RejectBy::Close(_)));
-        match self.burst_send(&b, start, close_ends, &mut accept).await {
-            Ok(()) => {}
-            Err((Cut::Stop, _)) => return Flow::Stop,
-            // Counted as one skipped send; the rest of the burst is not the generator's miss.
-            Err((Cut::Skipped, _)) => return Flow::Next,
-            Err((Cut::Closed(code), _)) if close_ends => {
-                return self.refused_by_close(&b, start, code)
-            }
-            Err((Cut::Closed(_), sent)) => {
-                self.shared.rec.borrow_mut().missed(b.count - sent);
-                return self.lost();
-            }
+        if let Err(cut) = self.burst_send(&b, start, close_ends, &mut accept).await {
+            return self.burst_cut(&b, start, close_ends, cut);
         }
         let Some(rej) = b.rejected else {
             return Flow::Next;
@@ -95,6 +85,27 @@ impl Vu {
             self.latency(m, from_start(start, at), &refusal);
         }
         Flow::Next
+    }
+
+    /// A burst cut short after `sent` messages: by the run stopping, a skipped send, or the
+    /// connection closing (the refusal, when `close_ends`).
+    fn burst_cut(
+        &mut self,
+        b: &Burst<'_>,
+        start: Instant,
+        close_ends: bool,
+        (cut, sent): (Cut, u64),
+    ) -> Flow {
+        match cut {
+            Cut::Stop => Flow::Stop,
+            // Counted as one skipped send; the rest of the burst is not the generator's miss.
+            Cut::Skipped => Flow::Next,
+            Cut::Closed(code) if close_ends => self.refused_by_close(b, start, code),
+            Cut::Closed(_) => {
+                self.shared.rec.borrow_mut().missed(b.count - sent);
+                self.lost()
+            }
+        }
     }
 
     /// Sends the burst's messages; on a cut, also how many went out.

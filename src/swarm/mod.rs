@@ -4,6 +4,7 @@
 mod burst;
 pub mod connect;
 mod controller;
+mod ctx;
 pub mod delivery;
 pub mod frame;
 mod io;
@@ -12,8 +13,10 @@ mod pace;
 pub mod samples;
 pub mod schedule;
 pub mod source;
+mod steps;
 mod timer;
 mod upload;
+mod upload_vars;
 mod vu;
 mod waits;
 mod wall;

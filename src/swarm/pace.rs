@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
 use super::frame::Frame;
-use super::io::Woke;
+use super::io::{Accept, Woke};
 use super::matcher::Want;
 use super::samples::Sample;
 use super::vu::{check_out, payload_len, pick_weighted, record_latency, text_message, Flow, Vu};
@@ -28,6 +28,22 @@ const STOP_GRACE: Duration = Duration::from_millis(50);
 struct Sent {
     intended: Instant,
     actual: Instant,
+}
+
+impl Sent {
+    /// The latency sample of a reply received `at`. Closed loop: intended is the send
+    /// itself. Paced: a send never goes out before its intended time, so the latency
+    /// includes the generator's own lateness (reported apart, beside it).
+    fn answered(&self, at: Instant) -> Sample {
+        let from = self.intended.min(self.actual);
+        Sample {
+            intended: from,
+            sent: self.actual,
+            received: at,
+            latency_us: at.duration_since(from).as_micros() as u64,
+            service_us: at.duration_since(self.actual).as_micros() as u64,
+        }
+    }
 }
 
 /// The schedule of a `pace` step and its requests in flight: when each send is intended,
@@ -187,7 +203,6 @@ impl Vu {
             .iter()
             .map(|r| Want::render(&r.reply, &mut self.ctx))
             .collect();
-        let within_us = p.within.as_micros() as u64;
         let rec = self.shared.rec.clone();
         let (shared, vu) = (self.shared.clone(), self.ctx.vu);
         // A request that would carry `null` for a missing capture is not sent, nor any after it.
@@ -220,57 +235,55 @@ impl Vu {
                 let Some((s, r)) = pacer.on_reply(f, &wants) else {
                     return false;
                 };
-                let at = f.at;
-                // Closed loop: intended is the send itself. Paced: a send never goes out
-                // before its intended time, so the latency includes the generator's own
-                // lateness (reported apart, beside it).
-                let from = s.intended.min(s.actual);
-                let sample = Sample {
-                    intended: from,
-                    sent: s.actual,
-                    received: at,
-                    latency_us: at.duration_since(from).as_micros() as u64,
-                    service_us: at.duration_since(s.actual).as_micros() as u64,
-                };
+                let sample = s.answered(f.at);
                 record_latency(&shared, vu, p.requests[r].metric, sample, f.text());
                 rec.borrow_mut().replied();
                 true
             };
-            // A send's time on the worker's precise timer (within tens of microseconds, not
-            // up to a millisecond late on tokio's tick); a reply deadline on tokio's.
-            let mut woke = if scheduled {
-                self.io.pump_on_schedule(wake, &mut accept).await
-            } else {
-                self.io.pump(wake, &mut accept).await
-            };
-            if let Woke::Matched = woke {
-                woke = self
-                    .io
-                    .drain_ready(&mut accept)
-                    .await
-                    .unwrap_or(Woke::Deadline);
-            }
-            match woke {
+            match self.pace_pump(wake, scheduled, &mut accept).await {
                 Woke::Matched | Woke::Deadline => {}
                 // Unsent and unanswered requests are counted, not dropped.
                 Woke::Closed(_) | Woke::Stop => return self.pace_lost(&pacer),
             }
-            // Expire requests whose reply deadline has passed.
-            let now = Instant::now();
-            while let Some(r) = pacer.next_expired(now) {
-                rec.borrow_mut()
-                    .request_timed_out(Some(p.requests[r].metric), within_us);
-                let note = self.metric_note(Some(p.requests[r].metric));
-                self.sample_error(ErrorKind::Timeout, || {
-                    format!("pace: no reply within {:?}{note}", p.within)
-                });
-                self.errors += 1;
-            }
+            self.pace_expire(&mut pacer, Instant::now());
         }
         if let Some(missed) = pacer.missed(skipped) {
             rec.borrow_mut().missed(missed);
         }
         Flow::Next
+    }
+
+    /// Waits until `wake` (a send on the worker's precise timer when `scheduled`, within tens
+    /// of microseconds rather than up to a millisecond late on tokio's tick; a reply deadline
+    /// on tokio's) or a reply, then takes the replies already read.
+    async fn pace_pump(&mut self, wake: Instant, scheduled: bool, accept: &mut Accept<'_>) -> Woke {
+        let woke = if scheduled {
+            self.io.pump_on_schedule(wake, accept).await
+        } else {
+            self.io.pump(wake, accept).await
+        };
+        match woke {
+            Woke::Matched => self.io.drain_ready(accept).await.unwrap_or(Woke::Deadline),
+            other => other,
+        }
+    }
+
+    /// Counts the requests whose reply deadline passed by `now` as timed out.
+    fn pace_expire(&mut self, pacer: &mut Pacer<'_>, now: Instant) {
+        let p = pacer.p;
+        let within_us = p.within.as_micros() as u64;
+        while let Some(r) = pacer.next_expired(now) {
+            let metric = p.requests[r].metric;
+            self.shared
+                .rec
+                .borrow_mut()
+                .request_timed_out(Some(metric), within_us);
+            let note = self.metric_note(Some(metric));
+            self.sample_error(ErrorKind::Timeout, || {
+                format!("pace: no reply within {:?}{note}", p.within)
+            });
+            self.errors += 1;
+        }
     }
 
     /// Queues every request due that the in-flight window allows (the caller flushes):

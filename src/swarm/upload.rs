@@ -9,10 +9,8 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use base64::Engine as _;
 use rand::rngs::SmallRng;
-use rand::{Rng as _, RngExt, SeedableRng};
-use sha2::{Digest, Sha256};
+use rand::{RngExt, SeedableRng};
 
 use super::frame::Frame;
 use super::io::Woke;
@@ -21,100 +19,6 @@ use super::samples::Sample;
 use super::vu::{write_sample, Flow, Vu};
 use crate::metrics::{ErrorKind, UploadEvent};
 use crate::scenario::plan::Upload;
-use crate::scenario::template::{ChunkVar, StepValue, StepVar, UploadVar};
-
-/// The values of the upload a VU is running, read by its templates. Kept between uploads so
-/// the buffers are reused.
-#[derive(Debug, Default)]
-pub struct UploadVars {
-    active: bool,
-    id: String,
-    name: String,
-    size: u64,
-    chunks: u64,
-    chunk_size: u64,
-    sha256: String,
-    corrupt: Option<u64>,
-    /// Whether a chunk's values are set.
-    in_chunk: bool,
-    index: u64,
-    bytes: Vec<u8>,
-    base64: String,
-    chunk_sha256: String,
-}
-
-impl UploadVars {
-    /// The value of `var`, while an upload runs.
-    pub fn value(&self, var: StepVar) -> Option<StepValue<'_>> {
-        if !self.active {
-            return None;
-        }
-        Some(match var {
-            StepVar::Upload(v) => match v {
-                UploadVar::Id => StepValue::Str(&self.id),
-                UploadVar::Name => StepValue::Str(&self.name),
-                UploadVar::Size => StepValue::Num(self.size),
-                UploadVar::Chunks => StepValue::Num(self.chunks),
-                UploadVar::ChunkSize => StepValue::Num(self.chunk_size),
-                UploadVar::Sha256 => StepValue::Str(&self.sha256),
-                UploadVar::Corrupt => StepValue::Num(self.corrupt?),
-            },
-            StepVar::Chunk(_) if !self.in_chunk => return None,
-            StepVar::Chunk(v) => match v {
-                ChunkVar::Index => StepValue::Num(self.index),
-                ChunkVar::Offset => StepValue::Num(self.index * self.chunk_size),
-                ChunkVar::Size => StepValue::Num(self.bytes.len() as u64),
-                ChunkVar::Base64 => StepValue::Str(&self.base64),
-                ChunkVar::Sha256 => StepValue::Str(&self.chunk_sha256),
-                ChunkVar::Last => StepValue::Bool(self.index + 1 == self.chunks),
-            },
-        })
-    }
-
-    /// Generates chunk `index` from `gen` (which must be at that chunk) and sets its values;
-    /// `corrupt` gives it a wrong checksum.
-    fn next_chunk(&mut self, gen: &mut SmallRng, index: u64, corrupt: bool) {
-        let len = self.chunk_len(index);
-        self.bytes.resize(len, 0);
-        gen.fill_bytes(&mut self.bytes);
-        self.index = index;
-        self.in_chunk = true;
-        self.base64.clear();
-        base64::engine::general_purpose::STANDARD.encode_string(&self.bytes, &mut self.base64);
-        let mut digest = [0u8; 32];
-        digest.copy_from_slice(&Sha256::digest(&self.bytes));
-        if corrupt {
-            digest[0] ^= 1;
-        }
-        write_hex(&digest, &mut self.chunk_sha256);
-    }
-
-    fn chunk_len(&self, index: u64) -> usize {
-        let start = index * self.chunk_size;
-        (self.size - start).min(self.chunk_size) as usize
-    }
-
-    /// The whole file's SHA-256, from a generator seeded like the one that will send it.
-    fn hash_file(&mut self, seed: u64) {
-        let mut gen = SmallRng::seed_from_u64(seed);
-        let mut h = Sha256::new();
-        for i in 0..self.chunks {
-            self.bytes.resize(self.chunk_len(i), 0);
-            gen.fill_bytes(&mut self.bytes);
-            h.update(&self.bytes);
-        }
-        let mut digest = [0u8; 32];
-        digest.copy_from_slice(&h.finalize());
-        write_hex(&digest, &mut self.sha256);
-    }
-}
-
-fn write_hex(bytes: &[u8], out: &mut String) {
-    out.clear();
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-}
 
 /// What the upload is waiting for, and how it ended.
 struct Waits {
@@ -182,7 +86,20 @@ impl Vu {
             v.active = false;
             v.in_chunk = false;
         }
+        self.upload_ended(u, t0, result)
+    }
+
+    /// Records how the upload begun at `t0` ended: its latency and completion, a reply
+    /// other than the one expected, a timeout; or the flow when the connection or the run
+    /// ended it.
+    fn upload_ended(
+        &mut self,
+        u: &Upload,
+        t0: Instant,
+        result: Result<(bool, Instant), Short>,
+    ) -> Flow {
         let since = |at: Instant| at.saturating_duration_since(t0).as_micros() as u64;
+        let rec = self.shared.rec.clone();
         let mut r = rec.borrow_mut();
         match result {
             Ok((rejected, at)) if rejected == u.expect_error.is_some() => {
@@ -272,16 +189,7 @@ impl Vu {
     /// Start, chunks, finish, then the final reply: `(it was the error, when it came)`.
     async fn run_upload(&mut self, u: &Upload, seed: u64) -> Result<(bool, Instant), Short> {
         self.upload_send(&u.start, u.unchecked).await?;
-        let mut w = Waits {
-            complete: Want::render(&u.complete.matcher, &mut self.ctx),
-            error: u
-                .expect_error
-                .as_ref()
-                .map(|e| Want::render(&e.matcher, &mut self.ctx)),
-            started: None,
-            acks: VecDeque::new(),
-            ended: None,
-        };
+        let mut w = self.upload_waits(u);
         if let Some(s) = &u.started {
             w.started = Some(Want::render(&s.matcher, &mut self.ctx));
             let deadline = Instant::now() + s.within;
@@ -330,6 +238,20 @@ impl Vu {
         self.upload_wait(&mut w, deadline, |w| w.ended.is_some())
             .await?;
         w.ended.ok_or(Short::Timeout)
+    }
+
+    /// What the upload waits for from the start: its final reply, or the expected error.
+    fn upload_waits(&mut self, u: &Upload) -> Waits {
+        Waits {
+            complete: Want::render(&u.complete.matcher, &mut self.ctx),
+            error: u
+                .expect_error
+                .as_ref()
+                .map(|e| Want::render(&e.matcher, &mut self.ctx)),
+            started: None,
+            acks: VecDeque::new(),
+            ended: None,
+        }
     }
 
     /// Sends one of the step's messages; a lost connection ends the upload.

@@ -3,92 +3,29 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
-use serde_json::Value;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::connect::{with_query, Connecter};
+use super::ctx::Ctx;
 use super::delivery::Tracker;
 use super::io::Io;
 use super::matcher::Want;
 use super::samples::{Sample, SampleLog};
 use super::timer::Precise;
-use super::upload::UploadVars;
 use crate::metrics::{ErrorKind, Recorder};
 use crate::protocol::checker::{Checked, Checker, Engine, Verdict};
 use crate::protocol::pointer::Shape;
 use crate::protocol::tape::Tape;
 use crate::protocol::Profile;
-use crate::scenario::plan::{MetricId, Payload, Plan, Step, Think};
-use crate::scenario::template::{Context, StepValue, StepVar, Template};
-
-/// Template state of one VU.
-pub struct Ctx {
-    pub(super) vu: u64,
-    iter: u64,
-    seq: u64,
-    pub(super) rng: SmallRng,
-    pub(super) vars: HashMap<String, Value>,
-    /// The last frame sent (text), parsed lazily when a `sent.` template asks.
-    last_sent: Option<String>,
-    last_sent_parsed: Option<Value>,
-    /// The running (or last) upload's values; allocated by the first upload step.
-    pub(super) upload: Option<Box<UploadVars>>,
-    /// Set when a template asked for a variable that is not set (a capture whose `expect`
-    /// failed, or whose frame lacked the field): a frame rendered so is not sent.
-    missing: Cell<bool>,
-}
-
-impl Context for Ctx {
-    fn vu(&self) -> u64 {
-        self.vu
-    }
-    fn iter(&self) -> u64 {
-        self.iter
-    }
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
-    }
-    fn rng(&mut self) -> &mut SmallRng {
-        &mut self.rng
-    }
-    fn var(&self, name: &str) -> Option<&Value> {
-        let v = self.vars.get(name);
-        if v.is_none() {
-            self.missing.set(true);
-        }
-        v
-    }
-    fn sent(&mut self, pointer: &str) -> Option<Value> {
-        if self.last_sent_parsed.is_none() {
-            let text = self.last_sent.as_deref()?;
-            self.last_sent_parsed = serde_json::from_str(text).ok();
-        }
-        self.last_sent_parsed.as_ref()?.pointer(pointer).cloned()
-    }
-    fn step_value(&self, var: StepVar) -> Option<StepValue<'_>> {
-        self.upload.as_ref()?.value(var)
-    }
-}
-
-impl Ctx {
-    fn remember_sent(&mut self, text: &str, parsed: Option<Value>) {
-        let slot = self.last_sent.get_or_insert_with(String::new);
-        slot.clear();
-        slot.push_str(text);
-        self.last_sent_parsed = parsed;
-    }
-}
+use crate::scenario::plan::{MetricId, Payload, Plan};
+use crate::scenario::template::{Context, Template};
 
 /// Result of running steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,17 +142,7 @@ impl Vu {
         io.timer = shared.timer.clone();
         Vu {
             io,
-            ctx: Ctx {
-                vu,
-                iter: 0,
-                seq: 0,
-                rng: SmallRng::seed_from_u64(seed),
-                vars,
-                last_sent: None,
-                last_sent_parsed: None,
-                upload: None,
-                missing: Cell::new(false),
-            },
+            ctx: Ctx::new(vu, SmallRng::seed_from_u64(seed), vars),
             shared,
             out: String::new(),
             last_send_at: None,
@@ -384,102 +311,6 @@ impl Vu {
             out.push((name.clone(), v));
         }
         out
-    }
-
-    /// Runs a list of steps in order.
-    pub fn run_steps<'a>(
-        &'a mut self,
-        steps: &'a [Step],
-    ) -> Pin<Box<dyn Future<Output = Flow> + 'a>> {
-        Box::pin(async move {
-            for step in steps {
-                if self.io.stopping() {
-                    return Flow::Stop;
-                }
-                let flow = self.step(step).await;
-                if flow != Flow::Next {
-                    return flow;
-                }
-            }
-            Flow::Next
-        })
-    }
-
-    /// Runs one step; one that may fail and did (it counted an error) ends the iteration.
-    async fn step(&mut self, step: &Step) -> Flow {
-        let before = self.errors;
-        let flow = self.run_step(step).await;
-        if flow == Flow::Next && self.errors > before && step.may_fail() {
-            return Flow::Failed;
-        }
-        flow
-    }
-
-    async fn run_step(&mut self, step: &Step) -> Flow {
-        match step {
-            Step::Continue(step) => match Box::pin(self.step(step)).await {
-                Flow::Failed => Flow::Next,
-                flow => flow,
-            },
-            Step::Send { payload, unchecked } => Box::pin(self.send(payload, *unchecked)).await,
-            Step::Expect(e) => Box::pin(self.expect(e)).await,
-            Step::Listen { duration } => self.wait(*duration).await,
-            Step::Think(t) => {
-                let d = match *t {
-                    Think::Fixed(d) => d,
-                    Think::Range(a, b) => {
-                        let (a, b) = (a.as_micros() as u64, b.as_micros() as u64);
-                        Duration::from_micros(self.ctx.rng.random_range(a..=b.max(a)))
-                    }
-                };
-                self.wait(d).await
-            }
-            Step::Repeat {
-                count,
-                duration,
-                steps,
-            } => {
-                let until = duration.map(|d| Instant::now() + d);
-                let mut i = 0u64;
-                while count.is_none_or(|c| i < c) && until.is_none_or(|u| Instant::now() < u) {
-                    let flow = self.run_steps(steps).await;
-                    if flow != Flow::Next {
-                        return flow;
-                    }
-                    i += 1;
-                }
-                Flow::Next
-            }
-            Step::Choose { branches } => {
-                let i = pick_weighted(branches.iter().map(|b| b.0), &mut self.ctx.rng);
-                self.run_steps(&branches[i].1).await
-            }
-            // Boxed so that an idle VU's future is only as large as its current step needs.
-            Step::Pace(p) => Box::pin(self.pace(p)).await,
-            Step::Burst {
-                payload,
-                count,
-                rate,
-                unchecked,
-                rejected,
-            } => {
-                let b = super::burst::Burst {
-                    payload,
-                    count: *count,
-                    rate: *rate,
-                    unchecked: *unchecked,
-                    rejected: rejected.as_ref(),
-                };
-                Box::pin(self.burst(b)).await
-            }
-            Step::Upload(u) => Box::pin(self.upload(u)).await,
-            Step::ExpectClose { code, within } => Box::pin(self.expect_close(*code, *within)).await,
-            Step::Reconnect(b) => Box::pin(self.reconnect(b)).await,
-            Step::Close { code } => {
-                Box::pin(self.io.close(*code)).await;
-                Flow::Next
-            }
-        }
     }
 
     /// Renders a payload into `self.out`; `false` when it read a capture that is unset.

@@ -14,7 +14,16 @@ use crate::metrics::ErrorKind;
 use crate::protocol::pointer::lookup;
 use crate::scenario::plan::{Backoff, Expect};
 
+/// The frame an `expect` took: when it was read, the values it captures (`None`: a field
+/// it lacks) and its text, kept only for the samples file.
+struct Got {
+    at: Instant,
+    values: Vec<Option<Value>>,
+    text: Option<String>,
+}
+
 impl Vu {
+    /// Runs an `expect` step: waits for a frame that matches, read after the last send.
     pub(super) async fn expect(&mut self, e: &Expect) -> Flow {
         let want = Want::render(&e.matcher, &mut self.ctx);
         let start = Instant::now();
@@ -30,7 +39,7 @@ impl Vu {
         // Captures are read while the matched frame is at hand, from its JSON value; its
         // text is kept only for the samples file.
         let keep_text = self.shared.samples.is_some();
-        let mut got: Option<(Instant, Vec<Option<Value>>, Option<String>)> = None;
+        let mut got: Option<Got> = None;
         let mut accept = |f: &Frame| {
             if !want.matches(f) {
                 return false;
@@ -41,40 +50,61 @@ impl Vu {
                 .iter()
                 .map(|(_, p)| f.value().and_then(|v| lookup(v, p)).cloned())
                 .collect();
-            got = Some((f.at, values, keep_text.then(|| f.text().to_owned())));
+            let text = keep_text.then(|| f.text().to_owned());
+            got = Some(Got {
+                at: f.at,
+                values,
+                text,
+            });
             true
         };
         if self.io.take_held(since, &mut accept).is_none() {
             match self.io.pump(start + e.within, &mut accept).await {
                 Woke::Matched => {}
-                Woke::Deadline => {
-                    let waited = e.within.as_micros() as u64;
-                    let mut rec = self.shared.rec.borrow_mut();
-                    rec.request_timed_out(e.metric, waited);
-                    drop(rec);
-                    let note = self.metric_note(e.metric);
-                    self.sample_error(ErrorKind::Timeout, || {
-                        format!("expect: no matching frame within {:?}{note}", e.within)
-                    });
-                    self.errors += 1;
-                    self.uncapture(e);
-                    return Flow::Next;
-                }
-                Woke::Closed(_) => {
-                    self.shared.rec.borrow_mut().unanswered(1);
-                    self.uncapture(e);
-                    return self.lost();
-                }
-                Woke::Stop => {
-                    self.shared.rec.borrow_mut().cut_at_stop(1);
-                    return Flow::Stop;
-                }
+                missed => return self.expect_missed(e, missed),
             }
         }
         self.shared.rec.borrow_mut().replied();
-        let Some((at, values, text)) = got else {
-            return Flow::Next;
-        };
+        match got {
+            Some(got) => self.expect_met(e, since, got),
+            None => Flow::Next,
+        }
+    }
+
+    /// An `expect` whose frame did not come: its deadline passed, the connection went, or
+    /// the run stops.
+    fn expect_missed(&mut self, e: &Expect, woke: Woke) -> Flow {
+        match woke {
+            Woke::Matched => Flow::Next,
+            Woke::Deadline => {
+                let waited = e.within.as_micros() as u64;
+                let mut rec = self.shared.rec.borrow_mut();
+                rec.request_timed_out(e.metric, waited);
+                drop(rec);
+                let note = self.metric_note(e.metric);
+                self.sample_error(ErrorKind::Timeout, || {
+                    format!("expect: no matching frame within {:?}{note}", e.within)
+                });
+                self.errors += 1;
+                self.uncapture(e);
+                Flow::Next
+            }
+            Woke::Closed(_) => {
+                self.shared.rec.borrow_mut().unanswered(1);
+                self.uncapture(e);
+                self.lost()
+            }
+            Woke::Stop => {
+                self.shared.rec.borrow_mut().cut_at_stop(1);
+                Flow::Stop
+            }
+        }
+    }
+
+    /// An `expect` met by a frame read at `got.at`: its latency from the send `since`, and
+    /// its captures set.
+    fn expect_met(&mut self, e: &Expect, since: Instant, got: Got) -> Flow {
+        let Got { at, values, text } = got;
         if let Some(m) = e.metric {
             let us = at.duration_since(since).as_micros() as u64;
             let s = Sample {

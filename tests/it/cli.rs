@@ -311,6 +311,42 @@ fn validate_checks_recorded_frames_line_by_line() {
 }
 
 #[test]
+fn validate_gives_the_same_verdicts_with_either_checker() {
+    let dir = tempfile::tempdir().unwrap();
+    let ts = "2026-11-22T10:00:00Z";
+    let ok = format!(r#"{{"type":"case.deleted","data":{{"case_id":"c1"}},"timestamp":"{ts}"}}"#);
+    let bad = format!(r#"{{"type":"case.deleted","data":{{}},"timestamp":"{ts}"}}"#);
+    let sub = r#"{"type":"subscribe","room":"scrape:all"}"#;
+    let lines = [
+        ok.clone(),
+        bad.clone(),
+        format!(r#"{{"dir":"out","frame":{sub}}}"#),
+        r#"{"dir":"out","frame":{"type":"subscribe"}}"#.to_string(),
+        "not json at all".to_string(),
+        r#"{"conn":"c1","dir":"out","frame":{"type":"subscribe","room":"cases:all"}}"#.to_string(),
+        format!(r#"{{"conn":"c1","dir":"in","frame":{ok}}}"#),
+        format!(r#"{{"conn":"c1","dir":"in","frame":{bad:?}}}"#),
+        r#"{"conn":"c1","dir":"in","frame":"{\"type\":"}"#.to_string(),
+    ];
+    let file = dir.path().join("frames.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let verdicts = |checker: &str| {
+        let out = squall_cmd()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["validate", "--protocol", "kite", "--checker", checker])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(1), "--checker {checker}: {text}");
+        text
+    };
+    let tape = verdicts("tape");
+    assert!(tape.contains("9 frames, 5 with violations"), "{tape}");
+    assert_eq!(tape, verdicts("reference"));
+}
+
+#[test]
 fn schemas_lint_passes_the_shipped_profiles_and_fails_a_broken_one() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas");
     let profiles: Vec<_> = std::fs::read_dir(root)

@@ -86,6 +86,31 @@ impl Uploads {
         now: Instant,
         rate: Option<&mut Window>,
     ) -> Result<Option<Complete>, Failure<'a>> {
+        let (size, chunk_size) = self.sizes(id, data)?;
+        self.room_for(id, size)?;
+        if let Some(Err(limit)) = rate.map(|w| w.admit(now)) {
+            let mut f = Failure::new(Code::RateLimited, "upload rate limit exceeded", Some(id));
+            f.rate_limit = Some(Box::new(limit));
+            return Err(f);
+        }
+        let upload = Upload {
+            id: id.to_owned(),
+            size,
+            chunk_size,
+            total: size.div_ceil(chunk_size),
+            next: 0,
+            hasher: Sha256::new(),
+            touched: now,
+        };
+        if size == 0 {
+            return Ok(Some(upload.finish()));
+        }
+        self.list.push(upload);
+        Ok(None)
+    }
+
+    /// A start frame's size and chunk size, its filename and mimetype present.
+    fn sizes<'a>(&self, id: &'a str, data: &Data<'_>) -> Result<(u64, u64), Failure<'a>> {
         if data.filename.as_deref().is_none_or(str::is_empty) {
             return Err(invalid(
                 "file_upload_start needs a filename".into(),
@@ -107,13 +132,18 @@ impl Uploads {
                 "data.size",
             ));
         };
-        let chunk_size = match data.chunk_size {
-            Some(c) if (1..=self.max_chunk).contains(&c) => c,
+        match data.chunk_size {
+            Some(c) if (1..=self.max_chunk).contains(&c) => Ok((size, c)),
             _ => {
                 let text = format!("chunk_size must be 1 to {} bytes", self.max_chunk);
-                return Err(invalid(text, id, "data.chunk_size"));
+                Err(invalid(text, id, "data.chunk_size"))
             }
-        };
+        }
+    }
+
+    /// Whether upload `id` of `size` bytes may start: not already in progress, and within
+    /// the file, upload count and in-flight byte limits.
+    fn room_for<'a>(&self, id: &'a str, size: u64) -> Result<(), Failure<'a>> {
         if self.list.iter().any(|u| u.id == id) {
             let text = format!("upload '{id}' is already in progress");
             return Err(invalid(text, id, "id"));
@@ -131,25 +161,7 @@ impl Uploads {
             let text = format!("at most {MAX_INFLIGHT_BYTES} bytes of uploads in progress at once");
             return Err(denied(text, id, MAX_INFLIGHT_BYTES));
         }
-        if let Some(Err(limit)) = rate.map(|w| w.admit(now)) {
-            let mut f = Failure::new(Code::RateLimited, "upload rate limit exceeded", Some(id));
-            f.rate_limit = Some(Box::new(limit));
-            return Err(f);
-        }
-        let upload = Upload {
-            id: id.to_owned(),
-            size,
-            chunk_size,
-            total: size.div_ceil(chunk_size),
-            next: 0,
-            hasher: Sha256::new(),
-            touched: now,
-        };
-        if size == 0 {
-            return Ok(Some(upload.finish()));
-        }
-        self.list.push(upload);
-        Ok(None)
+        Ok(())
     }
 
     /// Checks and takes one chunk; `id` is the chunk frame's id.
@@ -208,30 +220,11 @@ impl Upload {
             let text = "file_chunk needs chunk_index and total_chunks".into();
             return Err(invalid(text, id, "data.chunk_index"));
         };
+        self.in_order(id, upload_id, index, total)?;
         let chunk_err = |code, text: String| {
             Err(Failure::new(code, text, Some(id)).with(Details::chunk(upload_id, index)))
         };
         let bad = Code::InvalidMessageFormat;
-        if total != self.total {
-            let text = format!(
-                "total_chunks is {total}, but size/chunk_size gives {}",
-                self.total
-            );
-            return Err(invalid(text, id, "data.total_chunks"));
-        }
-        if index >= self.total {
-            return chunk_err(
-                bad,
-                format!("chunk index {index} out of range 0..{}", self.total),
-            );
-        }
-        if index < self.next {
-            return chunk_err(bad, format!("duplicate chunk {index}: already received"));
-        }
-        if index > self.next {
-            let text = format!("chunk {index} out of order: chunk {} is missing", self.next);
-            return chunk_err(bad, text);
-        }
         let (Some(b64), Some(checksum)) = (d.data.as_deref(), d.checksum.as_deref()) else {
             return Err(invalid(
                 "file_chunk needs data and checksum".into(),
@@ -274,6 +267,41 @@ impl Upload {
             return chunk_err(Code::ChecksumMismatch, text);
         }
         Ok(bytes)
+    }
+
+    /// Whether chunk `index` of `total` is the next one this upload expects.
+    fn in_order<'a>(
+        &self,
+        id: &'a str,
+        upload_id: &'a str,
+        index: u64,
+        total: u64,
+    ) -> Result<(), Failure<'a>> {
+        let chunk_err = |code, text: String| {
+            Err(Failure::new(code, text, Some(id)).with(Details::chunk(upload_id, index)))
+        };
+        let bad = Code::InvalidMessageFormat;
+        if total != self.total {
+            let text = format!(
+                "total_chunks is {total}, but size/chunk_size gives {}",
+                self.total
+            );
+            return Err(invalid(text, id, "data.total_chunks"));
+        }
+        if index >= self.total {
+            return chunk_err(
+                bad,
+                format!("chunk index {index} out of range 0..{}", self.total),
+            );
+        }
+        if index < self.next {
+            return chunk_err(bad, format!("duplicate chunk {index}: already received"));
+        }
+        if index > self.next {
+            let text = format!("chunk {index} out of order: chunk {} is missing", self.next);
+            return chunk_err(bad, text);
+        }
+        Ok(())
     }
 
     fn finish(self) -> Complete {

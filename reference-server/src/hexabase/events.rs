@@ -75,47 +75,55 @@ fn workspace(id: &str, topic: &str, rng: &mut ThreadRng) -> Option<(&'static str
             let data = json!({"workspace_id": id, "alert": alert});
             ("workspace.alert_triggered", data)
         }
-        "provisioning" => match rng.random_range(0..3u8) {
-            0 => {
-                let data = json!({"task_id": task, "workspace_id": id, "stage": pick(&STAGES, rng),
-                    "progress": rng.random_range(0..=100u32), "message": "Creating vCluster instance..."});
-                ("provisioning.progress", data)
-            }
-            1 => {
-                let mut data = json!({"task_id": task, "workspace_id": id,
-                    "duration_seconds": rng.random_range(30..600u32)});
-                // The endpoint embeds the id: only when it makes a valid host name.
-                if id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                    data["api_endpoint"] = json!(format!("https://{id}.api.hexabase.ai"));
-                }
-                ("provisioning.completed", data)
-            }
-            _ => {
-                let data = json!({"task_id": task, "workspace_id": id,
-                    "error": "Failed to allocate resources", "stage": "resource_allocation",
-                    "can_retry": rng.random_bool(0.5)});
-                ("provisioning.failed", data)
-            }
-        },
-        "monitoring" => {
-            if rng.random_bool(0.5) {
-                let metrics = json!({"cpu": stats(2.5, rng), "memory": stats(8192.0, rng),
-                    "network": {"ingress_rate": format!("{:.1}MB/s", rng.random_range(0.0..10.0f64)),
-                    "egress_rate": format!("{:.1}MB/s", rng.random_range(0.0..10.0f64))}});
-                (
-                    "monitoring.metrics_update",
-                    json!({"workspace_id": id, "metrics": metrics}),
-                )
-            } else {
-                let (previous, new) = change(&HEALTH, rng);
-                let data = json!({"workspace_id": id, "component": "api_server",
-                    "previous_status": previous, "new_status": new,
-                    "reason": format!("API server is {new}")});
-                ("monitoring.health_changed", data)
-            }
-        }
+        "provisioning" => provisioning(id, &task, rng),
+        "monitoring" => monitoring(id, rng),
         _ => return None,
     })
+}
+
+/// A random provisioning event of a workspace's task `task`.
+fn provisioning(id: &str, task: &str, rng: &mut ThreadRng) -> (&'static str, Value) {
+    match rng.random_range(0..3u8) {
+        0 => {
+            let data = json!({"task_id": task, "workspace_id": id, "stage": pick(&STAGES, rng),
+                "progress": rng.random_range(0..=100u32), "message": "Creating vCluster instance..."});
+            ("provisioning.progress", data)
+        }
+        1 => {
+            let mut data = json!({"task_id": task, "workspace_id": id,
+                "duration_seconds": rng.random_range(30..600u32)});
+            // The endpoint embeds the id: only when it makes a valid host name.
+            if id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                data["api_endpoint"] = json!(format!("https://{id}.api.hexabase.ai"));
+            }
+            ("provisioning.completed", data)
+        }
+        _ => {
+            let data = json!({"task_id": task, "workspace_id": id,
+                "error": "Failed to allocate resources", "stage": "resource_allocation",
+                "can_retry": rng.random_bool(0.5)});
+            ("provisioning.failed", data)
+        }
+    }
+}
+
+/// A random monitoring event: metrics, or a change of health.
+fn monitoring(id: &str, rng: &mut ThreadRng) -> (&'static str, Value) {
+    if rng.random_bool(0.5) {
+        let metrics = json!({"cpu": stats(2.5, rng), "memory": stats(8192.0, rng),
+            "network": {"ingress_rate": format!("{:.1}MB/s", rng.random_range(0.0..10.0f64)),
+            "egress_rate": format!("{:.1}MB/s", rng.random_range(0.0..10.0f64))}});
+        (
+            "monitoring.metrics_update",
+            json!({"workspace_id": id, "metrics": metrics}),
+        )
+    } else {
+        let (previous, new) = change(&HEALTH, rng);
+        let data = json!({"workspace_id": id, "component": "api_server",
+            "previous_status": previous, "new_status": new,
+            "reason": format!("API server is {new}")});
+        ("monitoring.health_changed", data)
+    }
 }
 
 fn organization(id: &str, topic: &str, rng: &mut ThreadRng) -> Option<(&'static str, Value)> {

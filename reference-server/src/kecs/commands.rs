@@ -237,6 +237,11 @@ fn checked<'r>(req: &'r GetMetrics<'_>, strict: bool) -> Result<Wanted<'r>, Faul
         }
         metrics.push((known, unit));
     }
+    Ok((metrics, statistics(req)?))
+}
+
+/// The statistics asked for, each known, once; `Average` and `Maximum` when none.
+fn statistics<'r>(req: &'r GetMetrics<'_>) -> Result<Vec<&'r str>, Fault> {
     let mut stats = Vec::new();
     for stat in req.statistics.iter().flatten() {
         let Some(&known) = STATISTICS.iter().find(|s| **s == &**stat) else {
@@ -254,7 +259,7 @@ fn checked<'r>(req: &'r GetMetrics<'_>, strict: bool) -> Result<Wanted<'r>, Faul
     if stats.is_empty() {
         stats = vec!["Average", "Maximum"];
     }
-    Ok((metrics, stats))
+    Ok(stats)
 }
 
 /// `get_metrics`: one simulated datapoint per metric, at the start of the current period.

@@ -221,13 +221,25 @@ impl Session {
                 ),
             );
         }
+        self.request(&kind, env, id, cx)
+    }
+
+    /// A request of an authenticated connection: `subscribe`/`unsubscribe` with action
+    /// `events`, `command` with `execute` or `get_metrics`.
+    fn request(
+        &mut self,
+        kind: &str,
+        env: &Envelope<'_>,
+        id: Option<&str>,
+        cx: &mut Cx<'_>,
+    ) -> Result<(), Fault> {
         let action = env
             .action
             .map(|raw| wire::string(raw, "action"))
             .transpose()?;
         let action = action.as_deref();
         let need_id = || id.ok_or_else(|| Fault::invalid("id", "'id' is required on requests"));
-        match (&*kind, action) {
+        match (kind, action) {
             ("subscribe", Some("events")) => {
                 let id = need_id()?;
                 let rooms = rooms::rooms(env.payload)?;

@@ -146,9 +146,8 @@ fn filter(key: &str, values: &[Text<'_>]) -> Result<Option<String>, Fault> {
     Ok(Some(format!("{key}={}", vals.join(","))))
 }
 
-/// Validates a `subscribe` payload and returns its rooms, sorted and distinct.
-pub(crate) fn rooms(raw: Option<&RawValue>) -> Result<Vec<String>, Fault> {
-    let req: Subscribe<'_> = payload(raw, "payload")?;
+/// A `subscribe` payload's event types: at least one, each known; sorted and distinct.
+fn event_types(req: &Subscribe<'_>) -> Result<Vec<EventType>, Fault> {
     if req.event_types.is_empty() {
         return Err(Fault::invalid(
             "eventTypes",
@@ -164,6 +163,13 @@ pub(crate) fn rooms(raw: Option<&RawValue>) -> Result<Vec<String>, Fault> {
     }
     types.sort_unstable();
     types.dedup();
+    Ok(types)
+}
+
+/// Validates a `subscribe` payload and returns its rooms, sorted and distinct.
+pub(crate) fn rooms(raw: Option<&RawValue>) -> Result<Vec<String>, Fault> {
+    let req: Subscribe<'_> = payload(raw, "payload")?;
+    let types = event_types(&req)?;
     let clusters = names(&req.clusters, "clusters")?;
     let services = names(&req.services, "services")?;
     let filters: Filters<'_> = match req.filters {

@@ -67,29 +67,7 @@ impl Family {
             _ => "http_requests_total",
         };
         match self {
-            Family::Scrape => match rng.random_range(0..4u8) {
-                0 => (
-                    "scrape.started",
-                    json!({"job_id": job, "jurisdiction": jurisdiction, "status": "started"}),
-                ),
-                1 => {
-                    let total = 100u32;
-                    let current = rng.random_range(1..=total);
-                    let data = json!({"job_id": job, "current": current, "total": total,
-                        "percent": f64::from(current) * 100.0 / f64::from(total),
-                        "message": format!("Scraping page {current} of {total}")});
-                    ("scrape.progress", data)
-                }
-                2 => (
-                    "scrape.complete",
-                    json!({"job_id": job, "cases_scraped": rng.random_range(1..500u32),
-                    "duration_seconds": rng.random_range(1.0..300.0f64), "status": "completed"}),
-                ),
-                _ => (
-                    "scrape.error",
-                    json!({"job_id": job, "error": "Failed to fetch page: timeout", "status": "failed"}),
-                ),
-            },
+            Family::Scrape => scrape_event(&job, jurisdiction, rng),
             // A jurisdiction room only gets the event that names its jurisdiction.
             Family::Cases if named.is_some() => (
                 "case.created",
@@ -106,42 +84,9 @@ impl Family {
                     "jurisdiction": jurisdiction}], "result_count": 1, "total": total}),
                 )
             }
-            Family::Cases | Family::Case => match rng.random_range(0..4u8) {
-                0 => (
-                    "case.created",
-                    json!({"case_id": case, "case_name": "Smith v Jones",
-                    "case_number": "[2023] HCA 15", "court": "High Court of Australia", "jurisdiction": jurisdiction}),
-                ),
-                1 => (
-                    "case.updated",
-                    json!({"case_id": case, "case_name": "Smith v Jones (Updated)",
-                    "case_number": "[2023] HCA 15"}),
-                ),
-                2 => ("case.deleted", json!({"case_id": case})),
-                _ => (
-                    "validation.complete",
-                    json!({"case_id": case, "valid": rng.random_bool(0.9),
-                    "quality_score": rng.random_range(0.0..1.0f64)}),
-                ),
-            },
-            Family::Workers => {
-                let total = 4u32;
-                let active = rng.random_range(0..=total);
-                (
-                    "worker.status",
-                    json!({"active_workers": active, "total_workers": total,
-                    "queue_size": rng.random_range(0..500u32), "utilization": f64::from(active) / f64::from(total)}),
-                )
-            }
-            Family::Queue => {
-                let (pending, running) = (rng.random_range(0..200u32), rng.random_range(0..20u32));
-                (
-                    "queue.update",
-                    json!({"pending": pending, "running": running,
-                    "completed": rng.random_range(0..5000u32), "failed": rng.random_range(0..100u32),
-                    "total": pending + running}),
-                )
-            }
+            Family::Cases | Family::Case => case_event(&case, jurisdiction, rng),
+            Family::Workers => worker_status(rng),
+            Family::Queue => queue_update(rng),
             Family::SystemAlerts => (
                 "system.alert",
                 json!({"severity": "critical", "component": "database",
@@ -159,6 +104,85 @@ impl Family {
                 "value": rng.random_range(0..100_000u32), "labels": {"method": "GET", "status": "200"}}),
             ),
         }
+    }
+}
+
+/// A random `worker.status`.
+fn worker_status(rng: &mut ThreadRng) -> (&'static str, serde_json::Value) {
+    let total = 4u32;
+    let active = rng.random_range(0..=total);
+    (
+        "worker.status",
+        json!({"active_workers": active, "total_workers": total,
+        "queue_size": rng.random_range(0..500u32), "utilization": f64::from(active) / f64::from(total)}),
+    )
+}
+
+/// A random `queue.update`.
+fn queue_update(rng: &mut ThreadRng) -> (&'static str, serde_json::Value) {
+    let (pending, running) = (rng.random_range(0..200u32), rng.random_range(0..20u32));
+    (
+        "queue.update",
+        json!({"pending": pending, "running": running,
+        "completed": rng.random_range(0..5000u32), "failed": rng.random_range(0..100u32),
+        "total": pending + running}),
+    )
+}
+
+/// A random scrape event of job `job`.
+fn scrape_event(
+    job: &str,
+    jurisdiction: &str,
+    rng: &mut ThreadRng,
+) -> (&'static str, serde_json::Value) {
+    match rng.random_range(0..4u8) {
+        0 => (
+            "scrape.started",
+            json!({"job_id": job, "jurisdiction": jurisdiction, "status": "started"}),
+        ),
+        1 => {
+            let total = 100u32;
+            let current = rng.random_range(1..=total);
+            let data = json!({"job_id": job, "current": current, "total": total,
+                "percent": f64::from(current) * 100.0 / f64::from(total),
+                "message": format!("Scraping page {current} of {total}")});
+            ("scrape.progress", data)
+        }
+        2 => (
+            "scrape.complete",
+            json!({"job_id": job, "cases_scraped": rng.random_range(1..500u32),
+            "duration_seconds": rng.random_range(1.0..300.0f64), "status": "completed"}),
+        ),
+        _ => (
+            "scrape.error",
+            json!({"job_id": job, "error": "Failed to fetch page: timeout", "status": "failed"}),
+        ),
+    }
+}
+
+/// A random event of case `case`.
+fn case_event(
+    case: &str,
+    jurisdiction: &str,
+    rng: &mut ThreadRng,
+) -> (&'static str, serde_json::Value) {
+    match rng.random_range(0..4u8) {
+        0 => (
+            "case.created",
+            json!({"case_id": case, "case_name": "Smith v Jones",
+            "case_number": "[2023] HCA 15", "court": "High Court of Australia", "jurisdiction": jurisdiction}),
+        ),
+        1 => (
+            "case.updated",
+            json!({"case_id": case, "case_name": "Smith v Jones (Updated)",
+            "case_number": "[2023] HCA 15"}),
+        ),
+        2 => ("case.deleted", json!({"case_id": case})),
+        _ => (
+            "validation.complete",
+            json!({"case_id": case, "valid": rng.random_bool(0.9),
+            "quality_score": rng.random_range(0.0..1.0f64)}),
+        ),
     }
 }
 
