@@ -495,6 +495,42 @@ fn compare(cmd: CompareCmd) -> u8 {
     }
 }
 
+/// A scenario file loaded, and its protocol found (an AsyncAPI document imported) and
+/// compiled as `run` would, unless a profile of the same folder already was (`loaded`).
+fn check_loads(
+    f: &Path,
+    opts: &LoadOptions,
+    schemas: Option<&Path>,
+    loaded: &mut std::collections::HashSet<PathBuf>,
+) -> Result<
+    (
+        scenario::plan::Plan,
+        Option<squall::protocol::catalog::Located>,
+    ),
+    String,
+> {
+    let plan = scenario::load_file(f, opts).map_err(|e| e.to_string())?;
+    let Some(name) = plan.protocol.clone() else {
+        return Ok((plan, None));
+    };
+    let places = Places {
+        schemas: schemas.map(Path::to_path_buf),
+        scenario_dir: f.parent().map(Path::to_path_buf),
+    };
+    let located = places
+        .locate(&name)
+        .and_then(|l| {
+            if loaded.contains(&l.dir) {
+                Ok(l)
+            } else {
+                l.load().map(|_| l)
+            }
+        })
+        .map_err(|e| format!("{}: protocol profile: {e}", f.display()))?;
+    loaded.insert(located.dir.clone());
+    Ok((plan, Some(located)))
+}
+
 fn check(files: &[PathBuf], portable: bool, schemas: Option<&Path>) -> u8 {
     let opts = LoadOptions::from_process_env();
     let mut code = 0;
@@ -503,29 +539,7 @@ fn check(files: &[PathBuf], portable: bool, schemas: Option<&Path>) -> u8 {
     let mut profiles: std::collections::HashMap<PathBuf, Profile> = Default::default();
     let mut loaded: std::collections::HashSet<PathBuf> = Default::default();
     for f in files {
-        let plan = scenario::load_file(f, &opts).map_err(|e| e.to_string());
-        // The protocol must be found (and an AsyncAPI document imported) as `run` would.
-        let places = Places {
-            schemas: schemas.map(Path::to_path_buf),
-            scenario_dir: f.parent().map(Path::to_path_buf),
-        };
-        let checked = plan.and_then(|plan| {
-            let Some(name) = plan.protocol.clone() else {
-                return Ok((plan, None));
-            };
-            let located = places
-                .locate(&name)
-                .and_then(|l| {
-                    if loaded.contains(&l.dir) {
-                        Ok(l)
-                    } else {
-                        l.load().map(|_| l)
-                    }
-                })
-                .map_err(|e| format!("{}: protocol profile: {e}", f.display()))?;
-            loaded.insert(located.dir.clone());
-            Ok((plan, Some(located)))
-        });
+        let checked = check_loads(f, &opts, schemas, &mut loaded);
         let (plan, located) = match checked {
             Ok(both) => both,
             Err(e) => {
