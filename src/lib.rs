@@ -13,6 +13,7 @@ pub mod asyncapi;
 pub mod capacity;
 pub mod check;
 pub mod deploy;
+pub mod locate;
 pub mod merge;
 pub mod metrics;
 pub mod protocol;

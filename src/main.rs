@@ -13,7 +13,7 @@ mod capacity_cmd;
 mod deploy_cmd;
 mod profile_cmd;
 
-use squall::protocol::catalog::Places;
+use squall::locate::Places;
 use squall::protocol::checker::Engine;
 use squall::protocol::{Conformance, Profile};
 use squall::report::{compare_text, CompareOptions};

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use squall::check::offline::validate_lines;
-use squall::protocol::catalog::{Origin, Places};
+use squall::locate::Places;
+use squall::protocol::catalog::Origin;
 use squall::protocol::checker::Engine;
 use squall::protocol::{self, Conformance};
 

@@ -5,7 +5,8 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::DeployError;
-use crate::protocol::catalog::{Origin, Places};
+use crate::locate::Places;
+use crate::protocol::catalog::Origin;
 use crate::scenario::Plan;
 
 /// A ConfigMap holds at most 1 MiB; what is left after its names and labels.

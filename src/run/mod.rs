@@ -215,7 +215,7 @@ pub fn profile_for(plan: &mut Plan, args: &RunArgs) -> Result<Option<Arc<Profile
     let Some(name) = plan.protocol.clone().filter(|_| !args.no_check) else {
         return Ok(None);
     };
-    let places = crate::protocol::catalog::Places {
+    let places = crate::locate::Places {
         schemas: args.schemas.clone(),
         scenario_dir: args.scenario.parent().map(Path::to_path_buf),
     };
