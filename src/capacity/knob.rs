@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use crate::scenario::plan::{LoadModel, LoadPlan, Pace, Plan, Stage, Step};
+use crate::report::fmt_rate;
+use crate::scenario::plan::{LoadModel, LoadPlan, Pace, Plan, Stage, Step, Think};
 
 /// The rate a search drives.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -96,20 +97,27 @@ fn paces(steps: &[Step]) -> usize {
 impl Knob {
     /// `base` with the driven rate at `rate` (the total, per second) held for `step`: the
     /// load jumps straight to its level, which it holds; a paced connection paces for the
-    /// whole step (the `pace` step's `count` and `duration` give way to it).
+    /// whole step (the `pace` step's `count` and `duration` give way to it), starting at a
+    /// random point of its first interval.
     pub fn plan(&self, base: &Plan, rate: f64, step: Duration) -> Plan {
         let mut plan = base.clone();
         let level = match *self {
             Knob::Arrivals => rate,
             Knob::Pace { index, vus } => {
-                let pace = plan.behaviours[0]
-                    .steps
+                let steps = &mut plan.behaviours[0].steps;
+                let each = rate / vus as f64;
+                let pace = steps
                     .get_mut(index)
                     .and_then(pace_of_mut)
                     .expect("found by Knob::find");
-                pace.rate = Some(rate / vus as f64);
+                pace.rate = Some(each);
                 pace.count = None;
                 pace.duration = Some(step);
+                // Connections that start together would send together: each waits a random
+                // part of its interval first, so their sends interleave instead of arriving
+                // as one burst per interval.
+                let interval = Duration::from_secs_f64(1.0 / each);
+                steps.insert(index, Step::Think(Think::Range(Duration::ZERO, interval)));
                 vus as f64
             }
         };
@@ -128,6 +136,18 @@ impl Knob {
             ],
         };
         plan
+    }
+
+    /// A total rate for people: `240/s`, or `240/s (50 connections × 4.8/s)`.
+    pub fn total(&self, rate: f64) -> String {
+        match *self {
+            Knob::Arrivals => format!("{}/s", fmt_rate(rate)),
+            Knob::Pace { vus, .. } => format!(
+                "{}/s ({vus} connections × {}/s)",
+                fmt_rate(rate),
+                fmt_rate(rate / vus as f64)
+            ),
+        }
     }
 
     /// What a step offers that may be missed: arrivals, or paced requests.
@@ -153,12 +173,7 @@ impl Knob {
 mod tests {
     use super::*;
 
-    fn plan(text: &str) -> Plan {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.yaml");
-        std::fs::write(&path, text).unwrap();
-        crate::scenario::load_file(&path, &Default::default()).unwrap()
-    }
+    use crate::capacity::test_plan as plan;
 
     const PACE: &str = "pace: { rate: 5/s, duration: 1h, in_flight: 8, send: { type: ping, id: \"{{seq}}\" }, reply: { kind: pong }, metric: rtt }";
 
@@ -192,7 +207,12 @@ mod tests {
         // 20 connections at 15/s each: 300/s in all, for the whole step, from the start.
         assert_eq!(at.load.level_at(Duration::ZERO), 20.0);
         assert_eq!(at.load.duration(), Duration::from_secs(4));
-        let Step::Pace(pace) = &at.behaviours[0].steps[1] else {
+        // Each connection first waits a random part of its 1/15 s interval.
+        assert!(matches!(
+            at.behaviours[0].steps[1],
+            Step::Think(Think::Range(Duration::ZERO, d)) if (d.as_secs_f64() - 1.0 / 15.0).abs() < 1e-9
+        ));
+        let Step::Pace(pace) = &at.behaviours[0].steps[2] else {
             panic!("not a pace")
         };
         assert_eq!(pace.rate, Some(15.0));

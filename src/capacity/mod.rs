@@ -432,7 +432,7 @@ impl Searcher<'_> {
         let outcome = outcome.unwrap_or(Outcome::Interrupted);
         Capacity {
             outcome,
-            answer: answer(outcome, search, steps, self.slo, a.procs),
+            answer: answer(outcome, search, steps, self.slo, (self.knob, a.procs)),
             sustained_rate: search.good(),
             breaking_rate: search.bad(),
             slo: self.slo.iter().map(|t| t.source.clone()).collect(),
@@ -468,7 +468,7 @@ fn answer(
     search: &Search,
     steps: &[Step],
     slo: &[Threshold],
-    procs: Option<u32>,
+    (knob, procs): (Knob, Option<u32>),
 ) -> String {
     let slos = slo
         .iter()
@@ -484,8 +484,8 @@ fn answer(
     let last_rate = last.map_or(0.0, |s| s.offered_rate);
     match outcome {
         Outcome::Found => format!(
-            "sustains {}/s with {slos} ({} answered/s); breaks at {}/s ({})",
-            fmt_rate(search.good().unwrap_or(0.0)),
+            "sustains {} with {slos} ({} answered/s); breaks at {}/s ({})",
+            knob.total(search.good().unwrap_or(0.0)),
             fmt_rate(at(search.good()).map_or(0.0, |s| s.achieved_rate)),
             fmt_rate(search.bad().unwrap_or(0.0)),
             why(at(search.bad()))
@@ -582,5 +582,39 @@ fn conclude(
         results,
         out_dir,
         output_failed,
+    }
+}
+
+/// The plan of scenario `text`, for the tests.
+#[cfg(test)]
+pub(crate) fn test_plan(text: &str) -> Plan {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.yaml");
+    std::fs::write(&path, text).unwrap();
+    crate::scenario::load_file(&path, &Default::default()).unwrap()
+}
+
+/// An open model of one ping a second, each timed into `rtt` by its pong, for the tests.
+#[cfg(test)]
+pub(crate) const PING: &str = "name: s\ntarget: ws://127.0.0.1:1/ws\n\
+    load: { model: open, max_vus: 10, phases: [{ hold: 1s, rate: 1/s }] }\n\
+    behaviours:\n  - steps:\n      - send: { type: ping, id: \"{{seq}}\" }\n      \
+    - expect: { kind: pong, within: 1s, metric: rtt }\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saturated_generator_is_told_the_flag_it_has() {
+        let without = more_generator(None);
+        assert!(
+            without.starts_with("use --procs or shards: search again with --procs N"),
+            "{without}"
+        );
+        let with = more_generator(Some(2));
+        assert!(!with.contains("--procs or shards"), "{with}");
+        assert!(with.contains("all 2 processes of --procs 2"), "{with}");
+        assert!(with.contains("raise --procs"), "{with}");
     }
 }

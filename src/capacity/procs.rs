@@ -298,3 +298,179 @@ fn series(parts: &[Measured]) -> Vec<SeriesPoint> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capacity::knob::Knob;
+    use crate::capacity::step::{conclude, StepConfig};
+    use crate::metrics::{new_histogram, Aggregate};
+    use crate::report::capacity::Verdict;
+    use crate::report::{Results, Status};
+    use crate::run::RunArgs;
+    use crate::scenario::plan::Plan;
+
+    const TICK: f64 = 0.25;
+    /// A 4 s step: 1 s of warm-up, then two halves of 1.5 s.
+    const TICKS: usize = 16;
+
+    fn plan() -> Plan {
+        crate::capacity::test_plan(crate::capacity::PING)
+    }
+
+    /// One process's figures after `upto` ticks of `samples` (per tick, µs), with
+    /// `timeouts` timeouts at tick 2 (in the warm-up).
+    fn results(samples: &[Vec<u64>], upto: usize, timeouts: u64) -> Results {
+        let mut h = new_histogram();
+        let mut r = Aggregate::new(vec!["rtt".into()]).results(
+            crate::results::test_meta(10.0, upto as f64 * TICK, 1),
+            Status::Running,
+        );
+        for (k, tick) in samples.iter().take(upto).enumerate() {
+            let mut th = new_histogram();
+            for &v in tick {
+                h.record(v).unwrap();
+                th.record(v).unwrap();
+            }
+            let mut p = SeriesPoint {
+                t: (k + 1) as f64 * TICK,
+                span_s: TICK,
+                samples: tick.len() as u64,
+                frames_in: tick.len() as u64,
+                frames_out: tick.len() as u64,
+                ..SeriesPoint::default()
+            };
+            (p.p50_us, p.p99_us) = (
+                Some(th.value_at_quantile(0.5)),
+                Some(th.value_at_quantile(0.99)),
+            );
+            r.series.push(p);
+        }
+        let n = h.len();
+        r.metrics.get_mut("rtt").unwrap().latency = Summary::from_histogram(&h);
+        let c = &mut r.counters;
+        (c.frames_in, c.frames_out, c.ops) = (n, n, n);
+        c.requests.sent = n + if upto > 2 { timeouts } else { 0 };
+        c.requests.replies = n;
+        c.requests.timeouts = if upto > 2 { timeouts } else { 0 };
+        c.connections.opened = n;
+        r.load.iterations_ok = n;
+        r
+    }
+
+    /// What a step measured: at the end, at 1 s and at 2.5 s, and each tick's histogram.
+    fn measured(samples: &[Vec<u64>], timeouts: u64) -> Measured {
+        let mut whole = results(samples, TICKS, timeouts);
+        whole.status = Status::Complete;
+        Measured {
+            whole,
+            at_warmup: Some(results(samples, 4, timeouts)),
+            at_middle: Some(results(samples, 10, timeouts)),
+            ticks: samples
+                .iter()
+                .map(|t| {
+                    let mut h = new_histogram();
+                    t.iter().for_each(|&v| h.record(v).unwrap());
+                    Summary::from_histogram(&h)
+                })
+                .collect(),
+        }
+    }
+
+    /// `per_tick(k, i)`: the latency of sample `i` of tick `k` (40 a tick, 160/s).
+    fn ticks(per_tick: impl Fn(usize, u64) -> u64) -> Vec<Vec<u64>> {
+        (0..TICKS)
+            .map(|k| (0..40).map(|i| per_tick(k, i)).collect())
+            .collect()
+    }
+
+    /// Every other sample to each of two shards.
+    fn split(all: &[Vec<u64>]) -> [Vec<Vec<u64>>; 2] {
+        let half = |odd: usize| {
+            all.iter()
+                .map(|t| t.iter().skip(odd).step_by(2).copied().collect())
+                .collect()
+        };
+        [half(0), half(1)]
+    }
+
+    fn judge(plan: &Plan, m: Measured) -> crate::report::capacity::Step {
+        let slo =
+            crate::capacity::slo::parse_all(&["latency.rtt.p99 < 50ms".into()], plan).unwrap();
+        let args = RunArgs::default();
+        let cfg = StepConfig {
+            rate: 160.0,
+            warmup: Duration::from_secs(1),
+            step: Duration::from_secs(4),
+            opts: Default::default(),
+            slo: &slo,
+            slo_us: Some(50_000.0),
+            args: &args,
+            knob: Knob::Arrivals,
+        };
+        conclude(plan, &cfg, m, 0.0).step
+    }
+
+    #[test]
+    fn two_shards_added_up_are_judged_as_one_process() {
+        let plan = plan();
+        // A slow warm-up (left out), then: steady; a queue growing through the window
+        // while under the SLO; steady but with timeouts in the warm-up only.
+        let cases = [
+            (
+                ticks(|k, i| if k < 4 { 90_000 } else { 2_000 + i * 50 }),
+                0,
+                Verdict::Good,
+            ),
+            (
+                ticks(|k, i| {
+                    if k < 4 {
+                        90_000
+                    } else {
+                        1_000 + k as u64 * 2_500 + i
+                    }
+                }),
+                0,
+                Verdict::Bad,
+            ),
+            (ticks(|_, i| 3_000 + i * 10), 5, Verdict::Good),
+        ];
+        for (all, timeouts, want) in cases {
+            let one = judge(&plan, measured(&all, timeouts));
+            let [a, b] = split(&all);
+            let shards = vec![
+                measured(&a, timeouts / 2),
+                measured(&b, timeouts - timeouts / 2),
+            ];
+            let two = judge(&plan, add(shards));
+            assert_eq!(one.verdict, want, "{one:#?}");
+            assert_eq!(two.verdict, one.verdict, "{two:#?}");
+            assert_eq!(two.why, one.why);
+            // The measured window's percentiles from added histograms: the same, not an
+            // average of the shards'.
+            assert_eq!(two.metrics, one.metrics);
+            assert_eq!(two.metrics["rtt"].count, 12 * 40);
+            assert_eq!(two.trend, one.trend);
+            assert_eq!(two.achieved_rate, one.achieved_rate);
+            assert_eq!(two.requests, one.requests);
+            assert_eq!(two.slo, one.slo);
+            // Each tick's percentiles too, from the shards' tick histograms added.
+            let p99: Vec<_> = two.series.iter().map(|p| p.p99_us).collect();
+            let want: Vec<_> = one.series.iter().map(|p| p.p99_us).collect();
+            assert_eq!(p99, want);
+        }
+    }
+
+    #[test]
+    fn generator_saturation_in_one_shard_stops_the_search() {
+        let plan = plan();
+        let all = ticks(|_, i| 3_000 + i * 10);
+        let [a, b] = split(&all);
+        let mut second = measured(&b, 0);
+        second.whole.health.generator_saturated = true;
+        second.whole.health.reasons = vec!["CPU 98% of its cores".into()];
+        let step = judge(&plan, add(vec![measured(&a, 0), second]));
+        assert_eq!(step.verdict, Verdict::GeneratorLimited, "{step:#?}");
+        assert!(step.why[0].contains("shard 2/2: CPU 98%"), "{:?}", step.why);
+    }
+}
