@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::report::fmt_rate;
-use crate::scenario::plan::{LoadModel, LoadPlan, Pace, Plan, Stage, Step, Think};
+use crate::scenario::plan::{LoadModel, LoadPlan, Pace, Plan, Stage, Step};
 
 /// The rate a search drives.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -97,8 +97,8 @@ fn paces(steps: &[Step]) -> usize {
 impl Knob {
     /// `base` with the driven rate at `rate` (the total, per second) held for `step`: the
     /// load jumps straight to its level, which it holds; a paced connection paces for the
-    /// whole step (the `pace` step's `count` and `duration` give way to it), starting at a
-    /// random point of its first interval.
+    /// whole step (the `pace` step's `count` and `duration` give way to it), the
+    /// connections' schedules interleaved evenly.
     pub fn plan(&self, base: &Plan, rate: f64, step: Duration) -> Plan {
         let mut plan = base.clone();
         let level = match *self {
@@ -113,11 +113,9 @@ impl Knob {
                 pace.rate = Some(each);
                 pace.count = None;
                 pace.duration = Some(step);
-                // Connections that start together would send together: each waits a random
-                // part of its interval first, so their sends interleave instead of arriving
-                // as one burst per interval.
-                let interval = Duration::from_secs_f64(1.0 / each);
-                steps.insert(index, Step::Think(Think::Range(Duration::ZERO, interval)));
+                // Connections that start together would send together, one burst per
+                // interval: their schedules interleave instead, evenly spaced.
+                pace.spread = vus;
                 vus as f64
             }
         };
@@ -207,17 +205,14 @@ mod tests {
         // 20 connections at 15/s each: 300/s in all, for the whole step, from the start.
         assert_eq!(at.load.level_at(Duration::ZERO), 20.0);
         assert_eq!(at.load.duration(), Duration::from_secs(4));
-        // Each connection first waits a random part of its 1/15 s interval.
-        assert!(matches!(
-            at.behaviours[0].steps[1],
-            Step::Think(Think::Range(Duration::ZERO, d)) if (d.as_secs_f64() - 1.0 / 15.0).abs() < 1e-9
-        ));
-        let Step::Pace(pace) = &at.behaviours[0].steps[2] else {
+        let Step::Pace(pace) = &at.behaviours[0].steps[1] else {
             panic!("not a pace")
         };
         assert_eq!(pace.rate, Some(15.0));
         assert_eq!(pace.duration, Some(Duration::from_secs(4)));
         assert_eq!(pace.count, None);
+        // The 20 connections' schedules interleave.
+        assert_eq!(pace.spread, 20);
     }
 
     #[test]

@@ -140,6 +140,7 @@ impl Lower<'_> {
             in_flight: in_flight?,
             within: within?,
             unchecked,
+            spread: 0,
         })
     }
 

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{self, server, shipped};
+use crate::support::{self, schema, server, shipped};
 
 #[test]
 fn a_search_over_two_processes_finds_the_servers_capacity_within_5_percent() {
@@ -18,14 +18,8 @@ fn a_search_over_two_processes_finds_the_servers_capacity_within_5_percent() {
         .args(["capacity", shipped().to_str().unwrap()])
         .args(["--target", &target, "--slo", "latency.rtt.p99 < 200ms"])
         .args(["--from", "80/s", "--step", "2s", "--warmup", "500ms"])
-        .args([
-            "--precision",
-            "3%",
-            "--procs",
-            "2",
-            "--quiet",
-            "--no-report",
-        ])
+        .args(["--precision", "3%", "--procs", "2", "--threads", "1"])
+        .args(["--quiet", "--no-report"])
         .arg("--schemas")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas"))
         .arg("--out")
@@ -64,6 +58,8 @@ fn a_search_over_two_processes_finds_the_servers_capacity_within_5_percent() {
         .map(|s| &s["index"])
         .collect();
     assert_eq!(shards, [1, 2], "{}", doc["shards"]);
+    let errors: Vec<String> = schema().iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(
         doc["meta"]["threads"].as_u64(),
         Some(2),

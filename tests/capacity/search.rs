@@ -9,15 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{self, assert_found_near, search_server, server, shipped};
+use crate::support::{self, assert_found_near, schema, search_server, server, shipped};
 use squall::report::capacity::Verdict;
-
-fn schema() -> jsonschema::Validator {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/results.schema.json");
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    jsonschema::draft202012::new(&schema).unwrap()
-}
 
 #[test]
 fn the_search_finds_the_servers_capacity_within_5_percent_for_two_budgets() {

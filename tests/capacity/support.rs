@@ -84,6 +84,14 @@ pub fn assert_found_near(c: &squall::report::capacity::Capacity, n: f64) {
     );
 }
 
+/// The results schema (schemas/results.schema.json).
+pub fn schema() -> jsonschema::Validator {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/results.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::draft202012::new(&schema).unwrap()
+}
+
 /// One search at a time: a test holds this for its whole search, so no other search in
 /// this binary loads the machine while it measures latency.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
