@@ -291,7 +291,18 @@ pub fn execute(args: CapacityArgs) -> Result<Finished, CapacityError> {
             let mut shared = args.clone();
             shared.run.target = Some(plan.target.clone());
             shared.run.seed = Some(plan.seed);
-            Some(rt.block_on(procs::Pool::start(&shared, n, &out_dir, threads))?)
+            match rt.block_on(procs::Pool::start(&shared, n, &out_dir, threads)) {
+                Ok(pool) => Some(pool),
+                Err(e) => {
+                    // The file written before must not stay `running`: it says why.
+                    first.status = Status::Aborted;
+                    first.status_reason = Some(e.to_string());
+                    if let Err(w) = writer.write(&first) {
+                        eprintln!("squall: cannot write the results: {w}");
+                    }
+                    return Err(e);
+                }
+            }
         }
         None => None,
     };
