@@ -5,6 +5,7 @@ searches spread. Loopback only; every search is bounded by its steps.
 
     cargo build --release --workspace --bins
     python3 benches/capacity.py [--capacity 2000] [--runs 3] [--step 10s] [--warmup 3s]
+        [--scenario scenarios/kite/capacity-pace-reference.yaml] [--procs 2]
 """
 
 import argparse
@@ -40,10 +41,11 @@ def search(addr, args):
     with tempfile.TemporaryDirectory() as d:
         start = time.monotonic()
         out = subprocess.run(
-            [SQUALL, "capacity", os.path.join(ROOT, "scenarios", "kite", "capacity.yaml"),
+            [SQUALL, "capacity", os.path.join(ROOT, args.scenario),
              "--target", f"ws://{addr}/kite/ws", "--slo", args.slo, "--from", args.start,
              "--step", args.step, "--warmup", args.warmup, "--precision", "5%",
-             "--schemas", os.path.join(ROOT, "schemas"), "--no-report", "--out", d],
+             "--schemas", os.path.join(ROOT, "schemas"), "--no-report", "--out", d]
+            + (["--procs", str(args.procs)] if args.procs else []),
             capture_output=True, text=True, timeout=900,
         )
         took = time.monotonic() - start
@@ -61,6 +63,9 @@ def main():
     ap.add_argument("--start", default="100/s", help="--from")
     ap.add_argument("--step", default="10s")
     ap.add_argument("--warmup", default="3s")
+    ap.add_argument("--scenario", default=os.path.join("scenarios", "kite", "capacity.yaml"),
+                    help="relative to the repository")
+    ap.add_argument("--procs", type=int, default=None, help="capacity --procs N")
     args = ap.parse_args()
     server, addr = start_server(args.capacity)
     rows = []
@@ -75,7 +80,8 @@ def main():
     found = [r[1] for r in rows if r[1] is not None]
     times = [r[0] for r in rows]
     n = args.capacity
-    print(f"capacity {n}/s, step {args.step} (warm-up {args.warmup}), precision 5 %, SLO {args.slo!r}")
+    print(f"{args.scenario}{f' --procs {args.procs}' if args.procs else ''}: capacity {n}/s, "
+          f"step {args.step} (warm-up {args.warmup}), precision 5 %, SLO {args.slo!r}")
     print(f"time to answer: median {statistics.median(times):.0f} s (min {min(times):.0f}, max {max(times):.0f})")
     if found:
         print(f"answers: {found}; error vs {n}/s: "

@@ -4,15 +4,18 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use squall::capacity::{execute, CapacityArgs};
+use squall::capacity::{execute, serve_worker, CapacityArgs};
+use squall::run::shard::Shard;
 use squall::run::RunArgs;
 
-/// Find the highest arrival rate the target sustains within the SLOs: exponential steps,
+/// Find the highest rate the target sustains within the SLOs (an open model's arrival
+/// rate, or a closed model's one `pace` rate over all its connections): exponential steps,
 /// then bisection (exit 0 found, 1 even --from breaks, 2 bad input, 3 the target failed or
 /// squall itself was the limit, 130 interrupted).
 #[derive(clap::Args)]
 pub struct CapacityCmd {
-    /// The scenario file (an open model: its arrival rate is what the search drives).
+    /// The scenario file: an open model (the search drives its arrival rate), or a closed
+    /// model with one `pace` step (the search drives its rate on every connection).
     scenario: PathBuf,
     /// A service-level objective in the threshold syntax, e.g. "latency.rtt.p99 < 50ms"
     /// (repeatable; every one must hold).
@@ -57,6 +60,13 @@ pub struct CapacityCmd {
     /// Do not write report.html and the PNG charts at the end.
     #[arg(long)]
     no_report: bool,
+    /// Run every step as N shard processes on this machine, each offering its share of
+    /// the step's rate; each step is judged on their figures added up.
+    #[arg(long, value_name = "N")]
+    procs: Option<u32>,
+    /// One shard process of a --procs search (started by the search itself).
+    #[arg(long, value_name = "I/N", hide = true, value_parser = squall::run::shard::parse_shard)]
+    procs_worker: Option<Shard>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -107,7 +117,11 @@ pub fn run(cmd: CapacityCmd) -> u8 {
         step: cmd.step,
         warmup: cmd.warmup,
         precision: cmd.precision,
+        procs: cmd.procs,
     };
+    if let Some(shard) = cmd.procs_worker {
+        return serve_worker(args, shard);
+    }
     match execute(args) {
         Ok(done) => done.exit_code(),
         Err(e) => {

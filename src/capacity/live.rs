@@ -72,6 +72,13 @@ impl View {
         ));
     }
 
+    /// Time since the step began, when its figures are in other processes (`--procs`).
+    pub fn elapsed(&mut self, elapsed: Duration) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(elapsed.as_millis() as u64);
+        }
+    }
+
     /// A step ended: its line replaces the bar.
     pub fn finish(&mut self, n: usize, step: &Step) {
         if let Some(bar) = self.bar.take() {

@@ -1,11 +1,14 @@
-//! `squall capacity`: the highest arrival rate a target sustains within its SLOs.
+//! `squall capacity`: the highest rate a target sustains within its SLOs.
 //!
-//! Each step holds the scenario's open model at one rate for `--step` through the
-//! ordinary swarm (one run per step), leaves out its warm-up, and is good only when every
+//! Each step holds the scenario at one rate for `--step` through the ordinary swarm (one
+//! run per step): its open model's arrival rate, or its connections' `pace` rate
+//! ([`knob`]). It leaves out its warm-up, and is good only when every
 //! SLO held over the rest, latency did not rise across it ([`trend`]) and every request
 //! was answered. The rate doubles from `--from` until a step breaks, then bisects between
 //! the last good and the first bad rate until they are within `--precision`. A step where
 //! squall itself was saturated stops the search: its latencies are partly squall's.
+//! With `--procs N` every step is run by N shard processes ([`procs`], [`worker`]) and
+//! judged on their figures added up.
 //!
 //! One run per step, not one swarm whose rate changes: each step starts from no open
 //! connection and no request in flight, so one step's queue (requests it left waiting)
@@ -13,13 +16,16 @@
 //! generator health with nothing to reset in the swarm. The cost, a connection setup per
 //! step, is what the open model pays for every arrival anyway.
 
+pub mod knob;
 mod live;
+pub mod procs;
 pub mod search;
 pub mod slo;
 mod steady;
 mod step;
 pub mod trend;
 mod verdict;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -31,10 +37,12 @@ use crate::protocol::Profile;
 use crate::report::capacity::{Capacity, Outcome, Settings, Step, Verdict};
 use crate::report::fmt_rate;
 use crate::report::{self, ReportError, Results, ResultsWriter, Status};
+use crate::run::shard::Shard;
 use crate::run::{self, RunArgs, RunError};
-use crate::scenario::plan::{LoadModel, Plan};
+use crate::scenario::plan::Plan;
 use crate::scenario::thresholds::Threshold;
 use crate::swarm::{Control, RunOptions};
+use knob::Knob;
 use live::View;
 use search::{Bounds, Conclusion, Search};
 pub use slo::SloError;
@@ -65,6 +73,8 @@ pub struct CapacityArgs {
     /// Largest gap between sustained and breaking rate, a fraction of the sustained one.
     /// Default 0.05.
     pub precision: f64,
+    /// Run every step as this many shard processes (`--procs N`); `None`: in this process.
+    pub procs: Option<u32>,
 }
 
 impl Default for CapacityArgs {
@@ -77,6 +87,7 @@ impl Default for CapacityArgs {
             step: Duration::from_secs(10),
             warmup: Duration::from_secs(3),
             precision: 0.05,
+            procs: None,
         }
     }
 }
@@ -103,6 +114,9 @@ impl CapacityArgs {
                 self.precision * 100.0
             ));
         }
+        if self.procs == Some(0) {
+            return usage("--procs must be at least 1 (the number of shard processes)".into());
+        }
         if self.step.saturating_sub(self.warmup) < MIN_MEASURED {
             return usage(format!(
                 "--step ({:?}) must exceed --warmup ({:?}) by at least 1s: the steady-state test needs the time to judge",
@@ -125,6 +139,9 @@ pub enum CapacityError {
     /// Settings that do not fit.
     #[error("{0}")]
     Usage(String),
+    /// A `--procs` shard process could not be started or failed.
+    #[error("{0}")]
+    Procs(String),
 }
 
 impl From<ReportError> for CapacityError {
@@ -139,6 +156,7 @@ impl CapacityError {
         match self {
             CapacityError::Run(e) => e.exit_code(),
             CapacityError::Slo(_) | CapacityError::Usage(_) => 2,
+            CapacityError::Procs(_) => 3,
         }
     }
 }
@@ -178,28 +196,74 @@ impl Finished {
     }
 }
 
+/// The scenario as a search runs it: loaded, its knob found, the SLOs parsed, the
+/// profile compiled.
+struct Prepared {
+    run_args: RunArgs,
+    plan: Plan,
+    knob: Knob,
+    slo: Vec<Threshold>,
+    profile: Option<std::sync::Arc<Profile>>,
+    /// Worker threads of each process.
+    threads: usize,
+}
+
+impl Prepared {
+    fn new(args: &CapacityArgs) -> Result<Prepared, CapacityError> {
+        args.check()?;
+        let run_args = RunArgs {
+            duration: None,
+            vus: None,
+            rate: None,
+            serve: false,
+            junit: None,
+            samples: None,
+            ..args.run.clone()
+        };
+        let mut plan = run::prepare(&run_args)?;
+        let knob = knob::find(&plan).map_err(|why| {
+            CapacityError::Usage(format!("{}: {why}", args.run.scenario.display()))
+        })?;
+        let slo = slo::parse_all(&args.slo, &plan)?;
+        let profile = run::profile_for(&mut plan, &run_args)?;
+        let threads = args.run.threads.unwrap_or_else(|| {
+            let all = RunOptions::default().threads;
+            // As `squall run --procs`: the cores shared out among the processes.
+            (all / args.procs.unwrap_or(1) as usize).max(1)
+        });
+        Ok(Prepared {
+            run_args,
+            plan,
+            knob,
+            slo,
+            profile,
+            threads,
+        })
+    }
+}
+
+/// The swarm options of every step.
+fn step_options(threads: usize, profile: Option<std::sync::Arc<Profile>>) -> RunOptions {
+    RunOptions {
+        threads,
+        tick: TICK,
+        // The same two seconds `squall run` gives a dead target, in shorter ticks.
+        dead_ticks: 8,
+        profile,
+        ..RunOptions::default()
+    }
+}
+
 /// Runs a capacity search end to end on a runtime of its own.
 pub fn execute(args: CapacityArgs) -> Result<Finished, CapacityError> {
-    args.check()?;
-    let run_args = RunArgs {
-        duration: None,
-        vus: None,
-        rate: None,
-        serve: false,
-        junit: None,
-        samples: None,
-        ..args.run.clone()
-    };
-    let mut plan = run::prepare(&run_args)?;
-    if plan.load.model == LoadModel::Closed {
-        return Err(CapacityError::Usage(format!(
-            "{}: capacity drives an open model's arrival rate, and this scenario runs VUs: \
-             give it `load: {{ model: open, max_vus: N, phases: [...] }}` (the phases are replaced by the search's steps)",
-            args.run.scenario.display()
-        )));
-    }
-    let slo = slo::parse_all(&args.slo, &plan)?;
-    let profile = run::profile_for(&mut plan, &run_args)?;
+    let Prepared {
+        run_args,
+        plan,
+        knob,
+        slo,
+        profile,
+        threads,
+    } = Prepared::new(&args)?;
     run::raise_fd_limit();
     let (rt, rx, signals) = run::runtime_with_signals()?;
     let out_dir = args
@@ -208,10 +272,6 @@ pub fn execute(args: CapacityArgs) -> Result<Finished, CapacityError> {
         .clone()
         .unwrap_or_else(|| run::default_out(&format!("{}-capacity", plan.name)));
     let writer = ResultsWriter::create(&out_dir)?;
-    let threads = args
-        .run
-        .threads
-        .unwrap_or_else(|| RunOptions::default().threads);
     let mut first = Aggregate::new(plan.metrics.clone()).results(
         run::meta(&plan, &run_args, SystemTime::now(), threads),
         Status::Running,
@@ -225,18 +285,45 @@ pub fn execute(args: CapacityArgs) -> Result<Finished, CapacityError> {
         }
         return Err(e.into());
     }
+    let mut pool = match args.procs {
+        Some(n) => {
+            // Every process aims at the target and seed this one resolved.
+            let mut shared = args.clone();
+            shared.run.target = Some(plan.target.clone());
+            shared.run.seed = Some(plan.seed);
+            match rt.block_on(procs::Pool::start(&shared, n, &out_dir, threads)) {
+                Ok(pool) => Some(pool),
+                Err(e) => {
+                    // The file written before must not stay `running`: it says why.
+                    first.status = Status::Aborted;
+                    first.status_reason = Some(e.to_string());
+                    if let Err(w) = writer.write(&first) {
+                        eprintln!("squall: cannot write the results: {w}");
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
     let search = Searcher {
         plan: &plan,
         args: &args,
         run_args: &run_args,
         slo: &slo,
-        profile,
-        threads,
+        knob,
+        opts: step_options(threads, profile),
         writer: &writer,
     };
-    let results = rt.block_on(search.run(rx));
+    let results = rt.block_on(search.run(rx, pool.as_mut()));
+    drop(pool);
     signals.abort();
     Ok(conclude(results, &args, &writer, out_dir))
+}
+
+/// Runs one shard process of a `--procs` search (see [`worker`]); the exit code.
+pub fn serve_worker(args: CapacityArgs, shard: Shard) -> u8 {
+    worker::serve(args, shard)
 }
 
 /// Everything a search holds while it runs.
@@ -245,13 +332,17 @@ struct Searcher<'a> {
     args: &'a CapacityArgs,
     run_args: &'a RunArgs,
     slo: &'a [Threshold],
-    profile: Option<std::sync::Arc<Profile>>,
-    threads: usize,
+    knob: Knob,
+    opts: RunOptions,
     writer: &'a ResultsWriter,
 }
 
 impl Searcher<'_> {
-    async fn run(&self, mut control: mpsc::UnboundedReceiver<Control>) -> Results {
+    async fn run(
+        &self,
+        mut control: mpsc::UnboundedReceiver<Control>,
+        mut pool: Option<&mut procs::Pool>,
+    ) -> Results {
         let a = self.args;
         let mut search = Search::new(Bounds {
             from: a.from,
@@ -260,22 +351,15 @@ impl Searcher<'_> {
         });
         let metric = slo::plotted_metric(self.slo, self.plan);
         let mut view = View::new(a.run.progress, a.run.quiet, a.step, metric.clone());
-        let opts = RunOptions {
-            threads: self.threads,
-            tick: TICK,
-            // The same two seconds `squall run` gives a dead target, in shorter ticks.
-            dead_ticks: 8,
-            profile: self.profile.clone(),
-            ..RunOptions::default()
-        };
         let cfg = |rate| step::StepConfig {
             rate,
             warmup: a.warmup,
             step: a.step,
-            opts: opts.clone(),
+            opts: self.opts.clone(),
             slo: self.slo,
             slo_us: slo::tightest_latency_us(self.slo),
             args: self.run_args,
+            knob: self.knob,
         };
         let t0 = Instant::now();
         let mut steps: Vec<Step> = Vec::new();
@@ -284,10 +368,26 @@ impl Searcher<'_> {
         while let Some(rate) = search.next_rate() {
             view.start(steps.len() + 1, rate);
             let at = t0.elapsed().as_secs_f64();
-            let ran = step::run(self.plan, &cfg(rate), at, &mut control, &mut |agg, el| {
-                view.tick(agg, el)
-            })
-            .await;
+            let cfg = cfg(rate);
+            let ran = match pool.as_deref_mut() {
+                None => {
+                    step::run(self.plan, &cfg, at, &mut control, &mut |agg, el| {
+                        view.tick(agg, el)
+                    })
+                    .await
+                }
+                Some(pool) => {
+                    let k = steps.len() + 1;
+                    let mut tick = |el| view.elapsed(el);
+                    match pool.step(k, rate, &mut control, &mut tick).await {
+                        Ok(parts) => {
+                            let plan = self.knob.plan(self.plan, rate, a.step);
+                            step::conclude(&plan, &cfg, procs::add(parts), at)
+                        }
+                        Err(e) => self.failed_step(&cfg, at, e),
+                    }
+                }
+            };
             view.finish(steps.len() + 1, &ran.step);
             match ran.step.verdict {
                 Verdict::Good => search.record(rate, true),
@@ -317,6 +417,21 @@ impl Searcher<'_> {
         unreachable!("a search ends with an outcome")
     }
 
+    /// A step that did not take place because a shard process failed: aborted, naming it.
+    fn failed_step(&self, cfg: &step::StepConfig<'_>, at: f64, e: CapacityError) -> step::Ran {
+        let plan = self.knob.plan(self.plan, cfg.rate, cfg.step);
+        let meta = run::meta(&plan, self.run_args, SystemTime::now(), self.opts.threads);
+        let mut whole = Aggregate::new(plan.metrics.clone()).results(meta, Status::Aborted);
+        whole.status_reason = Some(format!("not the target: squall's {e}"));
+        let m = step::Measured {
+            whole,
+            at_warmup: None,
+            at_middle: None,
+            ticks: Vec::new(),
+        };
+        step::conclude(&plan, cfg, m, at)
+    }
+
     fn capacity(
         &self,
         outcome: Option<Outcome>,
@@ -328,7 +443,7 @@ impl Searcher<'_> {
         let outcome = outcome.unwrap_or(Outcome::Interrupted);
         Capacity {
             outcome,
-            answer: answer(outcome, search, steps, self.slo),
+            answer: answer(outcome, search, steps, self.slo, (self.knob, a.procs)),
             sustained_rate: search.good(),
             breaking_rate: search.bad(),
             slo: self.slo.iter().map(|t| t.source.clone()).collect(),
@@ -359,7 +474,13 @@ fn outcome_of(c: Conclusion) -> Outcome {
 }
 
 /// The answer in one line, for people.
-fn answer(outcome: Outcome, search: &Search, steps: &[Step], slo: &[Threshold]) -> String {
+fn answer(
+    outcome: Outcome,
+    search: &Search,
+    steps: &[Step],
+    slo: &[Threshold],
+    (knob, procs): (Knob, Option<u32>),
+) -> String {
     let slos = slo
         .iter()
         .map(|t| t.source.as_str())
@@ -374,8 +495,8 @@ fn answer(outcome: Outcome, search: &Search, steps: &[Step], slo: &[Threshold]) 
     let last_rate = last.map_or(0.0, |s| s.offered_rate);
     match outcome {
         Outcome::Found => format!(
-            "sustains {}/s with {slos} ({} answered/s); breaks at {}/s ({})",
-            fmt_rate(search.good().unwrap_or(0.0)),
+            "sustains {} with {slos} ({} answered/s); breaks at {}/s ({})",
+            knob.total(search.good().unwrap_or(0.0)),
             fmt_rate(at(search.good()).map_or(0.0, |s| s.achieved_rate)),
             fmt_rate(search.bad().unwrap_or(0.0)),
             why(at(search.bad()))
@@ -390,9 +511,9 @@ fn answer(outcome: Outcome, search: &Search, steps: &[Step], slo: &[Threshold]) 
             fmt_rate(last_rate)
         ),
         Outcome::GeneratorLimited => format!(
-            "capacity is above what this generator can offer: use --procs or shards \
-             (neither exists yet; until then run the search from a bigger machine) — \
-             squall itself was the limit at {}/s ({}); {held}",
+            "capacity is above what this generator can offer: {} — squall itself was the \
+             limit at {}/s ({}); {held}",
+            more_generator(procs),
             fmt_rate(last_rate),
             why(last)
         ),
@@ -402,6 +523,23 @@ fn answer(outcome: Outcome, search: &Search, steps: &[Step], slo: &[Threshold]) 
             why(last)
         ),
         Outcome::Interrupted => format!("interrupted at {}/s; {held}", fmt_rate(last_rate)),
+    }
+}
+
+/// What to do when the generator was the limit: more processes, then more machines.
+fn more_generator(procs: Option<u32>) -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    match procs {
+        None => format!(
+            "use --procs or shards: search again with --procs N (N processes on this \
+             machine, which has {cores} cores)"
+        ),
+        Some(n) => format!(
+            "use more processes or machines: all {n} processes of --procs {n} together \
+             could not offer more; raise --procs if this machine's {cores} cores were not \
+             all busy, else search from a bigger machine (a search across machines is not \
+             built yet)"
+        ),
     }
 }
 
@@ -455,5 +593,39 @@ fn conclude(
         results,
         out_dir,
         output_failed,
+    }
+}
+
+/// The plan of scenario `text`, for the tests.
+#[cfg(test)]
+pub(crate) fn test_plan(text: &str) -> Plan {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.yaml");
+    std::fs::write(&path, text).unwrap();
+    crate::scenario::load_file(&path, &Default::default()).unwrap()
+}
+
+/// An open model of one ping a second, each timed into `rtt` by its pong, for the tests.
+#[cfg(test)]
+pub(crate) const PING: &str = "name: s\ntarget: ws://127.0.0.1:1/ws\n\
+    load: { model: open, max_vus: 10, phases: [{ hold: 1s, rate: 1/s }] }\n\
+    behaviours:\n  - steps:\n      - send: { type: ping, id: \"{{seq}}\" }\n      \
+    - expect: { kind: pong, within: 1s, metric: rtt }\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saturated_generator_is_told_the_flag_it_has() {
+        let without = more_generator(None);
+        assert!(
+            without.starts_with("use --procs or shards: search again with --procs N"),
+            "{without}"
+        );
+        let with = more_generator(Some(2));
+        assert!(!with.contains("--procs or shards"), "{with}");
+        assert!(with.contains("all 2 processes of --procs 2"), "{with}");
+        assert!(with.contains("raise --procs"), "{with}");
     }
 }

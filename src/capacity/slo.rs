@@ -84,15 +84,7 @@ mod tests {
     use super::*;
 
     fn plan() -> Plan {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.yaml");
-        std::fs::write(
-            &path,
-            "name: s\ntarget: ws://127.0.0.1:1/ws\nload: { model: open, max_vus: 10, phases: [{ hold: 1s, rate: 1/s }] }\n\
-             behaviours:\n  - steps:\n      - send: { type: ping, id: \"{{seq}}\" }\n      - expect: { kind: pong, within: 1s, metric: rtt }\n",
-        )
-        .unwrap();
-        crate::scenario::load_file(&path, &Default::default()).unwrap()
+        crate::capacity::test_plan(crate::capacity::PING)
     }
 
     #[test]

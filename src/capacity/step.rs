@@ -1,11 +1,15 @@
-//! One step of a capacity search: the scenario's open model held at one arrival rate
-//! through the ordinary swarm, and its figures over the window after the warm-up.
+//! One step of a capacity search: the scenario held at one rate (its arrivals, or its
+//! connections' pace) through the ordinary swarm, and its figures over the window after the
+//! warm-up.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
+use serde::{Deserialize, Serialize};
+
+use super::knob::Knob;
 use super::steady::{steady, window};
 use super::trend;
 use crate::check::verdict;
@@ -13,19 +17,19 @@ use crate::metrics::{Aggregate, ErrorKind};
 use crate::report::capacity::{Percentiles, Point, Step, Verdict};
 use crate::report::{Results, RunMeta, Status, Summary};
 use crate::run::{self, RunArgs};
-use crate::scenario::plan::{LoadPlan, Plan, Stage};
+use crate::scenario::plan::Plan;
 use crate::scenario::thresholds::Threshold;
 use crate::swarm::{self, Control, Observer, RunOptions};
 
 /// What a step runs with.
 pub struct StepConfig<'a> {
-    /// Arrivals per second.
+    /// The total rate driven, per second (arrivals, or all connections' paced requests).
     pub rate: f64,
     /// The start of the step left out of its figures.
     pub warmup: Duration,
     /// The whole step, warm-up included.
     pub step: Duration,
-    /// Swarm options (threads, profile, tick).
+    /// Swarm options (threads, profile, tick, shard).
     pub opts: RunOptions,
     /// The SLOs.
     pub slo: &'a [Threshold],
@@ -33,6 +37,8 @@ pub struct StepConfig<'a> {
     pub slo_us: Option<f64>,
     /// The command line, for the results' metadata.
     pub args: &'a RunArgs,
+    /// The rate the search drives.
+    pub knob: Knob,
 }
 
 /// A step that ran: its whole results (thresholds: the SLOs over the measured window) and
@@ -44,7 +50,25 @@ pub struct Ran {
     pub step: Step,
 }
 
-/// Runs one step of `base` at `cfg.rate`. Ctrl-C on `control` is passed to the swarm.
+/// What a step measured, before it is judged: its results at the end, at the first tick
+/// past the warm-up and at the first past the middle of the measured window. A shard
+/// process writes its own; the search adds the shards' together and judges the sum.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Measured {
+    /// The whole step.
+    pub whole: Results,
+    /// At the end of the warm-up; `None` when the step ended before it.
+    pub at_warmup: Option<Results>,
+    /// Halfway through the measured window; `None` when the step ended before it.
+    pub at_middle: Option<Results>,
+    /// Every tick's latency, all metrics together (kept by a shard process, whose series
+    /// percentiles cannot be added; empty otherwise).
+    #[serde(default)]
+    pub ticks: Vec<Summary>,
+}
+
+/// Runs one step of `base` at `cfg.rate` and judges it. Ctrl-C on `control` is passed to
+/// the swarm.
 pub async fn run(
     base: &Plan,
     cfg: &StepConfig<'_>,
@@ -52,33 +76,32 @@ pub async fn run(
     control: &mut mpsc::UnboundedReceiver<Control>,
     view: &mut dyn FnMut(&Aggregate, Duration),
 ) -> Ran {
-    let mut plan = base.clone();
-    plan.load = LoadPlan {
-        model: base.load.model,
-        // A zero-length stage jumps straight to the rate, which the next one holds.
-        stages: vec![
-            Stage {
-                duration: Duration::ZERO,
-                target: cfg.rate,
-            },
-            Stage {
-                duration: cfg.step,
-                target: cfg.rate,
-            },
-        ],
-    };
-    let plan = std::sync::Arc::new(plan);
+    let plan = std::sync::Arc::new(cfg.knob.plan(base, cfg.rate, cfg.step));
+    let measured = measure(plan.clone(), cfg, control, view, false).await;
+    conclude(&plan, cfg, measured, started_s)
+}
+
+/// Runs `plan` (one step, its rate set) through the swarm, keeping its figures at the
+/// marks, and each tick's latency histogram when `keep_ticks`.
+pub async fn measure(
+    plan: std::sync::Arc<Plan>,
+    cfg: &StepConfig<'_>,
+    control: &mut mpsc::UnboundedReceiver<Control>,
+    view: &mut dyn FnMut(&Aggregate, Duration),
+    keep_ticks: bool,
+) -> Measured {
     let started = SystemTime::now();
     let measured = cfg.step.saturating_sub(cfg.warmup);
     let mut watch = Watch {
         marks: [cfg.warmup, cfg.warmup + measured / 2],
         kept: Vec::new(),
+        ticks: Vec::new(),
         meta: run::meta(&plan, cfg.args, started, cfg.opts.threads),
         view,
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let outcome = {
-        let swarm = swarm::run(plan.clone(), cfg.opts.clone(), rx, &mut watch);
+        let swarm = swarm::run_keeping(plan.clone(), cfg.opts.clone(), rx, &mut watch, keep_ticks);
         tokio::pin!(swarm);
         loop {
             tokio::select! {
@@ -92,24 +115,37 @@ pub async fn run(
     let mut meta = run::meta(&plan, cfg.args, outcome.started_at, outcome.threads);
     meta.ended_at = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
     meta.duration_s = outcome.elapsed.as_secs_f64();
-    let mut results = outcome.aggregate.results(meta, outcome.status);
+    let mut whole = outcome.aggregate.results(meta, outcome.status);
     for (name, t) in plan.metrics.iter().zip(run::timing::metric_timing(&plan)) {
-        if let (Some(m), Some(t)) = (results.metrics.get_mut(name), t) {
+        if let (Some(m), Some(t)) = (whole.metrics.get_mut(name), t) {
             m.timing = t;
         }
     }
-    results.status_reason = outcome.reason;
+    whole.status_reason = outcome.reason;
+    Measured {
+        whole,
+        at_warmup,
+        at_middle,
+        ticks: watch.ticks,
+    }
+}
+
+/// Judges a step from what it measured (one process's, or the shards' added up): its
+/// figures over the measured window, the SLOs on them, the steady-state test.
+pub fn conclude(plan: &Plan, cfg: &StepConfig<'_>, m: Measured, started_s: f64) -> Ran {
+    let mut results = m.whole;
     if results.status == Status::Complete {
-        if let Some(why) = run::measured_nothing(&results, &plan) {
+        if let Some(why) = run::measured_nothing(&results, plan) {
             results.status = Status::Aborted;
             results.status_reason = Some(why);
         }
     }
+    let measured = cfg.step.saturating_sub(cfg.warmup);
     let window = window(&results.series, cfg.warmup, measured);
-    let steady = steady(&results, at_warmup.as_ref(), measured);
+    let steady = steady(&results, m.at_warmup.as_ref(), measured);
     results.thresholds = verdict::evaluate(cfg.slo, &steady);
-    let trend = match (&at_warmup, &at_middle) {
-        (Some(w), Some(m)) => trend::judge(w, m, &results, cfg.slo_us),
+    let trend = match (&m.at_warmup, &m.at_middle) {
+        (Some(w), Some(mid)) => trend::judge(w, mid, &results, cfg.slo_us),
         _ => None,
     };
     let step = judge(cfg, &results, &steady, &window, trend, started_s);
@@ -117,10 +153,12 @@ pub async fn run(
 }
 
 /// Keeps the figures at the first tick past each mark (the end of the warm-up, the middle
-/// of the measured window), and feeds the live view.
+/// of the measured window), each tick's latency when the swarm keeps intervals, and feeds
+/// the live view.
 struct Watch<'a> {
     marks: [Duration; 2],
     kept: Vec<Results>,
+    ticks: Vec<Summary>,
     meta: RunMeta,
     view: &'a mut dyn FnMut(&Aggregate, Duration),
 }
@@ -134,6 +172,13 @@ impl Observer for Watch<'_> {
         {
             self.kept
                 .push(agg.results(self.meta.clone(), Status::Running));
+        }
+        for iv in agg.drain_intervals() {
+            let mut all = crate::metrics::new_histogram();
+            for h in iv.latency.iter().flatten() {
+                let _ = all.add(h);
+            }
+            self.ticks.push(Summary::from_histogram(&all));
         }
         (self.view)(agg, elapsed);
     }
@@ -206,6 +251,6 @@ fn judge(
             })
             .collect(),
     };
-    (step.verdict, step.why) = super::verdict::classify(whole, &step);
+    (step.verdict, step.why) = super::verdict::classify(whole, &step, &cfg.knob);
     step
 }

@@ -1,13 +1,14 @@
 //! How a step is judged: good, bad (and why), or not a verdict on the target at all
 //! because the target failed or squall itself was the bottleneck.
 
+use super::knob::Knob;
 use crate::metrics::health::MISSED_REASON;
 use crate::report::capacity::{Step, Verdict};
 use crate::report::{fmt_us, Results, Status, ThresholdOutcome};
 
 /// The verdict on a step and its reasons. `whole` is the step's run; `step` holds the
-/// measured window's figures.
-pub fn classify(whole: &Results, step: &Step) -> (Verdict, Vec<String>) {
+/// measured window's figures; `knob` names what was missed and what to do about it.
+pub fn classify(whole: &Results, step: &Step, knob: &Knob) -> (Verdict, Vec<String>) {
     let reason = || vec![whole.status_reason.clone().unwrap_or_default()];
     match whole.status {
         Status::Interrupted => return (Verdict::Interrupted, reason()),
@@ -63,14 +64,22 @@ pub fn classify(whole: &Results, step: &Step) -> (Verdict, Vec<String>) {
             return (
                 Verdict::GeneratorLimited,
                 vec![format!(
-                    "{} arrivals missed while the target kept up: raise the scenario's max_vus, or the generator fell behind",
-                    step.missed
+                    "{} {} missed while the target kept up: {}",
+                    step.missed,
+                    knob.sends(),
+                    knob.missed_hint()
                 )],
             );
         }
         why.push(format!(
-            "{} arrivals missed: every slot was held by iterations waiting on the target",
-            step.missed
+            "{} {} missed: {}",
+            step.missed,
+            knob.sends(),
+            match knob {
+                Knob::Arrivals => "every slot was held by iterations waiting on the target",
+                Knob::Pace { .. } =>
+                    "every connection's window was full of requests waiting on the target",
+            }
         ));
     }
     let verdict = if why.is_empty() {

@@ -126,6 +126,24 @@ pub fn merge(args: &MergeArgs) -> Result<Merged, MergeError> {
     })
 }
 
+/// Shards' results already in memory (each named, in shard order), added up as [`merge`]
+/// adds them: histograms added, counters summed, each shard's health kept. No interval log
+/// is read and no threshold evaluated; the series is binned on wall-clock seconds as
+/// `merge` bins it (a caller with finer ticks lines them up itself). `None` without any.
+pub fn add_up(parts: Vec<(String, Results)>) -> Option<Results> {
+    let shards: Vec<Shard> = parts
+        .into_iter()
+        .map(|(file, results)| Shard {
+            started: humantime::parse_rfc3339_weak(&results.meta.started_at)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+            file,
+            results,
+            log: None,
+        })
+        .collect();
+    (!shards.is_empty()).then(|| combine::results(&shards, &[]))
+}
+
 /// The scenario's thresholds, read back from a shard's outcomes (each keeps its source).
 fn thresholds(r: &Results) -> Vec<Threshold> {
     r.thresholds

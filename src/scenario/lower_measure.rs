@@ -133,6 +133,7 @@ impl Lower<'_> {
             in_flight: in_flight?,
             within: within?,
             unchecked,
+            spread: 0,
         })
     }
 

@@ -328,6 +328,12 @@ pub struct Pace {
     pub within: Duration,
     /// Skip outbound schema checking.
     pub unchecked: bool,
+    /// Connections whose schedules interleave (set by `squall capacity`, not by scenarios):
+    /// VU `v` paces on the run's clock, `(v - 1) mod spread` `spread`ths of an interval
+    /// after a whole number of intervals since the run's start, so `spread` connections
+    /// started together send evenly spaced rather than at once. 0: each schedule starts
+    /// when its step does.
+    pub spread: u64,
 }
 
 /// One kind of request of a `pace` step.

@@ -191,13 +191,28 @@ impl<'p> Pacer<'p> {
     }
 }
 
+/// When VU `vu`'s schedule starts: `now`, or with a `spread` (see [`Pace::spread`]) the
+/// first instant from `now` on that lies its share of an interval past a whole number of
+/// intervals since `run_start`.
+fn schedule_start(p: &Pace, now: Instant, run_start: Instant, vu: u64) -> Instant {
+    let Some(rate) = p.rate.filter(|_| p.spread > 1) else {
+        return now;
+    };
+    let iv = 1.0 / rate;
+    let phase = (vu.saturating_sub(1) % p.spread) as f64 / p.spread as f64 * iv;
+    let since = now.saturating_duration_since(run_start).as_secs_f64();
+    let k = ((since - phase) / iv).ceil().max(0.0);
+    run_start + Duration::from_secs_f64(phase + k * iv)
+}
+
 impl Vu {
     /// Runs a `pace` step.
     pub(super) async fn pace(&mut self, p: &Pace) -> Flow {
         if self.io.ws.is_none() {
             return self.lost();
         }
-        let mut pacer = Pacer::new(p, Instant::now());
+        let start = schedule_start(p, Instant::now(), self.shared.start, self.ctx.vu);
+        let mut pacer = Pacer::new(p, start);
         let wants: Vec<Want> = p
             .requests
             .iter()
@@ -357,5 +372,33 @@ impl Vu {
         }
         drop(r);
         self.lost()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_schedules_interleave_on_the_run_clock() {
+        let mut p = Pace {
+            requests: Vec::new(),
+            rate: Some(10.0),
+            count: None,
+            duration: None,
+            in_flight: 1,
+            within: Duration::from_secs(1),
+            unchecked: false,
+            spread: 0,
+        };
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_millis(1234);
+        assert_eq!(schedule_start(&p, now, t0, 3), now);
+        p.spread = 4;
+        // 100 ms intervals in four slots of 25 ms: VU 3 takes the third, VU 6 the second.
+        let at = |vu| (schedule_start(&p, now, t0, vu) - t0).as_secs_f64();
+        assert!((at(3) - 1.250).abs() < 1e-6, "{}", at(3));
+        assert!((at(6) - 1.325).abs() < 1e-6, "{}", at(6));
+        assert!((at(1) - 1.300).abs() < 1e-6, "{}", at(1));
     }
 }

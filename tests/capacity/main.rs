@@ -4,6 +4,8 @@
 
 mod support;
 
+mod pace;
+mod procs;
 mod search;
 mod slo;
 mod starved;

@@ -9,16 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{self, args, server, shipped};
-use squall::capacity::execute;
-use squall::report::capacity::{Outcome, Verdict};
-
-fn schema() -> jsonschema::Validator {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/results.schema.json");
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    jsonschema::draft202012::new(&schema).unwrap()
-}
+use crate::support::{self, assert_found_near, schema, search_server, server, shipped};
+use squall::report::capacity::Verdict;
 
 #[test]
 fn the_search_finds_the_servers_capacity_within_5_percent_for_two_budgets() {
@@ -26,32 +18,12 @@ fn the_search_finds_the_servers_capacity_within_5_percent_for_two_budgets() {
     // Rates a debug build on a busy 2-core machine offers without falling behind itself
     // (each arrival is a whole connection): the search tries up to 320/s.
     for n in [120.0, 240.0] {
-        let srv = server(n, Duration::from_millis(20));
-        let dir = tempfile::tempdir().unwrap();
-        let target = format!("ws://{}/kite/ws", srv.addr());
         // A loose SLO: the steady-state test, not the SLO, finds the knee.
-        let a = args(
-            shipped(),
-            target,
-            dir.path(),
-            "latency.rtt.p99 < 200ms",
-            80.0,
-        );
-        let done = execute(a).unwrap();
-        srv.shutdown();
+        let (done, dir) = search_server(shipped(), n);
         let c = done.capacity();
-        assert_eq!(c.outcome, Outcome::Found, "{}", c.answer);
+        assert_found_near(c, n);
         assert_eq!(done.exit_code(), 0);
         let found = c.sustained_rate.unwrap();
-        assert!(
-            (found - n).abs() / n <= 0.05,
-            "capacity {n}/s, found {found}/s: {}\n{:#?}",
-            c.answer,
-            c.steps
-                .iter()
-                .map(|s| (s.offered_rate, s.verdict, &s.why))
-                .collect::<Vec<_>>()
-        );
         // Above the budget the queue grows: the steps that broke say so.
         let over = c.steps.iter().filter(|s| s.offered_rate > n * 1.05);
         for s in over {
@@ -115,6 +87,15 @@ fn bad_input_exits_2_pointing_at_the_place() {
     ]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("open model"), "{err}");
+    // What it can drive instead, and why this file offers neither.
+    assert!(
+        err.contains("exactly one `pace: { rate: R/s, ... }`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("closed model (VUs) with no `pace` step"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -58,6 +58,7 @@ fn every_scenario_passes_squall_check_and_targets_the_kite_path() {
         .collect();
     for want in [
         "capacity.yaml",
+        "capacity-pace-reference.yaml",
         "rate-limit-reference.yaml",
         "rpc-mix-reference.yaml",
         "smoke.yaml",
@@ -171,6 +172,13 @@ fn soak_passes_shortened() {
 fn capacity_passes_shortened() {
     // What `squall capacity` drives, run as written at its own 100/s (shortened).
     let doc = passes_shortened("scenarios/kite/capacity.yaml", None);
+    assert!(samples(&doc, "rtt") > 100, "{}", verdict(&doc));
+}
+
+#[test]
+fn capacity_pace_passes_shortened() {
+    // The paced load `squall capacity` drives, run as written (50 connections at 2/s each).
+    let doc = passes_shortened("scenarios/kite/capacity-pace-reference.yaml", None);
     assert!(samples(&doc, "rtt") > 100, "{}", verdict(&doc));
 }
 
