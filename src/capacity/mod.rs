@@ -20,6 +20,7 @@ pub mod knob;
 mod live;
 pub mod procs;
 pub mod search;
+mod searcher;
 pub mod slo;
 mod steady;
 mod step;
@@ -28,23 +29,19 @@ mod verdict;
 pub mod worker;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
-
-use tokio::sync::mpsc;
+use std::time::{Duration, SystemTime};
 
 use crate::metrics::Aggregate;
 use crate::protocol::Profile;
-use crate::report::capacity::{Capacity, Outcome, Settings, Step, Verdict};
-use crate::report::fmt_rate;
+use crate::report::capacity::{Capacity, Outcome};
 use crate::report::{self, ReportError, Results, ResultsWriter, Status};
 use crate::run::shard::Shard;
 use crate::run::{self, RunArgs, RunError};
 use crate::scenario::plan::Plan;
 use crate::scenario::thresholds::Threshold;
-use crate::swarm::{Control, RunOptions};
+use crate::swarm::RunOptions;
 use knob::Knob;
 use live::View;
-use search::{Bounds, Conclusion, Search};
 pub use slo::SloError;
 
 /// Ticks of a step: short, so even a short step's latency over time has points.
@@ -277,12 +274,16 @@ pub fn execute(args: CapacityArgs) -> Result<Finished, CapacityError> {
         Status::Running,
     );
     writer.write(&first)?;
-    if let Err(e) = rt.block_on(run::preflight(&plan)) {
+    // Past this point the file written before must not stay `running`: it says why not.
+    let mut aborted = |e: &dyn std::fmt::Display| {
         first.status = Status::Aborted;
         first.status_reason = Some(e.to_string());
         if let Err(w) = writer.write(&first) {
             eprintln!("squall: cannot write the results: {w}");
         }
+    };
+    if let Err(e) = rt.block_on(run::preflight(&plan)) {
+        aborted(&e);
         return Err(e.into());
     }
     let mut pool = match args.procs {
@@ -291,22 +292,12 @@ pub fn execute(args: CapacityArgs) -> Result<Finished, CapacityError> {
             let mut shared = args.clone();
             shared.run.target = Some(plan.target.clone());
             shared.run.seed = Some(plan.seed);
-            match rt.block_on(procs::Pool::start(&shared, n, &out_dir, threads)) {
-                Ok(pool) => Some(pool),
-                Err(e) => {
-                    // The file written before must not stay `running`: it says why.
-                    first.status = Status::Aborted;
-                    first.status_reason = Some(e.to_string());
-                    if let Err(w) = writer.write(&first) {
-                        eprintln!("squall: cannot write the results: {w}");
-                    }
-                    return Err(e);
-                }
-            }
+            let started = rt.block_on(procs::Pool::start(&shared, n, &out_dir, threads));
+            Some(started.inspect_err(|e| aborted(e))?)
         }
         None => None,
     };
-    let search = Searcher {
+    let search = searcher::Searcher {
         plan: &plan,
         args: &args,
         run_args: &run_args,
@@ -324,223 +315,6 @@ pub fn execute(args: CapacityArgs) -> Result<Finished, CapacityError> {
 /// Runs one shard process of a `--procs` search (see [`worker`]); the exit code.
 pub fn serve_worker(args: CapacityArgs, shard: Shard) -> u8 {
     worker::serve(args, shard)
-}
-
-/// Everything a search holds while it runs.
-struct Searcher<'a> {
-    plan: &'a Plan,
-    args: &'a CapacityArgs,
-    run_args: &'a RunArgs,
-    slo: &'a [Threshold],
-    knob: Knob,
-    opts: RunOptions,
-    writer: &'a ResultsWriter,
-}
-
-impl Searcher<'_> {
-    async fn run(
-        &self,
-        mut control: mpsc::UnboundedReceiver<Control>,
-        mut pool: Option<&mut procs::Pool>,
-    ) -> Results {
-        let a = self.args;
-        let mut search = Search::new(Bounds {
-            from: a.from,
-            to: a.to,
-            precision: a.precision,
-        });
-        let metric = slo::plotted_metric(self.slo, self.plan);
-        let mut view = View::new(a.run.progress, a.run.quiet, a.step, metric.clone());
-        let cfg = |rate| step::StepConfig {
-            rate,
-            warmup: a.warmup,
-            step: a.step,
-            opts: self.opts.clone(),
-            slo: self.slo,
-            slo_us: slo::tightest_latency_us(self.slo),
-            args: self.run_args,
-            knob: self.knob,
-        };
-        let t0 = Instant::now();
-        let mut steps: Vec<Step> = Vec::new();
-        let (mut best, mut last): (Option<Results>, Option<Results>) = (None, None);
-        let mut stopped = None;
-        while let Some(rate) = search.next_rate() {
-            view.start(steps.len() + 1, rate);
-            let at = t0.elapsed().as_secs_f64();
-            let cfg = cfg(rate);
-            let ran = match pool.as_deref_mut() {
-                None => {
-                    step::run(self.plan, &cfg, at, &mut control, &mut |agg, el| {
-                        view.tick(agg, el)
-                    })
-                    .await
-                }
-                Some(pool) => {
-                    let k = steps.len() + 1;
-                    let mut tick = |el| view.elapsed(el);
-                    match pool.step(k, rate, &mut control, &mut tick).await {
-                        Ok(parts) => {
-                            let plan = self.knob.plan(self.plan, rate, a.step);
-                            step::conclude(&plan, &cfg, procs::add(parts), at)
-                        }
-                        Err(e) => self.failed_step(&cfg, at, e),
-                    }
-                }
-            };
-            view.finish(steps.len() + 1, &ran.step);
-            match ran.step.verdict {
-                Verdict::Good => search.record(rate, true),
-                Verdict::Bad => search.record(rate, false),
-                Verdict::GeneratorLimited => stopped = Some(Outcome::GeneratorLimited),
-                Verdict::TargetFailed => stopped = Some(Outcome::TargetFailed),
-                Verdict::Interrupted => stopped = Some(Outcome::Interrupted),
-            }
-            let is_best = ran.step.verdict == Verdict::Good && search.good() == Some(rate);
-            steps.push(ran.step);
-            if is_best {
-                best = Some(ran.results);
-            } else {
-                last = Some(ran.results);
-            }
-            let outcome = stopped.or_else(|| search.conclusion().map(outcome_of));
-            let mut partial = pick(&best, &last).clone();
-            partial.capacity = Some(self.capacity(outcome, &search, &steps, &metric));
-            if outcome.is_some() {
-                return partial;
-            }
-            partial.status = Status::Running;
-            if let Err(e) = self.writer.write(&partial) {
-                eprintln!("squall: {e}");
-            }
-        }
-        unreachable!("a search ends with an outcome")
-    }
-
-    /// A step that did not take place because a shard process failed: aborted, naming it.
-    fn failed_step(&self, cfg: &step::StepConfig<'_>, at: f64, e: CapacityError) -> step::Ran {
-        let plan = self.knob.plan(self.plan, cfg.rate, cfg.step);
-        let meta = run::meta(&plan, self.run_args, SystemTime::now(), self.opts.threads);
-        let mut whole = Aggregate::new(plan.metrics.clone()).results(meta, Status::Aborted);
-        whole.status_reason = Some(format!("not the target: squall's {e}"));
-        let m = step::Measured {
-            whole,
-            at_warmup: None,
-            at_middle: None,
-            ticks: Vec::new(),
-        };
-        step::conclude(&plan, cfg, m, at)
-    }
-
-    fn capacity(
-        &self,
-        outcome: Option<Outcome>,
-        search: &Search,
-        steps: &[Step],
-        metric: &Option<String>,
-    ) -> Capacity {
-        let a = self.args;
-        let outcome = outcome.unwrap_or(Outcome::Interrupted);
-        Capacity {
-            outcome,
-            answer: answer(outcome, search, steps, self.slo, (self.knob, a.procs)),
-            sustained_rate: search.good(),
-            breaking_rate: search.bad(),
-            slo: self.slo.iter().map(|t| t.source.clone()).collect(),
-            metric: metric.clone(),
-            search: Settings {
-                from: a.from,
-                to: a.to,
-                precision: a.precision,
-                step_s: a.step.as_secs_f64(),
-                warmup_s: a.warmup.as_secs_f64(),
-            },
-            steps: steps.to_vec(),
-        }
-    }
-}
-
-fn pick<'r>(best: &'r Option<Results>, last: &'r Option<Results>) -> &'r Results {
-    // At least one step has run by the time this is asked.
-    best.as_ref().or(last.as_ref()).expect("a step has run")
-}
-
-fn outcome_of(c: Conclusion) -> Outcome {
-    match c {
-        Conclusion::Found { .. } => Outcome::Found,
-        Conclusion::BelowFrom => Outcome::BelowFrom,
-        Conclusion::AboveTo => Outcome::AboveTo,
-    }
-}
-
-/// The answer in one line, for people.
-fn answer(
-    outcome: Outcome,
-    search: &Search,
-    steps: &[Step],
-    slo: &[Threshold],
-    (knob, procs): (Knob, Option<u32>),
-) -> String {
-    let slos = slo
-        .iter()
-        .map(|t| t.source.as_str())
-        .collect::<Vec<_>>()
-        .join(" and ");
-    let at = |rate: Option<f64>| steps.iter().rev().find(|s| Some(s.offered_rate) == rate);
-    let why = |s: Option<&Step>| s.and_then(|s| s.why.first().cloned()).unwrap_or_default();
-    let held = search
-        .good()
-        .map_or("no rate held".into(), |g| format!("{}/s held", fmt_rate(g)));
-    let last = steps.last();
-    let last_rate = last.map_or(0.0, |s| s.offered_rate);
-    match outcome {
-        Outcome::Found => format!(
-            "sustains {} with {slos} ({} answered/s); breaks at {}/s ({})",
-            knob.total(search.good().unwrap_or(0.0)),
-            fmt_rate(at(search.good()).map_or(0.0, |s| s.achieved_rate)),
-            fmt_rate(search.bad().unwrap_or(0.0)),
-            why(at(search.bad()))
-        ),
-        Outcome::BelowFrom => format!(
-            "breaks already at --from {}/s ({}): lower --from",
-            fmt_rate(last_rate),
-            why(last)
-        ),
-        Outcome::AboveTo => format!(
-            "sustains at least --to {}/s with {slos}: raise --to to find where it breaks",
-            fmt_rate(last_rate)
-        ),
-        Outcome::GeneratorLimited => format!(
-            "capacity is above what this generator can offer: {} — squall itself was the \
-             limit at {}/s ({}); {held}",
-            more_generator(procs),
-            fmt_rate(last_rate),
-            why(last)
-        ),
-        Outcome::TargetFailed => format!(
-            "the target failed at {}/s: {}; {held}",
-            fmt_rate(last_rate),
-            why(last)
-        ),
-        Outcome::Interrupted => format!("interrupted at {}/s; {held}", fmt_rate(last_rate)),
-    }
-}
-
-/// What to do when the generator was the limit: more processes, then more machines.
-fn more_generator(procs: Option<u32>) -> String {
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    match procs {
-        None => format!(
-            "use --procs or shards: search again with --procs N (N processes on this \
-             machine, which has {cores} cores)"
-        ),
-        Some(n) => format!(
-            "use more processes or machines: all {n} processes of --procs {n} together \
-             could not offer more; raise --procs if this machine's {cores} cores were not \
-             all busy, else search from a bigger machine (a search across machines is not \
-             built yet)"
-        ),
-    }
 }
 
 /// Writes the final results (to a fallback folder if need be), prints the answer first and
@@ -611,21 +385,3 @@ pub(crate) const PING: &str = "name: s\ntarget: ws://127.0.0.1:1/ws\n\
     load: { model: open, max_vus: 10, phases: [{ hold: 1s, rate: 1/s }] }\n\
     behaviours:\n  - steps:\n      - send: { type: ping, id: \"{{seq}}\" }\n      \
     - expect: { kind: pong, within: 1s, metric: rtt }\n";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_saturated_generator_is_told_the_flag_it_has() {
-        let without = more_generator(None);
-        assert!(
-            without.starts_with("use --procs or shards: search again with --procs N"),
-            "{without}"
-        );
-        let with = more_generator(Some(2));
-        assert!(!with.contains("--procs or shards"), "{with}");
-        assert!(with.contains("all 2 processes of --procs 2"), "{with}");
-        assert!(with.contains("raise --procs"), "{with}");
-    }
-}

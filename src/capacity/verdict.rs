@@ -9,54 +9,10 @@ use crate::report::{fmt_us, Results, Status, ThresholdOutcome};
 /// The verdict on a step and its reasons. `whole` is the step's run; `step` holds the
 /// measured window's figures; `knob` names what was missed and what to do about it.
 pub fn classify(whole: &Results, step: &Step, knob: &Knob) -> (Verdict, Vec<String>) {
-    let reason = || vec![whole.status_reason.clone().unwrap_or_default()];
-    match whole.status {
-        Status::Interrupted => return (Verdict::Interrupted, reason()),
-        Status::Aborted => return (Verdict::TargetFailed, reason()),
-        _ => {}
+    if let Some(none) = no_verdict(whole) {
+        return none;
     }
-    // Stalls, lateness under load, a busy CPU, no file descriptors: the generator's own
-    // limits. Latency measured then is partly squall's, so the step says nothing.
-    let own: Vec<String> = whole
-        .health
-        .reasons
-        .iter()
-        .filter(|r| !r.contains(MISSED_REASON))
-        .map(|r| format!("generator saturated: {r}"))
-        .collect();
-    if !own.is_empty() {
-        return (Verdict::GeneratorLimited, own);
-    }
-    let mut why: Vec<String> = step
-        .slo
-        .iter()
-        .filter(|t| !t.pass)
-        .map(|t| format!("{} broken ({})", t.expr, measured(t)))
-        .collect();
-    if let Some(t) = step.trend.as_ref().filter(|t| t.rising) {
-        why.push(format!(
-            "latency rising: median {} in the first half, {} in the second (steady allows {} more)",
-            fmt_us(t.first_half_us),
-            fmt_us(t.second_half_us),
-            fmt_us(t.limit_us)
-        ));
-    }
-    let q = &step.requests;
-    if q.timeouts > 0 {
-        why.push(format!("{} requests timed out", q.timeouts));
-    }
-    // A request still waiting when the step stops was cut before its deadline by the
-    // step's own end: no evidence either way. Requests lost with a connection the target
-    // closed or dropped are.
-    if step.connections_lost > 0 {
-        why.push(format!(
-            "{} connections lost ({} requests unanswered)",
-            step.connections_lost, q.unanswered
-        ));
-    }
-    if step.connections_failed > 0 {
-        why.push(format!("{} connections failed", step.connections_failed));
-    }
+    let mut why = broken(step);
     if step.missed > 0 {
         if why.is_empty() {
             // The target kept up, yet arrivals did not start: the generator could not
@@ -88,6 +44,63 @@ pub fn classify(whole: &Results, step: &Step, knob: &Knob) -> (Verdict, Vec<Stri
         Verdict::Bad
     };
     (verdict, why)
+}
+
+/// A step that says nothing of the target: interrupted, aborted, or run while squall was
+/// the bottleneck.
+fn no_verdict(whole: &Results) -> Option<(Verdict, Vec<String>)> {
+    let reason = || vec![whole.status_reason.clone().unwrap_or_default()];
+    match whole.status {
+        Status::Interrupted => return Some((Verdict::Interrupted, reason())),
+        Status::Aborted => return Some((Verdict::TargetFailed, reason())),
+        _ => {}
+    }
+    // Stalls, lateness under load, a busy CPU, no file descriptors: the generator's own
+    // limits. Latency measured then is partly squall's, so the step says nothing.
+    let own: Vec<String> = whole
+        .health
+        .reasons
+        .iter()
+        .filter(|r| !r.contains(MISSED_REASON))
+        .map(|r| format!("generator saturated: {r}"))
+        .collect();
+    (!own.is_empty()).then_some((Verdict::GeneratorLimited, own))
+}
+
+/// What the target broke in the measured window: SLOs, a steady latency, requests timed
+/// out, connections lost or failed.
+fn broken(step: &Step) -> Vec<String> {
+    let mut why: Vec<String> = step
+        .slo
+        .iter()
+        .filter(|t| !t.pass)
+        .map(|t| format!("{} broken ({})", t.expr, measured(t)))
+        .collect();
+    if let Some(t) = step.trend.as_ref().filter(|t| t.rising) {
+        why.push(format!(
+            "latency rising: median {} in the first half, {} in the second (steady allows {} more)",
+            fmt_us(t.first_half_us),
+            fmt_us(t.second_half_us),
+            fmt_us(t.limit_us)
+        ));
+    }
+    let q = &step.requests;
+    if q.timeouts > 0 {
+        why.push(format!("{} requests timed out", q.timeouts));
+    }
+    // A request still waiting when the step stops was cut before its deadline by the
+    // step's own end: no evidence either way. Requests lost with a connection the target
+    // closed or dropped are.
+    if step.connections_lost > 0 {
+        why.push(format!(
+            "{} connections lost ({} requests unanswered)",
+            step.connections_lost, q.unanswered
+        ));
+    }
+    if step.connections_failed > 0 {
+        why.push(format!("{} connections failed", step.connections_failed));
+    }
+    why
 }
 
 /// What a threshold measured, for people: `p99 451ms`, `12 errors`, `0.5%`.

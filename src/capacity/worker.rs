@@ -69,26 +69,31 @@ fn serve_steps(args: &CapacityArgs, shard: Shard) -> Result<(), CapacityError> {
             &mut |_, _| {},
             true,
         ));
-        let info = Some(ShardInfo {
-            index: shard.index,
-            count: shard.count,
-            start_at: None,
-        });
-        for r in [
-            Some(&mut m.whole),
-            m.at_warmup.as_mut(),
-            m.at_middle.as_mut(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            r.shard = info.clone();
-        }
+        label(&mut m, shard);
         write(&step_file(&dir, k), &m)?;
         println!("done {k}");
         let _ = std::io::stdout().flush();
     }
     Ok(())
+}
+
+/// Marks every results document of `m` as this shard's.
+fn label(m: &mut step::Measured, shard: Shard) {
+    let info = Some(ShardInfo {
+        index: shard.index,
+        count: shard.count,
+        start_at: None,
+    });
+    for r in [
+        Some(&mut m.whole),
+        m.at_warmup.as_mut(),
+        m.at_middle.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        r.shard = info.clone();
+    }
 }
 
 /// Writes `m` whole or not at all (a temporary file renamed into place).
