@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::conversation::Conversation;
+use super::conversation::{Conversation, Stamp};
 use super::engine::tape::{Doc, Tape};
 use super::engine::{Judged, Memory};
 use super::fields::{Fields, Known};
@@ -259,7 +259,7 @@ impl Rules {
             node: read.id,
         };
         let kind = read.kind;
-        let extra = self.converse(dir, kind.as_deref(), &known, Some(read.stamp), now);
+        let extra = self.converse(dir, kind.as_deref(), &known, Stamp::Read(read.stamp), now);
         let mut checked = Checked {
             json: true,
             kind,
@@ -293,7 +293,7 @@ impl Rules {
         let mut checked = read_value(text, shape);
         let kind = checked.kind.as_deref();
         let extra = match &checked.value {
-            Some(v) => self.converse(dir, kind, v, None, now),
+            Some(v) => self.converse(dir, kind, v, Stamp::Unread, now),
             None => Vec::new(),
         };
         if check {
@@ -304,13 +304,13 @@ impl Rules {
     }
 
     /// Notes an outbound frame for pairing and rooms; judges an inbound one by them and by
-    /// its clock. `stamp`: the clock field's text when read already (`Some(None)`: none).
+    /// its clock. `stamp`: the clock field as read so far.
     fn converse<F: Fields + ?Sized>(
         &mut self,
         dir: Direction,
         kind: Option<&str>,
         v: &F,
-        stamp: Option<Option<&str>>,
+        stamp: Stamp<'_>,
         now: impl FnOnce() -> SystemTime,
     ) -> Vec<Violation> {
         let p = &self.profile;

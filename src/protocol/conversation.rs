@@ -11,6 +11,15 @@ use super::pairing::Pending;
 use super::rooms::Subscribed;
 use super::{Profile, Violation};
 
+/// An inbound frame's clock field, as the caller of [`Conversation::received`] has it.
+#[derive(Debug, Clone, Copy)]
+pub enum Stamp<'a> {
+    /// Not read: it is read off the frame.
+    Unread,
+    /// Read already: the field's text, `None` when the frame has none.
+    Read(Option<&'a str>),
+}
+
 /// What one connection has said so far.
 #[derive(Debug, Default)]
 pub struct Conversation {
@@ -36,8 +45,7 @@ impl Conversation {
 
     /// The findings beyond shape for an inbound frame of `kind`: stamped later than `now`
     /// (its arrival on the wall clock; `None`: not checked) plus `skew`, a reply to nothing
-    /// pending, an event for no room held. `stamp`: the clock field's text when the caller
-    /// has read it (`Some(None)`: the frame has none), else it is read off `v`.
+    /// pending, an event for no room held. `stamp`: the clock field as the caller has it.
     pub fn received<F: Fields + ?Sized>(
         &mut self,
         p: &Profile,
@@ -45,12 +53,12 @@ impl Conversation {
         v: &F,
         now: Option<SystemTime>,
         skew: Duration,
-        stamp: Option<Option<&str>>,
+        stamp: Stamp<'_>,
     ) -> Vec<Violation> {
         let horizon = &mut self.horizon;
         let late = now.and_then(|now| match stamp {
-            Some(stamp) => p.check_stamp(kind, stamp, now, skew, horizon),
-            None => p.check_clock(kind, v, now, skew, horizon),
+            Stamp::Read(stamp) => p.check_stamp(kind, stamp, now, skew, horizon),
+            Stamp::Unread => p.check_clock(kind, v, now, skew, horizon),
         });
         let unpaired = self.pending.received(&p.replies, kind, v);
         let rules = p.subscriptions.as_ref();

@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 
 use super::super::tape::TapeJson;
 use super::{
-    Checks, Compiled, ObjectRule, Op, ARRAY, BOOLEAN, INTEGER, NULL, NUMBER, OBJECT, STRING,
+    Additional, Checks, Compiled, ObjectRule, Op, ARRAY, BOOLEAN, INTEGER, NULL, NUMBER, OBJECT,
+    STRING,
 };
 use crate::protocol::source::Source;
 
@@ -196,10 +197,12 @@ impl Compiled {
             props.push((Box::<str>::from(name), node, bit(name)));
         }
         let additional = match (ra.additional, rb.additional) {
-            (Some(None), _) | (_, Some(None)) => Some(None),
-            (None, x) | (x, None) => x,
-            (Some(Some(x)), Some(Some(y))) if x == y => Some(Some(x)),
-            (Some(Some(x)), Some(Some(y))) => Some(Some(self.add(Op::All(vec![x, y])))),
+            (Additional::None, _) | (_, Additional::None) => Additional::None,
+            (Additional::Any, x) | (x, Additional::Any) => x,
+            (Additional::Each(x), Additional::Each(y)) if x == y => Additional::Each(x),
+            (Additional::Each(x), Additional::Each(y)) => {
+                Additional::Each(self.add(Op::All(vec![x, y])))
+            }
         };
         let extra_required = required
             .iter()
@@ -249,7 +252,7 @@ impl Compiled {
                             .iter_mut()
                             .filter_map(|p| p.1.as_mut())
                             .for_each(fix);
-                        if let Some(Some(n)) = &mut rule.additional {
+                        if let Additional::Each(n) = &mut rule.additional {
                             fix(n);
                         }
                     }
@@ -459,9 +462,9 @@ impl Compiler<'_> {
             }
         }
         rule.additional = match obj.get("additionalProperties") {
-            None | Some(Value::Bool(true)) => None,
-            Some(Value::Bool(false)) => Some(None),
-            Some(s) => Some(Some(self.sub(file, s)?)),
+            None | Some(Value::Bool(true)) => Additional::Any,
+            Some(Value::Bool(false)) => Additional::None,
+            Some(s) => Additional::Each(self.sub(file, s)?),
         };
         Ok(rule)
     }
@@ -539,9 +542,9 @@ impl ObjectRule {
         match self.props.iter().find(|(p, _, _)| **p == *name) {
             Some((_, s, _)) => Ok(*s),
             None => match self.additional {
-                None => Ok(None),
-                Some(None) => Err(()),
-                Some(Some(s)) => Ok(Some(s)),
+                Additional::Any => Ok(None),
+                Additional::None => Err(()),
+                Additional::Each(s) => Ok(Some(s)),
             },
         }
     }

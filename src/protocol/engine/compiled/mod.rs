@@ -141,12 +141,24 @@ enum Op {
     Pattern(Box<dense::DFA<Vec<u32>>>, bool, u32),
 }
 
+/// What an object's members beyond its listed `properties` must be.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Additional {
+    /// Anything (no `additionalProperties`, or `true`).
+    #[default]
+    Any,
+    /// Nothing: there may be none (`false`).
+    None,
+    /// Each must meet this schema node.
+    Each(usize),
+}
+
 #[derive(Default, Clone)]
 struct ObjectRule {
     /// Property name → schema node and the bit of `required` it fills, if it is required.
     props: Vec<(Box<str>, Option<usize>, Option<u32>)>,
-    /// `None`: any; `Some(None)`: none (false); `Some(Some(n))`: each must meet node n.
-    additional: Option<Option<usize>>,
+    /// What members `props` does not list must be (`additionalProperties`).
+    additional: Additional,
     /// Required names that `properties` does not list, with their bits.
     extra_required: Vec<(Box<str>, u32)>,
     required_bits: u64,
@@ -327,10 +339,10 @@ impl Compiled {
                         seen |= 1 << b;
                     }
                     match rule.additional {
-                        None => {}
-                        Some(None) => return false,
-                        Some(Some(s)) if !self.valid(s, value, memo) => return false,
-                        Some(Some(_)) => {}
+                        Additional::Any => {}
+                        Additional::None => return false,
+                        Additional::Each(s) if !self.valid(s, value, memo) => return false,
+                        Additional::Each(_) => {}
                     }
                 }
             }
