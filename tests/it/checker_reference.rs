@@ -2,9 +2,8 @@
 //! engine: shipped scenarios, shortened, run both ways against squall-server, and the two
 //! runs must reach the same verdict: frames checked in both, and the same violation groups
 //! (kind, keyword, pointer, whose rule). Counts and thresholds follow the runs' timing and are
-//! not compared. Each protocol's smoke scenario runs in CI; the whole library (a few minutes
-//! on two cores) with `cargo test --test it checker_reference -- --ignored`. Frame by frame, the
-//! engines are compared by the property tests in `tests/it/checker_properties.rs`.
+//! not compared. Every file of the library runs, ten side by side. Frame by frame, the engines
+//! are compared by the property tests in `tests/it/checker_properties.rs`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -68,19 +67,27 @@ fn same_verdict(file: &Path) {
     assert_eq!(tape, reference, "{}: tape, then reference", file.display());
 }
 
+/// Runs side by side: a one-second run of a shipped scenario mostly waits on its pacing and
+/// its graceful stop.
+const SIDE_BY_SIDE: usize = 10;
+
 #[test]
-fn every_smoke_scenario_is_judged_alike_by_both_engines() {
-    // The protocols side by side: a one-second smoke run mostly waits on its pacing.
+fn every_library_scenario_is_judged_alike_by_both_engines() {
+    let files: Vec<_> = ["kite", "covetpy", "hexabase", "kecs", "newloom"]
+        .iter()
+        .flat_map(|p| library_files(p))
+        .collect();
+    assert!(files.len() >= 35, "{files:?}");
+    let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
-        let runs: Vec<_> = ["kite", "covetpy", "hexabase", "kecs", "newloom"]
-            .map(|protocol| {
-                let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("scenarios")
-                    .join(protocol)
-                    .join("smoke.yaml");
-                scope.spawn(move || same_verdict(&file))
+        let runs: Vec<_> = (0..SIDE_BY_SIDE)
+            .map(|_| {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(file) = files.get(i) else { break };
+                    same_verdict(file);
+                })
             })
-            .into_iter()
             .collect();
         for run in runs {
             if let Err(panic) = run.join() {
@@ -88,41 +95,4 @@ fn every_smoke_scenario_is_judged_alike_by_both_engines() {
             }
         }
     });
-}
-
-/// Every scenario of `protocol` reaches the same verdict both ways.
-fn same_verdicts(protocol: &str) {
-    for file in library_files(protocol) {
-        same_verdict(&file);
-    }
-}
-
-#[test]
-#[ignore = "minutes: the whole library, run on demand"]
-fn kite_scenarios_judged_alike_by_both_engines() {
-    same_verdicts("kite");
-}
-
-#[test]
-#[ignore = "minutes: the whole library, run on demand"]
-fn covetpy_scenarios_judged_alike_by_both_engines() {
-    same_verdicts("covetpy");
-}
-
-#[test]
-#[ignore = "minutes: the whole library, run on demand"]
-fn hexabase_scenarios_judged_alike_by_both_engines() {
-    same_verdicts("hexabase");
-}
-
-#[test]
-#[ignore = "minutes: the whole library, run on demand"]
-fn kecs_scenarios_judged_alike_by_both_engines() {
-    same_verdicts("kecs");
-}
-
-#[test]
-#[ignore = "minutes: the whole library, run on demand"]
-fn newloom_scenarios_judged_alike_by_both_engines() {
-    same_verdicts("newloom");
 }
