@@ -184,23 +184,13 @@ fn command(args: &CapacityArgs, (i, n): (u32, u32), out: &Path, threads: usize) 
     cmd
 }
 
-/// Starts a shard process in a process group of its own (a Ctrl-C at the terminal
-/// reaches the search only, which passes it on), ended if the search dies.
+/// Starts a shard process, its steps on stdin, in a process group of its own (a Ctrl-C at
+/// the terminal reaches the search only, which passes it on), ended if the search dies.
 fn spawn(mut cmd: Command) -> std::io::Result<Child> {
-    use std::os::unix::process::CommandExt;
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of ours.
-    #[cfg(target_os = "linux")]
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    cmd.spawn()
+        .stderr(Stdio::piped());
+    crate::run::procs::spawn_grouped(cmd)
 }
 
 /// Threads that pass on the process's stdout lines, print its stderr lines naming it, and

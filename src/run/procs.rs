@@ -257,14 +257,20 @@ fn command(
     cmd
 }
 
-/// Starts one shard process in a process group of its own (a Ctrl-C at the terminal
-/// reaches this process only, which forwards it once), ended if this process dies.
+/// Starts one shard process (see [`spawn_grouped`]).
 fn spawn(mut cmd: Command, i: u32, n: u32) -> Result<Child, RunError> {
-    use std::os::unix::process::CommandExt;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
+    spawn_grouped(cmd)
+        .map_err(|e| RunError::Usage(format!("cannot start shard process {i}/{n}: {e}")))
+}
+
+/// Starts a child in a process group of its own (a Ctrl-C at the terminal reaches this
+/// process only, which passes it on), ended if this process dies.
+pub(crate) fn spawn_grouped(mut cmd: Command) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
     // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of ours.
     #[cfg(target_os = "linux")]
     unsafe {
@@ -274,7 +280,6 @@ fn spawn(mut cmd: Command, i: u32, n: u32) -> Result<Child, RunError> {
         });
     }
     cmd.spawn()
-        .map_err(|e| RunError::Usage(format!("cannot start shard process {i}/{n}: {e}")))
 }
 
 /// What a shard process's watcher thread reports.
