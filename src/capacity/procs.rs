@@ -265,22 +265,12 @@ fn series(parts: &[Measured]) -> Vec<SeriesPoint> {
                 };
                 p.t = p.t.max(x.t);
                 p.span_s = p.span_s.max(x.span_s);
+                // The same tick of each process: its rates add too.
                 p.msgs_in += x.msgs_in;
                 p.msgs_out += x.msgs_out;
                 p.bytes_in += x.bytes_in;
                 p.bytes_out += x.bytes_out;
-                p.frames_in += x.frames_in;
-                p.frames_out += x.frames_out;
-                p.samples += x.samples;
-                p.missed += x.missed;
-                p.active_connections += x.active_connections;
-                p.active_vus += x.active_vus;
-                p.errors += x.errors;
-                p.violations += x.violations;
-                p.lag_max_us = p.lag_max_us.max(x.lag_max_us);
-                if let Some(c) = x.cpu {
-                    *p.cpu.get_or_insert(0.0) += c;
-                }
+                p.add_counts(x);
             }
             let q = |q| (!all.is_empty()).then(|| all.value_at_quantile(q));
             (p.p50_us, p.p99_us) = (q(0.5), q(0.99));

@@ -248,20 +248,9 @@ fn series(shards: &[Shard], start: SystemTime) -> Vec<SeriesPoint> {
             }
             let m = &mut out[k];
             m.span_s = m.span_s.max(p.span_s);
-            m.frames_in += p.frames_in;
-            m.frames_out += p.frames_out;
+            m.add_counts(p);
             bytes[k].0 += p.bytes_in * p.span_s;
             bytes[k].1 += p.bytes_out * p.span_s;
-            m.samples += p.samples;
-            m.missed += p.missed;
-            m.active_connections += p.active_connections;
-            m.active_vus += p.active_vus;
-            m.errors += p.errors;
-            m.violations += p.violations;
-            m.lag_max_us = m.lag_max_us.max(p.lag_max_us);
-            if let Some(c) = p.cpu {
-                *m.cpu.get_or_insert(0.0) += c;
-            }
         }
     }
     for (k, (m, (bi, bo))) in out.iter_mut().zip(bytes).enumerate() {

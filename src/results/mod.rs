@@ -400,6 +400,26 @@ pub struct SeriesPoint {
     pub cpu: Option<f64>,
 }
 
+impl SeriesPoint {
+    /// Adds `x`'s counts, gauges and CPU into this point (another process's share of the
+    /// same interval) and keeps the worse lateness; rates, time and percentiles are left to
+    /// the caller, who knows how the intervals line up.
+    pub fn add_counts(&mut self, x: &SeriesPoint) {
+        self.frames_in += x.frames_in;
+        self.frames_out += x.frames_out;
+        self.samples += x.samples;
+        self.missed += x.missed;
+        self.active_connections += x.active_connections;
+        self.active_vus += x.active_vus;
+        self.errors += x.errors;
+        self.violations += x.violations;
+        self.lag_max_us = self.lag_max_us.max(x.lag_max_us);
+        if let Some(c) = x.cpu {
+            *self.cpu.get_or_insert(0.0) += c;
+        }
+    }
+}
+
 /// A threshold and how the run fared against it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
